@@ -1,0 +1,247 @@
+"""Where dataset files come from, where they live, and whether they are intact.
+
+Each dataset lists its raw files with URL, size and sha256. A file is looked up, in order, in the
+folders of `NNLAB_DATA` (raw files a user already has; several folders joined by ':') and in the
+cache (`NNLAB_CACHE`, default ~/.cache/nnlab). `fetch` downloads what is missing into the cache:
+to a temporary file first, renamed only after size and checksum match, so a failed or corrupted
+download never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnlab.errors import NNLabError
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    url: str | None  # None: no public source we know; the user supplies the file via NNLAB_DATA
+    sha256: str | None = None
+    size: int | None = None
+    optional: bool = False  # a dataset works with a subset of its optional files (NIST splits)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    folder: str  # sub-folder in the cache (and the usual name of the folder in NNLAB_DATA)
+    files: tuple[RemoteFile, ...] = ()
+    other_folders: tuple[str, ...] = ()  # other folder names it is often found under
+
+    def file(self, name: str) -> RemoteFile:
+        for f in self.files:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+_NIST26_URL = (
+    "https://raw.githubusercontent.com/Delikitty/Computer-Vision-16720-CMU/master/"
+    "Optical%20Character%20Recognition%20using%20Neural%20Networks/data/"
+)
+
+REGISTRY: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo(
+        "digits",
+        "scikit-learn's bundled 8x8 handwritten digits, 1797 images, 10 classes (no download)",
+        "digits",
+    ),
+    "mnist": DatasetInfo(
+        "mnist",
+        "MNIST handwritten digits, IDX format: 60000 train / 10000 test, 28x28 uint8",
+        "mnist",
+        files=(
+            RemoteFile(
+                "train-images-idx3-ubyte.gz",
+                _MNIST_URL + "train-images-idx3-ubyte.gz",
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                9912422,
+            ),
+            RemoteFile(
+                "train-labels-idx1-ubyte.gz",
+                _MNIST_URL + "train-labels-idx1-ubyte.gz",
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                28881,
+            ),
+            RemoteFile(
+                "t10k-images-idx3-ubyte.gz",
+                _MNIST_URL + "t10k-images-idx3-ubyte.gz",
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                1648877,
+            ),
+            RemoteFile(
+                "t10k-labels-idx1-ubyte.gz",
+                _MNIST_URL + "t10k-labels-idx1-ubyte.gz",
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                4542,
+            ),
+        ),
+    ),
+    "nist": DatasetInfo(
+        "nist",
+        "CMU 16-720 NIST characters, MATLAB .mat: nist36_* (A-Z, 0-9) or nist26_* (A-Z), 32x32",
+        "nist",
+        files=(
+            RemoteFile(
+                "nist26_valid.mat",
+                _NIST26_URL + "nist26_valid.mat",
+                "e2ce8ff1178eb6636c2901093ef37b22df7214530bffe07ec4358e6c0b81f3c6",
+                4103871,
+                optional=True,
+            ),
+            *(
+                RemoteFile(f"nist{k}_{split}.mat", None, optional=True)
+                for k in (36, 26)
+                for split in ("train", "valid", "test")
+                if (k, split) != (26, "valid")
+            ),
+        ),
+        other_folders=("nist26-cmu16720", "nist36"),
+    ),
+}
+
+
+def get_info(name: str) -> DatasetInfo:
+    if name not in REGISTRY:
+        raise NNLabError(f"unknown dataset '{name}' (known: {', '.join(REGISTRY)})")
+    return REGISTRY[name]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NNLAB_CACHE") or Path.home() / ".cache" / "nnlab")
+
+
+def data_dirs() -> list[Path]:
+    """The folders named by NNLAB_DATA (':'-separated), those that exist."""
+    raw = os.environ.get("NNLAB_DATA", "")
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p and Path(p).expanduser().is_dir()]
+
+
+def candidate_paths(info: DatasetInfo, filename: str) -> list[Path]:
+    """Every place `filename` may be, in lookup order."""
+    paths = []
+    for root in data_dirs():
+        paths.append(root / filename)
+        for folder in (info.folder, *info.other_folders):
+            paths.append(root / folder / filename)
+        paths.extend(sorted(root.glob(f"*/{filename}")))
+    paths.append(cache_dir() / info.folder / filename)
+    return list(dict.fromkeys(paths))
+
+
+def locate(info: DatasetInfo, filename: str) -> Path | None:
+    for path in candidate_paths(info, filename):
+        if path.is_file():
+            return path
+    return None
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    file: RemoteFile
+    path: Path | None
+    status: str  # ok | mismatch | missing | unverified (no checksum known)
+
+
+def verify(name: str) -> list[FileStatus]:
+    info = get_info(name)
+    out = []
+    for f in info.files:
+        path = locate(info, f.name)
+        if path is None:
+            out.append(FileStatus(f, None, "missing"))
+        elif f.sha256 is None:
+            out.append(FileStatus(f, path, "unverified"))
+        else:
+            out.append(FileStatus(f, path, "ok" if sha256_of(path) == f.sha256 else "mismatch"))
+    return out
+
+
+ProgressFn = Callable[[int, int | None], None]  # (bytes so far, total or None)
+
+
+def download(url: str, dest: Path, sha256: str | None, size: int | None,
+             progress: ProgressFn | None = None, timeout: float = 60.0) -> Path:
+    """Download `url` to `dest` atomically; raise NNLabError on a network error, a short read,
+    a size or checksum mismatch -- and leave nothing at `dest` (nor a temp file) in that case."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    h = hashlib.sha256()
+    received = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    header = resp.headers.get("Content-Length")
+                    expected = int(header) if header is not None else size
+                    while block := resp.read(1 << 16):
+                        out.write(block)
+                        h.update(block)
+                        received += len(block)
+                        if progress:
+                            progress(received, expected)
+            except urllib.error.HTTPError as e:
+                raise NNLabError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+                reason = getattr(e, "reason", None) or type(e).__name__
+                raise NNLabError(f"download of {url} failed after {received} bytes: {reason}") from None
+            if header is not None and received != int(header):
+                raise NNLabError(
+                    f"download of {url} truncated: got {received} of {header} bytes")
+            out.flush()
+            os.fsync(out.fileno())
+        if size is not None and received != size:
+            raise NNLabError(
+                f"{dest.name}: downloaded {received} bytes, expected {size} (truncated or wrong file)")
+        if sha256 is not None and h.hexdigest() != sha256:
+            raise NNLabError(
+                f"{dest.name}: checksum mismatch (sha256 {h.hexdigest()[:16]}..., "
+                f"expected {sha256[:16]}...); the download is corrupt and was discarded")
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def fetch(name: str, mirror: str | None = None, force: bool = False,
+          progress: Callable[[RemoteFile], ProgressFn | None] | None = None) -> list[Path]:
+    """Make every downloadable file of dataset `name` present and verified; return their paths.
+
+    A file already present (in NNLAB_DATA or the cache) with the right checksum is not downloaded
+    again. `mirror` replaces the URL's directory (a local copy or an HTTP server of your own).
+    """
+    info = get_info(name)
+    paths = []
+    for f in info.files:
+        if f.url is None:
+            continue
+        path = locate(info, f.name)
+        if path is not None and not force and (f.sha256 is None or sha256_of(path) == f.sha256):
+            paths.append(path)
+            continue
+        url = mirror.rstrip("/") + "/" + f.name if mirror else f.url
+        dest = cache_dir() / info.folder / f.name
+        paths.append(download(url, dest, f.sha256, f.size, progress(f) if progress else None))
+    return paths
