@@ -1,0 +1,43 @@
+"""A small CNN: [Conv3x3 -> BatchNorm -> ReLU -> (Conv3x3 -> BN -> ReLU) -> MaxPool2] per block,
+then global average pooling and a linear classifier, so any input size works."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class CNNConfig:
+    in_channels: int = 1
+    num_classes: int = 10
+    channels: tuple[int, ...] = (32, 64)  # one block per entry; each block halves H and W
+    convs_per_block: int = 2
+    dropout: float = 0.1
+
+
+def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    # no conv bias: BatchNorm's shift makes it redundant
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
+
+
+class CNN(nn.Module):
+    def __init__(self, cfg: CNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        blocks: list[nn.Module] = []
+        c = cfg.in_channels
+        for width in cfg.channels:
+            convs = [conv_bn_relu(c if i == 0 else width, width) for i in range(cfg.convs_per_block)]
+            blocks.append(nn.Sequential(*convs, nn.MaxPool2d(2)))
+            c = width
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(cfg.dropout),
+                                  nn.Linear(c, cfg.num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, H, W) with H, W divisible by 2**len(channels) -> logits (B, num_classes)."""
+        return self.head(self.features(x))  # features: (B, C', H / 2^k, W / 2^k)

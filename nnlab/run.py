@@ -1,0 +1,117 @@
+"""The run directory: everything one training command leaves behind, self-contained.
+
+    runs/<name>-<YYYYmmdd-HHMMSS>/
+        config.json          resolved config of the run (enough to rebuild and resume it)
+        metrics.jsonl        one JSON line per epoch / evaluation
+        summary.json         final figures (test metrics, parameters, time)
+        checkpoints/         last.safetensors (+ last.json, readable state), best.safetensors
+        figures/*.png        the task's figures
+        report.html          one page, images embedded (`nnlab report RUN_DIR` rebuilds it)
+        <child>/             a run may hold child runs (the demo holds one per model)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from nnlab.errors import NNLabError
+from nnlab.io import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, name: str, out: str | Path | None = None, root: str | Path = "runs") -> RunDir:
+        """A new, empty run directory: `out` if given, else runs/<name>-<timestamp>."""
+        if out is not None:
+            path = Path(out)
+            if (path / "config.json").exists():
+                raise NNLabError(f"{path} already holds a run; use --resume {path} or another --out")
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = Path(root) / f"{name}-{stamp}"
+            k = 1
+            while path.exists():
+                k += 1
+                path = Path(root) / f"{name}-{stamp}-{k}"
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        run = cls(path)
+        if not run.path.is_dir():
+            raise NNLabError(f"{run.path}: no such run directory")
+        if not run.config_path.exists():
+            raise NNLabError(f"{run.path}: not a run directory (no config.json)")
+        return run
+
+    # ---- paths -------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def figure_dir(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    # ---- contents ----------------------------------------------------------------------------
+    def save_config(self, config: dict[str, Any]) -> None:
+        atomic_write_json(self.config_path, config)
+
+    def config(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.config_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise NNLabError(f"{self.config_path}: unreadable ({e})") from None
+
+    def log(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.metrics_path, record)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.metrics_path)
+
+    def keep_metrics(self, up_to_epoch: int) -> None:
+        """Drop the records of epochs after `up_to_epoch` (a resumed run redoes them)."""
+        kept = [r for r in self.metrics() if r.get("epoch", 0) <= up_to_epoch]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+    def save_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "summary.json", summary)
+
+    def summary(self) -> dict[str, Any]:
+        path = self.path / "summary.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def save_figure(self, name: str, fig) -> Path:
+        """Save a matplotlib Figure as figures/<name>.png (atomically) and close it."""
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        path = self.figure_dir / f"{name}.png"
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+    def figures(self) -> list[Path]:
+        return sorted(self.figure_dir.glob("*.png")) if self.figure_dir.is_dir() else []
+
+    def children(self) -> list[RunDir]:
+        return [RunDir(p) for p in sorted(self.path.iterdir())
+                if p.is_dir() and (p / "config.json").exists()]

@@ -1,0 +1,308 @@
+"""The one training loop. A task supplies the model, the loss of a batch and its metrics; the loop
+owns the device, precision, clipping, the learning-rate schedule, evaluation, checkpoints, early
+stopping, resuming and the stop on a NaN loss.
+
+Exact resume: the order of the training data and every random draw of epoch e come from seeds
+derived from (seed, e), so a run resumed after epoch k replays epochs k+1.. exactly as an
+uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torchmetrics
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from nnlab.errors import NNLabError
+from nnlab.run import RunDir
+from nnlab.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # adamw | sgd
+    momentum: float = 0.9  # sgd only
+    schedule: str = "cosine"  # cosine | constant (after linear warm-up)
+    warmup_epochs: float = 0.0
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    amp: bool = True  # bf16 autocast, on CUDA only
+    patience: int = 0  # early stopping: epochs without improvement of `monitor`; 0 = off
+    monitor: str = "val/loss"  # metric for best checkpoint and early stopping ('loss' -> lower is better)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise NNLabError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise NNLabError(f"batch size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise NNLabError(f"learning rate must be > 0, got {self.lr}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise NNLabError(f"optimizer must be adamw or sgd, got '{self.optimizer}'")
+        if self.schedule not in ("cosine", "constant"):
+            raise NNLabError(f"schedule must be cosine or constant, got '{self.schedule}'")
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor  # scalar, mean over the batch
+    preds: torch.Tensor | None = None  # what the metrics consume: logits, mask logits, ...
+    target: torch.Tensor | None = None
+
+
+class Task(Protocol):
+    def step(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput: ...
+
+    def metrics(self) -> torchmetrics.MetricCollection: ...
+
+
+class TrainingDiverged(NNLabError):
+    pass
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NNLabError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NNLabError("--device cuda asked for, but no CUDA device is available")
+    return device
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Linear warm-up over `warmup` steps, then constant or cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # no weight decay on biases and norm parameters (1-D tensors)
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def _to(batch, device: torch.device):
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+@dataclass
+class Trainer:
+    """Runs `task` on `model`. `run` (optional) receives metrics, checkpoints and config."""
+
+    model: nn.Module
+    task: Task
+    cfg: TrainConfig
+    run: RunDir | None = None
+    console: Console | None = None  # None: silent
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.cfg.validate()
+        self.device = resolve_device(self.cfg.device)
+        self.model.to(self.device)
+        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.autocast = self.cfg.amp and self.device.type == "cuda"
+        self.start_epoch = 1
+        self.best: float | None = None
+        self.best_epoch = 0
+
+    # ---- data ----------------------------------------------------------------------------------
+    def loader(self, data: Dataset, train: bool, epoch: int = 0) -> DataLoader:
+        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        return DataLoader(data, batch_size=self.cfg.batch_size, shuffle=train, generator=g,
+                          drop_last=False, pin_memory=self.device.type == "cuda")
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {"epoch": epoch, "best": self.best, "best_epoch": self.best_epoch,
+                "monitor": self.cfg.monitor}
+
+    def resume(self) -> int:
+        """Load the run's last checkpoint; return the epoch it holds (0 if none)."""
+        path = self.run.checkpoint_dir / "last.safetensors"
+        if not path.exists():
+            return 0
+        state = load_checkpoint(path, self.model, self.optimizer)
+        self.start_epoch = state["epoch"] + 1
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.run.keep_metrics(state["epoch"])
+        self.history = self.run.metrics()
+        return state["epoch"]
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best if "loss" in self.cfg.monitor else value > self.best
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def fit(self, train_data: Dataset, val_data: Dataset | None = None) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+        total_steps = cfg.epochs * steps_per_epoch
+        warmup = int(cfg.warmup_epochs * steps_per_epoch)
+        base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        with self._progress() as progress:
+            for epoch in range(self.start_epoch, cfg.epochs + 1):
+                torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc. of this epoch
+                bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch,
+                                        loss=float("nan")) if progress else None
+                record = self._train_epoch(epoch, train_data, steps_per_epoch, total_steps, warmup,
+                                           base_lrs, progress, bar)
+                if val_data is not None:
+                    record.update({f"val/{k}": v for k, v in self.evaluate(val_data).items()})
+                self._end_epoch(epoch, record)
+                if progress:
+                    progress.remove_task(bar)
+                if cfg.patience and epoch - self.best_epoch >= cfg.patience:
+                    self._say(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
+                    break
+        return self.history
+
+    def _train_epoch(self, epoch, data, steps_per_epoch, total_steps, warmup, base_lrs,
+                     progress, bar) -> dict[str, Any]:
+        cfg, model = self.cfg, self.model
+        model.train()
+        metrics = self.task.metrics().to(self.device)
+        t0 = time.perf_counter()
+        loss_sum, count = 0.0, 0
+        for i, batch in enumerate(self.loader(data, train=True, epoch=epoch)):
+            step = (epoch - 1) * steps_per_epoch + i
+            factor = lr_factor(step, total_steps, warmup, cfg.schedule)
+            for group, base in zip(self.optimizer.param_groups, base_lrs):
+                group["lr"] = base * factor
+            batch = _to(batch, self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                out = self.task.step(model, batch)
+            if not torch.isfinite(out.loss):
+                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in "
+                        f"{self.run.checkpoint_dir}" if self.run and epoch > 1 else "no checkpoint")
+                raise TrainingDiverged(
+                    f"loss became {out.loss.item()} at epoch {epoch}, step {i + 1} "
+                    f"(lr {base_lrs[0] * factor:.3g}); training stopped, {kept}. "
+                    "Try a smaller --lr.")
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            n = len(batch[0])
+            loss_sum += out.loss.item() * n
+            count += n
+            if out.preds is not None:
+                metrics.update(out.preds.detach().float(), out.target)
+            if progress:
+                progress.update(bar, advance=1, loss=loss_sum / count)
+        record = {"epoch": epoch, "train/loss": loss_sum / count,
+                  "lr": base_lrs[0] * factor, "time/epoch_s": time.perf_counter() - t0}
+        if out.preds is not None:
+            record.update({f"train/{k}": float(v) for k, v in metrics.compute().items()})
+        return record
+
+    @torch.no_grad()
+    def evaluate(self, data: Dataset) -> dict[str, float]:
+        """Mean loss and the task's metrics over `data`, model in eval mode."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        metrics = self.task.metrics().to(self.device)
+        loss_sum, count, has_preds = 0.0, 0, False
+        for batch in self.loader(data, train=False):
+            batch = _to(batch, self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                out = self.task.step(model, batch)
+            n = len(batch[0])
+            loss_sum += out.loss.item() * n
+            count += n
+            if out.preds is not None:
+                has_preds = True
+                metrics.update(out.preds.float(), out.target)
+        model.train(was_training)
+        result = {"loss": loss_sum / max(count, 1)}
+        if has_preds:
+            result.update({k: float(v) for k, v in metrics.compute().items()})
+        return result
+
+    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        value = record.get(self.cfg.monitor)
+        is_best = value is not None and self._improved(value)
+        if is_best:
+            self.best, self.best_epoch = value, epoch
+        if self.run is not None:
+            self.run.log(record)
+            ckpt = self.run.checkpoint_dir
+            save_checkpoint(ckpt / "last.safetensors", self.model, self.optimizer, self._state(epoch))
+            if is_best:
+                save_checkpoint(ckpt / "best.safetensors", self.model, None, self._state(epoch))
+        self._say(_epoch_line(record, self.cfg.epochs, is_best))
+
+    # ---- display -------------------------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text, highlight=False)
+
+    def _progress(self):
+        if self.console is None:
+            return _NoProgress()
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+                        console=self.console, transient=True)
+
+
+def _epoch_line(record: dict[str, Any], epochs: int, is_best: bool) -> str:
+    """'epoch  3/30  train loss 0.389 acc 0.870 | val loss 0.218 acc 0.956 | 0.04 s *'"""
+    parts = [f"epoch {record['epoch']:>3}/{epochs}"]
+    for split in ("train", "val"):
+        items = [f"{k.split('/', 1)[1]} {v:.4f}" for k, v in record.items() if k.startswith(split + "/")]
+        if items:
+            parts.append(f"{split} " + " ".join(items))
+    parts.append(f"{record['time/epoch_s']:.2f} s" + (" *" if is_best else ""))
+    return " | ".join(parts)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def predict(model: nn.Module, data: Dataset, batch_size: int = 256,
+            device: torch.device | None = None,
+            fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Concatenated model outputs (on CPU) for the first tensor of every batch of `data`."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for batch in DataLoader(data, batch_size=batch_size):
+            x = batch[0].to(device)
+            outs.append((fn(model, x) if fn else model(x)).float().cpu())
+    return torch.cat(outs)

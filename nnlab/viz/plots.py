@@ -1,0 +1,113 @@
+"""Curves, confusion matrices and image grids."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def curves_figure(history: Sequence[dict[str, Any]] | dict[str, Sequence[dict[str, Any]]],
+                  title: str = "") -> Figure:
+    """One panel per metric family (loss, acc, ...) with its train and val curves over epochs.
+
+    `history` is a list of epoch records ({"epoch", "train/loss", "val/loss", ...}) or a dict
+    {label: records} to overlay several runs."""
+    runs = history if isinstance(history, dict) else {"": history}
+    names = sorted({k.split("/", 1)[1] for recs in runs.values() for r in recs for k in r
+                    if k.startswith(("train/", "val/"))}, key=lambda n: (n != "loss", n))
+    fig = Figure(figsize=(4.2 * max(1, len(names)), 3.2))
+    axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        for label, recs in runs.items():
+            for split, style in (("train", "--"), ("val", "-")):
+                key = f"{split}/{name}"
+                pts = [(r["epoch"], r[key]) for r in recs if key in r]
+                if pts:
+                    ep, val = zip(*pts)
+                    ax.plot(ep, val, style, marker="o", ms=3, label=f"{label} {split}".strip())
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        if name == "loss":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(cm: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
+    """Confusion matrix (rows: true class, columns: predicted), counts written in the cells."""
+    cm = np.asarray(cm)
+    k = len(class_names)
+    size = max(4.0, 0.32 * k + 1.5)
+    fig = Figure(figsize=(size + 0.8, size))
+    ax = fig.subplots()
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # colour = fraction of the true class
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if k <= 40:
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7 if k <= 12 else 5,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), class_names, fontsize=7)
+    ax.set_yticks(range(k), class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"confusion matrix (accuracy {np.trace(cm) / max(cm.sum(), 1):.2%})")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid_figure(images: np.ndarray, titles: Sequence[str] | None = None, cols: int = 8,
+                      title: str = "", cmap: str = "gray_r") -> Figure:
+    """A grid of images (N, H, W), (N, 1, H, W) or (N, 3, H, W), each with an optional title."""
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    n = len(images)
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    fig = Figure(figsize=(1.3 * cols, 1.45 * rows + (0.4 if title else 0)))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap if images[i].ndim == 2 else None, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+    if n == 0:
+        axes.flat[0].text(0.5, 0.5, "none", ha="center", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_figure(values: dict[str, np.ndarray], class_names: Sequence[str],
+                     ylabel: str = "accuracy") -> Figure:
+    """Grouped bars of a per-class figure for one or several models."""
+    k = len(class_names)
+    fig = Figure(figsize=(max(5, 0.35 * k * max(1, len(values))), 3))
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(values))
+    for i, (label, v) in enumerate(values.items()):
+        ax.bar(np.arange(k) + i * width, v, width, label=label)
+    ax.set_xticks(np.arange(k) + 0.4 - width / 2, class_names, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(min(0.5, min(float(np.min(v)) for v in values.values()) - 0.05), 1.0)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
