@@ -90,15 +90,19 @@ def load_image_set(name: str, split: str) -> ImageSet:
 
 
 def _partition(n: int, fractions: tuple[float, ...], labels: np.ndarray, seed: int) -> list[np.ndarray]:
-    """Stratified random partition of range(n) by `fractions` (summing to 1)."""
+    """Stratified random partition of range(n) into parts of sizes round(cumsum(fractions) * n).
+
+    Each class is shuffled and its members spread evenly over [0, 1) (member j of n_c at
+    (j + u) / n_c); cutting that global order gives every part the class proportions as closely as
+    the sizes allow -- also for classes too small to split one by one."""
     rng = np.random.default_rng(seed)
-    parts: list[list[int]] = [[] for _ in fractions]
+    position = np.empty(n)
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        bounds = np.round(np.cumsum(fractions) * len(idx)).astype(int)
-        for k, chunk in enumerate(np.split(idx, bounds[:-1])):
-            parts[k].extend(chunk.tolist())
-    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+        position[idx] = (np.arange(len(idx)) + rng.uniform(size=len(idx))) / len(idx)
+    order = np.argsort(position, kind="stable")
+    bounds = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
+    return [np.sort(part) for part in np.split(order, bounds)]
 
 
 def load_splits(name: str, val_fraction: float = 0.1, seed: int = 0,
