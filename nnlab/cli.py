@@ -20,7 +20,7 @@ app = typer.Typer(
 datasets_app = typer.Typer(no_args_is_help=True, help="List, download and verify datasets.")
 app.add_typer(datasets_app, name="datasets")
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # paths must not wrap
 
 SeedOpt = typer.Option(0, "--seed", help="Random seed; the same seed gives the same run.")
 DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
@@ -51,6 +51,9 @@ def demo(
 ) -> None:
     """Train a small MLP and a small CNN on the embedded 8x8 digits and compare them (< 1 min)."""
     from nnlab.tasks.demo import run_demo
+    from nnlab.train import resolve_device
+
+    resolve_device(device)
 
     run, rows = run_demo(out=out, epochs=epochs, seed=seed, device=device, console=console)
     console.print(_table(rows, "nnlab demo: scikit-learn digits, test split (359 images)"))
@@ -117,9 +120,14 @@ def train(
         from nnlab.models import model_config
         from nnlab.train import resolve_device
 
+        from nnlab.data import available_splits
+
         get_info(cfg.data)
-        model_config(cfg.model)
+        model_config(cfg.model, **cfg.model_args)
         resolve_device(device)
+        if not available_splits(cfg.data):
+            raise NNLabError(f"{cfg.data}: no data files found; run `nnlab datasets fetch "
+                             f"{cfg.data}` or set NNLAB_DATA to a folder that holds them")
         if not 0.0 < val_fraction < 0.5:
             raise NNLabError(f"--val-fraction must be in (0, 0.5), got {val_fraction}")
         run = RunDir.create(f"{cfg.model}-{cfg.data}", out)

@@ -67,7 +67,9 @@ def available_splits(name: str) -> list[str]:
     if name == "digits":
         return ["all"]
     if name == "mnist":
-        return ["train", "test"]
+        from nnlab.data.mnist import SPLITS, find_split_files
+
+        return [s for s in SPLITS if find_split_files(s) is not None]
     if name == "nist":
         from nnlab.data.nist import available_splits as nist_splits
 
@@ -127,7 +129,8 @@ def load_splits(name: str, val_fraction: float = 0.1, seed: int = 0,
                                              test_fraction), whole.labels, seed)
         out = {"train": whole.subset(tr), "val": whole.subset(va), "test": whole.subset(te)}
     else:
-        raise NNLabError(f"{name}: no data files found; see `nnlab datasets list`")
+        raise NNLabError(f"{name}: no data files found; run `nnlab datasets fetch {name}` or set "
+                         "NNLAB_DATA to a folder that holds them")
     if limit > 0:
         out["train"] = out["train"].subset(np.arange(min(limit, len(out["train"]))))
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from nnlab.data.idx import read_idx
@@ -12,23 +14,32 @@ SPLITS = ("train", "test")
 _PREFIX = {"train": "train", "test": "t10k"}
 
 
-def _find(filename: str):
+def _locate(filename: str) -> Path | None:
     info = get_info("mnist")
     for name in (filename + ".gz", filename):  # gzipped as distributed, or unpacked by the user
         path = locate(info, name)
         if path is not None:
             return path
-    raise NNLabError(
-        f"mnist: {filename}.gz not found; run `nnlab datasets fetch mnist` or set NNLAB_DATA "
-        "to a folder that holds the IDX files")
+    return None
+
+
+def find_split_files(split: str) -> tuple[Path, Path] | None:
+    """(images, labels) paths of `split`, or None when either is missing."""
+    images = _locate(f"{_PREFIX[split]}-images-idx3-ubyte")
+    labels = _locate(f"{_PREFIX[split]}-labels-idx1-ubyte")
+    return (images, labels) if images and labels else None
 
 
 def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Return (images (N, 28, 28) uint8, labels (N,) int64) of the 'train' or 'test' split."""
     if split not in SPLITS:
         raise NNLabError(f"mnist has splits {SPLITS}, not '{split}'")
-    images_path = _find(f"{_PREFIX[split]}-images-idx3-ubyte")
-    labels_path = _find(f"{_PREFIX[split]}-labels-idx1-ubyte")
+    paths = find_split_files(split)
+    if paths is None:
+        raise NNLabError(
+            f"mnist: the {split} IDX files were not found; run `nnlab datasets fetch mnist` or set "
+            "NNLAB_DATA to a folder that holds them")
+    images_path, labels_path = paths
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise NNLabError(f"{images_path}: expected a (N, H, W) uint8 array, got {images.shape} {images.dtype}")

@@ -166,7 +166,7 @@ class Trainer:
         steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
         total_steps = cfg.epochs * steps_per_epoch
         warmup = int(cfg.warmup_epochs * steps_per_epoch)
-        base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        base_lrs = [cfg.lr for _ in self.optimizer.param_groups]  # not the groups' lr: resumed
         with self._progress() as progress:
             for epoch in range(self.start_epoch, cfg.epochs + 1):
                 torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc. of this epoch

@@ -1,0 +1,113 @@
+"""The CLI: --help everywhere, one-line errors with non-zero exits, and end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from nnlab.cli import main
+
+COMMANDS = [[], ["demo"], ["train"], ["report"], ["facts"], ["datasets"], ["datasets", "list"],
+            ["datasets", "fetch"], ["datasets", "verify"]]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "nnlab")
+def test_help(capsys, cmd):
+    code, out, _ = run_cli(capsys, *cmd, "--help")
+    assert code == 0 and "Usage" in out
+
+
+BAD = [
+    (["train", "--epochs", "-1"], 2, "--epochs"),
+    (["train", "--epochs", "ten"], 2, "--epochs"),
+    (["train", "--data", "imagenet"], 1, "unknown dataset 'imagenet'"),
+    (["train", "--model", "resnet"], 1, "unknown model 'resnet'"),
+    (["train", "--lr", "0"], 1, "learning rate must be > 0"),
+    (["train", "--optimizer", "adam9"], 1, "optimizer must be adamw or sgd"),
+    (["train", "--device", "tpu"], 1, "unknown device 'tpu'"),
+    (["train", "--val-fraction", "0.9"], 1, "--val-fraction"),
+    (["train", "--model-arg", "hidden"], 1, "KEY=VALUE"),
+    (["train", "--model-arg", "depth=3"], 1, "no option"),
+    (["train", "--resume", "no/such/run"], 1, "no such run directory"),
+    (["train", "--data", "mnist", "--epochs", "1"], 1, "nnlab datasets fetch mnist"),
+    (["demo", "--epochs", "0"], 2, "--epochs"),
+    (["demo", "--device", "cuda:x"], 1, "device"),
+    (["report", "nowhere"], 1, "no such run directory"),
+    (["facts", "--topic", "astrology"], 1, "unknown topic"),
+    (["facts", "--name", "nope"], 1, "no fact named"),
+    (["datasets", "fetch", "imagenet"], 1, "unknown dataset"),
+    (["datasets", "verify", "imagenet"], 1, "unknown dataset"),
+    (["bogus"], 2, "No such command"),
+]
+
+
+@pytest.mark.parametrize("argv,code,message", BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_input_is_one_line(capsys, tmp_path, argv, code, message):
+    got, out, err = run_cli(capsys, *argv)
+    assert got == code
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_real_process_errors_without_traceback():
+    p = subprocess.run([sys.executable, "-m", "nnlab", "train", "--data", "nope"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.strip() == "nnlab: error: unknown dataset 'nope' (known: digits, mnist, nist)"
+
+
+def test_facts_command(capsys):
+    code, out, _ = run_cli(capsys, "facts")
+    assert code == 0 and "softmax-shift-invariance" in out and "FAIL" not in out
+    code, out, _ = run_cli(capsys, "facts", "--list", "--topic", "numpy-engine")
+    assert code == 0 and "linear-layers-collapse" in out
+
+
+def test_train_resume_and_report(capsys, tmp_path):
+    out_dir = tmp_path / "r"
+    code, out, _ = run_cli(capsys, "train", "--model", "cnn", "--epochs", "2", "--limit", "300",
+                           "-m", "channels=[8]", "--out", str(out_dir))
+    assert code == 0 and "report:" in out
+    config = json.loads((out_dir / "config.json").read_text())
+    assert config["model_config"]["channels"] == [8] and config["train"]["epochs"] == 2
+    assert [json.loads(l)["epoch"] for l in (out_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    # same --out again is refused, resume goes on
+    code, _, err = run_cli(capsys, "train", "--out", str(out_dir))
+    assert code == 1 and "already holds a run" in err
+    code, out, _ = run_cli(capsys, "train", "--resume", str(out_dir))
+    assert code == 0 and "resuming" in out and "after epoch 2" in out
+    (out_dir / "report.html").unlink()
+    code, out, _ = run_cli(capsys, "report", str(out_dir))
+    assert code == 0 and (out_dir / "report.html").exists()
+
+
+def test_demo_writes_report_with_figures(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "demo", "--epochs", "4", "--out", str(tmp_path / "demo"))
+    assert code == 0
+    path = re.search(r"report: (\S+)", out).group(1)
+    assert path.endswith("demo/report.html")
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2 + 2 * 3  # parent + each model's 3 figures
+    assert "src=\"http" not in html and "<link" not in html  # self-contained
+    for model in ("mlp", "cnn"):
+        run = tmp_path / "demo" / model
+        assert {p.name for p in (run / "figures").iterdir()} == {
+            "curves.png", "confusion.png", "misclassified.png"}
+        assert (run / "checkpoints" / "best.safetensors").exists()
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["test/acc"] > 0.8  # 4 epochs on digits: far above chance (0.1)
+        assert model in out
+    rows = json.loads((tmp_path / "demo" / "summary.json").read_text())["models"]
+    assert [r["model"] for r in rows] == ["mlp", "cnn"]
