@@ -56,7 +56,7 @@ def demo(
     resolve_device(device)
 
     run, rows = run_demo(out=out, epochs=epochs, seed=seed, device=device, console=console)
-    console.print(_table(rows, "nnlab demo: scikit-learn digits, test split (359 images)"))
+    console.print(_table(rows, "nnlab demo: scikit-learn 8x8 digits, test split, best checkpoint"))
     console.print(f"report: {run.report_path.resolve()}")
 
 

@@ -96,7 +96,7 @@ def run_classify(cfg: ClassifyConfig, run: RunDir, console: Console | None = Non
     summary = {
         "data": cfg.data, "model": cfg.model, "parameters": count_parameters(model),
         "epochs": len(trainer.history), "best_epoch": trainer.best_epoch,
-        "test/acc": test_metrics["acc"], "test/loss": test_metrics["loss"],
+        "test/acc": test_metrics["acc"], "test/loss": test_metrics["loss"], "test_images": len(test),
         "train_time_s": train_time, "device": str(trainer.device),
         "most_confused": most_confused(cm, test.class_names),
         "confusion": cm.tolist(),  # rows: true class, columns: predicted

@@ -39,7 +39,8 @@ def run_demo(out: str | Path | None = None, epochs: int = 30, seed: int = 0, dev
         t0 = time.perf_counter()
         summary = run_classify(cfg, child, console)
         rows.append({"model": name, "parameters": summary["parameters"],
-                     "test accuracy": summary["test/acc"], "epochs": summary["epochs"],
+                     "test accuracy": summary["test/acc"], "test images": summary["test_images"],
+                     "epochs": summary["epochs"],
                      "train time (s)": summary["train_time_s"],
                      "wall time (s)": time.perf_counter() - t0})
         histories[name] = child.metrics()
