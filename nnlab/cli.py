@@ -35,7 +35,8 @@ def _table(rows: list[dict], title: str = "") -> Table:
     table = Table(title=title or None)
     for col, value in rows[0].items():
         numeric = isinstance(value, (int, float)) or col in ("error", "tolerance")
-        table.add_column(col, justify="right" if numeric else "left", no_wrap=col in ("fact", "file"))
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=col in ("fact", "file"),
+                         min_width=min(len(col), 12))
     for r in rows:
         table.add_row(*(_fmt(v) for v in r.values()))
     return table
