@@ -1,0 +1,37 @@
+"""Stochastic gradient descent with momentum and weight decay, with PyTorch's semantics:
+
+    g = grad + weight_decay * p;   v = momentum * v + g;   p = p - lr * v
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnlab.numpy_nn.layers import Parameter
+
+
+class SGD:
+    def __init__(self, params: list[Parameter], lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
+        self.params, self.lr, self.momentum, self.weight_decay = params, lr, momentum, weight_decay
+        self.velocity = [np.zeros_like(p.data) for p in params]
+
+    def step(self) -> None:
+        for p, v in zip(self.params, self.velocity):
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            if self.momentum:
+                v *= self.momentum
+                v += g
+                g = v
+            p.data -= self.lr * g
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad[...] = 0
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {f"velocity.{i}": v.copy() for i, v in enumerate(self.velocity)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for i, v in enumerate(self.velocity):
+            v[...] = state[f"velocity.{i}"]
