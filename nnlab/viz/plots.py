@@ -111,3 +111,31 @@ def per_class_figure(values: dict[str, np.ndarray], class_names: Sequence[str],
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def weight_images(W: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Columns of a first-layer weight matrix W (in, out) as images (out, *shape)."""
+    return W.T.reshape(W.shape[1], *shape)
+
+
+def first_layer_figure(before: np.ndarray, after: np.ndarray, shape: Sequence[int], title: str = "",
+                       max_units: int = 64) -> Figure:
+    """Two grids side by side: each hidden unit's incoming weights as an image, before | after.
+    Colour: blue negative, red positive, each unit scaled to its own max |w|."""
+    n = min(before.shape[1], max_units)
+    cols = int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / cols))
+    fig = Figure(figsize=(2 * 0.75 * cols + 0.6, 0.75 * rows + 0.6))
+    subfigs = fig.subfigures(1, 2, wspace=0.04)
+    for sub, W, label in ((subfigs[0], before, "initialisation"), (subfigs[1], after, "trained")):
+        imgs = weight_images(W[:, :n], shape)
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i < n:
+                m = np.abs(imgs[i]).max() or 1.0
+                ax.imshow(imgs[i], cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
+        sub.suptitle(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.04)
+    return fig

@@ -1,0 +1,41 @@
+"""Image augmentation for whole batches, without a Python loop over images.
+
+`random_affine` draws, per image, a rotation, scale, shear and shift, and resamples all images in
+one `scipy.ndimage.map_coordinates` call (bilinear; outside the frame = 0 = background)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def random_affine(images: np.ndarray, rng: np.random.Generator, rotate: float = 10.0,
+                  scale: float = 0.1, shear: float = 0.1, shift: float = 2.0) -> np.ndarray:
+    """images: (N, C, H, W) -> (N, C, H, W). rotate in degrees, scale and shear as fractions,
+    shift in pixels; each drawn uniformly in [-v, v] (scale: [1 - v, 1 + v])."""
+    N, C, H, W = images.shape
+    a = np.deg2rad(rng.uniform(-rotate, rotate, N))
+    s = rng.uniform(1 - scale, 1 + scale, N)
+    k = rng.uniform(-shear, shear, N)
+    t = rng.uniform(-shift, shift, (N, 2))
+    # output pixel p samples the input at A (p - centre) + centre + t, A = R(a) [[1, k], [0, 1]] / s
+    cos, sin = np.cos(a) / s, np.sin(a) / s
+    A = np.stack([np.stack([cos, cos * k - sin], -1), np.stack([sin, sin * k + cos], -1)], -2)  # (N, 2, 2)
+    centre = np.array([(H - 1) / 2, (W - 1) / 2])
+    yy, xx = np.meshgrid(np.arange(H) - centre[0], np.arange(W) - centre[1], indexing="ij")
+    grid = np.stack([yy, xx])  # (2, H, W)
+    src = np.einsum("nij,jhw->nihw", A, grid) + (centre + t)[:, :, None, None]  # (N, 2, H, W)
+    coords = np.empty((4, N, C, H, W))
+    coords[0] = np.arange(N)[:, None, None, None]
+    coords[1] = np.arange(C)[None, :, None, None]
+    coords[2] = src[:, None, 0]
+    coords[3] = src[:, None, 1]
+    out = ndimage.map_coordinates(images, coords, order=1, mode="constant", cval=0.0)
+    return out.astype(images.dtype, copy=False)
+
+
+def blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur over H and W of (N, C, H, W) images; sigma = 0 returns the input."""
+    if sigma <= 0:
+        return images
+    return ndimage.gaussian_filter(images, (0, 0, sigma, sigma)).astype(images.dtype, copy=False)

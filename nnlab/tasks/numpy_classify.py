@@ -1,0 +1,286 @@
+"""Classification with the from-scratch NumPy engine, into the same run-directory format as the
+PyTorch side (config.json, metrics.jsonl, checkpoints, figures, report) -- `nnlab report` works
+on both. The loop is explicit: shuffle, (augment), forward, loss, backward, SGD step."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save
+from sklearn.model_selection import StratifiedKFold
+
+from nnlab.config import from_dict, to_dict
+from nnlab.data import ImageSet, _partition, available_splits, load_image_set, load_splits
+from nnlab.data.augment import blur, random_affine
+from nnlab.errors import NNLabError
+from nnlab.io import atomic_write_bytes, atomic_write_json
+from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, Sequential, mlp
+from nnlab.numpy_nn.init import INITS
+from nnlab.numpy_nn.layers import ACTIVATIONS
+from nnlab.run import RunDir
+from nnlab.tasks.classify import confusion_matrix, most_confused
+from nnlab.train import TrainingDiverged
+from nnlab.viz import confusion_figure, curves_figure, first_layer_figure
+
+
+@dataclass
+class NumpyClassifyConfig:
+    data: str = "digits"
+    hidden: tuple[int, ...] = (64,)
+    activation: str = "relu"  # relu | sigmoid | tanh
+    init: str = ""  # xavier | he | zero; "" = he for relu, xavier otherwise
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine | constant, per epoch
+    augment: bool = False  # random affine (rotation, scale, shear, shift) of each training batch
+    blur: float = 0.0  # Gaussian blur sigma applied to every input (train and test)
+    val_fraction: float = 0.1  # 0: no validation split; the last epoch is evaluated
+    folds: int = 0  # > 0: k-fold cross-validation over all the data, test = fold `fold`
+    fold: int = 0
+    limit: int = 0
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise NNLabError(f"epochs and batch size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        if not self.lr > 0:
+            raise NNLabError(f"learning rate must be > 0, got {self.lr}")
+        if self.activation not in ACTIVATIONS:
+            raise NNLabError(f"activation must be one of {sorted(ACTIVATIONS)}, got '{self.activation}'")
+        if self.init and self.init not in INITS:
+            raise NNLabError(f"init must be one of {sorted(INITS)}, got '{self.init}'")
+        if any(h < 1 for h in self.hidden):
+            raise NNLabError(f"hidden sizes must be >= 1, got {self.hidden}")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise NNLabError(f"fold must be in 0..{self.folds - 1}, got {self.fold}")
+        if not 0 <= self.val_fraction < 0.5:
+            raise NNLabError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+
+
+# ---- data -----------------------------------------------------------------------------------------
+def load_data(cfg: NumpyClassifyConfig) -> dict[str, ImageSet]:
+    """train / val (maybe empty) / test, as the config asks: the standard splits or one CV fold."""
+    if cfg.folds:
+        splits = available_splits(cfg.data)
+        if not splits:
+            raise NNLabError(f"{cfg.data}: no data files found; see `nnlab datasets list`")
+        parts = [load_image_set(cfg.data, s) for s in splits]
+        whole = ImageSet(np.concatenate([p.images for p in parts]),
+                         np.concatenate([p.labels for p in parts]), parts[0].class_names)
+        kfold = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+        rest, test = list(kfold.split(whole.images, whole.labels))[cfg.fold]
+        out = {"test": whole.subset(test)}
+        if cfg.val_fraction > 0:
+            tr, va = _partition(len(rest), (1 - cfg.val_fraction, cfg.val_fraction),
+                                whole.labels[rest], cfg.seed)
+            out.update(train=whole.subset(rest[tr]), val=whole.subset(rest[va]))
+        else:
+            out.update(train=whole.subset(rest), val=whole.subset(rest[:0]))
+    elif cfg.val_fraction > 0:
+        out = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
+    else:
+        out = load_splits(cfg.data, 0.1, cfg.seed)
+        out["train"] = ImageSet(np.concatenate([out["train"].images, out["val"].images]),
+                                np.concatenate([out["train"].labels, out["val"].labels]),
+                                out["train"].class_names)
+        out["val"] = out["val"].subset(np.arange(0))
+    if cfg.limit > 0:
+        out["train"] = out["train"].subset(np.arange(min(cfg.limit, len(out["train"]))))
+    return out
+
+
+def check_inputs(x: np.ndarray, y: np.ndarray, in_features: int, num_classes: int, what: str) -> None:
+    """Clear errors for the usual ways a batch of data is wrong."""
+    if x.ndim != 2 or x.shape[1] != in_features:
+        raise NNLabError(f"{what}: inputs have shape {x.shape}, the network expects (N, {in_features})")
+    if y.ndim != 1 or len(y) != len(x):
+        raise NNLabError(f"{what}: {len(x)} inputs but labels of shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise NNLabError(f"{what}: labels must be integers, got {y.dtype}")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise NNLabError(f"{what}: labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise NNLabError(f"{what}: {int(bad.sum())} NaN or infinite input values "
+                         f"(first in sample {int(np.argwhere(bad)[0][0])})")
+
+
+# ---- the loop -------------------------------------------------------------------------------------
+class NumpyTrainer:
+    def __init__(self, net: Sequential, cfg: NumpyClassifyConfig, num_classes: int,
+                 run: RunDir | None = None, console: Console | None = None):
+        self.net, self.cfg, self.num_classes, self.run, self.console = net, cfg, num_classes, run, console
+        self.loss = CrossEntropyLoss()
+        self.opt = SGD(net.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch, self.best, self.best_epoch = 1, None, 0
+        self.in_features = net.layers[0].W.data.shape[0]
+
+    def flat(self, images: np.ndarray) -> np.ndarray:
+        return blur(images, self.cfg.blur).reshape(len(images), -1)
+
+    def evaluate(self, data: ImageSet, batch_size: int = 1000) -> dict[str, float]:
+        logits = self.predict(data.images, batch_size)
+        return {"loss": CrossEntropyLoss()(logits, data.labels),
+                "acc": float((logits.argmax(1) == data.labels).mean())}
+
+    def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        x = self.flat(images)
+        return np.concatenate([self.net(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    def lr_at(self, epoch: int) -> float:
+        if self.cfg.schedule == "constant":
+            return self.cfg.lr
+        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / self.cfg.epochs))
+
+    def fit(self, train: ImageSet, val: ImageSet) -> list[dict[str, Any]]:
+        cfg = self.cfg
+        check_inputs(train.images.reshape(len(train), -1), train.labels, self.in_features,
+                     self.num_classes, "training data")
+        if len(val):
+            check_inputs(val.images.reshape(len(val), -1), val.labels, self.in_features,
+                         self.num_classes, "validation data")
+        for epoch in range(self.start_epoch, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            rng = np.random.default_rng([cfg.seed, epoch])  # resumable: epoch e always draws the same
+            self.opt.lr = self.lr_at(epoch)
+            images = random_affine(train.images, rng) if cfg.augment else train.images
+            x, y = self.flat(images), train.labels
+            order = rng.permutation(len(x))
+            loss_sum, correct = 0.0, 0
+            for i in range(0, len(x), cfg.batch_size):
+                idx = order[i:i + cfg.batch_size]
+                logits = self.net(x[idx])
+                loss = self.loss(logits, y[idx])
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"loss became {loss} at epoch {epoch}, batch {i // cfg.batch_size + 1} "
+                        f"(lr {self.opt.lr:.3g}); training stopped, "
+                        + (f"the last good checkpoint (epoch {epoch - 1}) is kept in "
+                           f"{self.run.checkpoint_dir}" if self.run and epoch > 1 else "no checkpoint")
+                        + ". Try a smaller --lr.")
+                self.opt.zero_grad()
+                self.net.backward(self.loss.backward())
+                self.opt.step()
+                loss_sum += loss * len(idx)
+                correct += int((logits.argmax(1) == y[idx]).sum())
+            record = {"epoch": epoch, "train/loss": loss_sum / len(x), "train/acc": correct / len(x),
+                      "lr": self.opt.lr, "time/epoch_s": time.perf_counter() - t0}
+            if len(val):
+                record.update({f"val/{k}": v for k, v in self.evaluate(val).items()})
+            self._end_epoch(record)
+        return self.history
+
+    def _end_epoch(self, record: dict[str, Any]) -> None:
+        epoch = record["epoch"]
+        self.history.append(record)
+        value = record.get("val/acc")
+        is_best = value is not None and (self.best is None or value > self.best)
+        if is_best:
+            self.best, self.best_epoch = value, epoch
+        if self.run is not None:
+            self.run.log(record)
+            self.save(self.run.checkpoint_dir / "last.safetensors", epoch, optimizer=True)
+            if is_best or value is None:  # without validation, "best" is simply the latest
+                self.save(self.run.checkpoint_dir / "best.safetensors", epoch)
+        if self.console is not None:
+            val = f" | val loss {record['val/loss']:.4f} acc {record['val/acc']:.4f}" if value is not None else ""
+            self.console.print(f"epoch {epoch:>3}/{self.cfg.epochs} | train loss {record['train/loss']:.4f} "
+                               f"acc {record['train/acc']:.4f}{val} | {record['time/epoch_s']:.2f} s"
+                               + (" *" if is_best else ""), highlight=False)
+
+    # ---- checkpoints: safetensors (numpy), state in the metadata, written atomically ------------
+    def save(self, path, epoch: int, optimizer: bool = False) -> None:
+        tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
+        if optimizer:
+            tensors.update({f"optim.{k}": v for k, v in self.opt.state_dict().items()})
+        state = {"epoch": epoch, "best": self.best, "best_epoch": self.best_epoch}
+        atomic_write_bytes(path, save(tensors, metadata={"nnlab": json.dumps({"state": state})}))
+        atomic_write_json(path.with_suffix(".json"), state)
+
+    def load(self, path, optimizer: bool = False) -> dict[str, Any]:
+        try:
+            tensors = load_file(path)
+            with open(path, "rb") as f:
+                n = int.from_bytes(f.read(8), "little")
+                state = json.loads(json.loads(f.read(n))["__metadata__"]["nnlab"])["state"]
+            self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            if optimizer:
+                self.opt.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("optim.")})
+        except FileNotFoundError:
+            raise NNLabError(f"{path}: checkpoint not found") from None
+        except (SafetensorError, ValueError, KeyError, json.JSONDecodeError) as e:
+            raise NNLabError(f"{path}: corrupt or incompatible checkpoint ({e})") from None
+        return state
+
+    def resume(self) -> int:
+        path = self.run.checkpoint_dir / "last.safetensors"
+        if not path.exists():
+            return 0
+        state = self.load(path, optimizer=True)
+        self.start_epoch, self.best, self.best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
+        self.run.keep_metrics(state["epoch"])
+        self.history = self.run.metrics()
+        return state["epoch"]
+
+
+# ---- the task -------------------------------------------------------------------------------------
+def build_net(cfg: NumpyClassifyConfig, in_features: int, num_classes: int) -> Sequential:
+    return mlp([in_features, *cfg.hidden, num_classes], cfg.activation, cfg.init or None, seed=cfg.seed)
+
+
+def run_numpy_classify(cfg: NumpyClassifyConfig, run: RunDir, console: Console | None = None,
+                       resume: bool = False) -> dict[str, Any]:
+    cfg.validate()
+    data = load_data(cfg)
+    train, val, test = data["train"], data["val"], data["test"]
+    shape = train.images.shape[1:]
+    in_features, k = int(np.prod(shape)), len(train.class_names)
+    net = build_net(cfg, in_features, k)
+    first: Linear = net.layers[0]
+    w_init = first.W.data.copy()
+    trainer = NumpyTrainer(net, cfg, k, run, console)
+    if resume:
+        done = trainer.resume()
+        if console:
+            console.print(f"resuming {run.path} after epoch {done}")
+    else:
+        run.save_config({"task": "numpy-classify", **to_dict(cfg)})
+    trainer.fit(train, val)
+    trainer.load(run.checkpoint_dir / "best.safetensors")
+    test_metrics = trainer.evaluate(test)
+    pred = trainer.predict(test.images).argmax(1)
+    cm = confusion_matrix(pred, test.labels, k)
+    summary = {
+        "engine": "numpy", "data": cfg.data, "hidden": list(cfg.hidden), "activation": cfg.activation,
+        "parameters": int(sum(p.data.size for p in net.parameters())),
+        "epochs": len(trainer.history), "best_epoch": trainer.best_epoch or len(trainer.history),
+        "test/acc": test_metrics["acc"], "test/loss": test_metrics["loss"], "test_images": len(test),
+        "train_time_s": sum(r["time/epoch_s"] for r in trainer.history),
+        "most_confused": most_confused(cm, test.class_names, 8), "confusion": cm.tolist(),
+    }
+    run.save_summary(summary)
+    title = f"NumPy MLP {in_features}-{'-'.join(map(str, cfg.hidden))}-{k} on {cfg.data}"
+    run.save_figure("curves", curves_figure(trainer.history, title))
+    run.save_figure("confusion", confusion_figure(cm, test.class_names, f"{title}: test confusion"))
+    if shape[0] == 1:
+        run.save_figure("first_layer_weights", first_layer_figure(
+            w_init, first.W.data, shape[1:], "first-layer weights: at initialisation | after training"))
+    return summary
+
+
+def load_numpy_config(run: RunDir) -> NumpyClassifyConfig:
+    raw = run.config()
+    if raw.get("task") != "numpy-classify":
+        raise NNLabError(f"{run.path}: not a NumPy classification run (task {raw.get('task')!r})")
+    return from_dict(NumpyClassifyConfig, {k: v for k, v in raw.items() if k != "task"})
