@@ -145,15 +145,19 @@ def mlp(sizes: Sequence[int], activation: str = "relu", init: str | None = None,
     """Linear-activation stack, sizes = [in, hidden..., out], no activation after the last layer.
 
     `init` defaults to He for ReLU and Xavier otherwise. With `residual`, every hidden layer whose
-    input and output widths agree becomes x + act(Linear(x))."""
+    input and output widths agree becomes x + act(Linear(x)); the branch weights are scaled by
+    1/sqrt(number of blocks) so the sum of L branches keeps the variance of x bounded (unscaled,
+    a 20-block ReLU stack with He init multiplies the variance by ~2 per block and overflows)."""
     rng = np.random.default_rng(seed)
     init = init or ("he" if activation == "relu" else "xavier")
+    blocks = sum(1 for a, b in zip(sizes[:-2], sizes[1:-1]) if a == b) if residual else 0
     layers: list[Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         lin = Linear(a, b, init, rng, dtype)
         if i == len(sizes) - 2:
             layers.append(lin)
         elif residual and a == b:
+            lin.W.data *= 1 / np.sqrt(blocks)
             layers.append(Residual(Sequential(lin, ACTIVATIONS[activation]())))
         else:
             layers += [lin, ACTIVATIONS[activation]()]
