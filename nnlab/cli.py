@@ -19,8 +19,11 @@ app = typer.Typer(
     help="nnlab: neural networks on images and signals -- implement, train on real data, verify, look.")
 datasets_app = typer.Typer(no_args_is_help=True, help="List, download and verify datasets.")
 app.add_typer(datasets_app, name="datasets")
+numpy_app = typer.Typer(no_args_is_help=True, help="The from-scratch NumPy engine: train, sweep, experiments.")
+app.add_typer(numpy_app, name="numpy")
 
-console = Console(highlight=False, soft_wrap=True)  # paths must not wrap
+# paths must not wrap; piped output (logs, CI) gets wide tables instead of rich's default 80 columns
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 SeedOpt = typer.Option(0, "--seed", help="Random seed; the same seed gives the same run.")
 DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
@@ -247,6 +250,179 @@ def datasets_verify(
         console.print("no dataset files found")
     if bad:
         raise NNLabError(f"{bad} file(s) do not match their checksum; fetch them again with --force")
+
+
+# ---- numpy ---------------------------------------------------------------------------------------
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(h) for h in text.split(",") if h.strip())
+    except ValueError:
+        raise NNLabError(f"--hidden expects comma-separated layer widths like 64 or 512,256, got '{text}'") from None
+    if not sizes or min(sizes) < 1:
+        raise NNLabError(f"--hidden needs at least one width >= 1, got '{text}'")
+    return sizes
+
+
+def _numpy_config(data, hidden, activation, init, epochs, batch_size, lr, momentum, weight_decay,
+                  schedule, augment, blur, val_fraction, folds, limit, seed):
+    from nnlab.data.registry import get_info
+    from nnlab.tasks.numpy_classify import NumpyClassifyConfig
+
+    get_info(data)
+    cfg = NumpyClassifyConfig(data=data, hidden=_hidden(hidden), activation=activation, init=init,
+                              epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                              weight_decay=weight_decay, schedule=schedule, augment=augment, blur=blur,
+                              val_fraction=val_fraction, folds=folds, limit=limit, seed=seed)
+    cfg.validate()
+    from nnlab.data import available_splits
+
+    if not available_splits(data):
+        raise NNLabError(f"{data}: no data files found; run `nnlab datasets fetch {data}` or set "
+                         "NNLAB_DATA to a folder that holds them")
+    return cfg
+
+
+_np_opts = dict(
+    data=typer.Option("digits", help="Dataset: digits, mnist or nist."),
+    hidden=typer.Option("64", help="Hidden layer widths, comma-separated (64 or 512,256)."),
+    activation=typer.Option("relu", help="relu, sigmoid or tanh."),
+    init=typer.Option("", help="xavier, he or zero (default: he for relu, xavier otherwise)."),
+    epochs=typer.Option(50, min=1, help="Number of epochs."),
+    batch_size=typer.Option(32, min=1, help="Mini-batch size."),
+    lr=typer.Option(0.05, help="Learning rate (> 0)."),
+    momentum=typer.Option(0.9, min=0, max=1, help="SGD momentum."),
+    weight_decay=typer.Option(0.0, min=0, help="L2 weight decay."),
+    schedule=typer.Option("cosine", help="cosine or constant learning rate over the epochs."),
+    augment=typer.Option(False, help="Random affine augmentation of the training images."),
+    blur=typer.Option(0.0, min=0, help="Gaussian blur sigma on every input (pixels)."),
+    val_fraction=typer.Option(0.1, help="Validation part of the training data (0 = none)."),
+    folds=typer.Option(0, min=0, help="k-fold cross-validation over all the data (0 = off)."),
+    limit=typer.Option(0, min=0, help="Use only the first N training images (0 = all)."),
+)
+
+
+@numpy_app.command("train")
+def numpy_train(
+    data: str = _np_opts["data"], hidden: str = _np_opts["hidden"],
+    activation: str = _np_opts["activation"], init: str = _np_opts["init"],
+    epochs: int = _np_opts["epochs"], batch_size: int = _np_opts["batch_size"],
+    lr: float = _np_opts["lr"], momentum: float = _np_opts["momentum"],
+    weight_decay: float = _np_opts["weight_decay"], schedule: str = _np_opts["schedule"],
+    augment: bool = _np_opts["augment"], blur: float = _np_opts["blur"],
+    val_fraction: float = _np_opts["val_fraction"], folds: int = _np_opts["folds"],
+    limit: int = _np_opts["limit"], seed: int = SeedOpt, out: Optional[Path] = OutOpt,
+    resume: Optional[Path] = typer.Option(None, help="Continue this run from its last checkpoint."),
+) -> None:
+    """Train an MLP with the NumPy engine (manual backprop, SGD with momentum); with --folds k,
+    k-fold cross-validation with one child run per fold."""
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks.numpy_classify import load_numpy_config, run_numpy_classify, run_numpy_cv
+
+    if resume is not None:
+        run = RunDir.open(resume)
+        cfg = load_numpy_config(run)
+        summary = run_numpy_classify(cfg, run, console, resume=True)
+    else:
+        cfg = _numpy_config(data, hidden, activation, init, epochs, batch_size, lr, momentum,
+                            weight_decay, schedule, augment, blur, val_fraction, folds, limit, seed)
+        run = RunDir.create(f"numpy-{cfg.data}", out)
+        if cfg.folds:
+            summary = run_numpy_cv(cfg, run, console)
+        else:
+            summary = run_numpy_classify(cfg, run, console)
+    write_report(run)
+    if "folds" in summary:
+        console.print(_table(summary["folds"], f"{cfg.folds}-fold cross-validation"))
+        console.print(f"mean test accuracy {summary['test/acc']:.4f} ± {summary['test/acc_sd']:.4f}")
+    else:
+        keys = ("data", "parameters", "epochs", "test/acc", "train_time_s")
+        console.print(_table([{k: summary[k] for k in keys}], "NumPy engine, test split"))
+        pairs = ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})" for p in summary["most_confused"][:5])
+        console.print(f"most confused (true→predicted): {pairs or 'none'}")
+    console.print(f"report: {run.report_path.resolve()}")
+
+
+@numpy_app.command("sweep-lr")
+def numpy_sweep_lr(
+    data: str = _np_opts["data"], hidden: str = _np_opts["hidden"],
+    activation: str = _np_opts["activation"], epochs: int = _np_opts["epochs"],
+    batch_size: int = _np_opts["batch_size"], lr: float = _np_opts["lr"],
+    momentum: float = _np_opts["momentum"], val_fraction: float = _np_opts["val_fraction"],
+    limit: int = _np_opts["limit"], seed: int = SeedOpt, out: Optional[Path] = OutOpt,
+) -> None:
+    """Train at LR, 10 x LR and LR / 10 and plot the three loss and accuracy curves together."""
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks.numpy_classify import run_lr_sweep
+
+    cfg = _numpy_config(data, hidden, activation, "", epochs, batch_size, lr, momentum, 0.0,
+                        "constant", False, 0.0, val_fraction, 0, limit, seed)
+    if cfg.val_fraction == 0:
+        raise NNLabError("sweep-lr compares validation curves; --val-fraction must be > 0")
+    run = RunDir.create(f"numpy-sweep-lr-{cfg.data}", out)
+    rows = run_lr_sweep(cfg, run, console)
+    write_report(run)
+    console.print(_table(rows, "learning-rate sweep (validation accuracy)"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
+@numpy_app.command("gradient-flow")
+def numpy_gradient_flow(
+    depth: int = typer.Option(20, min=2, max=200, help="Number of hidden layers."),
+    steps: int = typer.Option(50, min=0, help="SGD steps before the second measurement."),
+    seed: int = SeedOpt, out: Optional[Path] = OutOpt,
+) -> None:
+    """Per-layer gradient norms of a deep MLP with and without skip connections (sigmoid, tanh, relu)."""
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks.numpy_experiments import gradient_flow, gradient_flow_figure, gradient_flow_rows
+
+    run = RunDir.create("numpy-gradient-flow", out)
+    run.save_config({"task": "numpy-gradient-flow", "depth": depth, "steps": steps, "seed": seed})
+    results = gradient_flow(depth=depth, steps=steps, seed=seed)
+    rows = gradient_flow_rows(results)
+    run.save_summary({"gradient_flow": rows})
+    run.save_figure("gradient_flow", gradient_flow_figure(results, steps))
+    write_report(run)
+    console.print(_table(rows, f"{depth}-layer MLP on digits: gradient norm ratio, first / last hidden layer"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
+@numpy_app.command("least-squares")
+def numpy_least_squares(seed: int = SeedOpt, out: Optional[Path] = OutOpt) -> None:
+    """Fit y = b0 + b1 x on (x, y) ~ N(0, [[1, c], [c, 1]]): closed form and gradient descent give b1 = c."""
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks.numpy_experiments import least_squares_experiment, least_squares_figure
+
+    run = RunDir.create("numpy-least-squares", out)
+    run.save_config({"task": "numpy-least-squares", "seed": seed})
+    rows = least_squares_experiment(seed=seed)
+    run.save_summary({"least_squares": rows})
+    run.save_figure("least_squares", least_squares_figure(rows))
+    write_report(run)
+    console.print(_table(rows, "least squares: fitted slope b1 vs the true c"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
+@numpy_app.command("perceptron")
+def numpy_perceptron(max_epochs: int = typer.Option(100, min=1, help="Epochs before giving up.")) -> None:
+    """The perceptron rule on the logic gates: it learns NAND, AND, OR, NOR, and never XOR."""
+    import numpy as np
+
+    from nnlab.numpy_nn.perceptron import INPUTS, TRUTH_TABLES, Perceptron
+
+    rows = []
+    for gate, t in TRUTH_TABLES.items():
+        p = Perceptron()
+        converged, epochs = p.fit(INPUTS, t, max_epochs=max_epochs)
+        rows.append({"gate": gate, "truth table": "".join(map(str, t)), "converged": str(converged),
+                     "epochs": epochs, "w": f"({p.w[0]:g}, {p.w[1]:g})", "b": f"{p.b:g}",
+                     "learnt": "".join(map(str, p.predict(INPUTS)))})
+    console.print(_table(rows, "perceptron rule, inputs (0,0) (0,1) (1,0) (1,1)"))
+    nand = Perceptron(np.array([-2.0, -2.0]), 3.0)
+    console.print(f"hand-chosen NAND w = (-2, -2), b = 3 gives {nand.predict(INPUTS).tolist()}")
 
 
 # ---- entry point -------------------------------------------------------------------------------

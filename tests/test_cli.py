@@ -12,7 +12,9 @@ import pytest
 from nnlab.cli import main
 
 COMMANDS = [[], ["demo"], ["train"], ["report"], ["facts"], ["datasets"], ["datasets", "list"],
-            ["datasets", "fetch"], ["datasets", "verify"]]
+            ["datasets", "fetch"], ["datasets", "verify"], ["numpy"], ["numpy", "train"],
+            ["numpy", "sweep-lr"], ["numpy", "gradient-flow"], ["numpy", "least-squares"],
+            ["numpy", "perceptron"]]
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -4,6 +4,7 @@ on both. The loop is explicit: shuffle, (augment), forward, loss, backward, SGD 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -151,35 +152,40 @@ class NumpyTrainer:
             check_inputs(val.images.reshape(len(val), -1), val.labels, self.in_features,
                          self.num_classes, "validation data")
         for epoch in range(self.start_epoch, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            rng = np.random.default_rng([cfg.seed, epoch])  # resumable: epoch e always draws the same
-            self.opt.lr = self.lr_at(epoch)
-            images = random_affine(train.images, rng) if cfg.augment else train.images
-            x, y = self.flat(images), train.labels
-            order = rng.permutation(len(x))
-            loss_sum, correct = 0.0, 0
-            for i in range(0, len(x), cfg.batch_size):
-                idx = order[i:i + cfg.batch_size]
-                logits = self.net(x[idx])
-                loss = self.loss(logits, y[idx])
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"loss became {loss} at epoch {epoch}, batch {i // cfg.batch_size + 1} "
-                        f"(lr {self.opt.lr:.3g}); training stopped, "
-                        + (f"the last good checkpoint (epoch {epoch - 1}) is kept in "
-                           f"{self.run.checkpoint_dir}" if self.run and epoch > 1 else "no checkpoint")
-                        + ". Try a smaller --lr.")
-                self.opt.zero_grad()
-                self.net.backward(self.loss.backward())
-                self.opt.step()
-                loss_sum += loss * len(idx)
-                correct += int((logits.argmax(1) == y[idx]).sum())
-            record = {"epoch": epoch, "train/loss": loss_sum / len(x), "train/acc": correct / len(x),
-                      "lr": self.opt.lr, "time/epoch_s": time.perf_counter() - t0}
-            if len(val):
-                record.update({f"val/{k}": v for k, v in self.evaluate(val).items()})
-            self._end_epoch(record)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, by name
+                self._epoch(epoch, train, val)
         return self.history
+
+    def _epoch(self, epoch: int, train: ImageSet, val: ImageSet) -> None:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, epoch])  # resumable: epoch e always draws the same
+        self.opt.lr = self.lr_at(epoch)
+        images = random_affine(train.images, rng) if cfg.augment else train.images
+        x, y = self.flat(images), train.labels
+        order = rng.permutation(len(x))
+        loss_sum, correct = 0.0, 0
+        for i in range(0, len(x), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            logits = self.net(x[idx])
+            loss = self.loss(logits, y[idx])
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss} at epoch {epoch}, batch {i // cfg.batch_size + 1} "
+                    f"(lr {self.opt.lr:.3g}); training stopped, "
+                    + (f"the last good checkpoint (epoch {epoch - 1}) is kept in "
+                       f"{self.run.checkpoint_dir}" if self.run and epoch > 1 else "no checkpoint")
+                    + ". Try a smaller --lr.")
+            self.opt.zero_grad()
+            self.net.backward(self.loss.backward())
+            self.opt.step()
+            loss_sum += loss * len(idx)
+            correct += int((logits.argmax(1) == y[idx]).sum())
+        record = {"epoch": epoch, "train/loss": loss_sum / len(x), "train/acc": correct / len(x),
+                  "lr": self.opt.lr, "time/epoch_s": time.perf_counter() - t0}
+        if len(val):
+            record.update({f"val/{k}": v for k, v in self.evaluate(val).items()})
+        self._end_epoch(record)
 
     def _end_epoch(self, record: dict[str, Any]) -> None:
         epoch = record["epoch"]
@@ -284,3 +290,49 @@ def load_numpy_config(run: RunDir) -> NumpyClassifyConfig:
     if raw.get("task") != "numpy-classify":
         raise NNLabError(f"{run.path}: not a NumPy classification run (task {raw.get('task')!r})")
     return from_dict(NumpyClassifyConfig, {k: v for k, v in raw.items() if k != "task"})
+
+
+def run_numpy_cv(cfg: NumpyClassifyConfig, run: RunDir, console: Console | None = None) -> dict[str, Any]:
+    """k-fold cross-validation: one child run per fold (same config, fold = 0..k-1)."""
+    run.save_config({"task": "numpy-cv", **to_dict(cfg)})
+    rows, histories = [], {}
+    for fold in range(cfg.folds):
+        if console:
+            console.rule(f"fold {fold + 1}/{cfg.folds}")
+        child = RunDir.create(f"fold{fold}", out=run.path / f"fold{fold}")
+        s = run_numpy_classify(dataclasses.replace(cfg, fold=fold), child, console)
+        rows.append({"fold": fold, "test images": s["test_images"], "test accuracy": s["test/acc"],
+                     "epochs": s["epochs"], "train time (s)": s["train_time_s"]})
+        histories[f"fold {fold}"] = child.metrics()
+    accs = np.array([r["test accuracy"] for r in rows])
+    summary = {"data": cfg.data, "folds": rows, "test/acc": float(accs.mean()),
+               "test/acc_sd": float(accs.std()),
+               "train_time_s": float(sum(r["train time (s)"] for r in rows))}
+    run.save_summary(summary)
+    run.save_figure("curves", curves_figure(histories, f"{cfg.folds}-fold cross-validation on {cfg.data}"))
+    return summary
+
+
+def run_lr_sweep(cfg: NumpyClassifyConfig, run: RunDir, console: Console | None = None,
+                 factors: tuple[float, ...] = (0.1, 1.0, 10.0)) -> list[dict[str, Any]]:
+    """Train at cfg.lr times each factor (children lr-<value>); a diverging run is reported, not fatal."""
+    run.save_config({"task": "numpy-sweep-lr", **to_dict(cfg), "factors": list(factors)})
+    rows, histories = [], {}
+    for f in factors:
+        lr = cfg.lr * f
+        if console:
+            console.rule(f"lr {lr:g}")
+        child = RunDir.create(f"lr-{lr:g}", out=run.path / f"lr-{lr:g}")
+        try:
+            s = run_numpy_classify(dataclasses.replace(cfg, lr=lr), child, console)
+            status = "ok"
+        except TrainingDiverged as e:
+            s, status = {}, f"diverged: {str(e).split(';')[0]}"
+        history = child.metrics()
+        histories[f"lr {lr:g}"] = history
+        rows.append({"lr": lr, "best val accuracy": max((r["val/acc"] for r in history), default=float("nan")),
+                     "final train loss": history[-1]["train/loss"] if history else float("nan"),
+                     "test accuracy": s.get("test/acc", float("nan")), "status": status})
+    run.save_summary({"data": cfg.data, "sweep": rows})
+    run.save_figure("curves", curves_figure(histories, f"learning-rate sweep on {cfg.data}"))
+    return rows
