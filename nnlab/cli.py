@@ -31,7 +31,9 @@ OutOpt = typer.Option(None, "--out", help="Run directory (default: runs/<name>-<
 
 
 def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}"
+    return str(v)
 
 
 def _table(rows: list[dict], title: str = "") -> Table:

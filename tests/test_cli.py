@@ -101,7 +101,7 @@ def test_demo_writes_report_with_figures(capsys, tmp_path):
     path = re.search(r"report: (\S+)", out).group(1)
     assert path.endswith("demo/report.html")
     html = (tmp_path / "demo" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 2 + 2 * 3  # parent + each model's 3 figures
+    assert html.count("data:image/png;base64,") >= 2 + 3 * 3  # parent + each model's figures
     assert "src=\"http" not in html and "<link" not in html  # self-contained
     for model in ("mlp", "cnn"):
         run = tmp_path / "demo" / model
@@ -112,4 +112,7 @@ def test_demo_writes_report_with_figures(capsys, tmp_path):
         assert summary["test/acc"] > 0.8  # 4 epochs on digits: far above chance (0.1)
         assert model in out
     rows = json.loads((tmp_path / "demo" / "summary.json").read_text())["models"]
-    assert [r["model"] for r in rows] == ["mlp", "cnn"]
+    assert [r["model"] for r in rows] == ["mlp", "cnn", "numpy-mlp"]
+    numpy_run = tmp_path / "demo" / "numpy-mlp"
+    assert (numpy_run / "figures" / "first_layer_weights.png").exists()
+    assert json.loads((numpy_run / "summary.json").read_text())["test/acc"] > 0.8

@@ -42,3 +42,12 @@ def test_jsonl_torn_last_line_is_dropped(tmp_path):
 def test_atomic_json_is_sorted_and_readable(tmp_path):
     atomic_write_json(tmp_path / "c.json", {"b": 1, "a": [1, 2]})
     assert (tmp_path / "c.json").read_text().startswith('{\n  "a"')
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    """mkstemp creates 0600 files; reports and checkpoints must read like any other file."""
+    import nnlab.io
+
+    nnlab.io.atomic_write_text(tmp_path / "r.html", "x")
+    assert (tmp_path / "r.html").stat().st_mode & 0o777 == 0o666 & ~nnlab.io._UMASK
+    assert 0o666 & ~nnlab.io._UMASK != 0o600  # holds under the usual umasks (022, 002)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnlab.errors import NNLabError
+from nnlab.io import _UMASK
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def download(url: str, dest: Path, sha256: str | None, size: int | None,
     a size or checksum mismatch -- and leave nothing at `dest` (nor a temp file) in that case."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.fchmod(fd, 0o666 & ~_UMASK)
     h = hashlib.sha256()
     received = 0
     try:
