@@ -214,3 +214,16 @@ def test_least_squares_recovers_the_correlation(c, n):
     assert abs(b1 - c) < tol and abs(b0) < 5 / np.sqrt(n)
     g0, g1 = gradient_descent(x, y)
     assert abs(g1 - b1) < 1e-6 and abs(g0 - b0) < 1e-6
+
+
+def test_engine_imports_numpy_only():
+    """nnlab.numpy_nn is the from-scratch engine: SciPy, scikit-learn and PyTorch are references in
+    the tests, never dependencies of the engine."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pkgutil, importlib, nnlab.numpy_nn as e\n"
+            "for m in pkgutil.iter_modules(e.__path__): importlib.import_module('nnlab.numpy_nn.' + m.name)\n"
+            "print(sorted(k for k in ('torch', 'scipy', 'sklearn', 'matplotlib') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,161 @@
+"""NumPy convolution and pooling against PyTorch and SciPy (hypothesis-drawn shapes, >= 100 cases
+each), finite differences, and a small NumPy CNN that learns the digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+import torch.nn.functional as TF
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, ReLU, Sequential
+from nnlab.numpy_nn.conv import AvgPool2d, Conv2d, Flatten, MaxPool2d, conv2d, im2col, output_size
+from nnlab.numpy_nn.gradcheck import check_module, relative_error
+
+CASES = settings(max_examples=100, deadline=None)
+
+
+@st.composite
+def conv_case(draw):
+    k = draw(st.integers(1, 4))
+    stride, padding, dilation = draw(st.integers(1, 3)), draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    assume(output_size(H, k, stride, padding, dilation) >= 1 and output_size(W, k, stride, padding, dilation) >= 1)
+    B, C, O = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**31))
+    return B, C, O, H, W, k, stride, padding, dilation, seed
+
+
+@CASES
+@given(conv_case())
+def test_conv2d_forward_and_backward_equal_torch(case):
+    B, C, O, H, W, k, stride, padding, dilation, seed = case
+    rng = np.random.default_rng(seed)
+    layer = Conv2d(C, O, k, stride, padding, dilation, rng=rng, dtype=np.float64)
+    layer.b.data[...] = rng.standard_normal(O)
+    x = rng.standard_normal((B, C, H, W))
+    y = layer(x)
+    g = rng.standard_normal(y.shape)
+    layer.zero_grad()
+    dx = layer.backward(g)
+
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(layer.W.data, requires_grad=True)
+    bt = torch.tensor(layer.b.data, requires_grad=True)
+    yt = TF.conv2d(xt, wt, bt, stride, padding, dilation)
+    (yt * torch.tensor(g)).sum().backward()
+    assert y.shape == tuple(yt.shape)
+    assert np.allclose(y, yt.detach().numpy(), atol=1e-10)
+    assert np.allclose(dx, xt.grad.numpy(), atol=1e-10)
+    assert np.allclose(layer.W.grad, wt.grad.numpy(), atol=1e-10)
+    assert np.allclose(layer.b.grad, bt.grad.numpy(), atol=1e-10)
+
+
+@st.composite
+def pool_case(draw):
+    k = draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 4))
+    padding = draw(st.integers(0, k // 2))  # PyTorch's limit: padding <= kernel / 2
+    H, W = draw(st.integers(k, 10)), draw(st.integers(k, 10))
+    return draw(st.integers(1, 3)), draw(st.integers(1, 3)), H, W, k, stride, padding, draw(st.integers(0, 2**31))
+
+
+@CASES
+@given(pool_case())
+def test_max_pool_equals_torch(case):
+    B, C, H, W, k, stride, padding, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, C, H, W))  # continuous: no ties, so the arg-max is unique
+    pool = MaxPool2d(k, stride, padding)
+    y = pool(x)
+    g = rng.standard_normal(y.shape)
+    dx = pool.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = TF.max_pool2d(xt, k, stride, padding)
+    (yt * torch.tensor(g)).sum().backward()
+    assert np.allclose(y, yt.detach().numpy()) and np.allclose(dx, xt.grad.numpy())
+
+
+@CASES
+@given(pool_case())
+def test_avg_pool_equals_torch(case):
+    B, C, H, W, k, stride, padding, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, C, H, W))
+    pool = AvgPool2d(k, stride, padding)
+    y = pool(x)
+    g = rng.standard_normal(y.shape)
+    dx = pool.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = TF.avg_pool2d(xt, k, stride, padding)
+    (yt * torch.tensor(g)).sum().backward()
+    assert np.allclose(y, yt.detach().numpy()) and np.allclose(dx, xt.grad.numpy())
+
+
+@CASES
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(5, 12), st.integers(5, 12), st.integers(0, 2**31))
+def test_true_convolution_equals_scipy(kh, kw, H, W, seed):
+    """flip=True is convolution: with padding k - 1 it is scipy's 'full' mode, without it 'valid'."""
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((H, W)), rng.standard_normal((kh, kw))
+    valid = conv2d(x[None, None], w[None, None], flip=True)[0, 0]
+    assert np.allclose(valid, scipy.signal.convolve2d(x, w, mode="valid"))
+    if kh == kw:
+        full = conv2d(x[None, None], w[None, None], padding=kh - 1, flip=True)[0, 0]
+        assert np.allclose(full, scipy.signal.convolve2d(x, w, mode="full"))
+    corr = conv2d(x[None, None], w[None, None])[0, 0]  # what deep learning calls convolution
+    assert np.allclose(corr, scipy.signal.correlate2d(x, w, mode="valid"))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Conv2d(2, 3, 3, stride=2, padding=1, dtype=np.float64),
+    lambda: Conv2d(1, 2, 2, dilation=2, dtype=np.float64),
+    lambda: MaxPool2d(2), lambda: AvgPool2d(3, 2, 1), lambda: Flatten(),
+], ids=["conv-stride-pad", "conv-dilated", "maxpool", "avgpool", "flatten"])
+def test_conv_layers_match_finite_differences(make):
+    layer = make()
+    channels = layer.W.data.shape[1] if isinstance(layer, Conv2d) else 2
+    x = np.random.default_rng(3).standard_normal((2, channels, 7, 7))
+    errors = check_module(layer, x)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_im2col_is_a_view_without_copies():
+    x = np.arange(2 * 3 * 6 * 6, dtype=np.float64).reshape(2, 3, 6, 6)
+    cols = im2col(x, 3, 3, stride=1)
+    assert cols.shape == (2, 3, 3, 3, 4, 4) and np.shares_memory(cols, x)
+    assert cols[1, 2, 0, 1, 3, 2] == x[1, 2, 3, 3]
+
+
+def test_numpy_cnn_learns_digits():
+    from nnlab.data import load_splits
+
+    splits = load_splits("digits", seed=0)
+    x, y = splits["train"].images.astype(np.float32), splits["train"].labels
+    rng = np.random.default_rng(0)
+    net = Sequential(Conv2d(1, 8, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2),
+                     Conv2d(8, 16, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2),
+                     Flatten(), Linear(16 * 2 * 2, 10, rng=rng))
+    opt, loss = SGD(net.parameters(), lr=0.05, momentum=0.9), CrossEntropyLoss()
+    for epoch in range(8):
+        order = np.random.default_rng(epoch).permutation(len(x))
+        for i in range(0, len(x), 32):
+            idx = order[i:i + 32]
+            loss(net(x[idx]), y[idx])
+            opt.zero_grad()
+            net.backward(loss.backward())
+            opt.step()
+    test = splits["test"]
+    acc = (net(test.images.astype(np.float32)).argmax(1) == test.labels).mean()
+    assert acc > 0.9, acc
+
+
+def test_bad_shapes_are_named():
+    with pytest.raises(ValueError, match="input channels"):
+        conv2d(np.zeros((1, 2, 5, 5)), np.zeros((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match="smaller than"):
+        conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3)))
+    assert relative_error(np.ones(2), np.ones(2)) == 0
