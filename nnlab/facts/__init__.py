@@ -22,7 +22,7 @@ TOPICS = ("numpy-engine", "convolution", "pytorch-models", "segmentation", "diff
           "autoencoder", "ocr", "eeg")
 
 # modules that register facts; a new topic module is added here
-FACT_MODULES = ("nnlab.facts.basics", "nnlab.facts.numpy_engine")
+FACT_MODULES = ("nnlab.facts.basics", "nnlab.facts.numpy_engine", "nnlab.facts.convolution")
 
 
 @dataclass(frozen=True)

@@ -151,18 +151,19 @@ class NumpyTrainer:
         if len(val):
             check_inputs(val.images.reshape(len(val), -1), val.labels, self.in_features,
                          self.num_classes, "validation data")
+        fixed_x = None if cfg.augment else self.flat(train.images)  # unchanging inputs: prepare once
         for epoch in range(self.start_epoch, cfg.epochs + 1):
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, by name
-                self._epoch(epoch, train, val)
+                self._epoch(epoch, train, val, fixed_x)
         return self.history
 
-    def _epoch(self, epoch: int, train: ImageSet, val: ImageSet) -> None:
+    def _epoch(self, epoch: int, train: ImageSet, val: ImageSet, fixed_x: np.ndarray | None) -> None:
         cfg = self.cfg
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, epoch])  # resumable: epoch e always draws the same
         self.opt.lr = self.lr_at(epoch)
-        images = random_affine(train.images, rng) if cfg.augment else train.images
-        x, y = self.flat(images), train.labels
+        x = self.flat(random_affine(train.images, rng)) if cfg.augment else fixed_x
+        y = train.labels
         order = rng.permutation(len(x))
         loss_sum, correct = 0.0, 0
         for i in range(0, len(x), cfg.batch_size):

@@ -1,0 +1,258 @@
+"""Convolution facts as experiments with numbers and figures: equivariance and its limits, stride,
+pooling, parameter counts, the prior that helps or hurts, the DCT basis, Gabor-like filters."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from nnlab.data import ImageSet, load_image_set
+from nnlab.numpy_nn.conv import MaxPool2d, conv2d
+from nnlab.numpy_nn.dct import dct_basis_2d
+from nnlab.tasks.classify import ClassifyTask
+from nnlab.train import TrainConfig, Trainer
+from nnlab.viz import image_grid_figure
+
+EDGE = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])  # Sobel: not rotation-symmetric
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / (np.abs(b).max() + 1e-12))
+
+
+def _digit(seed: int = 0, size: int = 24) -> np.ndarray:
+    """One 8x8 digit, upsampled x2 and placed in the middle of a size x size canvas."""
+    d = load_image_set("digits", "all").images[seed, 0]
+    big = np.kron(d, np.ones((2, 2)))
+    canvas = np.zeros((size, size))
+    o = (size - 16) // 2
+    canvas[o:o + 16, o:o + 16] = big
+    return canvas
+
+
+def transform_commutation(seed: int = 0) -> dict[str, float]:
+    """Relative difference |f(g(x)) - g(f(x))| / |g(f(x))| for f = convolution with a random 3x3
+    kernel and g a shift, rotation or scaling."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((1, 1, 3, 3))
+    x = _digit(seed)[None, None]
+    wrap = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="wrap")
+
+    def conv(z):
+        return conv2d(z, w, padding=1)
+
+    out = {}
+    shift = (3, 5)
+    circ = conv2d(np.pad(np.roll(x, shift, (2, 3)), ((0, 0), (0, 0), (1, 1), (1, 1)), mode="wrap"), w)
+    out["circular shift"] = _rel(circ, np.roll(conv2d(wrap, w), shift, (2, 3)))
+    a, b = conv(np.roll(x, shift, (2, 3))), np.roll(conv(x), shift, (2, 3))
+    out["shift, zero padding (interior)"] = _rel(a[..., 8:-2, 8:-2], b[..., 8:-2, 8:-2])
+    edge = np.zeros_like(x)
+    edge[..., :, -4:] = 1.0  # content touching the border: the wrapped shift meets the padding
+    out["shift, zero padding (whole image)"] = _rel(conv(np.roll(edge, shift, (2, 3))),
+                                                    np.roll(conv(edge), shift, (2, 3)))
+    out["rotation by 90 degrees"] = _rel(conv(np.rot90(x, 1, (2, 3))), np.rot90(conv(x), 1, (2, 3)))
+    up = np.kron(x, np.ones((1, 1, 2, 2)))
+    out["scaling by 2"] = _rel(conv(up), np.kron(conv(x), np.ones((1, 1, 2, 2))))
+    return out
+
+
+def maxpool_shift_stability(seed: int = 0, shifts: tuple[int, ...] = (0, 1, 2, 3, 4)) -> dict[str, list[float]]:
+    """Relative change ||f(shift_s x) - f(x)|| / ||f(x)|| of the features after a 3x3 conv + ReLU
+    (8 random filters) and of the same features after 2x2 max pooling, for shifts of s pixels:
+    lower = more invariant. Conv features are equivariant (they move with x), so compared in
+    place they change; pooling absorbs part of a small shift."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((8, 1, 3, 3))
+    x = _digit(seed, 32)[None, None]
+    f0 = np.maximum(conv2d(x, w, padding=1), 0)
+    p0 = MaxPool2d(2)(f0)
+    out: dict[str, list[float]] = {"conv features": [], "max pool 2x2": []}
+    for s in shifts:
+        fs = np.maximum(conv2d(np.roll(x, s, axis=3), w, padding=1), 0)
+        out["conv features"].append(float(np.linalg.norm(fs - f0) / np.linalg.norm(f0)))
+        out["max pool 2x2"].append(float(np.linalg.norm(MaxPool2d(2)(fs) - p0) / np.linalg.norm(p0)))
+    return out
+
+
+def conv_vs_dense_parameters(shapes=((1, 16, 28, 3), (16, 32, 14, 3), (3, 64, 224, 7))) -> list[dict[str, Any]]:
+    """Parameters of a k x k conv layer (C -> O channels, 'same' padding) vs a fully connected layer
+    mapping the same input (C, H, H) to the same output (O, H, H)."""
+    rows = []
+    for c, o, h, k in shapes:
+        conv = o * c * k * k + o
+        dense = (c * h * h) * (o * h * h) + o * h * h
+        rows.append({"layer": f"{c}x{h}x{h} -> {o}x{h}x{h}, {k}x{k}", "conv parameters": conv,
+                     "dense parameters": dense, "ratio": dense / conv})
+    return rows
+
+
+# ---- figures ------------------------------------------------------------------------------------
+def equivariance_figure(seed: int = 0) -> Figure:
+    w = np.array(EDGE)[None, None]
+    x = _digit(seed)[None, None]
+    shift = (3, 5)
+
+    def f(z):
+        return conv2d(z, w, padding=1)
+
+    rows = [
+        ("x", x), ("conv(x)", f(x)), ("shift(conv(x))", np.roll(f(x), shift, (2, 3))),
+        ("conv(shift(x))", f(np.roll(x, shift, (2, 3)))),
+        ("rot(conv(x))", np.rot90(f(x), 1, (2, 3))), ("conv(rot(x))", f(np.rot90(x, 1, (2, 3)))),
+    ]
+    fig = Figure(figsize=(12, 2.4))
+    axes = fig.subplots(1, len(rows))
+    for ax, (title, img) in zip(axes, rows):
+        ax.imshow(img[0, 0], cmap="RdBu_r" if title != "x" else "gray_r",
+                  vmin=None if title == "x" else -np.abs(img).max(), vmax=None if title == "x" else np.abs(img).max())
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle("a Sobel filter commutes with shifts (columns 3 = 4), not with rotation (5 != 6)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def stride_figure(seed: int = 0) -> Figure:
+    w = np.array(EDGE)[None, None]
+    x = _digit(seed)[None, None]
+    s1, s2 = conv2d(x, w, padding=1), conv2d(x, w, padding=1, stride=2)
+    imgs = [(x[0, 0], "x"), (s1[0, 0], "stride 1"), (s1[0, 0, ::2, ::2], "stride 1, every 2nd pixel"),
+            (s2[0, 0], "stride 2"), (s2[0, 0] - s1[0, 0, ::2, ::2], "difference")]
+    fig = Figure(figsize=(11, 2.5))
+    for ax, (img, title) in zip(fig.subplots(1, 5), imgs):
+        m = np.abs(s1).max()
+        ax.imshow(img, cmap="gray_r" if title == "x" else "RdBu_r", vmin=None if title == "x" else -m,
+                  vmax=None if title == "x" else m, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle("stride 2 = stride 1 subsampled by 2 (the difference is exactly 0)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def pooling_figure(result: dict[str, list[float]], shifts=(0, 1, 2, 3, 4)) -> Figure:
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
+    for name, vals in result.items():
+        ax.plot(shifts, vals, "o-", label=name)
+    ax.set_xlabel("horizontal shift of the input (pixels)")
+    ax.set_ylabel("relative change of the output")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("max pooling makes small shifts matter less", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def dct_basis_figure(n: int = 8) -> Figure:
+    B = dct_basis_2d(n)
+    fig = Figure(figsize=(6, 6))
+    axes = fig.subplots(n, n)
+    for i, ax in enumerate(axes.flat):
+        ax.imshow(B[i], cmap="gray", vmin=-B.max(), vmax=B.max(), interpolation="nearest")
+        ax.axis("off")
+    fig.suptitle(f"the {n}x{n} DCT-II basis: {n * n} convolution filters (row k, column l)", fontsize=10)
+    return fig
+
+
+# ---- when the prior is wrong ---------------------------------------------------------------------
+class GapCNN(nn.Module):
+    """Convolutions + global average pooling: translation invariant by construction."""
+
+    def __init__(self, classes: int, width: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class DenseMLP(nn.Module):
+    def __init__(self, pixels: int, classes: int, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def place_on_canvas(images: np.ndarray, canvas: int, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(N, 1, h, w) digits pasted at column xs, row ys of (N, 1, canvas, canvas) black canvases."""
+    N, _, h, w = images.shape
+    out = np.zeros((N, 1, canvas, canvas), dtype=np.float32)
+    rows = ys[:, None] + np.arange(h)[None]  # (N, h)
+    cols = xs[:, None] + np.arange(w)[None]  # (N, w)
+    out[np.arange(N)[:, None, None], 0, rows[:, :, None], cols[:, None, :]] = images[:, 0]
+    return out
+
+
+def position_tasks(digits: ImageSet, canvas: int, n_train: int, n_test: int, seed: int) -> dict[str, Any]:
+    """Two tasks on digits pasted into a canvas twice their size:
+    'where': label = 1 if the digit sits in the right half (its class is irrelevant);
+    'what, shifted': label = the digit; training digits sit in the left half, test digits in the right."""
+    rng = np.random.default_rng(seed)
+    h = digits.images.shape[2]
+    span = canvas - h  # top-left positions 0..span
+    half = canvas // 2
+
+    def pick(n):
+        idx = rng.integers(0, len(digits), n)
+        return digits.images[idx], digits.labels[idx]
+
+    tasks = {}
+    imgs, _ = pick(n_train + n_test)
+    right = rng.integers(0, 2, n_train + n_test)
+    xs = np.where(right == 1, rng.integers(half, span + 1, len(right)), rng.integers(0, half - h + 1, len(right)))
+    ys = rng.integers(0, span + 1, len(right))
+    x = place_on_canvas(imgs, canvas, xs, ys)
+    tasks["where: left or right half?"] = (x[:n_train], right[:n_train], x[n_train:], right[n_train:], 2)
+
+    imgs, labels = pick(n_train + n_test)
+    xs = np.concatenate([rng.integers(0, half - h + 1, n_train), rng.integers(half, span + 1, n_test)])
+    ys = rng.integers(0, span + 1, n_train + n_test)
+    x = place_on_canvas(imgs, canvas, xs, ys)
+    tasks["what: which digit? (train left, test right)"] = (x[:n_train], labels[:n_train], x[n_train:],
+                                                            labels[n_train:], 10)
+    return tasks
+
+
+def prior_experiment(digits: ImageSet, canvas: int, n_train: int = 4000, n_test: int = 1000,
+                     epochs: int = 8, seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
+    """Accuracy of a conv + global-pooling net and an MLP on both tasks (shared training loop)."""
+    rows = []
+    for task, (xtr, ytr, xte, yte, k) in position_tasks(digits, canvas, n_train, n_test, seed).items():
+        row: dict[str, Any] = {"task": task}
+        for name, make in (("CNN + global pooling", lambda: GapCNN(k)),
+                           ("MLP", lambda: DenseMLP(canvas * canvas, k))):
+            torch.manual_seed(seed)
+            model = make()
+            cfg = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=seed, device=device)
+            trainer = Trainer(model, ClassifyTask(k), cfg)
+            train = torch.utils.data.TensorDataset(torch.from_numpy(xtr), torch.from_numpy(ytr.astype(np.int64)))
+            test = torch.utils.data.TensorDataset(torch.from_numpy(xte), torch.from_numpy(yte.astype(np.int64)))
+            t0 = time.perf_counter()
+            trainer.fit(train)
+            row[f"{name} accuracy"] = trainer.evaluate(test)["acc"]
+            row[f"{name} time (s)"] = time.perf_counter() - t0
+        rows.append(row)
+    return rows
+
+
+def prior_examples_figure(digits: ImageSet, canvas: int, seed: int = 0) -> Figure:
+    tasks = position_tasks(digits, canvas, 8, 8, seed)
+    (name1, t1), (name2, t2) = tasks.items()
+    imgs = np.concatenate([t1[0][:4], t1[2][:4], t2[0][:4], t2[2][:4]])
+    titles = ([f"train: {'right' if y else 'left'}" for y in t1[1][:4]] + [f"test: {'right' if y else 'left'}" for y in t1[3][:4]]
+              + [f"train: {y}" for y in t2[1][:4]] + [f"test: {y}" for y in t2[3][:4]])
+    return image_grid_figure(imgs, titles, cols=8, title=f"row 1: '{name1}'   row 2: '{name2}'")

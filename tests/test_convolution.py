@@ -1,0 +1,104 @@
+"""Convolution made executable: PatchMLP = convnet, the DCT as convolution, and the properties
+(equivariance and its limits, stride, pooling invariance, parameter counts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.fft
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nnlab.models.patch_mlp import PatchMLP, to_convnet
+from nnlab.numpy_nn.conv import MaxPool2d, conv2d
+from nnlab.numpy_nn.dct import blockwise_dct_1d, blockwise_dct_2d, dct_basis_2d, dct_filters
+from nnlab.tasks.conv_experiments import (conv_vs_dense_parameters, maxpool_shift_stability,
+                                          transform_commutation)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_patch_mlp_equals_its_convnet(k, layers, channels, activation):
+    torch.manual_seed(k * 100 + layers * 10 + channels)
+    widths = (16, 8, 5)[:layers]
+    model = PatchMLP(channels, k, widths, activation)
+    conv = to_convnet(model)
+    x = torch.randn(3, channels, 12, 9)
+    with torch.no_grad():
+        a, b = model(x), conv(x)
+    assert a.shape == b.shape == (3, widths[-1], 12 - k + 1, 9 - k + 1)
+    assert (a - b).abs().max() < 1e-5
+    # the first-layer kernels are the rows of W1, reshaped to (C, k, k)
+    W1 = model.layers[0].weight.detach()
+    for o in range(widths[0]):
+        assert torch.equal(conv[0].weight[o], W1[o].reshape(channels, k, k))
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in conv) == layers
+    assert all(m.kernel_size == (1, 1) for m in list(conv)[1:] if isinstance(m, torch.nn.Conv2d))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([4, 8]), st.integers(1, 8), st.integers(0, 2**31))
+def test_dct_1d_by_convolution_equals_scipy(n, blocks, seed):
+    sig = np.random.default_rng(seed).standard_normal(n * blocks)
+    assert np.allclose(blockwise_dct_1d(sig, n), scipy.fft.dct(sig.reshape(blocks, n), norm="ortho"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([4, 8]), st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**31))
+def test_dct_2d_by_convolution_equals_scipy(n, by, bx, seed):
+    img = np.random.default_rng(seed).standard_normal((n * by, n * bx))
+    blocks = img.reshape(by, n, bx, n).transpose(0, 2, 1, 3)
+    ours = blockwise_dct_2d(img, n)
+    assert np.allclose(ours, scipy.fft.dctn(blocks, axes=(2, 3), norm="ortho"))
+    # two separable 1-D passes give the same
+    D = dct_filters(n)
+    assert np.allclose(ours, D @ blocks @ D.T)
+
+
+def test_dct_basis():
+    D = dct_filters(8)
+    assert np.allclose(D @ D.T, np.eye(8))
+    assert np.allclose(D[0], 1 / np.sqrt(8))  # the DC filter is flat
+    assert np.allclose(D[1], np.sqrt(2 / 8) * np.cos(np.pi * (np.arange(8) + 0.5) / 8))
+    B = dct_basis_2d(8)
+    assert B.shape == (64, 8, 8)
+    assert np.allclose(B.reshape(64, 64) @ B.reshape(64, 64).T, np.eye(64))
+
+
+def test_convolution_commutes_with_translation_not_rotation_or_scaling():
+    r = transform_commutation(seed=0)
+    assert r["circular shift"] < 1e-12
+    assert r["shift, zero padding (interior)"] < 1e-12
+    assert r["shift, zero padding (whole image)"] > 1e-3  # the borders break it
+    assert r["rotation by 90 degrees"] > 0.1  # a generic kernel is not rotation-symmetric
+    assert r["scaling by 2"] > 0.1
+
+
+def test_stride_is_subsampling_for_random_shapes():
+    rng = np.random.default_rng(0)
+    for s in (2, 3):
+        x, w = rng.standard_normal((1, 2, 11, 14)), rng.standard_normal((2, 2, 3, 3))
+        assert np.allclose(conv2d(x, w, stride=s), conv2d(x, w)[..., ::s, ::s])
+
+
+def test_max_pooling_is_more_stable_under_small_shifts_than_the_features():
+    for seed in range(3):
+        r = maxpool_shift_stability(seed=seed)
+        assert r["conv features"][0] == r["max pool 2x2"][0] == 0.0  # no shift, nothing changes
+        for s in (1, 2):
+            assert r["max pool 2x2"][s] < 0.9 * r["conv features"][s]
+
+
+def test_conv_has_far_fewer_parameters_than_dense():
+    rows = conv_vs_dense_parameters()
+    first = rows[0]
+    assert first["conv parameters"] == 16 * 1 * 3 * 3 + 16
+    assert first["dense parameters"] == (28 * 28) * (16 * 28 * 28) + 16 * 28 * 28
+    assert all(r["dense parameters"] > 1000 * r["conv parameters"] for r in rows)
+
+
+def test_maxpool_layer_is_numpy_engine():
+    assert MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4)).tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]]
