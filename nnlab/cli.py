@@ -21,6 +21,8 @@ datasets_app = typer.Typer(no_args_is_help=True, help="List, download and verify
 app.add_typer(datasets_app, name="datasets")
 numpy_app = typer.Typer(no_args_is_help=True, help="The from-scratch NumPy engine: train, sweep, experiments.")
 app.add_typer(numpy_app, name="numpy")
+conv_app = typer.Typer(no_args_is_help=True, help="Convolution made executable: properties, priors, DCT, filters.")
+app.add_typer(conv_app, name="conv")
 
 # paths must not wrap; piped output (logs, CI) gets wide tables instead of rich's default 80 columns
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -425,6 +427,97 @@ def numpy_perceptron(max_epochs: int = typer.Option(100, min=1, help="Epochs bef
     console.print(_table(rows, "perceptron rule, inputs (0,0) (0,1) (1,0) (1,1)"))
     nand = Perceptron(np.array([-2.0, -2.0]), 3.0)
     console.print(f"hand-chosen NAND w = (-2, -2), b = 3 gives {nand.predict(INPUTS).tolist()}")
+
+
+# ---- conv ----------------------------------------------------------------------------------------
+@conv_app.command("properties")
+def conv_properties(seed: int = SeedOpt, out: Optional[Path] = OutOpt) -> None:
+    """Equivariance (and where it fails), stride as subsampling, pooling, parameter counts, DCT basis."""
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks import conv_experiments as ce
+
+    run = RunDir.create("conv-properties", out)
+    run.save_config({"task": "conv-properties", "seed": seed})
+    commute = [{"transform g": k, "|conv(g(x)) - g(conv(x))| / |g(conv(x))|": v}
+               for k, v in ce.transform_commutation(seed).items()]
+    pooling = ce.maxpool_shift_stability(seed)
+    shifts = [{"shift (px)": s, "conv features": pooling["conv features"][i],
+               "max pool 2x2": pooling["max pool 2x2"][i]} for i, s in enumerate(range(len(pooling["conv features"])))]
+    params = ce.conv_vs_dense_parameters()
+    run.save_summary({"commutation": commute, "relative change under shifts": shifts, "parameters": params})
+    run.save_figure("equivariance", ce.equivariance_figure(seed))
+    run.save_figure("stride", ce.stride_figure(seed))
+    run.save_figure("pooling", ce.pooling_figure(pooling))
+    run.save_figure("dct_basis", ce.dct_basis_figure(8))
+    write_report(run)
+    console.print(_table(commute, "does convolution commute with g?"))
+    console.print(_table(shifts, "relative change of the output when the input shifts"))
+    console.print(_table(params, "parameters: conv layer vs fully connected layer, same input and output"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
+@conv_app.command("prior")
+def conv_prior(
+    data: str = typer.Option("digits", help="digits (16x16 on a 32x32 canvas) or mnist (28x28 on 56x56)."),
+    epochs: int = typer.Option(20, min=1, help="Epochs per model and task."),
+    train_size: int = typer.Option(4000, "--train", min=10, help="Training images per task."),
+    test_size: int = typer.Option(1000, "--test", min=10, help="Test images per task."),
+    seed: int = SeedOpt, device: str = DeviceOpt, out: Optional[Path] = OutOpt,
+) -> None:
+    """When the prior is wrong: conv + global pooling vs an MLP on 'where is the digit?' and on
+    'which digit?' with training digits on the left and test digits on the right."""
+    from nnlab.data import available_splits
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks import conv_experiments as ce
+    from nnlab.train import resolve_device
+
+    if data not in ("digits", "mnist"):
+        raise NNLabError(f"--data must be digits or mnist, got '{data}'")
+    resolve_device(device)
+    if not available_splits(data):
+        raise NNLabError(f"{data}: no data files found; run `nnlab datasets fetch {data}`")
+    train, test, canvas = ce.prior_data(data, seed)
+    run = RunDir.create("conv-prior", out)
+    run.save_config({"task": "conv-prior", "data": data, "epochs": epochs, "train": train_size,
+                     "test": test_size, "seed": seed, "canvas": canvas})
+    run.save_figure("tasks", ce.prior_examples_figure(train, test, canvas, seed))
+    with console.status("training 2 models x 2 tasks"):
+        rows = ce.prior_experiment(train, test, canvas, train_size, test_size, epochs, seed, device)
+    run.save_summary({"accuracy": rows})
+    write_report(run)
+    console.print(_table(rows, f"test accuracy, {data} on a {canvas}x{canvas} canvas"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
+@conv_app.command("filters")
+def conv_filters(
+    data: str = typer.Option("mnist", help="mnist (28x28; 7x7 filters need room) or nist."),
+    epochs: int = typer.Option(3, min=1, help="Epochs."),
+    limit: int = typer.Option(20000, min=0, help="Training images (0 = all)."),
+    seed: int = SeedOpt, device: str = DeviceOpt, out: Optional[Path] = OutOpt,
+) -> None:
+    """Train a small CNN with 7x7 first-layer filters and show them beside a Gabor filter bank."""
+    from nnlab.data import available_splits
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks.classify import ClassifyConfig, run_classify
+    from nnlab.train import TrainConfig, resolve_device
+
+    if data not in ("mnist", "nist"):
+        raise NNLabError(f"--data must be mnist or nist (images large enough for 7x7 filters), got '{data}'")
+    resolve_device(device)
+    if not available_splits(data):
+        raise NNLabError(f"{data}: no data files found; run `nnlab datasets fetch {data}`")
+    cfg = ClassifyConfig(data=data, model="cnn", limit=limit,
+                         model_args={"first_kernel": 7, "first_init_scale": 0.05, "channels": (16, 32)},
+                         train=TrainConfig(epochs=epochs, lr=3e-3, seed=seed, device=device, monitor="val/acc"))
+    run = RunDir.create(f"conv-filters-{data}", out)
+    summary = run_classify(cfg, run, console)
+    write_report(run)
+    console.print(f"test accuracy {summary['test/acc']:.4f}; filters: {run.figure_dir / 'first_layer_filters.png'}")
+    console.print(f"report: {run.report_path.resolve()}")
 
 
 # ---- entry point -------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from nnlab.cli import main
 COMMANDS = [[], ["demo"], ["train"], ["report"], ["facts"], ["datasets"], ["datasets", "list"],
             ["datasets", "fetch"], ["datasets", "verify"], ["numpy"], ["numpy", "train"],
             ["numpy", "sweep-lr"], ["numpy", "gradient-flow"], ["numpy", "least-squares"],
-            ["numpy", "perceptron"]]
+            ["numpy", "perceptron"], ["conv"], ["conv", "properties"], ["conv", "prior"],
+            ["conv", "filters"]]
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -105,8 +106,10 @@ def test_demo_writes_report_with_figures(capsys, tmp_path):
     assert "src=\"http" not in html and "<link" not in html  # self-contained
     for model in ("mlp", "cnn"):
         run = tmp_path / "demo" / model
-        assert {p.name for p in (run / "figures").iterdir()} == {
-            "curves.png", "confusion.png", "misclassified.png"}
+        expected = {"curves.png", "confusion.png", "misclassified.png"}
+        if model == "cnn":
+            expected.add("first_layer_filters.png")
+        assert {p.name for p in (run / "figures").iterdir()} == expected
         assert (run / "checkpoints" / "best.safetensors").exists()
         summary = json.loads((run / "summary.json").read_text())
         assert summary["test/acc"] > 0.8  # 4 epochs on digits: far above chance (0.1)

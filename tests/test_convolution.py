@@ -102,3 +102,41 @@ def test_conv_has_far_fewer_parameters_than_dense():
 
 def test_maxpool_layer_is_numpy_engine():
     assert MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4)).tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]]
+
+
+# ---- commands and experiments ------------------------------------------------------------------
+from test_cli import run_cli  # noqa: E402
+
+
+def test_conv_properties_command(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "conv", "properties", "--out", str(tmp_path / "p"))
+    assert code == 0 and "rotation by 90 degrees" in out
+    names = {p.name for p in (tmp_path / "p" / "figures").iterdir()}
+    assert names == {"equivariance.png", "stride.png", "pooling.png", "dct_basis.png"}
+
+
+def test_wrong_prior_cnn_cannot_tell_where_mlp_can(capsys, tmp_path):
+    """Conv + global pooling is blind to position ('where' stays at chance, 1/2) while an MLP
+    solves it; on small data and few epochs the reverse task is not decided yet (see RESULTS.md)."""
+    code, out, _ = run_cli(capsys, "conv", "prior", "--epochs", "4", "--train", "600", "--test", "300",
+                           "--out", str(tmp_path / "w"))
+    assert code == 0
+    import json
+
+    rows = json.loads((tmp_path / "w" / "summary.json").read_text())["accuracy"]
+    where = rows[0]
+    assert where["CNN + global pooling accuracy"] < 0.7 and where["MLP accuracy"] > 0.9
+
+
+def test_conv_command_errors(capsys):
+    code, _, err = run_cli(capsys, "conv", "prior", "--data", "cifar")
+    assert code == 1 and "--data must be digits or mnist" in err
+    code, _, err = run_cli(capsys, "conv", "filters", "--data", "mnist")
+    assert code == 1 and "nnlab datasets fetch mnist" in err
+
+
+def test_filters_run_shows_gabor_bank(capsys, tmp_path, real_data):
+    code, out, _ = run_cli(capsys, "conv", "filters", "--epochs", "1", "--limit", "600",
+                           "--out", str(tmp_path / "f"))
+    assert code == 0
+    assert (tmp_path / "f" / "figures" / "first_layer_filters.png").exists()

@@ -15,12 +15,16 @@ class CNNConfig:
     num_classes: int = 10
     channels: tuple[int, ...] = (32, 64)  # one block per entry; each block halves H and W
     convs_per_block: int = 2
+    first_kernel: int = 3  # kernel size of the very first conv (larger shows Gabor-like filters)
+    # Scale of the first conv's initial weights. Kernel components orthogonal to every image patch
+    # get no gradient and keep their random initial values; a small scale lets the learnt part show.
+    first_init_scale: float = 1.0
     dropout: float = 0.1
 
 
-def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+def conv_bn_relu(c_in: int, c_out: int, k: int = 3) -> nn.Sequential:
     # no conv bias: BatchNorm's shift makes it redundant
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out),
                          nn.ReLU(inplace=True))
 
 
@@ -30,11 +34,14 @@ class CNN(nn.Module):
         self.cfg = cfg
         blocks: list[nn.Module] = []
         c = cfg.in_channels
-        for width in cfg.channels:
-            convs = [conv_bn_relu(c if i == 0 else width, width) for i in range(cfg.convs_per_block)]
+        for b, width in enumerate(cfg.channels):
+            convs = [conv_bn_relu(c if i == 0 else width, width,
+                                  cfg.first_kernel if b == i == 0 else 3) for i in range(cfg.convs_per_block)]
             blocks.append(nn.Sequential(*convs, nn.MaxPool2d(2)))
             c = width
         self.features = nn.Sequential(*blocks)
+        with torch.no_grad():
+            blocks[0][0][0].weight.mul_(cfg.first_init_scale)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(cfg.dropout),
                                   nn.Linear(c, cfg.num_classes))
 

@@ -19,7 +19,7 @@ from nnlab.errors import NNLabError
 from nnlab.models import build_model, count_parameters, model_config
 from nnlab.run import RunDir
 from nnlab.train import StepOutput, TrainConfig, Trainer, load_checkpoint, predict
-from nnlab.viz import confusion_figure, curves_figure, image_grid_figure
+from nnlab.viz import confusion_figure, curves_figure, filters_figure, gabor_bank, image_grid_figure
 
 
 @dataclass
@@ -103,6 +103,12 @@ def run_classify(cfg: ClassifyConfig, run: RunDir, console: Console | None = Non
     }
     run.save_summary(summary)
     write_figures(run, trainer.history, test, pred, logits, cm, f"{cfg.model} on {cfg.data}")
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first_conv is not None:
+        w = first_conv.weight.detach().cpu().numpy()  # (O, C, k, k)
+        bank = gabor_bank(w.shape[-1]) if w.shape[-1] >= 5 else None
+        run.save_figure("first_layer_filters", filters_figure(
+            w, bank, f"learnt {w.shape[-1]}x{w.shape[-1]} first-layer filters"))
     return summary
 
 

@@ -163,14 +163,15 @@ def dct_basis_figure(n: int = 8) -> Figure:
 
 # ---- when the prior is wrong ---------------------------------------------------------------------
 class GapCNN(nn.Module):
-    """Convolutions + global average pooling: translation invariant by construction."""
+    """Convolutions + global average pooling, circular padding: invariant to (circular) shifts by
+    construction -- zero padding would leak the distance to the border, i.e. position."""
 
     def __init__(self, classes: int, width: int = 32):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(1, width, 5, padding=2, padding_mode="circular"), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1, padding_mode="circular"), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1, padding_mode="circular"), nn.ReLU(),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, classes))
 
     def forward(self, x):
@@ -197,48 +198,44 @@ def place_on_canvas(images: np.ndarray, canvas: int, xs: np.ndarray, ys: np.ndar
     return out
 
 
-def position_tasks(digits: ImageSet, canvas: int, n_train: int, n_test: int, seed: int) -> dict[str, Any]:
-    """Two tasks on digits pasted into a canvas twice their size:
+def position_tasks(train_digits: ImageSet, test_digits: ImageSet, canvas: int, n_train: int,
+                   n_test: int, seed: int) -> dict[str, tuple]:
+    """Two tasks on digits pasted into a black canvas twice their size (test digits are other
+    images than the training digits):
     'where': label = 1 if the digit sits in the right half (its class is irrelevant);
-    'what, shifted': label = the digit; training digits sit in the left half, test digits in the right."""
+    'what': label = the digit; training digits sit in the left half, test digits in the right."""
     rng = np.random.default_rng(seed)
-    h = digits.images.shape[2]
-    span = canvas - h  # top-left positions 0..span
-    half = canvas // 2
+    h = train_digits.images.shape[2]
+    span, half = canvas - h, canvas // 2
 
-    def pick(n):
-        idx = rng.integers(0, len(digits), n)
-        return digits.images[idx], digits.labels[idx]
+    def sample(pool: ImageSet, n: int, side: np.ndarray):
+        idx = rng.integers(0, len(pool), n)
+        xs = np.where(side == 1, rng.integers(half, span + 1, n), rng.integers(0, half - h + 1, n))
+        ys = rng.integers(0, span + 1, n)
+        return place_on_canvas(pool.images[idx], canvas, xs, ys), pool.labels[idx]
 
-    tasks = {}
-    imgs, _ = pick(n_train + n_test)
-    right = rng.integers(0, 2, n_train + n_test)
-    xs = np.where(right == 1, rng.integers(half, span + 1, len(right)), rng.integers(0, half - h + 1, len(right)))
-    ys = rng.integers(0, span + 1, len(right))
-    x = place_on_canvas(imgs, canvas, xs, ys)
-    tasks["where: left or right half?"] = (x[:n_train], right[:n_train], x[n_train:], right[n_train:], 2)
-
-    imgs, labels = pick(n_train + n_test)
-    xs = np.concatenate([rng.integers(0, half - h + 1, n_train), rng.integers(half, span + 1, n_test)])
-    ys = rng.integers(0, span + 1, n_train + n_test)
-    x = place_on_canvas(imgs, canvas, xs, ys)
-    tasks["what: which digit? (train left, test right)"] = (x[:n_train], labels[:n_train], x[n_train:],
-                                                            labels[n_train:], 10)
+    side_tr, side_te = rng.integers(0, 2, n_train), rng.integers(0, 2, n_test)
+    (xtr, _), (xte, _) = sample(train_digits, n_train, side_tr), sample(test_digits, n_test, side_te)
+    tasks = {"where: left or right half?": (xtr, side_tr, xte, side_te, 2)}
+    (xtr, ytr) = sample(train_digits, n_train, np.zeros(n_train, int))
+    (xte, yte) = sample(test_digits, n_test, np.ones(n_test, int))
+    tasks["what: which digit? (train left, test right)"] = (xtr, ytr, xte, yte, 10)
     return tasks
 
 
-def prior_experiment(digits: ImageSet, canvas: int, n_train: int = 4000, n_test: int = 1000,
-                     epochs: int = 8, seed: int = 0, device: str = "auto") -> list[dict[str, Any]]:
-    """Accuracy of a conv + global-pooling net and an MLP on both tasks (shared training loop)."""
+def prior_experiment(train_digits: ImageSet, test_digits: ImageSet, canvas: int, n_train: int = 4000,
+                     n_test: int = 1000, epochs: int = 20, seed: int = 0,
+                     device: str = "auto") -> list[dict[str, Any]]:
+    """Test accuracy of a conv + global-pooling net and an MLP on both tasks (shared training loop)."""
     rows = []
-    for task, (xtr, ytr, xte, yte, k) in position_tasks(digits, canvas, n_train, n_test, seed).items():
+    tasks = position_tasks(train_digits, test_digits, canvas, n_train, n_test, seed)
+    for task, (xtr, ytr, xte, yte, k) in tasks.items():
         row: dict[str, Any] = {"task": task}
         for name, make in (("CNN + global pooling", lambda: GapCNN(k)),
                            ("MLP", lambda: DenseMLP(canvas * canvas, k))):
             torch.manual_seed(seed)
-            model = make()
             cfg = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=seed, device=device)
-            trainer = Trainer(model, ClassifyTask(k), cfg)
+            trainer = Trainer(make(), ClassifyTask(k), cfg)
             train = torch.utils.data.TensorDataset(torch.from_numpy(xtr), torch.from_numpy(ytr.astype(np.int64)))
             test = torch.utils.data.TensorDataset(torch.from_numpy(xte), torch.from_numpy(yte.astype(np.int64)))
             t0 = time.perf_counter()
@@ -249,10 +246,24 @@ def prior_experiment(digits: ImageSet, canvas: int, n_train: int = 4000, n_test:
     return rows
 
 
-def prior_examples_figure(digits: ImageSet, canvas: int, seed: int = 0) -> Figure:
-    tasks = position_tasks(digits, canvas, 8, 8, seed)
+def prior_examples_figure(train_digits: ImageSet, test_digits: ImageSet, canvas: int, seed: int = 0) -> Figure:
+    tasks = position_tasks(train_digits, test_digits, canvas, 4, 4, seed)
     (name1, t1), (name2, t2) = tasks.items()
-    imgs = np.concatenate([t1[0][:4], t1[2][:4], t2[0][:4], t2[2][:4]])
-    titles = ([f"train: {'right' if y else 'left'}" for y in t1[1][:4]] + [f"test: {'right' if y else 'left'}" for y in t1[3][:4]]
-              + [f"train: {y}" for y in t2[1][:4]] + [f"test: {y}" for y in t2[3][:4]])
-    return image_grid_figure(imgs, titles, cols=8, title=f"row 1: '{name1}'   row 2: '{name2}'")
+    imgs = np.concatenate([t1[0], t1[2], t2[0], t2[2]])
+    side = ["left", "right"]
+    titles = ([f"train: {side[y]}" for y in t1[1]] + [f"test: {side[y]}" for y in t1[3]]
+              + [f"train: {y}" for y in t2[1]] + [f"test: {y}" for y in t2[3]])
+    return image_grid_figure(imgs, titles, cols=8, title=f"row 1: {name1}   row 2: {name2}")
+
+
+def prior_data(name: str, seed: int = 0) -> tuple[ImageSet, ImageSet, int]:
+    """Digit pools for the prior experiment: (train pool, test pool, canvas size). digits are
+    upsampled to 16x16 on a 32x32 canvas; MNIST is 28x28 on 56x56."""
+    from nnlab.data import load_splits
+
+    if name == "mnist":
+        return load_image_set("mnist", "train"), load_image_set("mnist", "test"), 56
+    splits = load_splits(name, seed=seed)
+    up = {k: ImageSet(np.kron(v.images, np.ones((1, 1, 2, 2), np.float32)), v.labels, v.class_names)
+          for k, v in splits.items()} if name == "digits" else splits
+    return up["train"], up["test"], 2 * up["train"].images.shape[2]

@@ -139,3 +139,40 @@ def first_layer_figure(before: np.ndarray, after: np.ndarray, shape: Sequence[in
     if title:
         fig.suptitle(title, fontsize=10, y=1.04)
     return fig
+
+
+def filters_figure(weights: np.ndarray, reference: np.ndarray | None = None, title: str = "",
+                   reference_title: str = "Gabor filter bank") -> Figure:
+    """Learnt first-layer kernels (O, C, k, k) as images (channel mean for C > 1), optionally beside
+    a reference bank (M, k', k'). Each kernel scaled to its own max |w|, blue < 0 < red."""
+    kernels = weights.mean(axis=1) if weights.ndim == 4 else weights
+    groups = [(kernels, title or "learnt first-layer filters")]
+    if reference is not None:
+        groups.append((reference, reference_title))
+    fig = Figure(figsize=(5.5 * len(groups), 3.2))
+    subfigs = np.atleast_1d(fig.subfigures(1, len(groups)))
+    for sub, (bank, name) in zip(subfigs, groups):
+        n = len(bank)
+        cols = int(math.ceil(math.sqrt(n)))
+        axes = sub.subplots(int(math.ceil(n / cols)), cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i < n:
+                m = np.abs(bank[i]).max() or 1.0
+                ax.imshow(bank[i], cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
+        sub.suptitle(name, fontsize=9)
+    return fig
+
+
+def gabor_bank(size: int, orientations: int = 4, frequencies: tuple[float, ...] = (0.15, 0.3)) -> np.ndarray:
+    """Real and imaginary parts of Gabor kernels (scikit-image), cropped to size x size."""
+    from skimage.filters import gabor_kernel
+
+    bank = []
+    for f in frequencies:
+        for t in range(orientations):
+            g = gabor_kernel(f, theta=np.pi * t / orientations, sigma_x=size / 4, sigma_y=size / 4)
+            c = np.array(g.shape) // 2
+            crop = g[c[0] - size // 2:c[0] + size // 2 + 1, c[1] - size // 2:c[1] + size // 2 + 1]
+            bank += [crop.real, crop.imag]
+    return np.array(bank)
