@@ -257,23 +257,24 @@ def datasets_verify(
 
 
 # ---- numpy ---------------------------------------------------------------------------------------
-def _hidden(text: str) -> tuple[int, ...]:
+def _hidden(text: str, option: str = "--hidden") -> tuple[int, ...]:
     try:
         sizes = tuple(int(h) for h in text.split(",") if h.strip())
     except ValueError:
-        raise NNLabError(f"--hidden expects comma-separated layer widths like 64 or 512,256, got '{text}'") from None
+        raise NNLabError(f"{option} expects comma-separated layer widths like 64 or 512,256, got '{text}'") from None
     if not sizes or min(sizes) < 1:
-        raise NNLabError(f"--hidden needs at least one width >= 1, got '{text}'")
+        raise NNLabError(f"{option} needs at least one width >= 1, got '{text}'")
     return sizes
 
 
 def _numpy_config(data, hidden, activation, init, epochs, batch_size, lr, momentum, weight_decay,
-                  schedule, augment, blur, val_fraction, folds, limit, seed):
+                  schedule, augment, blur, val_fraction, folds, limit, seed, arch="mlp", channels="8,16"):
     from nnlab.data.registry import get_info
     from nnlab.tasks.numpy_classify import NumpyClassifyConfig
 
     get_info(data)
-    cfg = NumpyClassifyConfig(data=data, hidden=_hidden(hidden), activation=activation, init=init,
+    cfg = NumpyClassifyConfig(data=data, arch=arch, hidden=_hidden(hidden), channels=_hidden(channels, "--channels"),
+                              activation=activation, init=init,
                               epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
                               weight_decay=weight_decay, schedule=schedule, augment=augment, blur=blur,
                               val_fraction=val_fraction, folds=folds, limit=limit, seed=seed)
@@ -315,6 +316,8 @@ def numpy_train(
     augment: bool = _np_opts["augment"], blur: float = _np_opts["blur"],
     val_fraction: float = _np_opts["val_fraction"], folds: int = _np_opts["folds"],
     limit: int = _np_opts["limit"], seed: int = SeedOpt, out: Optional[Path] = OutOpt,
+    arch: str = typer.Option("mlp", help="mlp, or cnn: [conv3x3-relu-maxpool] per --channels entry, linear."),
+    channels: str = typer.Option("8,16", help="CNN channel widths, comma-separated."),
     resume: Optional[Path] = typer.Option(None, help="Continue this run from its last checkpoint."),
 ) -> None:
     """Train an MLP with the NumPy engine (manual backprop, SGD with momentum); with --folds k,
@@ -329,8 +332,9 @@ def numpy_train(
         summary = run_numpy_classify(cfg, run, console, resume=True)
     else:
         cfg = _numpy_config(data, hidden, activation, init, epochs, batch_size, lr, momentum,
-                            weight_decay, schedule, augment, blur, val_fraction, folds, limit, seed)
-        run = RunDir.create(f"numpy-{cfg.data}", out)
+                            weight_decay, schedule, augment, blur, val_fraction, folds, limit, seed,
+                            arch, channels)
+        run = RunDir.create(f"numpy-{cfg.arch}-{cfg.data}", out)
         if cfg.folds:
             summary = run_numpy_cv(cfg, run, console)
         else:

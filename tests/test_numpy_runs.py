@@ -178,6 +178,19 @@ def test_experiment_commands(capsys, tmp_path):
 
 
 def test_build_net_shapes():
-    net = build_net(NumpyClassifyConfig(hidden=(20, 10)), 64, 5)
+    net = build_net(NumpyClassifyConfig(hidden=(20, 10)), (1, 8, 8), 5)
     assert net(np.zeros((3, 64), np.float32)).shape == (3, 5)
     assert net.layers[0].W.data.dtype == np.float32
+    cnn = build_net(NumpyClassifyConfig(arch="cnn", channels=(4, 6)), (1, 28, 28), 7)
+    assert cnn(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 7)
+    with pytest.raises(NNLabError, match="halve"):
+        build_net(NumpyClassifyConfig(arch="cnn", channels=(4, 4, 4, 4)), (1, 8, 8), 3)
+
+
+def test_numpy_cnn_run(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "numpy", "train", "--arch", "cnn", "--epochs", "4",
+                           "--out", str(tmp_path / "c"))
+    assert code == 0
+    run = RunDir(tmp_path / "c")
+    assert run.summary()["test/acc"] > 0.85 and run.summary()["arch"] == "cnn"
+    assert (run.figure_dir / "first_layer_filters.png").exists()

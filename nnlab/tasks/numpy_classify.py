@@ -23,18 +23,21 @@ from nnlab.data.augment import blur, random_affine
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json
 from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, Sequential, mlp
+from nnlab.numpy_nn.conv import Conv2d, Flatten, MaxPool2d
 from nnlab.numpy_nn.init import INITS
 from nnlab.numpy_nn.layers import ACTIVATIONS
 from nnlab.run import RunDir
 from nnlab.tasks.classify import confusion_matrix, most_confused
 from nnlab.train import TrainingDiverged
-from nnlab.viz import confusion_figure, curves_figure, first_layer_figure
+from nnlab.viz import confusion_figure, curves_figure, filters_figure, first_layer_figure
 
 
 @dataclass
 class NumpyClassifyConfig:
     data: str = "digits"
+    arch: str = "mlp"  # mlp | cnn: [conv3x3 -> relu -> maxpool2] per entry of `channels`, then linear
     hidden: tuple[int, ...] = (64,)
+    channels: tuple[int, ...] = (8, 16)
     activation: str = "relu"  # relu | sigmoid | tanh
     init: str = ""  # xavier | he | zero; "" = he for relu, xavier otherwise
     epochs: int = 50
@@ -56,6 +59,8 @@ class NumpyClassifyConfig:
             raise NNLabError(f"epochs and batch size must be >= 1 (got {self.epochs}, {self.batch_size})")
         if not self.lr > 0:
             raise NNLabError(f"learning rate must be > 0, got {self.lr}")
+        if self.arch not in ("mlp", "cnn"):
+            raise NNLabError(f"arch must be mlp or cnn, got '{self.arch}'")
         if self.activation not in ACTIVATIONS:
             raise NNLabError(f"activation must be one of {sorted(ACTIVATIONS)}, got '{self.activation}'")
         if self.init and self.init not in INITS:
@@ -125,10 +130,13 @@ class NumpyTrainer:
         self.opt = SGD(net.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
         self.history: list[dict[str, Any]] = []
         self.start_epoch, self.best, self.best_epoch = 1, None, 0
-        self.in_features = net.layers[0].W.data.shape[0]
+        first = net.layers[0]
+        self.in_features = first.W.data.shape[0] if isinstance(first, Linear) else None
 
     def flat(self, images: np.ndarray) -> np.ndarray:
-        return blur(images, self.cfg.blur).reshape(len(images), -1)
+        """The network's input: blurred images, flattened for an MLP, (N, C, H, W) for a CNN."""
+        x = blur(images, self.cfg.blur)
+        return x.reshape(len(x), -1) if self.cfg.arch == "mlp" else x
 
     def evaluate(self, data: ImageSet, batch_size: int = 1000) -> dict[str, float]:
         logits = self.predict(data.images, batch_size)
@@ -146,11 +154,12 @@ class NumpyTrainer:
 
     def fit(self, train: ImageSet, val: ImageSet) -> list[dict[str, Any]]:
         cfg = self.cfg
-        check_inputs(train.images.reshape(len(train), -1), train.labels, self.in_features,
-                     self.num_classes, "training data")
+        width = self.in_features or int(np.prod(train.images.shape[1:]))  # a CNN takes any size
+        check_inputs(train.images.reshape(len(train), -1), train.labels, width, self.num_classes,
+                     "training data")
         if len(val):
-            check_inputs(val.images.reshape(len(val), -1), val.labels, self.in_features,
-                         self.num_classes, "validation data")
+            check_inputs(val.images.reshape(len(val), -1), val.labels, width, self.num_classes,
+                         "validation data")
         fixed_x = None if cfg.augment else self.flat(train.images)  # unchanging inputs: prepare once
         for epoch in range(self.start_epoch, cfg.epochs + 1):
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, by name
@@ -242,8 +251,19 @@ class NumpyTrainer:
 
 
 # ---- the task -------------------------------------------------------------------------------------
-def build_net(cfg: NumpyClassifyConfig, in_features: int, num_classes: int) -> Sequential:
-    return mlp([in_features, *cfg.hidden, num_classes], cfg.activation, cfg.init or None, seed=cfg.seed)
+def build_net(cfg: NumpyClassifyConfig, shape: tuple[int, ...], num_classes: int) -> Sequential:
+    """The engine's MLP, or its CNN: [Conv3x3 -> ReLU -> MaxPool2] per channel width, Linear."""
+    if cfg.arch == "mlp":
+        return mlp([int(np.prod(shape)), *cfg.hidden, num_classes], cfg.activation, cfg.init or None,
+                   seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    layers, c, (h, w) = [], shape[0], shape[1:]
+    for width in cfg.channels:
+        layers += [Conv2d(c, width, 3, padding=1, rng=rng), ACTIVATIONS[cfg.activation](), MaxPool2d(2)]
+        c, h, w = width, h // 2, w // 2
+    if h < 1 or w < 1:
+        raise NNLabError(f"{len(cfg.channels)} conv blocks halve {shape[1:]} to nothing; use fewer --channels")
+    return Sequential(*layers, Flatten(), Linear(c * h * w, num_classes, rng=rng))
 
 
 def run_numpy_classify(cfg: NumpyClassifyConfig, run: RunDir, console: Console | None = None,
@@ -252,9 +272,9 @@ def run_numpy_classify(cfg: NumpyClassifyConfig, run: RunDir, console: Console |
     data = load_data(cfg)
     train, val, test = data["train"], data["val"], data["test"]
     shape = train.images.shape[1:]
-    in_features, k = int(np.prod(shape)), len(train.class_names)
-    net = build_net(cfg, in_features, k)
-    first: Linear = net.layers[0]
+    k = len(train.class_names)
+    net = build_net(cfg, shape, k)
+    first = net.layers[0]
     w_init = first.W.data.copy()
     trainer = NumpyTrainer(net, cfg, k, run, console)
     if resume:
@@ -269,7 +289,7 @@ def run_numpy_classify(cfg: NumpyClassifyConfig, run: RunDir, console: Console |
     pred = trainer.predict(test.images).argmax(1)
     cm = confusion_matrix(pred, test.labels, k)
     summary = {
-        "engine": "numpy", "data": cfg.data, "hidden": list(cfg.hidden), "activation": cfg.activation,
+        "engine": "numpy", "data": cfg.data, "arch": cfg.arch, "activation": cfg.activation,
         "parameters": int(sum(p.data.size for p in net.parameters())),
         "epochs": len(trainer.history), "best_epoch": trainer.best_epoch or len(trainer.history),
         "test/acc": test_metrics["acc"], "test/loss": test_metrics["loss"], "test_images": len(test),
@@ -277,10 +297,13 @@ def run_numpy_classify(cfg: NumpyClassifyConfig, run: RunDir, console: Console |
         "most_confused": most_confused(cm, test.class_names, 8), "confusion": cm.tolist(),
     }
     run.save_summary(summary)
-    title = f"NumPy MLP {in_features}-{'-'.join(map(str, cfg.hidden))}-{k} on {cfg.data}"
+    sizes = "-".join(map(str, (int(np.prod(shape)), *cfg.hidden, k) if cfg.arch == "mlp" else cfg.channels))
+    title = f"NumPy {cfg.arch.upper()} {sizes} on {cfg.data}"
     run.save_figure("curves", curves_figure(trainer.history, title))
     run.save_figure("confusion", confusion_figure(cm, test.class_names, f"{title}: test confusion"))
-    if shape[0] == 1:
+    if cfg.arch == "cnn":
+        run.save_figure("first_layer_filters", filters_figure(first.W.data, title="learnt 3x3 filters"))
+    elif shape[0] == 1:
         run.save_figure("first_layer_weights", first_layer_figure(
             w_init, first.W.data, shape[1:], "first-layer weights: at initialisation | after training"))
     return summary
