@@ -91,7 +91,7 @@ def load_image_set(name: str, split: str) -> ImageSet:
     raise NNLabError(f"dataset '{name}' has no image-classification loader")
 
 
-def _partition(n: int, fractions: tuple[float, ...], labels: np.ndarray, seed: int) -> list[np.ndarray]:
+def partition(n: int, fractions: tuple[float, ...], labels: np.ndarray, seed: int) -> list[np.ndarray]:
     """Stratified random partition of range(n) into parts of sizes round(cumsum(fractions) * n).
 
     Each class is shuffled and its members spread evenly over [0, 1) (member j of n_c at
@@ -120,12 +120,12 @@ def load_splits(name: str, val_fraction: float = 0.1, seed: int = 0,
     if "train" in splits and ("test" in splits or "valid" in splits):
         train = load_image_set(name, "train")
         test = load_image_set(name, "test" if "test" in splits else "valid")
-        tr, va = _partition(len(train), (1 - val_fraction, val_fraction), train.labels, seed)
+        tr, va = partition(len(train), (1 - val_fraction, val_fraction), train.labels, seed)
         out = {"train": train.subset(tr), "val": train.subset(va), "test": test}
     elif len(splits) >= 1:
         whole = load_image_set(name, splits[0])
         test_fraction = 0.2
-        tr, va, te = _partition(len(whole), (1 - test_fraction - val_fraction, val_fraction,
+        tr, va, te = partition(len(whole), (1 - test_fraction - val_fraction, val_fraction,
                                              test_fraction), whole.labels, seed)
         out = {"train": whole.subset(tr), "val": whole.subset(va), "test": whole.subset(te)}
     else:
@@ -136,4 +136,4 @@ def load_splits(name: str, val_fraction: float = 0.1, seed: int = 0,
     return out
 
 
-__all__ = ["REGISTRY", "ImageSet", "available_splits", "load_image_set", "load_splits"]
+__all__ = ["REGISTRY", "ImageSet", "available_splits", "load_image_set", "load_splits", "partition"]

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save
 from sklearn.model_selection import StratifiedKFold
 
 from nnlab.config import from_dict, to_dict
-from nnlab.data import ImageSet, _partition, available_splits, load_image_set, load_splits
+from nnlab.data import ImageSet, available_splits, load_image_set, load_splits, partition
 from nnlab.data.augment import blur, random_affine
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json
@@ -87,7 +87,7 @@ def load_data(cfg: NumpyClassifyConfig) -> dict[str, ImageSet]:
         rest, test = list(kfold.split(whole.images, whole.labels))[cfg.fold]
         out = {"test": whole.subset(test)}
         if cfg.val_fraction > 0:
-            tr, va = _partition(len(rest), (1 - cfg.val_fraction, cfg.val_fraction),
+            tr, va = partition(len(rest), (1 - cfg.val_fraction, cfg.val_fraction),
                                 whole.labels[rest], cfg.seed)
             out.update(train=whole.subset(rest[tr]), val=whole.subset(rest[va]))
         else:
@@ -226,16 +226,15 @@ class NumpyTrainer:
 
     def load(self, path, optimizer: bool = False) -> dict[str, Any]:
         try:
-            tensors = load_file(path)
-            with open(path, "rb") as f:
-                n = int.from_bytes(f.read(8), "little")
-                state = json.loads(json.loads(f.read(n))["__metadata__"]["nnlab"])["state"]
+            with safe_open(path, framework="np") as f:
+                state = json.loads(f.metadata()["nnlab"])["state"]
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
             self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
             if optimizer:
                 self.opt.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("optim.")})
         except FileNotFoundError:
             raise NNLabError(f"{path}: checkpoint not found") from None
-        except (SafetensorError, ValueError, KeyError, json.JSONDecodeError) as e:
+        except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
             raise NNLabError(f"{path}: corrupt or incompatible checkpoint ({e})") from None
         return state
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
@@ -63,12 +62,11 @@ def load_checkpoint(path: Path, model: nn.Module | None = None,
     """Load into `model` / `optimizer` (when given) and return the saved training state."""
     if not path.is_file():
         raise NNLabError(f"{path}: checkpoint not found")
-    raw = path.read_bytes()
     try:
-        tensors = st_load(raw)
-        header_len = int.from_bytes(raw[:8], "little")
-        meta = json.loads(json.loads(raw[8:8 + header_len])["__metadata__"]["nnlab"])
-    except (SafetensorError, ValueError, KeyError, json.JSONDecodeError) as e:
+        with safe_open(path, framework="pt") as f:
+            meta = json.loads(f.metadata()["nnlab"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
         raise NNLabError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None
     if model is not None:
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
