@@ -140,3 +140,39 @@ def test_filters_run_shows_gabor_bank(capsys, tmp_path, real_data):
                            "--out", str(tmp_path / "f"))
     assert code == 0
     assert (tmp_path / "f" / "figures" / "first_layer_filters.png").exists()
+
+
+# ---- the equalities over >= 100 hypothesis-drawn cases each -------------------------------------
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([1, 3, 5]), st.integers(1, 3), st.integers(1, 3), st.integers(5, 12),
+       st.integers(5, 12), st.sampled_from(["relu", "tanh", "gelu"]), st.integers(0, 2**31))
+def test_patch_mlp_equals_convnet_hypothesis(k, layers, channels, H, W, activation, seed):
+    torch.manual_seed(seed)
+    widths = tuple(int(w) for w in np.random.default_rng(seed).integers(1, 12, layers))
+    model = PatchMLP(channels, k, widths, activation)
+    x = torch.randn(2, channels, H, W)
+    with torch.no_grad():
+        assert (model(x) - to_convnet(model)(x)).abs().max() < 1e-5
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 3, 5]), st.integers(6, 14),
+       st.integers(6, 14), st.integers(-20, 20), st.integers(-20, 20), st.integers(0, 2**31))
+def test_circular_translation_equivariance_hypothesis(c, o, k, H, W, dy, dx, seed):
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((1, c, H, W)), rng.standard_normal((o, c, k, k))
+    p = k // 2
+
+    def circ(z):
+        return conv2d(np.pad(z, ((0, 0), (0, 0), (p, p), (p, p)), mode="wrap"), w)
+
+    assert np.allclose(circ(np.roll(x, (dy, dx), (2, 3))), np.roll(circ(x), (dy, dx), (2, 3)), atol=1e-10)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2), st.integers(4, 15),
+       st.integers(4, 15), st.integers(2, 4), st.integers(0, 2**31))
+def test_stride_is_subsampling_hypothesis(c, o, k, pad, H, W, s, seed):
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((2, c, H, W)), rng.standard_normal((o, c, k, k))
+    assert np.allclose(conv2d(x, w, stride=s, padding=pad), conv2d(x, w, padding=pad)[..., ::s, ::s])
