@@ -4,6 +4,7 @@ print a table. Bad input is an NNLabError or a usage error: one line on stderr, 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -82,12 +83,26 @@ def _parse_model_args(items: list[str]) -> dict:
     return args
 
 
+def _patch(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        sizes = ()
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise NNLabError(f"--patch expects P or HxW with positive integers (7, 1x28), got '{text}'")
+    return (sizes[0], sizes[0]) if len(sizes) == 1 else sizes
+
+
 @app.command()
 def train(
     data: str = typer.Option("digits", help="Dataset: digits, mnist or nist."),
     model: str = typer.Option("mlp", help="Model: mlp or cnn."),
     model_arg: list[str] = typer.Option(
         [], "--model-arg", "-m", help="Model option KEY=VALUE (JSON value), e.g. -m 'hidden=[256,128]'."),
+    patch: Optional[str] = typer.Option(None, help="ViT patch size: 7 (7x7) or HxW, e.g. 1x28 (image rows)."),
+    augment: bool = typer.Option(False, help="Random affine augmentation of every training batch."),
+    precision: str = typer.Option("auto", help="auto, bf16, fp16 or fp32 (mixed precision on CUDA only)."),
     epochs: int = typer.Option(10, min=1, help="Number of epochs."),
     batch_size: int = typer.Option(64, min=1, help="Mini-batch size."),
     lr: float = typer.Option(3e-3, help="Peak learning rate (> 0)."),
@@ -110,18 +125,28 @@ def train(
     from nnlab.run import RunDir
     from nnlab.tasks.classify import ClassifyConfig, load_classify_config, run_classify
     from nnlab.train import TrainConfig
+    from nnlab.train.distributed import broadcast_object, init_distributed
 
+    rank, world = init_distributed()  # torchrun -m nnlab train ...: one process per device
+    if rank != 0:
+        global console
+        console = Console(quiet=True)
     if resume is not None:
         run = RunDir.open(resume)
         cfg = load_classify_config(run)
     else:
+        model_args = _parse_model_args(model_arg)
+        if patch is not None:
+            if model != "vit":
+                raise NNLabError("--patch applies to --model vit only")
+            model_args["patch"] = _patch(patch)
         cfg = ClassifyConfig(
-            data=data, model=model, model_args=_parse_model_args(model_arg),
-            val_fraction=val_fraction, limit=limit,
+            data=data, model=model, model_args=model_args, val_fraction=val_fraction, limit=limit,
+            augment=augment,
             train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                               optimizer=optimizer, schedule=schedule, warmup_epochs=warmup,
                               grad_clip=grad_clip, patience=patience, monitor="val/acc",
-                              seed=seed, device=device))
+                              precision=precision, seed=seed, device=device))
         # fail on bad arguments before a run directory is created
         cfg.train.validate()
         from nnlab.data.registry import get_info
@@ -138,15 +163,53 @@ def train(
                              f"{cfg.data}` or set NNLAB_DATA to a folder that holds them")
         if not 0.0 < val_fraction < 0.5:
             raise NNLabError(f"--val-fraction must be in (0, 0.5), got {val_fraction}")
-        run = RunDir.create(f"{cfg.model}-{cfg.data}", out)
+        fresh = out is None or not Path(out).exists()
+        path = RunDir.create(f"{cfg.model}-{cfg.data}", out).path if rank == 0 else None
+        run = RunDir(broadcast_object(path))
     try:
         summary = run_classify(cfg, run, console, resume=resume is not None)
     except KeyboardInterrupt:
         raise NNLabError(f"interrupted; resume with: nnlab train --resume {run.path}") from None
+    except NNLabError:
+        # failed before the first epoch finished (bad data, a model that does not fit it):
+        # remove the empty run directory this command made
+        if resume is None and fresh and rank == 0 and not run.metrics_path.exists():
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    if rank != 0:
+        return
     write_report(run)
     keys = ("model", "data", "parameters", "epochs", "best_epoch", "test/acc", "train_time_s")
     console.print(_table([{k: summary[k] for k in keys}], "test split, best checkpoint"))
     console.print(f"report: {run.report_path.resolve()}")
+
+
+# ---- explain -----------------------------------------------------------------------------------------
+@app.command()
+def explain(
+    run_dir: Path = typer.Argument(..., help="A run directory of a ViT classifier."),
+    image: int = typer.Option(0, "--image", min=0, help="Index of the test image."),
+) -> None:
+    """Attention maps of a trained ViT on one test image: every layer and head, and the rollout."""
+    import torch
+
+    from nnlab.data import load_splits
+    from nnlab.models import build_model, model_config
+    from nnlab.run import RunDir
+    from nnlab.tasks.classify import explain_figure, load_classify_config
+    from nnlab.train import load_checkpoint
+
+    run = RunDir.open(run_dir)
+    cfg = load_classify_config(run)
+    if cfg.model != "vit":
+        raise NNLabError(f"{run.path} trained a {cfg.model}; attention maps need a ViT run")
+    raw = run.config()["model_config"]
+    model = build_model("vit", model_config("vit", **raw))
+    load_checkpoint(run.checkpoint_dir / "best.safetensors", model)
+    test = load_splits(cfg.data, cfg.val_fraction, cfg.train.seed, cfg.limit)["test"]
+    with torch.no_grad():
+        path = run.save_figure(f"attention_test{image}", explain_figure(model, test, image))
+    console.print(f"attention maps: {path.resolve()}")
 
 
 # ---- report ----------------------------------------------------------------------------------------

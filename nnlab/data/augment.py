@@ -39,3 +39,30 @@ def blur(images: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return images
     return ndimage.gaussian_filter(images, (0, 0, sigma, sigma)).astype(images.dtype, copy=False)
+
+
+def random_affine_torch(x, rotate: float = 10.0, scale: float = 0.1, shear: float = 0.1,
+                        shift: float = 2.0):
+    """The same random affine augmentation for a torch batch (B, C, H, W), on its device, drawn
+    from torch's global generator (which the training loop seeds per epoch)."""
+    import torch
+    import torch.nn.functional as F
+
+    B, C, H, W = x.shape
+    dev = x.device
+
+    def u(v):
+        return (torch.rand(B, device=dev) * 2 - 1) * v
+
+    a = torch.deg2rad(u(rotate))
+    s = 1 + u(scale)
+    k = u(shear)
+    cos, sin = torch.cos(a) / s, torch.sin(a) / s
+    theta = torch.zeros(B, 2, 3, device=dev)
+    # affine_grid works in normalised coordinates ([-1, 1] across the image); x before y
+    theta[:, 0, 0], theta[:, 0, 1] = cos, cos * k - sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, sin * k + cos
+    theta[:, 0, 2] = u(shift) * 2 / W
+    theta[:, 1, 2] = u(shift) * 2 / H
+    grid = F.affine_grid(theta, (B, C, H, W), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

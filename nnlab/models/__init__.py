@@ -10,10 +10,12 @@ from torch import nn
 from nnlab.errors import NNLabError
 from nnlab.models.cnn import CNN, CNNConfig
 from nnlab.models.mlp import MLP, MLPConfig
+from nnlab.models.vit import ViT, ViTConfig
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "mlp": (MLPConfig, MLP),
     "cnn": (CNNConfig, CNN),
+    "vit": (ViTConfig, ViT),
 }
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from nnlab.config import from_dict, to_dict
 from nnlab.data import ImageSet, load_splits
+from nnlab.data.augment import random_affine_torch
 from nnlab.errors import NNLabError
 from nnlab.models import build_model, count_parameters, model_config
 from nnlab.run import RunDir
@@ -29,15 +30,18 @@ class ClassifyConfig:
     model_args: dict[str, Any] = field(default_factory=dict)  # fields of the model's config
     val_fraction: float = 0.1
     limit: int = 0  # > 0: use only this many training images
+    augment: bool = False  # random affine transform of every training batch
     train: TrainConfig = field(default_factory=lambda: TrainConfig(monitor="val/acc"))
 
 
 class ClassifyTask:
-    def __init__(self, num_classes: int):
-        self.num_classes = num_classes
+    def __init__(self, num_classes: int, augment: bool = False):
+        self.num_classes, self.augment = num_classes, augment
 
     def step(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
         x, y = batch  # (B, C, H, W), (B,)
+        if self.augment and model.training:
+            x = random_affine_torch(x)
         logits = model(x)  # (B, K)
         return StepOutput(F.cross_entropy(logits, y), logits, y)
 
@@ -53,6 +57,12 @@ def resolved_model_config(cfg: ClassifyConfig, data: ImageSet):
         args.setdefault("in_shape", shape)
     else:
         args.setdefault("in_channels", shape[0])
+    if cfg.model == "vit":
+        args.setdefault("image_size", shape[1:])
+        patch = tuple(args.get("patch", (7, 7)))
+        if shape[1] % patch[0] or shape[2] % patch[1]:
+            raise NNLabError(f"patch {patch[0]}x{patch[1]} does not tile the {shape[1]}x{shape[2]} "
+                             f"images of {cfg.data}")
     args.setdefault("num_classes", len(data.class_names))
     return model_config(cfg.model, **args)
 
@@ -78,18 +88,21 @@ def run_classify(cfg: ClassifyConfig, run: RunDir, console: Console | None = Non
     mcfg = resolved_model_config(cfg, train)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, mcfg)
-    trainer = Trainer(model, ClassifyTask(len(train.class_names)), cfg.train, run, console)
+    trainer = Trainer(model, ClassifyTask(len(train.class_names), cfg.augment), cfg.train, run, console)
+    main = trainer.run is not None  # False on ranks > 0 under DDP: they train, rank 0 writes
     if resume:
         done = trainer.resume()
-        if console:
+        if console and main:
             console.print(f"resuming {run.path} after epoch {done}")
-    else:
+    elif main:
         run.save_config({"task": "classify", **to_dict(cfg), "model_config": to_dict(mcfg)})
     trainer.fit(train.tensors(), val.tensors())
     train_time = sum(r["time/epoch_s"] for r in trainer.history)  # all epochs, resumed ones too
 
     load_checkpoint(run.checkpoint_dir / "best.safetensors", model)
     test_metrics = trainer.evaluate(test.tensors())
+    if not main:
+        return {"test/acc": test_metrics["acc"]}
     logits = predict(model, test.tensors(), device=trainer.device)
     pred, true = logits.argmax(1).numpy(), test.labels
     cm = confusion_matrix(pred, true, len(test.class_names))
@@ -103,6 +116,9 @@ def run_classify(cfg: ClassifyConfig, run: RunDir, console: Console | None = Non
     }
     run.save_summary(summary)
     write_figures(run, trainer.history, test, pred, logits, cm, f"{cfg.model} on {cfg.data}")
+    if cfg.model == "vit":
+        for i in range(3):
+            run.save_figure(f"attention_test{i}", explain_figure(model, test, i, trainer.device))
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     if first_conv is not None:
         w = first_conv.weight.detach().cpu().numpy()  # (O, C, k, k)
@@ -133,3 +149,23 @@ def load_classify_config(run: RunDir) -> ClassifyConfig:
         raise NNLabError(f"{run.path}: not a classification run (task {raw.get('task')!r})")
     fields = {f.name for f in dataclasses.fields(ClassifyConfig)}
     return from_dict(ClassifyConfig, {k: v for k, v in raw.items() if k in fields})
+
+
+def explain_figure(model: nn.Module, data: ImageSet, index: int, device: torch.device | None = None):
+    """Attention maps of a ViT for image `index` of `data`: per layer and head, and the rollout."""
+    from nnlab.viz.attention import attention_figure
+
+    if not 0 <= index < len(data):
+        raise NNLabError(f"image index {index} is outside 0..{len(data) - 1}")
+    device = device or next(model.parameters()).device
+    model.eval()
+    x = torch.from_numpy(data.images[index:index + 1]).to(device)
+    with torch.no_grad():
+        logits, maps = model(x, return_attention=True)
+    maps = [m[0].float().cpu().numpy() for m in maps]  # per layer (heads, N + 1, N + 1)
+    pred = int(logits.argmax(1))
+    names = data.class_names
+    cfg = model.cfg
+    title = (f"test image {index}: true {names[data.labels[index]]}, predicted {names[pred]}; "
+             f"patches {cfg.patch[0]}x{cfg.patch[1]}, class-token attention")
+    return attention_figure(data.images[index, 0], maps, cfg.grid, cfg.patch, title)

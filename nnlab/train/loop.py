@@ -20,11 +20,12 @@ import torchmetrics
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from nnlab.errors import NNLabError
 from nnlab.run import RunDir
 from nnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from nnlab.train.distributed import all_reduce_sum, barrier, is_distributed, local_device, rank
 
 
 @dataclass
@@ -35,10 +36,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | sgd
     momentum: float = 0.9  # sgd only
-    schedule: str = "cosine"  # cosine | constant (after linear warm-up)
+    schedule: str = "cosine"  # cosine | constant (after linear warm-up) | onecycle (30% warm-up)
     warmup_epochs: float = 0.0
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    amp: bool = True  # bf16 autocast, on CUDA only
+    precision: str = "auto"  # auto (bf16 on CUDA if supported, else fp16; fp32 on CPU) | bf16 | fp16 | fp32
     patience: int = 0  # early stopping: epochs without improvement of `monitor`; 0 = off
     monitor: str = "val/loss"  # metric for best checkpoint and early stopping ('loss' -> lower is better)
     seed: int = 0
@@ -53,8 +54,10 @@ class TrainConfig:
             raise NNLabError(f"learning rate must be > 0, got {self.lr}")
         if self.optimizer not in ("adamw", "sgd"):
             raise NNLabError(f"optimizer must be adamw or sgd, got '{self.optimizer}'")
-        if self.schedule not in ("cosine", "constant"):
-            raise NNLabError(f"schedule must be cosine or constant, got '{self.schedule}'")
+        if self.schedule not in ("cosine", "constant", "onecycle"):
+            raise NNLabError(f"schedule must be cosine, constant or onecycle, got '{self.schedule}'")
+        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise NNLabError(f"precision must be auto, bf16, fp16 or fp32, got '{self.precision}'")
 
 
 @dataclass
@@ -124,16 +127,44 @@ class Trainer:
 
     def __post_init__(self):
         self.cfg.validate()
-        self.device = resolve_device(self.cfg.device)
+        self.device = local_device() or resolve_device(self.cfg.device)
         self.model.to(self.device)
+        self.distributed = is_distributed()
+        if self.distributed:  # gradients averaged over ranks; rank 0 alone writes
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.run_dir, self.run = self.run, (self.run if rank() == 0 else None)
+            if rank() != 0:
+                self.console = None
+        else:
+            self.run_dir = self.run
         self.optimizer = make_optimizer(self.model, self.cfg)
-        self.autocast = self.cfg.amp and self.device.type == "cuda"
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.start_epoch = 1
         self.best: float | None = None
         self.best_epoch = 0
 
+    def _amp_dtype(self) -> torch.dtype | None:
+        p = self.cfg.precision
+        if self.device.type != "cuda" or p == "fp32":
+            return None  # CPU: full precision (bf16 autocast on CPU is slower than fp32 here)
+        if p == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if p == "bf16" else torch.float16
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
     # ---- data ----------------------------------------------------------------------------------
-    def loader(self, data: Dataset, train: bool, epoch: int = 0) -> DataLoader:
+    def loader(self, data: Dataset, train: bool, epoch: int = 0, shard: bool = True) -> DataLoader:
+        """Shuffled per (seed, epoch) for training; under DDP each rank gets its shard."""
+        if self.distributed and shard:
+            sampler = DistributedSampler(data, shuffle=train, seed=self.cfg.seed, drop_last=False)
+            sampler.set_epoch(epoch)
+            return DataLoader(data, batch_size=self.cfg.batch_size, sampler=sampler,
+                              pin_memory=self.device.type == "cuda")
         g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
         return DataLoader(data, batch_size=self.cfg.batch_size, shuffle=train, generator=g,
                           drop_last=False, pin_memory=self.device.type == "cuda")
@@ -145,14 +176,15 @@ class Trainer:
 
     def resume(self) -> int:
         """Load the run's last checkpoint; return the epoch it holds (0 if none)."""
-        path = self.run.checkpoint_dir / "last.safetensors"
+        path = self.run_dir.checkpoint_dir / "last.safetensors"
         if not path.exists():
             return 0
-        state = load_checkpoint(path, self.model, self.optimizer)
+        state = load_checkpoint(path, self.model, self.optimizer)  # every rank loads the same
         self.start_epoch = state["epoch"] + 1
         self.best, self.best_epoch = state["best"], state["best_epoch"]
-        self.run.keep_metrics(state["epoch"])
-        self.history = self.run.metrics()
+        if self.run is not None:
+            self.run.keep_metrics(state["epoch"])
+        self.history = self.run_dir.metrics()[: state["epoch"]]
         return state["epoch"]
 
     def _improved(self, value: float) -> bool:
@@ -163,9 +195,11 @@ class Trainer:
     # ---- the loop --------------------------------------------------------------------------------
     def fit(self, train_data: Dataset, val_data: Dataset | None = None) -> list[dict[str, Any]]:
         cfg = self.cfg
-        steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+        steps_per_epoch = len(self.loader(train_data, train=True))
         total_steps = cfg.epochs * steps_per_epoch
         warmup = int(cfg.warmup_epochs * steps_per_epoch)
+        if cfg.schedule == "onecycle" and not warmup:
+            warmup = int(0.3 * total_steps)
         base_lrs = [cfg.lr for _ in self.optimizer.param_groups]  # not the groups' lr: resumed
         with self._progress() as progress:
             for epoch in range(self.start_epoch, cfg.epochs + 1):
@@ -182,6 +216,7 @@ class Trainer:
                 if cfg.patience and epoch - self.best_epoch >= cfg.patience:
                     self._say(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
                     break
+        barrier()  # rank 0's last checkpoint is on disk before any rank reads it
         return self.history
 
     def _train_epoch(self, epoch, data, steps_per_epoch, total_steps, warmup, base_lrs,
@@ -197,7 +232,7 @@ class Trainer:
             for group, base in zip(self.optimizer.param_groups, base_lrs):
                 group["lr"] = base * factor
             batch = _to(batch, self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with self._autocast():
                 out = self.task.step(model, batch)
             if not torch.isfinite(out.loss):
                 kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in "
@@ -207,10 +242,12 @@ class Trainer:
                     f"(lr {base_lrs[0] * factor:.3g}); training stopped, {kept}. "
                     "Try a smaller --lr.")
             self.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            self.scaler.scale(out.loss).backward()
             if cfg.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             n = len(batch[0])
             loss_sum += out.loss.item() * n
             count += n
@@ -218,6 +255,7 @@ class Trainer:
                 metrics.update(out.preds.detach().float(), out.target)
             if progress:
                 progress.update(bar, advance=1, loss=loss_sum / count)
+        loss_sum, count = all_reduce_sum([loss_sum, count], self.device)
         record = {"epoch": epoch, "train/loss": loss_sum / count,
                   "lr": base_lrs[0] * factor, "time/epoch_s": time.perf_counter() - t0}
         if out.preds is not None:
@@ -225,16 +263,21 @@ class Trainer:
         return record
 
     @torch.no_grad()
-    def evaluate(self, data: Dataset) -> dict[str, float]:
-        """Mean loss and the task's metrics over `data`, model in eval mode."""
+    def evaluate(self, data: Dataset, shard: bool = True) -> dict[str, float]:
+        """Mean loss and the task's metrics over `data`, model in eval mode. Under DDP every rank
+        evaluates its shard and the figures are combined (shard=False: this rank alone, all data;
+        the DistributedSampler pads a shard by repeating up to world - 1 samples)."""
         model = self.model
         was_training = model.training
         model.eval()
         metrics = self.task.metrics().to(self.device)
+        if not (self.distributed and shard):
+            for m in metrics.values():
+                m.sync_on_compute = False
         loss_sum, count, has_preds = 0.0, 0, False
-        for batch in self.loader(data, train=False):
+        for batch in self.loader(data, train=False, shard=shard):
             batch = _to(batch, self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with self._autocast():
                 out = self.task.step(model, batch)
             n = len(batch[0])
             loss_sum += out.loss.item() * n
@@ -243,6 +286,8 @@ class Trainer:
                 has_preds = True
                 metrics.update(out.preds.float(), out.target)
         model.train(was_training)
+        if self.distributed and shard:
+            loss_sum, count = all_reduce_sum([loss_sum, count], self.device)
         result = {"loss": loss_sum / max(count, 1)}
         if has_preds:
             result.update({k: float(v) for k, v in metrics.compute().items()})
