@@ -94,8 +94,12 @@ def _patch(text: str) -> tuple[int, int]:
     return (sizes[0], sizes[0]) if len(sizes) == 1 else sizes
 
 
+TASKS = ("classify",)  # segmentation, diffusion, ... plug in here as their issues land
+
+
 @app.command()
 def train(
+    task: str = typer.Option("classify", help=f"What to train: {', '.join(TASKS)}."),
     data: str = typer.Option("digits", help="Dataset: digits, mnist or nist."),
     model: str = typer.Option("mlp", help="Model: mlp or cnn."),
     model_arg: list[str] = typer.Option(
@@ -120,7 +124,9 @@ def train(
     resume: Optional[Path] = typer.Option(
         None, help="Continue the run in this directory from its last checkpoint (its config is used)."),
 ) -> None:
-    """Train a classifier with the shared training loop; writes a run directory and its report."""
+    """Train a model with the shared training loop; writes a run directory and its report."""
+    if task not in TASKS:
+        raise NNLabError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
     from nnlab.report import write_report
     from nnlab.run import RunDir
     from nnlab.tasks.classify import ClassifyConfig, load_classify_config, run_classify

@@ -33,6 +33,7 @@ def test_help(capsys, cmd):
 
 BAD = [
     (["train", "--epochs", "-1"], 2, "--epochs"),
+    (["train", "--task", "segment-everything"], 1, "unknown task"),
     (["train", "--epochs", "ten"], 2, "--epochs"),
     (["train", "--data", "imagenet"], 1, "unknown dataset 'imagenet'"),
     (["train", "--model", "resnet"], 1, "unknown model 'resnet'"),
