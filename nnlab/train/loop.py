@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -340,8 +339,7 @@ class _NoProgress:
 
 
 def predict(model: nn.Module, data: Dataset, batch_size: int = 256,
-            device: torch.device | None = None,
-            fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+            device: torch.device | None = None) -> torch.Tensor:
     """Concatenated model outputs (on CPU) for the first tensor of every batch of `data`."""
     device = device or next(model.parameters()).device
     model.eval()
@@ -349,5 +347,5 @@ def predict(model: nn.Module, data: Dataset, batch_size: int = 256,
     with torch.no_grad():
         for batch in DataLoader(data, batch_size=batch_size):
             x = batch[0].to(device)
-            outs.append((fn(model, x) if fn else model(x)).float().cpu())
+            outs.append(model(x).float().cpu())
     return torch.cat(outs)
