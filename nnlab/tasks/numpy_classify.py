@@ -29,6 +29,7 @@ from nnlab.numpy_nn.layers import ACTIVATIONS
 from nnlab.run import RunDir
 from nnlab.tasks.classify import confusion_matrix, most_confused
 from nnlab.train import TrainingDiverged
+from nnlab.train.loop import diverged, epoch_line
 from nnlab.viz import confusion_figure, curves_figure, filters_figure, first_layer_figure
 
 
@@ -180,12 +181,7 @@ class NumpyTrainer:
             logits = self.net(x[idx])
             loss = self.loss(logits, y[idx])
             if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss} at epoch {epoch}, batch {i // cfg.batch_size + 1} "
-                    f"(lr {self.opt.lr:.3g}); training stopped, "
-                    + (f"the last good checkpoint (epoch {epoch - 1}) is kept in "
-                       f"{self.run.checkpoint_dir}" if self.run and epoch > 1 else "no checkpoint")
-                    + ". Try a smaller --lr.")
+                raise diverged(loss, epoch, f"batch {i // cfg.batch_size + 1}", self.opt.lr, self.run)
             self.opt.zero_grad()
             self.net.backward(self.loss.backward())
             self.opt.step()
@@ -210,10 +206,7 @@ class NumpyTrainer:
             if is_best or value is None:  # without validation, "best" is simply the latest
                 self.save(self.run.checkpoint_dir / "best.safetensors", epoch)
         if self.console is not None:
-            val = f" | val loss {record['val/loss']:.4f} acc {record['val/acc']:.4f}" if value is not None else ""
-            self.console.print(f"epoch {epoch:>3}/{self.cfg.epochs} | train loss {record['train/loss']:.4f} "
-                               f"acc {record['train/acc']:.4f}{val} | {record['time/epoch_s']:.2f} s"
-                               + (" *" if is_best else ""), highlight=False)
+            self.console.print(epoch_line(record, self.cfg.epochs, is_best), highlight=False)
 
     # ---- checkpoints: safetensors (numpy), state in the metadata, written atomically ------------
     def save(self, path, epoch: int, optimizer: bool = False) -> None:

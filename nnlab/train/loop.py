@@ -76,6 +76,14 @@ class TrainingDiverged(NNLabError):
     pass
 
 
+def diverged(loss: float, epoch: int, where: str, lr: float, run: RunDir | None) -> TrainingDiverged:
+    """The error for a non-finite loss; the checkpoint of the last finished epoch stays as it was."""
+    kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {run.checkpoint_dir}"
+            if run is not None and epoch > 1 else "no checkpoint")
+    return TrainingDiverged(f"loss became {loss} at epoch {epoch}, {where} (lr {lr:.3g}); training "
+                            f"stopped, {kept}. Try a smaller --lr.")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -234,12 +242,7 @@ class Trainer:
             with self._autocast():
                 out = self.task.step(model, batch)
             if not torch.isfinite(out.loss):
-                kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in "
-                        f"{self.run.checkpoint_dir}" if self.run and epoch > 1 else "no checkpoint")
-                raise TrainingDiverged(
-                    f"loss became {out.loss.item()} at epoch {epoch}, step {i + 1} "
-                    f"(lr {base_lrs[0] * factor:.3g}); training stopped, {kept}. "
-                    "Try a smaller --lr.")
+                raise diverged(out.loss.item(), epoch, f"step {i + 1}", base_lrs[0] * factor, self.run)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out.loss).backward()
             if cfg.grad_clip > 0:
@@ -304,7 +307,7 @@ class Trainer:
             save_checkpoint(ckpt / "last.safetensors", self.model, self.optimizer, self._state(epoch))
             if is_best:
                 save_checkpoint(ckpt / "best.safetensors", self.model, None, self._state(epoch))
-        self._say(_epoch_line(record, self.cfg.epochs, is_best))
+        self._say(epoch_line(record, self.cfg.epochs, is_best))
 
     # ---- display -------------------------------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -319,7 +322,7 @@ class Trainer:
                         console=self.console, transient=True)
 
 
-def _epoch_line(record: dict[str, Any], epochs: int, is_best: bool) -> str:
+def epoch_line(record: dict[str, Any], epochs: int, is_best: bool) -> str:
     """'epoch  3/30  train loss 0.389 acc 0.870 | val loss 0.218 acc 0.956 | 0.04 s *'"""
     parts = [f"epoch {record['epoch']:>3}/{epochs}"]
     for split in ("train", "val"):
