@@ -8,7 +8,6 @@ information?). Writes one parent run with a child run per model.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import time

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnlab.data import load_image_set
-from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, mlp
+from nnlab.numpy_nn import SGD, CrossEntropyLoss, mlp
 from nnlab.numpy_nn.least_squares import closed_form, gradient_descent, sample_pairs
 
 
