@@ -23,7 +23,7 @@ def _current_umask() -> int:
     return mask
 
 
-_UMASK = _current_umask()
+UMASK = _current_umask()
 
 
 @contextlib.contextmanager
@@ -33,7 +33,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result should read like any file
+        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; the result should read like any file
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

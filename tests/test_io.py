@@ -49,5 +49,5 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     import nnlab.io
 
     nnlab.io.atomic_write_text(tmp_path / "r.html", "x")
-    assert (tmp_path / "r.html").stat().st_mode & 0o777 == 0o666 & ~nnlab.io._UMASK
-    assert 0o666 & ~nnlab.io._UMASK != 0o600  # holds under the usual umasks (022, 002)
+    assert (tmp_path / "r.html").stat().st_mode & 0o777 == 0o666 & ~nnlab.io.UMASK
+    assert 0o666 & ~nnlab.io.UMASK != 0o600  # holds under the usual umasks (022, 002)

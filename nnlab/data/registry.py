@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnlab.errors import NNLabError
-from nnlab.io import _UMASK
+from nnlab.io import UMASK
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def download(url: str, dest: Path, sha256: str | None, size: int | None,
     a size or checksum mismatch -- and leave nothing at `dest` (nor a temp file) in that case."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.fchmod(fd, 0o666 & ~_UMASK)
+    os.fchmod(fd, 0o666 & ~UMASK)
     h = hashlib.sha256()
     received = 0
     try:
