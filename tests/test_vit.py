@@ -122,8 +122,6 @@ def test_torch_augmentation():
     assert abs(moved.sum() - x.sum()) / x.sum() < 0.3  # shape preserved, not destroyed
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
-                    reason="torchrun not installed")
 def test_ddp_two_cpu_processes(tmp_path):
     """torchrun --nproc_per_node=2 -m nnlab train: gloo on 127.0.0.1, one run directory written by
     rank 0, metrics of all ranks combined."""
