@@ -24,6 +24,8 @@ numpy_app = typer.Typer(no_args_is_help=True, help="The from-scratch NumPy engin
 app.add_typer(numpy_app, name="numpy")
 conv_app = typer.Typer(no_args_is_help=True, help="Convolution made executable: properties, priors, DCT, filters.")
 app.add_typer(conv_app, name="conv")
+segment_app = typer.Typer(no_args_is_help=True, help="Segmentation (Kvasir-SEG polyps or your folder): train, predict, compare.")
+app.add_typer(segment_app, name="segment")
 
 # paths must not wrap; piped output (logs, CI) gets wide tables instead of rich's default 80 columns
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -590,6 +592,168 @@ def conv_filters(
     summary = run_classify(cfg, run, console)
     write_report(run)
     console.print(f"test accuracy {summary['test/acc']:.4f}; filters: {run.figure_dir / 'first_layer_filters.png'}")
+    console.print(f"report: {run.report_path.resolve()}")
+
+
+# ---- segment ---------------------------------------------------------------------------------------
+SegDataOpt = typer.Option("kvasir", "--data", help="kvasir, or a folder holding images/ and masks/ (same names).")
+SegSizeOpt = typer.Option(256, "--size", min=16, help="Images are resized to SIZE x SIZE (128 for quick runs).")
+SegAspectOpt = typer.Option("pad", "--aspect", help="pad (to a square, keeps the aspect ratio) or stretch.")
+LambdaOpt = typer.Option(1.0, "--lambda-dice", min=0, help="Loss = BCE + LAMBDA * Dice loss.")
+SegAugmentOpt = typer.Option(True, "--augment/--no-augment", help="Flips, rotations, scaling, colour jitter.")
+SegEpochsOpt = typer.Option(40, "--epochs", min=1, help="Number of epochs.")
+SegBatchOpt = typer.Option(8, "--batch-size", min=1, help="Mini-batch size.")
+SegLrOpt = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW, cosine, 1 warm-up epoch).")
+SplitSeedOpt = typer.Option(0, "--split-seed", help="Seed of the fixed 60/20/20 train/val/test split.")
+SegLimitOpt = typer.Option(0, "--limit", min=0, help="Use only N images of each split (0 = all).")
+BaseOpt = typer.Option(None, "--base", min=1, help="U-Net: channels of the first level (default 32).")
+SegPatchOpt = typer.Option(None, "--patch", min=2, help="SegmentViT: patch size, a power of two (default 16).")
+PrecisionOpt = typer.Option("auto", "--precision", help="auto, bf16, fp16 or fp32 (mixed precision on CUDA only).")
+
+
+def _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_dice, augment, epochs,
+                    batch_size, lr, split_seed, limit, precision, seed, device):
+    from nnlab.tasks.segment import SegmentConfig, data_root, resolved_model_config
+    from nnlab.train import TrainConfig, resolve_device
+
+    model_args = _parse_model_args(model_arg)
+    if base is not None:
+        if model != "unet":
+            raise NNLabError("--base applies to --model unet only")
+        model_args["base"] = base
+    if patch is not None:
+        if model != "segvit":
+            raise NNLabError("--patch applies to --model segvit only")
+        model_args["patch"] = patch
+    cfg = SegmentConfig(data=data, model=model, model_args=model_args, size=size, aspect=aspect,
+                        lambda_dice=lambda_dice, augment=augment, split_seed=split_seed, limit=limit,
+                        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=1.0,
+                                          monitor="val/dice", precision=precision, seed=seed, device=device))
+    # fail on bad arguments before a run directory is created
+    cfg.train.validate()
+    if aspect not in ("pad", "stretch"):
+        raise NNLabError(f"--aspect must be pad or stretch, got '{aspect}'")
+    resolve_device(device)
+    data_root(data)
+    resolved_model_config(cfg)
+    return cfg
+
+
+@segment_app.command("train")
+def segment_train(
+    data: str = SegDataOpt,
+    model: str = typer.Option("unet", help="unet or segvit."),
+    model_arg: list[str] = typer.Option([], "--model-arg", "-m", help="Model option KEY=VALUE, e.g. -m depth=3."),
+    base: Optional[int] = BaseOpt,
+    patch: Optional[int] = SegPatchOpt,
+    size: int = SegSizeOpt,
+    aspect: str = SegAspectOpt,
+    lambda_dice: float = LambdaOpt,
+    augment: bool = SegAugmentOpt,
+    epochs: int = SegEpochsOpt,
+    batch_size: int = SegBatchOpt,
+    lr: float = SegLrOpt,
+    split_seed: int = SplitSeedOpt,
+    limit: int = SegLimitOpt,
+    precision: str = PrecisionOpt,
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    out: Optional[Path] = OutOpt,
+    resume: Optional[Path] = typer.Option(
+        None, help="Continue the run in this directory from its last checkpoint (its config and split)."),
+) -> None:
+    """Train a U-Net or SegmentViT on BCE + lambda * Dice; report IoU/Dice and the test cases."""
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks.segment import load_segment_config, run_segment
+
+    if resume is not None:
+        run = RunDir.open(resume)
+        cfg = load_segment_config(run)
+        fresh = False
+    else:
+        cfg = _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_dice, augment, epochs,
+                              batch_size, lr, split_seed, limit, precision, seed, device)
+        fresh = out is None or not Path(out).exists()
+        run = RunDir.create(f"{cfg.model}-{Path(cfg.data).name}{cfg.size}", out)
+    try:
+        summary = run_segment(cfg, run, console, resume=resume is not None)
+    except KeyboardInterrupt:
+        raise NNLabError(f"interrupted; resume with: nnlab segment train --resume {run.path}") from None
+    except NNLabError:
+        if fresh and not run.metrics_path.exists():
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    write_report(run)
+    keys = ("model", "size", "parameters", "epochs", "best_epoch", "test/iou", "test/dice", "test/missed",
+            "train_time_s")
+    console.print(_table([{k: summary[k] for k in keys}], "test split, best checkpoint (means over images)"))
+    console.print(f"test cases: {run.figure_dir / 'test_cases.png'}")
+    console.print(f"report: {run.report_path.resolve()}")
+
+
+@segment_app.command("predict")
+def segment_predict(
+    run_dir: Path = typer.Argument(..., help="A segmentation run directory."),
+    images: list[Path] = typer.Argument(..., help="Image files (jpg, png, ...)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/predictions)."),
+    device: str = DeviceOpt,
+) -> None:
+    """Segment new images with a trained run: writes NAME_mask.png and NAME_overlay.png."""
+    from nnlab.run import RunDir
+    from nnlab.tasks.segment import predict_files
+
+    run = RunDir.open(run_dir)
+    for path in images:
+        if not path.is_file():
+            raise NNLabError(f"{path}: no such image file")
+    rows = predict_files(run, images, out or run.path / "predictions", device)
+    console.print(_table(rows, f"predicted with {run.path}"))
+
+
+@segment_app.command("compare")
+def segment_compare(
+    data: str = SegDataOpt,
+    models: str = typer.Option("unet,segvit", help="Comma-separated models to train."),
+    base: int = typer.Option(32, "--base", min=1, help="U-Net: channels of the first level."),
+    patch: int = typer.Option(16, "--patch", min=2, help="SegmentViT: patch size, a power of two."),
+    size: int = SegSizeOpt,
+    aspect: str = SegAspectOpt,
+    lambda_dice: float = LambdaOpt,
+    augment: bool = SegAugmentOpt,
+    epochs: int = SegEpochsOpt,
+    batch_size: int = SegBatchOpt,
+    lr: float = SegLrOpt,
+    split_seed: int = SplitSeedOpt,
+    limit: int = SegLimitOpt,
+    precision: str = PrecisionOpt,
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    out: Optional[Path] = OutOpt,
+) -> None:
+    """Train several models with the same split, epochs and optimiser; compare them side by side."""
+    from nnlab.report import write_report
+    from nnlab.run import RunDir
+    from nnlab.tasks.segment import SEG_MODELS, run_compare
+
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    unknown = [m for m in names if m not in SEG_MODELS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise NNLabError(f"--models expects distinct names from {', '.join(SEG_MODELS)}, got '{models}'")
+    per_model = {"unet": {"base": base}, "segvit": {"patch": patch}}
+    cfg = None
+    for name in names:
+        cfg = _segment_config(data, name, [], base if name == "unet" else None,
+                              patch if name == "segvit" else None, size, aspect, lambda_dice, augment,
+                              epochs, batch_size, lr, split_seed, limit, precision, seed, device)
+    run = RunDir.create(f"compare-{Path(data).name}{size}", out)
+    try:
+        summary = run_compare(cfg, run, names, {m: per_model[m] for m in names}, console)
+    except KeyboardInterrupt:
+        raise NNLabError(f"interrupted; the finished models are in {run.path}") from None
+    write_report(run)
+    console.print(_table(summary["models"], "test split, best checkpoints (means over images)"))
+    console.print(summary["observations"].strip())
     console.print(f"report: {run.report_path.resolve()}")
 
 

@@ -66,3 +66,41 @@ def random_affine_torch(x, rotate: float = 10.0, scale: float = 0.1, shear: floa
     theta[:, 1, 2] = u(shift) * 2 / H
     grid = F.affine_grid(theta, (B, C, H, W), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def augment_pair_torch(x, m, rotate: float = 15.0, scale: float = 0.1, flip: bool = True,
+                       jitter: float = 0.2):
+    """Light augmentation of an image batch x (B, 3, H, W) float in [0, 1] and its masks m
+    (B, 1, H, W): the *same* random flips, rotation (+-`rotate` degrees) and scale (1 +- `scale`)
+    for image and mask -- bilinear for the image, nearest for the mask, so the mask stays binary --
+    then colour jitter of the image alone (brightness, contrast, saturation by 1 +- `jitter`).
+    Drawn from torch's global generator, which the training loop seeds per epoch."""
+    import torch
+    import torch.nn.functional as F
+
+    B, _, H, W = x.shape
+    dev = x.device
+
+    def u(v):
+        return (torch.rand(B, device=dev) * 2 - 1) * v
+
+    a = torch.deg2rad(u(rotate))
+    s = 1 + u(scale)
+    fx = torch.where(torch.rand(B, device=dev) < 0.5, -1.0, 1.0) if flip else torch.ones(B, device=dev)
+    fy = torch.where(torch.rand(B, device=dev) < 0.5, -1.0, 1.0) if flip else torch.ones(B, device=dev)
+    cos, sin = torch.cos(a) / s, torch.sin(a) / s
+    theta = torch.zeros(B, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * fx, -sin * fy  # rotate after flipping: R diag(fx, fy)
+    theta[:, 1, 0], theta[:, 1, 1] = sin * fx, cos * fy
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    m = F.grid_sample(m, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    if jitter > 0:
+        shape = (B, 1, 1, 1)
+        x = x * (1 + u(jitter).view(shape))  # brightness
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (1 + u(jitter).view(shape)) + mean  # contrast
+        grey = x.mean(dim=1, keepdim=True)
+        x = (x - grey) * (1 + u(jitter).view(shape)) + grey  # saturation
+        x = x.clamp(0, 1)
+    return x, m

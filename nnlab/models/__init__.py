@@ -10,12 +10,16 @@ from torch import nn
 from nnlab.errors import NNLabError
 from nnlab.models.cnn import CNN, CNNConfig
 from nnlab.models.mlp import MLP, MLPConfig
+from nnlab.models.segvit import SegmentViT, SegmentViTConfig
+from nnlab.models.unet import UNet, UNetConfig
 from nnlab.models.vit import ViT, ViTConfig
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "mlp": (MLPConfig, MLP),
     "cnn": (CNNConfig, CNN),
     "vit": (ViTConfig, ViT),
+    "unet": (UNetConfig, UNet),  # dense output: a mask's logits per pixel
+    "segvit": (SegmentViTConfig, SegmentViT),
 }
 
 

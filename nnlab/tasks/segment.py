@@ -1,0 +1,336 @@
+"""Binary segmentation (polyps in Kvasir-SEG, or any images/ + masks/ folder): U-Net or SegmentViT
+trained by the shared loop on BCE + lambda * Dice; IoU and Dice per image; panels of the best,
+a median and the worst test cases; prediction on new images; a two-model comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchmetrics
+from PIL import Image
+from rich.console import Console
+from torch import nn
+
+from nnlab.config import from_dict, to_dict
+from nnlab.data.augment import augment_pair_torch
+from nnlab.data.segmentation import (SegmentationSet, kvasir_root, load_folder, read_image,
+                                     split_indices, unsquare)
+from nnlab.errors import NNLabError
+from nnlab.io import atomic_open, atomic_write_json
+from nnlab.models import build_model, count_parameters, model_config
+from nnlab.run import RunDir
+from nnlab.tasks.seg_metrics import PerImageScore, per_image_scores, segmentation_loss
+from nnlab.train import StepOutput, TrainConfig, Trainer, load_checkpoint, resolve_device
+from nnlab.viz import curves_figure
+from nnlab.viz.segmentation import cases_figure, overlay, paired_scores_figure, score_vs_area_figure
+
+SEG_MODELS = ("unet", "segvit")
+MEAN, STD = 0.5, 0.25  # inputs in [0, 1] are mapped to about [-2, 2]
+
+
+@dataclass
+class SegmentConfig:
+    data: str = "kvasir"  # kvasir, or a folder holding images/ and masks/
+    model: str = "unet"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    size: int = 256  # images are resized to size x size
+    aspect: str = "pad"  # pad (to a square, keeps the aspect ratio) | stretch
+    lambda_dice: float = 1.0
+    augment: bool = True  # flips, small rotations and scaling (image and mask), colour jitter
+    split_seed: int = 0  # the 60/20/20 split; kept apart from train.seed so runs share a split
+    limit: int = 0  # > 0: use only this many images of each split (quick runs, tests)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=40, batch_size=8, lr=1e-3, monitor="val/dice"))
+
+
+class SegmentTask:
+    def __init__(self, lambda_dice: float = 1.0, augment: bool = True):
+        self.lambda_dice, self.augment = lambda_dice, augment
+
+    def step(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
+        x, m = batch  # uint8 (B, 3, S, S), uint8 (B, 1, S, S)
+        x, m = x.float() / 255, m.float()
+        if self.augment and model.training:
+            x, m = augment_pair_torch(x, m)
+        logits = model((x - MEAN) / STD)  # (B, 1, S, S)
+        loss = segmentation_loss(logits, m, self.lambda_dice)
+        return StepOutput(loss, (logits.detach() > 0).long(), m.long())
+
+    def metrics(self) -> torchmetrics.MetricCollection:
+        return torchmetrics.MetricCollection({"iou": PerImageScore("iou"), "dice": PerImageScore("dice")})
+
+
+# ---- data --------------------------------------------------------------------------------------
+def data_root(data: str) -> Path:
+    if data == "kvasir":
+        return kvasir_root()
+    path = Path(data).expanduser()
+    if not path.is_dir():
+        raise NNLabError(f"--data must be kvasir or a folder holding images/ and masks/, got '{data}'")
+    return path
+
+
+def load_data(cfg: SegmentConfig, console: Console | None = None) -> SegmentationSet:
+    root = data_root(cfg.data)
+    if cfg.size < 16:
+        raise NNLabError(f"--size must be >= 16, got {cfg.size}")
+    if console is None:
+        return load_folder(root, cfg.size, cfg.aspect)
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task(f"reading {root} at {cfg.size} px", total=None)
+        data = load_folder(root, cfg.size, cfg.aspect,
+                           progress=lambda i, n: progress.update(bar, completed=i, total=n))
+    return data
+
+
+def make_split(run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: bool) -> dict[str, np.ndarray]:
+    """The split by image name: made from split_seed and saved to split.json, or read back."""
+    path = run.path / "split.json"
+    if resume and path.exists():
+        names = json.loads(path.read_text())
+        index = {n: i for i, n in enumerate(data.names)}
+        missing = [n for part in ("train", "val", "test") for n in names[part] if n not in index]
+        if missing:
+            raise NNLabError(f"{path}: {len(missing)} images of the saved split are not in {cfg.data} "
+                             f"(e.g. {missing[0]})")
+        return {part: np.array([index[n] for n in names[part]], dtype=int) for part in ("train", "val", "test")}
+    if len(data) < 5:
+        raise NNLabError(f"{cfg.data}: {len(data)} image/mask pairs; need at least 5 for a 60/20/20 split")
+    parts = split_indices(len(data), cfg.split_seed)
+    if cfg.limit:
+        parts = {k: v[: cfg.limit] for k, v in parts.items()}
+    atomic_write_json(path, {"seed": cfg.split_seed, "fractions": [0.6, 0.2, 0.2],
+                             **{k: [data.names[i] for i in v] for k, v in parts.items()}})
+    return parts
+
+
+def resolved_model_config(cfg: SegmentConfig):
+    if cfg.model not in SEG_MODELS:
+        raise NNLabError(f"unknown segmentation model '{cfg.model}' (known: {', '.join(SEG_MODELS)})")
+    args = dict(cfg.model_args)
+    if cfg.model == "unet":
+        mcfg = model_config("unet", **args)
+        if cfg.size % 2**mcfg.depth:
+            raise NNLabError(f"U-Net of depth {mcfg.depth} needs a size divisible by {2**mcfg.depth}, got {cfg.size}")
+        return mcfg
+    args.setdefault("image_size", cfg.size)
+    mcfg = model_config("segvit", **args)
+    if mcfg.image_size != cfg.size or cfg.size % mcfg.patch or mcfg.patch & (mcfg.patch - 1):
+        raise NNLabError(f"SegmentViT patch {mcfg.patch} must be a power of two dividing the size {cfg.size}")
+    return mcfg
+
+
+# ---- training ----------------------------------------------------------------------------------
+def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
+                resume: bool = False) -> dict[str, Any]:
+    """Train (or resume) a segmenter into `run`; evaluate the best checkpoint on the test split;
+    write figures, test_cases.json and summary.json; return the summary."""
+    if cfg.aspect not in ("pad", "stretch"):
+        raise NNLabError(f"--aspect must be pad or stretch, got '{cfg.aspect}'")
+    mcfg = resolved_model_config(cfg)
+    data = load_data(cfg, console)
+    parts = make_split(run, data, cfg, resume)
+    train, val, test = (data.subset(parts[k]) for k in ("train", "val", "test"))
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, mcfg)
+    trainer = Trainer(model, SegmentTask(cfg.lambda_dice, cfg.augment), cfg.train, run, console)
+    main = trainer.run is not None
+    if resume:
+        done = trainer.resume()
+        if console and main:
+            console.print(f"resuming {run.path} after epoch {done}")
+    elif main:
+        run.save_config({"task": "segment", **to_dict(cfg), "model_config": to_dict(mcfg)})
+    if console and main:
+        console.print(f"{cfg.model}: {count_parameters(model):,} parameters; {len(train)} train / "
+                      f"{len(val)} val / {len(test)} test images at {cfg.size} px on {trainer.device}")
+    trainer.fit(train.tensors(), val.tensors())
+    train_time = sum(r["time/epoch_s"] for r in trainer.history)
+
+    load_checkpoint(run.checkpoint_dir / "best.safetensors", model)
+    test_metrics = trainer.evaluate(test.tensors())
+    if not main:
+        return {"test/dice": test_metrics["dice"]}
+    pred = predict_masks(model, test.images, trainer.device)
+    iou, dice = (s.numpy() for s in per_image_scores(torch.from_numpy(pred), torch.from_numpy(test.masks)))
+    area = test.masks.reshape(len(test), -1).mean(1)
+    cases = [{"name": n, "iou": float(i), "dice": float(d), "true_area": float(a),
+              "pred_area": float(p.mean())} for n, i, d, a, p in zip(test.names, iou, dice, area, pred)]
+    atomic_write_json(run.path / "test_cases.json", cases)
+    chosen = choose_cases(iou)
+    summary = {
+        "data": cfg.data, "model": cfg.model, "size": cfg.size, "parameters": count_parameters(model),
+        "epochs": len(trainer.history), "best_epoch": trainer.best_epoch,
+        "test/iou": float(iou.mean()), "test/dice": float(dice.mean()),
+        "test/iou_median": float(np.median(iou)), "test/dice_median": float(np.median(dice)),
+        "test/loss": test_metrics["loss"], "test_images": len(test),
+        "test/missed": int((iou < 0.1).sum()),  # polyps essentially not found
+        "train_time_s": train_time, "device": str(trainer.device),
+        "test_table": [{"case": label, "image": test.names[i], "iou": float(iou[i]), "dice": float(dice[i]),
+                        "true area": float(area[i])} for label, i in chosen],
+    }
+    run.save_summary(summary)
+    title = f"{cfg.model} on {Path(cfg.data).name} at {cfg.size} px"
+    run.save_figure("curves", curves_figure(trainer.history, title))
+    idx = [i for _, i in chosen]
+    run.save_figure("test_cases", cases_figure(
+        test.images[idx], test.masks[idx], pred[idx],
+        [f"{label}\n{test.names[i][:14]}\nIoU {iou[i]:.2f}" for label, i in chosen],
+        f"{title}: test cases by IoU (best, median, worst)"))
+    run.save_figure("iou_vs_area", score_vs_area_figure(area, {cfg.model: iou}, "IoU",
+                                                       f"{title}: test IoU by polyp size"))
+    return summary
+
+
+def choose_cases(iou: np.ndarray, k: int = 2) -> list[tuple[str, int]]:
+    """k best, k around the median and k worst test images by IoU: (label, index)."""
+    order = np.argsort(-iou, kind="stable")
+    n = len(order)
+    k = max(1, min(k, n // 3 or 1))
+    mid = max(0, n // 2 - k // 2)
+    picks = ([("best", i) for i in order[:k]] + [("median", i) for i in order[mid:mid + k]]
+             + [("worst", i) for i in order[n - k:]])
+    seen, out = set(), []
+    for label, i in picks:
+        if i not in seen:
+            seen.add(i)
+            out.append((label, int(i)))
+    return out
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: np.ndarray, device: torch.device | None = None,
+                   batch_size: int = 16) -> np.ndarray:
+    """Mask logits (N, 1, S, S) float32 for uint8 images (N, 3, S, S)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[i:i + batch_size]).to(device).float() / 255
+        out.append(model((x - MEAN) / STD).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1, 1, 1), np.float32)
+
+
+def predict_masks(model: nn.Module, images: np.ndarray, device: torch.device | None = None) -> np.ndarray:
+    return (predict_logits(model, images, device) > 0).astype(np.uint8)
+
+
+# ---- a trained run -----------------------------------------------------------------------------
+def load_segment_config(run: RunDir) -> SegmentConfig:
+    raw = run.config()
+    if raw.get("task") != "segment":
+        raise NNLabError(f"{run.path}: not a segmentation run (task {raw.get('task')!r})")
+    fields = {f.name for f in dataclasses.fields(SegmentConfig)}
+    return from_dict(SegmentConfig, {k: v for k, v in raw.items() if k in fields})
+
+
+def load_segmenter(run: RunDir, device: str = "auto") -> tuple[SegmentConfig, nn.Module]:
+    cfg = load_segment_config(run)
+    ckpt = run.checkpoint_dir / "best.safetensors"
+    if not ckpt.exists():
+        raise NNLabError(f"{run.path}: no best checkpoint yet (training did not finish an epoch)")
+    model = build_model(cfg.model, resolved_model_config(cfg))
+    load_checkpoint(ckpt, model)
+    return cfg, model.to(resolve_device(device))
+
+
+def predict_files(run: RunDir, images: list[Path], out: Path, device: str = "auto") -> list[dict[str, Any]]:
+    """Segment each image file: write NAME_mask.png (0/255, the image's own size) and
+    NAME_overlay.png into `out`; return one row per image."""
+    cfg, model = load_segmenter(run, device)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in images:
+        square, original = read_image(path, cfg.size, cfg.aspect)
+        prob = 1 / (1 + np.exp(-predict_logits(model, square[None])[0, 0]))
+        mask = unsquare(prob > 0.5, original, cfg.aspect)
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        mask_path, overlay_path = out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"
+        with atomic_open(mask_path) as f:
+            Image.fromarray(mask.astype(np.uint8) * 255).save(f, format="PNG")
+        with atomic_open(overlay_path) as f:
+            Image.fromarray(overlay(rgb, mask)).save(f, format="PNG")
+        rows.append({"image": path.name, "polyp area": float(mask.mean()),
+                     "mean confidence": float(np.where(prob > 0.5, prob, 1 - prob).mean()),
+                     "mask": str(mask_path), "overlay": str(overlay_path)})
+    return rows
+
+
+# ---- comparison --------------------------------------------------------------------------------
+def run_compare(base: SegmentConfig, run: RunDir, models: tuple[str, ...] = SEG_MODELS,
+                model_args: dict[str, dict[str, Any]] | None = None,
+                console: Console | None = None) -> dict[str, Any]:
+    """Train each model with the same data, split, epochs, optimiser and seed (child runs), then
+    write a side-by-side table and a paragraph of observations generated from the figures."""
+    model_args = model_args or {}
+    rows, cases, histories = [], {}, {}
+    run.save_config({"task": "segment-compare", "models": list(models), **to_dict(base),
+                     "per_model_args": model_args})
+    for name in models:
+        child = RunDir.create(name, out=run.path / name)
+        cfg = dataclasses.replace(base, model=name, model_args=dict(model_args.get(name, {})))
+        if console:
+            console.rule(f"{name}")
+        t0 = time.perf_counter()
+        s = run_segment(cfg, child, console)
+        rows.append({"model": name, "parameters": s["parameters"], "test IoU": s["test/iou"],
+                     "test Dice": s["test/dice"], "missed (IoU<0.1)": s["test/missed"],
+                     "epochs": s["epochs"], "train time (s)": s["train_time_s"],
+                     "s / epoch": s["train_time_s"] / max(1, s["epochs"]),
+                     "wall time (s)": time.perf_counter() - t0})
+        cases[name] = import_cases(child)
+        histories[name] = child.metrics()
+    summary = {"models": rows, "observations": observations(rows, cases) + "\n"}
+    run.save_summary(summary)
+    run.save_figure("curves", curves_figure(histories, f"{' vs '.join(models)} at {base.size} px"))
+    if len(models) == 2:
+        a, b = (np.array([c["iou"] for c in cases[m]]) for m in models)
+        run.save_figure("paired_iou", paired_scores_figure(a, b, models, "IoU",
+                                                           "test IoU per image, same images"))
+        area = np.array([c["true_area"] for c in cases[models[0]]])
+        run.save_figure("iou_vs_area", score_vs_area_figure(area, {m: np.array([c["iou"] for c in cases[m]])
+                                                                   for m in models}, "IoU"))
+    return summary
+
+
+def import_cases(run: RunDir) -> list[dict[str, Any]]:
+    return json.loads((run.path / "test_cases.json").read_text())
+
+
+def observations(rows: list[dict[str, Any]], cases: dict[str, list[dict[str, Any]]]) -> str:
+    """A short paragraph of what the numbers say, written from the numbers."""
+    if len(rows) < 2:
+        r = rows[0]
+        return f"{r['model']}: test Dice {r['test Dice']:.3f}, IoU {r['test IoU']:.3f}."
+    by_dice = sorted(rows, key=lambda r: -r["test Dice"])
+    win, lose = by_dice[0], by_dice[-1]
+    sentences = [f"{win['model']} reaches a test Dice of {win['test Dice']:.3f} (IoU {win['test IoU']:.3f}) "
+                 f"against {lose['test Dice']:.3f} ({lose['test IoU']:.3f}) for {lose['model']}, "
+                 f"with the same split, epochs and optimiser."]
+    ratio = win["parameters"] / lose["parameters"]
+    sentences.append(f"It has {ratio:.2f}x the parameters ({win['parameters']:,} vs {lose['parameters']:,}) "
+                     f"and took {win['s / epoch'] / lose['s / epoch']:.2f}x the time per epoch.")
+    wi = np.array([c["iou"] for c in cases[win["model"]]])
+    li = np.array([c["iou"] for c in cases[lose["model"]]])
+    area = np.array([c["true_area"] for c in cases[win["model"]]])
+    sentences.append(f"Per image, {win['model']} is better on {(wi > li).mean():.0%} of the "
+                     f"{len(wi)} test images.")
+    small = area <= np.quantile(area, 1 / 3)
+    large = area >= np.quantile(area, 2 / 3)
+    sentences.append(f"On the smallest third of polyps (area <= {np.quantile(area, 1 / 3):.1%} of the image) "
+                     f"mean IoU is {wi[small].mean():.3f} vs {li[small].mean():.3f}; on the largest third "
+                     f"{wi[large].mean():.3f} vs {li[large].mean():.3f}.")
+    missed = {r["model"]: r["missed (IoU<0.1)"] for r in rows}
+    sentences.append("Polyps essentially missed (IoU < 0.1): "
+                     + ", ".join(f"{m} {k}" for m, k in missed.items()) + ".")
+    return " ".join(sentences)
