@@ -163,7 +163,7 @@ def train(
 
         from nnlab.data import available_splits
 
-        get_info(cfg.data)
+        get_info(cfg.data, task="classify")
         model_config(cfg.model, **cfg.model_args)
         resolve_device(device)
         if not available_splits(cfg.data):
@@ -343,7 +343,7 @@ def _numpy_config(data, hidden, activation, init, epochs, batch_size, lr, moment
     from nnlab.data.registry import get_info
     from nnlab.tasks.numpy_classify import NumpyClassifyConfig
 
-    get_info(data)
+    get_info(data, task="classify")
     cfg = NumpyClassifyConfig(data=data, arch=arch, hidden=_hidden(hidden), channels=_hidden(channels, "--channels"),
                               activation=activation, init=init,
                               epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,

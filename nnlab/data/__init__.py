@@ -63,7 +63,7 @@ def _nist(split: str) -> ImageSet:
 
 
 def available_splits(name: str) -> list[str]:
-    get_info(name)
+    get_info(name, task="classify")
     if name == "digits":
         return ["all"]
     if name == "mnist":
@@ -79,7 +79,7 @@ def available_splits(name: str) -> list[str]:
 
 def load_image_set(name: str, split: str) -> ImageSet:
     """One split of an image-classification dataset as stored (no partitioning)."""
-    get_info(name)
+    get_info(name, task="classify")
     if name == "digits":
         if split != "all":
             raise NNLabError("digits has one split, 'all' (load_splits partitions it)")

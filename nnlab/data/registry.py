@@ -13,9 +13,11 @@ import contextlib
 import hashlib
 import http.client
 import os
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ class RemoteFile:
     sha256: str | None = None
     size: int | None = None
     optional: bool = False  # a dataset works with a subset of its optional files (NIST splits)
+    extract: str | None = None  # a zip archive that unpacks to this folder (used instead of the zip)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class DatasetInfo:
     folder: str  # sub-folder in the cache (and the usual name of the folder in NNLAB_DATA)
     files: tuple[RemoteFile, ...] = ()
     other_folders: tuple[str, ...] = ()  # other folder names it is often found under
+    task: str = "classify"  # what it is labelled for: classify | segment
 
     def file(self, name: str) -> RemoteFile:
         for f in self.files:
@@ -112,12 +116,28 @@ REGISTRY: dict[str, DatasetInfo] = {
         ),
         other_folders=("nist26-cmu16720", "nist36"),
     ),
+    "kvasir": DatasetInfo(
+        "kvasir",
+        "Kvasir-SEG polyps: 1000 colonoscopy JPEGs with binary masks (images/, masks/), 332-1920 px",
+        "kvasir-seg",
+        files=(
+            # the official archive; its checksum is not published, so it is checked as a zip
+            # and by its layout (images/ and masks/ with matching names) instead
+            RemoteFile("kvasir-seg.zip", "https://datasets.simula.no/downloads/kvasir-seg.zip",
+                       extract="Kvasir-SEG"),
+        ),
+        task="segment",
+    ),
 }
 
 
-def get_info(name: str) -> DatasetInfo:
-    if name not in REGISTRY:
-        raise NNLabError(f"unknown dataset '{name}' (known: {', '.join(REGISTRY)})")
+def get_info(name: str, task: str | None = None) -> DatasetInfo:
+    """The dataset `name`; with `task`, only among the datasets labelled for that task."""
+    known = [k for k, v in REGISTRY.items() if task is None or v.task == task]
+    if name not in known:
+        hint = (f"; {name} is a {REGISTRY[name].task} dataset (nnlab {REGISTRY[name].task} ...)"
+                if name in REGISTRY else "")
+        raise NNLabError(f"unknown dataset '{name}' (known: {', '.join(known)}){hint}")
     return REGISTRY[name]
 
 
@@ -144,6 +164,12 @@ def candidate_paths(info: DatasetInfo, filename: str) -> list[Path]:
 
 
 def locate(info: DatasetInfo, filename: str) -> Path | None:
+    """The file's path; for an archive, the folder it unpacks to when that exists."""
+    extract = next((f.extract for f in info.files if f.name == filename and f.extract), None)
+    if extract:
+        for path in candidate_paths(info, extract):
+            if path.is_dir():
+                return path
     for path in candidate_paths(info, filename):
         if path.is_file():
             return path
@@ -172,7 +198,7 @@ def verify(name: str) -> list[FileStatus]:
         path = locate(info, f.name)
         if path is None:
             out.append(FileStatus(f, None, "missing"))
-        elif f.sha256 is None:
+        elif f.sha256 is None or path.is_dir():
             out.append(FileStatus(f, path, "unverified"))
         else:
             out.append(FileStatus(f, path, "ok" if sha256_of(path) == f.sha256 else "mismatch"))
@@ -240,10 +266,45 @@ def fetch(name: str, mirror: str | None = None, force: bool = False,
         if f.url is None:
             continue
         path = locate(info, f.name)
-        if path is not None and not force and (f.sha256 is None or sha256_of(path) == f.sha256):
+        if path is not None and not force and (path.is_dir() or f.sha256 is None
+                                                or sha256_of(path) == f.sha256):
+            if f.extract and path.is_file():  # the archive is here but was never unpacked
+                path = extract_zip(path, path.parent / f.extract)
             paths.append(path)
             continue
         url = mirror.rstrip("/") + "/" + f.name if mirror else f.url
         dest = cache_dir() / info.folder / f.name
-        paths.append(download(url, dest, f.sha256, f.size, progress(f) if progress else None))
+        path = download(url, dest, f.sha256, f.size, progress(f) if progress else None)
+        if f.extract:
+            path = extract_zip(path, dest.parent / f.extract)
+        paths.append(path)
     return paths
+
+
+def extract_zip(archive: Path, folder: Path) -> Path:
+    """Unpack `archive` so that `folder` appears whole or not at all: into a temporary folder
+    beside it, renamed at the end. The archive holds `folder.name/` at its top (as the official
+    Kvasir-SEG zip does) or the folder's contents directly. Entries that would land outside the
+    folder (absolute paths, '..') make the archive invalid."""
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+    try:
+        try:
+            with zipfile.ZipFile(archive) as z:
+                for name in z.namelist():
+                    target = (tmp / name).resolve()
+                    if not target.is_relative_to(tmp.resolve()):
+                        raise NNLabError(f"{archive}: unsafe path in archive: {name}")
+                bad = z.testzip()
+                if bad is not None:
+                    raise NNLabError(f"{archive}: corrupt archive member {bad}")
+                z.extractall(tmp)
+        except (zipfile.BadZipFile, EOFError, OSError) as e:
+            raise NNLabError(f"{archive}: not a valid zip archive ({e})") from None
+        inner = tmp / folder.name
+        src = inner if inner.is_dir() else tmp
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(src, folder)
+        return folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -182,8 +182,8 @@ def kvasir_root() -> Path:
         for candidate in (root / "Kvasir-SEG", root / "kvasir-seg" / "Kvasir-SEG", root / "kvasir" / "Kvasir-SEG"):
             if (candidate / "images").is_dir():
                 return candidate
-    raise NNLabError("Kvasir-SEG not found: set NNLAB_DATA to a folder holding Kvasir-SEG/images "
-                     "and Kvasir-SEG/masks (or kvasir-seg/Kvasir-SEG/...)")
+    raise NNLabError("Kvasir-SEG not found: run `nnlab datasets fetch kvasir`, or set NNLAB_DATA to a "
+                     "folder holding Kvasir-SEG/images and Kvasir-SEG/masks (or kvasir-seg/Kvasir-SEG/...)")
 
 
 def split_indices(n: int, seed: int, fractions=(0.6, 0.2, 0.2)) -> dict[str, np.ndarray]:

@@ -22,7 +22,8 @@ TOPICS = ("numpy-engine", "convolution", "pytorch-models", "segmentation", "diff
           "autoencoder", "ocr", "eeg")
 
 # modules that register facts; a new topic module is added here
-FACT_MODULES = ("nnlab.facts.basics", "nnlab.facts.numpy_engine", "nnlab.facts.convolution")
+FACT_MODULES = ("nnlab.facts.basics", "nnlab.facts.numpy_engine", "nnlab.facts.convolution",
+                "nnlab.facts.segmentation")
 
 
 @dataclass(frozen=True)
