@@ -39,7 +39,7 @@ def main() -> None:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=1.0,
         monitor="val/dice", seed=args.seed))
     run = RunDir.create(f"bench-seg{args.size}", args.out)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True, width=160)
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
                   f"cuda {torch.cuda.is_available()}")
     t0 = time.perf_counter()

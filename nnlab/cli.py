@@ -666,7 +666,12 @@ def segment_train(
     from nnlab.report import write_report
     from nnlab.run import RunDir
     from nnlab.tasks.segment import load_segment_config, run_segment
+    from nnlab.train.distributed import broadcast_object, init_distributed
 
+    rank, _ = init_distributed()  # torchrun -m nnlab segment train ...: one process per device
+    if rank != 0:
+        global console
+        console = Console(quiet=True)
     if resume is not None:
         run = RunDir.open(resume)
         cfg = load_segment_config(run)
@@ -675,15 +680,18 @@ def segment_train(
         cfg = _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_dice, augment, epochs,
                               batch_size, lr, split_seed, limit, precision, seed, device)
         fresh = out is None or not Path(out).exists()
-        run = RunDir.create(f"{cfg.model}-{Path(cfg.data).name}{cfg.size}", out)
+        path = RunDir.create(f"{cfg.model}-{Path(cfg.data).name}{cfg.size}", out).path if rank == 0 else None
+        run = RunDir(broadcast_object(path))
     try:
         summary = run_segment(cfg, run, console, resume=resume is not None)
     except KeyboardInterrupt:
         raise NNLabError(f"interrupted; resume with: nnlab segment train --resume {run.path}") from None
     except NNLabError:
-        if fresh and not run.metrics_path.exists():
+        if fresh and rank == 0 and not run.metrics_path.exists():
             shutil.rmtree(run.path, ignore_errors=True)
         raise
+    if rank != 0:
+        return
     write_report(run)
     keys = ("model", "size", "parameters", "epochs", "best_epoch", "test/iou", "test/dice", "test/missed",
             "train_time_s")
@@ -709,6 +717,21 @@ def segment_predict(
             raise NNLabError(f"{path}: no such image file")
     rows = predict_files(run, images, out or run.path / "predictions", device)
     console.print(_table(rows, f"predicted with {run.path}"))
+
+
+@segment_app.command("explain")
+def segment_explain(
+    run_dir: Path = typer.Argument(..., help="A segvit run directory."),
+    image: Optional[int] = typer.Option(None, "--image", min=0,
+                                        help="Index of the test image (default: the best and the worst case)."),
+    device: str = DeviceOpt,
+) -> None:
+    """SegmentViT attention: where the polyp's patches look, layer by layer, on a test image."""
+    from nnlab.run import RunDir
+    from nnlab.tasks.segment import explain_test_image
+
+    path = explain_test_image(RunDir.open(run_dir), image, device)
+    console.print(f"attention maps: {path.resolve()}")
 
 
 @segment_app.command("compare")

@@ -19,7 +19,8 @@ from nnlab.errors import NNLabError
 from nnlab.models import build_model, model_config
 from nnlab.run import RunDir
 from nnlab.tasks.seg_metrics import PerImageScore, per_image_scores, segmentation_loss
-from nnlab.tasks.segment import (SegmentConfig, choose_cases, predict_files, run_compare, run_segment)
+from nnlab.tasks.segment import (SegmentConfig, choose_cases, explain_test_image, predict_files, run_compare,
+                                 run_segment)
 from nnlab.train import TrainConfig
 
 TINY_UNET = {"base": 8, "depth": 2}
@@ -275,10 +276,19 @@ def test_compare_trains_both_on_one_split_and_writes_observations(tmp_path, poly
     best = max(s["models"], key=lambda r: r["test Dice"])
     assert text.startswith(f"{best['model']} reaches a test Dice of {best['test Dice']:.3f}")
     assert {p.stem for p in run.figures()} >= {"curves", "paired_iou", "iou_vs_area"}
+    vit_figures = {p.stem for p in RunDir(run.path / "segvit").figures()}
+    assert {"attention_best", "attention_worst", "test_cases"} <= vit_figures
+    path = explain_test_image(RunDir(run.path / "segvit"), 1)
+    assert path.name == "attention_test1.png" and path.exists()
+    with pytest.raises(NNLabError, match="need a segvit run"):
+        explain_test_image(RunDir(run.path / "unet"))
+    with pytest.raises(NNLabError, match="outside 0..7"):
+        explain_test_image(RunDir(run.path / "segvit"), 8)
 
 
 # ---- CLI --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cmd", [["segment"], ["segment", "train"], ["segment", "predict"], ["segment", "compare"]])
+@pytest.mark.parametrize("cmd", [["segment"], ["segment", "train"], ["segment", "predict"], ["segment", "compare"],
+                                 ["segment", "explain"]])
 def test_segment_help(capsys, cmd):
     code, out, _ = run_cli(capsys, *cmd, "--help")
     assert code == 0 and "Usage" in out
@@ -376,3 +386,20 @@ def test_fetch_kvasir_downloads_and_unpacks(capsys, tmp_path, zip_server):
     assert len(load_folder(root, size=16)) == 6
     code, out, _ = run_cli(capsys, "datasets", "fetch", "kvasir", "--mirror", zip_server + "/corrupt")
     assert code == 0  # already unpacked: nothing downloaded again
+
+
+def test_a_damaged_or_foreign_split_file_is_a_clear_error(tmp_path, polyps):
+    from nnlab.data.segmentation import load_folder as load
+    from nnlab.tasks.segment import make_split
+
+    run = RunDir.create("s", tmp_path / "s")
+    data = load(polyps, size=16)
+    cfg = _cfg(polyps)
+    parts = make_split(run, data, cfg, resume=False)
+    assert make_split(run, data, cfg, resume=True)["test"].tolist() == parts["test"].tolist()
+    (run.path / "split.json").write_text('{"train": [')
+    with pytest.raises(NNLabError, match="damaged split file"):
+        make_split(run, data, cfg, resume=True)
+    (run.path / "split.json").write_text(json.dumps({"train": ["case999"], "val": [], "test": []}))
+    with pytest.raises(NNLabError, match="1 images of the saved split are not in"):
+        make_split(run, data, cfg, resume=True)

@@ -28,8 +28,10 @@ from nnlab.models import build_model, count_parameters, model_config
 from nnlab.run import RunDir
 from nnlab.tasks.seg_metrics import PerImageScore, per_image_scores, segmentation_loss
 from nnlab.train import StepOutput, TrainConfig, Trainer, load_checkpoint, resolve_device
+from nnlab.train.distributed import rank
 from nnlab.viz import curves_figure
-from nnlab.viz.segmentation import cases_figure, overlay, paired_scores_figure, score_vs_area_figure
+from nnlab.viz.segmentation import (cases_figure, overlay, paired_scores_figure, score_vs_area_figure,
+                                    token_attention_figure)
 
 SEG_MODELS = ("unet", "segvit")
 MEAN, STD = 0.5, 0.25  # inputs in [0, 1] are mapped to about [-2, 2]
@@ -96,7 +98,11 @@ def make_split(run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: b
     """The split by image name: made from split_seed and saved to split.json, or read back."""
     path = run.path / "split.json"
     if resume and path.exists():
-        names = json.loads(path.read_text())
+        try:
+            names = json.loads(path.read_text())
+            names = {part: list(names[part]) for part in ("train", "val", "test")}
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise NNLabError(f"{path}: damaged split file (not the JSON nnlab wrote)") from None
         index = {n: i for i, n in enumerate(data.names)}
         missing = [n for part in ("train", "val", "test") for n in names[part] if n not in index]
         if missing:
@@ -108,8 +114,9 @@ def make_split(run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: b
     parts = split_indices(len(data), cfg.split_seed)
     if cfg.limit:
         parts = {k: v[: cfg.limit] for k, v in parts.items()}
-    atomic_write_json(path, {"seed": cfg.split_seed, "fractions": [0.6, 0.2, 0.2],
-                             **{k: [data.names[i] for i in v] for k, v in parts.items()}})
+    if rank() == 0:  # under torchrun every rank computes the same split; one writes it
+        atomic_write_json(path, {"seed": cfg.split_seed, "fractions": [0.6, 0.2, 0.2],
+                                 **{k: [data.names[i] for i in v] for k, v in parts.items()}})
     return parts
 
 
@@ -188,7 +195,28 @@ def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
         f"{title}: test cases by IoU (best, median, worst)"))
     run.save_figure("iou_vs_area", score_vs_area_figure(area, {cfg.model: iou}, "IoU",
                                                        f"{title}: test IoU by polyp size"))
+    if cfg.model == "segvit":
+        for label, i in chosen[:1] + chosen[-1:]:  # the best and the worst case
+            run.save_figure(f"attention_{label}", attention_figure(model, test, i, trainer.device))
     return summary
+
+
+def attention_figure(model: nn.Module, data: SegmentationSet, index: int, device: torch.device):
+    """SegmentViT on test image `index`: the attention its polyp patches pay, layer by layer."""
+    cfg = model.cfg
+    x = torch.from_numpy(data.images[index:index + 1]).to(device).float() / 255
+    model.eval()
+    with torch.no_grad():
+        _, maps = model((x - MEAN) / STD, return_attention=True)
+    maps = [m[0].float().cpu().numpy() for m in maps]
+    g, p = cfg.grid, cfg.patch
+    cover = data.masks[index, 0].reshape(g, p, g, p).mean(axis=(1, 3))  # polyp share of every patch
+    query = cover >= 0.5
+    if not query.any():
+        query = cover >= cover.max()
+    return token_attention_figure(data.images[index], maps, g, p, query,
+                                  f"{data.names[index]}: attention paid by the polyp's patches "
+                                  f"(head mean), {g}x{g} tokens of {p}x{p} px")
 
 
 def choose_cases(iou: np.ndarray, k: int = 2) -> list[tuple[str, int]]:
@@ -241,6 +269,30 @@ def load_segmenter(run: RunDir, device: str = "auto") -> tuple[SegmentConfig, nn
     model = build_model(cfg.model, resolved_model_config(cfg))
     load_checkpoint(ckpt, model)
     return cfg, model.to(resolve_device(device))
+
+
+def explain_test_image(run: RunDir, index: int | None = None, device: str = "auto") -> Path:
+    """The attention figure of a SegmentViT run for test image `index` (default: the worst and
+    the best test case, as the run's report has them); returns the path of the last figure."""
+    cfg, model = load_segmenter(run, device)
+    if cfg.model != "segvit":
+        raise NNLabError(f"{run.path} trained a {cfg.model}; attention maps need a segvit run")
+    data = load_data(cfg)
+    parts = make_split(run, data, cfg, resume=True)
+    test = data.subset(parts["test"])
+    dev = next(model.parameters()).device
+    if index is None:
+        iou = np.array([c["iou"] for c in import_cases(run)]) if (run.path / "test_cases.json").exists() \
+            else np.zeros(len(test))
+        chosen = choose_cases(iou)
+        picks = [(f"attention_{label}", i) for label, i in chosen[:1] + chosen[-1:]]
+    else:
+        if not 0 <= index < len(test):
+            raise NNLabError(f"test image index {index} is outside 0..{len(test) - 1}")
+        picks = [(f"attention_test{index}", index)]
+    for name, i in picks:
+        path = run.save_figure(name, attention_figure(model, test, i, dev))
+    return path
 
 
 def predict_files(run: RunDir, images: list[Path], out: Path, device: str = "auto") -> list[dict[str, Any]]:
