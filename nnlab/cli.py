@@ -613,7 +613,7 @@ PrecisionOpt = typer.Option("auto", "--precision", help="auto, bf16, fp16 or fp3
 
 def _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_dice, augment, epochs,
                     batch_size, lr, split_seed, limit, precision, seed, device):
-    from nnlab.tasks.segment import SegmentConfig, data_root, resolved_model_config
+    from nnlab.tasks.segment import SegmentConfig, check_config, data_root
     from nnlab.train import TrainConfig, resolve_device
 
     model_args = _parse_model_args(model_arg)
@@ -629,13 +629,9 @@ def _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_di
                         lambda_dice=lambda_dice, augment=augment, split_seed=split_seed, limit=limit,
                         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=1.0,
                                           monitor="val/dice", precision=precision, seed=seed, device=device))
-    # fail on bad arguments before a run directory is created
-    cfg.train.validate()
-    if aspect not in ("pad", "stretch"):
-        raise NNLabError(f"--aspect must be pad or stretch, got '{aspect}'")
+    check_config(cfg)  # fail on bad arguments before a run directory is created
     resolve_device(device)
     data_root(data)
-    resolved_model_config(cfg)
     return cfg
 
 

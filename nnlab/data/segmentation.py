@@ -86,11 +86,11 @@ def _check_aspect(aspect: str) -> None:
         raise NNLabError(f"aspect must be pad or stretch, got '{aspect}'")
 
 
-def read_image(path: Path, size: int, aspect: str = "pad") -> tuple[np.ndarray, tuple[int, int]]:
-    """(image (3, S, S) uint8, original (width, height)) -- for prediction on a new image."""
+def read_image(path: Path, size: int, aspect: str = "pad") -> tuple[np.ndarray, np.ndarray]:
+    """(image resized (3, S, S) uint8, the image as read (H, W, 3) uint8) -- for prediction."""
     _check_aspect(aspect)
     image = _open(path, "RGB")
-    return np.asarray(_square(image, size, aspect, Image.BILINEAR)).transpose(2, 0, 1).copy(), image.size
+    return np.asarray(_square(image, size, aspect, Image.BILINEAR)).transpose(2, 0, 1).copy(), np.asarray(image)
 
 
 def unsquare(mask: np.ndarray, original: tuple[int, int], aspect: str = "pad") -> np.ndarray:

@@ -52,6 +52,13 @@ class SegmentConfig:
         epochs=40, batch_size=8, lr=1e-3, monitor="val/dice"))
 
 
+def model_input(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (or floats in [0, 1]) -> the normalised float input of the models."""
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    return (x - MEAN) / STD
+
+
 class SegmentTask:
     def __init__(self, lambda_dice: float = 1.0, augment: bool = True):
         self.lambda_dice, self.augment = lambda_dice, augment
@@ -61,7 +68,7 @@ class SegmentTask:
         x, m = x.float() / 255, m.float()
         if self.augment and model.training:
             x, m = augment_pair_torch(x, m)
-        logits = model((x - MEAN) / STD)  # (B, 1, S, S)
+        logits = model(model_input(x))  # (B, 1, S, S)
         loss = segmentation_loss(logits, m, self.lambda_dice)
         return StepOutput(loss, (logits.detach() > 0).long(), m.long())
 
@@ -81,8 +88,6 @@ def data_root(data: str) -> Path:
 
 def load_data(cfg: SegmentConfig, console: Console | None = None) -> SegmentationSet:
     root = data_root(cfg.data)
-    if cfg.size < 16:
-        raise NNLabError(f"--size must be >= 16, got {cfg.size}")
     if console is None:
         return load_folder(root, cfg.size, cfg.aspect)
     from rich.progress import Progress
@@ -120,6 +125,17 @@ def make_split(run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: b
     return parts
 
 
+def check_config(cfg: SegmentConfig):
+    """Every check that needs no data: training options, size, aspect, the model against the size.
+    Returns the model's config."""
+    cfg.train.validate()
+    if cfg.size < 16:
+        raise NNLabError(f"--size must be >= 16, got {cfg.size}")
+    if cfg.aspect not in ("pad", "stretch"):
+        raise NNLabError(f"--aspect must be pad or stretch, got '{cfg.aspect}'")
+    return resolved_model_config(cfg)
+
+
 def resolved_model_config(cfg: SegmentConfig):
     if cfg.model not in SEG_MODELS:
         raise NNLabError(f"unknown segmentation model '{cfg.model}' (known: {', '.join(SEG_MODELS)})")
@@ -141,9 +157,7 @@ def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
                 resume: bool = False) -> dict[str, Any]:
     """Train (or resume) a segmenter into `run`; evaluate the best checkpoint on the test split;
     write figures, test_cases.json and summary.json; return the summary."""
-    if cfg.aspect not in ("pad", "stretch"):
-        raise NNLabError(f"--aspect must be pad or stretch, got '{cfg.aspect}'")
-    mcfg = resolved_model_config(cfg)
+    mcfg = check_config(cfg)
     data = load_data(cfg, console)
     parts = make_split(run, data, cfg, resume)
     train, val, test = (data.subset(parts[k]) for k in ("train", "val", "test"))
@@ -204,10 +218,10 @@ def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
 def attention_figure(model: nn.Module, data: SegmentationSet, index: int, device: torch.device):
     """SegmentViT on test image `index`: the attention its polyp patches pay, layer by layer."""
     cfg = model.cfg
-    x = torch.from_numpy(data.images[index:index + 1]).to(device).float() / 255
+    x = torch.from_numpy(data.images[index:index + 1]).to(device)
     model.eval()
     with torch.no_grad():
-        _, maps = model((x - MEAN) / STD, return_attention=True)
+        _, maps = model(model_input(x), return_attention=True)
     maps = [m[0].float().cpu().numpy() for m in maps]
     g, p = cfg.grid, cfg.patch
     cover = data.masks[index, 0].reshape(g, p, g, p).mean(axis=(1, 3))  # polyp share of every patch
@@ -243,8 +257,8 @@ def predict_logits(model: nn.Module, images: np.ndarray, device: torch.device | 
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i:i + batch_size]).to(device).float() / 255
-        out.append(model((x - MEAN) / STD).float().cpu().numpy())
+        x = torch.from_numpy(images[i:i + batch_size]).to(device)
+        out.append(model(model_input(x)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1, 1, 1), np.float32)
 
 
@@ -282,7 +296,7 @@ def explain_test_image(run: RunDir, index: int | None = None, device: str = "aut
     test = data.subset(parts["test"])
     dev = next(model.parameters()).device
     if index is None:
-        iou = np.array([c["iou"] for c in import_cases(run)]) if (run.path / "test_cases.json").exists() \
+        iou = np.array([c["iou"] for c in read_cases(run)]) if (run.path / "test_cases.json").exists() \
             else np.zeros(len(test))
         chosen = choose_cases(iou)
         picks = [(f"attention_{label}", i) for label, i in chosen[:1] + chosen[-1:]]
@@ -302,11 +316,9 @@ def predict_files(run: RunDir, images: list[Path], out: Path, device: str = "aut
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in images:
-        square, original = read_image(path, cfg.size, cfg.aspect)
+        square, rgb = read_image(path, cfg.size, cfg.aspect)
         prob = 1 / (1 + np.exp(-predict_logits(model, square[None])[0, 0]))
-        mask = unsquare(prob > 0.5, original, cfg.aspect)
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+        mask = unsquare(prob > 0.5, (rgb.shape[1], rgb.shape[0]), cfg.aspect)
         mask_path, overlay_path = out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"
         with atomic_open(mask_path) as f:
             Image.fromarray(mask.astype(np.uint8) * 255).save(f, format="PNG")
@@ -340,7 +352,7 @@ def run_compare(base: SegmentConfig, run: RunDir, models: tuple[str, ...] = SEG_
                      "epochs": s["epochs"], "train time (s)": s["train_time_s"],
                      "s / epoch": s["train_time_s"] / max(1, s["epochs"]),
                      "wall time (s)": time.perf_counter() - t0})
-        cases[name] = import_cases(child)
+        cases[name] = read_cases(child)
         histories[name] = child.metrics()
     summary = {"models": rows, "observations": observations(rows, cases) + "\n"}
     run.save_summary(summary)
@@ -355,7 +367,7 @@ def run_compare(base: SegmentConfig, run: RunDir, models: tuple[str, ...] = SEG_
     return summary
 
 
-def import_cases(run: RunDir) -> list[dict[str, Any]]:
+def read_cases(run: RunDir) -> list[dict[str, Any]]:
     return json.loads((run.path / "test_cases.json").read_text())
 
 
