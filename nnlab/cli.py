@@ -612,11 +612,21 @@ PrecisionOpt = typer.Option("auto", "--precision", help="auto, bf16, fp16 or fp3
 
 
 def _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_dice, augment, epochs,
-                    batch_size, lr, split_seed, limit, precision, seed, device):
+                    batch_size, lr, split_seed, limit, precision, seed, device, init_from=None):
     from nnlab.tasks.segment import SegmentConfig, check_config, data_root
     from nnlab.train import TrainConfig, resolve_device
 
     model_args = _parse_model_args(model_arg)
+    if init_from is not None:  # continue another run: its model, options and split unless told otherwise
+        from nnlab.run import RunDir
+        from nnlab.tasks.segment import load_segment_config
+
+        src = load_segment_config(RunDir.open(init_from))
+        model = model or src.model
+        if model == src.model and not model_args and base is None and patch is None:
+            model_args = dict(src.model_args)
+        split_seed, limit = src.split_seed, src.limit
+    model = model or "unet"
     if base is not None:
         if model != "unet":
             raise NNLabError("--base applies to --model unet only")
@@ -627,6 +637,7 @@ def _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_di
         model_args["patch"] = patch
     cfg = SegmentConfig(data=data, model=model, model_args=model_args, size=size, aspect=aspect,
                         lambda_dice=lambda_dice, augment=augment, split_seed=split_seed, limit=limit,
+                        init_from=str(init_from) if init_from is not None else "",
                         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=1.0,
                                           monitor="val/dice", precision=precision, seed=seed, device=device))
     check_config(cfg)  # fail on bad arguments before a run directory is created
@@ -638,7 +649,7 @@ def _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_di
 @segment_app.command("train")
 def segment_train(
     data: str = SegDataOpt,
-    model: str = typer.Option("unet", help="unet or segvit."),
+    model: Optional[str] = typer.Option(None, help="unet or segvit (default: unet, or the --init-from run's)."),
     model_arg: list[str] = typer.Option([], "--model-arg", "-m", help="Model option KEY=VALUE, e.g. -m depth=3."),
     base: Optional[int] = BaseOpt,
     patch: Optional[int] = SegPatchOpt,
@@ -657,6 +668,9 @@ def segment_train(
     out: Optional[Path] = OutOpt,
     resume: Optional[Path] = typer.Option(
         None, help="Continue the run in this directory from its last checkpoint (its config and split)."),
+    init_from: Optional[Path] = typer.Option(
+        None, "--init-from", help="Start from the best weights of this finished run, on its split (e.g. "
+        "train at --size 128, then continue at 256). Its model and options unless given."),
 ) -> None:
     """Train a U-Net or SegmentViT on BCE + lambda * Dice; report IoU/Dice and the test cases."""
     from nnlab.report import write_report
@@ -674,7 +688,7 @@ def segment_train(
         fresh = False
     else:
         cfg = _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_dice, augment, epochs,
-                              batch_size, lr, split_seed, limit, precision, seed, device)
+                              batch_size, lr, split_seed, limit, precision, seed, device, init_from)
         fresh = out is None or not Path(out).exists()
         path = RunDir.create(f"{cfg.model}-{Path(cfg.data).name}{cfg.size}", out).path if rank == 0 else None
         run = RunDir(broadcast_object(path))

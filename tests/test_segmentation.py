@@ -286,6 +286,34 @@ def test_compare_trains_both_on_one_split_and_writes_observations(tmp_path, poly
         explain_test_image(RunDir(run.path / "segvit"), 8)
 
 
+def test_init_from_continues_another_run_at_a_larger_size_on_its_split(capsys, tmp_path, polyps):
+    """Progressive resizing: a U-Net trained at 32 px starts a 64-px run with its best weights and
+    its split (the new run never tests on images the first one trained on)."""
+    from safetensors.torch import load_file
+
+    code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--size", "32", "--base", "8",
+                           "-m", "depth=2", "--epochs", "1", "--split-seed", "5", "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--size", "64", "--epochs", "1",
+                           "--lr", "1e-12", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["model_args"] == {"base": 8, "depth": 2} and cfg["size"] == 64 and cfg["split_seed"] == 5
+    assert cfg["init_from"] == str(tmp_path / "a")
+    split_a, split_b = (json.loads((tmp_path / r / "split.json").read_text()) for r in "ab")
+    assert all(split_a[k] == split_b[k] for k in ("train", "val", "test"))
+    wa, wb = (load_file(tmp_path / r / "checkpoints" / "best.safetensors") for r in "ab")
+    convs = [k for k in wa if k.startswith("model.") and wa[k].ndim == 4]
+    assert convs and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in convs)  # lr ~ 0: the weights it started from
+    # a different model is refused before anything is written
+    code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--size", "64", "--base", "16",
+                           "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "c"))
+    assert code == 1 and "--init-from needs the same model" in err and "base 8 vs 16" in err, err
+    assert not (tmp_path / "c").exists()
+    code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--init-from", str(tmp_path / "z"))
+    assert code == 1 and "no such run directory" in err
+
+
 # ---- CLI --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cmd", [["segment"], ["segment", "train"], ["segment", "predict"], ["segment", "compare"],
                                  ["segment", "explain"]])

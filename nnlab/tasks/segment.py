@@ -48,6 +48,7 @@ class SegmentConfig:
     augment: bool = True  # flips, small rotations and scaling (image and mask), colour jitter
     split_seed: int = 0  # the 60/20/20 split; kept apart from train.seed so runs share a split
     limit: int = 0  # > 0: use only this many images of each split (quick runs, tests)
+    init_from: str = ""  # a finished segmentation run: start from its best weights, on its split
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=40, batch_size=8, lr=1e-3, monitor="val/dice"))
 
@@ -100,29 +101,42 @@ def load_data(cfg: SegmentConfig, console: Console | None = None) -> Segmentatio
 
 
 def make_split(run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: bool) -> dict[str, np.ndarray]:
-    """The split by image name: made from split_seed and saved to split.json, or read back."""
+    """The split by image name: read back on resume, taken from the run given by init_from (so a
+    run that continues another never tests on images the other trained on), or made from
+    split_seed. Saved to split.json."""
     path = run.path / "split.json"
     if resume and path.exists():
-        try:
-            names = json.loads(path.read_text())
-            names = {part: list(names[part]) for part in ("train", "val", "test")}
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise NNLabError(f"{path}: damaged split file (not the JSON nnlab wrote)") from None
-        index = {n: i for i, n in enumerate(data.names)}
-        missing = [n for part in ("train", "val", "test") for n in names[part] if n not in index]
-        if missing:
-            raise NNLabError(f"{path}: {len(missing)} images of the saved split are not in {cfg.data} "
-                             f"(e.g. {missing[0]})")
-        return {part: np.array([index[n] for n in names[part]], dtype=int) for part in ("train", "val", "test")}
-    if len(data) < 5:
-        raise NNLabError(f"{cfg.data}: {len(data)} image/mask pairs; need at least 5 for a 60/20/20 split")
-    parts = split_indices(len(data), cfg.split_seed)
-    if cfg.limit:
-        parts = {k: v[: cfg.limit] for k, v in parts.items()}
+        return read_split(path, data, cfg)
+    if cfg.init_from:
+        parts = read_split(Path(cfg.init_from) / "split.json", data, cfg)
+        source = {"init_from": str(cfg.init_from)}
+    else:
+        if len(data) < 5:
+            raise NNLabError(f"{cfg.data}: {len(data)} image/mask pairs; need at least 5 for a 60/20/20 split")
+        parts = split_indices(len(data), cfg.split_seed)
+        if cfg.limit:
+            parts = {k: v[: cfg.limit] for k, v in parts.items()}
+        source = {}
     if rank() == 0:  # under torchrun every rank computes the same split; one writes it
-        atomic_write_json(path, {"seed": cfg.split_seed, "fractions": [0.6, 0.2, 0.2],
+        atomic_write_json(path, {"seed": cfg.split_seed, "fractions": [0.6, 0.2, 0.2], **source,
                                  **{k: [data.names[i] for i in v] for k, v in parts.items()}})
     return parts
+
+
+def read_split(path: Path, data: SegmentationSet, cfg: SegmentConfig) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise NNLabError(f"{path}: no split file (not a segmentation run directory?)")
+    try:
+        names = json.loads(path.read_text())
+        names = {part: list(names[part]) for part in ("train", "val", "test")}
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise NNLabError(f"{path}: damaged split file (not the JSON nnlab wrote)") from None
+    index = {n: i for i, n in enumerate(data.names)}
+    missing = [n for part in ("train", "val", "test") for n in names[part] if n not in index]
+    if missing:
+        raise NNLabError(f"{path}: {len(missing)} images of the saved split are not in {cfg.data} "
+                         f"(e.g. {missing[0]})")
+    return {part: np.array([index[n] for n in names[part]], dtype=int) for part in ("train", "val", "test")}
 
 
 def check_config(cfg: SegmentConfig):
@@ -133,7 +147,24 @@ def check_config(cfg: SegmentConfig):
         raise NNLabError(f"--size must be >= 16, got {cfg.size}")
     if cfg.aspect not in ("pad", "stretch"):
         raise NNLabError(f"--aspect must be pad or stretch, got '{cfg.aspect}'")
-    return resolved_model_config(cfg)
+    mcfg = resolved_model_config(cfg)
+    if cfg.init_from:
+        check_init_from(cfg, mcfg)
+    return mcfg
+
+
+def check_init_from(cfg: SegmentConfig, mcfg) -> None:
+    """The run named by init_from finished, trained the same model, and has a split."""
+    source = RunDir.open(cfg.init_from)
+    src = load_segment_config(source)
+    src_mcfg = to_dict(resolved_model_config(src))
+    if src.model != cfg.model or src_mcfg != to_dict(mcfg):
+        diff = [f"{k} {src_mcfg.get(k)} vs {v}" for k, v in to_dict(mcfg).items() if src_mcfg.get(k) != v]
+        what = f"a {src.model}" + (f" ({', '.join(diff)})" if src.model == cfg.model and diff else "")
+        raise NNLabError(f"{source.path} trained {what}; --init-from needs the same model and model options")
+    for name in ("checkpoints/best.safetensors", "split.json"):
+        if not (source.path / name).is_file():
+            raise NNLabError(f"{source.path}: no {name} (the run has not finished an epoch)")
 
 
 def resolved_model_config(cfg: SegmentConfig):
@@ -163,6 +194,8 @@ def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
     train, val, test = (data.subset(parts[k]) for k in ("train", "val", "test"))
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, mcfg)
+    if cfg.init_from and not resume:
+        load_checkpoint(Path(cfg.init_from) / "checkpoints" / "best.safetensors", model)
     trainer = Trainer(model, SegmentTask(cfg.lambda_dice, cfg.augment), cfg.train, run, console)
     main = trainer.run is not None
     if resume:
@@ -195,7 +228,7 @@ def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
         "test/iou_median": float(np.median(iou)), "test/dice_median": float(np.median(dice)),
         "test/loss": test_metrics["loss"], "test_images": len(test),
         "test/missed": int((iou < 0.1).sum()),  # polyps essentially not found
-        "train_time_s": train_time, "device": str(trainer.device),
+        "train_time_s": train_time, "device": str(trainer.device), "init_from": cfg.init_from or None,
         "test_table": [{"case": label, "image": test.names[i], "iou": float(iou[i]), "dice": float(dice[i]),
                         "true area": float(area[i])} for label, i in chosen],
     }
