@@ -133,7 +133,7 @@ def train(
     from nnlab.run import RunDir
     from nnlab.tasks.classify import ClassifyConfig, load_classify_config, run_classify
     from nnlab.train import TrainConfig
-    from nnlab.train.distributed import broadcast_object, init_distributed
+    from nnlab.train.distributed import broadcast_object, finish_distributed, init_distributed
 
     rank, world = init_distributed()  # torchrun -m nnlab train ...: one process per device
     if rank != 0:
@@ -184,12 +184,12 @@ def train(
         if resume is None and fresh and rank == 0 and not run.metrics_path.exists():
             shutil.rmtree(run.path, ignore_errors=True)
         raise
-    if rank != 0:
-        return
-    write_report(run)
-    keys = ("model", "data", "parameters", "epochs", "best_epoch", "test/acc", "train_time_s")
-    console.print(_table([{k: summary[k] for k in keys}], "test split, best checkpoint"))
-    console.print(f"report: {run.report_path.resolve()}")
+    if rank == 0:
+        write_report(run)
+        keys = ("model", "data", "parameters", "epochs", "best_epoch", "test/acc", "train_time_s")
+        console.print(_table([{k: summary[k] for k in keys}], "test split, best checkpoint"))
+        console.print(f"report: {run.report_path.resolve()}")
+    finish_distributed()
 
 
 # ---- explain -----------------------------------------------------------------------------------------
@@ -676,7 +676,7 @@ def segment_train(
     from nnlab.report import write_report
     from nnlab.run import RunDir
     from nnlab.tasks.segment import load_segment_config, run_segment
-    from nnlab.train.distributed import broadcast_object, init_distributed
+    from nnlab.train.distributed import broadcast_object, finish_distributed, init_distributed
 
     rank, _ = init_distributed()  # torchrun -m nnlab segment train ...: one process per device
     if rank != 0:
@@ -700,14 +700,14 @@ def segment_train(
         if fresh and rank == 0 and not run.metrics_path.exists():
             shutil.rmtree(run.path, ignore_errors=True)
         raise
-    if rank != 0:
-        return
-    write_report(run)
-    keys = ("model", "size", "parameters", "epochs", "best_epoch", "test/iou", "test/dice", "test/missed",
-            "train_time_s")
-    console.print(_table([{k: summary[k] for k in keys}], "test split, best checkpoint (means over images)"))
-    console.print(f"test cases: {run.figure_dir / 'test_cases.png'}")
-    console.print(f"report: {run.report_path.resolve()}")
+    if rank == 0:
+        write_report(run)
+        keys = ("model", "size", "parameters", "epochs", "best_epoch", "test/iou", "test/dice", "test/missed",
+                "train_time_s")
+        console.print(_table([{k: summary[k] for k in keys}], "test split, best checkpoint (means over images)"))
+        console.print(f"test cases: {run.figure_dir / 'test_cases.png'}")
+        console.print(f"report: {run.report_path.resolve()}")
+    finish_distributed()
 
 
 @segment_app.command("predict")

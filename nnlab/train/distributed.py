@@ -6,6 +6,7 @@ rank 0 writes the run directory."""
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -21,9 +22,24 @@ def init_distributed() -> tuple[int, int]:
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
+        atexit.register(_leave)  # each rank leaves the group itself instead of in interpreter teardown
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return dist.get_rank(), dist.get_world_size()
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def finish_distributed() -> None:
+    """Every rank waits for the others, then leaves the group: a rank that exits while another
+    still works can abort in the process group's teardown ('terminate called without an active
+    exception', seen with gloo on a loaded machine)."""
+    if is_distributed():
+        dist.barrier()
+    _leave()
 
 
 def is_distributed() -> bool:
