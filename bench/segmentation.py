@@ -2,7 +2,8 @@
 (`nnlab segment compare`), test Dice / IoU per image, parameters and time.
 
     python bench/segmentation.py                      # the quick CPU configuration, 128 px
-    python bench/segmentation.py --size 256 --base 32 --epochs 80 --models unet   # the full one
+    python bench/segmentation.py --size 256 --base 16 --epochs 30 --models unet   # 256 px directly
+    python bench/segmentation_progressive.py          # the 256-px U-Net target: 128 px, then 256 px
 
 Prints the comparison table and the generated observations; the run directory holds the report."""
 
