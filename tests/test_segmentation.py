@@ -5,6 +5,7 @@ polyps (split saved, figures, exact resume), prediction on new files, the compar
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from nnlab.models import build_model, model_config
 from nnlab.run import RunDir
 from nnlab.tasks.seg_metrics import PerImageScore, per_image_scores, segmentation_loss
 from nnlab.tasks.segment import (SegmentConfig, choose_cases, explain_test_image, predict_files, run_compare,
-                                 run_segment)
+                                 load_segment_config, run_segment)
 from nnlab.train import TrainConfig
 
 TINY_UNET = {"base": 8, "depth": 2}
@@ -312,6 +313,10 @@ def test_init_from_continues_another_run_at_a_larger_size_on_its_split(capsys, t
     assert not (tmp_path / "c").exists()
     code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--init-from", str(tmp_path / "z"))
     assert code == 1 and "no such run directory" in err
+    # resuming the continued run no longer needs the run it started from
+    shutil.rmtree(tmp_path / "a")
+    run_b = RunDir.open(tmp_path / "b")
+    assert run_segment(load_segment_config(run_b), run_b, resume=True)["size"] == 64
 
 
 # ---- CLI --------------------------------------------------------------------------------------------

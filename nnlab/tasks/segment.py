@@ -139,16 +139,16 @@ def read_split(path: Path, data: SegmentationSet, cfg: SegmentConfig) -> dict[st
     return {part: np.array([index[n] for n in names[part]], dtype=int) for part in ("train", "val", "test")}
 
 
-def check_config(cfg: SegmentConfig):
-    """Every check that needs no data: training options, size, aspect, the model against the size.
-    Returns the model's config."""
+def check_config(cfg: SegmentConfig, init: bool = True):
+    """Every check that needs no data: training options, size, aspect, the model against the size,
+    the run to start from (when `init`; a resumed run no longer needs it). Returns the model's config."""
     cfg.train.validate()
     if cfg.size < 16:
         raise NNLabError(f"--size must be >= 16, got {cfg.size}")
     if cfg.aspect not in ("pad", "stretch"):
         raise NNLabError(f"--aspect must be pad or stretch, got '{cfg.aspect}'")
     mcfg = resolved_model_config(cfg)
-    if cfg.init_from:
+    if cfg.init_from and init:
         check_init_from(cfg, mcfg)
     return mcfg
 
@@ -188,7 +188,7 @@ def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
                 resume: bool = False) -> dict[str, Any]:
     """Train (or resume) a segmenter into `run`; evaluate the best checkpoint on the test split;
     write figures, test_cases.json and summary.json; return the summary."""
-    mcfg = check_config(cfg)
+    mcfg = check_config(cfg, init=not resume)
     data = load_data(cfg, console)
     parts = make_split(run, data, cfg, resume)
     train, val, test = (data.subset(parts[k]) for k in ("train", "val", "test"))
