@@ -637,7 +637,7 @@ def _segment_config(data, model, model_arg, base, patch, size, aspect, lambda_di
         model_args["patch"] = patch
     cfg = SegmentConfig(data=data, model=model, model_args=model_args, size=size, aspect=aspect,
                         lambda_dice=lambda_dice, augment=augment, split_seed=split_seed, limit=limit,
-                        init_from=str(init_from) if init_from is not None else "",
+                        init_from=str(Path(init_from).absolute()) if init_from is not None else "",
                         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=1.0,
                                           monitor="val/dice", precision=precision, seed=seed, device=device))
     check_config(cfg)  # fail on bad arguments before a run directory is created
@@ -678,6 +678,8 @@ def segment_train(
     from nnlab.tasks.segment import load_segment_config, run_segment
     from nnlab.train.distributed import broadcast_object, finish_distributed, init_distributed
 
+    if resume is not None and init_from is not None:
+        raise NNLabError("--resume continues a run with its own config, --init-from starts a new one: give one of them")
     rank, _ = init_distributed()  # torchrun -m nnlab segment train ...: one process per device
     if rank != 0:
         global console

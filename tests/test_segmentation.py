@@ -348,6 +348,7 @@ BAD = [
     (["segment", "train", "--data", "kvasir"], "Kvasir-SEG not found"),
     (["segment", "compare", "--data", "POLYPS", "--models", "unet,unet"], "distinct names"),
     (["segment", "predict", "NOTARUN", "x.jpg"], "no such run directory"),
+    (["segment", "train", "--resume", "NOTARUN", "--init-from", "NOTARUN"], "give one of them"),
 ]
 
 
