@@ -135,6 +135,18 @@ def test_loss_is_bce_plus_lambda_dice():
     assert segmentation_loss(-20 * (2 * y - 1), y).item() > 10
 
 
+def test_paired_observations_match_images_by_name():
+    from nnlab.tasks.segment import paired_observations
+
+    mine = [{"name": f"c{i}", "iou": 0.9, "true_area": a} for i, a in enumerate([0.01, 0.02, 0.1, 0.2, 0.3, 0.4])]
+    other = [{"name": f"c{i}", "iou": v} for i, v in reversed(list(enumerate([0.1, 0.95, 0.5, 0.5, 0.5, 0.5])))]
+    text = " ".join(paired_observations("a", mine, other))
+    assert "better on 83% of the 6 test images" in text  # c1 is the one it loses, whatever the order
+    assert "mean IoU is 0.900 vs 0.525" in text  # smallest third: c0, c1
+    with pytest.raises(NNLabError, match="different images"):
+        paired_observations("a", mine, other[1:])
+
+
 def test_choose_cases_best_median_worst():
     iou = np.array([0.5, 0.9, 0.1, 0.7, 0.3, 0.0, 0.95])
     chosen = choose_cases(iou, k=2)

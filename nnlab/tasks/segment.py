@@ -30,8 +30,8 @@ from nnlab.tasks.seg_metrics import PerImageScore, per_image_scores, segmentatio
 from nnlab.train import StepOutput, TrainConfig, Trainer, load_checkpoint, resolve_device
 from nnlab.train.distributed import rank
 from nnlab.viz import curves_figure
-from nnlab.viz.segmentation import (cases_figure, overlay, paired_scores_figure, score_vs_area_figure,
-                                    token_attention_figure)
+from nnlab.viz.attention import token_attention_figure
+from nnlab.viz.segmentation import cases_figure, overlay, paired_scores_figure, score_vs_area_figure
 
 SEG_MODELS = ("unet", "segvit")
 MEAN, STD = 0.5, 0.25  # inputs in [0, 1] are mapped to about [-2, 2]
@@ -417,17 +417,25 @@ def observations(rows: list[dict[str, Any]], cases: dict[str, list[dict[str, Any
     ratio = win["parameters"] / lose["parameters"]
     sentences.append(f"It has {ratio:.2f}x the parameters ({win['parameters']:,} vs {lose['parameters']:,}) "
                      f"and took {win['s / epoch'] / lose['s / epoch']:.2f}x the time per epoch.")
-    wi = np.array([c["iou"] for c in cases[win["model"]]])
-    li = np.array([c["iou"] for c in cases[lose["model"]]])
-    area = np.array([c["true_area"] for c in cases[win["model"]]])
-    sentences.append(f"Per image, {win['model']} is better on {(wi > li).mean():.0%} of the "
-                     f"{len(wi)} test images.")
-    small = area <= np.quantile(area, 1 / 3)
-    large = area >= np.quantile(area, 2 / 3)
-    sentences.append(f"On the smallest third of polyps (area <= {np.quantile(area, 1 / 3):.1%} of the image) "
-                     f"mean IoU is {wi[small].mean():.3f} vs {li[small].mean():.3f}; on the largest third "
-                     f"{wi[large].mean():.3f} vs {li[large].mean():.3f}.")
+    sentences += paired_observations(win["model"], cases[win["model"]], cases[lose["model"]])
     missed = {r["model"]: r["missed (IoU<0.1)"] for r in rows}
     sentences.append("Polyps essentially missed (IoU < 0.1): "
                      + ", ".join(f"{m} {k}" for m, k in missed.items()) + ".")
     return " ".join(sentences)
+
+
+def paired_observations(name: str, cases: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[str]:
+    """Per-image comparison of two runs' test_cases.json on the same test images (matched by name):
+    how often `name` wins, and mean IoU on the smallest and largest third of polyps."""
+    theirs = {c["name"]: c["iou"] for c in other}
+    if set(theirs) != {c["name"] for c in cases}:
+        raise NNLabError("the two runs were tested on different images; compare runs that share a split")
+    wi = np.array([c["iou"] for c in cases])
+    li = np.array([theirs[c["name"]] for c in cases])
+    area = np.array([c["true_area"] for c in cases])
+    small = area <= np.quantile(area, 1 / 3)
+    large = area >= np.quantile(area, 2 / 3)
+    return [f"Per image, {name} is better on {(wi > li).mean():.0%} of the {len(wi)} test images.",
+            f"On the smallest third of polyps (area <= {np.quantile(area, 1 / 3):.1%} of the image) "
+            f"mean IoU is {wi[small].mean():.3f} vs {li[small].mean():.3f}; on the largest third "
+            f"{wi[large].mean():.3f} vs {li[large].mean():.3f}."]

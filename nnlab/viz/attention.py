@@ -1,12 +1,15 @@
 """Attention maps of a ViT: where the class token looks, per layer and head, and attention
 rollout across layers (Abnar & Zuidema 2020): with A_l the head-averaged attention of layer l,
 R = prod_l (0.5 A_l + 0.5 I) (rows renormalised), and R[0, 1:] is the class token's attention to
-each patch through all layers, the residual path included."""
+each patch through all layers, the residual path included. For a model without a class token
+(SegmentViT): the attention a set of query patches pays, layer by layer."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from nnlab.viz.segmentation import to_hwc
 
 
 def cls_attention(maps: list[np.ndarray], grid: tuple[int, int]) -> np.ndarray:
@@ -52,6 +55,34 @@ def attention_figure(image: np.ndarray, maps: list[np.ndarray], grid: tuple[int,
     ax.imshow(image, cmap="gray_r")
     ax.imshow(_upsample(rollout(maps, grid), patch), cmap="inferno", alpha=0.6, interpolation="nearest")
     ax.set_title("rollout", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def token_attention_figure(image: np.ndarray, maps: list[np.ndarray], grid: int, patch: int,
+                           query: np.ndarray, title: str = "") -> Figure:
+    """Where the polyp's tokens look: for each layer, the head-averaged attention that the query
+    patches (`query`, (grid, grid) bool, e.g. the patches inside the true mask) pay to every patch,
+    averaged over the queries. maps: per layer (heads, N, N) of one image."""
+    L = len(maps)
+    fig = Figure(figsize=(1.9 * (L + 1), 2.3 + (0.3 if title else 0)))
+    axes = fig.subplots(1, L + 1, squeeze=False)[0]
+    rgb = to_hwc(image)
+    q = query.reshape(-1)
+    big_query = _upsample(query.astype(float), (patch, patch))
+    axes[0].imshow(rgb)
+    axes[0].contour(big_query, levels=[0.5], colors=["lime"], linewidths=0.8)
+    axes[0].set_title(f"query: {int(q.sum())} polyp patches", fontsize=7)
+    for layer, m in enumerate(maps):
+        received = m.mean(axis=0)[q].mean(axis=0).reshape(grid, grid)  # (N,) -> grid
+        axes[layer + 1].imshow(rgb)
+        axes[layer + 1].imshow(_upsample(received, (patch, patch)), cmap="inferno", alpha=0.65,
+                               interpolation="nearest")
+        axes[layer + 1].set_title(f"layer {layer + 1}", fontsize=7)
+    for ax in axes:
+        ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -97,30 +97,3 @@ def paired_scores_figure(a: np.ndarray, b: np.ndarray, labels: tuple[str, str], 
     fig.tight_layout()
     return fig
 
-
-def token_attention_figure(image: np.ndarray, maps: list[np.ndarray], grid: int, patch: int,
-                           query: np.ndarray, title: str = "") -> Figure:
-    """Where the polyp's tokens look: for each layer, the head-averaged attention that the query
-    patches (`query`, (grid, grid) bool, e.g. the patches inside the true mask) pay to every patch,
-    averaged over the queries. maps: per layer (heads, N, N) of one image."""
-    L = len(maps)
-    fig = Figure(figsize=(1.9 * (L + 1), 2.3 + (0.3 if title else 0)))
-    axes = fig.subplots(1, L + 1, squeeze=False)[0]
-    rgb = to_hwc(image)
-    q = query.reshape(-1)
-    big_query = np.kron(query, np.ones((patch, patch), bool))
-    axes[0].imshow(rgb)
-    axes[0].contour(big_query, levels=[0.5], colors=["lime"], linewidths=0.8)
-    axes[0].set_title(f"query: {int(q.sum())} polyp patches", fontsize=7)
-    for layer, m in enumerate(maps):
-        received = m.mean(axis=0)[q].mean(axis=0).reshape(grid, grid)  # (N,) -> grid
-        axes[layer + 1].imshow(rgb)
-        axes[layer + 1].imshow(np.kron(received, np.ones((patch, patch))), cmap="inferno", alpha=0.65,
-                               interpolation="nearest")
-        axes[layer + 1].set_title(f"layer {layer + 1}", fontsize=7)
-    for ax in axes:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
