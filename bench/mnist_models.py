@@ -52,7 +52,7 @@ def main() -> None:
                              augment=augment,
                              train=TrainConfig(epochs=epochs, batch_size=128, lr=lr, warmup_epochs=1,
                                                weight_decay=0.05 if model == "vit" else 1e-4,
-                                               monitor="val/acc", seed=0))
+                                               monitor="val/acc", mode="max", seed=0))
         t0 = time.perf_counter()
         s = run_classify(cfg, RunDir.create(name, parent.path / name))
         wall = time.perf_counter() - t0

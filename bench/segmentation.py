@@ -38,7 +38,7 @@ def main() -> None:
     models = tuple(args.models.split(","))
     base = SegmentConfig(data="kvasir", size=args.size, train=TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=1.0,
-        monitor="val/dice", seed=args.seed))
+        monitor="val/dice", mode="max", seed=args.seed))
     run = RunDir.create(f"bench-seg{args.size}", args.out)
     console = Console(highlight=False, soft_wrap=True, width=160)
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "

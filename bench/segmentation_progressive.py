@@ -53,7 +53,7 @@ def main() -> None:
         first = RunDir.create("first", out / f"unet{args.first_size}")
         cfg = SegmentConfig(data="kvasir", model="unet", model_args=unet, size=args.first_size, train=TrainConfig(
             epochs=args.first_epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=1.0,
-            monitor="val/dice", seed=args.seed))
+            monitor="val/dice", mode="max", seed=args.seed))
         console.rule(f"stage 1: {args.first_size} px, {args.first_epochs} epochs")
         stages.append(("first", run_segment(cfg, first, console)))
         write_report(first)
@@ -61,7 +61,7 @@ def main() -> None:
     cfg = SegmentConfig(data="kvasir", model="unet", model_args=first.config()["model_args"], size=args.size,
                         init_from=str(first.path), split_seed=first.config()["split_seed"],
                         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.second_lr,
-                                          warmup_epochs=1.0, monitor="val/dice", seed=args.seed))
+                                          warmup_epochs=1.0, monitor="val/dice", mode="max", seed=args.seed))
     console.rule(f"stage 2: {args.size} px, {args.epochs} epochs from {first.path}")
     stages.append(("second", run_segment(cfg, second, console)))
     write_report(second)

@@ -85,3 +85,14 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 break
             raise NNLabError(f"{path}: line {i + 1} is not valid JSON") from None
     return records
+
+
+def claim_outputs(paths: list[Path], overwrite: bool = False) -> None:
+    """Refuse, before anything is written, to replace an existing file unless `overwrite`: no
+    command replaces an earlier result silently."""
+    if overwrite:
+        return
+    existing = [p for p in paths if Path(p).exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise NNLabError(f"{existing[0]} exists{more}; use --overwrite to replace it")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,31 @@ class RunDir:
     def children(self) -> list[RunDir]:
         return [RunDir(p) for p in sorted(self.path.iterdir())
                 if p.is_dir() and (p / "config.json").exists()]
+
+
+@dataclass
+class ChildResult:
+    summary: dict[str, Any]  # empty when the child failed with a tolerated error
+    history: list[dict[str, Any]]  # its metrics.jsonl
+    wall_s: float
+    error: Exception | None = None
+
+
+def run_children(parent: RunDir, jobs: dict[str, Callable[[RunDir], dict[str, Any]]],
+                 console=None, titles: dict[str, str] | None = None,
+                 tolerate: tuple[type[Exception], ...] = ()) -> dict[str, ChildResult]:
+    """Run every job, one after another, in its own child run directory `parent/<name>` (a
+    comparison, a sweep, cross-validation folds); a `tolerate`d error (a diverging learning rate in
+    a sweep) is recorded and the next job runs."""
+    results = {}
+    for name, job in jobs.items():
+        if console is not None:
+            console.rule((titles or {}).get(name, name))
+        child = RunDir.create(name, out=parent.path / name)
+        t0 = time.perf_counter()
+        try:
+            summary, error = job(child), None
+        except tolerate as e:
+            summary, error = {}, e
+        results[name] = ChildResult(summary, child.metrics(), time.perf_counter() - t0, error)
+    return results

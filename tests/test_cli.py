@@ -32,8 +32,13 @@ def test_help(capsys, cmd):
 
 
 BAD = [
-    (["train", "--epochs", "-1"], 2, "--epochs"),
-    (["train", "--task", "segment-everything"], 1, "unknown task"),
+    (["train", "--epochs", "-1"], 1, "epochs must be >= 1, got -1"),
+    (["train", "--mode", "up"], 1, "mode must be min or max"),
+    (["train", "--monitor", "val/acc", "--mode", "min"], 1, "val/acc is better when higher"),
+    (["train", "--resume", "no/such/run", "--lr", "0.1"], 1, "drop --lr"),
+    (["train", "--sampler", "uniform"], 1, "sampler must be shuffle or balanced"),
+    (["train", "--accumulate", "0"], 1, "accumulate must be >= 1"),
+    (["train", "--ema", "1.5"], 1, "ema decay must be in [0, 1)"),
     (["train", "--epochs", "ten"], 2, "--epochs"),
     (["train", "--data", "imagenet"], 1, "unknown dataset 'imagenet'"),
     (["train", "--model", "resnet"], 1, "unknown model 'resnet'"),

@@ -227,3 +227,28 @@ def test_engine_imports_numpy_only():
             "print(sorted(k for k in ('torch', 'scipy', 'sklearn', 'matplotlib') if k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_linear_equals_torch_linear_forward_and_backward():
+    """Our y = x W + b with W: (in, out) against torch's y = x W^T + b with weight: (out, in):
+    the same weights, input and upstream gradient give the same y, dL/dx, dL/dW and dL/db."""
+    layer = Linear(6, 4, rng=np.random.default_rng(5), dtype=F64)
+    layer.b.data[...] = RNG.standard_normal(4)  # the engine starts b at zero; test a nonzero one
+    ref = torch.nn.Linear(6, 4, dtype=torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(layer.W.data.T))  # (out, in)
+        ref.bias.copy_(torch.from_numpy(layer.b.data))
+    x, g = RNG.standard_normal((7, 6)), RNG.standard_normal((7, 4))
+
+    layer.zero_grad()
+    y = layer(x)
+    dx = layer.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = ref(xt)
+    yt.backward(torch.from_numpy(g))
+
+    tol = dict(rtol=0, atol=1e-12)  # float64 on both sides
+    np.testing.assert_allclose(y, yt.detach().numpy(), **tol)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), **tol)
+    np.testing.assert_allclose(layer.W.grad, ref.weight.grad.numpy().T, **tol)  # (in, out)
+    np.testing.assert_allclose(layer.b.grad, ref.bias.grad.numpy(), **tol)

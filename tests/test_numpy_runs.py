@@ -12,7 +12,8 @@ from nnlab.data import ImageSet
 from nnlab.errors import NNLabError
 from nnlab.run import RunDir
 from nnlab.tasks import numpy_classify
-from nnlab.tasks.numpy_classify import NumpyClassifyConfig, NumpyTrainer, build_net, check_inputs, run_numpy_classify
+from nnlab.tasks.numpy_classify import NumpyClassifyConfig, build_net, run_numpy_classify
+from nnlab.train.numpy_loop import NumpyTrainer, check_inputs
 from nnlab.tasks.numpy_experiments import gradient_flow
 from nnlab.train import TrainingDiverged
 from test_cli import run_cli
@@ -57,17 +58,18 @@ def test_numpy_resume_is_exact(tmp_path, monkeypatch):
     cfg = NumpyClassifyConfig(epochs=4, hidden=(16,), augment=True, limit=400)
     run_numpy_classify(cfg, RunDir.create("a", tmp_path / "a"))
 
-    original = NumpyTrainer._end_epoch
+    original = NumpyTrainer._epoch
 
-    def interrupted(self, record):
-        original(self, record)
-        if record["epoch"] == 2:
+    def interrupted(self, epoch, *args):
+        if epoch == 3:  # Ctrl-C once epoch 2 is checkpointed
             raise KeyboardInterrupt
+        return original(self, epoch, *args)
 
-    monkeypatch.setattr(NumpyTrainer, "_end_epoch", interrupted)
+    monkeypatch.setattr(NumpyTrainer, "_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_numpy_classify(cfg, RunDir.create("b", tmp_path / "b"))
-    monkeypatch.setattr(NumpyTrainer, "_end_epoch", original)
+    assert [r["epoch"] for r in RunDir(tmp_path / "b").metrics()] == [1, 2]
+    monkeypatch.setattr(NumpyTrainer, "_epoch", original)
     run_numpy_classify(cfg, RunDir(tmp_path / "b"), resume=True)
 
     def strip(rs):
@@ -137,7 +139,7 @@ def test_nan_in_training_data_stops_before_training(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv,message", [
     (["--hidden", "64,x"], "--hidden expects"),
-    (["--hidden", "0"], "width >= 1"),
+    (["--hidden", "0"], "widths must be >= 1"),
     (["--activation", "elu"], "activation must be one of"),
     (["--init", "orthogonal"], "init must be one of"),
     (["--lr", "-0.1"], "learning rate must be > 0"),

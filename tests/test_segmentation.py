@@ -19,9 +19,10 @@ from nnlab.data.synthetic import make_polyp_folder
 from nnlab.errors import NNLabError
 from nnlab.models import build_model, model_config
 from nnlab.run import RunDir
-from nnlab.tasks.seg_metrics import PerImageScore, per_image_scores, segmentation_loss
-from nnlab.tasks.segment import (SegmentConfig, choose_cases, explain_test_image, predict_files, run_compare,
-                                 load_segment_config, run_segment)
+from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_loss
+from nnlab.tasks.segment import (SegmentConfig, SegmentTask, choose_cases, explain_test_image, predict_files, run_compare,
+                                 run_segment)
+from nnlab.tasks.base import load_config
 from nnlab.train import TrainConfig
 
 TINY_UNET = {"base": 8, "depth": 2}
@@ -205,7 +206,7 @@ def test_unsquare_inverts_the_resize(tmp_path, aspect):
 def _cfg(root, model="unet", epochs=6, **kw):
     return SegmentConfig(data=str(root), model=model, model_args=TINY_UNET if model == "unet" else TINY_VIT,
                          size=32, train=TrainConfig(epochs=epochs, batch_size=8, lr=3e-3, warmup_epochs=1.0,
-                                                    monitor="val/dice"), **kw)
+                                                    monitor="val/dice", mode="max"), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +237,7 @@ def test_segment_resume_continues_exactly(tmp_path, polyps, monkeypatch):
 
     full = RunDir.create("a", tmp_path / "a")
     run_segment(_cfg(polyps, epochs=4), full)
-    step, calls = seg.SegmentTask.step, []
+    step, calls = seg.SegmentTask.loss, []
 
     def interrupting(self, model, batch):
         if model.training:
@@ -247,11 +248,11 @@ def test_segment_resume_continues_exactly(tmp_path, polyps, monkeypatch):
 
     part = RunDir.create("b", tmp_path / "b")
     with monkeypatch.context() as mp:
-        mp.setattr(seg.SegmentTask, "step", interrupting)
+        mp.setattr(seg.SegmentTask, "loss", interrupting)
         with pytest.raises(KeyboardInterrupt):
             run_segment(_cfg(polyps, epochs=4), part)
     assert [r["epoch"] for r in part.metrics()] == [1, 2]
-    run_segment(seg.load_segment_config(part), part, resume=True)
+    run_segment(load_config(part, seg.SegmentTask), part, resume=True)
 
     def strip(rs):
         return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rs]
@@ -328,7 +329,7 @@ def test_init_from_continues_another_run_at_a_larger_size_on_its_split(capsys, t
     # resuming the continued run no longer needs the run it started from
     shutil.rmtree(tmp_path / "a")
     run_b = RunDir.open(tmp_path / "b")
-    assert run_segment(load_segment_config(run_b), run_b, resume=True)["size"] == 64
+    assert run_segment(load_config(run_b, SegmentTask), run_b, resume=True)["size"] == 64
 
 
 # ---- CLI --------------------------------------------------------------------------------------------
@@ -354,13 +355,13 @@ BAD = [
     (["segment", "train", "--data", "nowhere"], "--data must be kvasir or a folder"),
     (["segment", "train", "--data", "POLYPS", "--size", "40"], "divisible by 16"),
     (["segment", "train", "--data", "POLYPS", "--model", "segvit", "--patch", "12", "--size", "48"], "power of two"),
-    (["segment", "train", "--data", "POLYPS", "--model", "fcn"], "unknown segmentation model 'fcn'"),
+    (["segment", "train", "--data", "POLYPS", "--model", "fcn"], "unknown model 'fcn' for segment"),
     (["segment", "train", "--data", "POLYPS", "--aspect", "crop"], "pad or stretch"),
     (["segment", "train", "--data", "POLYPS", "--patch", "8"], "--patch applies to --model segvit"),
     (["segment", "train", "--data", "kvasir"], "Kvasir-SEG not found"),
     (["segment", "compare", "--data", "POLYPS", "--models", "unet,unet"], "distinct names"),
     (["segment", "predict", "NOTARUN", "x.jpg"], "no such run directory"),
-    (["segment", "train", "--resume", "NOTARUN", "--init-from", "NOTARUN"], "give one of them"),
+    (["segment", "train", "--resume", "NOTARUN", "--init-from", "NOTARUN"], "own config; drop --init-from"),
 ]
 
 

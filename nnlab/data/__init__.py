@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from nnlab.data.registry import REGISTRY, get_info
+from nnlab.data.splits import partition
 from nnlab.errors import NNLabError
 
 
@@ -34,7 +34,11 @@ class ImageSet:
     def subset(self, index: np.ndarray) -> ImageSet:
         return ImageSet(self.images[index], self.labels[index], self.class_names)
 
-    def tensors(self) -> torch.utils.data.TensorDataset:
+    def tensors(self):
+        """A torch TensorDataset of (image, label) (torch is imported here, not by the module:
+        the NumPy engine reads the same sets without it)."""
+        import torch
+
         return torch.utils.data.TensorDataset(
             torch.from_numpy(self.images), torch.from_numpy(self.labels))
 
@@ -89,22 +93,6 @@ def load_image_set(name: str, split: str) -> ImageSet:
     if name == "nist":
         return _nist(split)
     raise NNLabError(f"dataset '{name}' has no image-classification loader")
-
-
-def partition(n: int, fractions: tuple[float, ...], labels: np.ndarray, seed: int) -> list[np.ndarray]:
-    """Stratified random partition of range(n) into parts of sizes round(cumsum(fractions) * n).
-
-    Each class is shuffled and its members spread evenly over [0, 1) (member j of n_c at
-    (j + u) / n_c); cutting that global order gives every part the class proportions as closely as
-    the sizes allow -- also for classes too small to split one by one."""
-    rng = np.random.default_rng(seed)
-    position = np.empty(n)
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        position[idx] = (np.arange(len(idx)) + rng.uniform(size=len(idx))) / len(idx)
-    order = np.argsort(position, kind="stable")
-    bounds = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
-    return [np.sort(part) for part in np.split(order, bounds)]
 
 
 def load_splits(name: str, val_fraction: float = 0.1, seed: int = 0,

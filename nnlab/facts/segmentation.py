@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from nnlab.facts import fact
-from nnlab.tasks.seg_metrics import per_image_scores, soft_dice
+from nnlab.metrics.segmentation import per_image_scores, soft_dice
 
 
 def _masks(n: int = 64, size: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nnlab.models.layers import conv_bn_act
+
 
 @dataclass
 class CNNConfig:
@@ -22,12 +24,6 @@ class CNNConfig:
     dropout: float = 0.1
 
 
-def conv_bn_relu(c_in: int, c_out: int, k: int = 3) -> nn.Sequential:
-    # no conv bias: BatchNorm's shift makes it redundant
-    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))
-
-
 class CNN(nn.Module):
     def __init__(self, cfg: CNNConfig):
         super().__init__()
@@ -35,8 +31,9 @@ class CNN(nn.Module):
         blocks: list[nn.Module] = []
         c = cfg.in_channels
         for b, width in enumerate(cfg.channels):
-            convs = [conv_bn_relu(c if i == 0 else width, width,
-                                  cfg.first_kernel if b == i == 0 else 3) for i in range(cfg.convs_per_block)]
+            convs = [conv_bn_act(c if i == 0 else width, width,
+                                 cfg.first_kernel if b == i == 0 else 3)
+                     for i in range(cfg.convs_per_block)]
             blocks.append(nn.Sequential(*convs, nn.MaxPool2d(2)))
             c = width
         self.features = nn.Sequential(*blocks)

@@ -1,8 +1,8 @@
 """SegmentViT: a Vision Transformer encoder with a light convolutional decoder for dense output
 (in the spirit of SETR's progressive up-sampling, Zheng et al. 2021).
 
-    tokens z_L (B, N, D) --reshape--> grid (B, D, H/P, W/P) --[x2 up, conv 3x3, BN, ReLU] x log2 P-->
-    (B, c, H, W) --conv 1x1--> mask logits (B, 1, H, W)
+    tokens z_L (B, N, D) --reshape--> grid (B, D, H/P, W/P)
+        --[x2 up, conv 3x3, BN, ReLU] x log2 P--> (B, c, H, W) --conv 1x1--> logits (B, 1, H, W)
 
 No class token: every token is a patch whose features become a pixel of the coarse grid. The
 encoder sees the whole image in every layer (global attention) but only at patch resolution; the
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nnlab.models.layers import Block, PatchEmbed
+from nnlab.models.layers import Block, PatchEmbed, conv_bn_act
 
 
 @dataclass
@@ -49,14 +49,14 @@ class SegmentViT(nn.Module):
         self.cfg = cfg
         self.patch_embed = PatchEmbed(cfg.in_channels, (cfg.patch, cfg.patch), cfg.dim)
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.grid**2, cfg.dim) * 0.02)
-        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, int(cfg.dim * cfg.mlp_ratio), cfg.dropout)
+        mlp_hidden = int(cfg.dim * cfg.mlp_ratio)
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, mlp_hidden, cfg.dropout)
                                     for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
         stages, cin = [], cfg.dim
         for i in range(int(math.log2(cfg.patch))):
             cout = max(16, cfg.decoder // 2**i)
-            stages.append(nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                                        nn.BatchNorm2d(cout), nn.ReLU(inplace=True)))
+            stages.append(conv_bn_act(cin, cout))
             cin = cout
         self.decoder = nn.ModuleList(stages)
         self.head = nn.Conv2d(cin, cfg.out_channels, 1)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nnlab.models.layers import double_conv
+
 
 @dataclass
 class UNetConfig:
@@ -19,13 +21,6 @@ class UNetConfig:
     base: int = 32  # channels of the first level; doubled at every level down (the paper: 64)
     depth: int = 4  # down-sampling steps (the paper: 4); inputs must be divisible by 2**depth
     dropout: float = 0.0  # dropout at the bottleneck
-
-
-def double_conv(cin: int, cout: int) -> nn.Sequential:
-    """(conv 3x3 -> BN -> ReLU) x 2."""
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class UNet(nn.Module):
@@ -39,7 +34,8 @@ class UNet(nn.Module):
         self.drop = nn.Dropout2d(cfg.dropout)
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
                                 for i in reversed(range(cfg.depth)))
-        self.fuse = nn.ModuleList(double_conv(2 * widths[i], widths[i]) for i in reversed(range(cfg.depth)))
+        self.fuse = nn.ModuleList(double_conv(2 * widths[i], widths[i])
+                                  for i in reversed(range(cfg.depth)))
         self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@ pooling, parameter counts, the prior that helps or hurts, the DCT basis, Gabor-l
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -11,10 +12,12 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from nnlab.data import ImageSet, load_image_set
+from nnlab.data import ImageSet, available_splits, load_image_set
+from nnlab.errors import NNLabError
 from nnlab.numpy_nn.conv import MaxPool2d, conv2d
 from nnlab.numpy_nn.dct import dct_basis_2d
 from nnlab.tasks.classify import ClassifyTask
+from nnlab.run import RunDir
 from nnlab.train import TrainConfig, Trainer
 from nnlab.viz import image_grid_figure
 
@@ -235,7 +238,7 @@ def prior_experiment(train_digits: ImageSet, test_digits: ImageSet, canvas: int,
                            ("MLP", lambda: DenseMLP(canvas * canvas, k))):
             torch.manual_seed(seed)
             cfg = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=seed, device=device)
-            trainer = Trainer(make(), ClassifyTask(k), cfg)
+            trainer = Trainer(make(), ClassifyTask.for_classes(k), cfg)
             train = torch.utils.data.TensorDataset(torch.from_numpy(xtr), torch.from_numpy(ytr.astype(np.int64)))
             test = torch.utils.data.TensorDataset(torch.from_numpy(xte), torch.from_numpy(yte.astype(np.int64)))
             t0 = time.perf_counter()
@@ -267,3 +270,46 @@ def prior_data(name: str, seed: int = 0) -> tuple[ImageSet, ImageSet, int]:
     up = {k: ImageSet(np.kron(v.images, np.ones((1, 1, 2, 2), np.float32)), v.labels, v.class_names)
           for k, v in splits.items()} if name == "digits" else splits
     return up["train"], up["test"], 2 * up["train"].images.shape[2]
+
+
+# ---- the commands' runs ------------------------------------------------------------------------------
+def run_properties(run: RunDir, seed: int = 0) -> list[tuple[str, list[dict[str, Any]]]]:
+    """`nnlab conv properties` into `run`: the tables (title, rows) it measured, and figures."""
+    run.save_config({"task": "conv-properties", "seed": seed})
+    commute = [{"transform g": k, "|conv(g(x)) - g(conv(x))| / |g(conv(x))|": v}
+               for k, v in transform_commutation(seed).items()]
+    pooling = maxpool_shift_stability(seed)
+    shifts = [{"shift (px)": s, "conv features": pooling["conv features"][i],
+               "max pool 2x2": pooling["max pool 2x2"][i]}
+              for i, s in enumerate(range(len(pooling["conv features"])))]
+    params = conv_vs_dense_parameters()
+    run.save_summary({"commutation": commute, "relative change under shifts": shifts,
+                      "parameters": params})
+    run.save_figure("equivariance", equivariance_figure(seed))
+    run.save_figure("stride", stride_figure(seed))
+    run.save_figure("pooling", pooling_figure(pooling))
+    run.save_figure("dct_basis", dct_basis_figure(8))
+    return [("does convolution commute with g?", commute),
+            ("relative change of the output when the input shifts", shifts),
+            ("parameters: conv layer vs fully connected layer, same input and output", params)]
+
+
+def check_data(data: str, allowed: tuple[str, ...], why: str) -> None:
+    if data not in allowed:
+        raise NNLabError(f"--data must be {' or '.join(allowed)}{why}, got '{data}'")
+    if not available_splits(data):
+        raise NNLabError(f"{data}: no data files found; run `nnlab datasets fetch {data}`")
+
+
+def run_prior(run: RunDir, data: str, epochs: int, train_size: int, test_size: int, seed: int,
+              device: str, console=None) -> list[dict[str, Any]]:
+    """`nnlab conv prior` into `run`: test accuracy of both models on both tasks."""
+    train, test, canvas = prior_data(data, seed)
+    run.save_config({"task": "conv-prior", "data": data, "epochs": epochs, "train": train_size,
+                     "test": test_size, "seed": seed, "canvas": canvas})
+    run.save_figure("tasks", prior_examples_figure(train, test, canvas, seed))
+    status = console.status("training 2 models x 2 tasks") if console else contextlib.nullcontext()
+    with status:
+        rows = prior_experiment(train, test, canvas, train_size, test_size, epochs, seed, device)
+    run.save_summary({"accuracy": rows, "canvas": canvas})
+    return rows

@@ -4,7 +4,6 @@ directory (one child run per model) with one report."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import numpy as np
 from rich.console import Console
 
 from nnlab.report import write_report
-from nnlab.run import RunDir
+from nnlab.run import RunDir, run_children
 from nnlab.tasks.classify import ClassifyConfig, run_classify
 from nnlab.tasks.numpy_classify import NumpyClassifyConfig, run_numpy_classify
 from nnlab.train import TrainConfig
@@ -29,31 +28,28 @@ def run_demo(out: str | Path | None = None, epochs: int = 30, seed: int = 0, dev
     parent = RunDir.create("demo", out)
     parent.save_config({"task": "demo", "data": "digits", "epochs": epochs, "seed": seed,
                         "device": device, "models": {**DEMO_MODELS, "numpy-mlp": DEMO_MODELS["mlp"]}})
-    rows, histories, per_class = [], {}, {}
-    for name in (*DEMO_MODELS, "numpy-mlp"):
-        if console:
-            console.rule(f"{name} on digits" + (" (the from-scratch engine)" if name == "numpy-mlp" else ""))
-        child = RunDir.create(name, out=parent.path / name)
-        t0 = time.perf_counter()
-        if name == "numpy-mlp":
-            cfg = NumpyClassifyConfig(data="digits", hidden=DEMO_MODELS["mlp"]["hidden"], epochs=epochs,
-                                      batch_size=32, lr=0.05, seed=seed)
-            summary = run_numpy_classify(cfg, child, console)
-        else:
-            cfg = ClassifyConfig(
-                data="digits", model=name, model_args=dict(DEMO_MODELS[name]),
-                train=TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, weight_decay=1e-4,
-                                  warmup_epochs=1, seed=seed, device=device, monitor="val/acc"))
-            summary = run_classify(cfg, child, console)
-        rows.append({"model": name, "parameters": summary["parameters"],
-                     "test accuracy": summary["test/acc"], "test images": summary["test_images"],
-                     "epochs": summary["epochs"], "train time (s)": summary["train_time_s"],
-                     "wall time (s)": time.perf_counter() - t0})
-        histories[name] = child.metrics()
-        cm = np.asarray(summary["confusion"])
+    train = TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, weight_decay=1e-4, warmup_epochs=1,
+                        seed=seed, device=device, monitor="val/acc", mode="max")
+    jobs = {name: (lambda child, name=name, args=args: run_classify(
+        ClassifyConfig(data="digits", model=name, model_args=dict(args), train=train), child, console))
+        for name, args in DEMO_MODELS.items()}
+    jobs["numpy-mlp"] = lambda child: run_numpy_classify(NumpyClassifyConfig(
+        data="digits", hidden=DEMO_MODELS["mlp"]["hidden"], epochs=epochs, batch_size=32, lr=0.05,
+        seed=seed), child, console)
+    titles = {name: f"{name} on digits" for name in jobs}
+    titles["numpy-mlp"] += " (the from-scratch engine)"
+    results = run_children(parent, jobs, console, titles)
+    rows, per_class = [], {}
+    for name, r in results.items():
+        s = r.summary
+        rows.append({"model": name, "parameters": s["parameters"], "test accuracy": s["test/acc"],
+                     "test images": s["test_images"], "epochs": s["epochs"],
+                     "train time (s)": s["train_time_s"], "wall time (s)": r.wall_s})
+        cm = np.asarray(s["confusion"])
         per_class[name] = np.diag(cm) / np.maximum(cm.sum(1), 1)
     parent.save_summary({"models": rows})
-    parent.save_figure("curves", curves_figure(histories, "MLP vs CNN vs NumPy MLP on 8x8 digits"))
+    parent.save_figure("curves", curves_figure({n: r.history for n, r in results.items()},
+                                               "MLP vs CNN vs NumPy MLP on 8x8 digits"))
     parent.save_figure("per_class_accuracy",
                        per_class_figure(per_class, [str(i) for i in range(10)], "test accuracy"))
     write_report(parent)

@@ -5,55 +5,51 @@ on both. The loop is explicit: shuffle, (augment), forward, loss, backward, SGD 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from rich.console import Console
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save
 from sklearn.model_selection import StratifiedKFold
 
 from nnlab.config import from_dict, to_dict
 from nnlab.data import ImageSet, available_splits, load_image_set, load_splits, partition
-from nnlab.data.augment import blur, random_affine
+from nnlab.data.registry import get_info
 from nnlab.errors import NNLabError
-from nnlab.io import atomic_write_bytes, atomic_write_json
-from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, Sequential, mlp
+from nnlab.metrics.classification import confusion_matrix, most_confused
+from nnlab.numpy_nn import Linear, Sequential, mlp
 from nnlab.numpy_nn.conv import Conv2d, Flatten, MaxPool2d
 from nnlab.numpy_nn.init import INITS
 from nnlab.numpy_nn.layers import ACTIVATIONS
-from nnlab.run import RunDir
-from nnlab.tasks.classify import confusion_matrix, most_confused
-from nnlab.train import TrainingDiverged
-from nnlab.train.loop import diverged, epoch_line
+from nnlab.run import RunDir, run_children
+from nnlab.train.core import TrainingDiverged
+from nnlab.train.numpy_loop import NumpyTrainer
 from nnlab.viz import confusion_figure, curves_figure, filters_figure, first_layer_figure
 
 
 @dataclass
 class NumpyClassifyConfig:
-    data: str = "digits"
-    arch: str = "mlp"  # mlp | cnn: [conv3x3 -> relu -> maxpool2] per entry of `channels`, then linear
-    hidden: tuple[int, ...] = (64,)
-    channels: tuple[int, ...] = (8, 16)
+    data: str = "digits"  # digits, mnist or nist
+    arch: str = "mlp"  # mlp, or cnn: [conv3x3 -> relu -> maxpool2] per channel width, linear
+    hidden: tuple[int, ...] = (64,)  # hidden layer widths of the MLP (64 or 512,256)
+    channels: tuple[int, ...] = (8, 16)  # channel widths of the CNN's conv blocks
     activation: str = "relu"  # relu | sigmoid | tanh
-    init: str = ""  # xavier | he | zero; "" = he for relu, xavier otherwise
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "cosine"  # cosine | constant, per epoch
+    init: str = ""  # xavier | he | zero; empty: he for relu, xavier otherwise
+    epochs: int = 50  # passes over the training data
+    batch_size: int = 32  # samples per SGD step
+    lr: float = 0.05  # learning rate
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 0.0  # L2 weight decay
+    schedule: str = "cosine"  # cosine | constant learning rate over the epochs
     augment: bool = False  # random affine (rotation, scale, shear, shift) of each training batch
-    blur: float = 0.0  # Gaussian blur sigma applied to every input (train and test)
-    val_fraction: float = 0.1  # 0: no validation split; the last epoch is evaluated
-    folds: int = 0  # > 0: k-fold cross-validation over all the data, test = fold `fold`
-    fold: int = 0
-    limit: int = 0
-    seed: int = 0
+    blur: float = 0.0  # Gaussian blur sigma (pixels) applied to every input, train and test
+    val_fraction: float = 0.1  # validation part of the training data; 0: none, the last epoch counts
+    folds: int = 0  # > 0: k-fold cross-validation over all the data, one child run per fold
+    fold: int = 0  # the test fold of this run (cross-validation sets it)
+    limit: int = 0  # > 0: use only the first N training images
+    monitor: str = "val/acc"  # the figure that picks the best checkpoint
+    mode: str = "max"  # min | max: whether a lower or a higher monitor value is better
+    seed: int = 0  # seeds the weights, the data order and the augmentation
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -66,12 +62,25 @@ class NumpyClassifyConfig:
             raise NNLabError(f"activation must be one of {sorted(ACTIVATIONS)}, got '{self.activation}'")
         if self.init and self.init not in INITS:
             raise NNLabError(f"init must be one of {sorted(INITS)}, got '{self.init}'")
-        if any(h < 1 for h in self.hidden):
-            raise NNLabError(f"hidden sizes must be >= 1, got {self.hidden}")
+        if not self.hidden or not self.channels or min(self.hidden + self.channels) < 1:
+            raise NNLabError(f"layer widths must be >= 1, got hidden {self.hidden}, channels {self.channels}")
+        if self.schedule not in ("cosine", "constant"):
+            raise NNLabError(f"schedule must be cosine or constant, got '{self.schedule}'")
+        if self.mode not in ("min", "max"):
+            raise NNLabError(f"mode must be min or max, got '{self.mode}'")
+        if self.folds == 1 or self.folds < 0:
+            raise NNLabError(f"folds must be 0 (off) or >= 2, got {self.folds}")
         if self.folds and not 0 <= self.fold < self.folds:
             raise NNLabError(f"fold must be in 0..{self.folds - 1}, got {self.fold}")
         if not 0 <= self.val_fraction < 0.5:
             raise NNLabError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+
+    def check(self) -> None:
+        self.validate()
+        get_info(self.data, task="classify")
+        if not available_splits(self.data):
+            raise NNLabError(f"{self.data}: no data files found; run `nnlab datasets fetch "
+                             f"{self.data}` or set NNLAB_DATA to a folder that holds them")
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -106,142 +115,6 @@ def load_data(cfg: NumpyClassifyConfig) -> dict[str, ImageSet]:
     return out
 
 
-def check_inputs(x: np.ndarray, y: np.ndarray, in_features: int, num_classes: int, what: str) -> None:
-    """Clear errors for the usual ways a batch of data is wrong."""
-    if x.ndim != 2 or x.shape[1] != in_features:
-        raise NNLabError(f"{what}: inputs have shape {x.shape}, the network expects (N, {in_features})")
-    if y.ndim != 1 or len(y) != len(x):
-        raise NNLabError(f"{what}: {len(x)} inputs but labels of shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise NNLabError(f"{what}: labels must be integers, got {y.dtype}")
-    if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise NNLabError(f"{what}: labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        raise NNLabError(f"{what}: {int(bad.sum())} NaN or infinite input values "
-                         f"(first in sample {int(np.argwhere(bad)[0][0])})")
-
-
-# ---- the loop -------------------------------------------------------------------------------------
-class NumpyTrainer:
-    def __init__(self, net: Sequential, cfg: NumpyClassifyConfig, num_classes: int,
-                 run: RunDir | None = None, console: Console | None = None):
-        self.net, self.cfg, self.num_classes, self.run, self.console = net, cfg, num_classes, run, console
-        self.loss = CrossEntropyLoss()
-        self.opt = SGD(net.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
-        self.history: list[dict[str, Any]] = []
-        self.start_epoch, self.best, self.best_epoch = 1, None, 0
-        first = net.layers[0]
-        self.in_features = first.W.data.shape[0] if isinstance(first, Linear) else None
-
-    def flat(self, images: np.ndarray) -> np.ndarray:
-        """The network's input: blurred images, flattened for an MLP, (N, C, H, W) for a CNN."""
-        x = blur(images, self.cfg.blur)
-        return x.reshape(len(x), -1) if self.cfg.arch == "mlp" else x
-
-    def evaluate(self, data: ImageSet, batch_size: int = 1000) -> dict[str, float]:
-        logits = self.predict(data.images, batch_size)
-        return {"loss": CrossEntropyLoss()(logits, data.labels),
-                "acc": float((logits.argmax(1) == data.labels).mean())}
-
-    def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        x = self.flat(images)
-        return np.concatenate([self.net(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-
-    def lr_at(self, epoch: int) -> float:
-        if self.cfg.schedule == "constant":
-            return self.cfg.lr
-        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / self.cfg.epochs))
-
-    def fit(self, train: ImageSet, val: ImageSet) -> list[dict[str, Any]]:
-        cfg = self.cfg
-        width = self.in_features or int(np.prod(train.images.shape[1:]))  # a CNN takes any size
-        check_inputs(train.images.reshape(len(train), -1), train.labels, width, self.num_classes,
-                     "training data")
-        if len(val):
-            check_inputs(val.images.reshape(len(val), -1), val.labels, width, self.num_classes,
-                         "validation data")
-        fixed_x = None if cfg.augment else self.flat(train.images)  # unchanging inputs: prepare once
-        for epoch in range(self.start_epoch, cfg.epochs + 1):
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, by name
-                self._epoch(epoch, train, val, fixed_x)
-        return self.history
-
-    def _epoch(self, epoch: int, train: ImageSet, val: ImageSet, fixed_x: np.ndarray | None) -> None:
-        cfg = self.cfg
-        t0 = time.perf_counter()
-        rng = np.random.default_rng([cfg.seed, epoch])  # resumable: epoch e always draws the same
-        self.opt.lr = self.lr_at(epoch)
-        x = self.flat(random_affine(train.images, rng)) if cfg.augment else fixed_x
-        y = train.labels
-        order = rng.permutation(len(x))
-        loss_sum, correct = 0.0, 0
-        for i in range(0, len(x), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            logits = self.net(x[idx])
-            loss = self.loss(logits, y[idx])
-            if not math.isfinite(loss):
-                raise diverged(loss, epoch, f"batch {i // cfg.batch_size + 1}", self.opt.lr, self.run)
-            self.opt.zero_grad()
-            self.net.backward(self.loss.backward())
-            self.opt.step()
-            loss_sum += loss * len(idx)
-            correct += int((logits.argmax(1) == y[idx]).sum())
-        record = {"epoch": epoch, "train/loss": loss_sum / len(x), "train/acc": correct / len(x),
-                  "lr": self.opt.lr, "time/epoch_s": time.perf_counter() - t0}
-        if len(val):
-            record.update({f"val/{k}": v for k, v in self.evaluate(val).items()})
-        self._end_epoch(record)
-
-    def _end_epoch(self, record: dict[str, Any]) -> None:
-        epoch = record["epoch"]
-        self.history.append(record)
-        value = record.get("val/acc")
-        is_best = value is not None and (self.best is None or value > self.best)
-        if is_best:
-            self.best, self.best_epoch = value, epoch
-        if self.run is not None:
-            self.run.log(record)
-            self.save(self.run.checkpoint_dir / "last.safetensors", epoch, optimizer=True)
-            if is_best or value is None:  # without validation, "best" is simply the latest
-                self.save(self.run.checkpoint_dir / "best.safetensors", epoch)
-        if self.console is not None:
-            self.console.print(epoch_line(record, self.cfg.epochs, is_best), highlight=False)
-
-    # ---- checkpoints: safetensors (numpy), state in the metadata, written atomically ------------
-    def save(self, path, epoch: int, optimizer: bool = False) -> None:
-        tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
-        if optimizer:
-            tensors.update({f"optim.{k}": v for k, v in self.opt.state_dict().items()})
-        state = {"epoch": epoch, "best": self.best, "best_epoch": self.best_epoch}
-        atomic_write_bytes(path, save(tensors, metadata={"nnlab": json.dumps({"state": state})}))
-        atomic_write_json(path.with_suffix(".json"), state)
-
-    def load(self, path, optimizer: bool = False) -> dict[str, Any]:
-        try:
-            with safe_open(path, framework="np") as f:
-                state = json.loads(f.metadata()["nnlab"])["state"]
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-            self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-            if optimizer:
-                self.opt.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("optim.")})
-        except FileNotFoundError:
-            raise NNLabError(f"{path}: checkpoint not found") from None
-        except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
-            raise NNLabError(f"{path}: corrupt or incompatible checkpoint ({e})") from None
-        return state
-
-    def resume(self) -> int:
-        path = self.run.checkpoint_dir / "last.safetensors"
-        if not path.exists():
-            return 0
-        state = self.load(path, optimizer=True)
-        self.start_epoch, self.best, self.best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
-        self.run.keep_metrics(state["epoch"])
-        self.history = self.run.metrics()
-        return state["epoch"]
-
-
 # ---- the task -------------------------------------------------------------------------------------
 def build_net(cfg: NumpyClassifyConfig, shape: tuple[int, ...], num_classes: int) -> Sequential:
     """The engine's MLP, or its CNN: [Conv3x3 -> ReLU -> MaxPool2] per channel width, Linear."""
@@ -268,7 +141,9 @@ def run_numpy_classify(cfg: NumpyClassifyConfig, run: RunDir, console: Console |
     net = build_net(cfg, shape, k)
     first = net.layers[0]
     w_init = first.W.data.copy()
-    trainer = NumpyTrainer(net, cfg, k, run, console)
+    meta = {"name": f"numpy-{cfg.arch}", "config": {"in_shape": list(shape), "classes": k,
+                                                     **{f: getattr(cfg, f) for f in NET_FIELDS}}}
+    trainer = NumpyTrainer(net, cfg, k, run, console, model_meta=meta)
     if resume:
         done = trainer.resume()
         if console:
@@ -283,7 +158,7 @@ def run_numpy_classify(cfg: NumpyClassifyConfig, run: RunDir, console: Console |
     summary = {
         "engine": "numpy", "data": cfg.data, "arch": cfg.arch, "activation": cfg.activation,
         "parameters": int(sum(p.data.size for p in net.parameters())),
-        "epochs": len(trainer.history), "best_epoch": trainer.best_epoch or len(trainer.history),
+        "epochs": len(trainer.history), "best_epoch": trainer.best_epoch,
         "test/acc": test_metrics["acc"], "test/loss": test_metrics["loss"], "test_images": len(test),
         "train_time_s": sum(r["time/epoch_s"] for r in trainer.history),
         "most_confused": most_confused(cm, test.class_names, 8), "confusion": cm.tolist(),
@@ -301,6 +176,9 @@ def run_numpy_classify(cfg: NumpyClassifyConfig, run: RunDir, console: Console |
     return summary
 
 
+NET_FIELDS = ("arch", "hidden", "channels", "activation", "init", "seed")  # what builds the net
+
+
 def load_numpy_config(run: RunDir) -> NumpyClassifyConfig:
     raw = run.config()
     if raw.get("task") != "numpy-classify":
@@ -311,20 +189,19 @@ def load_numpy_config(run: RunDir) -> NumpyClassifyConfig:
 def run_numpy_cv(cfg: NumpyClassifyConfig, run: RunDir, console: Console | None = None) -> dict[str, Any]:
     """k-fold cross-validation: one child run per fold (same config, fold = 0..k-1)."""
     run.save_config({"task": "numpy-cv", **to_dict(cfg)})
-    rows, histories = [], {}
-    for fold in range(cfg.folds):
-        if console:
-            console.rule(f"fold {fold + 1}/{cfg.folds}")
-        child = RunDir.create(f"fold{fold}", out=run.path / f"fold{fold}")
-        s = run_numpy_classify(dataclasses.replace(cfg, fold=fold), child, console)
-        rows.append({"fold": fold, "test images": s["test_images"], "test accuracy": s["test/acc"],
-                     "epochs": s["epochs"], "train time (s)": s["train_time_s"]})
-        histories[f"fold {fold}"] = child.metrics()
+    jobs = {f"fold{fold}": (lambda child, fold=fold: run_numpy_classify(
+        dataclasses.replace(cfg, fold=fold), child, console)) for fold in range(cfg.folds)}
+    results = run_children(run, jobs, console, {f"fold{f}": f"fold {f + 1}/{cfg.folds}"
+                                                for f in range(cfg.folds)})
+    rows = [{"fold": fold, "test images": s["test_images"], "test accuracy": s["test/acc"],
+             "epochs": s["epochs"], "train time (s)": s["train_time_s"]}
+            for fold, r in enumerate(results.values()) for s in [r.summary]]
     accs = np.array([r["test accuracy"] for r in rows])
     summary = {"data": cfg.data, "folds": rows, "test/acc": float(accs.mean()),
                "test/acc_sd": float(accs.std()),
                "train_time_s": float(sum(r["train time (s)"] for r in rows))}
     run.save_summary(summary)
+    histories = {f"fold {fold}": r.history for fold, r in enumerate(results.values())}
     run.save_figure("curves", curves_figure(histories, f"{cfg.folds}-fold cross-validation on {cfg.data}"))
     return summary
 
@@ -333,22 +210,44 @@ def run_lr_sweep(cfg: NumpyClassifyConfig, run: RunDir, console: Console | None 
                  factors: tuple[float, ...] = (0.1, 1.0, 10.0)) -> list[dict[str, Any]]:
     """Train at cfg.lr times each factor (children lr-<value>); a diverging run is reported, not fatal."""
     run.save_config({"task": "numpy-sweep-lr", **to_dict(cfg), "factors": list(factors)})
-    rows, histories = [], {}
-    for f in factors:
-        lr = cfg.lr * f
-        if console:
-            console.rule(f"lr {lr:g}")
-        child = RunDir.create(f"lr-{lr:g}", out=run.path / f"lr-{lr:g}")
-        try:
-            s = run_numpy_classify(dataclasses.replace(cfg, lr=lr), child, console)
-            status = "ok"
-        except TrainingDiverged as e:
-            s, status = {}, f"diverged: {str(e).split(';')[0]}"
-        history = child.metrics()
-        histories[f"lr {lr:g}"] = history
-        rows.append({"lr": lr, "best val accuracy": max((r["val/acc"] for r in history), default=float("nan")),
-                     "final train loss": history[-1]["train/loss"] if history else float("nan"),
-                     "test accuracy": s.get("test/acc", float("nan")), "status": status})
+    lrs = {f"lr-{cfg.lr * f:g}": cfg.lr * f for f in factors}
+    jobs = {name: (lambda child, lr=lr: run_numpy_classify(dataclasses.replace(cfg, lr=lr), child,
+                                                           console)) for name, lr in lrs.items()}
+    results = run_children(run, jobs, console, {n: f"lr {lr:g}" for n, lr in lrs.items()},
+                           tolerate=(TrainingDiverged,))
+    rows = []
+    for name, r in results.items():
+        h = r.history
+        status = f"diverged: {str(r.error).split(';')[0]}" if r.error else "ok"
+        rows.append({"lr": lrs[name], "best val accuracy": max((x["val/acc"] for x in h), default=float("nan")),
+                     "final train loss": h[-1]["train/loss"] if h else float("nan"),
+                     "test accuracy": r.summary.get("test/acc", float("nan")), "status": status})
     run.save_summary({"data": cfg.data, "sweep": rows})
-    run.save_figure("curves", curves_figure(histories, f"learning-rate sweep on {cfg.data}"))
+    run.save_figure("curves", curves_figure({f"lr {lrs[n]:g}": r.history for n, r in results.items()},
+                                            f"learning-rate sweep on {cfg.data}"))
     return rows
+
+
+class NumpyClassify:
+    """`nnlab numpy train` for the shared launcher: one run, or k-fold cross-validation."""
+
+    name, config_class, distributed = "numpy-classify", NumpyClassifyConfig, False
+    summary_keys = ("data", "parameters", "epochs", "test/acc", "train_time_s")
+
+    def __init__(self, cfg: NumpyClassifyConfig, console: Console | None = None):
+        self.cfg, self.console = cfg, console
+
+    def check(self, resume: bool = False) -> None:
+        self.cfg.check()
+
+    def run_name(self) -> str:
+        return f"numpy-{self.cfg.arch}-{self.cfg.data}"
+
+    @classmethod
+    def config_from_run(cls, run: RunDir) -> NumpyClassifyConfig:
+        return load_numpy_config(run)
+
+    def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
+        if self.cfg.folds and not resume:
+            return run_numpy_cv(self.cfg, run, self.console)
+        return run_numpy_classify(self.cfg, run, self.console, resume)

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnlab.data import load_image_set
+from nnlab.run import RunDir
 from nnlab.numpy_nn import SGD, CrossEntropyLoss, mlp
 from nnlab.numpy_nn.least_squares import closed_form, gradient_descent, sample_pairs
 
@@ -113,3 +114,37 @@ def least_squares_figure(rows: list[dict[str, Any]]) -> Figure:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+# ---- the commands' runs ------------------------------------------------------------------------------
+def run_gradient_flow(run: RunDir, depth: int = 20, steps: int = 50, seed: int = 0) -> list[dict[str, Any]]:
+    """`nnlab numpy gradient-flow` into `run`; returns its table."""
+    run.save_config({"task": "numpy-gradient-flow", "depth": depth, "steps": steps, "seed": seed})
+    results = gradient_flow(depth=depth, steps=steps, seed=seed)
+    rows = gradient_flow_rows(results)
+    run.save_summary({"gradient_flow": rows})
+    run.save_figure("gradient_flow", gradient_flow_figure(results, steps))
+    return rows
+
+
+def run_least_squares(run: RunDir, seed: int = 0) -> list[dict[str, Any]]:
+    """`nnlab numpy least-squares` into `run`; returns its table."""
+    run.save_config({"task": "numpy-least-squares", "seed": seed})
+    rows = least_squares_experiment(seed=seed)
+    run.save_summary({"least_squares": rows})
+    run.save_figure("least_squares", least_squares_figure(rows))
+    return rows
+
+
+def perceptron_rows(max_epochs: int = 100) -> list[dict[str, Any]]:
+    """The perceptron rule on every gate: whether it converged, in how many epochs, to what."""
+    from nnlab.numpy_nn.perceptron import INPUTS, TRUTH_TABLES, Perceptron
+
+    rows = []
+    for gate, t in TRUTH_TABLES.items():
+        p = Perceptron()
+        converged, epochs = p.fit(INPUTS, t, max_epochs=max_epochs)
+        rows.append({"gate": gate, "truth table": "".join(map(str, t)), "converged": str(converged),
+                     "epochs": epochs, "w": f"({p.w[0]:g}, {p.w[1]:g})", "b": f"{p.b:g}",
+                     "learnt": "".join(map(str, p.predict(INPUTS)))})
+    return rows

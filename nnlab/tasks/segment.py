@@ -18,16 +18,17 @@ from PIL import Image
 from rich.console import Console
 from torch import nn
 
-from nnlab.config import from_dict, to_dict
+from nnlab.config import to_dict
 from nnlab.data.augment import augment_pair_torch
 from nnlab.data.segmentation import (SegmentationSet, kvasir_root, load_folder, read_image,
                                      split_indices, unsquare)
 from nnlab.errors import NNLabError
-from nnlab.io import atomic_open, atomic_write_json
-from nnlab.models import build_model, count_parameters, model_config
-from nnlab.run import RunDir
-from nnlab.tasks.seg_metrics import PerImageScore, per_image_scores, segmentation_loss
-from nnlab.train import StepOutput, TrainConfig, Trainer, load_checkpoint, resolve_device
+from nnlab.io import atomic_open, atomic_write_json, claim_outputs
+from nnlab.models import model_config
+from nnlab.run import RunDir, run_children
+from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_losses
+from nnlab.tasks.base import Task, load_config, load_model, run_task
+from nnlab.train import StepOutput, TrainConfig, load_checkpoint
 from nnlab.train.distributed import rank
 from nnlab.viz import curves_figure
 from nnlab.viz.attention import token_attention_figure
@@ -36,21 +37,34 @@ from nnlab.viz.segmentation import cases_figure, overlay, paired_scores_figure, 
 SEG_MODELS = ("unet", "segvit")
 MEAN, STD = 0.5, 0.25  # inputs in [0, 1] are mapped to about [-2, 2]
 
+SEG_MODELS = ("unet", "segvit")
+MEAN, STD = 0.5, 0.25  # inputs in [0, 1] are mapped to about [-2, 2]
+
 
 @dataclass
 class SegmentConfig:
-    data: str = "kvasir"  # kvasir, or a folder holding images/ and masks/
-    model: str = "unet"
-    model_args: dict[str, Any] = field(default_factory=dict)
-    size: int = 256  # images are resized to size x size
+    data: str = "kvasir"  # kvasir, or a folder holding images/ and masks/ (same names)
+    model: str = "unet"  # unet or segvit
+    model_args: dict[str, Any] = field(default_factory=dict)  # the model config's fields
+    size: int = 256  # images are resized to size x size (128 for quick runs)
     aspect: str = "pad"  # pad (to a square, keeps the aspect ratio) | stretch
-    lambda_dice: float = 1.0
+    lambda_dice: float = 1.0  # loss = BCE + lambda x Dice loss
     augment: bool = True  # flips, small rotations and scaling (image and mask), colour jitter
-    split_seed: int = 0  # the 60/20/20 split; kept apart from train.seed so runs share a split
-    limit: int = 0  # > 0: use only this many images of each split (quick runs, tests)
+    split_seed: int = 0  # seed of the 60/20/20 split, apart from the training seed: runs share it
+    limit: int = 0  # > 0: use only N images of each split (quick runs, tests)
     init_from: str = ""  # a finished segmentation run: start from its best weights, on its split
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=40, batch_size=8, lr=1e-3, monitor="val/dice"))
+        epochs=40, batch_size=8, lr=1e-3, warmup_epochs=1.0, monitor="val/dice", mode="max"))
+
+    def check(self) -> None:
+        if self.size < 16:
+            raise NNLabError(f"--size must be >= 16, got {self.size}")
+        if self.aspect not in ("pad", "stretch"):
+            raise NNLabError(f"--aspect must be pad or stretch, got '{self.aspect}'")
+        if self.limit < 0:
+            raise NNLabError(f"--limit must be >= 0, got {self.limit}")
+        resolved_model_config(self)
+        data_root(self.data)
 
 
 def model_input(x: torch.Tensor) -> torch.Tensor:
@@ -60,21 +74,85 @@ def model_input(x: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-class SegmentTask:
-    def __init__(self, lambda_dice: float = 1.0, augment: bool = True):
-        self.lambda_dice, self.augment = lambda_dice, augment
+class SegmentTask(Task):
+    name, config_class, models = "segment", SegmentConfig, SEG_MODELS
+    noun = "segmentation"
+    summary_keys = ("model", "size", "parameters", "epochs", "best_epoch", "test/iou", "test/dice",
+                    "test/missed", "train_time_s")
 
-    def step(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput:
+    def check(self, resume: bool = False) -> None:
+        super().check(resume)
+        if self.cfg.init_from and not resume:  # a resumed run no longer needs the source
+            check_init_from(self.cfg)
+
+    def run_name(self) -> str:
+        return f"{self.cfg.model}-{Path(self.cfg.data).name}{self.cfg.size}"
+
+    def title(self) -> str:
+        return f"{self.cfg.model} on {Path(self.cfg.data).name} at {self.cfg.size} px"
+
+    def datasets(self, run: RunDir, resume: bool):
+        data = load_data(self.cfg, self.console)
+        parts = make_split(run, data, self.cfg, resume)
+        self.sets = {k: data.subset(parts[k]) for k in ("train", "val", "test")}
+        return {k: v.tensors() for k, v in self.sets.items()}
+
+    def model_config(self, train):
+        return resolved_model_config(self.cfg)
+
+    def init_weights(self, model: nn.Module) -> None:
+        if self.cfg.init_from:
+            load_checkpoint(Path(self.cfg.init_from) / "checkpoints" / "best.safetensors", model)
+
+    def loss(self, model: nn.Module, batch) -> StepOutput:
         x, m = batch  # uint8 (B, 3, S, S), uint8 (B, 1, S, S)
         x, m = x.float() / 255, m.float()
-        if self.augment and model.training:
+        if self.cfg.augment and model.training:
             x, m = augment_pair_torch(x, m)
         logits = model(model_input(x))  # (B, 1, S, S)
-        loss = segmentation_loss(logits, m, self.lambda_dice)
-        return StepOutput(loss, (logits.detach() > 0).long(), m.long())
+        losses = segmentation_losses(logits, m, self.cfg.lambda_dice)
+        return StepOutput(losses, (logits.detach() > 0).long(), m.long())
 
     def metrics(self) -> torchmetrics.MetricCollection:
-        return torchmetrics.MetricCollection({"iou": PerImageScore("iou"), "dice": PerImageScore("dice")})
+        return torchmetrics.MetricCollection({"iou": PerImageScore("iou"),
+                                              "dice": PerImageScore("dice")})
+
+    def finish(self, trainer, data, test_metrics) -> dict[str, Any]:
+        cfg, run, test, model = self.cfg, trainer.run, self.sets["test"], trainer.module
+        pred = predict_masks(model, test.images, trainer.device)
+        iou, dice = (s.numpy() for s in per_image_scores(torch.from_numpy(pred),
+                                                         torch.from_numpy(test.masks)))
+        area = test.masks.reshape(len(test), -1).mean(1)
+        cases = [{"name": n, "iou": float(i), "dice": float(d), "true_area": float(a),
+                  "pred_area": float(p.mean())}
+                 for n, i, d, a, p in zip(test.names, iou, dice, area, pred)]
+        atomic_write_json(run.path / "test_cases.json", cases)
+        chosen = choose_cases(iou)
+        title = self.title()
+        idx = [i for _, i in chosen]
+        run.save_figure("test_cases", cases_figure(
+            test.images[idx], test.masks[idx], pred[idx],
+            [f"{label}\n{test.names[i][:14]}\nIoU {iou[i]:.2f}" for label, i in chosen],
+            f"{title}: test cases by IoU (best, median, worst)"))
+        run.save_figure("iou_vs_area", score_vs_area_figure(area, {cfg.model: iou}, "IoU",
+                                                           f"{title}: test IoU by polyp size"))
+        if cfg.model == "segvit":
+            for label, i in chosen[:1] + chosen[-1:]:  # the best and the worst case
+                run.save_figure(f"attention_{label}", attention_figure(model, test, i,
+                                                                       trainer.device))
+        return {"size": cfg.size, "test/iou": float(iou.mean()), "test/dice": float(dice.mean()),
+                "test/iou_median": float(np.median(iou)), "test/dice_median": float(np.median(dice)),
+                "test_images": len(test), "test/missed": int((iou < 0.1).sum()),  # not found
+                "init_from": cfg.init_from or None,
+                "test_table": [{"case": label, "image": test.names[i], "iou": float(iou[i]),
+                                "dice": float(dice[i]), "true area": float(area[i])}
+                               for label, i in chosen]}
+
+
+def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
+                resume: bool = False) -> dict[str, Any]:
+    """Train (or resume) a segmenter into `run` (the shared skeleton); return the summary."""
+    return run_task(SegmentTask(cfg, console), run, resume)
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -139,27 +217,14 @@ def read_split(path: Path, data: SegmentationSet, cfg: SegmentConfig) -> dict[st
     return {part: np.array([index[n] for n in names[part]], dtype=int) for part in ("train", "val", "test")}
 
 
-def check_config(cfg: SegmentConfig, init: bool = True):
-    """Every check that needs no data: training options, size, aspect, the model against the size,
-    the run to start from (when `init`; a resumed run no longer needs it). Returns the model's config."""
-    cfg.train.validate()
-    if cfg.size < 16:
-        raise NNLabError(f"--size must be >= 16, got {cfg.size}")
-    if cfg.aspect not in ("pad", "stretch"):
-        raise NNLabError(f"--aspect must be pad or stretch, got '{cfg.aspect}'")
-    mcfg = resolved_model_config(cfg)
-    if cfg.init_from and init:
-        check_init_from(cfg, mcfg)
-    return mcfg
-
-
-def check_init_from(cfg: SegmentConfig, mcfg) -> None:
+def check_init_from(cfg: SegmentConfig) -> None:
     """The run named by init_from finished, trained the same model, and has a split."""
     source = RunDir.open(cfg.init_from)
-    src = load_segment_config(source)
+    src = load_config(source, SegmentTask)
+    mcfg = to_dict(resolved_model_config(cfg))
     src_mcfg = to_dict(resolved_model_config(src))
-    if src.model != cfg.model or src_mcfg != to_dict(mcfg):
-        diff = [f"{k} {src_mcfg.get(k)} vs {v}" for k, v in to_dict(mcfg).items() if src_mcfg.get(k) != v]
+    if src.model != cfg.model or src_mcfg != mcfg:
+        diff = [f"{k} {src_mcfg.get(k)} vs {v}" for k, v in mcfg.items() if src_mcfg.get(k) != v]
         what = f"a {src.model}" + (f" ({', '.join(diff)})" if src.model == cfg.model and diff else "")
         raise NNLabError(f"{source.path} trained {what}; --init-from needs the same model and model options")
     for name in ("checkpoints/best.safetensors", "split.json"):
@@ -183,71 +248,7 @@ def resolved_model_config(cfg: SegmentConfig):
     return mcfg
 
 
-# ---- training ----------------------------------------------------------------------------------
-def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
-                resume: bool = False) -> dict[str, Any]:
-    """Train (or resume) a segmenter into `run`; evaluate the best checkpoint on the test split;
-    write figures, test_cases.json and summary.json; return the summary."""
-    mcfg = check_config(cfg, init=not resume)
-    data = load_data(cfg, console)
-    parts = make_split(run, data, cfg, resume)
-    train, val, test = (data.subset(parts[k]) for k in ("train", "val", "test"))
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, mcfg)
-    if cfg.init_from and not resume:
-        load_checkpoint(Path(cfg.init_from) / "checkpoints" / "best.safetensors", model)
-    trainer = Trainer(model, SegmentTask(cfg.lambda_dice, cfg.augment), cfg.train, run, console)
-    main = trainer.run is not None
-    if resume:
-        done = trainer.resume()
-        if console and main:
-            console.print(f"resuming {run.path} after epoch {done}")
-    elif main:
-        run.save_config({"task": "segment", **to_dict(cfg), "model_config": to_dict(mcfg)})
-    if console and main:
-        console.print(f"{cfg.model}: {count_parameters(model):,} parameters; {len(train)} train / "
-                      f"{len(val)} val / {len(test)} test images at {cfg.size} px on {trainer.device}")
-    trainer.fit(train.tensors(), val.tensors())
-    train_time = sum(r["time/epoch_s"] for r in trainer.history)
-
-    load_checkpoint(run.checkpoint_dir / "best.safetensors", model)
-    test_metrics = trainer.evaluate(test.tensors())
-    if not main:
-        return {"test/dice": test_metrics["dice"]}
-    pred = predict_masks(model, test.images, trainer.device)
-    iou, dice = (s.numpy() for s in per_image_scores(torch.from_numpy(pred), torch.from_numpy(test.masks)))
-    area = test.masks.reshape(len(test), -1).mean(1)
-    cases = [{"name": n, "iou": float(i), "dice": float(d), "true_area": float(a),
-              "pred_area": float(p.mean())} for n, i, d, a, p in zip(test.names, iou, dice, area, pred)]
-    atomic_write_json(run.path / "test_cases.json", cases)
-    chosen = choose_cases(iou)
-    summary = {
-        "data": cfg.data, "model": cfg.model, "size": cfg.size, "parameters": count_parameters(model),
-        "epochs": len(trainer.history), "best_epoch": trainer.best_epoch,
-        "test/iou": float(iou.mean()), "test/dice": float(dice.mean()),
-        "test/iou_median": float(np.median(iou)), "test/dice_median": float(np.median(dice)),
-        "test/loss": test_metrics["loss"], "test_images": len(test),
-        "test/missed": int((iou < 0.1).sum()),  # polyps essentially not found
-        "train_time_s": train_time, "device": str(trainer.device), "init_from": cfg.init_from or None,
-        "test_table": [{"case": label, "image": test.names[i], "iou": float(iou[i]), "dice": float(dice[i]),
-                        "true area": float(area[i])} for label, i in chosen],
-    }
-    run.save_summary(summary)
-    title = f"{cfg.model} on {Path(cfg.data).name} at {cfg.size} px"
-    run.save_figure("curves", curves_figure(trainer.history, title))
-    idx = [i for _, i in chosen]
-    run.save_figure("test_cases", cases_figure(
-        test.images[idx], test.masks[idx], pred[idx],
-        [f"{label}\n{test.names[i][:14]}\nIoU {iou[i]:.2f}" for label, i in chosen],
-        f"{title}: test cases by IoU (best, median, worst)"))
-    run.save_figure("iou_vs_area", score_vs_area_figure(area, {cfg.model: iou}, "IoU",
-                                                       f"{title}: test IoU by polyp size"))
-    if cfg.model == "segvit":
-        for label, i in chosen[:1] + chosen[-1:]:  # the best and the worst case
-            run.save_figure(f"attention_{label}", attention_figure(model, test, i, trainer.device))
-    return summary
-
-
+# ---- figures and prediction --------------------------------------------------------------------
 def attention_figure(model: nn.Module, data: SegmentationSet, index: int, device: torch.device):
     """SegmentViT on test image `index`: the attention its polyp patches pay, layer by layer."""
     cfg = model.cfg
@@ -300,27 +301,14 @@ def predict_masks(model: nn.Module, images: np.ndarray, device: torch.device | N
 
 
 # ---- a trained run -----------------------------------------------------------------------------
-def load_segment_config(run: RunDir) -> SegmentConfig:
-    raw = run.config()
-    if raw.get("task") != "segment":
-        raise NNLabError(f"{run.path}: not a segmentation run (task {raw.get('task')!r})")
-    fields = {f.name for f in dataclasses.fields(SegmentConfig)}
-    return from_dict(SegmentConfig, {k: v for k, v in raw.items() if k in fields})
-
-
 def load_segmenter(run: RunDir, device: str = "auto") -> tuple[SegmentConfig, nn.Module]:
-    cfg = load_segment_config(run)
-    ckpt = run.checkpoint_dir / "best.safetensors"
-    if not ckpt.exists():
-        raise NNLabError(f"{run.path}: no best checkpoint yet (training did not finish an epoch)")
-    model = build_model(cfg.model, resolved_model_config(cfg))
-    load_checkpoint(ckpt, model)
-    return cfg, model.to(resolve_device(device))
+    return load_config(run, SegmentTask), load_model(run, "best", device)
 
 
-def explain_test_image(run: RunDir, index: int | None = None, device: str = "auto") -> Path:
-    """The attention figure of a SegmentViT run for test image `index` (default: the worst and
-    the best test case, as the run's report has them); returns the path of the last figure."""
+def explain_test_image(run: RunDir, index: int | None = None, device: str = "auto",
+                       overwrite: bool = False) -> Path:
+    """The attention figure of a SegmentViT run for test image `index` (default: the best and
+    the worst test case, as the run's report has them); returns the path of the last figure."""
     cfg, model = load_segmenter(run, device)
     if cfg.model != "segvit":
         raise NNLabError(f"{run.path} trained a {cfg.model}; attention maps need a segvit run")
@@ -337,30 +325,62 @@ def explain_test_image(run: RunDir, index: int | None = None, device: str = "aut
         if not 0 <= index < len(test):
             raise NNLabError(f"test image index {index} is outside 0..{len(test) - 1}")
         picks = [(f"attention_test{index}", index)]
+    claim_outputs([run.figure_dir / f"{name}.png" for name, _ in picks], overwrite)
     for name, i in picks:
         path = run.save_figure(name, attention_figure(model, test, i, dev))
     return path
 
 
-def predict_files(run: RunDir, images: list[Path], out: Path, device: str = "auto") -> list[dict[str, Any]]:
+def output_stems(paths: list[Path]) -> list[str]:
+    """Names for the outputs of `paths` that never collide: the file's stem; where stems collide,
+    the extension too (a.jpg, a.png -> a_jpg, a_png); where that is not enough, the parent folders
+    (x/a.jpg, y/a.jpg -> x_a_jpg, y_a_jpg)."""
+    resolved = [Path(p).resolve() for p in paths]
+    twice = [p for p in resolved if resolved.count(p) > 1]
+    if twice:
+        raise NNLabError(f"{twice[0]}: given twice")
+
+    def name(p: Path, level: int) -> str:
+        if level == 0:
+            return p.stem
+        label = f"{p.stem}_{p.suffix.lstrip('.')}" if p.suffix else p.stem
+        return "_".join([q.name for q in p.parents][: level - 1][::-1] + [label])
+
+    names = [name(p, 0) for p in resolved]
+    level = 0
+    while len(set(names)) < len(names):
+        level += 1
+        clash = {n for n in names if names.count(n) > 1}
+        names = [name(p, level) if n in clash else n for p, n in zip(resolved, names)]
+    return names
+
+
+def predict_files(run: RunDir, images: list[Path], out: Path, device: str = "auto",
+                  overwrite: bool = False) -> list[dict[str, Any]]:
     """Segment each image file: write NAME_mask.png (0/255, the image's own size) and
-    NAME_overlay.png into `out`; return one row per image."""
+    NAME_overlay.png into `out` (names that never collide, see `output_stems`); an existing file
+    is replaced only with `overwrite`. Returns one row per image."""
     cfg, model = load_segmenter(run, device)
+    stems = output_stems(images)
+    targets = [(out / f"{s}_mask.png", out / f"{s}_overlay.png") for s in stems]
+    claim_outputs([p for pair in targets for p in pair], overwrite)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for path in images:
+    for path, (mask_path, overlay_path) in zip(images, targets):
         square, rgb = read_image(path, cfg.size, cfg.aspect)
         prob = 1 / (1 + np.exp(-predict_logits(model, square[None])[0, 0]))
         mask = unsquare(prob > 0.5, (rgb.shape[1], rgb.shape[0]), cfg.aspect)
-        mask_path, overlay_path = out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"
-        with atomic_open(mask_path) as f:
-            Image.fromarray(mask.astype(np.uint8) * 255).save(f, format="PNG")
-        with atomic_open(overlay_path) as f:
-            Image.fromarray(overlay(rgb, mask)).save(f, format="PNG")
+        save_png(mask_path, mask.astype(np.uint8) * 255)
+        save_png(overlay_path, overlay(rgb, mask))
         rows.append({"image": path.name, "polyp area": float(mask.mean()),
                      "mean confidence": float(np.where(prob > 0.5, prob, 1 - prob).mean()),
                      "mask": str(mask_path), "overlay": str(overlay_path)})
     return rows
+
+
+def save_png(path: Path, array: np.ndarray) -> None:
+    with atomic_open(path) as f:
+        Image.fromarray(array).save(f, format="PNG")
 
 
 # ---- comparison --------------------------------------------------------------------------------
@@ -370,33 +390,29 @@ def run_compare(base: SegmentConfig, run: RunDir, models: tuple[str, ...] = SEG_
     """Train each model with the same data, split, epochs, optimiser and seed (child runs), then
     write a side-by-side table and a paragraph of observations generated from the figures."""
     model_args = model_args or {}
-    rows, cases, histories = [], {}, {}
     run.save_config({"task": "segment-compare", "models": list(models), **to_dict(base),
                      "per_model_args": model_args})
-    for name in models:
-        child = RunDir.create(name, out=run.path / name)
-        cfg = dataclasses.replace(base, model=name, model_args=dict(model_args.get(name, {})))
-        if console:
-            console.rule(f"{name}")
-        t0 = time.perf_counter()
-        s = run_segment(cfg, child, console)
-        rows.append({"model": name, "parameters": s["parameters"], "test IoU": s["test/iou"],
-                     "test Dice": s["test/dice"], "missed (IoU<0.1)": s["test/missed"],
-                     "epochs": s["epochs"], "train time (s)": s["train_time_s"],
-                     "s / epoch": s["train_time_s"] / max(1, s["epochs"]),
-                     "wall time (s)": time.perf_counter() - t0})
-        cases[name] = read_cases(child)
-        histories[name] = child.metrics()
+    jobs = {name: (lambda child, name=name: run_segment(
+        dataclasses.replace(base, model=name, model_args=dict(model_args.get(name, {}))), child,
+        console)) for name in models}
+    results = run_children(run, jobs, console)
+    rows = [{"model": name, "parameters": s["parameters"], "test IoU": s["test/iou"],
+             "test Dice": s["test/dice"], "missed (IoU<0.1)": s["test/missed"],
+             "epochs": s["epochs"], "train time (s)": s["train_time_s"],
+             "s / epoch": s["train_time_s"] / max(1, s["epochs"]), "wall time (s)": r.wall_s}
+            for name, r in results.items() for s in [r.summary]]
+    cases = {name: read_cases(RunDir(run.path / name)) for name in models}
     summary = {"models": rows, "observations": observations(rows, cases) + "\n"}
     run.save_summary(summary)
-    run.save_figure("curves", curves_figure(histories, f"{' vs '.join(models)} at {base.size} px"))
+    run.save_figure("curves", curves_figure({n: r.history for n, r in results.items()},
+                                            f"{' vs '.join(models)} at {base.size} px"))
     if len(models) == 2:
         a, b = (np.array([c["iou"] for c in cases[m]]) for m in models)
         run.save_figure("paired_iou", paired_scores_figure(a, b, models, "IoU",
                                                            "test IoU per image, same images"))
         area = np.array([c["true_area"] for c in cases[models[0]]])
-        run.save_figure("iou_vs_area", score_vs_area_figure(area, {m: np.array([c["iou"] for c in cases[m]])
-                                                                   for m in models}, "IoU"))
+        run.save_figure("iou_vs_area", score_vs_area_figure(
+            area, {m: np.array([c["iou"] for c in cases[m]]) for m in models}, "IoU"))
     return summary
 
 
@@ -439,3 +455,29 @@ def paired_observations(name: str, cases: list[dict[str, Any]], other: list[dict
             f"On the smallest third of polyps (area <= {np.quantile(area, 1 / 3):.1%} of the image) "
             f"mean IoU is {wi[small].mean():.3f} vs {li[small].mean():.3f}; on the largest third "
             f"{wi[large].mean():.3f} vs {li[large].mean():.3f}."]
+
+
+
+class SegmentCompare:
+    """`nnlab segment compare` for the shared launcher: several models, one split and budget."""
+
+    name, distributed = "segment-compare", False
+
+    def __init__(self, base: SegmentConfig, models: tuple[str, ...],
+                 per_model: dict[str, dict[str, Any]], console: Console | None = None):
+        self.base, self.models, self.console = base, models, console
+        self.per_model = {m: per_model.get(m, {}) for m in models}
+
+    def check(self, resume: bool = False) -> None:
+        unknown = [m for m in self.models if m not in SEG_MODELS]
+        if not self.models or unknown or len(set(self.models)) != len(self.models):
+            raise NNLabError(f"--models expects distinct names from {', '.join(SEG_MODELS)}, "
+                             f"got '{','.join(self.models)}'")
+        for m in self.models:
+            SegmentTask(dataclasses.replace(self.base, model=m, model_args=self.per_model[m])).check()
+
+    def run_name(self) -> str:
+        return f"compare-{Path(self.base.data).name}{self.base.size}"
+
+    def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
+        return run_compare(self.base, run, self.models, self.per_model, self.console)

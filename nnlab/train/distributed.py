@@ -77,3 +77,15 @@ def local_device() -> torch.device | None:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def all_reduce_max(value: float, device: torch.device) -> float:
+    if not is_distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1

@@ -1,87 +1,55 @@
-"""The one training loop. A task supplies the model, the loss of a batch and its metrics; the loop
-owns the device, precision, clipping, the learning-rate schedule, evaluation, checkpoints, early
-stopping, resuming and the stop on a NaN loss.
+"""The one training loop. A task supplies the model, the named loss terms of a batch and its
+metrics; the loop owns the device, precision, gradient accumulation, clipping, the learning-rate
+schedule, the moving average of the weights, evaluation, checkpoints, early stopping, step and
+time budgets, resuming and the stop on a NaN loss.
+
+The task is duck-typed (`nnlab.tasks.base.Task` is the full interface):
+    loss(model, batch) -> StepOutput          named loss terms ("loss" is minimised), predictions
+    metrics() -> torchmetrics.MetricCollection
+    collate_fn (attribute, optional)          how samples become a batch (variable-length targets)
+    sample_labels(dataset) (optional)         class of every sample, for --sampler balanced
+    on_epoch_end(trainer, epoch) (optional)   extra figures of the epoch: samples, FID, alarms
 
 Exact resume: the order of the training data and every random draw of epoch e come from seeds
-derived from (seed, e), so a run resumed after epoch k replays epochs k+1.. exactly as an
-uninterrupted run would.
+derived from (seed, e); a checkpoint taken inside an epoch also holds the generator states, the
+position in the epoch and the running sums, so a resumed run replays the rest exactly as an
+uninterrupted one would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torchmetrics
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from nnlab.errors import NNLabError
 from nnlab.run import RunDir
-from nnlab.train.checkpoint import load_checkpoint, save_checkpoint
-from nnlab.train.distributed import all_reduce_sum, barrier, is_distributed, local_device, rank
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # adamw | sgd
-    momentum: float = 0.9  # sgd only
-    schedule: str = "cosine"  # cosine | constant (after linear warm-up) | onecycle (30% warm-up)
-    warmup_epochs: float = 0.0
-    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    precision: str = "auto"  # auto (bf16 on CUDA if supported, else fp16; fp32 on CPU) | bf16 | fp16 | fp32
-    patience: int = 0  # early stopping: epochs without improvement of `monitor`; 0 = off
-    monitor: str = "val/loss"  # metric for best checkpoint and early stopping ('loss' -> lower is better)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise NNLabError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise NNLabError(f"batch size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise NNLabError(f"learning rate must be > 0, got {self.lr}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise NNLabError(f"optimizer must be adamw or sgd, got '{self.optimizer}'")
-        if self.schedule not in ("cosine", "constant", "onecycle"):
-            raise NNLabError(f"schedule must be cosine, constant or onecycle, got '{self.schedule}'")
-        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
-            raise NNLabError(f"precision must be auto, bf16, fp16 or fp32, got '{self.precision}'")
+from nnlab.train.checkpoint import load_checkpoint, load_optimizer, load_weights, save_checkpoint
+from nnlab.train.config import TrainConfig
+from nnlab.train.core import Bookkeeper, diverged, lr_factor, prefixed, read_checkpoint
+from nnlab.train.distributed import all_reduce_max, all_reduce_sum, barrier, is_distributed
+from nnlab.train.distributed import local_device, rank, world_size
+from nnlab.train.ema import EMA
 
 
 @dataclass
 class StepOutput:
-    loss: torch.Tensor  # scalar, mean over the batch
+    losses: dict[str, torch.Tensor]  # "loss" (minimised) and its named terms; scalar batch means
     preds: torch.Tensor | None = None  # what the metrics consume: logits, mask logits, ...
     target: torch.Tensor | None = None
 
-
-class Task(Protocol):
-    def step(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> StepOutput: ...
-
-    def metrics(self) -> torchmetrics.MetricCollection: ...
-
-
-class TrainingDiverged(NNLabError):
-    pass
-
-
-def diverged(loss: float, epoch: int, where: str, lr: float, run: RunDir | None) -> TrainingDiverged:
-    """The error for a non-finite loss; the checkpoint of the last finished epoch stays as it was."""
-    kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {run.checkpoint_dir}"
-            if run is not None and epoch > 1 else "no checkpoint")
-    return TrainingDiverged(f"loss became {loss} at epoch {epoch}, {where} (lr {lr:.3g}); training "
-                            f"stopped, {kept}. Try a smaller --lr.")
+    @property
+    def loss(self) -> torch.Tensor:
+        return self.losses["loss"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -96,16 +64,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """Linear warm-up over `warmup` steps, then constant or cosine decay to 0 at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     # no weight decay on biases and norm parameters (1-D tensors)
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
@@ -117,40 +75,69 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def _to(batch, device: torch.device):
-    return tuple(t.to(device, non_blocking=True) for t in batch)
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Tensors anywhere in a (nested) tuple, list or dict moved to `device`; the rest as is."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
-@dataclass
+def batch_len(batch: Any) -> int:
+    """Samples in a batch: the length of its first tensor (or of its first sequence)."""
+    if torch.is_tensor(batch):
+        return len(batch)
+    if isinstance(batch, dict):
+        return batch_len(next(iter(batch.values())))
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], (torch.Tensor, tuple,
+                                                                           list, dict)):
+        return batch_len(batch[0])
+    return len(batch)
+
+
 class Trainer:
-    """Runs `task` on `model`. `run` (optional) receives metrics, checkpoints and config."""
+    """Runs `task` on `model` under `cfg`. `run` (optional) receives metrics and checkpoints;
+    `model_meta` ({"name", "config"}) goes into every checkpoint so it rebuilds the model alone."""
 
-    model: nn.Module
-    task: Task
-    cfg: TrainConfig
-    run: RunDir | None = None
-    console: Console | None = None  # None: silent
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self):
-        self.cfg.validate()
-        self.device = local_device() or resolve_device(self.cfg.device)
-        self.model.to(self.device)
+    def __init__(self, model: nn.Module, task, cfg: TrainConfig, run: RunDir | None = None,
+                 console: Console | None = None, model_meta: dict[str, Any] | None = None):
+        cfg.validate()
+        self.task, self.cfg, self.model_meta = task, cfg, model_meta or {}
+        self.device = local_device() or resolve_device(cfg.device)
+        self.module = model.to(self.device)  # the bare model; self.model may wrap it in DDP
         self.distributed = is_distributed()
-        if self.distributed:  # gradients averaged over ranks; rank 0 alone writes
+        self.is_main = rank() == 0
+        self.run_dir = run  # every rank reads it; only rank 0 writes
+        self.run = run if self.is_main else None
+        self.console = console if self.is_main else None
+        self.model = self.module
+        if self.distributed:  # gradients averaged over ranks
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-            self.run_dir, self.run = self.run, (self.run if rank() == 0 else None)
-            if rank() != 0:
-                self.console = None
-        else:
-            self.run_dir = self.run
-        self.optimizer = make_optimizer(self.model, self.cfg)
+            self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
+        self.optimizer = make_optimizer(self.module, cfg)
+        self.ema = EMA(self.module, cfg.ema) if cfg.ema else None
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.start_epoch = 1
-        self.best: float | None = None
-        self.best_epoch = 0
+        self.books = Bookkeeper(cfg.monitor, cfg.mode, cfg.patience, cfg.epochs, self.run,
+                                self.console)
+        self.start_epoch, self.step = 1, 0  # step: optimizer steps taken
+        self.stopped: str | None = None  # why fit ended early: a step or time budget
+        self._partial: dict[str, Any] | None = None  # an unfinished epoch to continue
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.books.history
+
+    @property
+    def best_epoch(self) -> int:
+        return self.books.best_epoch
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
 
     def _amp_dtype(self) -> torch.dtype | None:
         p = self.cfg.precision
@@ -165,180 +152,298 @@ class Trainer:
                               enabled=self.amp_dtype is not None)
 
     # ---- data ----------------------------------------------------------------------------------
-    def loader(self, data: Dataset, train: bool, epoch: int = 0, shard: bool = True) -> DataLoader:
-        """Shuffled per (seed, epoch) for training; under DDP each rank gets its shard."""
-        if self.distributed and shard:
-            sampler = DistributedSampler(data, shuffle=train, seed=self.cfg.seed, drop_last=False)
-            sampler.set_epoch(epoch)
-            return DataLoader(data, batch_size=self.cfg.batch_size, sampler=sampler,
-                              pin_memory=self.device.type == "cuda")
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        return DataLoader(data, batch_size=self.cfg.batch_size, shuffle=train, generator=g,
-                          drop_last=False, pin_memory=self.device.type == "cuda")
+    def order(self, n: int, epoch: int, train: bool, weights: torch.Tensor | None = None,
+              shard: bool = True) -> list[int]:
+        """The sample indices this process visits in `epoch`: shuffled per (seed, epoch) for
+        training (or drawn by class weights), in order for evaluation; under DDP every rank takes
+        its shard of the list padded to a multiple of the world size (as DistributedSampler)."""
+        if train:
+            # The orders of DistributedSampler under DDP and of a shuffling DataLoader otherwise
+            # (which draws its workers' base seed from the generator first): earlier runs reproduce.
+            g = torch.Generator().manual_seed(
+                self.cfg.seed + epoch if self.distributed else self.cfg.seed * 100_003 + epoch)
+            if not self.distributed:
+                torch.empty((), dtype=torch.int64).random_(generator=g)
+            idx = (torch.multinomial(weights, n, True, generator=g) if weights is not None
+                   else torch.randperm(n, generator=g)).tolist()
+        else:
+            idx = list(range(n))
+        if self.distributed and shard and n:
+            world = world_size()
+            total = math.ceil(n / world) * world
+            idx = (idx * math.ceil(total / n))[:total][rank():total:world]
+        return idx
+
+    def loader(self, data: Dataset, indices: list[int], epoch: int = 0) -> DataLoader:
+        bs = self.cfg.batch_size
+        batches = [indices[i:i + bs] for i in range(0, len(indices), bs)]
+        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)  # worker seeds
+        return DataLoader(data, batch_sampler=batches, collate_fn=getattr(self.task, "collate_fn", None),
+                          num_workers=self.cfg.num_workers, generator=g,
+                          pin_memory=self.device.type == "cuda")
+
+    def _sample_weights(self, data: Dataset) -> torch.Tensor | None:
+        if self.cfg.sampler != "balanced":
+            return None
+        if not hasattr(self.task, "sample_labels"):
+            raise NNLabError("--sampler balanced needs a task with classes; use --sampler shuffle")
+        labels = torch.as_tensor(self.task.sample_labels(data), dtype=torch.long)
+        return 1.0 / torch.bincount(labels)[labels].double()  # each class in total weight 1
 
     # ---- checkpoints ---------------------------------------------------------------------------
-    def _state(self, epoch: int) -> dict[str, Any]:
-        return {"epoch": epoch, "best": self.best, "best_epoch": self.best_epoch,
-                "monitor": self.cfg.monitor}
+    def _state(self, epoch: int, batch: int = 0) -> dict[str, Any]:
+        return {"epoch": epoch, "batch": batch, "step": self.step, **self.books.state()}
+
+    def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
+        """last.safetensors after `epoch`, or inside it (`partial`: position, sums, states)."""
+        if self.run is None:
+            return
+        tensors = {}
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v.detach().cpu().contiguous()
+                            for k, v in self.ema.module.state_dict().items()})
+        meta: dict[str, Any] = {"model": self.model_meta}
+        if self.scaler.is_enabled():
+            meta["scaler"] = self.scaler.state_dict()
+        if partial is None:
+            state = self._state(epoch)
+        else:
+            state = {**self._state(epoch - 1, partial["batch"]),
+                     "partial": {k: partial[k] for k in ("sums", "count", "elapsed", "lr")}}
+            tensors.update({f"metric.{k}": v for k, v in partial["metrics"].items()})
+            tensors.update({f"rng.{k}": v for k, v in partial["rng"].items()})
+        save_checkpoint(self.run.checkpoint_dir / "last.safetensors", self.module, self.optimizer,
+                        state, tensors, meta)
+
+    def _save_best(self, epoch: int) -> None:
+        if self.run is None:
+            return
+        weights = self.ema.module if self.ema is not None else self.module  # what was evaluated
+        save_checkpoint(self.run.checkpoint_dir / "best.safetensors", weights, None,
+                        self._state(epoch), meta={"model": self.model_meta,
+                                                  "weights": "ema" if self.ema else "model"})
 
     def resume(self) -> int:
-        """Load the run's last checkpoint; return the epoch it holds (0 if none)."""
+        """Load the run's last checkpoint; return the number of finished epochs (0 if none)."""
         path = self.run_dir.checkpoint_dir / "last.safetensors"
         if not path.exists():
             return 0
-        state = load_checkpoint(path, self.model, self.optimizer)  # every rank loads the same
-        self.start_epoch = state["epoch"] + 1
-        self.best, self.best_epoch = state["best"], state["best_epoch"]
-        if self.run is not None:
-            self.run.keep_metrics(state["epoch"])
-        self.history = self.run_dir.metrics()[: state["epoch"]]
+        tensors, meta = read_checkpoint(path, "pt")  # every rank loads the same
+        load_weights(self.module, prefixed(tensors, "model."), path)
+        load_optimizer(self.optimizer, tensors, meta, path)
+        if self.ema is not None:
+            ema = prefixed(tensors, "ema.")
+            load_weights(self.ema.module, ema or prefixed(tensors, "model."), path)
+        if meta.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(meta["scaler"])
+        state = meta["state"]
+        self.start_epoch, self.step = state["epoch"] + 1, state.get("step", -1)
+        self.books.restore(state, self.run_dir)
+        if state.get("batch"):
+            self._partial = {**state["partial"], "epoch": state["epoch"] + 1,
+                             "batch": state["batch"], "metrics": prefixed(tensors, "metric."),
+                             "rng": prefixed(tensors, "rng.")}
         return state["epoch"]
 
-    def _improved(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value < self.best if "loss" in self.cfg.monitor else value > self.best
+    def load_best(self) -> None:
+        """The best checkpoint's weights into the model (and the average: both evaluate them)."""
+        path = self.run_dir.checkpoint_dir / "best.safetensors"
+        load_checkpoint(path, self.module)
+        if self.ema is not None:
+            load_checkpoint(path, self.ema.module)
 
     # ---- the loop --------------------------------------------------------------------------------
     def fit(self, train_data: Dataset, val_data: Dataset | None = None) -> list[dict[str, Any]]:
         cfg = self.cfg
-        steps_per_epoch = len(self.loader(train_data, train=True))
-        total_steps = cfg.epochs * steps_per_epoch
+        self._check_monitor()
+        weights = self._sample_weights(train_data)
+        n_batches = math.ceil(len(self.order(len(train_data), 1, False)) / cfg.batch_size)
+        steps_per_epoch = math.ceil(n_batches / cfg.accumulate)
+        if self.step < 0:  # a checkpoint from before steps were counted
+            self.step = (self.start_epoch - 1) * steps_per_epoch
+        total = cfg.epochs * steps_per_epoch
+        total = min(total, cfg.max_steps) if cfg.max_steps else total
         warmup = int(cfg.warmup_epochs * steps_per_epoch)
         if cfg.schedule == "onecycle" and not warmup:
-            warmup = int(0.3 * total_steps)
-        base_lrs = [cfg.lr for _ in self.optimizer.param_groups]  # not the groups' lr: resumed
+            warmup = int(0.3 * total)
+        self._schedule = (total, warmup)
+        self._t0 = time.perf_counter()
+        self.stopped = self._limit_reached(budget=False)  # a resumed run may have no steps left
         with self._progress() as progress:
             for epoch in range(self.start_epoch, cfg.epochs + 1):
-                torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc. of this epoch
-                bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch,
-                                        loss=float("nan")) if progress else None
-                record = self._train_epoch(epoch, train_data, steps_per_epoch, total_steps, warmup,
-                                           base_lrs, progress, bar)
+                if self.stopped:
+                    break
+                record, partial = self._train_epoch(epoch, train_data, weights, n_batches, progress)
                 if val_data is not None:
                     record.update({f"val/{k}": v for k, v in self.evaluate(val_data).items()})
-                self._end_epoch(epoch, record)
-                if progress:
-                    progress.remove_task(bar)
-                if cfg.patience and epoch - self.best_epoch >= cfg.patience:
-                    self._say(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
+                hook = getattr(self.task, "on_epoch_end", None)
+                if hook is not None:
+                    record.update(hook(self, epoch) or {})
+                is_best = self.books.end_epoch(record)
+                self._save_last(epoch, partial)
+                if is_best:
+                    self._save_best(epoch)
+                self.books.line(record, is_best)
+                if self.books.should_stop(epoch):
                     break
+        if self.stopped:
+            self.books.say(f"stopped: {self.stopped} at step {self.step}")
         barrier()  # rank 0's last checkpoint is on disk before any rank reads it
         return self.history
 
-    def _train_epoch(self, epoch, data, steps_per_epoch, total_steps, warmup, base_lrs,
-                     progress, bar) -> dict[str, Any]:
-        cfg, model = self.cfg, self.model
+    def _check_monitor(self) -> None:
+        """A metric that says which way is better must agree with --mode."""
+        name = self.cfg.monitor.split("/", 1)[1]
+        higher = metric_directions(self.task.metrics()).get(name)
+        if higher is not None and higher != (self.cfg.mode == "max"):
+            raise NNLabError(f"{self.cfg.monitor} is better when {'higher' if higher else 'lower'}: "
+                             f"use --mode {'max' if higher else 'min'}")
+
+    def _limit_reached(self, budget: bool = True) -> str | None:
+        cfg = self.cfg
+        if cfg.max_steps and self.step >= cfg.max_steps:
+            return f"{cfg.max_steps} optimizer steps done (--max-steps)"
+        if cfg.budget_min and budget:
+            over = time.perf_counter() - self._t0 >= 60 * cfg.budget_min
+            if self.distributed:  # every rank must stop at the same step
+                over = all_reduce_max(float(over), self.device) > 0
+            if over:
+                return f"time budget of {cfg.budget_min:g} min used (--budget-min)"
+        return None
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.module, self.step)
+
+    def _train_epoch(self, epoch, data, weights, n_batches, progress):
+        cfg, model, acc = self.cfg, self.model, self.cfg.accumulate
+        total, warmup = self._schedule
         model.train()
         metrics = self.task.metrics().to(self.device)
-        t0 = time.perf_counter()
-        loss_sum, count = 0.0, 0
-        for i, batch in enumerate(self.loader(data, train=True, epoch=epoch)):
-            step = (epoch - 1) * steps_per_epoch + i
-            factor = lr_factor(step, total_steps, warmup, cfg.schedule)
-            for group, base in zip(self.optimizer.param_groups, base_lrs):
-                group["lr"] = base * factor
-            batch = _to(batch, self.device)
-            with self._autocast():
-                out = self.task.step(model, batch)
-            if not torch.isfinite(out.loss):
-                raise diverged(out.loss.item(), epoch, f"step {i + 1}", base_lrs[0] * factor, self.run)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(out.loss).backward()
-            if cfg.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            n = len(batch[0])
-            loss_sum += out.loss.item() * n
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout, augmentation etc. of this epoch
+        sums: dict[str, float] = {}
+        count, elapsed, skip, lr = 0, 0.0, 0, cfg.lr
+        p, self._partial = self._partial, None
+        if p is not None and p["epoch"] == epoch:  # continue inside the epoch
+            skip, sums, count, elapsed, lr = p["batch"], dict(p["sums"]), p["count"], p["elapsed"], p["lr"]
+            for key, value in p["metrics"].items():
+                name, attr = key.split(".", 1)
+                setattr(metrics[name], attr, value.to(self.device))
+            torch.set_rng_state(p["rng"]["cpu"])
+            if "cuda" in p["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(p["rng"]["cuda"], self.device)
+        indices = self.order(len(data), epoch, True, weights)[skip * cfg.batch_size:]
+        bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=n_batches, completed=skip,
+                                loss=sums.get("loss", 0.0) / max(count, 1)) if progress else None
+        t0, partial, has_preds = time.perf_counter(), None, False
+        for i, batch in enumerate(self.loader(data, indices, epoch), start=skip):
+            group_end = (i + 1) % acc == 0 or i == n_batches - 1
+            group_size = min(acc, n_batches - (i - i % acc))
+            if i % acc == 0:
+                lr = cfg.lr * lr_factor(self.step, total, warmup, cfg.schedule)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+            batch = to_device(batch, self.device)
+            sync = model.no_sync() if self.distributed and not group_end else contextlib.nullcontext()
+            with sync:
+                with self._autocast():
+                    out = self.task.loss(model, batch)
+                if not torch.isfinite(out.loss):
+                    raise diverged(out.loss.item(), epoch, f"step {i + 1}", lr, self.run)
+                self.scaler.scale(out.loss / group_size if group_size > 1 else out.loss).backward()
+            if group_end:
+                self._optimizer_step()
+            n = batch_len(batch)
+            for k, v in out.losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
             count += n
             if out.preds is not None:
+                has_preds = True
                 metrics.update(out.preds.detach().float(), out.target)
             if progress:
-                progress.update(bar, advance=1, loss=loss_sum / count)
-        loss_sum, count = all_reduce_sum([loss_sum, count], self.device)
-        record = {"epoch": epoch, "train/loss": loss_sum / count,
-                  "lr": base_lrs[0] * factor, "time/epoch_s": time.perf_counter() - t0}
-        if out.preds is not None:
+                progress.update(bar, advance=1, loss=sums["loss"] / count)
+            if not group_end:
+                continue
+            self.stopped = self._limit_reached()
+            every = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
+            if (self.stopped or every) and i < n_batches - 1:
+                partial = self._snapshot(i + 1, sums, count, elapsed + time.perf_counter() - t0,
+                                         lr, metrics)
+                if not self.stopped:
+                    self._save_last(epoch, partial)
+                    partial = None
+            if self.stopped:
+                break
+        if progress:
+            progress.remove_task(bar)
+        keys = sorted(sums, key=lambda k: k != "loss")  # the total first, then its terms
+        reduced = all_reduce_sum([sums[k] for k in keys] + [count], self.device)
+        record = {"epoch": epoch, **{f"train/{k}": reduced[j] / reduced[-1] for j, k in enumerate(keys)},
+                  "lr": lr, "step": self.step, "time/epoch_s": elapsed + time.perf_counter() - t0}
+        if has_preds or (p is not None and p["metrics"]):
             record.update({f"train/{k}": float(v) for k, v in metrics.compute().items()})
-        return record
+        return record, partial
+
+    def _snapshot(self, batch, sums, count, elapsed, lr, metrics) -> dict[str, Any]:
+        """Everything needed to continue an epoch after `batch` batches."""
+        states = {f"{name}.{attr}": value.detach().cpu().clone()
+                  for name, m in metrics.items() for attr, value in m.metric_state.items()
+                  if torch.is_tensor(value)}
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"batch": batch, "sums": dict(sums), "count": count, "elapsed": elapsed, "lr": lr,
+                "metrics": states, "rng": rng}
 
     @torch.no_grad()
     def evaluate(self, data: Dataset, shard: bool = True) -> dict[str, float]:
-        """Mean loss and the task's metrics over `data`, model in eval mode. Under DDP every rank
-        evaluates its shard and the figures are combined (shard=False: this rank alone, all data;
-        the DistributedSampler pads a shard by repeating up to world - 1 samples)."""
-        model = self.model
+        """Mean loss terms and the task's metrics over `data`, model (or its average) in eval
+        mode. Under DDP every rank evaluates its shard and the figures are combined (shard=False:
+        this rank alone, all data; the shards are padded by repeating up to world - 1 samples)."""
+        model = self.eval_model
         was_training = model.training
         model.eval()
         metrics = self.task.metrics().to(self.device)
         if not (self.distributed and shard):
             for m in metrics.values():
                 m.sync_on_compute = False
-        loss_sum, count, has_preds = 0.0, 0, False
-        for batch in self.loader(data, train=False, shard=shard):
-            batch = _to(batch, self.device)
+        sums: dict[str, float] = {}
+        count, has_preds = 0, False
+        for batch in self.loader(data, self.order(len(data), 0, False, shard=shard)):
+            batch = to_device(batch, self.device)
             with self._autocast():
-                out = self.task.step(model, batch)
-            n = len(batch[0])
-            loss_sum += out.loss.item() * n
+                out = self.task.loss(model, batch)
+            n = batch_len(batch)
+            for k, v in out.losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
             count += n
             if out.preds is not None:
                 has_preds = True
                 metrics.update(out.preds.float(), out.target)
         model.train(was_training)
+        keys = sorted(sums, key=lambda k: k != "loss")
+        values = [sums[k] for k in keys] + [count]
         if self.distributed and shard:
-            loss_sum, count = all_reduce_sum([loss_sum, count], self.device)
-        result = {"loss": loss_sum / max(count, 1)}
+            values = all_reduce_sum(values, self.device)
+        result = {k: values[j] / max(values[-1], 1) for j, k in enumerate(keys)}
         if has_preds:
             result.update({k: float(v) for k, v in metrics.compute().items()})
         return result
 
-    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
-        self.history.append(record)
-        value = record.get(self.cfg.monitor)
-        is_best = value is not None and self._improved(value)
-        if is_best:
-            self.best, self.best_epoch = value, epoch
-        if self.run is not None:
-            self.run.log(record)
-            ckpt = self.run.checkpoint_dir
-            save_checkpoint(ckpt / "last.safetensors", self.model, self.optimizer, self._state(epoch))
-            if is_best:
-                save_checkpoint(ckpt / "best.safetensors", self.model, None, self._state(epoch))
-        self._say(epoch_line(record, self.cfg.epochs, is_best))
-
     # ---- display -------------------------------------------------------------------------------
-    def _say(self, text: str) -> None:
-        if self.console is not None:
-            self.console.print(text, highlight=False)
-
     def _progress(self):
         if self.console is None:
-            return _NoProgress()
+            return contextlib.nullcontext()
         return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
                         console=self.console, transient=True)
-
-
-def epoch_line(record: dict[str, Any], epochs: int, is_best: bool) -> str:
-    """'epoch  3/30  train loss 0.389 acc 0.870 | val loss 0.218 acc 0.956 | 0.04 s *'"""
-    parts = [f"epoch {record['epoch']:>3}/{epochs}"]
-    for split in ("train", "val"):
-        items = [f"{k.split('/', 1)[1]} {v:.4f}" for k, v in record.items() if k.startswith(split + "/")]
-        if items:
-            parts.append(f"{split} " + " ".join(items))
-    parts.append(f"{record['time/epoch_s']:.2f} s" + (" *" if is_best else ""))
-    return " | ".join(parts)
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def predict(model: nn.Module, data: Dataset, batch_size: int = 256,
@@ -352,3 +457,8 @@ def predict(model: nn.Module, data: Dataset, batch_size: int = 256,
             x = batch[0].to(device)
             outs.append(model(x).float().cpu())
     return torch.cat(outs)
+
+
+def metric_directions(metrics: torchmetrics.MetricCollection) -> dict[str, bool | None]:
+    """higher_is_better of every metric in a collection (None where the metric does not say)."""
+    return {name: getattr(m, "higher_is_better", None) for name, m in metrics.items()}

@@ -30,10 +30,19 @@ def dice_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (1 - soft_dice(torch.sigmoid(logits.float()), y.float())).mean()
 
 
+def segmentation_losses(logits: torch.Tensor, y: torch.Tensor,
+                        lambda_dice: float = 1.0) -> dict[str, torch.Tensor]:
+    """{"loss": BCE + lambda_dice * DiceLoss, "bce": BCE, "dice_loss": DiceLoss}, p = sigmoid(logits)."""
+    bce = F.binary_cross_entropy_with_logits(logits.float(), y.float())
+    if not lambda_dice:
+        return {"loss": bce, "bce": bce}
+    dice = dice_loss(logits, y)
+    return {"loss": bce + lambda_dice * dice, "bce": bce, "dice_loss": dice}
+
+
 def segmentation_loss(logits: torch.Tensor, y: torch.Tensor, lambda_dice: float = 1.0) -> torch.Tensor:
     """BCE(y, sigmoid(logits)) + lambda_dice * DiceLoss(y, sigmoid(logits))."""
-    bce = F.binary_cross_entropy_with_logits(logits.float(), y.float())
-    return bce + lambda_dice * dice_loss(logits, y) if lambda_dice else bce
+    return segmentation_losses(logits, y, lambda_dice)["loss"]
 
 
 def per_image_scores(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

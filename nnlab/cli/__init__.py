@@ -1,0 +1,58 @@
+"""The `nnlab` command: one module per command group, each a thin layer -- parse the options
+(generated from the config dataclasses), call the library, print a table. Bad input is an
+NNLabError or a usage error: one line on stderr, non-zero exit.
+
+Only the group a command line names is imported: `nnlab numpy ...` never loads torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from nnlab.errors import NNLabError
+
+# top-level name -> the module that registers it (a module may add several names)
+COMMANDS = {
+    "demo": "classify", "train": "classify", "explain": "classify", "classify": "classify",
+    "segment": "segment", "numpy": "numpy_engine", "conv": "conv", "datasets": "datasets",
+    "facts": "facts", "report": "facts",
+}
+
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The typer app with the command groups the command line needs (all of them for help)."""
+    app = typer.Typer(name="nnlab", no_args_is_help=True, add_completion=False,
+                      pretty_exceptions_enable=False,
+                      help="nnlab: neural networks on images and signals -- implement, train on "
+                           "real data, verify, look.")
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    wanted = COMMANDS.get(words[0]) if words else None
+    for module in dict.fromkeys(COMMANDS.values()):
+        if wanted in (None, module):
+            importlib.import_module(f"nnlab.cli.{module}").register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn user errors into one line on stderr and an exit code (1, usage 2)."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(build_app(argv))
+    try:
+        code = command.main(args=argv, prog_name="nnlab", standalone_mode=False)
+    except NNLabError as e:
+        print(f"nnlab: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except typer.TyperException as e:  # usage errors: bad option, bad value, unknown command
+        if type(e).__name__ == "NoArgsIsHelpError":
+            print(e.format_message())
+            sys.exit(0)
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else "nnlab"
+        print(f"{where}: error: {e.format_message()} (see --help)", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("nnlab: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,294 @@
+"""What every command group shares: the console and tables, options generated from config
+dataclasses, the generated training command of a task, and `launch` -- distributed setup, the run
+directory, Ctrl-C, cleanup and the report, once for every family. Imports no torch."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import json
+import re
+import shutil
+import sys
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nnlab.errors import NNLabError
+from nnlab.run import RunDir
+
+# paths must not wrap; piped output (logs, CI) gets wide tables instead of rich's default 80 columns
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+SeedOpt = typer.Option(0, "--seed", help="Random seed; the same seed gives the same run.")
+DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+OutOpt = typer.Option(None, "--out", help="Run directory (default: runs/<name>-<timestamp>).")
+ALIASES = {"warmup_epochs": ("--warmup",)}  # short names older commands and docs use
+RESUME_OVERRIDES = ("device", "num_workers", "budget_min")  # may change when a run continues
+
+
+def group(name: str, help: str) -> typer.Typer:
+    return typer.Typer(name=name, no_args_is_help=True, help=help)
+
+
+def fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}"
+    return str(v)
+
+
+def table(rows: list[dict], title: str = "") -> Table:
+    t = Table(title=title or None)
+    for col, value in rows[0].items():
+        numeric = isinstance(value, (int, float)) or col in ("error", "tolerance")
+        t.add_column(col, justify="right" if numeric else "left", no_wrap=col in ("fact", "file"),
+                     min_width=min(len(col), 12))
+    for r in rows:
+        t.add_row(*(fmt(v) for v in r.values()))
+    return t
+
+
+def quiet() -> None:
+    """Silence this process (DDP ranks > 0): rank 0 alone talks."""
+    global console
+    console.quiet = True
+
+
+# ---- options from config dataclasses -------------------------------------------------------------
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's comment in the class source: the trailing one, or the lines just above."""
+    out, above = {}, []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        m = re.match(r"(\w+)\s*:[^#]*?(?:#\s*(.*))?$", stripped)
+        if m and not stripped.startswith(("def ", "class ", "@", "return")):
+            out[m.group(1)] = m.group(2) or " ".join(above)
+        above = []
+    return out
+
+
+def parse_ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(h) for h in text.split(",") if h.strip())
+    except ValueError:
+        raise NNLabError(f"{option} expects comma-separated integers like 64 or 512,256, "
+                         f"got '{text}'") from None
+    if not sizes:
+        raise NNLabError(f"{option} needs at least one value, got '{text}'")
+    return sizes
+
+
+def parse_model_args(items: list[str]) -> dict[str, Any]:
+    args = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise NNLabError(f"--model-arg expects KEY=VALUE, got '{item}'")
+        try:
+            args[key] = json.loads(value)
+        except json.JSONDecodeError:
+            args[key] = value  # a bare string such as activation=gelu
+    return args
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"'{value}'" if value == "" else str(value)
+
+
+def config_params(cls: type, defaults: Any, panel: str, skip: tuple[str, ...] = ()
+                  ) -> list[inspect.Parameter]:
+    """One option per field of dataclass `cls` (nested dataclasses and dicts excepted): --name,
+    the field's comment and its default in `defaults` as help; the value None means 'not given'."""
+    hints, helps, params = typing.get_type_hints(cls), field_help(cls), []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if f.name in skip or dataclasses.is_dataclass(hint) or typing.get_origin(hint) is dict:
+            continue
+        kind = str if typing.get_origin(hint) is tuple else hint  # tuples: comma-separated text
+        flag = "--" + f.name.replace("_", "-")
+        decls = (f"{flag}/--no-{flag[2:]}",) if kind is bool else (flag, *ALIASES.get(f.name, ()))
+        text = f"{helps.get(f.name, '')} (default: {_shown(getattr(defaults, f.name))})".strip()
+        option = typer.Option(None, *decls, help=text, rich_help_panel=panel, show_default=False)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[kind]))
+    return params
+
+
+def apply(cfg: Any, given: dict[str, Any]) -> Any:
+    """`cfg` with the given options set, into nested dataclasses where the field lives there;
+    text for tuple fields is parsed as comma-separated integers."""
+    hints = typing.get_type_hints(type(cfg))
+    changes, nested = {}, {}
+    for name, value in given.items():
+        if name in hints:
+            if typing.get_origin(hints[name]) is tuple and isinstance(value, str):
+                value = parse_ints(value, "--" + name.replace("_", "-"))
+            changes[name] = value
+        else:
+            nested[name] = value
+    for f in dataclasses.fields(cfg):
+        if dataclasses.is_dataclass(hints[f.name]) and nested:
+            changes[f.name] = apply(getattr(cfg, f.name), nested)
+            nested = {k: v for k, v in nested.items() if k not in typing.get_type_hints(hints[f.name])}
+    if nested:
+        raise NNLabError(f"unknown option(s) {sorted(nested)}")
+    return dataclasses.replace(cfg, **changes)
+
+
+@dataclass
+class Shortcut:
+    """An option that sets one model option, for one model: `--patch 7` = `-m patch=[7,7]`."""
+
+    name: str
+    kind: type
+    help: str
+    model: str
+    parse: Callable[[Any], Any] = lambda v: v
+
+
+def train_command(task_cls, group_name: str, doc: str, shortcuts: tuple[Shortcut, ...] = (),
+                  show: Callable | None = None) -> Callable:
+    """The `train` command of a task: every field of its config (and of its TrainConfig) is an
+    option; --resume continues a run with its own config (--device, --num-workers, --budget-min
+    may change); a config field `init_from` starts from a finished run's config and weights."""
+    from nnlab.train.config import TrainConfig
+
+    cls = task_cls.config_class
+    defaults = cls()
+    names = {f.name for f in dataclasses.fields(cls)}
+    params = config_params(cls, defaults, "Data and model")
+    if "model_args" in names:
+        params.append(inspect.Parameter("model_arg", inspect.Parameter.KEYWORD_ONLY, annotation=list[str],
+                                        default=typer.Option([], "--model-arg", "-m", rich_help_panel="Data and model",
+                                                             help="Model option KEY=VALUE (a JSON value), "
+                                                                  "e.g. -m 'hidden=[256,128]'.")))
+    for s in shortcuts:
+        params.append(inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[s.kind],
+                                        default=typer.Option(None, f"--{s.name}", help=s.help,
+                                                             rich_help_panel="Data and model")))
+    if "train" in names:
+        params += config_params(TrainConfig, defaults.train, "Training")
+    params += [inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=OutOpt,
+                                 annotation=Optional[Path]),
+               inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                                 default=typer.Option(None, help="Continue the run in this directory "
+                                                      "from its last checkpoint (its config is used)."))]
+
+    def command(**kw) -> None:
+        out, resume = kw.pop("out"), kw.pop("resume")
+        model_args = parse_model_args(kw.pop("model_arg", []))
+        cuts = {s.name: kw.pop(s.name) for s in shortcuts if kw.get(s.name) is not None}
+        given = {k: v for k, v in kw.items() if v is not None}
+        if resume is not None:
+            extra = sorted({*given, *cuts} - set(RESUME_OVERRIDES)) + (["model-arg"] if model_args else [])
+            if extra:
+                raise NNLabError(f"--resume continues a run with its own config; drop "
+                                 f"{', '.join('--' + e.replace('_', '-') for e in extra)}")
+            run = RunDir.open(resume)
+            cfg = apply(task_cls.config_from_run(run), given)
+        else:
+            cfg = defaults
+            if given.get("init_from"):  # another run's options, unless given
+                source = RunDir.open(given["init_from"])
+                cfg = task_cls.config_from_run(source)
+                given["init_from"] = str(source.path.absolute())
+            model = given.get("model", cfg.model if "model" in names else None)
+            if "model_args" in names:
+                base_args = cfg.model_args if model == cfg.model else {}
+                for s in shortcuts:
+                    if s.name in cuts:
+                        if model != s.model:
+                            raise NNLabError(f"--{s.name} applies to --model {s.model} only")
+                        model_args[s.name] = s.parse(cuts[s.name])
+                given["model_args"] = {**base_args, **model_args}
+            cfg = apply(cfg, given)
+        launch(task_cls(cfg, console), group_name, out, resume, show)
+
+    command.__signature__ = inspect.Signature(params)
+    command.__doc__ = doc
+    return command
+
+
+# ---- running -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def new_run(name: str, out: Path | None, resume_hint: str = "") -> Iterator[RunDir]:
+    """A fresh run directory for the block; on a clear error before anything was recorded it is
+    removed again, on Ctrl-C the user is told what is kept; on success its report is written."""
+    from nnlab.report import write_report
+
+    fresh = out is None or not Path(out).exists()
+    run = RunDir.create(name, out)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        raise NNLabError(f"interrupted; {resume_hint or 'what finished is in'} {run.path}") from None
+    except NNLabError:
+        if fresh and not run.metrics_path.exists():
+            shutil.rmtree(run.path, ignore_errors=True)
+            if out is None:  # runs/ itself, if this run made it
+                with contextlib.suppress(OSError):
+                    run.path.parent.rmdir()
+        raise
+    write_report(run)
+
+
+def launch(runner, group_name: str, out: Path | None = None, resume: Path | None = None,
+           show: Callable | None = None, name: str | None = None) -> dict[str, Any]:
+    """Run `runner` (a Task, or any object with check / run_name / execute and `distributed`)
+    into a new run directory, or continue the one at `resume`: join the process group under
+    torchrun (rank 0 alone writes and talks), turn Ctrl-C into a resume hint, remove a directory a
+    failed start left empty, write the report, print the summary table."""
+    rank, distributed = 0, getattr(runner, "distributed", True)
+    if distributed:
+        from nnlab.train.distributed import broadcast_object, finish_distributed, init_distributed
+
+        rank, _ = init_distributed()  # torchrun ... -m nnlab <group> train: one process per device
+        if rank != 0:
+            quiet()
+            runner.console = None
+    runner.check(resume is not None)  # fail on bad arguments before a run directory exists
+    hint = f"resume with: nnlab {group_name} train --resume"
+    if resume is not None:
+        run = RunDir.open(resume)
+        context = contextlib.nullcontext(run)
+    elif rank == 0:
+        context = new_run(name or runner.run_name(), out, hint)
+    else:
+        context = contextlib.nullcontext(None)
+    try:
+        with context as run:
+            if distributed:
+                run = RunDir(broadcast_object(run.path if run is not None else None))
+            summary = runner.execute(run, resume is not None)
+            if resume is not None and rank == 0:
+                from nnlab.report import write_report
+
+                write_report(run)
+    except KeyboardInterrupt:
+        raise NNLabError(f"interrupted; {hint} {resume}") from None
+    if rank == 0:
+        (show or default_show)(runner, summary)
+        if summary.get("stopped"):
+            console.print(f"stopped early: {summary['stopped']}; continue with: nnlab {group_name} "
+                          f"train --resume {run.path}")
+        console.print(f"report: {run.report_path.resolve()}")
+    if distributed:
+        finish_distributed()
+    return summary
+
+
+def default_show(runner, summary: dict[str, Any]) -> None:
+    keys = [k for k in runner.summary_keys if k in summary]
+    console.print(table([{k: summary[k] for k in keys}], "test split, best checkpoint"))
