@@ -44,10 +44,22 @@ def test_atomic_json_is_sorted_and_readable(tmp_path):
     assert (tmp_path / "c.json").read_text().startswith('{\n  "a"')
 
 
-def test_atomic_files_get_normal_permissions(tmp_path):
-    """mkstemp creates 0600 files; reports and checkpoints must read like any other file."""
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_files_get_the_permissions_of_a_plain_open(tmp_path, monkeypatch, umask, mode):
+    """mkstemp creates 0600 files; an atomic write must give what open() would under the
+    process umask (read at import), so reports and checkpoints read like any other file."""
     import nnlab.io
 
+    monkeypatch.setattr(nnlab.io, "UMASK", umask)
     nnlab.io.atomic_write_text(tmp_path / "r.html", "x")
-    assert (tmp_path / "r.html").stat().st_mode & 0o777 == 0o666 & ~nnlab.io.UMASK
-    assert 0o666 & ~nnlab.io.UMASK != 0o600  # holds under the usual umasks (022, 002)
+    assert (tmp_path / "r.html").stat().st_mode & 0o777 == mode
+
+
+def test_claim_outputs_refuses_to_replace_without_overwrite(tmp_path):
+    from nnlab.io import claim_outputs
+
+    (tmp_path / "a.png").write_text("earlier result")
+    claim_outputs([tmp_path / "b.png"])  # nothing there: fine
+    with pytest.raises(NNLabError, match=r"a.png exists \(and 1 more\); use --overwrite"):
+        claim_outputs([tmp_path / "b.png", tmp_path / "a.png", tmp_path / "a.png"])
+    claim_outputs([tmp_path / "a.png"], overwrite=True)

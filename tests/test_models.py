@@ -237,9 +237,9 @@ def mha_masks(kind: str) -> dict:
     return {"attn_mask": (~per_query()).repeat_interleave(HEADS, dim=0)}  # (B heads, N, N)
 
 
-def our_mask(kind: str) -> torch.Tensor | None:
-    return {"none": None, "key_padding": key_padding(), "causal": causal(),
-            "per_query": per_query()}[kind]
+def our_mask(kind: str) -> dict:
+    return {"none": {}, "key_padding": {"key_padding": key_padding()}, "causal": {"mask": causal()},
+            "per_query": {"mask": per_query()}}[kind]
 
 
 KINDS = ["none", "key_padding", "causal", "per_query"]
@@ -250,10 +250,10 @@ TOL = dict(rtol=0, atol=1e-12)  # float64 throughout
 def test_attention_equals_multihead_attention(kind):
     attn, mha = attention_and_copy()
     x = torch.randn(B, N, D, dtype=torch.float64)
-    mask = our_mask(kind)
+    masks = our_mask(kind)
     with torch.no_grad():
-        fused, none = attn(x, mask=mask)
-        explicit, weights = attn(x, need_weights=True, mask=mask)
+        fused, none = attn(x, **masks)
+        explicit, weights = attn(x, need_weights=True, **masks)
         ref, ref_weights = mha(x, x, x, need_weights=True, average_attn_weights=True,
                                **mha_masks(kind))
         ref_fast, _ = mha(x, x, x, need_weights=False, **mha_masks(kind))
@@ -262,7 +262,8 @@ def test_attention_equals_multihead_attention(kind):
     torch.testing.assert_close(explicit, ref, **TOL)
     torch.testing.assert_close(fused, ref_fast, **TOL)
     torch.testing.assert_close(weights.mean(1), ref_weights, **TOL)  # averaged over heads
-    if mask is not None:  # a key that may not be attended to gets weight exactly 0
+    if masks:  # a key that may not be attended to gets weight exactly 0
+        mask = next(iter(masks.values()))
         allowed = (mask[:, None, :] if kind == "key_padding" else mask).expand(B, N, N)
         assert (weights.masked_fill(allowed[:, None], 0) == 0).all()
 
@@ -272,7 +273,7 @@ def test_attention_equals_scaled_dot_product_attention_on_q_k_v(kind):
     """q, k, v taken from slices of W_qkv (not from our reshape), then torch's own SDPA."""
     attn, _ = attention_and_copy()
     x = torch.randn(B, N, D, dtype=torch.float64)
-    mask = our_mask(kind)
+    masks = our_mask(kind)
     W, b = attn.W_qkv.weight, attn.W_qkv.bias
     q, k, v = (F.linear(x, W[i * D:(i + 1) * D], b[i * D:(i + 1) * D]) for i in range(3))
     q, k, v = (t.reshape(B, N, HEADS, D // HEADS).transpose(1, 2)  # (B, h, N, d_k)
@@ -285,8 +286,8 @@ def test_attention_equals_scaled_dot_product_attention_on_q_k_v(kind):
     with torch.no_grad():
         ref = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask)  # (B, h, N, d)
         ref = attn.W_o(ref.transpose(1, 2).reshape(B, N, D))
-        fused, _ = attn(x, mask=mask)
-        explicit, _ = attn(x, need_weights=True, mask=mask)
+        fused, _ = attn(x, **masks)
+        explicit, _ = attn(x, need_weights=True, **masks)
     torch.testing.assert_close(fused, ref, **TOL)
     torch.testing.assert_close(explicit, ref, **TOL)
 
@@ -295,10 +296,31 @@ def test_float32_paths_agree():
     torch.manual_seed(3)
     attn = Attention(D, HEADS).eval()
     x = torch.randn(B, N, D)
-    for mask in (None, key_padding(), causal(), per_query()):
+    for kind in KINDS + ["both"]:
+        masks = our_mask(kind) if kind != "both" else {"mask": causal(), "key_padding": key_padding()}
         with torch.no_grad():
-            torch.testing.assert_close(attn(x, mask=mask)[0],
-                                       attn(x, need_weights=True, mask=mask)[0], rtol=0, atol=1e-6)
+            torch.testing.assert_close(attn(x, **masks)[0],
+                                       attn(x, need_weights=True, **masks)[0], rtol=0, atol=1e-6)
+
+
+def test_mask_and_key_padding_combine_as_and():
+    """Both masks at once equal their AND given as one (B, N, N) mask; with batch = tokens (the
+    shapes of the two kinds alike) each is still read as what it is."""
+    attn, _ = attention_and_copy()
+    x = torch.randn(B, N, D, dtype=torch.float64)
+    both = causal()[None] & key_padding()[:, None, :]  # (B, N, N)
+    both[..., 0] = True
+    pad = key_padding()
+    pad[:, 0] = True
+    with torch.no_grad():
+        a, w = attn(x, need_weights=True, mask=causal(), key_padding=pad)
+        b, _ = attn(x, mask=causal()[None] & pad[:, None, :])
+    torch.testing.assert_close(a, b, **TOL)
+    assert (w.triu(1) == 0).all()
+    square = torch.randn(N, N, D, dtype=torch.float64)  # N sequences of N tokens
+    with torch.no_grad():
+        c, w = attn(square, need_weights=True, mask=causal())
+    assert (w.triu(1) == 0).all()
 
 
 @pytest.mark.parametrize("need_weights", [False, True])
@@ -309,15 +331,15 @@ def test_attention_rejects_masks_that_leave_a_query_nothing(need_weights):
     no_tokens[1] = False  # sequence 1 has no token at all
     hole = causal()
     hole[2] = False  # query 2 may attend to nothing
-    for bad in (no_tokens, hole):
+    for bad in ({"key_padding": no_tokens}, {"mask": hole}):
         with pytest.raises(ValueError, match="no key"):
-            attn(x, need_weights=need_weights, mask=bad)
+            attn(x, need_weights=need_weights, **bad)
     with pytest.raises(ValueError, match="boolean"):
         attn(x, need_weights=need_weights, mask=causal().double())
     with pytest.raises(ValueError, match="fits none"):
-        attn(x, need_weights=need_weights, mask=torch.ones(B, N + 1, dtype=torch.bool))
-    with pytest.raises(ValueError, match="ambiguous"):  # batch = tokens: (B, N) or (N, N)?
-        attn(torch.randn(N, N, D, dtype=torch.float64), need_weights=need_weights, mask=causal())
+        attn(x, need_weights=need_weights, key_padding=torch.ones(B, N + 1, dtype=torch.bool))
+    with pytest.raises(ValueError, match="fits none"):  # key padding given as a query x key mask
+        attn(x, need_weights=need_weights, mask=key_padding())
 
 
 def test_block_with_a_causal_mask_ignores_the_future():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -196,3 +198,37 @@ def test_numpy_cnn_run(capsys, tmp_path):
     run = RunDir(tmp_path / "c")
     assert run.summary()["test/acc"] > 0.85 and run.summary()["arch"] == "cnn"
     assert (run.figure_dir / "first_layer_filters.png").exists()
+
+
+def test_numpy_commands_run_without_torch(tmp_path):
+    """Every `nnlab numpy` command, in a fresh interpreter where `import torch` fails: the engine,
+    its trainer, the shared bookkeeping, the run directory and the report need no torch."""
+    script = """
+import sys
+
+
+class NoTorch:  # any import of torch now raises ImportError
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError("torch is blocked here")
+
+
+sys.meta_path.insert(0, NoTorch())
+from nnlab.cli import main
+commands = [["train", "--epochs", "2", "--out", "t"], ["train", "--resume", "t"],
+            ["train", "--arch", "cnn", "--epochs", "1", "--limit", "200", "--out", "c"],
+            ["train", "--epochs", "1", "--folds", "2", "--val-fraction", "0", "--out", "cv"],
+            ["sweep-lr", "--epochs", "1", "--out", "sw"], ["least-squares", "--out", "ls"],
+            ["gradient-flow", "--depth", "3", "--steps", "1", "--out", "gf"], ["perceptron"]]
+for argv in commands:
+    try:
+        main(["numpy", *argv])
+    except SystemExit as e:
+        assert e.code == 0, (argv, e.code)
+print("torch modules:", sorted(m for m in sys.modules if m.split(".")[0] == "torch"))
+"""
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "torch modules: []" in p.stdout
+    assert json.loads((tmp_path / "t" / "summary.json").read_text())["epochs"] == 2

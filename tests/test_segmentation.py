@@ -17,10 +17,11 @@ from nnlab.data.augment import augment_pair_torch
 from nnlab.data.segmentation import load_folder, read_image, unsquare
 from nnlab.data.synthetic import make_polyp_folder
 from nnlab.errors import NNLabError
-from nnlab.models import build_model, model_config
+from nnlab.models import build_model, count_parameters, model_config
 from nnlab.run import RunDir
 from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_loss
-from nnlab.tasks.segment import (SegmentConfig, SegmentTask, choose_cases, explain_test_image, predict_files, run_compare,
+from nnlab.tasks.segment import (SegmentConfig, SegmentTask, choose_cases, explain_test_image, output_stems,
+                                 predict_files, run_compare,
                                  run_segment)
 from nnlab.tasks.base import load_config
 from nnlab.train import TrainConfig
@@ -74,9 +75,9 @@ def test_models_give_a_logit_per_pixel(name, args, size):
     model = build_model(name, model_config(name, **args))
     x = torch.randn(2, 3, size, size)
     y = model(x)
-    assert y.shape == (2, 1, size, size)
+    assert y.shape == (2, 1, size, size) and torch.isfinite(y).all()
     y.sum().backward()
-    assert all(p.grad is not None for p in model.parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_unet_skip_connections_carry_detail():
@@ -276,6 +277,41 @@ def test_predict_writes_mask_and_overlay_at_the_image_size(tmp_path, polyps):
     assert inter / union > 0.5 and rows[0]["polyp area"] == pytest.approx((mask > 0).mean())
 
 
+def test_output_names_never_collide(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    paths = [tmp_path / "a.jpg", tmp_path / "a.png", tmp_path / "b.jpg", tmp_path / "x" / "c.jpg",
+             tmp_path / "y" / "c.jpg"]
+    assert output_stems(paths) == ["a_jpg", "a_png", "b", "x_c_jpg", "y_c_jpg"]
+    with pytest.raises(NNLabError, match="given twice"):
+        output_stems([tmp_path / "b.jpg", tmp_path / "x" / ".." / "b.jpg"])
+
+
+def test_predict_keeps_distinct_inputs_apart_and_replaces_only_with_overwrite(capsys, tmp_path,
+                                                                               polyps):
+    """`segment predict RUN a.jpg a.png` used to write both to a_mask.png (the second replacing
+    the first); now each input has its own files, and a second call needs --overwrite."""
+    run = RunDir.create("p", tmp_path / "p")
+    run_segment(_cfg(polyps, epochs=1), run)
+    src = Image.open(polyps / "images" / "case000.jpg")
+    src.save(tmp_path / "a.jpg")
+    src.transpose(Image.FLIP_LEFT_RIGHT).save(tmp_path / "a.png")  # a different image, same stem
+    argv = ["segment", "predict", str(run.path), str(tmp_path / "a.jpg"), str(tmp_path / "a.png"),
+            "--out", str(tmp_path / "pred")]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    written = sorted(p.name for p in (tmp_path / "pred").iterdir())
+    assert written == ["a_jpg_mask.png", "a_jpg_overlay.png", "a_png_mask.png", "a_png_overlay.png"]
+    overlays = [(tmp_path / "pred" / f"a_{e}_overlay.png").read_bytes() for e in ("jpg", "png")]
+    assert overlays[0] != overlays[1]  # each overlay shows its own image
+    (tmp_path / "pred" / "a_png_overlay.png").write_bytes(b"kept")
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 1 and "exists" in err and "--overwrite" in err
+    assert (tmp_path / "pred" / "a_png_overlay.png").read_bytes() == b"kept"  # nothing touched
+    code, _, err = run_cli(capsys, *argv, "--overwrite")
+    assert code == 0 and (tmp_path / "pred" / "a_png_overlay.png").read_bytes() != b"kept"
+
+
 def test_compare_trains_both_on_one_split_and_writes_observations(tmp_path, polyps):
     run = RunDir.create("c", tmp_path / "c")
     base = _cfg(polyps, epochs=2)
@@ -283,8 +319,15 @@ def test_compare_trains_both_on_one_split_and_writes_observations(tmp_path, poly
     assert [r["model"] for r in s["models"]] == ["unet", "segvit"]
     splits = [json.loads((run.path / m / "split.json").read_text()) for m in ("unet", "segvit")]
     assert splits[0] == splits[1]
-    for r in s["models"]:
-        assert r["parameters"] > 0 and 0 <= r["test Dice"] <= 1 and r["train time (s)"] > 0
+    for r in s["models"]:  # each row is what the child run itself measured
+        child = RunDir(run.path / r["model"])
+        cases = json.loads((child.path / "test_cases.json").read_text())
+        assert r["test Dice"] == pytest.approx(np.mean([c["dice"] for c in cases]), abs=1e-9)
+        assert r["test IoU"] == pytest.approx(np.mean([c["iou"] for c in cases]), abs=1e-9)
+        assert r["train time (s)"] == pytest.approx(sum(m["time/epoch_s"] for m in child.metrics()))
+        assert r["parameters"] == child.summary()["parameters"] and r["epochs"] == 2
+    assert s["models"][0]["parameters"] == count_parameters(
+        build_model("unet", model_config("unet", **TINY_UNET)))
     text = s["observations"]
     assert "unet" in text and "segvit" in text and "smallest third" in text
     best = max(s["models"], key=lambda r: r["test Dice"])
@@ -448,5 +491,13 @@ def test_a_damaged_or_foreign_split_file_is_a_clear_error(tmp_path, polyps):
     with pytest.raises(NNLabError, match="damaged split file"):
         make_split(run, data, cfg, resume=True)
     (run.path / "split.json").write_text(json.dumps({"train": ["case999"], "val": [], "test": []}))
-    with pytest.raises(NNLabError, match="1 images of the saved split are not in"):
+    with pytest.raises(NNLabError, match="1 items of the saved split are not in"):
         make_split(run, data, cfg, resume=True)
+    own = make_polyp_folder(tmp_path / "own", n=12, size=(24, 24), seed=1)
+    cfg = _cfg(own)
+    make_split(run, load(own, size=16), cfg, resume=False)  # with the dataset's fingerprint
+    (own / "images" / "case000.jpg").unlink()
+    (own / "masks" / "case000.png").unlink()
+    with pytest.raises(NNLabError, match="dataset changed since this split was made: 12 items "
+                                         "then, 11 now"):
+        make_split(run, load(own, size=16), cfg, resume=True)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnlab.data.segmentation import find_pairs, kvasir_root, load_folder, read_pair, split_indices
+from nnlab.data.segmentation import find_pairs, kvasir_root, load_folder, read_pair
+from nnlab.data.splits import split_by_item
 from nnlab.data.synthetic import make_polyp_folder
 from nnlab.errors import NNLabError
 
@@ -56,7 +57,7 @@ def test_errors_name_the_file(tmp_path):
 
 
 def test_split_is_fixed_and_60_20_20():
-    a, b = split_indices(1000, seed=0), split_indices(1000, seed=0)
+    a, b = split_by_item(1000, seed=0), split_by_item(1000, seed=0)
     assert {k: len(v) for k, v in a.items()} == {"train": 600, "val": 200, "test": 200}
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert len(np.unique(np.concatenate(list(a.values())))) == 1000

@@ -105,11 +105,10 @@ def test_train_option_errors(capsys, tmp_path, argv, message):
     assert not runs.exists() or not any(runs.iterdir())  # no run directory left behind
 
 
-def test_onecycle_schedule_and_precision_default():
+def test_onecycle_schedule():
     total = 100
     f = [lr_factor(s, total, 30, "onecycle") for s in range(total)]
     assert f[0] < 0.05 and max(f) == pytest.approx(1.0) and int(np.argmax(f)) == 29 and f[-1] < 0.01
-    assert TrainConfig().precision == "auto"
 
 
 def test_torch_augmentation():

@@ -184,10 +184,3 @@ def kvasir_root() -> Path:
                 return candidate
     raise NNLabError("Kvasir-SEG not found: run `nnlab datasets fetch kvasir`, or set NNLAB_DATA to a "
                      "folder holding Kvasir-SEG/images and Kvasir-SEG/masks (or kvasir-seg/Kvasir-SEG/...)")
-
-
-def split_indices(n: int, seed: int, fractions=(0.6, 0.2, 0.2)) -> dict[str, np.ndarray]:
-    """A fixed, seeded train / val / test split of n items (sorted indices)."""
-    order = np.random.default_rng(seed).permutation(n)
-    bounds = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
-    return {k: np.sort(part) for k, part in zip(("train", "val", "test"), np.split(order, bounds))}

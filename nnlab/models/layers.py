@@ -119,29 +119,33 @@ class TimeEmbedding(nn.Module):
 # ---- transformer --------------------------------------------------------------------------------
 
 
-def attention_mask(mask: torch.Tensor, B: int, heads: int, N: int) -> torch.Tensor:
-    """A boolean mask (True = may attend) in one of the accepted shapes, broadcast to
-    (B, heads, N, N) as a view: (B, N) key padding (which tokens exist), (N, N) or (B, N, N)
-    query x key. A query row with no key to attend to would softmax to NaN, so it is an error."""
-    if mask.dtype != torch.bool:
-        raise ValueError(f"the attention mask must be boolean (True = may attend), "
-                         f"got {mask.dtype}")
-    if mask.dim() == 2 and B == N:
-        # (B, N) and (N, N) look alike; guessing would silently apply the wrong mask
-        raise ValueError(f"a 2-D mask is ambiguous when batch = tokens = {N}: pass (B, N, N), "
-                         "e.g. key padding as mask[:, None, :].expand(B, N, N)")
-    if mask.shape == (B, N):
-        m = mask[:, None, None, :]  # (B, 1, 1, N): the same keys for every query
-    elif mask.shape == (N, N):
-        m = mask[None, None]  # (1, 1, N, N)
-    elif mask.shape == (B, N, N):
-        m = mask[:, None]  # (B, 1, N, N)
-    else:
-        raise ValueError(f"attention mask of shape {tuple(mask.shape)} fits none of (B, N) = "
-                         f"{(B, N)}, (N, N) = {(N, N)}, (B, N, N) = {(B, N, N)}")
-    if not mask.any(-1).all():
-        raise ValueError("the attention mask leaves a query with no key to attend to")
-    return m.expand(B, heads, N, N)
+def attention_mask(mask: torch.Tensor | None, key_padding: torch.Tensor | None, B: int,
+                   heads: int, N: int) -> torch.Tensor | None:
+    """The boolean masks (True = may attend) combined and broadcast to (B, heads, N, N) as a view:
+    `mask` (N, N) or (B, N, N), query x key (causal, say); `key_padding` (B, N), which tokens
+    exist (padded sequences of different lengths). Two arguments, not one mask of several shapes:
+    (B, N) and (N, N) look alike when the batch happens to hold N sequences. A query row with no
+    key to attend to would softmax to NaN, so it is an error."""
+    masks = []
+    for name, m, shapes in (("mask", mask, ((N, N), (B, N, N))), ("key_padding", key_padding, ((B, N),))):
+        if m is None:
+            continue
+        if m.dtype != torch.bool:
+            raise ValueError(f"the attention {name} must be boolean (True = may attend), got {m.dtype}")
+        if tuple(m.shape) not in shapes:
+            raise ValueError(f"attention {name} of shape {tuple(m.shape)} fits none of "
+                             f"{', '.join(map(str, shapes))}")
+        if name == "key_padding":
+            masks.append(m[:, None, None, :])  # (B, 1, 1, N): the same keys for every query
+        else:
+            masks.append(m[None, None] if m.dim() == 2 else m[:, None])  # (1|B, 1, N, N)
+    if not masks:
+        return None
+    m = masks[0] if len(masks) == 1 else masks[0] & masks[1]
+    m = m.expand(B, heads, N, N)
+    if not m.any(-1).all():
+        raise ValueError("the attention masks leave a query with no key to attend to")
+    return m
 
 
 class Attention(nn.Module):
@@ -162,14 +166,14 @@ class Attention(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor, need_weights: bool = False,
-                mask: torch.Tensor | None = None):
-        """x: (B, N, D); mask: boolean (B, N), (N, N) or (B, N, N), see `attention_mask`.
-        -> (out (B, N, D), weights (B, heads, N, N) or None unless need_weights)."""
+                mask: torch.Tensor | None = None, key_padding: torch.Tensor | None = None):
+        """x: (B, N, D); mask: boolean (N, N) or (B, N, N); key_padding: boolean (B, N), see
+        `attention_mask`. -> (out (B, N, D), weights (B, heads, N, N) or None unless need_weights)."""
         B, N, D = x.shape
         qkv = self.W_qkv(x).reshape(B, N, 3, self.heads, self.d_k)  # (B, N, 3, h, d_k)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, h, N, d_k)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, h, N, d_k)
-        m = attention_mask(mask, B, self.heads, N) if mask is not None else None  # (B, h, N, N)
+        m = attention_mask(mask, key_padding, B, self.heads, N)  # (B, h, N, N) or None
         p = self.dropout if self.training else 0.0
         if need_weights:
             scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)  # (B, h, N, N)
@@ -202,9 +206,9 @@ class Block(nn.Module):
         self.mlp = FeedForward(dim, mlp_hidden, dropout)
 
     def forward(self, x: torch.Tensor, need_weights: bool = False,
-                mask: torch.Tensor | None = None):
+                mask: torch.Tensor | None = None, key_padding: torch.Tensor | None = None):
         """x: (B, N, D) -> (B, N, D) and the attention weights (see `Attention.forward`)."""
-        a, weights = self.attn(self.norm1(x), need_weights, mask)
+        a, weights = self.attn(self.norm1(x), need_weights, mask, key_padding)
         x = x + a
         return x + self.mlp(self.norm2(x)), weights
 

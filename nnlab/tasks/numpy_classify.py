@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from sklearn.model_selection import StratifiedKFold
 
 from nnlab.config import from_dict, to_dict
-from nnlab.data import ImageSet, available_splits, load_image_set, load_splits, partition
+from nnlab.data import ImageSet, available_splits, load_image_set, load_splits
+from nnlab.data.splits import kfold, partition
 from nnlab.data.registry import get_info
 from nnlab.errors import NNLabError
 from nnlab.metrics.classification import confusion_matrix, most_confused
@@ -93,8 +93,7 @@ def load_data(cfg: NumpyClassifyConfig) -> dict[str, ImageSet]:
         parts = [load_image_set(cfg.data, s) for s in splits]
         whole = ImageSet(np.concatenate([p.images for p in parts]),
                          np.concatenate([p.labels for p in parts]), parts[0].class_names)
-        kfold = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-        rest, test = list(kfold.split(whole.images, whole.labels))[cfg.fold]
+        rest, test = kfold(len(whole), cfg.folds, cfg.seed, labels=whole.labels)[cfg.fold]
         out = {"test": whole.subset(test)}
         if cfg.val_fraction > 0:
             tr, va = partition(len(rest), (1 - cfg.val_fraction, cfg.val_fraction),

@@ -21,7 +21,8 @@ from torch import nn
 from nnlab.config import to_dict
 from nnlab.data.augment import augment_pair_torch
 from nnlab.data.segmentation import (SegmentationSet, kvasir_root, load_folder, read_image,
-                                     split_indices, unsquare)
+                                     unsquare)
+from nnlab.data.splits import load_split, save_split, split_by_item
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_open, atomic_write_json, claim_outputs
 from nnlab.models import model_config
@@ -35,9 +36,11 @@ from nnlab.viz.attention import token_attention_figure
 from nnlab.viz.segmentation import cases_figure, overlay, paired_scores_figure, score_vs_area_figure
 
 SEG_MODELS = ("unet", "segvit")
+FRACTIONS = (0.6, 0.2, 0.2)  # train / val / test
 MEAN, STD = 0.5, 0.25  # inputs in [0, 1] are mapped to about [-2, 2]
 
 SEG_MODELS = ("unet", "segvit")
+FRACTIONS = (0.6, 0.2, 0.2)  # train / val / test
 MEAN, STD = 0.5, 0.25  # inputs in [0, 1] are mapped to about [-2, 2]
 
 
@@ -181,40 +184,23 @@ def load_data(cfg: SegmentConfig, console: Console | None = None) -> Segmentatio
 def make_split(run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: bool) -> dict[str, np.ndarray]:
     """The split by image name: read back on resume, taken from the run given by init_from (so a
     run that continues another never tests on images the other trained on), or made from
-    split_seed. Saved to split.json."""
+    split_seed; saved to split.json, which refuses a dataset that changed since."""
     path = run.path / "split.json"
     if resume and path.exists():
-        return read_split(path, data, cfg)
+        return load_split(path, data.names)
     if cfg.init_from:
-        parts = read_split(Path(cfg.init_from) / "split.json", data, cfg)
-        source = {"init_from": str(cfg.init_from)}
+        parts = load_split(Path(cfg.init_from) / "split.json", data.names)
+        how = {"method": "from run", "init_from": str(cfg.init_from)}
     else:
         if len(data) < 5:
             raise NNLabError(f"{cfg.data}: {len(data)} image/mask pairs; need at least 5 for a 60/20/20 split")
-        parts = split_indices(len(data), cfg.split_seed)
+        parts = split_by_item(len(data), FRACTIONS, cfg.split_seed)
         if cfg.limit:
             parts = {k: v[: cfg.limit] for k, v in parts.items()}
-        source = {}
+        how = {"method": "by item", "seed": cfg.split_seed, "fractions": FRACTIONS, "limit": cfg.limit}
     if rank() == 0:  # under torchrun every rank computes the same split; one writes it
-        atomic_write_json(path, {"seed": cfg.split_seed, "fractions": [0.6, 0.2, 0.2], **source,
-                                 **{k: [data.names[i] for i in v] for k, v in parts.items()}})
+        save_split(path, parts, data.names, **how)
     return parts
-
-
-def read_split(path: Path, data: SegmentationSet, cfg: SegmentConfig) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise NNLabError(f"{path}: no split file (not a segmentation run directory?)")
-    try:
-        names = json.loads(path.read_text())
-        names = {part: list(names[part]) for part in ("train", "val", "test")}
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise NNLabError(f"{path}: damaged split file (not the JSON nnlab wrote)") from None
-    index = {n: i for i, n in enumerate(data.names)}
-    missing = [n for part in ("train", "val", "test") for n in names[part] if n not in index]
-    if missing:
-        raise NNLabError(f"{path}: {len(missing)} images of the saved split are not in {cfg.data} "
-                         f"(e.g. {missing[0]})")
-    return {part: np.array([index[n] for n in names[part]], dtype=int) for part in ("train", "val", "test")}
 
 
 def check_init_from(cfg: SegmentConfig) -> None:
