@@ -36,12 +36,18 @@ def main() -> None:
     p.add_argument("--out-channels", type=int, default=16)
     args = p.parse_args()
     x = load_image_set("mnist", "test").images[: args.batch]  # (64, 1, 28, 28) float32
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads); x {x.shape}, 3x3, "
-          f"1 -> {args.out_channels} channels, padding 1")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads); x {x.shape}, 3x3, "
+        f"1 -> {args.out_channels} channels, padding 1"
+    )
 
     layer = Conv2d(1, args.out_channels, 3, padding=1)
-    g = np.random.default_rng(0).standard_normal((args.batch, args.out_channels, 28, 28)).astype(np.float32)
+    g = (
+        np.random.default_rng(0)
+        .standard_normal((args.batch, args.out_channels, 28, 28))
+        .astype(np.float32)
+    )
 
     def numpy_step():
         layer.zero_grad()
@@ -57,8 +63,14 @@ def main() -> None:
         xt.grad = wt.grad = bt.grad = None
         TF.conv2d(xt, wt, bt, padding=1).backward(gt)
 
-    (n_best, n_med), (t_best, t_med) = best_of(numpy_step, args.repeats), best_of(torch_step, args.repeats)
-    print(f"numpy engine: best {n_best * 1e3:.2f} ms, median {n_med * 1e3:.2f} ms (forward + backward)")
+    (n_best, n_med), (t_best, t_med) = (
+        best_of(numpy_step, args.repeats),
+        best_of(torch_step, args.repeats),
+    )
+    print(
+        f"numpy engine: best {n_best * 1e3:.2f} ms, median {n_med * 1e3:.2f} ms "
+        "(forward + backward)"
+    )
     print(f"pytorch     : best {t_best * 1e3:.2f} ms, median {t_med * 1e3:.2f} ms")
     print(f"ratio numpy / pytorch: best {n_best / t_best:.2f}, median {n_med / t_med:.2f}")
 

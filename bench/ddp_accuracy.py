@@ -19,10 +19,32 @@ from pathlib import Path
 def train(nproc: int, epochs: int, seed: int, out: Path) -> tuple[float, float]:
     torchrun = str(Path(sys.executable).parent / "torchrun")
     batch = 128 // nproc
-    args = ["-m", "nnlab", "train", "--data", "mnist", "--model", "mlp", "-m", "hidden=[512,256]",
-            "--epochs", str(epochs), "--lr", "1e-3", "--batch-size", str(batch), "--seed", str(seed),
-            "--out", str(out)]
-    cmd = [sys.executable, *args] if nproc == 1 else [torchrun, "--standalone", f"--nproc_per_node={nproc}", *args]
+    args = [
+        "-m",
+        "nnlab",
+        "train",
+        "--data",
+        "mnist",
+        "--model",
+        "mlp",
+        "-m",
+        "hidden=[512,256]",
+        "--epochs",
+        str(epochs),
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        str(batch),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+    ]
+    cmd = (
+        [sys.executable, *args]
+        if nproc == 1
+        else [torchrun, "--standalone", f"--nproc_per_node={nproc}", *args]
+    )
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, 2 // nproc))}  # 2 cores in total either way
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -38,7 +60,10 @@ def main() -> None:
         for seed in args.seeds:
             for nproc in (1, 2):
                 acc, wall = train(nproc, args.epochs, seed, Path(tmp) / f"s{seed}-n{nproc}")
-                print(f"seed {seed}, {nproc} process(es): test accuracy {acc:.4f}, wall {wall:.0f} s", flush=True)
+                print(
+                    f"seed {seed}, {nproc} process(es): test accuracy {acc:.4f}, wall {wall:.0f} s",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

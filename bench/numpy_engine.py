@@ -20,13 +20,34 @@ from nnlab.tasks.numpy_classify import NumpyClassifyConfig, run_numpy_classify, 
 
 CONFIGS = {
     # one hidden layer of 64 units (the course setting); augmentation + blur do the heavy lifting
-    "nist": (NumpyClassifyConfig(data="nist", hidden=(64,), epochs=100, lr=0.05, batch_size=32,
-                                 augment=True, blur=1.0, val_fraction=0.0, folds=5, seed=0),
-             "nnlab numpy train --data nist --hidden 64 --folds 5 --val-fraction 0 --augment "
-             "--blur 1 --epochs 100 --lr 0.05"),
-    "mnist": (NumpyClassifyConfig(data="mnist", hidden=(512, 256), epochs=30, lr=0.05, batch_size=64,
-                                  val_fraction=0.1, seed=0),
-              "nnlab numpy train --data mnist --hidden 512,256 --epochs 30 --lr 0.05 --batch-size 64"),
+    "nist": (
+        NumpyClassifyConfig(
+            data="nist",
+            hidden=(64,),
+            epochs=100,
+            lr=0.05,
+            batch_size=32,
+            augment=True,
+            blur=1.0,
+            val_fraction=0.0,
+            folds=5,
+            seed=0,
+        ),
+        "nnlab numpy train --data nist --hidden 64 --folds 5 --val-fraction 0 --augment "
+        "--blur 1 --epochs 100 --lr 0.05",
+    ),
+    "mnist": (
+        NumpyClassifyConfig(
+            data="mnist",
+            hidden=(512, 256),
+            epochs=30,
+            lr=0.05,
+            batch_size=64,
+            val_fraction=0.1,
+            seed=0,
+        ),
+        "nnlab numpy train --data mnist --hidden 512,256 --epochs 30 --lr 0.05 --batch-size 64",
+    ),
 }
 
 
@@ -43,12 +64,19 @@ def main() -> None:
     write_report(run)
     if cfg.folds:
         for f in summary["folds"]:
-            print(f"fold {f['fold']}: {f['test accuracy']:.4f} ({f['test images']} images, "
-                  f"{f['epochs']} epochs, {f['train time (s)']:.1f} s)")
-        print(f"{cfg.folds}-fold CV accuracy: {summary['test/acc']:.4f} ± {summary['test/acc_sd']:.4f}")
+            print(
+                f"fold {f['fold']}: {f['test accuracy']:.4f} ({f['test images']} images, "
+                f"{f['epochs']} epochs, {f['train time (s)']:.1f} s)"
+            )
+        print(
+            f"{cfg.folds}-fold CV accuracy: {summary['test/acc']:.4f} "
+            f"± {summary['test/acc_sd']:.4f}"
+        )
     else:
-        print(f"test accuracy: {summary['test/acc']:.4f} on {summary['test_images']} images, "
-              f"{summary['epochs']} epochs (best {summary['best_epoch']})")
+        print(
+            f"test accuracy: {summary['test/acc']:.4f} on {summary['test_images']} images, "
+            f"{summary['epochs']} epochs (best {summary['best_epoch']})"
+        )
     print(f"training time {summary['train_time_s']:.1f} s, wall time {wall:.1f} s; run: {run.path}")
 
 

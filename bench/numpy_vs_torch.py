@@ -23,7 +23,7 @@ def numpy_epoch(net, opt, x, y, batch, rng) -> float:
     order = rng.permutation(len(x))
     t0 = time.perf_counter()
     for i in range(0, len(x), batch):
-        idx = order[i:i + batch]
+        idx = order[i : i + batch]
         loss(net(x[idx]), y[idx])
         opt.zero_grad()
         net.backward(loss.backward())
@@ -35,7 +35,7 @@ def torch_epoch(net, opt, x, y, batch, gen) -> float:
     order = torch.randperm(len(x), generator=gen)
     t0 = time.perf_counter()
     for i in range(0, len(x), batch):
-        idx = order[i:i + batch]
+        idx = order[i : i + batch]
         loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -54,9 +54,11 @@ def main() -> None:
     x = data.images.reshape(len(data), -1)  # (60000, 784) float32
     y = data.labels
     sizes = [784, *hidden, 10]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads); MLP {sizes}, "
-          f"batch {args.batch_size}, {len(x)} images")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads); MLP {sizes}, "
+        f"batch {args.batch_size}, {len(x)} images"
+    )
 
     net = mlp(sizes, "relu", seed=0)
     opt = SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -72,7 +74,9 @@ def main() -> None:
     t_torch = [torch_epoch(tnet, topt, xt, yt, args.batch_size, gen) for _ in range(args.repeats)]
 
     print(f"numpy engine: {min(t_np):.2f} s/epoch (all: {', '.join(f'{t:.2f}' for t in t_np)})")
-    print(f"pytorch     : {min(t_torch):.2f} s/epoch (all: {', '.join(f'{t:.2f}' for t in t_torch)})")
+    print(
+        f"pytorch     : {min(t_torch):.2f} s/epoch (all: {', '.join(f'{t:.2f}' for t in t_torch)})"
+    )
     print(f"ratio numpy / pytorch: {min(t_np) / min(t_torch):.2f}")
 
 

@@ -23,7 +23,9 @@ from nnlab.train import TrainConfig
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--base", type=int, default=16, help="U-Net width of the first level")
     ap.add_argument("--patch", type=int, default=8, help="SegmentViT patch size")
@@ -36,15 +38,30 @@ def main() -> None:
     args = ap.parse_args()
 
     models = tuple(args.models.split(","))
-    base = SegmentConfig(data="kvasir", size=args.size, train=TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=1.0,
-        monitor="val/dice", mode="max", seed=args.seed))
+    base = SegmentConfig(
+        data="kvasir",
+        size=args.size,
+        train=TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_epochs=1.0,
+            monitor="val/dice",
+            mode="max",
+            seed=args.seed,
+        ),
+    )
     run = RunDir.create(f"bench-seg{args.size}", args.out)
     console = Console(highlight=False, soft_wrap=True, width=160)
-    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-                  f"cuda {torch.cuda.is_available()}")
+    console.print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}, "
+        f"cuda {torch.cuda.is_available()}"
+    )
     t0 = time.perf_counter()
-    summary = run_compare(base, run, models, {"unet": {"base": args.base}, "segvit": {"patch": args.patch}}, console)
+    summary = run_compare(
+        base, run, models, {"unet": {"base": args.base}, "segvit": {"patch": args.patch}}, console
+    )
     from nnlab.report import write_report
 
     write_report(run)

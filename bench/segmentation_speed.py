@@ -12,13 +12,24 @@ import torch
 
 from nnlab.models import build_model, count_parameters, model_config
 
-CONFIGS = [("unet", {"base": 16}, 128), ("unet", {"base": 16}, 256), ("unet", {"base": 32}, 256),
-           ("segvit", {"patch": 8}, 128), ("segvit", {"patch": 16}, 256)]
+CONFIGS = [
+    ("unet", {"base": 16}, 128),
+    ("unet", {"base": 16}, 256),
+    ("unet", {"base": 32}, 256),
+    ("segvit", {"patch": 8}, 128),
+    ("segvit", {"patch": 16}, 256),
+]
 
 
 def main(batch: int = 8, steps: int = 3) -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, best of {steps} steps")
-    print(f"{'model':8} {'options':14} {'px':>4} {'parameters':>11} {'ms / image':>11} {'min / 600-image epoch':>22}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, "
+        f"best of {steps} steps"
+    )
+    print(
+        f"{'model':8} {'options':14} {'px':>4} {'parameters':>11} {'ms / image':>11} "
+        f"{'min / 600-image epoch':>22}"
+    )
     for name, args, size in CONFIGS:
         torch.manual_seed(0)
         if name == "segvit":
@@ -36,8 +47,11 @@ def main(batch: int = 8, steps: int = 3) -> None:
             times.append(time.perf_counter() - t0)
         per_image = min(times[1:]) / batch
         options = ",".join(f"{k}={v}" for k, v in args.items() if k != "image_size")
-        print(f"{name:8} {options:14} {size:>4} {count_parameters(model):>11,} {per_image * 1000:>11.1f} "
-              f"{per_image * 600 / 60:>22.2f}")
+        print(
+            f"{name:8} {options:14} {size:>4} {count_parameters(model):>11,} "
+            f"{per_image * 1000:>11.1f} "
+            f"{per_image * 600 / 60:>22.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,15 @@ class ReferenceViT(nn.Module):
         self.embed = nn.Conv2d(1, dim, patch, stride=patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.zeros(1, n + 1, dim))
-        layer = nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout=0.0,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim,
+            heads,
+            int(dim * mlp_ratio),
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, classes)
@@ -72,15 +79,23 @@ def main() -> None:
     ref = ReferenceViT(patch).to(device)
     x = torch.randn(args.batch, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}; patch {patch}, batch {args.batch}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {device}; patch {patch}, batch {args.batch}"
+    )
     print(f"parameters: ours {count_parameters(ours):,}, reference {count_parameters(ref):,}")
     a, b = [], []
     for _ in range(args.rounds):  # interleaved, so drifts in machine load hit both
         a.append(throughput(ours, x, y, args.steps))
         b.append(throughput(ref, x, y, args.steps))
-    print(f"ours (SDPA on the training path): best {max(a):.0f} img/s, all {', '.join(f'{v:.0f}' for v in a)}")
-    print(f"nn.TransformerEncoder           : best {max(b):.0f} img/s, all {', '.join(f'{v:.0f}' for v in b)}")
+    print(
+        f"ours (SDPA on the training path): best {max(a):.0f} img/s, "
+        f"all {', '.join(f'{v:.0f}' for v in a)}"
+    )
+    print(
+        f"nn.TransformerEncoder           : best {max(b):.0f} img/s, "
+        f"all {', '.join(f'{v:.0f}' for v in b)}"
+    )
     print(f"ratio ours / reference: {max(a) / max(b):.2f}")
 
 

@@ -32,9 +32,13 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         origin = typing.get_origin(hint)
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value)
-        elif (origin is tuple or (origin in (typing.Union, types.UnionType)
-                                  and any(typing.get_origin(a) is tuple for a in typing.get_args(hint)))) \
-                and isinstance(value, list):
+        elif (
+            origin is tuple
+            or (
+                origin in (typing.Union, types.UnionType)
+                and any(typing.get_origin(a) is tuple for a in typing.get_args(hint))
+            )
+        ) and isinstance(value, list):
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)

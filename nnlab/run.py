@@ -1,13 +1,13 @@
 """The run directory: everything one training command leaves behind, self-contained.
 
-    runs/<name>-<YYYYmmdd-HHMMSS>/
-        config.json          resolved config of the run (enough to rebuild and resume it)
-        metrics.jsonl        one JSON line per epoch / evaluation
-        summary.json         final figures (test metrics, parameters, time)
-        checkpoints/         last.safetensors (+ last.json, readable state), best.safetensors
-        figures/*.png        the task's figures
-        report.html          one page, images embedded (`nnlab report RUN_DIR` rebuilds it)
-        <child>/             a run may hold child runs (the demo holds one per model)
+runs/<name>-<YYYYmmdd-HHMMSS>/
+    config.json          resolved config of the run (enough to rebuild and resume it)
+    metrics.jsonl        one JSON line per epoch / evaluation
+    summary.json         final figures (test metrics, parameters, time)
+    checkpoints/         last.safetensors (+ last.json, readable state), best.safetensors
+    figures/*.png        the task's figures
+    report.html          one page, images embedded (`nnlab report RUN_DIR` rebuilds it)
+    <child>/             a run may hold child runs (the demo holds one per model)
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NNLabError
-from nnlab.io import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from nnlab.io import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+)
 
 
 class RunDir:
@@ -34,7 +40,9 @@ class RunDir:
         if out is not None:
             path = Path(out)
             if (path / "config.json").exists():
-                raise NNLabError(f"{path} already holds a run; use --resume {path} or another --out")
+                raise NNLabError(
+                    f"{path} already holds a run; use --resume {path} or another --out"
+                )
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             path = Path(root) / f"{name}-{stamp}"
@@ -94,7 +102,9 @@ class RunDir:
     def keep_metrics(self, up_to_epoch: int) -> None:
         """Drop the records of epochs after `up_to_epoch` (a resumed run redoes them)."""
         kept = [r for r in self.metrics() if r.get("epoch", 0) <= up_to_epoch]
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+        atomic_write_text(
+            self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        )
 
     def save_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.path / "summary.json", summary)
@@ -115,8 +125,11 @@ class RunDir:
         return sorted(self.figure_dir.glob("*.png")) if self.figure_dir.is_dir() else []
 
     def children(self) -> list[RunDir]:
-        return [RunDir(p) for p in sorted(self.path.iterdir())
-                if p.is_dir() and (p / "config.json").exists()]
+        return [
+            RunDir(p)
+            for p in sorted(self.path.iterdir())
+            if p.is_dir() and (p / "config.json").exists()
+        ]
 
 
 @dataclass
@@ -127,9 +140,13 @@ class ChildResult:
     error: Exception | None = None
 
 
-def run_children(parent: RunDir, jobs: dict[str, Callable[[RunDir], dict[str, Any]]],
-                 console=None, titles: dict[str, str] | None = None,
-                 tolerate: tuple[type[Exception], ...] = ()) -> dict[str, ChildResult]:
+def run_children(
+    parent: RunDir,
+    jobs: dict[str, Callable[[RunDir], dict[str, Any]]],
+    console=None,
+    titles: dict[str, str] | None = None,
+    tolerate: tuple[type[Exception], ...] = (),
+) -> dict[str, ChildResult]:
     """Run every job, one after another, in its own child run directory `parent/<name>` (a
     comparison, a sweep, cross-validation folds); a `tolerate`d error (a diverging learning rate in
     a sweep) is recorded and the next job runs."""

@@ -1,5 +1,5 @@
-"""Shared fixtures. Every test gets its own empty cache and no NNLAB_DATA unless it asks for the real
-data (`real_data`), which skips cleanly when ../shared/data (or $NNLAB_DATA) is absent."""
+"""Shared fixtures. Every test gets its own empty cache and no NNLAB_DATA unless it asks for the
+real data (`real_data`), which skips cleanly when ../shared/data (or $NNLAB_DATA) is absent."""
 
 from __future__ import annotations
 

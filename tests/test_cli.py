@@ -11,11 +11,27 @@ import pytest
 
 from nnlab.cli import main
 
-COMMANDS = [[], ["demo"], ["train"], ["report"], ["facts"], ["datasets"], ["datasets", "list"],
-            ["datasets", "fetch"], ["datasets", "verify"], ["numpy"], ["numpy", "train"],
-            ["numpy", "sweep-lr"], ["numpy", "gradient-flow"], ["numpy", "least-squares"],
-            ["numpy", "perceptron"], ["conv"], ["conv", "properties"], ["conv", "prior"],
-            ["conv", "filters"]]
+COMMANDS = [
+    [],
+    ["demo"],
+    ["train"],
+    ["report"],
+    ["facts"],
+    ["datasets"],
+    ["datasets", "list"],
+    ["datasets", "fetch"],
+    ["datasets", "verify"],
+    ["numpy"],
+    ["numpy", "train"],
+    ["numpy", "sweep-lr"],
+    ["numpy", "gradient-flow"],
+    ["numpy", "least-squares"],
+    ["numpy", "perceptron"],
+    ["conv"],
+    ["conv", "properties"],
+    ["conv", "prior"],
+    ["conv", "filters"],
+]
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -61,7 +77,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("argv,code,message", BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+@pytest.mark.parametrize(
+    "argv,code,message", BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
 def test_bad_input_is_one_line(capsys, tmp_path, argv, code, message):
     got, out, err = run_cli(capsys, *argv)
     assert got == code
@@ -71,8 +89,12 @@ def test_bad_input_is_one_line(capsys, tmp_path, argv, code, message):
 
 
 def test_real_process_errors_without_traceback():
-    p = subprocess.run([sys.executable, "-m", "nnlab", "train", "--data", "nope"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "nnlab", "train", "--data", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 1
     assert p.stderr.strip() == "nnlab: error: unknown dataset 'nope' (known: digits, mnist, nist)"
 
@@ -86,12 +108,26 @@ def test_facts_command(capsys):
 
 def test_train_resume_and_report(capsys, tmp_path):
     out_dir = tmp_path / "r"
-    code, out, _ = run_cli(capsys, "train", "--model", "cnn", "--epochs", "2", "--limit", "300",
-                           "-m", "channels=[8]", "--out", str(out_dir))
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--model",
+        "cnn",
+        "--epochs",
+        "2",
+        "--limit",
+        "300",
+        "-m",
+        "channels=[8]",
+        "--out",
+        str(out_dir),
+    )
     assert code == 0 and "report:" in out
     config = json.loads((out_dir / "config.json").read_text())
     assert config["model_config"]["channels"] == [8] and config["train"]["epochs"] == 2
-    assert [json.loads(l)["epoch"] for l in (out_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert [
+        json.loads(l)["epoch"] for l in (out_dir / "metrics.jsonl").read_text().splitlines()
+    ] == [1, 2]
     # same --out again is refused, resume goes on
     code, _, err = run_cli(capsys, "train", "--out", str(out_dir))
     assert code == 1 and "already holds a run" in err
@@ -109,7 +145,7 @@ def test_demo_writes_report_with_figures(capsys, tmp_path):
     assert path.endswith("demo/report.html")
     html = (tmp_path / "demo" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 2 + 3 * 3  # parent + each model's figures
-    assert "src=\"http" not in html and "<link" not in html  # self-contained
+    assert 'src="http' not in html and "<link" not in html  # self-contained
     for model in ("mlp", "cnn"):
         run = tmp_path / "demo" / model
         expected = {"curves.png", "confusion.png", "misclassified.png"}

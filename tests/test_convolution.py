@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from nnlab.models.patch_mlp import PatchMLP, to_convnet
 from nnlab.numpy_nn.conv import MaxPool2d, conv2d
 from nnlab.numpy_nn.dct import blockwise_dct_1d, blockwise_dct_2d, dct_basis_2d, dct_filters
-from nnlab.tasks.conv_experiments import (conv_vs_dense_parameters, maxpool_shift_stability,
-                                          transform_commutation)
+from nnlab.tasks.conv_experiments import (
+    conv_vs_dense_parameters,
+    maxpool_shift_stability,
+    transform_commutation,
+)
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
@@ -43,7 +46,9 @@ def test_patch_mlp_equals_its_convnet(k, layers, channels, activation):
 @given(st.sampled_from([4, 8]), st.integers(1, 8), st.integers(0, 2**31))
 def test_dct_1d_by_convolution_equals_scipy(n, blocks, seed):
     sig = np.random.default_rng(seed).standard_normal(n * blocks)
-    assert np.allclose(blockwise_dct_1d(sig, n), scipy.fft.dct(sig.reshape(blocks, n), norm="ortho"))
+    assert np.allclose(
+        blockwise_dct_1d(sig, n), scipy.fft.dct(sig.reshape(blocks, n), norm="ortho")
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -101,7 +106,9 @@ def test_conv_has_far_fewer_parameters_than_dense():
 
 
 def test_maxpool_layer_is_numpy_engine():
-    assert MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4)).tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]]
+    assert MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4)).tolist() == [
+        [[[5.0, 7.0], [13.0, 15.0]]]
+    ]
 
 
 # ---- commands and experiments ------------------------------------------------------------------
@@ -118,8 +125,19 @@ def test_conv_properties_command(capsys, tmp_path):
 def test_wrong_prior_cnn_cannot_tell_where_mlp_can(capsys, tmp_path):
     """Conv + global pooling is blind to position ('where' stays at chance, 1/2) while an MLP
     solves it; on small data and few epochs the reverse task is not decided yet (see RESULTS.md)."""
-    code, out, _ = run_cli(capsys, "conv", "prior", "--epochs", "4", "--train", "600", "--test", "300",
-                           "--out", str(tmp_path / "w"))
+    code, out, _ = run_cli(
+        capsys,
+        "conv",
+        "prior",
+        "--epochs",
+        "4",
+        "--train",
+        "600",
+        "--test",
+        "300",
+        "--out",
+        str(tmp_path / "w"),
+    )
     assert code == 0
     import json
 
@@ -136,16 +154,24 @@ def test_conv_command_errors(capsys):
 
 
 def test_filters_run_shows_gabor_bank(capsys, tmp_path, real_data):
-    code, out, _ = run_cli(capsys, "conv", "filters", "--epochs", "1", "--limit", "600",
-                           "--out", str(tmp_path / "f"))
+    code, out, _ = run_cli(
+        capsys, "conv", "filters", "--epochs", "1", "--limit", "600", "--out", str(tmp_path / "f")
+    )
     assert code == 0
     assert (tmp_path / "f" / "figures" / "first_layer_filters.png").exists()
 
 
 # ---- the equalities over >= 100 hypothesis-drawn cases each -------------------------------------
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from([1, 3, 5]), st.integers(1, 3), st.integers(1, 3), st.integers(5, 12),
-       st.integers(5, 12), st.sampled_from(["relu", "tanh", "gelu"]), st.integers(0, 2**31))
+@given(
+    st.sampled_from([1, 3, 5]),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(5, 12),
+    st.integers(5, 12),
+    st.sampled_from(["relu", "tanh", "gelu"]),
+    st.integers(0, 2**31),
+)
 def test_patch_mlp_equals_convnet_hypothesis(k, layers, channels, H, W, activation, seed):
     torch.manual_seed(seed)
     widths = tuple(int(w) for w in np.random.default_rng(seed).integers(1, 12, layers))
@@ -156,8 +182,16 @@ def test_patch_mlp_equals_convnet_hypothesis(k, layers, channels, H, W, activati
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 3, 5]), st.integers(6, 14),
-       st.integers(6, 14), st.integers(-20, 20), st.integers(-20, 20), st.integers(0, 2**31))
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.sampled_from([1, 3, 5]),
+    st.integers(6, 14),
+    st.integers(6, 14),
+    st.integers(-20, 20),
+    st.integers(-20, 20),
+    st.integers(0, 2**31),
+)
 def test_circular_translation_equivariance_hypothesis(c, o, k, H, W, dy, dx, seed):
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal((1, c, H, W)), rng.standard_normal((o, c, k, k))
@@ -166,13 +200,25 @@ def test_circular_translation_equivariance_hypothesis(c, o, k, H, W, dy, dx, see
     def circ(z):
         return conv2d(np.pad(z, ((0, 0), (0, 0), (p, p), (p, p)), mode="wrap"), w)
 
-    assert np.allclose(circ(np.roll(x, (dy, dx), (2, 3))), np.roll(circ(x), (dy, dx), (2, 3)), atol=1e-10)
+    assert np.allclose(
+        circ(np.roll(x, (dy, dx), (2, 3))), np.roll(circ(x), (dy, dx), (2, 3)), atol=1e-10
+    )
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2), st.integers(4, 15),
-       st.integers(4, 15), st.integers(2, 4), st.integers(0, 2**31))
+@given(
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(0, 2),
+    st.integers(4, 15),
+    st.integers(4, 15),
+    st.integers(2, 4),
+    st.integers(0, 2**31),
+)
 def test_stride_is_subsampling_hypothesis(c, o, k, pad, H, W, s, seed):
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal((2, c, H, W)), rng.standard_normal((o, c, k, k))
-    assert np.allclose(conv2d(x, w, stride=s, padding=pad), conv2d(x, w, padding=pad)[..., ::s, ::s])
+    assert np.allclose(
+        conv2d(x, w, stride=s, padding=pad), conv2d(x, w, padding=pad)[..., ::s, ::s]
+    )

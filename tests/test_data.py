@@ -58,7 +58,9 @@ def _fake_mnist(folder, n_train=50, n_test=20, gz=True, labels=None):
     rng = np.random.default_rng(0)
     ext = ".gz" if gz else ""
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}", rng.integers(0, 256, (n, 28, 28), np.uint8))
+        write_idx(
+            folder / f"{prefix}-images-idx3-ubyte{ext}", rng.integers(0, 256, (n, 28, 28), np.uint8)
+        )
         y = labels if labels is not None else rng.integers(0, 10, n).astype(np.uint8)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", y)
 
@@ -95,11 +97,15 @@ def _fake_nist(path, split, k, n=None, rng=None):
     images[:, 2:10, 20:30] = 0.0  # ink in the top-right corner of every picture
     data = images.transpose(0, 2, 1).reshape(n, 1024)  # stored column-major, as the course does
     data += rng.normal(0, 0.01, data.shape)  # resampling overshoot outside [0, 1]
-    scipy.io.savemat(path, {f"{split}_data": data, f"{split}_labels": np.eye(k, dtype=np.uint8)[labels]})
+    scipy.io.savemat(
+        path, {f"{split}_data": data, f"{split}_labels": np.eye(k, dtype=np.uint8)[labels]}
+    )
     return labels
 
 
-@pytest.mark.parametrize("k,names", [(26, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"), (36, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")])
+@pytest.mark.parametrize(
+    "k,names", [(26, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"), (36, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")]
+)
 def test_nist_loader_classes_and_orientation(data_dir, k, names):
     labels = _fake_nist(data_dir / f"nist{k}_train.mat", "train", k)
     images, y, classes = load_nist("train")
@@ -132,13 +138,19 @@ def test_nist_bad_files(tmp_path):
     scipy.io.savemat(tmp_path / "wrong.mat", {"train_data": np.zeros((4, 1024))})
     with pytest.raises(NNLabError, match="missing variable"):
         read_nist_mat(tmp_path / "wrong.mat", "train")
-    scipy.io.savemat(tmp_path / "w.mat", {"train_data": np.zeros((4, 1024)), "train_labels": np.ones((4, 26))})
+    scipy.io.savemat(
+        tmp_path / "w.mat", {"train_data": np.zeros((4, 1024)), "train_labels": np.ones((4, 26))}
+    )
     with pytest.raises(NNLabError, match="not one-hot"):
         read_nist_mat(tmp_path / "w.mat", "train")
-    scipy.io.savemat(tmp_path / "k.mat", {"train_data": np.zeros((4, 1024)), "train_labels": np.eye(10)[:4]})
+    scipy.io.savemat(
+        tmp_path / "k.mat", {"train_data": np.zeros((4, 1024)), "train_labels": np.eye(10)[:4]}
+    )
     with pytest.raises(NNLabError, match="26 .* or 36"):
         read_nist_mat(tmp_path / "k.mat", "train")
-    scipy.io.savemat(tmp_path / "s.mat", {"train_data": np.zeros((4, 1000)), "train_labels": np.eye(26)[:4]})
+    scipy.io.savemat(
+        tmp_path / "s.mat", {"train_data": np.zeros((4, 1000)), "train_labels": np.eye(26)[:4]}
+    )
     with pytest.raises(NNLabError, match=r"expected \(N, 1024\)"):
         read_nist_mat(tmp_path / "s.mat", "train")
     bad = np.zeros((4, 1024))

@@ -45,7 +45,8 @@ def server(tmp_path):
     (root / "bad.bin").write_bytes(GOOD[:-1] + b"\x00")  # same size, one byte corrupted
     handler = type("H", (_Handler,), {"requests": []})
     httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(root), **k))
+        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(root), **k)
+    )
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
@@ -84,12 +85,15 @@ def test_good_download_is_verified_and_not_repeated(fake_dataset, server):
     assert len(handler.requests) == 2
 
 
-@pytest.mark.parametrize("remote,message", [
-    ("short.bin", "downloaded 1000 bytes, expected 102400"),
-    ("bad.bin", "checksum mismatch"),
-    ("cut.bin", "truncated"),
-    ("missing.bin", "HTTP 404"),
-])
+@pytest.mark.parametrize(
+    "remote,message",
+    [
+        ("short.bin", "downloaded 1000 bytes, expected 102400"),
+        ("bad.bin", "checksum mismatch"),
+        ("cut.bin", "truncated"),
+        ("missing.bin", "HTTP 404"),
+    ],
+)
 def test_failed_download_leaves_nothing(fake_dataset, server, remote, message):
     base, _ = server
     fake_dataset("data.bin")
@@ -102,8 +106,9 @@ def _fetch_from(base: str, remote: str):
     """Fetch dataset 'fake' whose one file 'data.bin' is served under the name `remote`."""
     info = registry.REGISTRY["fake"]
     f = info.files[0]
-    return registry.download(f"{base}/{remote}", registry.cache_dir() / info.folder / f.name,
-                             f.sha256, f.size)
+    return registry.download(
+        f"{base}/{remote}", registry.cache_dir() / info.folder / f.name, f.sha256, f.size
+    )
 
 
 def test_corrupt_cached_file_is_replaced(fake_dataset):
@@ -120,8 +125,18 @@ def test_cli_fetch_with_mirror_and_verify(fake_dataset, server, capsys):
     base, _ = server
     fake_dataset("good.bin")
     registry.REGISTRY["fake"] = DatasetInfo(
-        "fake", "d", "fake", (RemoteFile("good.bin", "http://127.0.0.1:9/nowhere/good.bin",
-                                         hashlib.sha256(GOOD).hexdigest(), len(GOOD)),))
+        "fake",
+        "d",
+        "fake",
+        (
+            RemoteFile(
+                "good.bin",
+                "http://127.0.0.1:9/nowhere/good.bin",
+                hashlib.sha256(GOOD).hexdigest(),
+                len(GOOD),
+            ),
+        ),
+    )
     with pytest.raises(SystemExit) as e:
         main(["datasets", "fetch", "fake", "--mirror", base])
     assert e.value.code == 0

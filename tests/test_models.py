@@ -10,8 +10,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from nnlab.models import MODELS, build_model, count_parameters, model_config
-from nnlab.models.layers import (Attention, Block, PatchEmbed1d, ResidualBlock, TimeEmbedding,
-                                 conv_bn_act, double_conv, group_count, sinusoidal_embedding)
+from nnlab.models.layers import (
+    Attention,
+    Block,
+    PatchEmbed1d,
+    ResidualBlock,
+    TimeEmbedding,
+    conv_bn_act,
+    double_conv,
+    group_count,
+    sinusoidal_embedding,
+)
 
 # ---- registry smoke tests -----------------------------------------------------------------------
 
@@ -20,11 +29,17 @@ from nnlab.models.layers import (Attention, Block, PatchEmbed1d, ResidualBlock, 
 TINY: dict[str, tuple[dict, tuple[int, ...], tuple[int, ...]]] = {
     "mlp": (dict(in_shape=(1, 8, 8), hidden=(16,), num_classes=3), (2, 1, 8, 8), (2, 3)),
     "cnn": (dict(channels=(4, 8), num_classes=3), (2, 1, 8, 8), (2, 3)),
-    "vit": (dict(image_size=(8, 8), patch=(4, 4), dim=16, depth=1, heads=2, num_classes=3),
-            (2, 1, 8, 8), (2, 3)),
+    "vit": (
+        dict(image_size=(8, 8), patch=(4, 4), dim=16, depth=1, heads=2, num_classes=3),
+        (2, 1, 8, 8),
+        (2, 3),
+    ),
     "unet": (dict(base=4, depth=2), (2, 3, 8, 8), (2, 1, 8, 8)),
-    "segvit": (dict(image_size=16, patch=4, dim=16, depth=1, heads=2, decoder=16),
-               (2, 3, 16, 16), (2, 1, 16, 16)),
+    "segvit": (
+        dict(image_size=16, patch=4, dim=16, depth=1, heads=2, decoder=16),
+        (2, 3, 16, 16),
+        (2, 1, 16, 16),
+    ),
 }
 
 
@@ -73,8 +88,10 @@ def test_conv_bn_act_and_double_conv_layout():
     assert sorted({k.split(".")[0] for k in dc.state_dict()}) == ["0", "1", "3", "4"]
 
 
-@pytest.mark.parametrize("channels,groups,expected", [(32, 8, 8), (12, 8, 6), (10, 8, 5), (4, 8, 4),
-                                                      (7, 8, 7), (9, 4, 3), (1, 8, 1)])
+@pytest.mark.parametrize(
+    "channels,groups,expected",
+    [(32, 8, 8), (12, 8, 6), (10, 8, 5), (4, 8, 4), (7, 8, 7), (9, 4, 3), (1, 8, 1)],
+)
 def test_group_count(channels, groups, expected):
     assert group_count(channels, groups) == expected
 
@@ -134,8 +151,9 @@ def test_sinusoidal_embedding_matches_the_formula():
     assert ints.dtype == torch.float32
     np.testing.assert_allclose(ints.numpy(), expected[[0, 1, 2, 4]], rtol=0, atol=1e-5)
     small_base = sinusoidal_embedding(torch.tensor([3.0], dtype=torch.float64), 4, base=100.0)
-    np.testing.assert_allclose(small_base.numpy()[0], [np.sin(3), np.cos(3), np.sin(0.3),
-                                                       np.cos(0.3)], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        small_base.numpy()[0], [np.sin(3), np.cos(3), np.sin(0.3), np.cos(0.3)], rtol=0, atol=1e-12
+    )
 
 
 def test_sinusoidal_embedding_rejects_odd_dim_and_is_bounded():
@@ -153,9 +171,13 @@ def test_sinusoidal_shift_is_a_fixed_rotation():
     R = np.zeros((dim, dim))
     for i, w in enumerate(omega):
         c, s = np.cos(k * w), np.sin(k * w)
-        R[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[c, s], [-s, c]]
-    p = torch.cat([torch.arange(0, 200, dtype=torch.float64), torch.tensor([0.25, 41.7, 1234.5],
-                                                                            dtype=torch.float64)])
+        R[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = [[c, s], [-s, c]]
+    p = torch.cat(
+        [
+            torch.arange(0, 200, dtype=torch.float64),
+            torch.tensor([0.25, 41.7, 1234.5], dtype=torch.float64),
+        ]
+    )
     pe, pe_shifted = sinusoidal_embedding(p, dim), sinusoidal_embedding(p + k, dim)
     np.testing.assert_allclose(pe.numpy() @ R.T, pe_shifted.numpy(), rtol=0, atol=1e-10)
     np.testing.assert_allclose(R @ R.T, np.eye(dim), atol=1e-12)  # the same map for every p
@@ -238,8 +260,12 @@ def mha_masks(kind: str) -> dict:
 
 
 def our_mask(kind: str) -> dict:
-    return {"none": {}, "key_padding": {"key_padding": key_padding()}, "causal": {"mask": causal()},
-            "per_query": {"mask": per_query()}}[kind]
+    return {
+        "none": {},
+        "key_padding": {"key_padding": key_padding()},
+        "causal": {"mask": causal()},
+        "per_query": {"mask": per_query()},
+    }[kind]
 
 
 KINDS = ["none", "key_padding", "causal", "per_query"]
@@ -254,8 +280,9 @@ def test_attention_equals_multihead_attention(kind):
     with torch.no_grad():
         fused, none = attn(x, **masks)
         explicit, weights = attn(x, need_weights=True, **masks)
-        ref, ref_weights = mha(x, x, x, need_weights=True, average_attn_weights=True,
-                               **mha_masks(kind))
+        ref, ref_weights = mha(
+            x, x, x, need_weights=True, average_attn_weights=True, **mha_masks(kind)
+        )
         ref_fast, _ = mha(x, x, x, need_weights=False, **mha_masks(kind))
     assert none is None and weights.shape == (B, HEADS, N, N)
     torch.testing.assert_close(fused, ref, **TOL)
@@ -275,14 +302,18 @@ def test_attention_equals_scaled_dot_product_attention_on_q_k_v(kind):
     x = torch.randn(B, N, D, dtype=torch.float64)
     masks = our_mask(kind)
     W, b = attn.W_qkv.weight, attn.W_qkv.bias
-    q, k, v = (F.linear(x, W[i * D:(i + 1) * D], b[i * D:(i + 1) * D]) for i in range(3))
-    q, k, v = (t.reshape(B, N, HEADS, D // HEADS).transpose(1, 2)  # (B, h, N, d_k)
-               for t in (q, k, v))
+    q, k, v = (F.linear(x, W[i * D : (i + 1) * D], b[i * D : (i + 1) * D]) for i in range(3))
+    q, k, v = (
+        t.reshape(B, N, HEADS, D // HEADS).transpose(1, 2)  # (B, h, N, d_k)
+        for t in (q, k, v)
+    )
     # SDPA broadcasts a boolean mask (True = may attend) against (B, h, N, N)
-    sdpa_mask = {"none": None,
-                 "key_padding": key_padding()[:, None, None, :],  # (B, 1, 1, N)
-                 "causal": causal(),  # (N, N)
-                 "per_query": per_query()[:, None]}[kind]  # (B, 1, N, N)
+    sdpa_mask = {
+        "none": None,
+        "key_padding": key_padding()[:, None, None, :],  # (B, 1, 1, N)
+        "causal": causal(),  # (N, N)
+        "per_query": per_query()[:, None],
+    }[kind]  # (B, 1, N, N)
     with torch.no_grad():
         ref = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask)  # (B, h, N, d)
         ref = attn.W_o(ref.transpose(1, 2).reshape(B, N, D))
@@ -297,10 +328,13 @@ def test_float32_paths_agree():
     attn = Attention(D, HEADS).eval()
     x = torch.randn(B, N, D)
     for kind in KINDS + ["both"]:
-        masks = our_mask(kind) if kind != "both" else {"mask": causal(), "key_padding": key_padding()}
+        masks = (
+            our_mask(kind) if kind != "both" else {"mask": causal(), "key_padding": key_padding()}
+        )
         with torch.no_grad():
-            torch.testing.assert_close(attn(x, **masks)[0],
-                                       attn(x, need_weights=True, **masks)[0], rtol=0, atol=1e-6)
+            torch.testing.assert_close(
+                attn(x, **masks)[0], attn(x, need_weights=True, **masks)[0], rtol=0, atol=1e-6
+            )
 
 
 def test_mask_and_key_padding_combine_as_and():

@@ -21,9 +21,16 @@ CASES = settings(max_examples=100, deadline=None)
 @st.composite
 def conv_case(draw):
     k = draw(st.integers(1, 4))
-    stride, padding, dilation = draw(st.integers(1, 3)), draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    stride, padding, dilation = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(0, 2)),
+        draw(st.integers(1, 2)),
+    )
     H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
-    assume(output_size(H, k, stride, padding, dilation) >= 1 and output_size(W, k, stride, padding, dilation) >= 1)
+    assume(
+        output_size(H, k, stride, padding, dilation) >= 1
+        and output_size(W, k, stride, padding, dilation) >= 1
+    )
     B, C, O = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
     seed = draw(st.integers(0, 2**31))
     return B, C, O, H, W, k, stride, padding, dilation, seed
@@ -60,7 +67,16 @@ def pool_case(draw):
     stride = draw(st.integers(1, 4))
     padding = draw(st.integers(0, k // 2))  # PyTorch's limit: padding <= kernel / 2
     H, W = draw(st.integers(k, 10)), draw(st.integers(k, 10))
-    return draw(st.integers(1, 3)), draw(st.integers(1, 3)), H, W, k, stride, padding, draw(st.integers(0, 2**31))
+    return (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 3)),
+        H,
+        W,
+        k,
+        stride,
+        padding,
+        draw(st.integers(0, 2**31)),
+    )
 
 
 @CASES
@@ -96,9 +112,16 @@ def test_avg_pool_equals_torch(case):
 
 
 @CASES
-@given(st.integers(1, 5), st.integers(1, 5), st.integers(5, 12), st.integers(5, 12), st.integers(0, 2**31))
+@given(
+    st.integers(1, 5),
+    st.integers(1, 5),
+    st.integers(5, 12),
+    st.integers(5, 12),
+    st.integers(0, 2**31),
+)
 def test_true_convolution_equals_scipy(kh, kw, H, W, seed):
-    """flip=True is convolution: with padding k - 1 it is scipy's 'full' mode, without it 'valid'."""
+    """flip=True is convolution: with padding k - 1 it is scipy's 'full' mode,
+    without it 'valid'."""
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal((H, W)), rng.standard_normal((kh, kw))
     valid = conv2d(x[None, None], w[None, None], flip=True)[0, 0]
@@ -110,11 +133,17 @@ def test_true_convolution_equals_scipy(kh, kw, H, W, seed):
     assert np.allclose(corr, scipy.signal.correlate2d(x, w, mode="valid"))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: Conv2d(2, 3, 3, stride=2, padding=1, dtype=np.float64),
-    lambda: Conv2d(1, 2, 2, dilation=2, dtype=np.float64),
-    lambda: MaxPool2d(2), lambda: AvgPool2d(3, 2, 1), lambda: Flatten(),
-], ids=["conv-stride-pad", "conv-dilated", "maxpool", "avgpool", "flatten"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Conv2d(2, 3, 3, stride=2, padding=1, dtype=np.float64),
+        lambda: Conv2d(1, 2, 2, dilation=2, dtype=np.float64),
+        lambda: MaxPool2d(2),
+        lambda: AvgPool2d(3, 2, 1),
+        lambda: Flatten(),
+    ],
+    ids=["conv-stride-pad", "conv-dilated", "maxpool", "avgpool", "flatten"],
+)
 def test_conv_layers_match_finite_differences(make):
     layer = make()
     channels = layer.W.data.shape[1] if isinstance(layer, Conv2d) else 2
@@ -136,14 +165,21 @@ def test_numpy_cnn_learns_digits():
     splits = load_splits("digits", seed=0)
     x, y = splits["train"].images.astype(np.float32), splits["train"].labels
     rng = np.random.default_rng(0)
-    net = Sequential(Conv2d(1, 8, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2),
-                     Conv2d(8, 16, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2),
-                     Flatten(), Linear(16 * 2 * 2, 10, rng=rng))
+    net = Sequential(
+        Conv2d(1, 8, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(8, 16, 3, padding=1, rng=rng),
+        ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        Linear(16 * 2 * 2, 10, rng=rng),
+    )
     opt, loss = SGD(net.parameters(), lr=0.05, momentum=0.9), CrossEntropyLoss()
     for epoch in range(8):
         order = np.random.default_rng(epoch).permutation(len(x))
         for i in range(0, len(x), 32):
-            idx = order[i:i + 32]
+            idx = order[i : i + 32]
             loss(net(x[idx]), y[idx])
             opt.zero_grad()
             net.backward(loss.backward())

@@ -9,8 +9,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nnlab.numpy_nn import (SGD, BCELoss, CrossEntropyLoss, Linear, MSELoss, NLLLoss, ReLU, Residual,
-                            Sequential, Sigmoid, Tanh, mlp)
+from nnlab.numpy_nn import (
+    SGD,
+    BCELoss,
+    CrossEntropyLoss,
+    Linear,
+    MSELoss,
+    NLLLoss,
+    ReLU,
+    Residual,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    mlp,
+)
 from nnlab.numpy_nn import functional as F
 from nnlab.numpy_nn.gradcheck import check_module, numerical_grad, relative_error
 from nnlab.numpy_nn.least_squares import closed_form, gradient_descent, sample_pairs
@@ -21,12 +33,18 @@ F64 = np.float64
 
 
 # ---- finite differences -------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [
-    lambda: Linear(5, 3, rng=np.random.default_rng(1), dtype=F64),
-    lambda: Sigmoid(), lambda: Tanh(), lambda: ReLU(),
-    lambda: Residual(Sequential(Linear(4, 4, dtype=F64), Tanh())),
-    lambda: mlp([4, 6, 5, 3], "sigmoid", dtype=F64, seed=2),
-], ids=["linear", "sigmoid", "tanh", "relu", "residual", "mlp"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Linear(5, 3, rng=np.random.default_rng(1), dtype=F64),
+        lambda: Sigmoid(),
+        lambda: Tanh(),
+        lambda: ReLU(),
+        lambda: Residual(Sequential(Linear(4, 4, dtype=F64), Tanh())),
+        lambda: mlp([4, 6, 5, 3], "sigmoid", dtype=F64, seed=2),
+    ],
+    ids=["linear", "sigmoid", "tanh", "relu", "residual", "mlp"],
+)
 def test_layer_gradients_match_finite_differences(make):
     layer = make()
     width = 5 if isinstance(layer, Linear) else 4
@@ -36,12 +54,16 @@ def test_layer_gradients_match_finite_differences(make):
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("loss,pred,target", [
-    (CrossEntropyLoss(), RNG.standard_normal((6, 4)), RNG.integers(0, 4, 6)),
-    (NLLLoss(), F.softmax(RNG.standard_normal((6, 4))), RNG.integers(0, 4, 6)),
-    (MSELoss(), RNG.standard_normal((6, 3)), RNG.standard_normal((6, 3))),
-    (BCELoss(), F.sigmoid(RNG.standard_normal((6, 3))), RNG.integers(0, 2, (6, 3)).astype(F64)),
-], ids=["cross-entropy", "nll-on-softmax", "mse", "bce"])
+@pytest.mark.parametrize(
+    "loss,pred,target",
+    [
+        (CrossEntropyLoss(), RNG.standard_normal((6, 4)), RNG.integers(0, 4, 6)),
+        (NLLLoss(), F.softmax(RNG.standard_normal((6, 4))), RNG.integers(0, 4, 6)),
+        (MSELoss(), RNG.standard_normal((6, 3)), RNG.standard_normal((6, 3))),
+        (BCELoss(), F.sigmoid(RNG.standard_normal((6, 3))), RNG.integers(0, 2, (6, 3)).astype(F64)),
+    ],
+    ids=["cross-entropy", "nll-on-softmax", "mse", "bce"],
+)
 def test_loss_gradients_match_finite_differences(loss, pred, target):
     pred = pred.copy()
     loss(pred, target)
@@ -53,7 +75,9 @@ def test_loss_gradients_match_finite_differences(loss, pred, target):
 def test_softmax_backward_matches_finite_differences():
     x, g = RNG.standard_normal((5, 7)), RNG.standard_normal((5, 7))
     analytic = F.softmax_backward(g, F.softmax(x))
-    assert relative_error(analytic, numerical_grad(lambda: float((F.softmax(x) * g).sum()), x)) < 1e-6
+    assert (
+        relative_error(analytic, numerical_grad(lambda: float((F.softmax(x) * g).sum()), x)) < 1e-6
+    )
 
 
 def test_combined_gradient_equals_chain_through_softmax():
@@ -63,7 +87,7 @@ def test_combined_gradient_equals_chain_through_softmax():
     assert np.allclose(chained, F.cross_entropy_backward(z, y), atol=1e-12)
 
 
-# ---- against PyTorch ------------------------------------------------------------------------------
+# ---- against PyTorch -----------------------------------------------------------------------------
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 def test_mlp_gradients_equal_autograd(activation):
     """A 3-layer MLP: same weights, same batch -> same loss and parameter gradients (float64)."""
@@ -75,7 +99,9 @@ def test_mlp_gradients_equal_autograd(activation):
     net.backward(loss.backward())
 
     act = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[activation]
-    params = [torch.tensor(p.data, requires_grad=True) for p in net.parameters()]  # W1 b1 W2 b2 W3 b3
+    params = [
+        torch.tensor(p.data, requires_grad=True) for p in net.parameters()
+    ]  # W1 b1 W2 b2 W3 b3
     h = torch.tensor(x)
     for i in range(0, 6, 2):
         h = h @ params[i] + params[i + 1]
@@ -120,13 +146,15 @@ def test_sgd_matches_torch():
     assert np.allclose(lin.W.data, t.detach().numpy(), atol=1e-12)
 
 
-# ---- properties -----------------------------------------------------------------------------------
+# ---- properties ----------------------------------------------------------------------------------
 finite = st.floats(-50, 50, allow_nan=False)
 
 
 @settings(max_examples=200, deadline=None)
-@given(arrays(F64, st.tuples(st.integers(1, 5), st.integers(2, 8)), elements=finite),
-       st.floats(-1e4, 1e4))
+@given(
+    arrays(F64, st.tuples(st.integers(1, 5), st.integers(2, 8)), elements=finite),
+    st.floats(-1e4, 1e4),
+)
 def test_softmax_properties(x, c):
     p = F.softmax(x)
     assert np.all(p > 0) and np.all(p <= 1) and np.allclose(p.sum(-1), 1)
@@ -153,12 +181,15 @@ def test_sigmoid_is_stable_for_large_inputs():
 
 
 def test_linear_stack_without_activation_collapses():
-    net = Sequential(Linear(8, 16, dtype=F64, rng=np.random.default_rng(1)),
-                     Linear(16, 6, dtype=F64, rng=np.random.default_rng(2)),
-                     Linear(6, 3, dtype=F64, rng=np.random.default_rng(3)))
+    net = Sequential(
+        Linear(8, 16, dtype=F64, rng=np.random.default_rng(1)),
+        Linear(16, 6, dtype=F64, rng=np.random.default_rng(2)),
+        Linear(6, 3, dtype=F64, rng=np.random.default_rng(3)),
+    )
     W = net.layers[0].W.data @ net.layers[1].W.data @ net.layers[2].W.data
-    b = (net.layers[0].b.data @ net.layers[1].W.data + net.layers[1].b.data) @ net.layers[2].W.data \
-        + net.layers[2].b.data
+    b = (net.layers[0].b.data @ net.layers[1].W.data + net.layers[1].b.data) @ net.layers[
+        2
+    ].W.data + net.layers[2].b.data
     x = RNG.standard_normal((20, 8))
     assert np.allclose(net(x), x @ W + b, atol=1e-12)
 
@@ -176,7 +207,7 @@ def test_zero_init_never_breaks_symmetry():
     assert np.allclose(W1, W1[:, :1])  # all hidden units are still the same unit
 
 
-# ---- perceptron -----------------------------------------------------------------------------------
+# ---- perceptron ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("gate", ["NAND", "AND", "OR", "NOR"])
 def test_perceptron_learns_linearly_separable_gates(gate):
     p = Perceptron()
@@ -222,9 +253,12 @@ def test_engine_imports_numpy_only():
     import subprocess
     import sys
 
-    code = ("import sys, pkgutil, importlib, nnlab.numpy_nn as e\n"
-            "for m in pkgutil.iter_modules(e.__path__): importlib.import_module('nnlab.numpy_nn.' + m.name)\n"
-            "print(sorted(k for k in ('torch', 'scipy', 'sklearn', 'matplotlib') if k in sys.modules))")
+    code = (
+        "import sys, pkgutil, importlib, nnlab.numpy_nn as e\n"
+        "for m in pkgutil.iter_modules(e.__path__): "
+        "importlib.import_module('nnlab.numpy_nn.' + m.name)\n"
+        "print(sorted(k for k in ('torch', 'scipy', 'sklearn', 'matplotlib') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -9,24 +9,29 @@ import sys
 import numpy as np
 import pytest
 import scipy.io
+from test_cli import run_cli
 
 from nnlab.data import ImageSet
 from nnlab.errors import NNLabError
 from nnlab.run import RunDir
 from nnlab.tasks import numpy_classify
 from nnlab.tasks.numpy_classify import NumpyClassifyConfig, build_net, run_numpy_classify
-from nnlab.train.numpy_loop import NumpyTrainer, check_inputs
 from nnlab.tasks.numpy_experiments import gradient_flow
 from nnlab.train import TrainingDiverged
-from test_cli import run_cli
+from nnlab.train.numpy_loop import NumpyTrainer, check_inputs
 
 
 def test_numpy_train_writes_a_full_run(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "numpy", "train", "--epochs", "3", "--hidden", "32",
-                           "--out", str(tmp_path / "r"))
+    code, out, _ = run_cli(
+        capsys, "numpy", "train", "--epochs", "3", "--hidden", "32", "--out", str(tmp_path / "r")
+    )
     assert code == 0 and "most confused" in out
     run = RunDir(tmp_path / "r")
-    assert {p.name for p in run.figures()} == {"curves.png", "confusion.png", "first_layer_weights.png"}
+    assert {p.name for p in run.figures()} == {
+        "curves.png",
+        "confusion.png",
+        "first_layer_weights.png",
+    }
     assert [r["epoch"] for r in run.metrics()] == [1, 2, 3]
     summary = run.summary()
     assert summary["test/acc"] > 0.8 and summary["parameters"] == 64 * 32 + 32 + 32 * 10 + 10
@@ -41,12 +46,27 @@ def test_numpy_cv_on_nist36_files_uses_letters_and_digits(capsys, tmp_path, data
     labels = np.arange(n) % k
     images = np.ones((n, 32, 32))
     for i, c in enumerate(labels):  # a class-dependent mark so the net has something to learn
-        images[i, c % 6 * 5:(c % 6) * 5 + 5, c // 6 * 5:(c // 6) * 5 + 5] = 0
+        images[i, c % 6 * 5 : (c % 6) * 5 + 5, c // 6 * 5 : (c // 6) * 5 + 5] = 0
     data = images.transpose(0, 2, 1).reshape(n, 1024) + rng.normal(0, 0.02, (n, 1024))
-    scipy.io.savemat(data_dir / "nist36_valid.mat",
-                     {"valid_data": data, "valid_labels": np.eye(k, dtype=np.uint8)[labels]})
-    code, out, _ = run_cli(capsys, "numpy", "train", "--data", "nist", "--folds", "3", "--epochs", "20",
-                           "--val-fraction", "0", "--out", str(tmp_path / "cv"))
+    scipy.io.savemat(
+        data_dir / "nist36_valid.mat",
+        {"valid_data": data, "valid_labels": np.eye(k, dtype=np.uint8)[labels]},
+    )
+    code, out, _ = run_cli(
+        capsys,
+        "numpy",
+        "train",
+        "--data",
+        "nist",
+        "--folds",
+        "3",
+        "--epochs",
+        "20",
+        "--val-fraction",
+        "0",
+        "--out",
+        str(tmp_path / "cv"),
+    )
     assert code == 0 and "3-fold cross-validation" in out
     summary = json.loads((tmp_path / "cv" / "summary.json").read_text())
     assert len(summary["folds"]) == 3 and sum(f["test images"] for f in summary["folds"]) == n
@@ -102,8 +122,9 @@ def test_nan_loss_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 
 def test_diverging_lr_is_a_clear_cli_error(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "numpy", "train", "--epochs", "2", "--lr", "1e30",
-                           "--out", str(tmp_path / "d"))
+    code, _, err = run_cli(
+        capsys, "numpy", "train", "--epochs", "2", "--lr", "1e30", "--out", str(tmp_path / "d")
+    )
     assert code == 1 and "loss became nan" in err and "smaller --lr" in err and err.count("\n") == 1
 
 
@@ -139,14 +160,17 @@ def test_nan_in_training_data_stops_before_training(tmp_path, monkeypatch):
         run_numpy_classify(NumpyClassifyConfig(epochs=1), RunDir.create("x", tmp_path / "x"))
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--hidden", "64,x"], "--hidden expects"),
-    (["--hidden", "0"], "widths must be >= 1"),
-    (["--activation", "elu"], "activation must be one of"),
-    (["--init", "orthogonal"], "init must be one of"),
-    (["--lr", "-0.1"], "learning rate must be > 0"),
-    (["--folds", "3", "--data", "mnist"], "nnlab datasets fetch mnist"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--hidden", "64,x"], "--hidden expects"),
+        (["--hidden", "0"], "widths must be >= 1"),
+        (["--activation", "elu"], "activation must be one of"),
+        (["--init", "orthogonal"], "init must be one of"),
+        (["--lr", "-0.1"], "learning rate must be > 0"),
+        (["--folds", "3", "--data", "mnist"], "nnlab datasets fetch mnist"),
+    ],
+)
 def test_numpy_cli_bad_input(capsys, tmp_path, argv, message):
     code, _, err = run_cli(capsys, "numpy", "train", *argv)
     assert code == 1 and message in err and err.count("\n") == 1
@@ -154,8 +178,19 @@ def test_numpy_cli_bad_input(capsys, tmp_path, argv, message):
 
 
 def test_sweep_lr_puts_three_runs_in_one_figure(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "numpy", "sweep-lr", "--epochs", "3", "--lr", "0.05",
-                           "--limit", "300", "--out", str(tmp_path / "s"))
+    code, out, _ = run_cli(
+        capsys,
+        "numpy",
+        "sweep-lr",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+        "--limit",
+        "300",
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert code == 0
     run = RunDir(tmp_path / "s")
     assert sorted(c.path.name for c in run.children()) == ["lr-0.005", "lr-0.05", "lr-0.5"]
@@ -171,8 +206,17 @@ def test_gradient_flow_vanishes_without_skips_for_sigmoid():
 
 
 def test_experiment_commands(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "numpy", "gradient-flow", "--depth", "8", "--steps", "2",
-                           "--out", str(tmp_path / "g"))
+    code, out, _ = run_cli(
+        capsys,
+        "numpy",
+        "gradient-flow",
+        "--depth",
+        "8",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "g"),
+    )
     assert code == 0 and (tmp_path / "g" / "figures" / "gradient_flow.png").exists()
     code, out, _ = run_cli(capsys, "numpy", "least-squares", "--out", str(tmp_path / "l"))
     rows = json.loads((tmp_path / "l" / "summary.json").read_text())["least_squares"]
@@ -192,8 +236,9 @@ def test_build_net_shapes():
 
 
 def test_numpy_cnn_run(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "numpy", "train", "--arch", "cnn", "--epochs", "4",
-                           "--out", str(tmp_path / "c"))
+    code, out, _ = run_cli(
+        capsys, "numpy", "train", "--arch", "cnn", "--epochs", "4", "--out", str(tmp_path / "c")
+    )
     assert code == 0
     run = RunDir(tmp_path / "c")
     assert run.summary()["test/acc"] > 0.85 and run.summary()["arch"] == "cnn"
@@ -227,8 +272,9 @@ for argv in commands:
         assert e.code == 0, (argv, e.code)
 print("torch modules:", sorted(m for m in sys.modules if m.split(".")[0] == "torch"))
 """
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                       timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert "torch modules: []" in p.stdout
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["epochs"] == 2

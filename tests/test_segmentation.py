@@ -17,13 +17,20 @@ from nnlab.data.augment import augment_pair_torch
 from nnlab.data.segmentation import load_folder, read_image, unsquare
 from nnlab.data.synthetic import make_polyp_folder
 from nnlab.errors import NNLabError
+from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_loss
 from nnlab.models import build_model, count_parameters, model_config
 from nnlab.run import RunDir
-from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_loss
-from nnlab.tasks.segment import (SegmentConfig, SegmentTask, choose_cases, explain_test_image, output_stems,
-                                 predict_files, run_compare,
-                                 run_segment)
 from nnlab.tasks.base import load_config
+from nnlab.tasks.segment import (
+    SegmentConfig,
+    SegmentTask,
+    choose_cases,
+    explain_test_image,
+    output_stems,
+    predict_files,
+    run_compare,
+    run_segment,
+)
 from nnlab.train import TrainConfig
 
 TINY_UNET = {"base": 8, "depth": 2}
@@ -59,16 +66,27 @@ def test_flips_are_exact_and_jitter_leaves_the_mask_alone():
     xa, ma = augment_pair_torch(x, m, rotate=0.0, scale=0.0, jitter=0.0)
     for i in range(8):
         flips = [(), (-1,), (-2,), (-2, -1)]
-        hits = [f for f in flips if torch.allclose(ma[i], m[i].flip(f) if f else m[i])
-                and torch.allclose(xa[i], x[i].flip(f) if f else x[i], atol=1e-5)]
+        hits = [
+            f
+            for f in flips
+            if torch.allclose(ma[i], m[i].flip(f) if f else m[i])
+            and torch.allclose(xa[i], x[i].flip(f) if f else x[i], atol=1e-5)
+        ]
         assert hits, i  # image and mask got the same one of the four flips
     _, mj = augment_pair_torch(x, m, rotate=0.0, scale=0.0, flip=False, jitter=0.3)
     assert torch.equal(mj, m)
 
 
 # ---- models --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,args,size", [("unet", TINY_UNET, 32), ("unet", {"base": 4}, 48),
-                                            ("segvit", TINY_VIT, 32), ("segvit", {**TINY_VIT, "patch": 4}, 24)])
+@pytest.mark.parametrize(
+    "name,args,size",
+    [
+        ("unet", TINY_UNET, 32),
+        ("unet", {"base": 4}, 48),
+        ("segvit", TINY_VIT, 32),
+        ("segvit", {**TINY_VIT, "patch": 4}, 24),
+    ],
+)
 def test_models_give_a_logit_per_pixel(name, args, size):
     if name == "segvit":
         args = {**args, "image_size": size}
@@ -131,7 +149,9 @@ def test_loss_is_bce_plus_lambda_dice():
     bce = -(y * p.log() + (1 - y) * (1 - p).log()).mean()
     dice = ((2 * (p * y).sum((1, 2, 3)) + 1) / (p.sum((1, 2, 3)) + y.sum((1, 2, 3)) + 1)).mean()
     for lam in (0.0, 1.0, 2.5):
-        assert segmentation_loss(z, y, lam).item() == pytest.approx((bce + lam * (1 - dice)).item(), rel=1e-5)
+        assert segmentation_loss(z, y, lam).item() == pytest.approx(
+            (bce + lam * (1 - dice)).item(), rel=1e-5
+        )
     # a confident perfect prediction has a loss near 0, a confident wrong one a large loss
     assert segmentation_loss(20 * (2 * y - 1), y).item() < 1e-3
     assert segmentation_loss(-20 * (2 * y - 1), y).item() > 10
@@ -140,10 +160,18 @@ def test_loss_is_bce_plus_lambda_dice():
 def test_paired_observations_match_images_by_name():
     from nnlab.tasks.segment import paired_observations
 
-    mine = [{"name": f"c{i}", "iou": 0.9, "true_area": a} for i, a in enumerate([0.01, 0.02, 0.1, 0.2, 0.3, 0.4])]
-    other = [{"name": f"c{i}", "iou": v} for i, v in reversed(list(enumerate([0.1, 0.95, 0.5, 0.5, 0.5, 0.5])))]
+    mine = [
+        {"name": f"c{i}", "iou": 0.9, "true_area": a}
+        for i, a in enumerate([0.01, 0.02, 0.1, 0.2, 0.3, 0.4])
+    ]
+    other = [
+        {"name": f"c{i}", "iou": v}
+        for i, v in reversed(list(enumerate([0.1, 0.95, 0.5, 0.5, 0.5, 0.5])))
+    ]
     text = " ".join(paired_observations("a", mine, other))
-    assert "better on 83% of the 6 test images" in text  # c1 is the one it loses, whatever the order
+    assert (
+        "better on 83% of the 6 test images" in text
+    )  # c1 is the one it loses, whatever the order
     assert "mean IoU is 0.900 vs 0.525" in text  # smallest third: c0, c1
     with pytest.raises(NNLabError, match="different images"):
         paired_observations("a", mine, other[1:])
@@ -197,17 +225,26 @@ def test_unsquare_inverts_the_resize(tmp_path, aspect):
         canvas[15:75] = mask * 255
         small = np.asarray(Image.fromarray(canvas).resize((30, 30), Image.NEAREST))
     else:
-        small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((30, 30), Image.NEAREST))
+        small = np.asarray(
+            Image.fromarray(mask.astype(np.uint8) * 255).resize((30, 30), Image.NEAREST)
+        )
     back = unsquare(small >= 128, (90, 60), aspect)
     assert back.shape == (60, 90)
     assert (back == mask).mean() > 0.95  # equal up to the resampling of the boundary
 
 
-# ---- training end to end --------------------------------------------------------------------------
+# ---- training end to end -------------------------------------------------------------------------
 def _cfg(root, model="unet", epochs=6, **kw):
-    return SegmentConfig(data=str(root), model=model, model_args=TINY_UNET if model == "unet" else TINY_VIT,
-                         size=32, train=TrainConfig(epochs=epochs, batch_size=8, lr=3e-3, warmup_epochs=1.0,
-                                                    monitor="val/dice", mode="max"), **kw)
+    return SegmentConfig(
+        data=str(root),
+        model=model,
+        model_args=TINY_UNET if model == "unet" else TINY_VIT,
+        size=32,
+        train=TrainConfig(
+            epochs=epochs, batch_size=8, lr=3e-3, warmup_epochs=1.0, monitor="val/dice", mode="max"
+        ),
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +258,9 @@ def test_unet_learns_generated_polyps_and_writes_its_run(tmp_path, polyps):
     assert s["test/dice"] > 0.8 and s["test/iou"] > 0.65, s  # an easy task: redder blobs
     split = json.loads((run.path / "split.json").read_text())
     assert [len(split[k]) for k in ("train", "val", "test")] == [24, 8, 8]
-    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
+    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(
+        split["test"]
+    )
     cases = json.loads((run.path / "test_cases.json").read_text())
     assert sorted(c["name"] for c in cases) == sorted(split["test"])
     assert np.mean([c["dice"] for c in cases]) == pytest.approx(s["test/dice"], abs=1e-6)
@@ -280,15 +319,21 @@ def test_predict_writes_mask_and_overlay_at_the_image_size(tmp_path, polyps):
 def test_output_names_never_collide(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
-    paths = [tmp_path / "a.jpg", tmp_path / "a.png", tmp_path / "b.jpg", tmp_path / "x" / "c.jpg",
-             tmp_path / "y" / "c.jpg"]
+    paths = [
+        tmp_path / "a.jpg",
+        tmp_path / "a.png",
+        tmp_path / "b.jpg",
+        tmp_path / "x" / "c.jpg",
+        tmp_path / "y" / "c.jpg",
+    ]
     assert output_stems(paths) == ["a_jpg", "a_png", "b", "x_c_jpg", "y_c_jpg"]
     with pytest.raises(NNLabError, match="given twice"):
         output_stems([tmp_path / "b.jpg", tmp_path / "x" / ".." / "b.jpg"])
 
 
-def test_predict_keeps_distinct_inputs_apart_and_replaces_only_with_overwrite(capsys, tmp_path,
-                                                                               polyps):
+def test_predict_keeps_distinct_inputs_apart_and_replaces_only_with_overwrite(
+    capsys, tmp_path, polyps
+):
     """`segment predict RUN a.jpg a.png` used to write both to a_mask.png (the second replacing
     the first); now each input has its own files, and a second call needs --overwrite."""
     run = RunDir.create("p", tmp_path / "p")
@@ -296,8 +341,15 @@ def test_predict_keeps_distinct_inputs_apart_and_replaces_only_with_overwrite(ca
     src = Image.open(polyps / "images" / "case000.jpg")
     src.save(tmp_path / "a.jpg")
     src.transpose(Image.FLIP_LEFT_RIGHT).save(tmp_path / "a.png")  # a different image, same stem
-    argv = ["segment", "predict", str(run.path), str(tmp_path / "a.jpg"), str(tmp_path / "a.png"),
-            "--out", str(tmp_path / "pred")]
+    argv = [
+        "segment",
+        "predict",
+        str(run.path),
+        str(tmp_path / "a.jpg"),
+        str(tmp_path / "a.png"),
+        "--out",
+        str(tmp_path / "pred"),
+    ]
     code, _, err = run_cli(capsys, *argv)
     assert code == 0, err
     written = sorted(p.name for p in (tmp_path / "pred").iterdir())
@@ -327,7 +379,8 @@ def test_compare_trains_both_on_one_split_and_writes_observations(tmp_path, poly
         assert r["train time (s)"] == pytest.approx(sum(m["time/epoch_s"] for m in child.metrics()))
         assert r["parameters"] == child.summary()["parameters"] and r["epochs"] == 2
     assert s["models"][0]["parameters"] == count_parameters(
-        build_model("unet", model_config("unet", **TINY_UNET)))
+        build_model("unet", model_config("unet", **TINY_UNET))
+    )
     text = s["observations"]
     assert "unet" in text and "segvit" in text and "smallest third" in text
     best = max(s["models"], key=lambda r: r["test Dice"])
@@ -348,26 +401,79 @@ def test_init_from_continues_another_run_at_a_larger_size_on_its_split(capsys, t
     its split (the new run never tests on images the first one trained on)."""
     from safetensors.torch import load_file
 
-    code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--size", "32", "--base", "8",
-                           "-m", "depth=2", "--epochs", "1", "--split-seed", "5", "--out", str(tmp_path / "a"))
+    code, _, err = run_cli(
+        capsys,
+        "segment",
+        "train",
+        "--data",
+        str(polyps),
+        "--size",
+        "32",
+        "--base",
+        "8",
+        "-m",
+        "depth=2",
+        "--epochs",
+        "1",
+        "--split-seed",
+        "5",
+        "--out",
+        str(tmp_path / "a"),
+    )
     assert code == 0, err
-    code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--size", "64", "--epochs", "1",
-                           "--lr", "1e-12", "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b"))
+    code, _, err = run_cli(
+        capsys,
+        "segment",
+        "train",
+        "--data",
+        str(polyps),
+        "--size",
+        "64",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-12",
+        "--init-from",
+        str(tmp_path / "a"),
+        "--out",
+        str(tmp_path / "b"),
+    )
     assert code == 0, err
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert cfg["model_args"] == {"base": 8, "depth": 2} and cfg["size"] == 64 and cfg["split_seed"] == 5
+    assert (
+        cfg["model_args"] == {"base": 8, "depth": 2}
+        and cfg["size"] == 64
+        and cfg["split_seed"] == 5
+    )
     assert cfg["init_from"] == str(tmp_path / "a")
     split_a, split_b = (json.loads((tmp_path / r / "split.json").read_text()) for r in "ab")
     assert all(split_a[k] == split_b[k] for k in ("train", "val", "test"))
     wa, wb = (load_file(tmp_path / r / "checkpoints" / "best.safetensors") for r in "ab")
     convs = [k for k in wa if k.startswith("model.") and wa[k].ndim == 4]
-    assert convs and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in convs)  # lr ~ 0: the weights it started from
+    assert convs and all(
+        torch.allclose(wa[k], wb[k], atol=1e-6) for k in convs
+    )  # lr ~ 0: the weights it started from
     # a different model is refused before anything is written
-    code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--size", "64", "--base", "16",
-                           "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "c"))
+    code, _, err = run_cli(
+        capsys,
+        "segment",
+        "train",
+        "--data",
+        str(polyps),
+        "--size",
+        "64",
+        "--base",
+        "16",
+        "--init-from",
+        str(tmp_path / "a"),
+        "--out",
+        str(tmp_path / "c"),
+    )
     assert code == 1 and "--init-from needs the same model" in err and "base 8 vs 16" in err, err
     assert not (tmp_path / "c").exists()
-    code, _, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--init-from", str(tmp_path / "z"))
+    code, _, err = run_cli(
+        capsys, "segment", "train", "--data", str(polyps), "--init-from", str(tmp_path / "z")
+    )
     assert code == 1 and "no such run directory" in err
     # resuming the continued run no longer needs the run it started from
     shutil.rmtree(tmp_path / "a")
@@ -375,42 +481,95 @@ def test_init_from_continues_another_run_at_a_larger_size_on_its_split(capsys, t
     assert run_segment(load_config(run_b, SegmentTask), run_b, resume=True)["size"] == 64
 
 
-# ---- CLI --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cmd", [["segment"], ["segment", "train"], ["segment", "predict"], ["segment", "compare"],
-                                 ["segment", "explain"]])
+# ---- CLI -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["segment"],
+        ["segment", "train"],
+        ["segment", "predict"],
+        ["segment", "compare"],
+        ["segment", "explain"],
+    ],
+)
 def test_segment_help(capsys, cmd):
     code, out, _ = run_cli(capsys, *cmd, "--help")
     assert code == 0 and "Usage" in out
 
 
 def test_segment_cli_end_to_end(capsys, tmp_path, polyps):
-    code, out, err = run_cli(capsys, "segment", "train", "--data", str(polyps), "--size", "32", "--base", "8",
-                             "-m", "depth=2", "--epochs", "2", "--out", str(tmp_path / "r"))
+    code, out, err = run_cli(
+        capsys,
+        "segment",
+        "train",
+        "--data",
+        str(polyps),
+        "--size",
+        "32",
+        "--base",
+        "8",
+        "-m",
+        "depth=2",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert code == 0, err
     assert "test/dice" in out and (tmp_path / "r" / "report.html").exists()
-    code, out, err = run_cli(capsys, "segment", "predict", str(tmp_path / "r"),
-                             str(polyps / "images" / "case001.jpg"), "--out", str(tmp_path / "o"))
+    code, out, err = run_cli(
+        capsys,
+        "segment",
+        "predict",
+        str(tmp_path / "r"),
+        str(polyps / "images" / "case001.jpg"),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert code == 0, err
-    assert (tmp_path / "o" / "case001_mask.png").exists() and (tmp_path / "o" / "case001_overlay.png").exists()
+    assert (tmp_path / "o" / "case001_mask.png").exists() and (
+        tmp_path / "o" / "case001_overlay.png"
+    ).exists()
 
 
 BAD = [
     (["segment", "train", "--data", "nowhere"], "--data must be kvasir or a folder"),
     (["segment", "train", "--data", "POLYPS", "--size", "40"], "divisible by 16"),
-    (["segment", "train", "--data", "POLYPS", "--model", "segvit", "--patch", "12", "--size", "48"], "power of two"),
+    (
+        [
+            "segment",
+            "train",
+            "--data",
+            "POLYPS",
+            "--model",
+            "segvit",
+            "--patch",
+            "12",
+            "--size",
+            "48",
+        ],
+        "power of two",
+    ),
     (["segment", "train", "--data", "POLYPS", "--model", "fcn"], "unknown model 'fcn' for segment"),
     (["segment", "train", "--data", "POLYPS", "--aspect", "crop"], "pad or stretch"),
     (["segment", "train", "--data", "POLYPS", "--patch", "8"], "--patch applies to --model segvit"),
     (["segment", "train", "--data", "kvasir"], "Kvasir-SEG not found"),
     (["segment", "compare", "--data", "POLYPS", "--models", "unet,unet"], "distinct names"),
     (["segment", "predict", "NOTARUN", "x.jpg"], "no such run directory"),
-    (["segment", "train", "--resume", "NOTARUN", "--init-from", "NOTARUN"], "own config; drop --init-from"),
+    (
+        ["segment", "train", "--resume", "NOTARUN", "--init-from", "NOTARUN"],
+        "own config; drop --init-from",
+    ),
 ]
 
 
-@pytest.mark.parametrize("argv,message", BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize(
+    "argv,message", BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else None
+)
 def test_segment_bad_input_is_one_line(capsys, tmp_path, polyps, argv, message):
-    argv = [str(polyps) if a == "POLYPS" else str(tmp_path / a) if a == "NOTARUN" else a for a in argv]
+    argv = [
+        str(polyps) if a == "POLYPS" else str(tmp_path / a) if a == "NOTARUN" else a for a in argv
+    ]
     code, out, err = run_cli(capsys, *argv)
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert not list(tmp_path.glob("unet-*")) and not (tmp_path / "runs").exists()
@@ -429,7 +588,7 @@ def test_predict_rejects_an_unreadable_image_and_a_classifier_run(capsys, tmp_pa
     assert code == 1 and "not a segmentation run" in err
 
 
-# ---- the kvasir archive: download and unpack against a loopback server ------------------------------
+# ---- the kvasir archive: download and unpack against a loopback server ---------------------------
 @pytest.fixture
 def zip_server(tmp_path):
     import functools
@@ -448,8 +607,10 @@ def zip_server(tmp_path):
         z.writestr("../escaped.txt", "x")
     (www / "corrupt").mkdir()
     (www / "corrupt" / "kvasir-seg.zip").write_bytes((www / "kvasir-seg.zip").read_bytes()[:300])
-    handler = functools.partial(type("H", (http.server.SimpleHTTPRequestHandler,),
-                                     {"log_message": lambda *a: None}), directory=str(www))
+    handler = functools.partial(
+        type("H", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
+        directory=str(www),
+    )
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -463,18 +624,27 @@ def test_fetch_kvasir_downloads_and_unpacks(capsys, tmp_path, zip_server):
     with pytest.raises(NNLabError, match="nnlab datasets fetch kvasir"):
         kvasir_root()
     for bad, message in (("evil", "unsafe path"), ("corrupt", "not a valid zip")):
-        code, _, err = run_cli(capsys, "datasets", "fetch", "kvasir", "--mirror", f"{zip_server}/{bad}")
+        code, _, err = run_cli(
+            capsys, "datasets", "fetch", "kvasir", "--mirror", f"{zip_server}/{bad}"
+        )
         assert code == 1 and message in err
         assert not (tmp_path / "cache" / "kvasir-seg" / "Kvasir-SEG").exists()
-        assert not list((tmp_path / "cache" / "kvasir-seg").glob(".Kvasir-SEG*"))  # no half-unpacked folder
+        assert not list(
+            (tmp_path / "cache" / "kvasir-seg").glob(".Kvasir-SEG*")
+        )  # no half-unpacked folder
         (tmp_path / "cache" / "kvasir-seg" / "kvasir-seg.zip").unlink()
-    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "cache" / "escaped.txt").exists()
+    assert (
+        not (tmp_path / "escaped.txt").exists()
+        and not (tmp_path / "cache" / "escaped.txt").exists()
+    )
     code, out, err = run_cli(capsys, "datasets", "fetch", "kvasir", "--mirror", zip_server)
     assert code == 0, err
     root = kvasir_root()
     assert root == tmp_path / "cache" / "kvasir-seg" / "Kvasir-SEG"
     assert len(load_folder(root, size=16)) == 6
-    code, out, _ = run_cli(capsys, "datasets", "fetch", "kvasir", "--mirror", zip_server + "/corrupt")
+    code, out, _ = run_cli(
+        capsys, "datasets", "fetch", "kvasir", "--mirror", zip_server + "/corrupt"
+    )
     assert code == 0  # already unpacked: nothing downloaded again
 
 
@@ -498,6 +668,7 @@ def test_a_damaged_or_foreign_split_file_is_a_clear_error(tmp_path, polyps):
     make_split(run, load(own, size=16), cfg, resume=False)  # with the dataset's fingerprint
     (own / "images" / "case000.jpg").unlink()
     (own / "masks" / "case000.png").unlink()
-    with pytest.raises(NNLabError, match="dataset changed since this split was made: 12 items "
-                                         "then, 11 now"):
+    with pytest.raises(
+        NNLabError, match="dataset changed since this split was made: 12 items then, 11 now"
+    ):
         make_split(run, load(own, size=16), cfg, resume=True)

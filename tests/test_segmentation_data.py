@@ -26,7 +26,7 @@ def test_synthetic_folder_loads_with_exact_masks(tmp_path):
 
 def test_pad_keeps_the_aspect_ratio(tmp_path):
     root = make_polyp_folder(tmp_path / "p", n=1, size=(40, 80))
-    (_, ip, mp), = find_pairs(root)
+    ((_, ip, mp),) = find_pairs(root)
     image, mask = read_pair(ip, mp, 40, aspect="pad")
     assert image.shape == (3, 40, 40)
     # 80 wide x 40 high padded to 80x80: black bands of 20 rows above and below -> 10 rows at 40 px
@@ -68,7 +68,7 @@ def test_real_kvasir_pairs(real_data):
     pairs = find_pairs(root)
     assert len(pairs) == 1000
     fractions = []
-    for name, ip, mp in pairs[:: 100]:
+    for _name, ip, mp in pairs[::100]:
         image, mask = read_pair(ip, mp, 64)
         assert image.shape == (3, 64, 64) and mask.shape == (1, 64, 64)
         fractions.append(mask.mean())

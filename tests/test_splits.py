@@ -72,10 +72,14 @@ def _original_split_indices(n, seed, fractions=(0.6, 0.2, 0.2)):
 def test_partition_is_the_one_in_nnlab_data(n, seed, fractions):
     original = _original_partition
 
-    for labels in (_labels(n, 10, seed), np.zeros(n, dtype=np.int64),
-                   np.array(["cat", "dog", "eel"])[np.arange(n) % 3]):
-        _assert_parts_equal(partition(n, fractions, labels, seed),
-                            original(n, fractions, labels, seed))
+    for labels in (
+        _labels(n, 10, seed),
+        np.zeros(n, dtype=np.int64),
+        np.array(["cat", "dog", "eel"])[np.arange(n) % 3],
+    ):
+        _assert_parts_equal(
+            partition(n, fractions, labels, seed), original(n, fractions, labels, seed)
+        )
 
 
 @pytest.mark.parametrize("n", [0, 5, 13, 40, 1000])
@@ -124,11 +128,13 @@ def test_the_module_never_imports_torch():
             imported.add(node.module)
     assert {m.split(".")[0] for m in imported} <= allowed, imported
     assert {m for m in imported if m.startswith("nnlab")} <= {"nnlab.errors", "nnlab.io"}
-    code = ("import importlib.util, sys; "
-            f"spec = importlib.util.spec_from_file_location('splits', {str(SPLITS_PY)!r}); "
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-            "m.kfold(20, 2, labels=[0, 1] * 10); m.split_by_group([1, 2, 3]); "
-            "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('nnlab')))")
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('splits', {str(SPLITS_PY)!r}); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        "m.kfold(20, 2, labels=[0, 1] * 10); m.split_by_group([1, 2, 3]); "
+        "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('nnlab')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["['nnlab',", "'nnlab.errors',", "'nnlab.io']"]
@@ -145,11 +151,16 @@ FRACTIONS = [(0.6, 0.2, 0.2), (0.8, 0.2), (0.5, 0.3, 0.2), (0.7, 0.3, 0.0)]
 
 
 @settings(max_examples=200, deadline=None)
-@given(sizes=st.lists(st.integers(1, 30), min_size=3, max_size=40),
-       seed=st.integers(0, 2**32 - 1), fractions=st.sampled_from(FRACTIONS))
+@given(
+    sizes=st.lists(st.integers(1, 30), min_size=3, max_size=40),
+    seed=st.integers(0, 2**32 - 1),
+    fractions=st.sampled_from(FRACTIONS),
+)
 def test_split_by_group_never_puts_a_group_in_two_parts(sizes, seed, fractions):
     groups = _groups(sizes, seed)
-    parts = split_by_group(groups, fractions, seed, parts=("train", "val", "test")[:len(fractions)])
+    parts = split_by_group(
+        groups, fractions, seed, parts=("train", "val", "test")[: len(fractions)]
+    )
     everything = np.concatenate(list(parts.values()))
     assert np.array_equal(np.sort(everything), np.arange(len(groups)))  # each item exactly once
     part_of = {}
@@ -177,12 +188,19 @@ def test_split_by_group_meets_the_fractions_with_many_small_groups(seed):
 
 def test_split_by_group_depends_on_the_seed_not_on_the_item_order():
     groups = _groups([5, 1, 8, 3, 3, 9, 2, 4, 6, 7], 0)
-    part_of = [{g: p for p, idx in split_by_group(gr, seed=s).items() for g in gr[idx]}
-               for gr, s in ((groups, 1), (groups[::-1], 1), (groups, 2))]
+    part_of = [
+        {g: p for p, idx in split_by_group(gr, seed=s).items() for g in gr[idx]}
+        for gr, s in ((groups, 1), (groups[::-1], 1), (groups, 2))
+    ]
     assert part_of[0] == part_of[1]
-    assert any(part_of[0] != split for split in [part_of[2]] + [
-        {g: p for p, idx in split_by_group(groups, seed=s).items() for g in groups[idx]}
-        for s in range(3, 8)])
+    assert any(
+        part_of[0] != split
+        for split in [part_of[2]]
+        + [
+            {g: p for p, idx in split_by_group(groups, seed=s).items() for g in groups[idx]}
+            for s in range(3, 8)
+        ]
+    )
 
 
 def test_split_by_group_needs_a_group_for_every_non_empty_part():
@@ -231,9 +249,11 @@ def test_plain_kfold_is_shuffled_kfold():
 def test_group_kfold_never_splits_a_group(seed):
     sizes = np.random.default_rng(seed).integers(1, 20, size=23).tolist()
     groups = _groups(sizes, seed)
-    labels = (np.arange(len(groups)) % 3)
-    for folds in (kfold(len(groups), 4, seed, groups=groups),
-                  kfold(len(groups), 4, seed, labels=labels, groups=groups)):
+    labels = np.arange(len(groups)) % 3
+    for folds in (
+        kfold(len(groups), 4, seed, groups=groups),
+        kfold(len(groups), 4, seed, labels=labels, groups=groups),
+    ):
         _check_folds(folds, len(groups), 4)
         for train, test in folds:
             assert not set(groups[train]) & set(groups[test])
@@ -301,16 +321,25 @@ def test_the_split_file_is_readable_json_by_name(tmp_path):
 def test_an_old_segmentation_split_file_still_loads(tmp_path):
     """The format segmentation runs wrote before the fingerprint: checked by name only."""
     path = tmp_path / "split.json"
-    old = {"seed": 5, "fractions": [0.6, 0.2, 0.2], "init_from": "runs/a",
-           "train": NAMES[10:], "val": NAMES[5:10], "test": NAMES[:5]}
+    old = {
+        "seed": 5,
+        "fractions": [0.6, 0.2, 0.2],
+        "init_from": "runs/a",
+        "train": NAMES[10:],
+        "val": NAMES[5:10],
+        "test": NAMES[:5],
+    }
     path.write_text(json.dumps(old, indent=2, sort_keys=True))
     parts = load_split(path, NAMES + ["new.png"])  # a new image is fine without a fingerprint
     assert list(parts) == ["train", "val", "test"]
     assert parts["test"].tolist() == [0, 1, 2, 3, 4]
     assert parts["train"].tolist() == list(range(10, 40))
     assert split_info(path) == {"seed": 5, "fractions": [0.6, 0.2, 0.2], "init_from": "runs/a"}
-    with pytest.raises(NNLabError, match=r"1 items of the saved split are not in the dataset "
-                                         r"\(e\.g\. case000\.png\)"):
+    with pytest.raises(
+        NNLabError,
+        match=r"1 items of the saved split are not in the dataset "
+        r"\(e\.g\. case000\.png\)",
+    ):
         load_split(path, NAMES[1:])
 
 
@@ -324,10 +353,15 @@ def test_load_split_errors_are_one_line_and_name_the_file(tmp_path):
     with pytest.raises(NNLabError, match="no split file") as e:
         load_split(path, NAMES)
     _one_line(e, path)
-    for text in ('{"train": [', "[1, 2]", '{"train": ["a"], "val": []}',
-                 '{"train": "abc", "val": [], "test": []}', '{"train": [1], "val": [], "test": []}',
-                 '{"dataset": {"items": "3"}, "train": []}',
-                 '{"dataset": {"items": 3, "sha256": "x"}, "how": [], "train": []}'):
+    for text in (
+        '{"train": [',
+        "[1, 2]",
+        '{"train": ["a"], "val": []}',
+        '{"train": "abc", "val": [], "test": []}',
+        '{"train": [1], "val": [], "test": []}',
+        '{"dataset": {"items": "3"}, "train": []}',
+        '{"dataset": {"items": 3, "sha256": "x"}, "how": [], "train": []}',
+    ):
         path.write_text(text)
         with pytest.raises(NNLabError, match="damaged split file") as e:
             load_split(path, NAMES)
@@ -346,9 +380,12 @@ def test_load_split_errors_are_one_line_and_name_the_file(tmp_path):
 def test_load_split_refuses_a_dataset_that_changed(tmp_path):
     path = tmp_path / "split.json"
     save_split(path, split_by_item(len(NAMES), seed=1), NAMES, method="by_item", seed=1)
-    with pytest.raises(NNLabError, match=r"the dataset changed since this split was made: "
-                                         r"40 items then, 38 now; 2 items of the saved split "
-                                         r"are not in the dataset \(e\.g\. ") as e:
+    with pytest.raises(
+        NNLabError,
+        match=r"the dataset changed since this split was made: "
+        r"40 items then, 38 now; 2 items of the saved split "
+        r"are not in the dataset \(e\.g\. ",
+    ) as e:
         load_split(path, NAMES[:19] + NAMES[21:])
     _one_line(e, path)
     with pytest.raises(NNLabError, match="40 items then, 41 now$"):

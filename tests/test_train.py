@@ -17,8 +17,14 @@ from nnlab.errors import NNLabError
 from nnlab.models import build_model, model_config
 from nnlab.run import RunDir
 from nnlab.tasks.classify import ClassifyTask
-from nnlab.train import StepOutput, TrainConfig, Trainer, TrainingDiverged, load_checkpoint
-from nnlab.train import save_checkpoint
+from nnlab.train import (
+    StepOutput,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    load_checkpoint,
+    save_checkpoint,
+)
 from nnlab.train.core import Bookkeeper, lr_factor, read_checkpoint
 from nnlab.train.ema import EMA
 
@@ -26,8 +32,9 @@ from nnlab.train.ema import EMA
 def _data(n=96, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 1, 8, 8, generator=g)
-    y = ((x[:, 0, :4].sum((1, 2)) > x[:, 0, 4:].sum((1, 2))).long()
-         + 2 * (x[:, 0, :, :4].mean((1, 2)) > 0).long())
+    y = (x[:, 0, :4].sum((1, 2)) > x[:, 0, 4:].sum((1, 2))).long() + 2 * (
+        x[:, 0, :, :4].mean((1, 2)) > 0
+    ).long()
     return TensorDataset(x, y)
 
 
@@ -35,8 +42,17 @@ def _trainer(run, epochs, model="mlp", task=None, **kw):
     torch.manual_seed(0)
     args = {"in_shape": (1, 8, 8), "hidden": (32,)} if model == "mlp" else {"channels": (8,)}
     net = build_model(model, model_config(model, num_classes=4, **args))
-    cfg = TrainConfig(**{"epochs": epochs, "batch_size": 16, "lr": 1e-2, "device": "cpu",
-                         "monitor": "val/acc", "mode": "max", **kw})
+    cfg = TrainConfig(
+        **{
+            "epochs": epochs,
+            "batch_size": 16,
+            "lr": 1e-2,
+            "device": "cpu",
+            "monitor": "val/acc",
+            "mode": "max",
+            **kw,
+        }
+    )
     return Trainer(net, task or ClassifyTask.for_classes(4), cfg, run)
 
 
@@ -95,8 +111,9 @@ def test_resume_with_ema_and_accumulation_inside_an_epoch(tmp_path):
     """EMA on, 2 micro-batches per step, a checkpoint every 2 optimizer steps: killed after 17
     micro-batches (epoch 3, after its 4th) and resumed from the mid-epoch checkpoint, the run ends
     exactly as the uninterrupted one: weights, averaged weights, logged figures."""
-    full, resumed, done = _interrupted_then_resumed(tmp_path, "cnn", 17, ema=0.9, accumulate=2,
-                                                    checkpoint_every=2)
+    full, resumed, done = _interrupted_then_resumed(
+        tmp_path, "cnn", 17, ema=0.9, accumulate=2, checkpoint_every=2
+    )
     assert done == 2 and resumed.step == full.step == 5 * 3
     _same_weights(full.ema.module, resumed.ema.module)
     state = read_checkpoint(tmp_path / "b" / "checkpoints" / "best.safetensors", "pt")[1]
@@ -109,10 +126,19 @@ def test_accumulation_equals_the_large_batch():
     nets = []
     for batch, accumulate in ((16, 1), (8, 2)):
         torch.manual_seed(0)
-        net = build_model("mlp", model_config("mlp", in_shape=(1, 8, 8), hidden=(16,),
-                                              num_classes=4, dropout=0.0))
-        cfg = TrainConfig(epochs=2, batch_size=batch, accumulate=accumulate, lr=0.1,
-                          optimizer="sgd", grad_clip=0, device="cpu", monitor="train/loss")
+        net = build_model(
+            "mlp", model_config("mlp", in_shape=(1, 8, 8), hidden=(16,), num_classes=4, dropout=0.0)
+        )
+        cfg = TrainConfig(
+            epochs=2,
+            batch_size=batch,
+            accumulate=accumulate,
+            lr=0.1,
+            optimizer="sgd",
+            grad_clip=0,
+            device="cpu",
+            monitor="train/loss",
+        )
         t = Trainer(net, ClassifyTask.for_classes(4), cfg)
         t.fit(_data())
         nets.append(t)
@@ -137,8 +163,10 @@ def test_ema_follows_its_formula_and_is_what_is_evaluated():
     data = _data(48, seed=1)
     direct = Trainer(t.ema.module, ClassifyTask.for_classes(4), t.cfg).evaluate(data)
     assert t.evaluate(data) == direct
-    assert t.evaluate(data)["loss"] != Trainer(t.module, ClassifyTask.for_classes(4),
-                                                t.cfg).evaluate(data)["loss"]
+    assert (
+        t.evaluate(data)["loss"]
+        != Trainer(t.module, ClassifyTask.for_classes(4), t.cfg).evaluate(data)["loss"]
+    )
 
 
 def test_time_budget_stops_cleanly_and_the_run_continues_exactly(tmp_path):
@@ -164,7 +192,9 @@ def test_max_steps_stop_and_the_schedule_ends_there():
     t = _trainer(None, 10, max_steps=8)
     t.fit(_data(), _data(32, 1))
     assert t.step == 8 and "8 optimizer steps" in t.stopped
-    assert [r["epoch"] for r in t.history] == [1, 2] and t.history[-1]["lr"] < 0.05 * t.cfg.lr  # cosine ends at step 8
+    assert [r["epoch"] for r in t.history] == [1, 2] and t.history[-1][
+        "lr"
+    ] < 0.05 * t.cfg.lr  # cosine ends at step 8
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -188,13 +218,20 @@ def test_checkpoint_roundtrip_and_corruption(tmp_path):
     t = _trainer(None, 1)
     t.fit(_data())
     path = tmp_path / "c.safetensors"
-    save_checkpoint(path, t.model, t.optimizer, {"epoch": 1, "note": "x"},
-                    meta={"model": {"name": "mlp", "config": {"hidden": [32]}}})
+    save_checkpoint(
+        path,
+        t.model,
+        t.optimizer,
+        {"epoch": 1, "note": "x"},
+        meta={"model": {"name": "mlp", "config": {"hidden": [32]}}},
+    )
     t2 = _trainer(None, 1)
     assert load_checkpoint(path, t2.model, t2.optimizer) == {"epoch": 1, "note": "x"}
     _same_weights(t.model, t2.model)
     s1, s2 = t.optimizer.state_dict(), t2.optimizer.state_dict()
-    assert all(torch.equal(s1["state"][i]["exp_avg"], s2["state"][i]["exp_avg"]) for i in s1["state"])
+    assert all(
+        torch.equal(s1["state"][i]["exp_avg"], s2["state"][i]["exp_avg"]) for i in s1["state"]
+    )
     meta = read_checkpoint(path, "pt")[1]
     assert meta["format"] == 1 and meta["engine"] == "torch" and meta["model"]["name"] == "mlp"
     assert (tmp_path / "c.json").exists()
@@ -227,7 +264,9 @@ def test_early_stopping(tmp_path):
 def test_bookkeeper_direction_is_explicit(tmp_path):
     """The same figures pick opposite best epochs under min and max; without validation figures
     the latest epoch is the best; a monitor that is never logged is an error."""
-    recs = [{"epoch": e, "val/cer": v, "time/epoch_s": 0.0} for e, v in ((1, 0.5), (2, 0.2), (3, 0.9))]
+    recs = [
+        {"epoch": e, "val/cer": v, "time/epoch_s": 0.0} for e, v in ((1, 0.5), (2, 0.2), (3, 0.9))
+    ]
     for mode, best in (("min", 2), ("max", 3)):
         books = Bookkeeper("val/cer", mode)
         for r in recs:
@@ -244,8 +283,9 @@ def test_bookkeeper_direction_is_explicit(tmp_path):
 class _TermsTask:
     """Two named loss terms, an extra figure from the epoch hook, variable-length targets."""
 
-    collate_fn = staticmethod(lambda items: (torch.stack([x for x, _ in items]),
-                                             [t for _, t in items]))
+    collate_fn = staticmethod(
+        lambda items: (torch.stack([x for x, _ in items]), [t for _, t in items])
+    )
 
     def loss(self, model, batch):
         x, targets = batch  # targets: a list of 1-D tensors of different lengths
@@ -276,7 +316,9 @@ def test_orders_reproduce_dataloader_and_distributed_sampler(monkeypatch):
     shard (DDP), so runs from before the loop built its own loader reproduce."""
     data, t = _data(50), _trainer(None, 1, seed=3)
     g = torch.Generator().manual_seed(3 * 100_003 + 2)
-    ref = [int(i) for b in DataLoader(range(50), batch_size=50, shuffle=True, generator=g) for i in b]
+    ref = [
+        int(i) for b in DataLoader(range(50), batch_size=50, shuffle=True, generator=g) for i in b
+    ]
     assert t.order(len(data), 2, True) == ref
     t.distributed = True
     monkeypatch.setattr(loop, "world_size", lambda: 3)
@@ -295,14 +337,24 @@ def test_balanced_sampler_draws_every_class_equally():
     counts = torch.bincount(y[t.order(1000, 1, True, t._sample_weights(data))], minlength=3)
     # each class 1/3 of 1000 draws: sd = sqrt(1000 * 1/3 * 2/3) = 15; 5 sd = 75
     assert (counts - 1000 / 3).abs().max() < 75, counts
-    assert t.order(1000, 1, True, t._sample_weights(data)) != t.order(1000, 2, True,
-                                                                       t._sample_weights(data))
+    assert t.order(1000, 1, True, t._sample_weights(data)) != t.order(
+        1000, 2, True, t._sample_weights(data)
+    )
 
 
 def test_bad_train_config():
-    for bad in ({"epochs": 0}, {"batch_size": 0}, {"lr": -1.0}, {"optimizer": "adam9"},
-                {"accumulate": 0}, {"ema": 1.0}, {"mode": "up"}, {"sampler": "x"},
-                {"monitor": "acc"}, {"budget_min": -1.0}):
+    for bad in (
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"lr": -1.0},
+        {"optimizer": "adam9"},
+        {"accumulate": 0},
+        {"ema": 1.0},
+        {"mode": "up"},
+        {"sampler": "x"},
+        {"monitor": "acc"},
+        {"budget_min": -1.0},
+    ):
         with pytest.raises(NNLabError):
             TrainConfig(**bad).validate()
     if not torch.cuda.is_available():  # on a CUDA machine the same config is valid
@@ -318,3 +370,16 @@ def test_config_roundtrip_is_strict():
         from_dict(TrainConfig, {"epochs": 3, "lr_typo": 1})
     with pytest.raises(NNLabError, match="no option"):
         model_config("cnn", hidden=3)
+
+
+def test_channels_last_changes_the_layout_not_the_result():
+    """NHWC weights and inputs (for tensor cores on CUDA) give the same training run."""
+    runs = []
+    for channels_last in (False, True):
+        t = _trainer(None, 2, "cnn", channels_last=channels_last)
+        t.fit(_data(), _data(32, 1))
+        runs.append(t)
+    conv = next(m for m in runs[1].module.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(runs[0].module.parameters(), runs[1].module.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_cli import run_cli
 
 from nnlab.data.augment import random_affine_torch
 from nnlab.models import build_model, model_config
 from nnlab.models.layers import Attention, PatchEmbed
-from nnlab.train import TrainConfig
 from nnlab.train.loop import lr_factor
 from nnlab.viz.attention import cls_attention, rollout
-from test_cli import run_cli
 
 
 @pytest.mark.parametrize("patch,tokens", [((7, 7), 16), ((1, 28), 28), ((4, 4), 49), ((1, 7), 112)])
@@ -79,8 +78,22 @@ def test_rollout_and_class_token_maps():
 
 def test_vit_run_report_and_explain(capsys, tmp_path):
     out = tmp_path / "v"
-    code, _, _ = run_cli(capsys, "train", "--model", "vit", "--patch", "4", "-m", "dim=32", "-m", "depth=2",
-                         "--epochs", "2", "--out", str(out))
+    code, _, _ = run_cli(
+        capsys,
+        "train",
+        "--model",
+        "vit",
+        "--patch",
+        "4",
+        "-m",
+        "dim=32",
+        "-m",
+        "depth=2",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+    )
     assert code == 0
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"attention_test0.png", "attention_test1.png", "attention_test2.png"} <= figures
@@ -91,13 +104,16 @@ def test_vit_run_report_and_explain(capsys, tmp_path):
     assert code == 1 and "outside" in err
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--model", "vit", "--patch", "3"], "does not tile"),
-    (["--model", "vit", "--patch", "2x"], "--patch expects"),
-    (["--model", "cnn", "--patch", "2"], "--model vit only"),
-    (["--precision", "fp8"], "precision must be"),
-    (["--schedule", "step"], "schedule must be"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "vit", "--patch", "3"], "does not tile"),
+        (["--model", "vit", "--patch", "2x"], "--patch expects"),
+        (["--model", "cnn", "--patch", "2"], "--model vit only"),
+        (["--precision", "fp8"], "precision must be"),
+        (["--schedule", "step"], "schedule must be"),
+    ],
+)
 def test_train_option_errors(capsys, tmp_path, argv, message):
     code, _, err = run_cli(capsys, "train", *argv)
     assert code == 1 and message in err
@@ -127,10 +143,29 @@ def test_ddp_two_cpu_processes(tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    p = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2",
-                        "-m", "nnlab", "train", "--data", "digits", "--model", "mlp", "--epochs", "4",
-                        "--out", str(out)], capture_output=True, text=True, timeout=300, env=env,
-                       cwd=tmp_path)
+    p = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "nnlab",
+            "train",
+            "--data",
+            "digits",
+            "--model",
+            "mlp",
+            "--epochs",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr[:3000]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]  # one writer: no duplicated lines

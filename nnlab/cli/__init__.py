@@ -15,18 +15,29 @@ from nnlab.errors import NNLabError
 
 # top-level name -> the module that registers it (a module may add several names)
 COMMANDS = {
-    "demo": "classify", "train": "classify", "explain": "classify", "classify": "classify",
-    "segment": "segment", "numpy": "numpy_engine", "conv": "conv", "datasets": "datasets",
-    "facts": "facts", "report": "facts",
+    "demo": "classify",
+    "train": "classify",
+    "explain": "classify",
+    "classify": "classify",
+    "segment": "segment",
+    "numpy": "numpy_engine",
+    "conv": "conv",
+    "datasets": "datasets",
+    "facts": "facts",
+    "report": "facts",
 }
 
 
 def build_app(argv: list[str] | None = None) -> typer.Typer:
     """The typer app with the command groups the command line needs (all of them for help)."""
-    app = typer.Typer(name="nnlab", no_args_is_help=True, add_completion=False,
-                      pretty_exceptions_enable=False,
-                      help="nnlab: neural networks on images and signals -- implement, train on "
-                           "real data, verify, look.")
+    app = typer.Typer(
+        name="nnlab",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        help="nnlab: neural networks on images and signals -- implement, train on "
+        "real data, verify, look.",
+    )
     words = [a for a in (argv or []) if not a.startswith("-")]
     wanted = COMMANDS.get(words[0]) if words else None
     for module in dict.fromkeys(COMMANDS.values()):

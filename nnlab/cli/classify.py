@@ -7,8 +7,16 @@ from typing import Optional
 
 import typer
 
-from nnlab.cli.common import (DeviceOpt, OutOpt, SeedOpt, Shortcut, console, group, table,
-                              train_command)
+from nnlab.cli.common import (
+    DeviceOpt,
+    OutOpt,
+    SeedOpt,
+    Shortcut,
+    console,
+    group,
+    table,
+    train_command,
+)
 from nnlab.errors import NNLabError
 from nnlab.io import claim_outputs
 from nnlab.run import RunDir
@@ -27,7 +35,9 @@ def parse_patch(text: str) -> tuple[int, int]:
 
 def demo(
     epochs: int = typer.Option(30, min=1, help="Epochs per model."),
-    seed: int = SeedOpt, device: str = DeviceOpt, out: Optional[Path] = OutOpt,
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    out: Optional[Path] = OutOpt,
 ) -> None:
     """Train a small MLP and a small CNN on the embedded 8x8 digits and compare them (< 1 min)."""
     from nnlab.tasks.demo import run_demo
@@ -59,11 +69,20 @@ def register(app: typer.Typer) -> None:
     from nnlab.tasks.classify import ClassifyTask
 
     train = train_command(
-        ClassifyTask, "classify",
+        ClassifyTask,
+        "classify",
         "Train a classifier (MLP, CNN, ViT) with the shared training loop; writes a run directory "
         "and its report.",
-        shortcuts=(Shortcut("patch", str, "ViT patch size: 7 (7x7) or HxW, e.g. 1x28 (image rows).",
-                            "vit", parse_patch),))
+        shortcuts=(
+            Shortcut(
+                "patch",
+                str,
+                "ViT patch size: 7 (7x7) or HxW, e.g. 1x28 (image rows).",
+                "vit",
+                parse_patch,
+            ),
+        ),
+    )
     classify = group("classify", "Image classification: digits, MNIST, NIST characters.")
     for target in (app, classify):
         target.command("train")(train)

@@ -28,7 +28,9 @@ from nnlab.run import RunDir
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 SeedOpt = typer.Option(0, "--seed", help="Random seed; the same seed gives the same run.")
-DeviceOpt = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+DeviceOpt = typer.Option(
+    "auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N."
+)
 OutOpt = typer.Option(None, "--out", help="Run directory (default: runs/<name>-<timestamp>).")
 ALIASES = {"warmup_epochs": ("--warmup",)}  # short names older commands and docs use
 RESUME_OVERRIDES = ("device", "num_workers", "budget_min")  # may change when a run continues
@@ -48,8 +50,12 @@ def table(rows: list[dict], title: str = "") -> Table:
     t = Table(title=title or None)
     for col, value in rows[0].items():
         numeric = isinstance(value, (int, float)) or col in ("error", "tolerance")
-        t.add_column(col, justify="right" if numeric else "left", no_wrap=col in ("fact", "file"),
-                     min_width=min(len(col), 12))
+        t.add_column(
+            col,
+            justify="right" if numeric else "left",
+            no_wrap=col in ("fact", "file"),
+            min_width=min(len(col), 12),
+        )
     for r in rows:
         t.add_row(*(fmt(v) for v in r.values()))
     return t
@@ -81,8 +87,9 @@ def parse_ints(text: str, option: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(h) for h in text.split(",") if h.strip())
     except ValueError:
-        raise NNLabError(f"{option} expects comma-separated integers like 64 or 512,256, "
-                         f"got '{text}'") from None
+        raise NNLabError(
+            f"{option} expects comma-separated integers like 64 or 512,256, got '{text}'"
+        ) from None
     if not sizes:
         raise NNLabError(f"{option} needs at least one value, got '{text}'")
     return sizes
@@ -107,8 +114,9 @@ def _shown(value: Any) -> str:
     return f"'{value}'" if value == "" else str(value)
 
 
-def config_params(cls: type, defaults: Any, panel: str, skip: tuple[str, ...] = ()
-                  ) -> list[inspect.Parameter]:
+def config_params(
+    cls: type, defaults: Any, panel: str, skip: tuple[str, ...] = ()
+) -> list[inspect.Parameter]:
     """One option per field of dataclass `cls` (nested dataclasses and dicts excepted): --name,
     the field's comment and its default in `defaults` as help; the value None means 'not given'."""
     hints, helps, params = typing.get_type_hints(cls), field_help(cls), []
@@ -121,8 +129,11 @@ def config_params(cls: type, defaults: Any, panel: str, skip: tuple[str, ...] = 
         decls = (f"{flag}/--no-{flag[2:]}",) if kind is bool else (flag, *ALIASES.get(f.name, ()))
         text = f"{helps.get(f.name, '')} (default: {_shown(getattr(defaults, f.name))})".strip()
         option = typer.Option(None, *decls, help=text, rich_help_panel=panel, show_default=False)
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                        annotation=Optional[kind]))
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[kind]
+            )
+        )
     return params
 
 
@@ -141,7 +152,9 @@ def apply(cfg: Any, given: dict[str, Any]) -> Any:
     for f in dataclasses.fields(cfg):
         if dataclasses.is_dataclass(hints[f.name]) and nested:
             changes[f.name] = apply(getattr(cfg, f.name), nested)
-            nested = {k: v for k, v in nested.items() if k not in typing.get_type_hints(hints[f.name])}
+            nested = {
+                k: v for k, v in nested.items() if k not in typing.get_type_hints(hints[f.name])
+            }
     if nested:
         raise NNLabError(f"unknown option(s) {sorted(nested)}")
     return dataclasses.replace(cfg, **changes)
@@ -158,8 +171,13 @@ class Shortcut:
     parse: Callable[[Any], Any] = lambda v: v
 
 
-def train_command(task_cls, group_name: str, doc: str, shortcuts: tuple[Shortcut, ...] = (),
-                  show: Callable | None = None) -> Callable:
+def train_command(
+    task_cls,
+    group_name: str,
+    doc: str,
+    shortcuts: tuple[Shortcut, ...] = (),
+    show: Callable | None = None,
+) -> Callable:
     """The `train` command of a task: every field of its config (and of its TrainConfig) is an
     option; --resume continues a run with its own config (--device, --num-workers, --budget-min
     may change); a config field `init_from` starts from a finished run's config and weights."""
@@ -170,21 +188,48 @@ def train_command(task_cls, group_name: str, doc: str, shortcuts: tuple[Shortcut
     names = {f.name for f in dataclasses.fields(cls)}
     params = config_params(cls, defaults, "Data and model")
     if "model_args" in names:
-        params.append(inspect.Parameter("model_arg", inspect.Parameter.KEYWORD_ONLY, annotation=list[str],
-                                        default=typer.Option([], "--model-arg", "-m", rich_help_panel="Data and model",
-                                                             help="Model option KEY=VALUE (a JSON value), "
-                                                                  "e.g. -m 'hidden=[256,128]'.")))
+        params.append(
+            inspect.Parameter(
+                "model_arg",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=list[str],
+                default=typer.Option(
+                    [],
+                    "--model-arg",
+                    "-m",
+                    rich_help_panel="Data and model",
+                    help="Model option KEY=VALUE (a JSON value), e.g. -m 'hidden=[256,128]'.",
+                ),
+            )
+        )
     for s in shortcuts:
-        params.append(inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[s.kind],
-                                        default=typer.Option(None, f"--{s.name}", help=s.help,
-                                                             rich_help_panel="Data and model")))
+        params.append(
+            inspect.Parameter(
+                s.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Optional[s.kind],
+                default=typer.Option(
+                    None, f"--{s.name}", help=s.help, rich_help_panel="Data and model"
+                ),
+            )
+        )
     if "train" in names:
         params += config_params(TrainConfig, defaults.train, "Training")
-    params += [inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=OutOpt,
-                                 annotation=Optional[Path]),
-               inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                                 default=typer.Option(None, help="Continue the run in this directory "
-                                                      "from its last checkpoint (its config is used)."))]
+    params += [
+        inspect.Parameter(
+            "out", inspect.Parameter.KEYWORD_ONLY, default=OutOpt, annotation=Optional[Path]
+        ),
+        inspect.Parameter(
+            "resume",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Optional[Path],
+            default=typer.Option(
+                None,
+                help="Continue the run in this directory "
+                "from its last checkpoint (its config is used).",
+            ),
+        ),
+    ]
 
     def command(**kw) -> None:
         out, resume = kw.pop("out"), kw.pop("resume")
@@ -192,10 +237,14 @@ def train_command(task_cls, group_name: str, doc: str, shortcuts: tuple[Shortcut
         cuts = {s.name: kw.pop(s.name) for s in shortcuts if kw.get(s.name) is not None}
         given = {k: v for k, v in kw.items() if v is not None}
         if resume is not None:
-            extra = sorted({*given, *cuts} - set(RESUME_OVERRIDES)) + (["model-arg"] if model_args else [])
+            extra = sorted({*given, *cuts} - set(RESUME_OVERRIDES)) + (
+                ["model-arg"] if model_args else []
+            )
             if extra:
-                raise NNLabError(f"--resume continues a run with its own config; drop "
-                                 f"{', '.join('--' + e.replace('_', '-') for e in extra)}")
+                raise NNLabError(
+                    f"--resume continues a run with its own config; drop "
+                    f"{', '.join('--' + e.replace('_', '-') for e in extra)}"
+                )
             run = RunDir.open(resume)
             cfg = apply(task_cls.config_from_run(run), given)
         else:
@@ -233,7 +282,9 @@ def new_run(name: str, out: Path | None, resume_hint: str = "") -> Iterator[RunD
     try:
         yield run
     except KeyboardInterrupt:
-        raise NNLabError(f"interrupted; {resume_hint or 'what finished is in'} {run.path}") from None
+        raise NNLabError(
+            f"interrupted; {resume_hint or 'what finished is in'} {run.path}"
+        ) from None
     except NNLabError:
         if fresh and not run.metrics_path.exists():
             shutil.rmtree(run.path, ignore_errors=True)
@@ -244,8 +295,14 @@ def new_run(name: str, out: Path | None, resume_hint: str = "") -> Iterator[RunD
     write_report(run)
 
 
-def launch(runner, group_name: str, out: Path | None = None, resume: Path | None = None,
-           show: Callable | None = None, name: str | None = None) -> dict[str, Any]:
+def launch(
+    runner,
+    group_name: str,
+    out: Path | None = None,
+    resume: Path | None = None,
+    show: Callable | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
     """Run `runner` (a Task, or any object with check / run_name / execute and `distributed`)
     into a new run directory, or continue the one at `resume`: join the process group under
     torchrun (rank 0 alone writes and talks), turn Ctrl-C into a resume hint, remove a directory a
@@ -281,8 +338,10 @@ def launch(runner, group_name: str, out: Path | None = None, resume: Path | None
     if rank == 0:
         (show or default_show)(runner, summary)
         if summary.get("stopped"):
-            console.print(f"stopped early: {summary['stopped']}; continue with: nnlab {group_name} "
-                          f"train --resume {run.path}")
+            console.print(
+                f"stopped early: {summary['stopped']}; continue with: nnlab {group_name} "
+                f"train --resume {run.path}"
+            )
         console.print(f"report: {run.report_path.resolve()}")
     if distributed:
         finish_distributed()

@@ -11,7 +11,8 @@ from nnlab.cli.common import DeviceOpt, OutOpt, SeedOpt, console, group, launch,
 
 
 def properties(seed: int = SeedOpt, out: Optional[Path] = OutOpt) -> None:
-    """Equivariance (and where it fails), stride as subsampling, pooling, parameter counts, DCT basis."""
+    """Equivariance (and where it fails), stride as subsampling, pooling, parameter counts,
+    DCT basis."""
     from nnlab.tasks.conv_experiments import run_properties
 
     with new_run("conv-properties", out) as run:
@@ -22,11 +23,15 @@ def properties(seed: int = SeedOpt, out: Optional[Path] = OutOpt) -> None:
 
 
 def prior(
-    data: str = typer.Option("digits", help="digits (16x16 on a 32x32 canvas) or mnist (28x28 on 56x56)."),
+    data: str = typer.Option(
+        "digits", help="digits (16x16 on a 32x32 canvas) or mnist (28x28 on 56x56)."
+    ),
     epochs: int = typer.Option(20, min=1, help="Epochs per model and task."),
     train_size: int = typer.Option(4000, "--train", min=10, help="Training images per task."),
     test_size: int = typer.Option(1000, "--test", min=10, help="Test images per task."),
-    seed: int = SeedOpt, device: str = DeviceOpt, out: Optional[Path] = OutOpt,
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    out: Optional[Path] = OutOpt,
 ) -> None:
     """When the prior is wrong: conv + global pooling vs an MLP on 'where is the digit?' and on
     'which digit?' with training digits on the left and test digits on the right."""
@@ -46,7 +51,9 @@ def filters(
     data: str = typer.Option("mnist", help="mnist (28x28; 7x7 filters need room) or nist."),
     epochs: int = typer.Option(3, min=1, help="Epochs."),
     limit: int = typer.Option(20000, min=0, help="Training images (0 = all)."),
-    seed: int = SeedOpt, device: str = DeviceOpt, out: Optional[Path] = OutOpt,
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    out: Optional[Path] = OutOpt,
 ) -> None:
     """Train a small CNN with 7x7 first-layer filters and show them beside a Gabor filter bank."""
     from nnlab.tasks.classify import ClassifyConfig, ClassifyTask
@@ -54,13 +61,25 @@ def filters(
     from nnlab.train import TrainConfig
 
     check_data(data, ("mnist", "nist"), " (images large enough for 7x7 filters)")
-    cfg = ClassifyConfig(data=data, model="cnn", limit=limit,
-                         model_args={"first_kernel": 7, "first_init_scale": 0.05, "channels": (16, 32)},
-                         train=TrainConfig(epochs=epochs, lr=3e-3, seed=seed, device=device,
-                                           monitor="val/acc", mode="max"))
-    launch(ClassifyTask(cfg, console), "classify", out, name=f"conv-filters-{data}",
-           show=lambda runner, s: console.print(f"test accuracy {s['test/acc']:.4f}; filters: "
-                                                f"{out or 'the run'}/figures/first_layer_filters.png"))
+    cfg = ClassifyConfig(
+        data=data,
+        model="cnn",
+        limit=limit,
+        model_args={"first_kernel": 7, "first_init_scale": 0.05, "channels": (16, 32)},
+        train=TrainConfig(
+            epochs=epochs, lr=3e-3, seed=seed, device=device, monitor="val/acc", mode="max"
+        ),
+    )
+    launch(
+        ClassifyTask(cfg, console),
+        "classify",
+        out,
+        name=f"conv-filters-{data}",
+        show=lambda runner, s: console.print(
+            f"test accuracy {s['test/acc']:.4f}; filters: "
+            f"{out or 'the run'}/figures/first_layer_filters.png"
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:

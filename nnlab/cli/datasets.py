@@ -23,8 +23,12 @@ def list_datasets() -> None:
             t.add_row(info.name, "(embedded)", "-", info.description)
         for i, f in enumerate(info.files):
             path = locate(info, f.name)
-            t.add_row(info.name if i == 0 else "", f.name, str(path) if path else "missing",
-                          info.description if i == 0 else "")
+            t.add_row(
+                info.name if i == 0 else "",
+                f.name,
+                str(path) if path else "missing",
+                info.description if i == 0 else "",
+            )
     console.print(t)
 
 
@@ -33,19 +37,28 @@ def fetch(
     mirror: Optional[str] = typer.Option(None, help="Base URL to download the files from instead."),
     force: bool = typer.Option(False, help="Download again even if a good copy is present."),
 ) -> None:
-    """Download a dataset's files into the cache, verified by sha256 (skips files already present)."""
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TransferSpeedColumn)
+    """Download a dataset's files into the cache, verified by sha256 (skips files already
+    present)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from nnlab.data.registry import fetch as fetch_files
     from nnlab.data.registry import get_info
 
     info = get_info(name)
     if not any(f.url for f in info.files):
-        console.print(f"{name}: nothing to download ({'embedded' if not info.files else 'no public URL'})")
+        console.print(
+            f"{name}: nothing to download ({'embedded' if not info.files else 'no public URL'})"
+        )
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+
         def bar(f):
             task = progress.add_task(f.name, total=f.size)
             return lambda done, total: progress.update(task, completed=done, total=total)
@@ -69,14 +82,22 @@ def verify(
             if st.status == "missing" and st.file.optional:
                 continue
             bad += st.status == "mismatch"
-            rows.append({"dataset": n, "file": st.file.name, "status": st.status,
-                         "path": str(st.path) if st.path else "-"})
+            rows.append(
+                {
+                    "dataset": n,
+                    "file": st.file.name,
+                    "status": st.status,
+                    "path": str(st.path) if st.path else "-",
+                }
+            )
     if rows:
         console.print(table(rows))
     else:
         console.print("no dataset files found")
     if bad:
-        raise NNLabError(f"{bad} file(s) do not match their checksum; fetch them again with --force")
+        raise NNLabError(
+            f"{bad} file(s) do not match their checksum; fetch them again with --force"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -28,15 +28,27 @@ def facts(
 
     chosen = select(topic, name)
     if list_only:
-        console.print(table([{"fact": f.name, "topic": f.topic, "statement": f.statement}
-                              for f in chosen] or [{"fact": "none"}], f"topics: {', '.join(TOPICS)}"))
+        console.print(
+            table(
+                [{"fact": f.name, "topic": f.topic, "statement": f.statement} for f in chosen]
+                or [{"fact": "none"}],
+                f"topics: {', '.join(TOPICS)}",
+            )
+        )
         return
     rows, failed = [], 0
     for f in chosen:
         r = run_fact(f)
         failed += not r.passed
-        rows.append({"fact": f.name, "statement": f.statement, "error": f"{r.error:.2e}",
-                     "tolerance": f"{f.tol:.0e}", "result": "pass" if r.passed else "FAIL"})
+        rows.append(
+            {
+                "fact": f.name,
+                "statement": f.statement,
+                "error": f"{r.error:.2e}",
+                "tolerance": f"{f.tol:.0e}",
+                "result": "pass" if r.passed else "FAIL",
+            }
+        )
     if rows:
         console.print(table(rows, f"{len(rows) - failed} of {len(rows)} facts hold"))
     if failed:

@@ -8,19 +8,33 @@ from typing import Optional
 
 import typer
 
-from nnlab.cli.common import (DeviceOpt, OutOpt, Shortcut, apply, config_params, console, group,
-                              launch, table, train_command)
+from nnlab.cli.common import (
+    DeviceOpt,
+    OutOpt,
+    Shortcut,
+    apply,
+    config_params,
+    console,
+    group,
+    launch,
+    table,
+    train_command,
+)
 from nnlab.errors import NNLabError
 from nnlab.run import RunDir
 
-SHORTCUTS = (Shortcut("base", int, "U-Net: channels of the first level (default 32).", "unet"),
-             Shortcut("patch", int, "SegmentViT: patch size, a power of two (default 16).", "segvit"))
+SHORTCUTS = (
+    Shortcut("base", int, "U-Net: channels of the first level (default 32).", "unet"),
+    Shortcut("patch", int, "SegmentViT: patch size, a power of two (default 16).", "segvit"),
+)
 
 
 def predict(
     run_dir: Path = typer.Argument(..., help="A segmentation run directory."),
     images: list[Path] = typer.Argument(..., help="Image files (jpg, png, ...)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/predictions)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Output folder (default RUN_DIR/predictions)."
+    ),
     overwrite: bool = typer.Option(False, help="Replace masks and overlays that exist already."),
     device: str = DeviceOpt,
 ) -> None:
@@ -38,8 +52,12 @@ def predict(
 
 def explain(
     run_dir: Path = typer.Argument(..., help="A segvit run directory."),
-    image: Optional[int] = typer.Option(None, "--image", min=0,
-                                        help="Index of the test image (default: the best and the worst case)."),
+    image: Optional[int] = typer.Option(
+        None,
+        "--image",
+        min=0,
+        help="Index of the test image (default: the best and the worst case).",
+    ),
     overwrite: bool = typer.Option(False, help="Replace figures that exist already."),
     device: str = DeviceOpt,
 ) -> None:
@@ -51,28 +69,53 @@ def explain(
 
 
 def compare_command():
-    from nnlab.tasks.segment import SegmentConfig, SegmentCompare
+    from nnlab.tasks.segment import SegmentCompare, SegmentConfig
 
     defaults = SegmentConfig()
-    params = [inspect.Parameter("models", inspect.Parameter.KEYWORD_ONLY, annotation=str,
-                                default=typer.Option("unet,segvit", help="Comma-separated models to train.")),
-              inspect.Parameter("base", inspect.Parameter.KEYWORD_ONLY, annotation=int,
-                                default=typer.Option(32, min=1, help="U-Net: channels of the first level.")),
-              inspect.Parameter("patch", inspect.Parameter.KEYWORD_ONLY, annotation=int,
-                                default=typer.Option(16, min=2, help="SegmentViT: patch size, a power of two."))]
+    params = [
+        inspect.Parameter(
+            "models",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=str,
+            default=typer.Option("unet,segvit", help="Comma-separated models to train."),
+        ),
+        inspect.Parameter(
+            "base",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=int,
+            default=typer.Option(32, min=1, help="U-Net: channels of the first level."),
+        ),
+        inspect.Parameter(
+            "patch",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=int,
+            default=typer.Option(16, min=2, help="SegmentViT: patch size, a power of two."),
+        ),
+    ]
     params += config_params(SegmentConfig, defaults, "Data", skip=("model", "init_from"))
     params += config_params(type(defaults.train), defaults.train, "Training")
-    params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=OutOpt,
-                                    annotation=Optional[Path]))
+    params.append(
+        inspect.Parameter(
+            "out", inspect.Parameter.KEYWORD_ONLY, default=OutOpt, annotation=Optional[Path]
+        )
+    )
 
     def compare(models: str, base: int, patch: int, out: Optional[Path], **given) -> None:
         names = tuple(m.strip() for m in models.split(",") if m.strip())
         cfg = apply(defaults, {k: v for k, v in given.items() if v is not None})
-        launch(SegmentCompare(cfg, names, {"unet": {"base": base}, "segvit": {"patch": patch}}, console),
-               "segment", out, show=show_compare)
+        launch(
+            SegmentCompare(
+                cfg, names, {"unet": {"base": base}, "segvit": {"patch": patch}}, console
+            ),
+            "segment",
+            out,
+            show=show_compare,
+        )
 
     compare.__signature__ = inspect.Signature(params)
-    compare.__doc__ = "Train several models with the same split, epochs and optimiser; compare them side by side."
+    compare.__doc__ = (
+        "Train several models with the same split, epochs and optimiser; compare them side by side."
+    )
     return compare
 
 
@@ -84,13 +127,20 @@ def show_compare(runner, summary) -> None:
 def register(app: typer.Typer) -> None:
     from nnlab.tasks.segment import SegmentTask
 
-    seg = group("segment", "Segmentation (Kvasir-SEG polyps or your folder): train, predict, compare.")
-    seg.command("train")(train_command(
-        SegmentTask, "segment",
-        "Train a U-Net or SegmentViT on BCE + lambda * Dice; report IoU/Dice and the test cases. "
-        "With --init-from RUN: start from RUN's best weights, on its split, with its options "
-        "unless given (e.g. train at --size 128, then continue at 256).",
-        shortcuts=SHORTCUTS))
+    seg = group(
+        "segment", "Segmentation (Kvasir-SEG polyps or your folder): train, predict, compare."
+    )
+    seg.command("train")(
+        train_command(
+            SegmentTask,
+            "segment",
+            "Train a U-Net or SegmentViT on BCE + lambda * Dice; "
+            "report IoU/Dice and the test cases. "
+            "With --init-from RUN: start from RUN's best weights, on its split, with its options "
+            "unless given (e.g. train at --size 128, then continue at 256).",
+            shortcuts=SHORTCUTS,
+        )
+    )
     seg.command("predict")(predict)
     seg.command("explain")(explain)
     seg.command("compare")(compare_command())

@@ -1,4 +1,5 @@
-"""Datasets: real loaders for the real formats, returning numpy arrays (and torch tensors on demand).
+"""Datasets: real loaders for the real formats, returning numpy arrays (and torch tensors on
+demand).
 
 Every image-classification dataset comes out the same way, as an `ImageSet`: images (N, C, H, W)
 float32 in [0, 1] with 1 = ink, labels (N,) int64, and class names. `load_splits` gives the
@@ -40,7 +41,8 @@ class ImageSet:
         import torch
 
         return torch.utils.data.TensorDataset(
-            torch.from_numpy(self.images), torch.from_numpy(self.labels))
+            torch.from_numpy(self.images), torch.from_numpy(self.labels)
+        )
 
 
 def _digits() -> ImageSet:
@@ -55,7 +57,9 @@ def _mnist(split: str) -> ImageSet:
     from nnlab.data.mnist import load_mnist
 
     images, labels = load_mnist(split)
-    return ImageSet((images / 255.0).astype(np.float32)[:, None], labels, [str(i) for i in range(10)])
+    return ImageSet(
+        (images / 255.0).astype(np.float32)[:, None], labels, [str(i) for i in range(10)]
+    )
 
 
 def _nist(split: str) -> ImageSet:
@@ -95,8 +99,9 @@ def load_image_set(name: str, split: str) -> ImageSet:
     raise NNLabError(f"dataset '{name}' has no image-classification loader")
 
 
-def load_splits(name: str, val_fraction: float = 0.1, seed: int = 0,
-                limit: int = 0) -> dict[str, ImageSet]:
+def load_splits(
+    name: str, val_fraction: float = 0.1, seed: int = 0, limit: int = 0
+) -> dict[str, ImageSet]:
     """Train / val / test sets for a training run.
 
     An official test split is used as is (MNIST, NIST36); val is carved from train. A dataset with a
@@ -113,12 +118,18 @@ def load_splits(name: str, val_fraction: float = 0.1, seed: int = 0,
     elif len(splits) >= 1:
         whole = load_image_set(name, splits[0])
         test_fraction = 0.2
-        tr, va, te = partition(len(whole), (1 - test_fraction - val_fraction, val_fraction,
-                                             test_fraction), whole.labels, seed)
+        tr, va, te = partition(
+            len(whole),
+            (1 - test_fraction - val_fraction, val_fraction, test_fraction),
+            whole.labels,
+            seed,
+        )
         out = {"train": whole.subset(tr), "val": whole.subset(va), "test": whole.subset(te)}
     else:
-        raise NNLabError(f"{name}: no data files found; run `nnlab datasets fetch {name}` or set "
-                         "NNLAB_DATA to a folder that holds them")
+        raise NNLabError(
+            f"{name}: no data files found; run `nnlab datasets fetch {name}` or set "
+            "NNLAB_DATA to a folder that holds them"
+        )
     if limit > 0:
         out["train"] = out["train"].subset(np.arange(min(limit, len(out["train"]))))
     return out

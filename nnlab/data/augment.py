@@ -9,8 +9,14 @@ import numpy as np
 from scipy import ndimage
 
 
-def random_affine(images: np.ndarray, rng: np.random.Generator, rotate: float = 10.0,
-                  scale: float = 0.1, shear: float = 0.1, shift: float = 2.0) -> np.ndarray:
+def random_affine(
+    images: np.ndarray,
+    rng: np.random.Generator,
+    rotate: float = 10.0,
+    scale: float = 0.1,
+    shear: float = 0.1,
+    shift: float = 2.0,
+) -> np.ndarray:
     """images: (N, C, H, W) -> (N, C, H, W). rotate in degrees, scale and shear as fractions,
     shift in pixels; each drawn uniformly in [-v, v] (scale: [1 - v, 1 + v])."""
     N, C, H, W = images.shape
@@ -20,7 +26,9 @@ def random_affine(images: np.ndarray, rng: np.random.Generator, rotate: float = 
     t = rng.uniform(-shift, shift, (N, 2))
     # output pixel p samples the input at A (p - centre) + centre + t, A = R(a) [[1, k], [0, 1]] / s
     cos, sin = np.cos(a) / s, np.sin(a) / s
-    A = np.stack([np.stack([cos, cos * k - sin], -1), np.stack([sin, sin * k + cos], -1)], -2)  # (N, 2, 2)
+    A = np.stack(
+        [np.stack([cos, cos * k - sin], -1), np.stack([sin, sin * k + cos], -1)], -2
+    )  # (N, 2, 2)
     centre = np.array([(H - 1) / 2, (W - 1) / 2])
     yy, xx = np.meshgrid(np.arange(H) - centre[0], np.arange(W) - centre[1], indexing="ij")
     grid = np.stack([yy, xx])  # (2, H, W)
@@ -41,8 +49,9 @@ def blur(images: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(images, (0, 0, sigma, sigma)).astype(images.dtype, copy=False)
 
 
-def random_affine_torch(x, rotate: float = 10.0, scale: float = 0.1, shear: float = 0.1,
-                        shift: float = 2.0):
+def random_affine_torch(
+    x, rotate: float = 10.0, scale: float = 0.1, shear: float = 0.1, shift: float = 2.0
+):
     """The same random affine augmentation for a torch batch (B, C, H, W), on its device, drawn
     from torch's global generator (which the training loop seeds per epoch)."""
     import torch
@@ -68,8 +77,9 @@ def random_affine_torch(x, rotate: float = 10.0, scale: float = 0.1, shear: floa
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def augment_pair_torch(x, m, rotate: float = 15.0, scale: float = 0.1, flip: bool = True,
-                       jitter: float = 0.2):
+def augment_pair_torch(
+    x, m, rotate: float = 15.0, scale: float = 0.1, flip: bool = True, jitter: float = 0.2
+):
     """Light augmentation of an image batch x (B, 3, H, W) float in [0, 1] and its masks m
     (B, 1, H, W): the *same* random flips, rotation (+-`rotate` degrees) and scale (1 +- `scale`)
     for image and mask -- bilinear for the image, nearest for the mask, so the mask stays binary --
@@ -86,8 +96,16 @@ def augment_pair_torch(x, m, rotate: float = 15.0, scale: float = 0.1, flip: boo
 
     a = torch.deg2rad(u(rotate))
     s = 1 + u(scale)
-    fx = torch.where(torch.rand(B, device=dev) < 0.5, -1.0, 1.0) if flip else torch.ones(B, device=dev)
-    fy = torch.where(torch.rand(B, device=dev) < 0.5, -1.0, 1.0) if flip else torch.ones(B, device=dev)
+    fx = (
+        torch.where(torch.rand(B, device=dev) < 0.5, -1.0, 1.0)
+        if flip
+        else torch.ones(B, device=dev)
+    )
+    fy = (
+        torch.where(torch.rand(B, device=dev) < 0.5, -1.0, 1.0)
+        if flip
+        else torch.ones(B, device=dev)
+    )
     cos, sin = torch.cos(a) / s, torch.sin(a) / s
     theta = torch.zeros(B, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 1] = cos * fx, -sin * fy  # rotate after flipping: R diag(fx, fy)

@@ -16,8 +16,14 @@ from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B,
-          np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
+_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int8): 0x09,
+    np.dtype(">i2"): 0x0B,
+    np.dtype(">i4"): 0x0C,
+    np.dtype(">f4"): 0x0D,
+    np.dtype(">f8"): 0x0E,
+}
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -50,7 +56,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) - offset != expected:
         raise NNLabError(
             f"{path}: IDX header says {dims} ({expected} bytes of data) but the file holds "
-            f"{len(raw) - offset} bytes (truncated or corrupt)")
+            f"{len(raw) - offset} bytes (truncated or corrupt)"
+        )
     data = np.frombuffer(raw, dtype, offset=offset).reshape(dims)
     return data.astype(dtype.newbyteorder("="), copy=True)
 

@@ -38,14 +38,19 @@ def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     if paths is None:
         raise NNLabError(
             f"mnist: the {split} IDX files were not found; run `nnlab datasets fetch mnist` or set "
-            "NNLAB_DATA to a folder that holds them")
+            "NNLAB_DATA to a folder that holds them"
+        )
     images_path, labels_path = paths
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise NNLabError(f"{images_path}: expected a (N, H, W) uint8 array, got {images.shape} {images.dtype}")
+        raise NNLabError(
+            f"{images_path}: expected a (N, H, W) uint8 array, got {images.shape} {images.dtype}"
+        )
     if labels.ndim != 1 or len(labels) != len(images):
         raise NNLabError(
-            f"{labels_path}: {labels.shape} labels do not match {len(images)} images in {images_path.name}")
+            f"{labels_path}: {labels.shape} labels do not match {len(images)} images in "
+            f"{images_path.name}"
+        )
     if labels.max(initial=0) > 9:
         raise NNLabError(f"{labels_path}: labels outside 0-9 (max {labels.max()})")
     return images, labels.astype(np.int64)

@@ -76,6 +76,8 @@ def load_nist(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     path = find_nist_file(split)
     if path is None:
         raise NNLabError(
-            f"nist: no nist36_{split}.mat or nist26_{split}.mat found; set NNLAB_DATA to the folder "
-            f"that holds them (available splits: {available_splits() or 'none'})")
+            f"nist: no nist36_{split}.mat or nist26_{split}.mat found; "
+            "set NNLAB_DATA to the folder "
+            f"that holds them (available splits: {available_splits() or 'none'})"
+        )
     return read_nist_mat(path, split)

@@ -33,7 +33,9 @@ class RemoteFile:
     sha256: str | None = None
     size: int | None = None
     optional: bool = False  # a dataset works with a subset of its optional files (NIST splits)
-    extract: str | None = None  # a zip archive that unpacks to this folder (used instead of the zip)
+    extract: str | None = (
+        None  # a zip archive that unpacks to this folder (used instead of the zip)
+    )
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,17 @@ REGISTRY: dict[str, DatasetInfo] = {
     ),
     "kvasir": DatasetInfo(
         "kvasir",
-        "Kvasir-SEG polyps: 1000 colonoscopy JPEGs with binary masks (images/, masks/), 332-1920 px",
+        "Kvasir-SEG polyps: 1000 colonoscopy JPEGs with binary masks (images/, masks/), "
+        "332-1920 px",
         "kvasir-seg",
         files=(
             # the official archive; its checksum is not published, so it is checked as a zip
             # and by its layout (images/ and masks/ with matching names) instead
-            RemoteFile("kvasir-seg.zip", "https://datasets.simula.no/downloads/kvasir-seg.zip",
-                       extract="Kvasir-SEG"),
+            RemoteFile(
+                "kvasir-seg.zip",
+                "https://datasets.simula.no/downloads/kvasir-seg.zip",
+                extract="Kvasir-SEG",
+            ),
         ),
         task="segment",
     ),
@@ -135,8 +141,11 @@ def get_info(name: str, task: str | None = None) -> DatasetInfo:
     """The dataset `name`; with `task`, only among the datasets labelled for that task."""
     known = [k for k, v in REGISTRY.items() if task is None or v.task == task]
     if name not in known:
-        hint = (f"; {name} is a {REGISTRY[name].task} dataset (nnlab {REGISTRY[name].task} ...)"
-                if name in REGISTRY else "")
+        hint = (
+            f"; {name} is a {REGISTRY[name].task} dataset (nnlab {REGISTRY[name].task} ...)"
+            if name in REGISTRY
+            else ""
+        )
         raise NNLabError(f"unknown dataset '{name}' (known: {', '.join(known)}){hint}")
     return REGISTRY[name]
 
@@ -148,7 +157,9 @@ def cache_dir() -> Path:
 def data_dirs() -> list[Path]:
     """The folders named by NNLAB_DATA (':'-separated), those that exist."""
     raw = os.environ.get("NNLAB_DATA", "")
-    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p and Path(p).expanduser().is_dir()]
+    return [
+        Path(p).expanduser() for p in raw.split(os.pathsep) if p and Path(p).expanduser().is_dir()
+    ]
 
 
 def candidate_paths(info: DatasetInfo, filename: str) -> list[Path]:
@@ -208,8 +219,14 @@ def verify(name: str) -> list[FileStatus]:
 ProgressFn = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
 
-def download(url: str, dest: Path, sha256: str | None, size: int | None,
-             progress: ProgressFn | None = None, timeout: float = 60.0) -> Path:
+def download(
+    url: str,
+    dest: Path,
+    sha256: str | None,
+    size: int | None,
+    progress: ProgressFn | None = None,
+    timeout: float = 60.0,
+) -> Path:
     """Download `url` to `dest` atomically; raise NNLabError on a network error, a short read,
     a size or checksum mismatch -- and leave nothing at `dest` (nor a temp file) in that case."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -233,19 +250,23 @@ def download(url: str, dest: Path, sha256: str | None, size: int | None,
                 raise NNLabError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
                 reason = getattr(e, "reason", None) or type(e).__name__
-                raise NNLabError(f"download of {url} failed after {received} bytes: {reason}") from None
-            if header is not None and received != int(header):
                 raise NNLabError(
-                    f"download of {url} truncated: got {received} of {header} bytes")
+                    f"download of {url} failed after {received} bytes: {reason}"
+                ) from None
+            if header is not None and received != int(header):
+                raise NNLabError(f"download of {url} truncated: got {received} of {header} bytes")
             out.flush()
             os.fsync(out.fileno())
         if size is not None and received != size:
             raise NNLabError(
-                f"{dest.name}: downloaded {received} bytes, expected {size} (truncated or wrong file)")
+                f"{dest.name}: downloaded {received} bytes, expected {size} "
+                "(truncated or wrong file)"
+            )
         if sha256 is not None and h.hexdigest() != sha256:
             raise NNLabError(
                 f"{dest.name}: checksum mismatch (sha256 {h.hexdigest()[:16]}..., "
-                f"expected {sha256[:16]}...); the download is corrupt and was discarded")
+                f"expected {sha256[:16]}...); the download is corrupt and was discarded"
+            )
         os.replace(tmp, dest)
         return dest
     finally:
@@ -253,8 +274,12 @@ def download(url: str, dest: Path, sha256: str | None, size: int | None,
             os.unlink(tmp)
 
 
-def fetch(name: str, mirror: str | None = None, force: bool = False,
-          progress: Callable[[RemoteFile], ProgressFn | None] | None = None) -> list[Path]:
+def fetch(
+    name: str,
+    mirror: str | None = None,
+    force: bool = False,
+    progress: Callable[[RemoteFile], ProgressFn | None] | None = None,
+) -> list[Path]:
     """Make every downloadable file of dataset `name` present and verified; return their paths.
 
     A file already present (in NNLAB_DATA or the cache) with the right checksum is not downloaded
@@ -266,8 +291,11 @@ def fetch(name: str, mirror: str | None = None, force: bool = False,
         if f.url is None:
             continue
         path = locate(info, f.name)
-        if path is not None and not force and (path.is_dir() or f.sha256 is None
-                                                or sha256_of(path) == f.sha256):
+        if (
+            path is not None
+            and not force
+            and (path.is_dir() or f.sha256 is None or sha256_of(path) == f.sha256)
+        ):
             if f.extract and path.is_file():  # the archive is here but was never unpacked
                 path = extract_zip(path, path.parent / f.extract)
             paths.append(path)

@@ -5,12 +5,11 @@ the mask -- after padding to a square ('pad', keeps the aspect ratio) or directl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import hashlib
 import json
 import zipfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +34,9 @@ class SegmentationSet:
         return len(self.names)
 
     def subset(self, index: np.ndarray) -> SegmentationSet:
-        return SegmentationSet(self.images[index], self.masks[index], [self.names[i] for i in index])
+        return SegmentationSet(
+            self.images[index], self.masks[index], [self.names[i] for i in index]
+        )
 
     def tensors(self) -> TensorDataset:
         """(image uint8, mask uint8) pairs; the task converts a batch to float on the device."""
@@ -56,10 +57,15 @@ def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
         raise NNLabError(f"{root / 'images'}: no image files ({', '.join(EXTENSIONS)})")
     missing, extra = sorted(set(images) - set(masks)), sorted(set(masks) - set(images))
     if missing or extra:
-        detail = [f"no mask for {', '.join(missing[:3])}" if missing else "",
-                  f"no image for mask {', '.join(extra[:3])}" if extra else ""]
-        raise NNLabError(f"{root}: image and mask names do not match: " + "; ".join(d for d in detail if d)
-                         + (" ..." if len(missing) > 3 or len(extra) > 3 else ""))
+        detail = [
+            f"no mask for {', '.join(missing[:3])}" if missing else "",
+            f"no image for mask {', '.join(extra[:3])}" if extra else "",
+        ]
+        raise NNLabError(
+            f"{root}: image and mask names do not match: "
+            + "; ".join(d for d in detail if d)
+            + (" ..." if len(missing) > 3 or len(extra) > 3 else "")
+        )
     return [(name, images[name], masks[name]) for name in images]
 
 
@@ -90,7 +96,9 @@ def read_image(path: Path, size: int, aspect: str = "pad") -> tuple[np.ndarray, 
     """(image resized (3, S, S) uint8, the image as read (H, W, 3) uint8) -- for prediction."""
     _check_aspect(aspect)
     image = _open(path, "RGB")
-    return np.asarray(_square(image, size, aspect, Image.BILINEAR)).transpose(2, 0, 1).copy(), np.asarray(image)
+    return np.asarray(_square(image, size, aspect, Image.BILINEAR)).transpose(
+        2, 0, 1
+    ).copy(), np.asarray(image)
 
 
 def unsquare(mask: np.ndarray, original: tuple[int, int], aspect: str = "pad") -> np.ndarray:
@@ -99,38 +107,53 @@ def unsquare(mask: np.ndarray, original: tuple[int, int], aspect: str = "pad") -
     im = Image.fromarray(mask.astype(np.uint8) * 255)
     if aspect == "pad":
         side = max(w, h)
-        im = im.resize((side, side), Image.NEAREST).crop(((side - w) // 2, (side - h) // 2,
-                                                         (side - w) // 2 + w, (side - h) // 2 + h))
+        im = im.resize((side, side), Image.NEAREST).crop(
+            ((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)
+        )
     else:
         im = im.resize((w, h), Image.NEAREST)
     return np.asarray(im) >= 128
 
 
-def read_pair_uint8(image_path: Path, mask_path: Path, size: int,
-                    aspect: str = "pad") -> tuple[np.ndarray, np.ndarray]:
+def read_pair_uint8(
+    image_path: Path, mask_path: Path, size: int, aspect: str = "pad"
+) -> tuple[np.ndarray, np.ndarray]:
     """(image (3, S, S) uint8, mask (1, S, S) uint8 in {0, 1})."""
     _check_aspect(aspect)
     image, mask = _open(image_path, "RGB"), _open(mask_path, "L")
     if image.size != mask.size:
-        raise NNLabError(f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image is "
-                         f"{image.size[0]}x{image.size[1]}")
+        raise NNLabError(
+            f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image is "
+            f"{image.size[0]}x{image.size[1]}"
+        )
     m = np.asarray(mask)
     grey = float(((m > 30) & (m < 225)).mean())
     if grey > GREY_LIMIT:
-        raise NNLabError(f"{mask_path}: not a binary mask ({grey:.0%} of pixels are grey, limit {GREY_LIMIT:.0%})")
+        raise NNLabError(
+            f"{mask_path}: not a binary mask ({grey:.0%} of pixels are grey, "
+            f"limit {GREY_LIMIT:.0%})"
+        )
     image = _square(image, size, aspect, Image.BILINEAR)
-    mask = _square(Image.fromarray(((m >= 128) * 255).astype(np.uint8)), size, aspect, Image.NEAREST)
-    return (np.asarray(image).transpose(2, 0, 1).copy(), (np.asarray(mask) >= 128).astype(np.uint8)[None])
+    mask = _square(
+        Image.fromarray(((m >= 128) * 255).astype(np.uint8)), size, aspect, Image.NEAREST
+    )
+    return (
+        np.asarray(image).transpose(2, 0, 1).copy(),
+        (np.asarray(mask) >= 128).astype(np.uint8)[None],
+    )
 
 
-def read_pair(image_path: Path, mask_path: Path, size: int, aspect: str = "pad") -> tuple[np.ndarray, np.ndarray]:
+def read_pair(
+    image_path: Path, mask_path: Path, size: int, aspect: str = "pad"
+) -> tuple[np.ndarray, np.ndarray]:
     """(image (3, S, S) float32 in [0, 1], mask (1, S, S) float32 in {0, 1})."""
     image, mask = read_pair_uint8(image_path, mask_path, size, aspect)
     return image.astype(np.float32) / 255.0, mask.astype(np.float32)
 
 
-def load_folder(root: str | Path, size: int = 256, aspect: str = "pad", progress=None,
-                cache: bool = True) -> SegmentationSet:
+def load_folder(
+    root: str | Path, size: int = 256, aspect: str = "pad", progress=None, cache: bool = True
+) -> SegmentationSet:
     """Every pair of `root`, resized to size x size. The resized arrays are cached (keyed by the
     folder, the size, the aspect handling and every file's name, size and mtime): the 1000 JPEG
     pairs of Kvasir-SEG take ~20 s to decode and resize, the cache well under a second."""
@@ -161,7 +184,9 @@ def _cache_path(root, pairs, size: int, aspect: str) -> Path:
         for p in (ip, mp):
             st = p.stat()
             h.update(f"{name}|{p.name}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return cache_dir() / "segmentation" / f"{Path(root).name}-{size}-{aspect}-{h.hexdigest()[:16]}.npz"
+    return (
+        cache_dir() / "segmentation" / f"{Path(root).name}-{size}-{aspect}-{h.hexdigest()[:16]}.npz"
+    )
 
 
 def _read_cache(path: Path, n: int, size: int) -> SegmentationSet | None:
@@ -179,8 +204,14 @@ def _read_cache(path: Path, n: int, size: int) -> SegmentationSet | None:
 def kvasir_root() -> Path:
     """The Kvasir-SEG folder (with images/ and masks/) under NNLAB_DATA or the cache."""
     for root in [*data_dirs(), cache_dir()]:
-        for candidate in (root / "Kvasir-SEG", root / "kvasir-seg" / "Kvasir-SEG", root / "kvasir" / "Kvasir-SEG"):
+        for candidate in (
+            root / "Kvasir-SEG",
+            root / "kvasir-seg" / "Kvasir-SEG",
+            root / "kvasir" / "Kvasir-SEG",
+        ):
             if (candidate / "images").is_dir():
                 return candidate
-    raise NNLabError("Kvasir-SEG not found: run `nnlab datasets fetch kvasir`, or set NNLAB_DATA to a "
-                     "folder holding Kvasir-SEG/images and Kvasir-SEG/masks (or kvasir-seg/Kvasir-SEG/...)")
+    raise NNLabError(
+        "Kvasir-SEG not found: run `nnlab datasets fetch kvasir`, or set NNLAB_DATA to a "
+        "folder holding Kvasir-SEG/images and Kvasir-SEG/masks (or kvasir-seg/Kvasir-SEG/...)"
+    )

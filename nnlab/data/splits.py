@@ -124,8 +124,10 @@ def split_by_group(
     size = np.bincount(group_of_item, minlength=len(unique))
     wanted = [p for p, f in enumerate(fractions) if f > 0]
     if len(unique) < len(wanted):
-        raise NNLabError(f"{len(unique)} groups cannot fill {len(wanted)} non-empty parts "
-                         f"({', '.join(parts[p] for p in wanted)}); need at least one group each")
+        raise NNLabError(
+            f"{len(unique)} groups cannot fill {len(wanted)} non-empty parts "
+            f"({', '.join(parts[p] for p in wanted)}); need at least one group each"
+        )
     target = np.asarray(fractions, dtype=float) * len(groups)
     count = np.zeros(len(parts))
     part_of_group = np.empty(len(unique), dtype=int)
@@ -179,8 +181,10 @@ def kfold(
         classes, counts = np.unique(labels, return_counts=True)
         if counts.min() < k:
             c = classes[np.argmin(counts)]
-            raise NNLabError(f"stratified k={k} folds need at least {k} items of every class; "
-                             f"class {c} has {counts.min()}")
+            raise NNLabError(
+                f"stratified k={k} folds need at least {k} items of every class; "
+                f"class {c} has {counts.min()}"
+            )
         splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
     else:
         if k > n:
@@ -275,8 +279,9 @@ def load_split(path: str | os.PathLike, names: Sequence[str]) -> dict[str, np.nd
         raise NNLabError(f"{path}: the dataset changed since this split was made: {change}{extra}")
     if missing:
         raise NNLabError(f"{path}: {gone} (e.g. {missing[0]})")
-    return {part: np.array([index[s] for s in items], dtype=np.int64)
-            for part, items in saved.items()}
+    return {
+        part: np.array([index[s] for s in items], dtype=np.int64) for part, items in saved.items()
+    }
 
 
 def split_info(path: str | os.PathLike) -> dict[str, Any]:
@@ -298,9 +303,13 @@ def _read(path: Path) -> tuple[dict[str, list[str]], dict[str, Any], dict[str, A
         raise NNLabError(damaged)
     if "dataset" in obj:
         dataset, how = obj["dataset"], obj.get("how", {})
-        ok = (isinstance(dataset, dict) and set(dataset) == {"items", "sha256"}
-              and isinstance(dataset["items"], int) and isinstance(dataset["sha256"], str)
-              and isinstance(how, dict))
+        ok = (
+            isinstance(dataset, dict)
+            and set(dataset) == {"items", "sha256"}
+            and isinstance(dataset["items"], int)
+            and isinstance(dataset["sha256"], str)
+            and isinstance(how, dict)
+        )
         if not ok:
             raise NNLabError(damaged)
         # the file's keys are sorted: give train, val, test first, then any other part by name

@@ -27,8 +27,13 @@ def polyp_image(size: tuple[int, int], rng: np.random.Generator) -> tuple[np.nda
     return np.clip(image, 0, 255).astype(np.uint8), mask
 
 
-def make_polyp_folder(root: str | Path, n: int = 12, size: tuple[int, int] = (48, 64), seed: int = 0,
-                      image_format: str = "jpg") -> Path:
+def make_polyp_folder(
+    root: str | Path,
+    n: int = 12,
+    size: tuple[int, int] = (48, 64),
+    seed: int = 0,
+    image_format: str = "jpg",
+) -> Path:
     """Write n image/mask pairs to root/images/ and root/masks/ (masks as PNG: exact)."""
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)

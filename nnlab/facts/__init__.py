@@ -18,12 +18,24 @@ from dataclasses import dataclass
 
 from nnlab.errors import NNLabError
 
-TOPICS = ("numpy-engine", "convolution", "pytorch-models", "segmentation", "diffusion",
-          "autoencoder", "ocr", "eeg")
+TOPICS = (
+    "numpy-engine",
+    "convolution",
+    "pytorch-models",
+    "segmentation",
+    "diffusion",
+    "autoencoder",
+    "ocr",
+    "eeg",
+)
 
 # modules that register facts; a new topic module is added here
-FACT_MODULES = ("nnlab.facts.basics", "nnlab.facts.numpy_engine", "nnlab.facts.convolution",
-                "nnlab.facts.segmentation")
+FACT_MODULES = (
+    "nnlab.facts.basics",
+    "nnlab.facts.numpy_engine",
+    "nnlab.facts.convolution",
+    "nnlab.facts.segmentation",
+)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,13 @@ import torch
 from nnlab.facts import fact
 
 
-@fact("softmax-shift-invariance",
-      "softmax(x + c) = softmax(x) for any constant c, so softmax(x - max x) is exact and cannot overflow",
-      topic="numpy-engine", tol=1e-14)
+@fact(
+    "softmax-shift-invariance",
+    "softmax(x + c) = softmax(x) for any constant c, so softmax(x - max x) is exact "
+    "and cannot overflow",
+    topic="numpy-engine",
+    tol=1e-14,
+)
 def softmax_shift_invariance() -> float:
     """Max abs difference between softmax(x + c) with the naive formula exp(x_i) / sum_j exp(x_j)
     and scipy's softmax(x), over random x and shifts c; and the stable form softmax(x - max x)
@@ -30,9 +34,12 @@ def softmax_shift_invariance() -> float:
     return float(max(err, err_big)) if overflowed else float("inf")
 
 
-@fact("softmax-cross-entropy-gradient",
-      "d/dz CE(softmax(z), y) = softmax(z) - onehot(y): the combined gradient needs no Jacobian",
-      topic="numpy-engine", tol=1e-12)
+@fact(
+    "softmax-cross-entropy-gradient",
+    "d/dz CE(softmax(z), y) = softmax(z) - onehot(y): the combined gradient needs no Jacobian",
+    topic="numpy-engine",
+    tol=1e-12,
+)
 def softmax_cross_entropy_gradient() -> float:
     """Max abs difference between autograd's gradient of the mean cross-entropy and
     (softmax(z) - onehot(y)) / B, in float64."""
@@ -44,9 +51,12 @@ def softmax_cross_entropy_gradient() -> float:
     return float((z.grad - formula).abs().max().detach())
 
 
-@fact("linear-layers-collapse",
-      "W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2): stacked linear layers are one linear map",
-      topic="numpy-engine", tol=1e-12)
+@fact(
+    "linear-layers-collapse",
+    "W2 (W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2): stacked linear layers are one linear map",
+    topic="numpy-engine",
+    tol=1e-12,
+)
 def linear_layers_collapse() -> float:
     """Relative max difference between a 3-layer linear stack and the single collapsed layer."""
     rng = np.random.default_rng(0)

@@ -27,9 +27,12 @@ def tanh_scaled_sigmoid() -> float:
     return float(np.abs(np.tanh(x) - (2 * F.sigmoid(2 * x) - 1)).max())
 
 
-@fact("backprop-equals-autograd",
-      "hand-derived backprop through a 3-layer MLP gives autograd's gradients", topic="numpy-engine",
-      tol=1e-10)
+@fact(
+    "backprop-equals-autograd",
+    "hand-derived backprop through a 3-layer MLP gives autograd's gradients",
+    topic="numpy-engine",
+    tol=1e-10,
+)
 def backprop_equals_autograd() -> float:
     """Max relative error over all parameter gradients, engine vs torch.autograd, float64."""
     rng = np.random.default_rng(0)
@@ -49,9 +52,12 @@ def backprop_equals_autograd() -> float:
     return max(relative_error(p.grad, t.grad.numpy()) for p, t in zip(net.parameters(), params))
 
 
-@fact("least-squares-slope",
-      "for (x, y) ~ N(0, [[1, c], [c, 1]]) least squares gives b1 = Cov(x, y) / Var(x) = c",
-      topic="numpy-engine", tol=5 * np.sqrt(1 / 200_000))
+@fact(
+    "least-squares-slope",
+    "for (x, y) ~ N(0, [[1, c], [c, 1]]) least squares gives b1 = Cov(x, y) / Var(x) = c",
+    topic="numpy-engine",
+    tol=5 * np.sqrt(1 / 200_000),
+)
 def least_squares_slope() -> float:
     """Max |b1 - c| over c in {-0.8, 0, 0.5, 0.9}, n = 200000 (sd of b1 <= 1/sqrt(n)), plus the
     gap between gradient descent and the closed form."""
@@ -64,11 +70,19 @@ def least_squares_slope() -> float:
     return float(max(errors))
 
 
-@fact("perceptron-nand", "w1 = w2 = -2, b = 3 make the perceptron a NAND gate; the rule learns NAND, "
-      "AND, OR but never XOR", topic="numpy-engine", tol=0)
+@fact(
+    "perceptron-nand",
+    "w1 = w2 = -2, b = 3 make the perceptron a NAND gate; the rule learns NAND, "
+    "AND, OR but never XOR",
+    topic="numpy-engine",
+    tol=0,
+)
 def perceptron_nand() -> float:
-    """Number of wrong answers: the hand-set NAND, the learnt separable gates, and XOR converging."""
-    wrong = int((Perceptron(np.array([-2.0, -2.0]), 3.0).predict(INPUTS) != TRUTH_TABLES["NAND"]).sum())
+    """Number of wrong answers: the hand-set NAND, the learnt separable gates, and XOR
+    converging."""
+    wrong = int(
+        (Perceptron(np.array([-2.0, -2.0]), 3.0).predict(INPUTS) != TRUTH_TABLES["NAND"]).sum()
+    )
     for gate in ("NAND", "AND", "OR"):
         p = Perceptron()
         converged, _ = p.fit(INPUTS, TRUTH_TABLES[gate])

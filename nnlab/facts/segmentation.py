@@ -18,8 +18,13 @@ def _masks(n: int = 64, size: int = 24, seed: int = 0) -> tuple[torch.Tensor, to
     return torch.where(flip, 1 - target, target), target
 
 
-@fact("dice-iou-relation", "Dice = 2 IoU / (1 + IoU) for every pair of masks: the two rank predictions "
-      "identically, Dice >= IoU", topic="segmentation", tol=1e-6)
+@fact(
+    "dice-iou-relation",
+    "Dice = 2 IoU / (1 + IoU) for every pair of masks: the two rank predictions "
+    "identically, Dice >= IoU",
+    topic="segmentation",
+    tol=1e-6,
+)
 def dice_iou_relation() -> float:
     """Max abs difference, over 64 random mask pairs, between torchmetrics' per-image Dice and
     2 IoU / (1 + IoU) of torchmetrics' per-image IoU."""
@@ -28,9 +33,13 @@ def dice_iou_relation() -> float:
     return float((dice - 2 * iou / (1 + iou)).abs().max())
 
 
-@fact("soft-dice-on-hard-masks", "soft Dice 2 sum(p y) / (sum p + sum y) of a 0/1 prediction is the Dice "
-      "of the masks: the loss's Dice term is the metric, relaxed to probabilities", topic="segmentation",
-      tol=1e-6)
+@fact(
+    "soft-dice-on-hard-masks",
+    "soft Dice 2 sum(p y) / (sum p + sum y) of a 0/1 prediction is the Dice "
+    "of the masks: the loss's Dice term is the metric, relaxed to probabilities",
+    topic="segmentation",
+    tol=1e-6,
+)
 def soft_dice_on_hard_masks() -> float:
     """Max abs difference between our soft_dice (smoothing 0) on hard predictions and the
     per-image Dice of torchmetrics."""
@@ -40,8 +49,12 @@ def soft_dice_on_hard_masks() -> float:
     return float((ours - dice.double()).abs().max())
 
 
-@fact("soft-dice-gradient", "d SoftDice / d p_i = 2 y_i / S - 2 I / S^2, with I = sum p y, S = sum p + sum y",
-      topic="segmentation", tol=1e-12)
+@fact(
+    "soft-dice-gradient",
+    "d SoftDice / d p_i = 2 y_i / S - 2 I / S^2, with I = sum p y, S = sum p + sum y",
+    topic="segmentation",
+    tol=1e-12,
+)
 def soft_dice_gradient() -> float:
     """Max abs difference between autograd's gradient of soft Dice (smoothing 0) with respect to
     the probabilities and the quotient-rule formula, in float64."""
@@ -55,8 +68,13 @@ def soft_dice_gradient() -> float:
     return float((p.grad - formula).abs().max().detach())
 
 
-@fact("bce-logit-gradient", "d/dz BCE(y, sigmoid(z)) = sigmoid(z) - y: like softmax + cross-entropy, "
-      "the combined gradient is prediction minus target", topic="segmentation", tol=1e-12)
+@fact(
+    "bce-logit-gradient",
+    "d/dz BCE(y, sigmoid(z)) = sigmoid(z) - y: like softmax + cross-entropy, "
+    "the combined gradient is prediction minus target",
+    topic="segmentation",
+    tol=1e-12,
+)
 def bce_logit_gradient() -> float:
     """Max abs difference between autograd's gradient of the mean BCE-with-logits and
     (sigmoid(z) - y) / n, and between BCE-with-logits and the written-out formula

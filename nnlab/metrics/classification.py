@@ -17,5 +17,8 @@ def most_confused(cm: np.ndarray, names: list[str], n: int = 5) -> list[dict[str
     off = cm.copy()
     np.fill_diagonal(off, 0)
     order = np.argsort(off, axis=None)[::-1][:n]
-    return [{"true": names[i], "predicted": names[j], "count": int(off[i, j])}
-            for i, j in zip(*np.unravel_index(order, cm.shape)) if off[i, j] > 0]
+    return [
+        {"true": names[i], "predicted": names[j], "count": int(off[i, j])}
+        for i, j in zip(*np.unravel_index(order, cm.shape))
+        if off[i, j] > 0
+    ]

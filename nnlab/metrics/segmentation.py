@@ -30,9 +30,11 @@ def dice_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (1 - soft_dice(torch.sigmoid(logits.float()), y.float())).mean()
 
 
-def segmentation_losses(logits: torch.Tensor, y: torch.Tensor,
-                        lambda_dice: float = 1.0) -> dict[str, torch.Tensor]:
-    """{"loss": BCE + lambda_dice * DiceLoss, "bce": BCE, "dice_loss": DiceLoss}, p = sigmoid(logits)."""
+def segmentation_losses(
+    logits: torch.Tensor, y: torch.Tensor, lambda_dice: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """{"loss": BCE + lambda_dice * DiceLoss, "bce": BCE, "dice_loss": DiceLoss},
+    p = sigmoid(logits)."""
     bce = F.binary_cross_entropy_with_logits(logits.float(), y.float())
     if not lambda_dice:
         return {"loss": bce, "bce": bce}
@@ -40,7 +42,9 @@ def segmentation_losses(logits: torch.Tensor, y: torch.Tensor,
     return {"loss": bce + lambda_dice * dice, "bce": bce, "dice_loss": dice}
 
 
-def segmentation_loss(logits: torch.Tensor, y: torch.Tensor, lambda_dice: float = 1.0) -> torch.Tensor:
+def segmentation_loss(
+    logits: torch.Tensor, y: torch.Tensor, lambda_dice: float = 1.0
+) -> torch.Tensor:
     """BCE(y, sigmoid(logits)) + lambda_dice * DiceLoss(y, sigmoid(logits))."""
     return segmentation_losses(logits, y, lambda_dice)["loss"]
 
@@ -57,7 +61,8 @@ def per_image_scores(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Te
 
 class PerImageScore(torchmetrics.Metric):
     """The mean over images of the per-image IoU or Dice (not the pixel-pooled figure, which
-    would let the large polyps outweigh the small ones). Accumulates across batches and DDP ranks."""
+    would let the large polyps outweigh the small ones). Accumulates across batches and DDP
+    ranks."""
 
     full_state_update = False
     higher_is_better = True

@@ -31,7 +31,9 @@ def model_config(name: str, **overrides: Any):
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(overrides) - fields
     if unknown:
-        raise NNLabError(f"model '{name}' has no option(s) {sorted(unknown)} (has {sorted(fields)})")
+        raise NNLabError(
+            f"model '{name}' has no option(s) {sorted(unknown)} (has {sorted(fields)})"
+        )
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
 
 

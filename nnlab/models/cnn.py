@@ -31,16 +31,21 @@ class CNN(nn.Module):
         blocks: list[nn.Module] = []
         c = cfg.in_channels
         for b, width in enumerate(cfg.channels):
-            convs = [conv_bn_act(c if i == 0 else width, width,
-                                 cfg.first_kernel if b == i == 0 else 3)
-                     for i in range(cfg.convs_per_block)]
+            convs = [
+                conv_bn_act(c if i == 0 else width, width, cfg.first_kernel if b == i == 0 else 3)
+                for i in range(cfg.convs_per_block)
+            ]
             blocks.append(nn.Sequential(*convs, nn.MaxPool2d(2)))
             c = width
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():
             blocks[0][0][0].weight.mul_(cfg.first_init_scale)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(cfg.dropout),
-                                  nn.Linear(c, cfg.num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(c, cfg.num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, H, W) with H, W divisible by 2**len(channels) -> logits (B, num_classes)."""

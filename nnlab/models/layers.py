@@ -119,22 +119,30 @@ class TimeEmbedding(nn.Module):
 # ---- transformer --------------------------------------------------------------------------------
 
 
-def attention_mask(mask: torch.Tensor | None, key_padding: torch.Tensor | None, B: int,
-                   heads: int, N: int) -> torch.Tensor | None:
+def attention_mask(
+    mask: torch.Tensor | None, key_padding: torch.Tensor | None, B: int, heads: int, N: int
+) -> torch.Tensor | None:
     """The boolean masks (True = may attend) combined and broadcast to (B, heads, N, N) as a view:
     `mask` (N, N) or (B, N, N), query x key (causal, say); `key_padding` (B, N), which tokens
     exist (padded sequences of different lengths). Two arguments, not one mask of several shapes:
     (B, N) and (N, N) look alike when the batch happens to hold N sequences. A query row with no
     key to attend to would softmax to NaN, so it is an error."""
     masks = []
-    for name, m, shapes in (("mask", mask, ((N, N), (B, N, N))), ("key_padding", key_padding, ((B, N),))):
+    for name, m, shapes in (
+        ("mask", mask, ((N, N), (B, N, N))),
+        ("key_padding", key_padding, ((B, N),)),
+    ):
         if m is None:
             continue
         if m.dtype != torch.bool:
-            raise ValueError(f"the attention {name} must be boolean (True = may attend), got {m.dtype}")
+            raise ValueError(
+                f"the attention {name} must be boolean (True = may attend), got {m.dtype}"
+            )
         if tuple(m.shape) not in shapes:
-            raise ValueError(f"attention {name} of shape {tuple(m.shape)} fits none of "
-                             f"{', '.join(map(str, shapes))}")
+            raise ValueError(
+                f"attention {name} of shape {tuple(m.shape)} fits none of "
+                f"{', '.join(map(str, shapes))}"
+            )
         if name == "key_padding":
             masks.append(m[:, None, None, :])  # (B, 1, 1, N): the same keys for every query
         else:
@@ -165,10 +173,16 @@ class Attention(nn.Module):
         self.W_o = nn.Linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, need_weights: bool = False,
-                mask: torch.Tensor | None = None, key_padding: torch.Tensor | None = None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        need_weights: bool = False,
+        mask: torch.Tensor | None = None,
+        key_padding: torch.Tensor | None = None,
+    ):
         """x: (B, N, D); mask: boolean (N, N) or (B, N, N); key_padding: boolean (B, N), see
-        `attention_mask`. -> (out (B, N, D), weights (B, heads, N, N) or None unless need_weights)."""
+        `attention_mask`. -> (out (B, N, D), weights (B, heads, N, N) or None unless
+        need_weights)."""
         B, N, D = x.shape
         qkv = self.W_qkv(x).reshape(B, N, 3, self.heads, self.d_k)  # (B, N, 3, h, d_k)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, h, N, d_k)
@@ -192,8 +206,13 @@ class FeedForward(nn.Sequential):
     """Position-wise MLP: Linear(D, r D) -> GELU -> Linear(r D, D)."""
 
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, dim), nn.Dropout(dropout))
+        super().__init__(
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, dim),
+            nn.Dropout(dropout),
+        )
 
 
 class Block(nn.Module):
@@ -205,8 +224,13 @@ class Block(nn.Module):
         self.attn = Attention(dim, heads, dropout)
         self.mlp = FeedForward(dim, mlp_hidden, dropout)
 
-    def forward(self, x: torch.Tensor, need_weights: bool = False,
-                mask: torch.Tensor | None = None, key_padding: torch.Tensor | None = None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        need_weights: bool = False,
+        mask: torch.Tensor | None = None,
+        key_padding: torch.Tensor | None = None,
+    ):
         """x: (B, N, D) -> (B, N, D) and the attention weights (see `Attention.forward`)."""
         a, weights = self.attn(self.norm1(x), need_weights, mask, key_padding)
         x = x + a
@@ -216,14 +240,18 @@ class Block(nn.Module):
 # ---- convolutional blocks -----------------------------------------------------------------------
 
 
-def conv_bn_act(c_in: int, c_out: int, k: int = 3,
-                act: Callable[..., nn.Module] = nn.ReLU) -> nn.Sequential:
+def conv_bn_act(
+    c_in: int, c_out: int, k: int = 3, act: Callable[..., nn.Module] = nn.ReLU
+) -> nn.Sequential:
     """Conv k x k ('same' padding) -> BatchNorm -> activation; children 0, 1, 2."""
     # in place saves one activation-sized buffer; GELU and others have no such option
     act_kwargs = {"inplace": True} if "inplace" in inspect.signature(act).parameters else {}
     # no conv bias: BatchNorm's shift makes it redundant
-    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False),
-                         nn.BatchNorm2d(c_out), act(**act_kwargs))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        act(**act_kwargs),
+    )
 
 
 def double_conv(c_in: int, c_out: int) -> nn.Sequential:
@@ -250,8 +278,9 @@ class ResidualBlock(nn.Module):
     skip = conv1x1 if c_in != c_out else the identity; GN = GroupNorm with
     `group_count(channels, groups)` groups."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int = 0, groups: int = 8,
-                 dropout: float = 0.0):
+    def __init__(
+        self, c_in: int, c_out: int, emb_dim: int = 0, groups: int = 8, dropout: float = 0.0
+    ):
         super().__init__()
         self.norm1 = nn.GroupNorm(group_count(c_in, groups), c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)

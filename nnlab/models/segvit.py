@@ -50,8 +50,9 @@ class SegmentViT(nn.Module):
         self.patch_embed = PatchEmbed(cfg.in_channels, (cfg.patch, cfg.patch), cfg.dim)
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.grid**2, cfg.dim) * 0.02)
         mlp_hidden = int(cfg.dim * cfg.mlp_ratio)
-        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, mlp_hidden, cfg.dropout)
-                                    for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(
+            Block(cfg.dim, cfg.heads, mlp_hidden, cfg.dropout) for _ in range(cfg.depth)
+        )
         self.norm = nn.LayerNorm(cfg.dim)
         stages, cin = [], cfg.dim
         for i in range(int(math.log2(cfg.patch))):

@@ -28,14 +28,19 @@ class UNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         widths = [cfg.base * 2**i for i in range(cfg.depth + 1)]  # e.g. 32 64 128 256 512
-        self.down = nn.ModuleList([double_conv(cfg.in_channels, widths[0])] +
-                                  [double_conv(widths[i], widths[i + 1]) for i in range(cfg.depth)])
+        self.down = nn.ModuleList(
+            [double_conv(cfg.in_channels, widths[0])]
+            + [double_conv(widths[i], widths[i + 1]) for i in range(cfg.depth)]
+        )
         self.pool = nn.MaxPool2d(2)
         self.drop = nn.Dropout2d(cfg.dropout)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
-                                for i in reversed(range(cfg.depth)))
-        self.fuse = nn.ModuleList(double_conv(2 * widths[i], widths[i])
-                                  for i in reversed(range(cfg.depth)))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+            for i in reversed(range(cfg.depth))
+        )
+        self.fuse = nn.ModuleList(
+            double_conv(2 * widths[i], widths[i]) for i in reversed(range(cfg.depth))
+        )
         self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,8 +45,10 @@ class ViT(nn.Module):
         self.patch_embed = PatchEmbed(cfg.in_channels, cfg.patch, cfg.dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = nn.Parameter(torch.randn(1, n + 1, cfg.dim) * 0.02)
-        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, int(cfg.dim * cfg.mlp_ratio), cfg.dropout)
-                                    for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(
+            Block(cfg.dim, cfg.heads, int(cfg.dim * cfg.mlp_ratio), cfg.dropout)
+            for _ in range(cfg.depth)
+        )
         self.norm = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
@@ -55,7 +57,9 @@ class ViT(nn.Module):
         attention weights, each (B, heads, N + 1, N + 1), token 0 = class token."""
         B = x.shape[0]
         z = self.patch_embed(x)  # (B, N, D)
-        z = torch.cat([self.cls_token.expand(B, -1, -1), z], dim=1) + self.pos_embed  # (B, N + 1, D)
+        z = (
+            torch.cat([self.cls_token.expand(B, -1, -1), z], dim=1) + self.pos_embed
+        )  # (B, N + 1, D)
         maps = []
         for block in self.blocks:
             z, attn = block(z, need_weights=return_attention)

@@ -3,10 +3,34 @@ side by side; names mirror PyTorch so that the same test drives both (tests/test
 every piece against finite differences and torch.autograd)."""
 
 from nnlab.numpy_nn import functional
-from nnlab.numpy_nn.layers import (Linear, Module, Parameter, ReLU, Residual, Sequential, Sigmoid,
-                                   Tanh, mlp)
+from nnlab.numpy_nn.layers import (
+    Linear,
+    Module,
+    Parameter,
+    ReLU,
+    Residual,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    mlp,
+)
 from nnlab.numpy_nn.losses import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss
 from nnlab.numpy_nn.optim import SGD
 
-__all__ = ["BCELoss", "CrossEntropyLoss", "Linear", "MSELoss", "Module", "NLLLoss", "Parameter",
-           "ReLU", "Residual", "SGD", "Sequential", "Sigmoid", "Tanh", "functional", "mlp"]
+__all__ = [
+    "BCELoss",
+    "CrossEntropyLoss",
+    "Linear",
+    "MSELoss",
+    "Module",
+    "NLLLoss",
+    "Parameter",
+    "ReLU",
+    "Residual",
+    "SGD",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "functional",
+    "mlp",
+]

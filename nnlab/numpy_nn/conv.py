@@ -7,7 +7,8 @@ Shapes: x (B, C, H, W), weight (O, C, kh, kw), output (B, O, OH, OW) with
     OH = floor((H + 2 p - d (kh - 1) - 1) / s) + 1   (likewise OW),
 the formula of torch.nn.Conv2d for stride s, zero padding p and dilation d.
 
-Deep-learning "convolution" is cross-correlation, y[o, i, j] = sum_{c,u,v} w[o, c, u, v] x[c, s i + d u, s j + d v];
+Deep-learning "convolution" is cross-correlation,
+y[o, i, j] = sum_{c,u,v} w[o, c, u, v] x[c, s i + d u, s j + d v];
 true convolution flips the kernel, w[o, c, kh - 1 - u, kw - 1 - v] (`conv2d(..., flip=True)`).
 """
 
@@ -27,21 +28,33 @@ def output_size(size: int, k: int, stride: int, padding: int, dilation: int) -> 
     return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, stride=1, padding=0, dilation=1,
-           pad_value: float = 0.0) -> np.ndarray:
-    """(B, C, H, W) -> (B, C, kh, kw, OH, OW): entry [b, c, u, v, i, j] = x_pad[b, c, s i + d u, s j + d v]."""
+def im2col(
+    x: np.ndarray, kh: int, kw: int, stride=1, padding=0, dilation=1, pad_value: float = 0.0
+) -> np.ndarray:
+    """(B, C, H, W) -> (B, C, kh, kw, OH, OW):
+    entry [b, c, u, v, i, j] = x_pad[b, c, s i + d u, s j + d v]."""
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
     B, C, H, W = x.shape
     OH, OW = output_size(H, kh, sh, ph, dh), output_size(W, kw, sw, pw, dw)
     if OH < 1 or OW < 1:
-        raise ValueError(f"input {H}x{W} is smaller than the (dilated) kernel {kh}x{kw} with padding {padding}")
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value) if ph or pw else x
+        raise ValueError(
+            f"input {H}x{W} is smaller than the (dilated) kernel {kh}x{kw} with padding {padding}"
+        )
+    xp = (
+        np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+        if ph or pw
+        else x
+    )
     xp = np.ascontiguousarray(xp)
     b, c, h, w = xp.strides
-    return as_strided(xp, (B, C, kh, kw, OH, OW), (b, c, h * dh, w * dw, h * sh, w * sw), writeable=False)
+    return as_strided(
+        xp, (B, C, kh, kw, OH, OW), (b, c, h * dh, w * dw, h * sh, w * sw), writeable=False
+    )
 
 
-def col2im(cols: np.ndarray, x_shape: tuple[int, ...], stride=1, padding=0, dilation=1) -> np.ndarray:
+def col2im(
+    cols: np.ndarray, x_shape: tuple[int, ...], stride=1, padding=0, dilation=1
+) -> np.ndarray:
     """Adjoint of im2col: (B, C, kh, kw, OH, OW) -> (B, C, H, W), summing where fields overlap."""
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
     B, C, kh, kw, OH, OW = cols.shape
@@ -49,12 +62,21 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, ...], stride=1, padding=0, dila
     out = np.zeros((B, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
     for u in range(kh):
         for v in range(kw):
-            out[:, :, u * dh:u * dh + sh * OH:sh, v * dw:v * dw + sw * OW:sw] += cols[:, :, u, v]
-    return out[:, :, ph:ph + H, pw:pw + W]
+            out[:, :, u * dh : u * dh + sh * OH : sh, v * dw : v * dw + sw * OW : sw] += cols[
+                :, :, u, v
+            ]
+    return out[:, :, ph : ph + H, pw : pw + W]
 
 
-def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride=1, padding=0,
-           dilation=1, flip: bool = False) -> np.ndarray:
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    flip: bool = False,
+) -> np.ndarray:
     """Cross-correlation (as torch.nn.functional.conv2d), or true convolution with flip=True."""
     if flip:
         weight = weight[:, :, ::-1, ::-1]
@@ -73,14 +95,24 @@ class Conv2d(Module):
     """y = W * x + b (cross-correlation). Backward, with g = dL/dy and X the im2col matrix:
     dW = g X^T summed over the batch, db = sum g, dX = W^T g, dx = col2im(dX)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, dilation: int = 1, rng: np.random.Generator | None = None,
-                 dtype=np.float32):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+    ):
         rng = rng if rng is not None else np.random.default_rng(0)
         k = kernel_size
         fan_in = in_channels * k * k
         bound = np.sqrt(6.0 / fan_in)  # He-uniform: ReLU networks
-        self.W = Parameter(rng.uniform(-bound, bound, (out_channels, in_channels, k, k)).astype(dtype))
+        self.W = Parameter(
+            rng.uniform(-bound, bound, (out_channels, in_channels, k, k)).astype(dtype)
+        )
         self.b = Parameter(np.zeros(out_channels, dtype=dtype))
         self.stride, self.padding, self.dilation = stride, padding, dilation
 

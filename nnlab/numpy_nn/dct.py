@@ -2,7 +2,8 @@
 
 Orthonormal DCT-II of a length-N block x:
 
-    X_k = s_k sum_{j=0}^{N-1} x_j cos(pi (j + 1/2) k / N),   s_0 = sqrt(1/N), s_k = sqrt(2/N) (k > 0).
+    X_k = s_k sum_{j=0}^{N-1} x_j cos(pi (j + 1/2) k / N),
+    s_0 = sqrt(1/N), s_k = sqrt(2/N) (k > 0).
 
 Row k of the matrix D[k, j] = s_k cos(pi (j + 1/2) k / N) is a filter; correlating a signal with
 the N filters at stride N computes the DCT of every block (scipy.fft.dct(..., norm='ortho')).

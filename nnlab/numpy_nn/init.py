@@ -6,8 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def xavier_uniform(fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
-    """U(-a, a), a = sqrt(6 / (fan_in + fan_out)): keeps activation and gradient variance ~ constant."""
+def xavier_uniform(
+    fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32
+) -> np.ndarray:
+    """U(-a, a), a = sqrt(6 / (fan_in + fan_out)): keeps activation and gradient variance
+    ~ constant."""
     a = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-a, a, size=(fan_in, fan_out)).astype(dtype)
 

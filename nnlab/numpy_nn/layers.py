@@ -53,8 +53,10 @@ class Module:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         own = dict(self.named_parameters())
         if set(own) != set(state):
-            raise ValueError(f"parameter names differ: missing {sorted(set(own) - set(state))}, "
-                             f"unexpected {sorted(set(state) - set(own))}")
+            raise ValueError(
+                f"parameter names differ: missing {sorted(set(own) - set(state))}, "
+                f"unexpected {sorted(set(state) - set(own))}"
+            )
         for name, p in own.items():
             if p.data.shape != state[name].shape:
                 raise ValueError(f"{name}: shape {state[name].shape} does not fit {p.data.shape}")
@@ -64,8 +66,14 @@ class Module:
 class Linear(Module):
     """y = x W + b, W: (in, out). Backward: dW = x^T g, db = sum_b g, dx = g W^T."""
 
-    def __init__(self, in_features: int, out_features: int, init: str = "xavier",
-                 rng: np.random.Generator | None = None, dtype=np.float32):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        init: str = "xavier",
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+    ):
         rng = rng if rng is not None else np.random.default_rng(0)
         self.W = Parameter(INITS[init](in_features, out_features, rng, dtype))
         self.b = Parameter(np.zeros(out_features, dtype=dtype))
@@ -140,8 +148,14 @@ class Residual(Module):
         return grad_out + self.f.backward(grad_out)
 
 
-def mlp(sizes: Sequence[int], activation: str = "relu", init: str | None = None,
-        residual: bool = False, seed: int = 0, dtype=np.float32) -> Sequential:
+def mlp(
+    sizes: Sequence[int],
+    activation: str = "relu",
+    init: str | None = None,
+    residual: bool = False,
+    seed: int = 0,
+    dtype=np.float32,
+) -> Sequential:
     """Linear-activation stack, sizes = [in, hidden..., out], no activation after the last layer.
 
     `init` defaults to He for ReLU and Xavier otherwise. With `residual`, every hidden layer whose

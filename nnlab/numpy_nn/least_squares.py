@@ -26,7 +26,9 @@ def closed_form(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(y.mean() - b1 * x.mean()), b1
 
 
-def gradient_descent(x: np.ndarray, y: np.ndarray, lr: float = 0.1, steps: int = 500) -> tuple[float, float]:
+def gradient_descent(
+    x: np.ndarray, y: np.ndarray, lr: float = 0.1, steps: int = 500
+) -> tuple[float, float]:
     """(b0, b1) from full-batch gradient descent on MSE with a 1 -> 1 Linear layer (float64)."""
     layer = Linear(1, 1, init="zero", dtype=np.float64)
     loss, opt = MSELoss(), SGD(layer.parameters(), lr=lr)

@@ -8,7 +8,8 @@ from nnlab.numpy_nn import functional as F
 
 
 class CrossEntropyLoss:
-    """Softmax + cross-entropy on logits, with the combined gradient (softmax(z) - onehot(y)) / B."""
+    """Softmax + cross-entropy on logits, with the combined gradient
+    (softmax(z) - onehot(y)) / B."""
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
         self.logits, self.labels = logits, labels

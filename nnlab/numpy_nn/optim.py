@@ -1,6 +1,6 @@
 """Stochastic gradient descent with momentum and weight decay, with PyTorch's semantics:
 
-    g = grad + weight_decay * p;   v = momentum * v + g;   p = p - lr * v
+g = grad + weight_decay * p;   v = momentum * v + g;   p = p - lr * v
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from nnlab.numpy_nn.layers import Parameter
 
 
 class SGD:
-    def __init__(self, params: list[Parameter], lr: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, params: list[Parameter], lr: float, momentum: float = 0.0, weight_decay: float = 0.0
+    ):
         self.params, self.lr, self.momentum, self.weight_decay = params, lr, momentum, weight_decay
         self.velocity = [np.zeros_like(p.data) for p in params]
 

@@ -33,7 +33,9 @@ class Perceptron:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return step(x @ self.w + self.b)
 
-    def fit(self, x: np.ndarray, t: np.ndarray, lr: float = 1.0, max_epochs: int = 100) -> tuple[bool, int]:
+    def fit(
+        self, x: np.ndarray, t: np.ndarray, lr: float = 1.0, max_epochs: int = 100
+    ) -> tuple[bool, int]:
         """Apply the rule sample by sample (the rule is sequential by definition); return
         (converged, epochs used). Converged = one full epoch without a mistake."""
         for epoch in range(1, max_epochs + 1):

@@ -7,7 +7,9 @@ A family is one module holding a config dataclass and a `Task` subclass:
         data: str = "digits"
         model: str = "mlp"
         model_args: dict = field(default_factory=dict)
-        train: TrainConfig = field(default_factory=lambda: TrainConfig(monitor="val/acc", mode="max"))
+        train: TrainConfig = field(
+            default_factory=lambda: TrainConfig(monitor="val/acc", mode="max")
+        )
 
         def check(self) -> None: ...   # every check that needs no data; before a run dir exists
 
@@ -52,8 +54,13 @@ class Task:
     noun: ClassVar[str]  # what the runs are called in messages: "a classification run"
     config_class: ClassVar[type]
     models: ClassVar[tuple[str, ...]]  # the model names this task trains
-    summary_keys: ClassVar[tuple[str, ...]] = ("model", "parameters", "epochs", "best_epoch",
-                                               "train_time_s")
+    summary_keys: ClassVar[tuple[str, ...]] = (
+        "model",
+        "parameters",
+        "epochs",
+        "best_epoch",
+        "train_time_s",
+    )
     collate_fn = None  # the loop's DataLoader default: stack the samples' tensors
     distributed = True  # runs under torchrun, one process per device
 
@@ -65,7 +72,8 @@ class Task:
         raise NotImplementedError
 
     def model_config(self, train: Dataset):
-        """The model's config dataclass: cfg.model_args completed from the data (shapes, classes)."""
+        """The model's config dataclass: cfg.model_args completed from the data
+        (shapes, classes)."""
         return model_config(self.cfg.model, **self.cfg.model_args)
 
     def loss(self, model: nn.Module, batch) -> StepOutput:
@@ -77,8 +85,9 @@ class Task:
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> dict[str, float]:
         return {}
 
-    def finish(self, trainer: Trainer, data: dict[str, Dataset], test: dict[str, float]
-               ) -> dict[str, Any]:
+    def finish(
+        self, trainer: Trainer, data: dict[str, Dataset], test: dict[str, float]
+    ) -> dict[str, Any]:
         """Figures and summary entries of the trained model (best checkpoint); rank 0 only."""
         return {}
 
@@ -89,8 +98,10 @@ class Task:
         """Every check that needs no data; `resume`: the run exists and continues."""
         self.cfg.train.validate()
         if self.cfg.model not in self.models:
-            raise NNLabError(f"unknown model '{self.cfg.model}' for {self.name} (known: "
-                             f"{', '.join(self.models)})")
+            raise NNLabError(
+                f"unknown model '{self.cfg.model}' for {self.name} (known: "
+                f"{', '.join(self.models)})"
+            )
         self.cfg.check()
         resolve_device(self.cfg.train.device)
 
@@ -130,23 +141,35 @@ def run_task(task: Task, run: RunDir, resume: bool = False) -> dict[str, Any]:
         task.console = None
     if resume:
         done = trainer.resume()
-        task.say(f"resuming {run.path} after epoch {done}"
-                 + (f" and {trainer._partial['batch']} batches" if trainer._partial else ""))
+        task.say(
+            f"resuming {run.path} after epoch {done}"
+            + (f" and {trainer._partial['batch']} batches" if trainer._partial else "")
+        )
     elif trainer.is_main:
         run.save_config({"task": task.name, **to_dict(cfg), "model_config": to_dict(mcfg)})
-    task.say(f"{cfg.model}: {count_parameters(model):,} parameters; "
-             + " / ".join(f"{len(d)} {k}" for k, d in data.items()) + f" on {trainer.device}")
+    task.say(
+        f"{cfg.model}: {count_parameters(model):,} parameters; "
+        + " / ".join(f"{len(d)} {k}" for k, d in data.items())
+        + f" on {trainer.device}"
+    )
     trainer.fit(data["train"], data.get("val"))
     trainer.load_best()
     test = trainer.evaluate(data["test"])
     if not trainer.is_main:
         return {f"test/{k}": v for k, v in test.items()}
-    summary = {"task": task.name, "data": cfg.data, "model": cfg.model,
-               "parameters": count_parameters(model), "epochs": len(trainer.history),
-               "best_epoch": trainer.best_epoch, "monitor": cfg.train.monitor,
-               **{f"test/{k}": v for k, v in test.items()},
-               "train_time_s": sum(r["time/epoch_s"] for r in trainer.history),
-               "device": str(trainer.device), "stopped": trainer.stopped}
+    summary = {
+        "task": task.name,
+        "data": cfg.data,
+        "model": cfg.model,
+        "parameters": count_parameters(model),
+        "epochs": len(trainer.history),
+        "best_epoch": trainer.best_epoch,
+        "monitor": cfg.train.monitor,
+        **{f"test/{k}": v for k, v in test.items()},
+        "train_time_s": sum(r["time/epoch_s"] for r in trainer.history),
+        "device": str(trainer.device),
+        "stopped": trainer.stopped,
+    }
     summary.update(task.finish(trainer, data, test))
     run.save_summary(summary)
     run.save_figure("curves", curves_figure(trainer.history, task.title()))
@@ -173,10 +196,14 @@ def load_model(run: RunDir, which: str = "best", device: str = "auto") -> nn.Mod
     runs from before that fall back to config.json), with the checkpoint's weights, in eval mode."""
     path = run.checkpoint_dir / f"{which}.safetensors"
     if not path.exists():
-        raise NNLabError(f"{run.path}: no {which} checkpoint yet (training did not finish an epoch)")
+        raise NNLabError(
+            f"{run.path}: no {which} checkpoint yet (training did not finish an epoch)"
+        )
     tensors, meta = read_checkpoint(path, "pt")
-    info = meta.get("model") or {"name": run.config().get("model"),
-                                 "config": run.config().get("model_config", {})}
+    info = meta.get("model") or {
+        "name": run.config().get("model"),
+        "config": run.config().get("model_config", {}),
+    }
     model = build_model(info["name"], model_config(info["name"], **info["config"]))
     load_weights(model, prefixed(tensors, "model."), path)
     return model.to(resolve_device(device)).eval()

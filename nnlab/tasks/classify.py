@@ -42,15 +42,24 @@ class ClassifyConfig:
             raise NNLabError(f"--limit must be >= 0, got {self.limit}")
         model_config(self.model, **self.model_args)
         if not available_splits(self.data):
-            raise NNLabError(f"{self.data}: no data files found; run `nnlab datasets fetch "
-                             f"{self.data}` or set NNLAB_DATA to a folder that holds them")
+            raise NNLabError(
+                f"{self.data}: no data files found; run `nnlab datasets fetch "
+                f"{self.data}` or set NNLAB_DATA to a folder that holds them"
+            )
 
 
 class ClassifyTask(Task):
     name, config_class, models = "classify", ClassifyConfig, ("mlp", "cnn", "vit")
     noun = "classification"
-    summary_keys = ("model", "data", "parameters", "epochs", "best_epoch", "test/acc",
-                    "train_time_s")
+    summary_keys = (
+        "model",
+        "data",
+        "parameters",
+        "epochs",
+        "best_epoch",
+        "test/acc",
+        "train_time_s",
+    )
 
     def __init__(self, cfg: ClassifyConfig, console=None):
         super().__init__(cfg, console)
@@ -72,14 +81,18 @@ class ClassifyTask(Task):
     def model_config(self, train):
         cfg, shape = self.cfg, tuple(self.sets["train"].images.shape[1:])
         args = dict(cfg.model_args)
-        args.setdefault("in_shape" if cfg.model == "mlp" else "in_channels",
-                        shape if cfg.model == "mlp" else shape[0])
+        args.setdefault(
+            "in_shape" if cfg.model == "mlp" else "in_channels",
+            shape if cfg.model == "mlp" else shape[0],
+        )
         if cfg.model == "vit":
             args.setdefault("image_size", shape[1:])
             patch = tuple(args.get("patch", (7, 7)))
             if shape[1] % patch[0] or shape[2] % patch[1]:
-                raise NNLabError(f"patch {patch[0]}x{patch[1]} does not tile the "
-                                 f"{shape[1]}x{shape[2]} images of {cfg.data}")
+                raise NNLabError(
+                    f"patch {patch[0]}x{patch[1]} does not tile the "
+                    f"{shape[1]}x{shape[2]} images of {cfg.data}"
+                )
         args.setdefault("num_classes", self.num_classes)
         return model_config(cfg.model, **args)
 
@@ -92,8 +105,12 @@ class ClassifyTask(Task):
 
     def metrics(self) -> torchmetrics.MetricCollection:
         return torchmetrics.MetricCollection(
-            {"acc": torchmetrics.classification.MulticlassAccuracy(self.num_classes,
-                                                                   average="micro")})
+            {
+                "acc": torchmetrics.classification.MulticlassAccuracy(
+                    self.num_classes, average="micro"
+                )
+            }
+        )
 
     def sample_labels(self, data: torch.utils.data.TensorDataset) -> torch.Tensor:
         return data.tensors[1]
@@ -112,14 +129,26 @@ class ClassifyTask(Task):
         if first_conv is not None:
             w = first_conv.weight.detach().cpu().numpy()  # (O, C, k, k)
             bank = gabor_bank(w.shape[-1]) if w.shape[-1] >= 5 else None
-            run.save_figure("first_layer_filters", filters_figure(
-                w, bank, f"learnt {w.shape[-1]}x{w.shape[-1]} first-layer filters"))
-        return {"test_images": len(true), "most_confused": most_confused(cm, sets["test"].class_names),
-                "confusion": cm.tolist()}  # rows: true class, columns: predicted
+            run.save_figure(
+                "first_layer_filters",
+                filters_figure(w, bank, f"learnt {w.shape[-1]}x{w.shape[-1]} first-layer filters"),
+            )
+        return {
+            "test_images": len(true),
+            "most_confused": most_confused(cm, sets["test"].class_names),
+            "confusion": cm.tolist(),
+        }  # rows: true class, columns: predicted
 
 
-def write_figures(run: RunDir, test: ImageSet, pred: np.ndarray, logits: torch.Tensor,
-                  cm: np.ndarray, title: str, max_wrong: int = 32) -> None:
+def write_figures(
+    run: RunDir,
+    test: ImageSet,
+    pred: np.ndarray,
+    logits: torch.Tensor,
+    cm: np.ndarray,
+    title: str,
+    max_wrong: int = 32,
+) -> None:
     names = test.class_names
     run.save_figure("confusion", confusion_figure(cm, names, f"{title}: test confusion matrix"))
     wrong = np.flatnonzero(pred != test.labels)
@@ -127,9 +156,15 @@ def write_figures(run: RunDir, test: ImageSet, pred: np.ndarray, logits: torch.T
     conf = torch.softmax(logits, 1).max(1).values.numpy()
     wrong = wrong[np.argsort(-conf[wrong])][:max_wrong]
     titles = [f"{names[test.labels[i]]}→{names[pred[i]]} ({conf[i]:.0%})" for i in wrong]
-    run.save_figure("misclassified", image_grid_figure(
-        test.images[wrong], titles, cols=8,
-        title=f"misclassified test images, true→predicted (confidence): {len(wrong)} shown"))
+    run.save_figure(
+        "misclassified",
+        image_grid_figure(
+            test.images[wrong],
+            titles,
+            cols=8,
+            title=f"misclassified test images, true→predicted (confidence): {len(wrong)} shown",
+        ),
+    )
 
 
 def explain_figure(model: nn.Module, data: ImageSet, index: int):
@@ -140,15 +175,17 @@ def explain_figure(model: nn.Module, data: ImageSet, index: int):
         raise NNLabError(f"image index {index} is outside 0..{len(data) - 1}")
     device = next(model.parameters()).device
     model.eval()
-    x = torch.from_numpy(data.images[index:index + 1]).to(device)
+    x = torch.from_numpy(data.images[index : index + 1]).to(device)
     with torch.no_grad():
         logits, maps = model(x, return_attention=True)
     maps = [m[0].float().cpu().numpy() for m in maps]  # per layer (heads, N + 1, N + 1)
     pred = int(logits.argmax(1))
     names = data.class_names
     cfg = model.cfg
-    title = (f"test image {index}: true {names[data.labels[index]]}, predicted {names[pred]}; "
-             f"patches {cfg.patch[0]}x{cfg.patch[1]}, class-token attention")
+    title = (
+        f"test image {index}: true {names[data.labels[index]]}, predicted {names[pred]}; "
+        f"patches {cfg.patch[0]}x{cfg.patch[1]}, class-token attention"
+    )
     return attention_figure(data.images[index, 0], maps, cfg.grid, cfg.patch, title)
 
 
@@ -162,6 +199,8 @@ def explain(run: RunDir, image: int, device: str = "auto"):
     return explain_figure(model, test, image)
 
 
-def run_classify(cfg: ClassifyConfig, run: RunDir, console=None, resume: bool = False) -> dict[str, Any]:
+def run_classify(
+    cfg: ClassifyConfig, run: RunDir, console=None, resume: bool = False
+) -> dict[str, Any]:
     """Train (or resume) a classifier into `run` (the shared skeleton); return the summary."""
     return run_task(ClassifyTask(cfg, console), run, resume)

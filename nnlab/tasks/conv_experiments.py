@@ -16,12 +16,14 @@ from nnlab.data import ImageSet, available_splits, load_image_set
 from nnlab.errors import NNLabError
 from nnlab.numpy_nn.conv import MaxPool2d, conv2d
 from nnlab.numpy_nn.dct import dct_basis_2d
-from nnlab.tasks.classify import ClassifyTask
 from nnlab.run import RunDir
+from nnlab.tasks.classify import ClassifyTask
 from nnlab.train import TrainConfig, Trainer
 from nnlab.viz import image_grid_figure
 
-EDGE = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])  # Sobel: not rotation-symmetric
+EDGE = np.array(
+    [[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]
+)  # Sobel: not rotation-symmetric
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -34,7 +36,7 @@ def _digit(seed: int = 0, size: int = 24) -> np.ndarray:
     big = np.kron(d, np.ones((2, 2)))
     canvas = np.zeros((size, size))
     o = (size - 16) // 2
-    canvas[o:o + 16, o:o + 16] = big
+    canvas[o : o + 16, o : o + 16] = big
     return canvas
 
 
@@ -51,21 +53,26 @@ def transform_commutation(seed: int = 0) -> dict[str, float]:
 
     out = {}
     shift = (3, 5)
-    circ = conv2d(np.pad(np.roll(x, shift, (2, 3)), ((0, 0), (0, 0), (1, 1), (1, 1)), mode="wrap"), w)
+    circ = conv2d(
+        np.pad(np.roll(x, shift, (2, 3)), ((0, 0), (0, 0), (1, 1), (1, 1)), mode="wrap"), w
+    )
     out["circular shift"] = _rel(circ, np.roll(conv2d(wrap, w), shift, (2, 3)))
     a, b = conv(np.roll(x, shift, (2, 3))), np.roll(conv(x), shift, (2, 3))
     out["shift, zero padding (interior)"] = _rel(a[..., 8:-2, 8:-2], b[..., 8:-2, 8:-2])
     edge = np.zeros_like(x)
     edge[..., :, -4:] = 1.0  # content touching the border: the wrapped shift meets the padding
-    out["shift, zero padding (whole image)"] = _rel(conv(np.roll(edge, shift, (2, 3))),
-                                                    np.roll(conv(edge), shift, (2, 3)))
+    out["shift, zero padding (whole image)"] = _rel(
+        conv(np.roll(edge, shift, (2, 3))), np.roll(conv(edge), shift, (2, 3))
+    )
     out["rotation by 90 degrees"] = _rel(conv(np.rot90(x, 1, (2, 3))), np.rot90(conv(x), 1, (2, 3)))
     up = np.kron(x, np.ones((1, 1, 2, 2)))
     out["scaling by 2"] = _rel(conv(up), np.kron(conv(x), np.ones((1, 1, 2, 2))))
     return out
 
 
-def maxpool_shift_stability(seed: int = 0, shifts: tuple[int, ...] = (0, 1, 2, 3, 4)) -> dict[str, list[float]]:
+def maxpool_shift_stability(
+    seed: int = 0, shifts: tuple[int, ...] = (0, 1, 2, 3, 4)
+) -> dict[str, list[float]]:
     """Relative change ||f(shift_s x) - f(x)|| / ||f(x)|| of the features after a 3x3 conv + ReLU
     (8 random filters) and of the same features after 2x2 max pooling, for shifts of s pixels:
     lower = more invariant. Conv features are equivariant (they move with x), so compared in
@@ -79,19 +86,29 @@ def maxpool_shift_stability(seed: int = 0, shifts: tuple[int, ...] = (0, 1, 2, 3
     for s in shifts:
         fs = np.maximum(conv2d(np.roll(x, s, axis=3), w, padding=1), 0)
         out["conv features"].append(float(np.linalg.norm(fs - f0) / np.linalg.norm(f0)))
-        out["max pool 2x2"].append(float(np.linalg.norm(MaxPool2d(2)(fs) - p0) / np.linalg.norm(p0)))
+        out["max pool 2x2"].append(
+            float(np.linalg.norm(MaxPool2d(2)(fs) - p0) / np.linalg.norm(p0))
+        )
     return out
 
 
-def conv_vs_dense_parameters(shapes=((1, 16, 28, 3), (16, 32, 14, 3), (3, 64, 224, 7))) -> list[dict[str, Any]]:
+def conv_vs_dense_parameters(
+    shapes=((1, 16, 28, 3), (16, 32, 14, 3), (3, 64, 224, 7)),
+) -> list[dict[str, Any]]:
     """Parameters of a k x k conv layer (C -> O channels, 'same' padding) vs a fully connected layer
     mapping the same input (C, H, H) to the same output (O, H, H)."""
     rows = []
     for c, o, h, k in shapes:
         conv = o * c * k * k + o
         dense = (c * h * h) * (o * h * h) + o * h * h
-        rows.append({"layer": f"{c}x{h}x{h} -> {o}x{h}x{h}, {k}x{k}", "conv parameters": conv,
-                     "dense parameters": dense, "ratio": dense / conv})
+        rows.append(
+            {
+                "layer": f"{c}x{h}x{h} -> {o}x{h}x{h}, {k}x{k}",
+                "conv parameters": conv,
+                "dense parameters": dense,
+                "ratio": dense / conv,
+            }
+        )
     return rows
 
 
@@ -105,18 +122,28 @@ def equivariance_figure(seed: int = 0) -> Figure:
         return conv2d(z, w, padding=1)
 
     rows = [
-        ("x", x), ("conv(x)", f(x)), ("shift(conv(x))", np.roll(f(x), shift, (2, 3))),
+        ("x", x),
+        ("conv(x)", f(x)),
+        ("shift(conv(x))", np.roll(f(x), shift, (2, 3))),
         ("conv(shift(x))", f(np.roll(x, shift, (2, 3)))),
-        ("rot(conv(x))", np.rot90(f(x), 1, (2, 3))), ("conv(rot(x))", f(np.rot90(x, 1, (2, 3)))),
+        ("rot(conv(x))", np.rot90(f(x), 1, (2, 3))),
+        ("conv(rot(x))", f(np.rot90(x, 1, (2, 3)))),
     ]
     fig = Figure(figsize=(12, 2.4))
     axes = fig.subplots(1, len(rows))
     for ax, (title, img) in zip(axes, rows):
-        ax.imshow(img[0, 0], cmap="RdBu_r" if title != "x" else "gray_r",
-                  vmin=None if title == "x" else -np.abs(img).max(), vmax=None if title == "x" else np.abs(img).max())
+        ax.imshow(
+            img[0, 0],
+            cmap="RdBu_r" if title != "x" else "gray_r",
+            vmin=None if title == "x" else -np.abs(img).max(),
+            vmax=None if title == "x" else np.abs(img).max(),
+        )
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.suptitle("a Sobel filter commutes with shifts (columns 3 = 4), not with rotation (5 != 6)", fontsize=10)
+    fig.suptitle(
+        "a Sobel filter commutes with shifts (columns 3 = 4), not with rotation (5 != 6)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -125,13 +152,23 @@ def stride_figure(seed: int = 0) -> Figure:
     w = np.array(EDGE)[None, None]
     x = _digit(seed)[None, None]
     s1, s2 = conv2d(x, w, padding=1), conv2d(x, w, padding=1, stride=2)
-    imgs = [(x[0, 0], "x"), (s1[0, 0], "stride 1"), (s1[0, 0, ::2, ::2], "stride 1, every 2nd pixel"),
-            (s2[0, 0], "stride 2"), (s2[0, 0] - s1[0, 0, ::2, ::2], "difference")]
+    imgs = [
+        (x[0, 0], "x"),
+        (s1[0, 0], "stride 1"),
+        (s1[0, 0, ::2, ::2], "stride 1, every 2nd pixel"),
+        (s2[0, 0], "stride 2"),
+        (s2[0, 0] - s1[0, 0, ::2, ::2], "difference"),
+    ]
     fig = Figure(figsize=(11, 2.5))
     for ax, (img, title) in zip(fig.subplots(1, 5), imgs):
         m = np.abs(s1).max()
-        ax.imshow(img, cmap="gray_r" if title == "x" else "RdBu_r", vmin=None if title == "x" else -m,
-                  vmax=None if title == "x" else m, interpolation="nearest")
+        ax.imshow(
+            img,
+            cmap="gray_r" if title == "x" else "RdBu_r",
+            vmin=None if title == "x" else -m,
+            vmax=None if title == "x" else m,
+            interpolation="nearest",
+        )
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.suptitle("stride 2 = stride 1 subsampled by 2 (the difference is exactly 0)", fontsize=10)
@@ -160,7 +197,9 @@ def dct_basis_figure(n: int = 8) -> Figure:
     for i, ax in enumerate(axes.flat):
         ax.imshow(B[i], cmap="gray", vmin=-B.max(), vmax=B.max(), interpolation="nearest")
         ax.axis("off")
-    fig.suptitle(f"the {n}x{n} DCT-II basis: {n * n} convolution filters (row k, column l)", fontsize=10)
+    fig.suptitle(
+        f"the {n}x{n} DCT-II basis: {n * n} convolution filters (row k, column l)", fontsize=10
+    )
     return fig
 
 
@@ -172,10 +211,18 @@ class GapCNN(nn.Module):
     def __init__(self, classes: int, width: int = 32):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 5, padding=2, padding_mode="circular"), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, width, 3, padding=1, padding_mode="circular"), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, width, 3, padding=1, padding_mode="circular"), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, classes))
+            nn.Conv2d(1, width, 5, padding=2, padding_mode="circular"),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1, padding_mode="circular"),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1, padding_mode="circular"),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, classes),
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -184,8 +231,14 @@ class GapCNN(nn.Module):
 class DenseMLP(nn.Module):
     def __init__(self, pixels: int, classes: int, hidden: int = 256):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(pixels, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, classes),
+        )
 
     def forward(self, x):
         return self.net(x)
@@ -201,8 +254,9 @@ def place_on_canvas(images: np.ndarray, canvas: int, xs: np.ndarray, ys: np.ndar
     return out
 
 
-def position_tasks(train_digits: ImageSet, test_digits: ImageSet, canvas: int, n_train: int,
-                   n_test: int, seed: int) -> dict[str, tuple]:
+def position_tasks(
+    train_digits: ImageSet, test_digits: ImageSet, canvas: int, n_train: int, n_test: int, seed: int
+) -> dict[str, tuple]:
     """Two tasks on digits pasted into a black canvas twice their size (test digits are other
     images than the training digits):
     'where': label = 1 if the digit sits in the right half (its class is irrelevant);
@@ -218,7 +272,10 @@ def position_tasks(train_digits: ImageSet, test_digits: ImageSet, canvas: int, n
         return place_on_canvas(pool.images[idx], canvas, xs, ys), pool.labels[idx]
 
     side_tr, side_te = rng.integers(0, 2, n_train), rng.integers(0, 2, n_test)
-    (xtr, _), (xte, _) = sample(train_digits, n_train, side_tr), sample(test_digits, n_test, side_te)
+    (xtr, _), (xte, _) = (
+        sample(train_digits, n_train, side_tr),
+        sample(test_digits, n_test, side_te),
+    )
     tasks = {"where: left or right half?": (xtr, side_tr, xte, side_te, 2)}
     (xtr, ytr) = sample(train_digits, n_train, np.zeros(n_train, int))
     (xte, yte) = sample(test_digits, n_test, np.ones(n_test, int))
@@ -226,21 +283,35 @@ def position_tasks(train_digits: ImageSet, test_digits: ImageSet, canvas: int, n
     return tasks
 
 
-def prior_experiment(train_digits: ImageSet, test_digits: ImageSet, canvas: int, n_train: int = 4000,
-                     n_test: int = 1000, epochs: int = 20, seed: int = 0,
-                     device: str = "auto") -> list[dict[str, Any]]:
-    """Test accuracy of a conv + global-pooling net and an MLP on both tasks (shared training loop)."""
+def prior_experiment(
+    train_digits: ImageSet,
+    test_digits: ImageSet,
+    canvas: int,
+    n_train: int = 4000,
+    n_test: int = 1000,
+    epochs: int = 20,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[dict[str, Any]]:
+    """Test accuracy of a conv + global-pooling net and an MLP on both tasks
+    (shared training loop)."""
     rows = []
     tasks = position_tasks(train_digits, test_digits, canvas, n_train, n_test, seed)
     for task, (xtr, ytr, xte, yte, k) in tasks.items():
         row: dict[str, Any] = {"task": task}
-        for name, make in (("CNN + global pooling", lambda: GapCNN(k)),
-                           ("MLP", lambda: DenseMLP(canvas * canvas, k))):
+        for name, make in (
+            ("CNN + global pooling", lambda k=k: GapCNN(k)),
+            ("MLP", lambda k=k: DenseMLP(canvas * canvas, k)),
+        ):
             torch.manual_seed(seed)
             cfg = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=seed, device=device)
             trainer = Trainer(make(), ClassifyTask.for_classes(k), cfg)
-            train = torch.utils.data.TensorDataset(torch.from_numpy(xtr), torch.from_numpy(ytr.astype(np.int64)))
-            test = torch.utils.data.TensorDataset(torch.from_numpy(xte), torch.from_numpy(yte.astype(np.int64)))
+            train = torch.utils.data.TensorDataset(
+                torch.from_numpy(xtr), torch.from_numpy(ytr.astype(np.int64))
+            )
+            test = torch.utils.data.TensorDataset(
+                torch.from_numpy(xte), torch.from_numpy(yte.astype(np.int64))
+            )
             t0 = time.perf_counter()
             trainer.fit(train)
             row[f"{name} accuracy"] = trainer.evaluate(test)["acc"]
@@ -249,13 +320,19 @@ def prior_experiment(train_digits: ImageSet, test_digits: ImageSet, canvas: int,
     return rows
 
 
-def prior_examples_figure(train_digits: ImageSet, test_digits: ImageSet, canvas: int, seed: int = 0) -> Figure:
+def prior_examples_figure(
+    train_digits: ImageSet, test_digits: ImageSet, canvas: int, seed: int = 0
+) -> Figure:
     tasks = position_tasks(train_digits, test_digits, canvas, 4, 4, seed)
     (name1, t1), (name2, t2) = tasks.items()
     imgs = np.concatenate([t1[0], t1[2], t2[0], t2[2]])
     side = ["left", "right"]
-    titles = ([f"train: {side[y]}" for y in t1[1]] + [f"test: {side[y]}" for y in t1[3]]
-              + [f"train: {y}" for y in t2[1]] + [f"test: {y}" for y in t2[3]])
+    titles = (
+        [f"train: {side[y]}" for y in t1[1]]
+        + [f"test: {side[y]}" for y in t1[3]]
+        + [f"train: {y}" for y in t2[1]]
+        + [f"test: {y}" for y in t2[3]]
+    )
     return image_grid_figure(imgs, titles, cols=8, title=f"row 1: {name1}   row 2: {name2}")
 
 
@@ -267,31 +344,49 @@ def prior_data(name: str, seed: int = 0) -> tuple[ImageSet, ImageSet, int]:
     if name == "mnist":
         return load_image_set("mnist", "train"), load_image_set("mnist", "test"), 56
     splits = load_splits(name, seed=seed)
-    up = {k: ImageSet(np.kron(v.images, np.ones((1, 1, 2, 2), np.float32)), v.labels, v.class_names)
-          for k, v in splits.items()} if name == "digits" else splits
+    up = (
+        {
+            k: ImageSet(
+                np.kron(v.images, np.ones((1, 1, 2, 2), np.float32)), v.labels, v.class_names
+            )
+            for k, v in splits.items()
+        }
+        if name == "digits"
+        else splits
+    )
     return up["train"], up["test"], 2 * up["train"].images.shape[2]
 
 
-# ---- the commands' runs ------------------------------------------------------------------------------
+# ---- the commands' runs --------------------------------------------------------------------------
 def run_properties(run: RunDir, seed: int = 0) -> list[tuple[str, list[dict[str, Any]]]]:
     """`nnlab conv properties` into `run`: the tables (title, rows) it measured, and figures."""
     run.save_config({"task": "conv-properties", "seed": seed})
-    commute = [{"transform g": k, "|conv(g(x)) - g(conv(x))| / |g(conv(x))|": v}
-               for k, v in transform_commutation(seed).items()]
+    commute = [
+        {"transform g": k, "|conv(g(x)) - g(conv(x))| / |g(conv(x))|": v}
+        for k, v in transform_commutation(seed).items()
+    ]
     pooling = maxpool_shift_stability(seed)
-    shifts = [{"shift (px)": s, "conv features": pooling["conv features"][i],
-               "max pool 2x2": pooling["max pool 2x2"][i]}
-              for i, s in enumerate(range(len(pooling["conv features"])))]
+    shifts = [
+        {
+            "shift (px)": s,
+            "conv features": pooling["conv features"][i],
+            "max pool 2x2": pooling["max pool 2x2"][i],
+        }
+        for i, s in enumerate(range(len(pooling["conv features"])))
+    ]
     params = conv_vs_dense_parameters()
-    run.save_summary({"commutation": commute, "relative change under shifts": shifts,
-                      "parameters": params})
+    run.save_summary(
+        {"commutation": commute, "relative change under shifts": shifts, "parameters": params}
+    )
     run.save_figure("equivariance", equivariance_figure(seed))
     run.save_figure("stride", stride_figure(seed))
     run.save_figure("pooling", pooling_figure(pooling))
     run.save_figure("dct_basis", dct_basis_figure(8))
-    return [("does convolution commute with g?", commute),
-            ("relative change of the output when the input shifts", shifts),
-            ("parameters: conv layer vs fully connected layer, same input and output", params)]
+    return [
+        ("does convolution commute with g?", commute),
+        ("relative change of the output when the input shifts", shifts),
+        ("parameters: conv layer vs fully connected layer, same input and output", params),
+    ]
 
 
 def check_data(data: str, allowed: tuple[str, ...], why: str) -> None:
@@ -301,12 +396,29 @@ def check_data(data: str, allowed: tuple[str, ...], why: str) -> None:
         raise NNLabError(f"{data}: no data files found; run `nnlab datasets fetch {data}`")
 
 
-def run_prior(run: RunDir, data: str, epochs: int, train_size: int, test_size: int, seed: int,
-              device: str, console=None) -> list[dict[str, Any]]:
+def run_prior(
+    run: RunDir,
+    data: str,
+    epochs: int,
+    train_size: int,
+    test_size: int,
+    seed: int,
+    device: str,
+    console=None,
+) -> list[dict[str, Any]]:
     """`nnlab conv prior` into `run`: test accuracy of both models on both tasks."""
     train, test, canvas = prior_data(data, seed)
-    run.save_config({"task": "conv-prior", "data": data, "epochs": epochs, "train": train_size,
-                     "test": test_size, "seed": seed, "canvas": canvas})
+    run.save_config(
+        {
+            "task": "conv-prior",
+            "data": data,
+            "epochs": epochs,
+            "train": train_size,
+            "test": test_size,
+            "seed": seed,
+            "canvas": canvas,
+        }
+    )
     run.save_figure("tasks", prior_examples_figure(train, test, canvas, seed))
     status = console.status("training 2 models x 2 tasks") if console else contextlib.nullcontext()
     with status:

@@ -23,34 +23,86 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_demo(out: str | Path | None = None, epochs: int = 30, seed: int = 0, device: str = "auto",
-             console: Console | None = None) -> tuple[RunDir, list[dict[str, Any]]]:
+def run_demo(
+    out: str | Path | None = None,
+    epochs: int = 30,
+    seed: int = 0,
+    device: str = "auto",
+    console: Console | None = None,
+) -> tuple[RunDir, list[dict[str, Any]]]:
     parent = RunDir.create("demo", out)
-    parent.save_config({"task": "demo", "data": "digits", "epochs": epochs, "seed": seed,
-                        "device": device, "models": {**DEMO_MODELS, "numpy-mlp": DEMO_MODELS["mlp"]}})
-    train = TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, weight_decay=1e-4, warmup_epochs=1,
-                        seed=seed, device=device, monitor="val/acc", mode="max")
-    jobs = {name: (lambda child, name=name, args=args: run_classify(
-        ClassifyConfig(data="digits", model=name, model_args=dict(args), train=train), child, console))
-        for name, args in DEMO_MODELS.items()}
-    jobs["numpy-mlp"] = lambda child: run_numpy_classify(NumpyClassifyConfig(
-        data="digits", hidden=DEMO_MODELS["mlp"]["hidden"], epochs=epochs, batch_size=32, lr=0.05,
-        seed=seed), child, console)
+    parent.save_config(
+        {
+            "task": "demo",
+            "data": "digits",
+            "epochs": epochs,
+            "seed": seed,
+            "device": device,
+            "models": {**DEMO_MODELS, "numpy-mlp": DEMO_MODELS["mlp"]},
+        }
+    )
+    train = TrainConfig(
+        epochs=epochs,
+        batch_size=32,
+        lr=3e-3,
+        weight_decay=1e-4,
+        warmup_epochs=1,
+        seed=seed,
+        device=device,
+        monitor="val/acc",
+        mode="max",
+    )
+    jobs = {
+        name: (
+            lambda child, name=name, args=args: run_classify(
+                ClassifyConfig(data="digits", model=name, model_args=dict(args), train=train),
+                child,
+                console,
+            )
+        )
+        for name, args in DEMO_MODELS.items()
+    }
+    jobs["numpy-mlp"] = lambda child: run_numpy_classify(
+        NumpyClassifyConfig(
+            data="digits",
+            hidden=DEMO_MODELS["mlp"]["hidden"],
+            epochs=epochs,
+            batch_size=32,
+            lr=0.05,
+            seed=seed,
+        ),
+        child,
+        console,
+    )
     titles = {name: f"{name} on digits" for name in jobs}
     titles["numpy-mlp"] += " (the from-scratch engine)"
     results = run_children(parent, jobs, console, titles)
     rows, per_class = [], {}
     for name, r in results.items():
         s = r.summary
-        rows.append({"model": name, "parameters": s["parameters"], "test accuracy": s["test/acc"],
-                     "test images": s["test_images"], "epochs": s["epochs"],
-                     "train time (s)": s["train_time_s"], "wall time (s)": r.wall_s})
+        rows.append(
+            {
+                "model": name,
+                "parameters": s["parameters"],
+                "test accuracy": s["test/acc"],
+                "test images": s["test_images"],
+                "epochs": s["epochs"],
+                "train time (s)": s["train_time_s"],
+                "wall time (s)": r.wall_s,
+            }
+        )
         cm = np.asarray(s["confusion"])
         per_class[name] = np.diag(cm) / np.maximum(cm.sum(1), 1)
     parent.save_summary({"models": rows})
-    parent.save_figure("curves", curves_figure({n: r.history for n, r in results.items()},
-                                               "MLP vs CNN vs NumPy MLP on 8x8 digits"))
-    parent.save_figure("per_class_accuracy",
-                       per_class_figure(per_class, [str(i) for i in range(10)], "test accuracy"))
+    parent.save_figure(
+        "curves",
+        curves_figure(
+            {n: r.history for n, r in results.items()}, "MLP vs CNN vs NumPy MLP on 8x8 digits"
+        ),
+    )
+    parent.save_figure(
+        "per_class_accuracy",
+        per_class_figure(per_class, [str(i) for i in range(10)], "test accuracy"),
+    )
     write_report(parent)
     return parent, rows

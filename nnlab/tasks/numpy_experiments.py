@@ -9,9 +9,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnlab.data import load_image_set
-from nnlab.run import RunDir
 from nnlab.numpy_nn import SGD, CrossEntropyLoss, mlp
 from nnlab.numpy_nn.least_squares import closed_form, gradient_descent, sample_pairs
+from nnlab.run import RunDir
 
 
 def layer_gradient_norms(net, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -20,11 +20,19 @@ def layer_gradient_norms(net, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     net.zero_grad()
     loss(net(x), y)
     net.backward(loss.backward())
-    return np.array([np.linalg.norm(p.grad) for name, p in net.named_parameters() if name.endswith("W")])
+    return np.array(
+        [np.linalg.norm(p.grad) for name, p in net.named_parameters() if name.endswith("W")]
+    )
 
 
-def gradient_flow(depth: int = 20, activations: tuple[str, ...] = ("sigmoid", "tanh", "relu"),
-                  steps: int = 50, lr: float = 0.05, batch: int = 256, seed: int = 0) -> dict[str, Any]:
+def gradient_flow(
+    depth: int = 20,
+    activations: tuple[str, ...] = ("sigmoid", "tanh", "relu"),
+    steps: int = 50,
+    lr: float = 0.05,
+    batch: int = 256,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Per-layer gradient norms of a `depth`-layer MLP (64 wide, on the 8x8 digits) with and without
     residual connections, at initialisation and after `steps` SGD steps."""
     data = load_image_set("digits", "all")
@@ -48,7 +56,10 @@ def gradient_flow(depth: int = 20, activations: tuple[str, ...] = ("sigmoid", "t
                 opt.step()
             after = layer_gradient_norms(net, x[:batch], y[:batch])
             results[f"{act}/{'residual' if residual else 'plain'}"] = {
-                "init": at_init, "after": after, "final_loss": loss(net(x), y)}
+                "init": at_init,
+                "after": after,
+                "final_loss": loss(net(x), y),
+            }
     return results
 
 
@@ -56,10 +67,15 @@ def gradient_flow_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for key, r in results.items():
         act, kind = key.split("/")
-        rows.append({"activation": act, "network": kind,
-                     "first/last layer gradient norm at init": float(r["init"][0] / r["init"][-2]),
-                     "same after training steps": float(r["after"][0] / r["after"][-2]),
-                     "loss after steps": float(r["final_loss"])})
+        rows.append(
+            {
+                "activation": act,
+                "network": kind,
+                "first/last layer gradient norm at init": float(r["init"][0] / r["init"][-2]),
+                "same after training steps": float(r["after"][0] / r["after"][-2]),
+                "loss after steps": float(r["final_loss"]),
+            }
+        )
     return rows
 
 
@@ -73,27 +89,42 @@ def gradient_flow_figure(results: dict[str, Any], steps: int) -> Figure:
             for kind, style in (("plain", "o-"), ("residual", "s-")):
                 norms = results[f"{act}/{kind}"][when]
                 ax.semilogy(np.arange(1, len(norms) + 1), norms, style, ms=3, label=kind)
-            ax.set_title(f"{act}: {'at initialisation' if when == 'init' else f'after {steps} SGD steps'}",
-                         fontsize=9)
+            ax.set_title(
+                f"{act}: {'at initialisation' if when == 'init' else f'after {steps} SGD steps'}",
+                fontsize=9,
+            )
             ax.set_xlabel("layer (input side = 1)")
             ax.set_ylabel("||dL/dW||")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=7)
-    fig.suptitle(f"gradient flow through a {len(norms)}-layer MLP, with and without skip connections")
+    fig.suptitle(
+        f"gradient flow through a {len(norms)}-layer MLP, with and without skip connections"
+    )
     fig.tight_layout()
     return fig
 
 
-def least_squares_experiment(cs: tuple[float, ...] = (-0.9, -0.6, -0.3, 0.0, 0.3, 0.6, 0.9),
-                             ns: tuple[int, ...] = (50, 500, 5000), seed: int = 0) -> list[dict[str, Any]]:
+def least_squares_experiment(
+    cs: tuple[float, ...] = (-0.9, -0.6, -0.3, 0.0, 0.3, 0.6, 0.9),
+    ns: tuple[int, ...] = (50, 500, 5000),
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     rows = []
     for n in ns:
         for c in cs:
             x, y = sample_pairs(c, n, np.random.default_rng([seed, n, int(100 * (c + 1))]))
             b0, b1 = closed_form(x, y)
             g0, g1 = gradient_descent(x, y)
-            rows.append({"n": n, "c": c, "b1 closed form": b1, "b1 gradient descent": g1,
-                         "b0 closed form": b0, "|b1 - c| / sd": abs(b1 - c) / np.sqrt((1 - c * c) / n + 1e-12)})
+            rows.append(
+                {
+                    "n": n,
+                    "c": c,
+                    "b1 closed form": b1,
+                    "b1 gradient descent": g1,
+                    "b0 closed form": b0,
+                    "|b1 - c| / sd": abs(b1 - c) / np.sqrt((1 - c * c) / n + 1e-12),
+                }
+            )
     return rows
 
 
@@ -116,8 +147,10 @@ def least_squares_figure(rows: list[dict[str, Any]]) -> Figure:
     return fig
 
 
-# ---- the commands' runs ------------------------------------------------------------------------------
-def run_gradient_flow(run: RunDir, depth: int = 20, steps: int = 50, seed: int = 0) -> list[dict[str, Any]]:
+# ---- the commands' runs --------------------------------------------------------------------------
+def run_gradient_flow(
+    run: RunDir, depth: int = 20, steps: int = 50, seed: int = 0
+) -> list[dict[str, Any]]:
     """`nnlab numpy gradient-flow` into `run`; returns its table."""
     run.save_config({"task": "numpy-gradient-flow", "depth": depth, "steps": steps, "seed": seed})
     results = gradient_flow(depth=depth, steps=steps, seed=seed)
@@ -144,7 +177,15 @@ def perceptron_rows(max_epochs: int = 100) -> list[dict[str, Any]]:
     for gate, t in TRUTH_TABLES.items():
         p = Perceptron()
         converged, epochs = p.fit(INPUTS, t, max_epochs=max_epochs)
-        rows.append({"gate": gate, "truth table": "".join(map(str, t)), "converged": str(converged),
-                     "epochs": epochs, "w": f"({p.w[0]:g}, {p.w[1]:g})", "b": f"{p.b:g}",
-                     "learnt": "".join(map(str, p.predict(INPUTS)))})
+        rows.append(
+            {
+                "gate": gate,
+                "truth table": "".join(map(str, t)),
+                "converged": str(converged),
+                "epochs": epochs,
+                "w": f"({p.w[0]:g}, {p.w[1]:g})",
+                "b": f"{p.b:g}",
+                "learnt": "".join(map(str, p.predict(INPUTS))),
+            }
+        )
     return rows

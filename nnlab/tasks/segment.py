@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,13 @@ from torch import nn
 
 from nnlab.config import to_dict
 from nnlab.data.augment import augment_pair_torch
-from nnlab.data.segmentation import (SegmentationSet, kvasir_root, load_folder, read_image,
-                                     unsquare)
+from nnlab.data.segmentation import SegmentationSet, kvasir_root, load_folder, read_image, unsquare
 from nnlab.data.splits import load_split, save_split, split_by_item
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_open, atomic_write_json, claim_outputs
+from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_losses
 from nnlab.models import model_config
 from nnlab.run import RunDir, run_children
-from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_losses
 from nnlab.tasks.base import Task, load_config, load_model, run_task
 from nnlab.train import StepOutput, TrainConfig, load_checkpoint
 from nnlab.train.distributed import rank
@@ -56,8 +54,11 @@ class SegmentConfig:
     split_seed: int = 0  # seed of the 60/20/20 split, apart from the training seed: runs share it
     limit: int = 0  # > 0: use only N images of each split (quick runs, tests)
     init_from: str = ""  # a finished segmentation run: start from its best weights, on its split
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=40, batch_size=8, lr=1e-3, warmup_epochs=1.0, monitor="val/dice", mode="max"))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=40, batch_size=8, lr=1e-3, warmup_epochs=1.0, monitor="val/dice", mode="max"
+        )
+    )
 
     def check(self) -> None:
         if self.size < 16:
@@ -80,8 +81,17 @@ def model_input(x: torch.Tensor) -> torch.Tensor:
 class SegmentTask(Task):
     name, config_class, models = "segment", SegmentConfig, SEG_MODELS
     noun = "segmentation"
-    summary_keys = ("model", "size", "parameters", "epochs", "best_epoch", "test/iou", "test/dice",
-                    "test/missed", "train_time_s")
+    summary_keys = (
+        "model",
+        "size",
+        "parameters",
+        "epochs",
+        "best_epoch",
+        "test/iou",
+        "test/dice",
+        "test/missed",
+        "train_time_s",
+    )
 
     def check(self, resume: bool = False) -> None:
         super().check(resume)
@@ -117,43 +127,76 @@ class SegmentTask(Task):
         return StepOutput(losses, (logits.detach() > 0).long(), m.long())
 
     def metrics(self) -> torchmetrics.MetricCollection:
-        return torchmetrics.MetricCollection({"iou": PerImageScore("iou"),
-                                              "dice": PerImageScore("dice")})
+        return torchmetrics.MetricCollection(
+            {"iou": PerImageScore("iou"), "dice": PerImageScore("dice")}
+        )
 
     def finish(self, trainer, data, test_metrics) -> dict[str, Any]:
         cfg, run, test, model = self.cfg, trainer.run, self.sets["test"], trainer.module
         pred = predict_masks(model, test.images, trainer.device)
-        iou, dice = (s.numpy() for s in per_image_scores(torch.from_numpy(pred),
-                                                         torch.from_numpy(test.masks)))
+        iou, dice = (
+            s.numpy()
+            for s in per_image_scores(torch.from_numpy(pred), torch.from_numpy(test.masks))
+        )
         area = test.masks.reshape(len(test), -1).mean(1)
-        cases = [{"name": n, "iou": float(i), "dice": float(d), "true_area": float(a),
-                  "pred_area": float(p.mean())}
-                 for n, i, d, a, p in zip(test.names, iou, dice, area, pred)]
+        cases = [
+            {
+                "name": n,
+                "iou": float(i),
+                "dice": float(d),
+                "true_area": float(a),
+                "pred_area": float(p.mean()),
+            }
+            for n, i, d, a, p in zip(test.names, iou, dice, area, pred)
+        ]
         atomic_write_json(run.path / "test_cases.json", cases)
         chosen = choose_cases(iou)
         title = self.title()
         idx = [i for _, i in chosen]
-        run.save_figure("test_cases", cases_figure(
-            test.images[idx], test.masks[idx], pred[idx],
-            [f"{label}\n{test.names[i][:14]}\nIoU {iou[i]:.2f}" for label, i in chosen],
-            f"{title}: test cases by IoU (best, median, worst)"))
-        run.save_figure("iou_vs_area", score_vs_area_figure(area, {cfg.model: iou}, "IoU",
-                                                           f"{title}: test IoU by polyp size"))
+        run.save_figure(
+            "test_cases",
+            cases_figure(
+                test.images[idx],
+                test.masks[idx],
+                pred[idx],
+                [f"{label}\n{test.names[i][:14]}\nIoU {iou[i]:.2f}" for label, i in chosen],
+                f"{title}: test cases by IoU (best, median, worst)",
+            ),
+        )
+        run.save_figure(
+            "iou_vs_area",
+            score_vs_area_figure(area, {cfg.model: iou}, "IoU", f"{title}: test IoU by polyp size"),
+        )
         if cfg.model == "segvit":
             for label, i in chosen[:1] + chosen[-1:]:  # the best and the worst case
-                run.save_figure(f"attention_{label}", attention_figure(model, test, i,
-                                                                       trainer.device))
-        return {"size": cfg.size, "test/iou": float(iou.mean()), "test/dice": float(dice.mean()),
-                "test/iou_median": float(np.median(iou)), "test/dice_median": float(np.median(dice)),
-                "test_images": len(test), "test/missed": int((iou < 0.1).sum()),  # not found
-                "init_from": cfg.init_from or None,
-                "test_table": [{"case": label, "image": test.names[i], "iou": float(iou[i]),
-                                "dice": float(dice[i]), "true area": float(area[i])}
-                               for label, i in chosen]}
+                run.save_figure(
+                    f"attention_{label}", attention_figure(model, test, i, trainer.device)
+                )
+        return {
+            "size": cfg.size,
+            "test/iou": float(iou.mean()),
+            "test/dice": float(dice.mean()),
+            "test/iou_median": float(np.median(iou)),
+            "test/dice_median": float(np.median(dice)),
+            "test_images": len(test),
+            "test/missed": int((iou < 0.1).sum()),  # not found
+            "init_from": cfg.init_from or None,
+            "test_table": [
+                {
+                    "case": label,
+                    "image": test.names[i],
+                    "iou": float(iou[i]),
+                    "dice": float(dice[i]),
+                    "true area": float(area[i]),
+                }
+                for label, i in chosen
+            ],
+        }
 
 
-def run_segment(cfg: SegmentConfig, run: RunDir, console: Console | None = None,
-                resume: bool = False) -> dict[str, Any]:
+def run_segment(
+    cfg: SegmentConfig, run: RunDir, console: Console | None = None, resume: bool = False
+) -> dict[str, Any]:
     """Train (or resume) a segmenter into `run` (the shared skeleton); return the summary."""
     return run_task(SegmentTask(cfg, console), run, resume)
 
@@ -164,7 +207,9 @@ def data_root(data: str) -> Path:
         return kvasir_root()
     path = Path(data).expanduser()
     if not path.is_dir():
-        raise NNLabError(f"--data must be kvasir or a folder holding images/ and masks/, got '{data}'")
+        raise NNLabError(
+            f"--data must be kvasir or a folder holding images/ and masks/, got '{data}'"
+        )
     return path
 
 
@@ -176,12 +221,18 @@ def load_data(cfg: SegmentConfig, console: Console | None = None) -> Segmentatio
 
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"reading {root} at {cfg.size} px", total=None)
-        data = load_folder(root, cfg.size, cfg.aspect,
-                           progress=lambda i, n: progress.update(bar, completed=i, total=n))
+        data = load_folder(
+            root,
+            cfg.size,
+            cfg.aspect,
+            progress=lambda i, n: progress.update(bar, completed=i, total=n),
+        )
     return data
 
 
-def make_split(run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: bool) -> dict[str, np.ndarray]:
+def make_split(
+    run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: bool
+) -> dict[str, np.ndarray]:
     """The split by image name: read back on resume, taken from the run given by init_from (so a
     run that continues another never tests on images the other trained on), or made from
     split_seed; saved to split.json, which refuses a dataset that changed since."""
@@ -193,11 +244,18 @@ def make_split(run: RunDir, data: SegmentationSet, cfg: SegmentConfig, resume: b
         how = {"method": "from run", "init_from": str(cfg.init_from)}
     else:
         if len(data) < 5:
-            raise NNLabError(f"{cfg.data}: {len(data)} image/mask pairs; need at least 5 for a 60/20/20 split")
+            raise NNLabError(
+                f"{cfg.data}: {len(data)} image/mask pairs; need at least 5 for a 60/20/20 split"
+            )
         parts = split_by_item(len(data), FRACTIONS, cfg.split_seed)
         if cfg.limit:
             parts = {k: v[: cfg.limit] for k, v in parts.items()}
-        how = {"method": "by item", "seed": cfg.split_seed, "fractions": FRACTIONS, "limit": cfg.limit}
+        how = {
+            "method": "by item",
+            "seed": cfg.split_seed,
+            "fractions": FRACTIONS,
+            "limit": cfg.limit,
+        }
     if rank() == 0:  # under torchrun every rank computes the same split; one writes it
         save_split(path, parts, data.names, **how)
     return parts
@@ -211,8 +269,12 @@ def check_init_from(cfg: SegmentConfig) -> None:
     src_mcfg = to_dict(resolved_model_config(src))
     if src.model != cfg.model or src_mcfg != mcfg:
         diff = [f"{k} {src_mcfg.get(k)} vs {v}" for k, v in mcfg.items() if src_mcfg.get(k) != v]
-        what = f"a {src.model}" + (f" ({', '.join(diff)})" if src.model == cfg.model and diff else "")
-        raise NNLabError(f"{source.path} trained {what}; --init-from needs the same model and model options")
+        what = f"a {src.model}" + (
+            f" ({', '.join(diff)})" if src.model == cfg.model and diff else ""
+        )
+        raise NNLabError(
+            f"{source.path} trained {what}; --init-from needs the same model and model options"
+        )
     for name in ("checkpoints/best.safetensors", "split.json"):
         if not (source.path / name).is_file():
             raise NNLabError(f"{source.path}: no {name} (the run has not finished an epoch)")
@@ -220,17 +282,24 @@ def check_init_from(cfg: SegmentConfig) -> None:
 
 def resolved_model_config(cfg: SegmentConfig):
     if cfg.model not in SEG_MODELS:
-        raise NNLabError(f"unknown segmentation model '{cfg.model}' (known: {', '.join(SEG_MODELS)})")
+        raise NNLabError(
+            f"unknown segmentation model '{cfg.model}' (known: {', '.join(SEG_MODELS)})"
+        )
     args = dict(cfg.model_args)
     if cfg.model == "unet":
         mcfg = model_config("unet", **args)
         if cfg.size % 2**mcfg.depth:
-            raise NNLabError(f"U-Net of depth {mcfg.depth} needs a size divisible by {2**mcfg.depth}, got {cfg.size}")
+            raise NNLabError(
+                f"U-Net of depth {mcfg.depth} needs a size divisible by {2**mcfg.depth}, "
+                f"got {cfg.size}"
+            )
         return mcfg
     args.setdefault("image_size", cfg.size)
     mcfg = model_config("segvit", **args)
     if mcfg.image_size != cfg.size or cfg.size % mcfg.patch or mcfg.patch & (mcfg.patch - 1):
-        raise NNLabError(f"SegmentViT patch {mcfg.patch} must be a power of two dividing the size {cfg.size}")
+        raise NNLabError(
+            f"SegmentViT patch {mcfg.patch} must be a power of two dividing the size {cfg.size}"
+        )
     return mcfg
 
 
@@ -238,7 +307,7 @@ def resolved_model_config(cfg: SegmentConfig):
 def attention_figure(model: nn.Module, data: SegmentationSet, index: int, device: torch.device):
     """SegmentViT on test image `index`: the attention its polyp patches pay, layer by layer."""
     cfg = model.cfg
-    x = torch.from_numpy(data.images[index:index + 1]).to(device)
+    x = torch.from_numpy(data.images[index : index + 1]).to(device)
     model.eval()
     with torch.no_grad():
         _, maps = model(model_input(x), return_attention=True)
@@ -248,9 +317,15 @@ def attention_figure(model: nn.Module, data: SegmentationSet, index: int, device
     query = cover >= 0.5
     if not query.any():
         query = cover >= cover.max()
-    return token_attention_figure(data.images[index], maps, g, p, query,
-                                  f"{data.names[index]}: attention paid by the polyp's patches "
-                                  f"(head mean), {g}x{g} tokens of {p}x{p} px")
+    return token_attention_figure(
+        data.images[index],
+        maps,
+        g,
+        p,
+        query,
+        f"{data.names[index]}: attention paid by the polyp's patches "
+        f"(head mean), {g}x{g} tokens of {p}x{p} px",
+    )
 
 
 def choose_cases(iou: np.ndarray, k: int = 2) -> list[tuple[str, int]]:
@@ -259,8 +334,11 @@ def choose_cases(iou: np.ndarray, k: int = 2) -> list[tuple[str, int]]:
     n = len(order)
     k = max(1, min(k, n // 3 or 1))
     mid = max(0, n // 2 - k // 2)
-    picks = ([("best", i) for i in order[:k]] + [("median", i) for i in order[mid:mid + k]]
-             + [("worst", i) for i in order[n - k:]])
+    picks = (
+        [("best", i) for i in order[:k]]
+        + [("median", i) for i in order[mid : mid + k]]
+        + [("worst", i) for i in order[n - k :]]
+    )
     seen, out = set(), []
     for label, i in picks:
         if i not in seen:
@@ -270,19 +348,22 @@ def choose_cases(iou: np.ndarray, k: int = 2) -> list[tuple[str, int]]:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: np.ndarray, device: torch.device | None = None,
-                   batch_size: int = 16) -> np.ndarray:
+def predict_logits(
+    model: nn.Module, images: np.ndarray, device: torch.device | None = None, batch_size: int = 16
+) -> np.ndarray:
     """Mask logits (N, 1, S, S) float32 for uint8 images (N, 3, S, S)."""
     device = device or next(model.parameters()).device
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i:i + batch_size]).to(device)
+        x = torch.from_numpy(images[i : i + batch_size]).to(device)
         out.append(model(model_input(x)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1, 1, 1), np.float32)
 
 
-def predict_masks(model: nn.Module, images: np.ndarray, device: torch.device | None = None) -> np.ndarray:
+def predict_masks(
+    model: nn.Module, images: np.ndarray, device: torch.device | None = None
+) -> np.ndarray:
     return (predict_logits(model, images, device) > 0).astype(np.uint8)
 
 
@@ -291,8 +372,9 @@ def load_segmenter(run: RunDir, device: str = "auto") -> tuple[SegmentConfig, nn
     return load_config(run, SegmentTask), load_model(run, "best", device)
 
 
-def explain_test_image(run: RunDir, index: int | None = None, device: str = "auto",
-                       overwrite: bool = False) -> Path:
+def explain_test_image(
+    run: RunDir, index: int | None = None, device: str = "auto", overwrite: bool = False
+) -> Path:
     """The attention figure of a SegmentViT run for test image `index` (default: the best and
     the worst test case, as the run's report has them); returns the path of the last figure."""
     cfg, model = load_segmenter(run, device)
@@ -303,8 +385,11 @@ def explain_test_image(run: RunDir, index: int | None = None, device: str = "aut
     test = data.subset(parts["test"])
     dev = next(model.parameters()).device
     if index is None:
-        iou = np.array([c["iou"] for c in read_cases(run)]) if (run.path / "test_cases.json").exists() \
+        iou = (
+            np.array([c["iou"] for c in read_cases(run)])
+            if (run.path / "test_cases.json").exists()
             else np.zeros(len(test))
+        )
         chosen = choose_cases(iou)
         picks = [(f"attention_{label}", i) for label, i in chosen[:1] + chosen[-1:]]
     else:
@@ -341,8 +426,9 @@ def output_stems(paths: list[Path]) -> list[str]:
     return names
 
 
-def predict_files(run: RunDir, images: list[Path], out: Path, device: str = "auto",
-                  overwrite: bool = False) -> list[dict[str, Any]]:
+def predict_files(
+    run: RunDir, images: list[Path], out: Path, device: str = "auto", overwrite: bool = False
+) -> list[dict[str, Any]]:
     """Segment each image file: write NAME_mask.png (0/255, the image's own size) and
     NAME_overlay.png into `out` (names that never collide, see `output_stems`); an existing file
     is replaced only with `overwrite`. Returns one row per image."""
@@ -358,9 +444,15 @@ def predict_files(run: RunDir, images: list[Path], out: Path, device: str = "aut
         mask = unsquare(prob > 0.5, (rgb.shape[1], rgb.shape[0]), cfg.aspect)
         save_png(mask_path, mask.astype(np.uint8) * 255)
         save_png(overlay_path, overlay(rgb, mask))
-        rows.append({"image": path.name, "polyp area": float(mask.mean()),
-                     "mean confidence": float(np.where(prob > 0.5, prob, 1 - prob).mean()),
-                     "mask": str(mask_path), "overlay": str(overlay_path)})
+        rows.append(
+            {
+                "image": path.name,
+                "polyp area": float(mask.mean()),
+                "mean confidence": float(np.where(prob > 0.5, prob, 1 - prob).mean()),
+                "mask": str(mask_path),
+                "overlay": str(overlay_path),
+            }
+        )
     return rows
 
 
@@ -370,35 +462,72 @@ def save_png(path: Path, array: np.ndarray) -> None:
 
 
 # ---- comparison --------------------------------------------------------------------------------
-def run_compare(base: SegmentConfig, run: RunDir, models: tuple[str, ...] = SEG_MODELS,
-                model_args: dict[str, dict[str, Any]] | None = None,
-                console: Console | None = None) -> dict[str, Any]:
+def run_compare(
+    base: SegmentConfig,
+    run: RunDir,
+    models: tuple[str, ...] = SEG_MODELS,
+    model_args: dict[str, dict[str, Any]] | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
     """Train each model with the same data, split, epochs, optimiser and seed (child runs), then
     write a side-by-side table and a paragraph of observations generated from the figures."""
     model_args = model_args or {}
-    run.save_config({"task": "segment-compare", "models": list(models), **to_dict(base),
-                     "per_model_args": model_args})
-    jobs = {name: (lambda child, name=name: run_segment(
-        dataclasses.replace(base, model=name, model_args=dict(model_args.get(name, {}))), child,
-        console)) for name in models}
+    run.save_config(
+        {
+            "task": "segment-compare",
+            "models": list(models),
+            **to_dict(base),
+            "per_model_args": model_args,
+        }
+    )
+    jobs = {
+        name: (
+            lambda child, name=name: run_segment(
+                dataclasses.replace(base, model=name, model_args=dict(model_args.get(name, {}))),
+                child,
+                console,
+            )
+        )
+        for name in models
+    }
     results = run_children(run, jobs, console)
-    rows = [{"model": name, "parameters": s["parameters"], "test IoU": s["test/iou"],
-             "test Dice": s["test/dice"], "missed (IoU<0.1)": s["test/missed"],
-             "epochs": s["epochs"], "train time (s)": s["train_time_s"],
-             "s / epoch": s["train_time_s"] / max(1, s["epochs"]), "wall time (s)": r.wall_s}
-            for name, r in results.items() for s in [r.summary]]
+    rows = [
+        {
+            "model": name,
+            "parameters": s["parameters"],
+            "test IoU": s["test/iou"],
+            "test Dice": s["test/dice"],
+            "missed (IoU<0.1)": s["test/missed"],
+            "epochs": s["epochs"],
+            "train time (s)": s["train_time_s"],
+            "s / epoch": s["train_time_s"] / max(1, s["epochs"]),
+            "wall time (s)": r.wall_s,
+        }
+        for name, r in results.items()
+        for s in [r.summary]
+    ]
     cases = {name: read_cases(RunDir(run.path / name)) for name in models}
     summary = {"models": rows, "observations": observations(rows, cases) + "\n"}
     run.save_summary(summary)
-    run.save_figure("curves", curves_figure({n: r.history for n, r in results.items()},
-                                            f"{' vs '.join(models)} at {base.size} px"))
+    run.save_figure(
+        "curves",
+        curves_figure(
+            {n: r.history for n, r in results.items()}, f"{' vs '.join(models)} at {base.size} px"
+        ),
+    )
     if len(models) == 2:
         a, b = (np.array([c["iou"] for c in cases[m]]) for m in models)
-        run.save_figure("paired_iou", paired_scores_figure(a, b, models, "IoU",
-                                                           "test IoU per image, same images"))
+        run.save_figure(
+            "paired_iou",
+            paired_scores_figure(a, b, models, "IoU", "test IoU per image, same images"),
+        )
         area = np.array([c["true_area"] for c in cases[models[0]]])
-        run.save_figure("iou_vs_area", score_vs_area_figure(
-            area, {m: np.array([c["iou"] for c in cases[m]]) for m in models}, "IoU"))
+        run.save_figure(
+            "iou_vs_area",
+            score_vs_area_figure(
+                area, {m: np.array([c["iou"] for c in cases[m]]) for m in models}, "IoU"
+            ),
+        )
     return summary
 
 
@@ -413,35 +542,47 @@ def observations(rows: list[dict[str, Any]], cases: dict[str, list[dict[str, Any
         return f"{r['model']}: test Dice {r['test Dice']:.3f}, IoU {r['test IoU']:.3f}."
     by_dice = sorted(rows, key=lambda r: -r["test Dice"])
     win, lose = by_dice[0], by_dice[-1]
-    sentences = [f"{win['model']} reaches a test Dice of {win['test Dice']:.3f} (IoU {win['test IoU']:.3f}) "
-                 f"against {lose['test Dice']:.3f} ({lose['test IoU']:.3f}) for {lose['model']}, "
-                 f"with the same split, epochs and optimiser."]
+    sentences = [
+        f"{win['model']} reaches a test Dice of {win['test Dice']:.3f} (IoU {win['test IoU']:.3f}) "
+        f"against {lose['test Dice']:.3f} ({lose['test IoU']:.3f}) for {lose['model']}, "
+        f"with the same split, epochs and optimiser."
+    ]
     ratio = win["parameters"] / lose["parameters"]
-    sentences.append(f"It has {ratio:.2f}x the parameters ({win['parameters']:,} vs {lose['parameters']:,}) "
-                     f"and took {win['s / epoch'] / lose['s / epoch']:.2f}x the time per epoch.")
+    sentences.append(
+        f"It has {ratio:.2f}x the parameters ({win['parameters']:,} vs {lose['parameters']:,}) "
+        f"and took {win['s / epoch'] / lose['s / epoch']:.2f}x the time per epoch."
+    )
     sentences += paired_observations(win["model"], cases[win["model"]], cases[lose["model"]])
     missed = {r["model"]: r["missed (IoU<0.1)"] for r in rows}
-    sentences.append("Polyps essentially missed (IoU < 0.1): "
-                     + ", ".join(f"{m} {k}" for m, k in missed.items()) + ".")
+    sentences.append(
+        "Polyps essentially missed (IoU < 0.1): "
+        + ", ".join(f"{m} {k}" for m, k in missed.items())
+        + "."
+    )
     return " ".join(sentences)
 
 
-def paired_observations(name: str, cases: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[str]:
+def paired_observations(
+    name: str, cases: list[dict[str, Any]], other: list[dict[str, Any]]
+) -> list[str]:
     """Per-image comparison of two runs' test_cases.json on the same test images (matched by name):
     how often `name` wins, and mean IoU on the smallest and largest third of polyps."""
     theirs = {c["name"]: c["iou"] for c in other}
     if set(theirs) != {c["name"] for c in cases}:
-        raise NNLabError("the two runs were tested on different images; compare runs that share a split")
+        raise NNLabError(
+            "the two runs were tested on different images; compare runs that share a split"
+        )
     wi = np.array([c["iou"] for c in cases])
     li = np.array([theirs[c["name"]] for c in cases])
     area = np.array([c["true_area"] for c in cases])
     small = area <= np.quantile(area, 1 / 3)
     large = area >= np.quantile(area, 2 / 3)
-    return [f"Per image, {name} is better on {(wi > li).mean():.0%} of the {len(wi)} test images.",
-            f"On the smallest third of polyps (area <= {np.quantile(area, 1 / 3):.1%} of the image) "
-            f"mean IoU is {wi[small].mean():.3f} vs {li[small].mean():.3f}; on the largest third "
-            f"{wi[large].mean():.3f} vs {li[large].mean():.3f}."]
-
+    return [
+        f"Per image, {name} is better on {(wi > li).mean():.0%} of the {len(wi)} test images.",
+        f"On the smallest third of polyps (area <= {np.quantile(area, 1 / 3):.1%} of the image) "
+        f"mean IoU is {wi[small].mean():.3f} vs {li[small].mean():.3f}; on the largest third "
+        f"{wi[large].mean():.3f} vs {li[large].mean():.3f}.",
+    ]
 
 
 class SegmentCompare:
@@ -449,18 +590,27 @@ class SegmentCompare:
 
     name, distributed = "segment-compare", False
 
-    def __init__(self, base: SegmentConfig, models: tuple[str, ...],
-                 per_model: dict[str, dict[str, Any]], console: Console | None = None):
+    def __init__(
+        self,
+        base: SegmentConfig,
+        models: tuple[str, ...],
+        per_model: dict[str, dict[str, Any]],
+        console: Console | None = None,
+    ):
         self.base, self.models, self.console = base, models, console
         self.per_model = {m: per_model.get(m, {}) for m in models}
 
     def check(self, resume: bool = False) -> None:
         unknown = [m for m in self.models if m not in SEG_MODELS]
         if not self.models or unknown or len(set(self.models)) != len(self.models):
-            raise NNLabError(f"--models expects distinct names from {', '.join(SEG_MODELS)}, "
-                             f"got '{','.join(self.models)}'")
+            raise NNLabError(
+                f"--models expects distinct names from {', '.join(SEG_MODELS)}, "
+                f"got '{','.join(self.models)}'"
+            )
         for m in self.models:
-            SegmentTask(dataclasses.replace(self.base, model=m, model_args=self.per_model[m])).check()
+            SegmentTask(
+                dataclasses.replace(self.base, model=m, model_args=self.per_model[m])
+            ).check()
 
     def run_name(self) -> str:
         return f"compare-{Path(self.base.data).name}{self.base.size}"

@@ -43,12 +43,19 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 
 def module_tensors(model: nn.Module, prefix: str = "model.") -> dict[str, torch.Tensor]:
-    return {f"{prefix}{k}": v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    return {
+        f"{prefix}{k}": v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()
+    }
 
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-                    state: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None,
-                    meta: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    state: dict[str, Any],
+    tensors: dict[str, torch.Tensor] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> None:
     """Write model (+ optimizer) tensors, any further `tensors` and the JSON-able `state` and
     `meta` (e.g. {"model": {"name": ..., "config": ...}}) to `path` atomically."""
     all_tensors = module_tensors(model)
@@ -74,8 +81,9 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict, 
     optimizer.load_state_dict(_unflatten_optimizer(prefixed(tensors, "optim."), meta["optimizer"]))
 
 
-def load_checkpoint(path: Path, model: nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: Path, model: nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None
+) -> dict[str, Any]:
     """Load into `model` / `optimizer` (when given) and return the saved training state."""
     tensors, meta = read_checkpoint(Path(path), "pt")
     if model is not None:

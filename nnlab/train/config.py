@@ -25,8 +25,11 @@ class TrainConfig:
     schedule: str = "cosine"  # after the warm-up: cosine | constant | onecycle (30% warm-up)
     warmup_epochs: float = 0.0  # linear learning-rate warm-up, in epochs
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    precision: str = "auto"  # auto (bf16 or fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
+    precision: str = (
+        "auto"  # auto (bf16 or fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
+    )
     ema: float = 0.0  # decay of a moving average of the weights (e.g. 0.999), evaluated; 0 = off
+    channels_last: bool = False  # NHWC memory layout for conv nets (tensor cores on CUDA)
     monitor: str = "val/loss"  # the logged figure that picks the best checkpoint and early stops
     mode: str = "min"  # min | max: whether a lower or a higher monitor value is better
     patience: int = 0  # early stopping: epochs without improvement of the monitor; 0 = off
@@ -41,23 +44,35 @@ class TrainConfig:
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "accumulate"):
             if getattr(self, name) < 1:
-                raise NNLabError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+                raise NNLabError(
+                    f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}"
+                )
         for name in ("max_steps", "checkpoint_every", "num_workers", "patience"):
             if getattr(self, name) < 0:
-                raise NNLabError(f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}")
+                raise NNLabError(
+                    f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}"
+                )
         for name in ("weight_decay", "warmup_epochs", "grad_clip", "budget_min", "momentum"):
             if not getattr(self, name) >= 0:
-                raise NNLabError(f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}")
+                raise NNLabError(
+                    f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}"
+                )
         if not self.lr > 0:
             raise NNLabError(f"learning rate must be > 0, got {self.lr}")
         if not 0 <= self.ema < 1:
             raise NNLabError(f"ema decay must be in [0, 1), got {self.ema}")
-        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("precision", PRECISIONS), ("sampler", SAMPLERS),
-                              ("mode", ("min", "max"))):
+        for name, allowed in (
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("precision", PRECISIONS),
+            ("sampler", SAMPLERS),
+            ("mode", ("min", "max")),
+        ):
             if getattr(self, name) not in allowed:
-                raise NNLabError(f"{name} must be {' or '.join(allowed)}, got "
-                                 f"'{getattr(self, name)}'")
+                raise NNLabError(
+                    f"{name} must be {' or '.join(allowed)}, got '{getattr(self, name)}'"
+                )
         if "/" not in self.monitor:
-            raise NNLabError(f"monitor must name a logged figure such as val/loss, got "
-                             f"'{self.monitor}'")
+            raise NNLabError(
+                f"monitor must name a logged figure such as val/loss, got '{self.monitor}'"
+            )

@@ -3,7 +3,8 @@
 an explicit direction, early stopping, the divergence error, the epoch line, and the checkpoint
 file format. Imports neither torch nor NumPy: the NumPy engine must run without torch.
 
-Checkpoint format (one safetensors file, written atomically, plus a readable JSON copy of its state):
+Checkpoint format (one safetensors file, written atomically, plus a readable JSON copy of its
+state):
 
     tensors   model.*   the weights                 optim.*   optimizer state tensors
               ema.*     averaged weights            rng.*     random generator states
@@ -29,7 +30,8 @@ CHECKPOINT_FORMAT = 1
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     """Linear warm-up over `warmup` steps, then constant or cosine decay to 0 at `total`:
-    f(s) = (s + 1) / warmup for s < warmup, else 1/2 (1 + cos(pi (s - warmup) / (total - warmup)))."""
+    f(s) = (s + 1) / warmup for s < warmup,
+    else 1/2 (1 + cos(pi (s - warmup) / (total - warmup)))."""
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":
@@ -42,20 +44,29 @@ class TrainingDiverged(NNLabError):
     pass
 
 
-def diverged(loss: float, epoch: int, where: str, lr: float, run: RunDir | None) -> TrainingDiverged:
-    """The error for a non-finite loss; the checkpoint of the last finished epoch stays as it was."""
-    kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {run.checkpoint_dir}"
-            if run is not None and epoch > 1 else "no checkpoint")
-    return TrainingDiverged(f"loss became {loss} at epoch {epoch}, {where} (lr {lr:.3g}); training "
-                            f"stopped, {kept}. Try a smaller --lr.")
+def diverged(
+    loss: float, epoch: int, where: str, lr: float, run: RunDir | None
+) -> TrainingDiverged:
+    """The error for a non-finite loss; the checkpoint of the last finished epoch stays as
+    it was."""
+    kept = (
+        f"the last good checkpoint (epoch {epoch - 1}) is kept in {run.checkpoint_dir}"
+        if run is not None and epoch > 1
+        else "no checkpoint"
+    )
+    return TrainingDiverged(
+        f"loss became {loss} at epoch {epoch}, {where} (lr {lr:.3g}); training "
+        f"stopped, {kept}. Try a smaller --lr."
+    )
 
 
 def epoch_line(record: dict[str, Any], epochs: int, is_best: bool) -> str:
     """'epoch  3/30 | train loss 0.3890 acc 0.8700 | val loss 0.2180 acc 0.9560 | 0.04 s *'"""
     parts = [f"epoch {record['epoch']:>3}/{epochs}"]
     for split in ("train", "val"):
-        items = [f"{k.split('/', 1)[1]} {v:.4f}" for k, v in record.items()
-                 if k.startswith(split + "/")]
+        items = [
+            f"{k.split('/', 1)[1]} {v:.4f}" for k, v in record.items() if k.startswith(split + "/")
+        ]
         if items:
             parts.append(f"{split} " + " ".join(items))
     parts.append(f"{record['time/epoch_s']:.2f} s" + (" *" if is_best else ""))
@@ -70,8 +81,15 @@ class Bookkeeper:
     validation figures at all keeps its latest epoch as the best one. `run` is None on the
     processes that do not write (DDP ranks > 0, runs without a directory)."""
 
-    def __init__(self, monitor: str, mode: str, patience: int = 0, epochs: int = 0,
-                 run: RunDir | None = None, console=None):
+    def __init__(
+        self,
+        monitor: str,
+        mode: str,
+        patience: int = 0,
+        epochs: int = 0,
+        run: RunDir | None = None,
+        console=None,
+    ):
         if mode not in ("min", "max"):
             raise NNLabError(f"mode must be min or max, got '{mode}'")
         self.monitor, self.mode, self.patience, self.epochs = monitor, mode, patience, epochs
@@ -106,8 +124,12 @@ class Bookkeeper:
         return False
 
     def state(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "monitor": self.monitor,
-                "mode": self.mode}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "monitor": self.monitor,
+            "mode": self.mode,
+        }
 
     def restore(self, state: dict[str, Any], run: RunDir) -> None:
         """Take back best/best epoch from a checkpoint's state and the history of the epochs it
@@ -125,7 +147,7 @@ class Bookkeeper:
         self.say(epoch_line(record, self.epochs, is_best))
 
 
-# ---- the checkpoint file ---------------------------------------------------------------------------
+# ---- the checkpoint file -------------------------------------------------------------------------
 def write_checkpoint(path: Path, tensors: dict, meta: dict[str, Any], framework: str) -> None:
     """Write `tensors` (torch tensors for framework "pt", NumPy arrays for "np") and `meta` as one
     safetensors file, atomically, and meta["state"] as readable JSON beside it."""
@@ -133,7 +155,11 @@ def write_checkpoint(path: Path, tensors: dict, meta: dict[str, Any], framework:
         from safetensors.numpy import save
     else:
         from safetensors.torch import save
-    meta = {"format": CHECKPOINT_FORMAT, "engine": "numpy" if framework == "np" else "torch", **meta}
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "engine": "numpy" if framework == "np" else "torch",
+        **meta,
+    }
     atomic_write_bytes(path, save(tensors, metadata={"nnlab": json.dumps(meta)}))
     atomic_write_json(path.with_suffix(".json"), meta.get("state", {}))
 
@@ -159,4 +185,4 @@ def read_checkpoint(path: Path, framework: str) -> tuple[dict, dict[str, Any]]:
 
 def prefixed(tensors: dict, prefix: str) -> dict:
     """The entries of `tensors` under `prefix` ("model."), with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

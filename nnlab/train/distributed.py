@@ -22,7 +22,9 @@ def init_distributed() -> tuple[int, int]:
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
-        atexit.register(_leave)  # each rank leaves the group itself instead of in interpreter teardown
+        atexit.register(
+            _leave
+        )  # each rank leaves the group itself instead of in interpreter teardown
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return dist.get_rank(), dist.get_world_size()

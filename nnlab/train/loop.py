@@ -36,8 +36,15 @@ from nnlab.run import RunDir
 from nnlab.train.checkpoint import load_checkpoint, load_optimizer, load_weights, save_checkpoint
 from nnlab.train.config import TrainConfig
 from nnlab.train.core import Bookkeeper, diverged, lr_factor, prefixed, read_checkpoint
-from nnlab.train.distributed import all_reduce_max, all_reduce_sum, barrier, is_distributed
-from nnlab.train.distributed import local_device, rank, world_size
+from nnlab.train.distributed import (
+    all_reduce_max,
+    all_reduce_sum,
+    barrier,
+    is_distributed,
+    local_device,
+    rank,
+    world_size,
+)
 from nnlab.train.ema import EMA
 
 
@@ -68,21 +75,27 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     # no weight decay on biases and norm parameters (1-D tensors)
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Tensors anywhere in a (nested) tuple, list or dict moved to `device`; the rest as is."""
+def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Tensors anywhere in a (nested) tuple, list or dict moved to `device` (4-D ones in NHWC
+    layout with `channels_last`); the rest as is."""
     if torch.is_tensor(batch):
-        return batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
     if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device, channels_last) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(v, device) for v in batch)
+        return type(batch)(to_device(v, device, channels_last) for v in batch)
     return batch
 
 
@@ -92,8 +105,11 @@ def batch_len(batch: Any) -> int:
         return len(batch)
     if isinstance(batch, dict):
         return batch_len(next(iter(batch.values())))
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], (torch.Tensor, tuple,
-                                                                           list, dict)):
+    if (
+        isinstance(batch, (tuple, list))
+        and batch
+        and isinstance(batch[0], (torch.Tensor, tuple, list, dict))
+    ):
         return batch_len(batch[0])
     return len(batch)
 
@@ -102,12 +118,21 @@ class Trainer:
     """Runs `task` on `model` under `cfg`. `run` (optional) receives metrics and checkpoints;
     `model_meta` ({"name", "config"}) goes into every checkpoint so it rebuilds the model alone."""
 
-    def __init__(self, model: nn.Module, task, cfg: TrainConfig, run: RunDir | None = None,
-                 console: Console | None = None, model_meta: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        task,
+        cfg: TrainConfig,
+        run: RunDir | None = None,
+        console: Console | None = None,
+        model_meta: dict[str, Any] | None = None,
+    ):
         cfg.validate()
         self.task, self.cfg, self.model_meta = task, cfg, model_meta or {}
         self.device = local_device() or resolve_device(cfg.device)
         self.module = model.to(self.device)  # the bare model; self.model may wrap it in DDP
+        if cfg.channels_last:
+            self.module.to(memory_format=torch.channels_last)
         self.distributed = is_distributed()
         self.is_main = rank() == 0
         self.run_dir = run  # every rank reads it; only rank 0 writes
@@ -121,8 +146,9 @@ class Trainer:
         self.ema = EMA(self.module, cfg.ema) if cfg.ema else None
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.books = Bookkeeper(cfg.monitor, cfg.mode, cfg.patience, cfg.epochs, self.run,
-                                self.console)
+        self.books = Bookkeeper(
+            cfg.monitor, cfg.mode, cfg.patience, cfg.epochs, self.run, self.console
+        )
         self.start_epoch, self.step = 1, 0  # step: optimizer steps taken
         self.stopped: str | None = None  # why fit ended early: a step or time budget
         self._partial: dict[str, Any] | None = None  # an unfinished epoch to continue
@@ -148,12 +174,21 @@ class Trainer:
         return torch.bfloat16 if p == "bf16" else torch.float16
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
+        return torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        )
 
     # ---- data ----------------------------------------------------------------------------------
-    def order(self, n: int, epoch: int, train: bool, weights: torch.Tensor | None = None,
-              shard: bool = True) -> list[int]:
+    def order(
+        self,
+        n: int,
+        epoch: int,
+        train: bool,
+        weights: torch.Tensor | None = None,
+        shard: bool = True,
+    ) -> list[int]:
         """The sample indices this process visits in `epoch`: shuffled per (seed, epoch) for
         training (or drawn by class weights), in order for evaluation; under DDP every rank takes
         its shard of the list padded to a multiple of the world size (as DistributedSampler)."""
@@ -161,26 +196,35 @@ class Trainer:
             # The orders of DistributedSampler under DDP and of a shuffling DataLoader otherwise
             # (which draws its workers' base seed from the generator first): earlier runs reproduce.
             g = torch.Generator().manual_seed(
-                self.cfg.seed + epoch if self.distributed else self.cfg.seed * 100_003 + epoch)
+                self.cfg.seed + epoch if self.distributed else self.cfg.seed * 100_003 + epoch
+            )
             if not self.distributed:
                 torch.empty((), dtype=torch.int64).random_(generator=g)
-            idx = (torch.multinomial(weights, n, True, generator=g) if weights is not None
-                   else torch.randperm(n, generator=g)).tolist()
+            idx = (
+                torch.multinomial(weights, n, True, generator=g)
+                if weights is not None
+                else torch.randperm(n, generator=g)
+            ).tolist()
         else:
             idx = list(range(n))
         if self.distributed and shard and n:
             world = world_size()
             total = math.ceil(n / world) * world
-            idx = (idx * math.ceil(total / n))[:total][rank():total:world]
+            idx = (idx * math.ceil(total / n))[:total][rank() : total : world]
         return idx
 
     def loader(self, data: Dataset, indices: list[int], epoch: int = 0) -> DataLoader:
         bs = self.cfg.batch_size
-        batches = [indices[i:i + bs] for i in range(0, len(indices), bs)]
+        batches = [indices[i : i + bs] for i in range(0, len(indices), bs)]
         g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)  # worker seeds
-        return DataLoader(data, batch_sampler=batches, collate_fn=getattr(self.task, "collate_fn", None),
-                          num_workers=self.cfg.num_workers, generator=g,
-                          pin_memory=self.device.type == "cuda")
+        return DataLoader(
+            data,
+            batch_sampler=batches,
+            collate_fn=getattr(self.task, "collate_fn", None),
+            num_workers=self.cfg.num_workers,
+            generator=g,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def _sample_weights(self, data: Dataset) -> torch.Tensor | None:
         if self.cfg.sampler != "balanced":
@@ -200,28 +244,44 @@ class Trainer:
             return
         tensors = {}
         if self.ema is not None:
-            tensors.update({f"ema.{k}": v.detach().cpu().contiguous()
-                            for k, v in self.ema.module.state_dict().items()})
+            tensors.update(
+                {
+                    f"ema.{k}": v.detach().cpu().contiguous()
+                    for k, v in self.ema.module.state_dict().items()
+                }
+            )
         meta: dict[str, Any] = {"model": self.model_meta}
         if self.scaler.is_enabled():
             meta["scaler"] = self.scaler.state_dict()
         if partial is None:
             state = self._state(epoch)
         else:
-            state = {**self._state(epoch - 1, partial["batch"]),
-                     "partial": {k: partial[k] for k in ("sums", "count", "elapsed", "lr")}}
+            state = {
+                **self._state(epoch - 1, partial["batch"]),
+                "partial": {k: partial[k] for k in ("sums", "count", "elapsed", "lr")},
+            }
             tensors.update({f"metric.{k}": v for k, v in partial["metrics"].items()})
             tensors.update({f"rng.{k}": v for k, v in partial["rng"].items()})
-        save_checkpoint(self.run.checkpoint_dir / "last.safetensors", self.module, self.optimizer,
-                        state, tensors, meta)
+        save_checkpoint(
+            self.run.checkpoint_dir / "last.safetensors",
+            self.module,
+            self.optimizer,
+            state,
+            tensors,
+            meta,
+        )
 
     def _save_best(self, epoch: int) -> None:
         if self.run is None:
             return
         weights = self.ema.module if self.ema is not None else self.module  # what was evaluated
-        save_checkpoint(self.run.checkpoint_dir / "best.safetensors", weights, None,
-                        self._state(epoch), meta={"model": self.model_meta,
-                                                  "weights": "ema" if self.ema else "model"})
+        save_checkpoint(
+            self.run.checkpoint_dir / "best.safetensors",
+            weights,
+            None,
+            self._state(epoch),
+            meta={"model": self.model_meta, "weights": "ema" if self.ema else "model"},
+        )
 
     def resume(self) -> int:
         """Load the run's last checkpoint; return the number of finished epochs (0 if none)."""
@@ -240,9 +300,13 @@ class Trainer:
         self.start_epoch, self.step = state["epoch"] + 1, state.get("step", -1)
         self.books.restore(state, self.run_dir)
         if state.get("batch"):
-            self._partial = {**state["partial"], "epoch": state["epoch"] + 1,
-                             "batch": state["batch"], "metrics": prefixed(tensors, "metric."),
-                             "rng": prefixed(tensors, "rng.")}
+            self._partial = {
+                **state["partial"],
+                "epoch": state["epoch"] + 1,
+                "batch": state["batch"],
+                "metrics": prefixed(tensors, "metric."),
+                "rng": prefixed(tensors, "rng."),
+            }
         return state["epoch"]
 
     def load_best(self) -> None:
@@ -296,8 +360,10 @@ class Trainer:
         name = self.cfg.monitor.split("/", 1)[1]
         higher = metric_directions(self.task.metrics()).get(name)
         if higher is not None and higher != (self.cfg.mode == "max"):
-            raise NNLabError(f"{self.cfg.monitor} is better when {'higher' if higher else 'lower'}: "
-                             f"use --mode {'max' if higher else 'min'}")
+            raise NNLabError(
+                f"{self.cfg.monitor} is better when {'higher' if higher else 'lower'}: "
+                f"use --mode {'max' if higher else 'min'}"
+            )
 
     def _limit_reached(self, budget: bool = True) -> str | None:
         cfg = self.cfg
@@ -332,16 +398,30 @@ class Trainer:
         count, elapsed, skip, lr = 0, 0.0, 0, cfg.lr
         p, self._partial = self._partial, None
         if p is not None and p["epoch"] == epoch:  # continue inside the epoch
-            skip, sums, count, elapsed, lr = p["batch"], dict(p["sums"]), p["count"], p["elapsed"], p["lr"]
+            skip, sums, count, elapsed, lr = (
+                p["batch"],
+                dict(p["sums"]),
+                p["count"],
+                p["elapsed"],
+                p["lr"],
+            )
             for key, value in p["metrics"].items():
                 name, attr = key.split(".", 1)
                 setattr(metrics[name], attr, value.to(self.device))
             torch.set_rng_state(p["rng"]["cpu"])
             if "cuda" in p["rng"] and self.device.type == "cuda":
                 torch.cuda.set_rng_state(p["rng"]["cuda"], self.device)
-        indices = self.order(len(data), epoch, True, weights)[skip * cfg.batch_size:]
-        bar = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=n_batches, completed=skip,
-                                loss=sums.get("loss", 0.0) / max(count, 1)) if progress else None
+        indices = self.order(len(data), epoch, True, weights)[skip * cfg.batch_size :]
+        bar = (
+            progress.add_task(
+                f"epoch {epoch}/{cfg.epochs}",
+                total=n_batches,
+                completed=skip,
+                loss=sums.get("loss", 0.0) / max(count, 1),
+            )
+            if progress
+            else None
+        )
         t0, partial, has_preds = time.perf_counter(), None, False
         for i, batch in enumerate(self.loader(data, indices, epoch), start=skip):
             group_end = (i + 1) % acc == 0 or i == n_batches - 1
@@ -350,8 +430,10 @@ class Trainer:
                 lr = cfg.lr * lr_factor(self.step, total, warmup, cfg.schedule)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-            batch = to_device(batch, self.device)
-            sync = model.no_sync() if self.distributed and not group_end else contextlib.nullcontext()
+            batch = to_device(batch, self.device, self.cfg.channels_last)
+            sync = (
+                model.no_sync() if self.distributed and not group_end else contextlib.nullcontext()
+            )
             with sync:
                 with self._autocast():
                     out = self.task.loss(model, batch)
@@ -374,8 +456,9 @@ class Trainer:
             self.stopped = self._limit_reached()
             every = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
             if (self.stopped or every) and i < n_batches - 1:
-                partial = self._snapshot(i + 1, sums, count, elapsed + time.perf_counter() - t0,
-                                         lr, metrics)
+                partial = self._snapshot(
+                    i + 1, sums, count, elapsed + time.perf_counter() - t0, lr, metrics
+                )
                 if not self.stopped:
                     self._save_last(epoch, partial)
                     partial = None
@@ -385,22 +468,37 @@ class Trainer:
             progress.remove_task(bar)
         keys = sorted(sums, key=lambda k: k != "loss")  # the total first, then its terms
         reduced = all_reduce_sum([sums[k] for k in keys] + [count], self.device)
-        record = {"epoch": epoch, **{f"train/{k}": reduced[j] / reduced[-1] for j, k in enumerate(keys)},
-                  "lr": lr, "step": self.step, "time/epoch_s": elapsed + time.perf_counter() - t0}
+        record = {
+            "epoch": epoch,
+            **{f"train/{k}": reduced[j] / reduced[-1] for j, k in enumerate(keys)},
+            "lr": lr,
+            "step": self.step,
+            "time/epoch_s": elapsed + time.perf_counter() - t0,
+        }
         if has_preds or (p is not None and p["metrics"]):
             record.update({f"train/{k}": float(v) for k, v in metrics.compute().items()})
         return record, partial
 
     def _snapshot(self, batch, sums, count, elapsed, lr, metrics) -> dict[str, Any]:
         """Everything needed to continue an epoch after `batch` batches."""
-        states = {f"{name}.{attr}": value.detach().cpu().clone()
-                  for name, m in metrics.items() for attr, value in m.metric_state.items()
-                  if torch.is_tensor(value)}
+        states = {
+            f"{name}.{attr}": value.detach().cpu().clone()
+            for name, m in metrics.items()
+            for attr, value in m.metric_state.items()
+            if torch.is_tensor(value)
+        }
         rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"batch": batch, "sums": dict(sums), "count": count, "elapsed": elapsed, "lr": lr,
-                "metrics": states, "rng": rng}
+        return {
+            "batch": batch,
+            "sums": dict(sums),
+            "count": count,
+            "elapsed": elapsed,
+            "lr": lr,
+            "metrics": states,
+            "rng": rng,
+        }
 
     @torch.no_grad()
     def evaluate(self, data: Dataset, shard: bool = True) -> dict[str, float]:
@@ -417,7 +515,7 @@ class Trainer:
         sums: dict[str, float] = {}
         count, has_preds = 0, False
         for batch in self.loader(data, self.order(len(data), 0, False, shard=shard)):
-            batch = to_device(batch, self.device)
+            batch = to_device(batch, self.device, self.cfg.channels_last)
             with self._autocast():
                 out = self.task.loss(model, batch)
             n = batch_len(batch)
@@ -441,13 +539,20 @@ class Trainer:
     def _progress(self):
         if self.console is None:
             return contextlib.nullcontext()
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                        console=self.console, transient=True)
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            console=self.console,
+            transient=True,
+        )
 
 
-def predict(model: nn.Module, data: Dataset, batch_size: int = 256,
-            device: torch.device | None = None) -> torch.Tensor:
+def predict(
+    model: nn.Module, data: Dataset, batch_size: int = 256, device: torch.device | None = None
+) -> torch.Tensor:
     """Concatenated model outputs (on CPU) for the first tensor of every batch of `data`."""
     device = device or next(model.parameters()).device
     model.eval()

@@ -15,24 +15,38 @@ from nnlab.data.augment import blur, random_affine
 from nnlab.errors import NNLabError
 from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, Sequential
 from nnlab.run import RunDir
-from nnlab.train.core import Bookkeeper, diverged, lr_factor, prefixed, read_checkpoint
-from nnlab.train.core import write_checkpoint
+from nnlab.train.core import (
+    Bookkeeper,
+    diverged,
+    lr_factor,
+    prefixed,
+    read_checkpoint,
+    write_checkpoint,
+)
 
 
-def check_inputs(x: np.ndarray, y: np.ndarray, in_features: int, num_classes: int, what: str) -> None:
+def check_inputs(
+    x: np.ndarray, y: np.ndarray, in_features: int, num_classes: int, what: str
+) -> None:
     """Clear errors for the usual ways a batch of data is wrong."""
     if x.ndim != 2 or x.shape[1] != in_features:
-        raise NNLabError(f"{what}: inputs have shape {x.shape}, the network expects (N, {in_features})")
+        raise NNLabError(
+            f"{what}: inputs have shape {x.shape}, the network expects (N, {in_features})"
+        )
     if y.ndim != 1 or len(y) != len(x):
         raise NNLabError(f"{what}: {len(x)} inputs but labels of shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise NNLabError(f"{what}: labels must be integers, got {y.dtype}")
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise NNLabError(f"{what}: labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
+        raise NNLabError(
+            f"{what}: labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}"
+        )
     bad = ~np.isfinite(x)
     if bad.any():
-        raise NNLabError(f"{what}: {int(bad.sum())} NaN or infinite input values "
-                         f"(first in sample {int(np.argwhere(bad)[0][0])})")
+        raise NNLabError(
+            f"{what}: {int(bad.sum())} NaN or infinite input values "
+            f"(first in sample {int(np.argwhere(bad)[0][0])})"
+        )
 
 
 class NumpyTrainer:
@@ -40,8 +54,15 @@ class NumpyTrainer:
     fields of NumpyClassifyConfig: epochs, batch_size, lr, momentum, weight_decay, schedule,
     augment, blur, arch, seed, monitor, mode. `model_meta` goes into every checkpoint."""
 
-    def __init__(self, net: Sequential, cfg, num_classes: int, run: RunDir | None = None,
-                 console=None, model_meta: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        net: Sequential,
+        cfg,
+        num_classes: int,
+        run: RunDir | None = None,
+        console=None,
+        model_meta: dict[str, Any] | None = None,
+    ):
         self.net, self.cfg, self.num_classes, self.run = net, cfg, num_classes, run
         self.model_meta = model_meta or {}
         self.loss = CrossEntropyLoss()
@@ -66,12 +87,16 @@ class NumpyTrainer:
 
     def evaluate(self, data, batch_size: int = 1000) -> dict[str, float]:
         logits = self.predict(data.images, batch_size)
-        return {"loss": CrossEntropyLoss()(logits, data.labels),
-                "acc": float((logits.argmax(1) == data.labels).mean())}
+        return {
+            "loss": CrossEntropyLoss()(logits, data.labels),
+            "acc": float((logits.argmax(1) == data.labels).mean()),
+        }
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         x = self.flat(images)
-        return np.concatenate([self.net(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [self.net(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        )
 
     def lr_at(self, epoch: int) -> float:
         """The schedule of the PyTorch loop, stepped once per epoch, no warm-up."""
@@ -80,14 +105,28 @@ class NumpyTrainer:
     def fit(self, train, val) -> list[dict[str, Any]]:
         cfg = self.cfg
         width = self.in_features or int(np.prod(train.images.shape[1:]))  # a CNN takes any size
-        check_inputs(train.images.reshape(len(train), -1), train.labels, width, self.num_classes,
-                     "training data")
+        check_inputs(
+            train.images.reshape(len(train), -1),
+            train.labels,
+            width,
+            self.num_classes,
+            "training data",
+        )
         if len(val):
-            check_inputs(val.images.reshape(len(val), -1), val.labels, width, self.num_classes,
-                         "validation data")
-        fixed_x = None if cfg.augment else self.flat(train.images)  # unchanging inputs: prepare once
+            check_inputs(
+                val.images.reshape(len(val), -1),
+                val.labels,
+                width,
+                self.num_classes,
+                "validation data",
+            )
+        fixed_x = (
+            None if cfg.augment else self.flat(train.images)
+        )  # unchanging inputs: prepare once
         for epoch in range(self.start_epoch, cfg.epochs + 1):
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, by name
+            with np.errstate(
+                over="ignore", invalid="ignore"
+            ):  # divergence is caught below, by name
                 record = self._epoch(epoch, train, val, fixed_x)
             is_best = self.books.end_epoch(record)
             if self.run is not None:
@@ -107,19 +146,27 @@ class NumpyTrainer:
         order = rng.permutation(len(x))
         loss_sum, correct = 0.0, 0
         for i in range(0, len(x), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
+            idx = order[i : i + cfg.batch_size]
             logits = self.net(x[idx])
             loss = self.loss(logits, y[idx])
             if not math.isfinite(loss):
-                raise diverged(loss, epoch, f"batch {i // cfg.batch_size + 1}", self.opt.lr, self.run)
+                raise diverged(
+                    loss, epoch, f"batch {i // cfg.batch_size + 1}", self.opt.lr, self.run
+                )
             self.opt.zero_grad()
             self.net.backward(self.loss.backward())
             self.opt.step()
             self.step += 1
             loss_sum += loss * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
-        record = {"epoch": epoch, "train/loss": loss_sum / len(x), "train/acc": correct / len(x),
-                  "lr": self.opt.lr, "step": self.step, "time/epoch_s": time.perf_counter() - t0}
+        record = {
+            "epoch": epoch,
+            "train/loss": loss_sum / len(x),
+            "train/acc": correct / len(x),
+            "lr": self.opt.lr,
+            "step": self.step,
+            "time/epoch_s": time.perf_counter() - t0,
+        }
         if len(val):
             record.update({f"val/{k}": v for k, v in self.evaluate(val).items()})
         return record
@@ -127,13 +174,18 @@ class NumpyTrainer:
     # ---- checkpoints: the shared format, NumPy arrays ------------------------------------------
     def save(self, path: Path, epoch: int, optimizer: bool = False) -> None:
         tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
-        meta: dict[str, Any] = {"model": self.model_meta,
-                                "state": {"epoch": epoch, "batch": 0, "step": self.step,
-                                          **self.books.state()}}
+        meta: dict[str, Any] = {
+            "model": self.model_meta,
+            "state": {"epoch": epoch, "batch": 0, "step": self.step, **self.books.state()},
+        }
         if optimizer:
             tensors.update({f"optim.{k}": v for k, v in self.opt.state_dict().items()})
-            meta["optimizer"] = {"type": "sgd", "lr": self.opt.lr, "momentum": self.opt.momentum,
-                                 "weight_decay": self.opt.weight_decay}
+            meta["optimizer"] = {
+                "type": "sgd",
+                "lr": self.opt.lr,
+                "momentum": self.opt.momentum,
+                "weight_decay": self.opt.weight_decay,
+            }
         write_checkpoint(path, tensors, meta, "np")
 
     def load(self, path: Path, optimizer: bool = False) -> dict[str, Any]:

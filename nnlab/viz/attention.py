@@ -31,8 +31,13 @@ def _upsample(grid_map: np.ndarray, patch: tuple[int, int]) -> np.ndarray:
     return np.kron(grid_map, np.ones(patch))
 
 
-def attention_figure(image: np.ndarray, maps: list[np.ndarray], grid: tuple[int, int],
-                     patch: tuple[int, int], title: str = "") -> Figure:
+def attention_figure(
+    image: np.ndarray,
+    maps: list[np.ndarray],
+    grid: tuple[int, int],
+    patch: tuple[int, int],
+    title: str = "",
+) -> Figure:
     """image (H, W); maps per layer (heads, N + 1, N + 1). Rows: layers; columns: heads, then the
     layer's head average; last row: the input and the rollout."""
     cls = cls_attention(maps, grid)  # (L, heads, gh, gw)
@@ -48,12 +53,16 @@ def attention_figure(image: np.ndarray, maps: list[np.ndarray], grid: tuple[int,
             ax = axes[layer, h]
             ax.imshow(image, cmap="gray_r")
             ax.imshow(_upsample(m, patch), cmap="inferno", alpha=0.6, interpolation="nearest")
-            ax.set_title(f"layer {layer + 1} " + (f"head {h + 1}" if h < Hh else "mean"), fontsize=6)
+            ax.set_title(
+                f"layer {layer + 1} " + (f"head {h + 1}" if h < Hh else "mean"), fontsize=6
+            )
     axes[L, 0].imshow(image, cmap="gray_r")
     axes[L, 0].set_title("input", fontsize=7)
     ax = axes[L, 1]
     ax.imshow(image, cmap="gray_r")
-    ax.imshow(_upsample(rollout(maps, grid), patch), cmap="inferno", alpha=0.6, interpolation="nearest")
+    ax.imshow(
+        _upsample(rollout(maps, grid), patch), cmap="inferno", alpha=0.6, interpolation="nearest"
+    )
     ax.set_title("rollout", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -61,8 +70,14 @@ def attention_figure(image: np.ndarray, maps: list[np.ndarray], grid: tuple[int,
     return fig
 
 
-def token_attention_figure(image: np.ndarray, maps: list[np.ndarray], grid: int, patch: int,
-                           query: np.ndarray, title: str = "") -> Figure:
+def token_attention_figure(
+    image: np.ndarray,
+    maps: list[np.ndarray],
+    grid: int,
+    patch: int,
+    query: np.ndarray,
+    title: str = "",
+) -> Figure:
     """Where the polyp's tokens look: for each layer, the head-averaged attention that the query
     patches (`query`, (grid, grid) bool, e.g. the patches inside the true mask) pay to every patch,
     averaged over the queries. maps: per layer (heads, N, N) of one image."""
@@ -78,8 +93,9 @@ def token_attention_figure(image: np.ndarray, maps: list[np.ndarray], grid: int,
     for layer, m in enumerate(maps):
         received = m.mean(axis=0)[q].mean(axis=0).reshape(grid, grid)  # (N,) -> grid
         axes[layer + 1].imshow(rgb)
-        axes[layer + 1].imshow(_upsample(received, (patch, patch)), cmap="inferno", alpha=0.65,
-                               interpolation="nearest")
+        axes[layer + 1].imshow(
+            _upsample(received, (patch, patch)), cmap="inferno", alpha=0.65, interpolation="nearest"
+        )
         axes[layer + 1].set_title(f"layer {layer + 1}", fontsize=7)
     for ax in axes:
         ax.axis("off")

@@ -14,15 +14,24 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
-def curves_figure(history: Sequence[dict[str, Any]] | dict[str, Sequence[dict[str, Any]]],
-                  title: str = "") -> Figure:
+def curves_figure(
+    history: Sequence[dict[str, Any]] | dict[str, Sequence[dict[str, Any]]], title: str = ""
+) -> Figure:
     """One panel per metric family (loss, acc, ...) with its train and val curves over epochs.
 
     `history` is a list of epoch records ({"epoch", "train/loss", "val/loss", ...}) or a dict
     {label: records} to overlay several runs."""
     runs = history if isinstance(history, dict) else {"": history}
-    names = sorted({k.split("/", 1)[1] for recs in runs.values() for r in recs for k in r
-                    if k.startswith(("train/", "val/"))}, key=lambda n: (n != "loss", n))
+    names = sorted(
+        {
+            k.split("/", 1)[1]
+            for recs in runs.values()
+            for r in recs
+            for k in r
+            if k.startswith(("train/", "val/"))
+        },
+        key=lambda n: (n != "loss", n),
+    )
     fig = Figure(figsize=(4.2 * max(1, len(names)), 3.2))
     axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
     for ax, name in zip(axes, names):
@@ -58,8 +67,15 @@ def confusion_figure(cm: np.ndarray, class_names: Sequence[str], title: str = ""
         for i in range(k):
             for j in range(k):
                 if cm[i, j]:
-                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7 if k <= 12 else 5,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(cm[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7 if k <= 12 else 5,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     ax.set_xticks(range(k), class_names, fontsize=7)
     ax.set_yticks(range(k), class_names, fontsize=7)
     ax.set_xlabel("predicted")
@@ -70,8 +86,13 @@ def confusion_figure(cm: np.ndarray, class_names: Sequence[str], title: str = ""
     return fig
 
 
-def image_grid_figure(images: np.ndarray, titles: Sequence[str] | None = None, cols: int = 8,
-                      title: str = "", cmap: str = "gray_r") -> Figure:
+def image_grid_figure(
+    images: np.ndarray,
+    titles: Sequence[str] | None = None,
+    cols: int = 8,
+    title: str = "",
+    cmap: str = "gray_r",
+) -> Figure:
     """A grid of images (N, H, W), (N, 1, H, W) or (N, 3, H, W), each with an optional title."""
     images = np.asarray(images)
     if images.ndim == 4:
@@ -84,7 +105,9 @@ def image_grid_figure(images: np.ndarray, titles: Sequence[str] | None = None, c
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i], cmap=cmap if images[i].ndim == 2 else None, interpolation="nearest")
+            ax.imshow(
+                images[i], cmap=cmap if images[i].ndim == 2 else None, interpolation="nearest"
+            )
             if titles is not None:
                 ax.set_title(titles[i], fontsize=7)
     if n == 0:
@@ -95,8 +118,9 @@ def image_grid_figure(images: np.ndarray, titles: Sequence[str] | None = None, c
     return fig
 
 
-def per_class_figure(values: dict[str, np.ndarray], class_names: Sequence[str],
-                     ylabel: str = "accuracy") -> Figure:
+def per_class_figure(
+    values: dict[str, np.ndarray], class_names: Sequence[str], ylabel: str = "accuracy"
+) -> Figure:
     """Grouped bars of a per-class figure for one or several models."""
     k = len(class_names)
     fig = Figure(figsize=(max(5, 0.35 * k * max(1, len(values))), 3))
@@ -118,8 +142,13 @@ def weight_images(W: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return W.T.reshape(W.shape[1], *shape)
 
 
-def first_layer_figure(before: np.ndarray, after: np.ndarray, shape: Sequence[int], title: str = "",
-                       max_units: int = 64) -> Figure:
+def first_layer_figure(
+    before: np.ndarray,
+    after: np.ndarray,
+    shape: Sequence[int],
+    title: str = "",
+    max_units: int = 64,
+) -> Figure:
     """Two grids side by side: each hidden unit's incoming weights as an image, before | after.
     Colour: blue negative, red positive, each unit scaled to its own max |w|."""
     n = min(before.shape[1], max_units)
@@ -141,8 +170,12 @@ def first_layer_figure(before: np.ndarray, after: np.ndarray, shape: Sequence[in
     return fig
 
 
-def filters_figure(weights: np.ndarray, reference: np.ndarray | None = None, title: str = "",
-                   reference_title: str = "Gabor filter bank") -> Figure:
+def filters_figure(
+    weights: np.ndarray,
+    reference: np.ndarray | None = None,
+    title: str = "",
+    reference_title: str = "Gabor filter bank",
+) -> Figure:
     """Learnt first-layer kernels (O, C, k, k) as images (channel mean for C > 1), optionally beside
     a reference bank (M, k', k'). Each kernel scaled to its own max |w|, blue < 0 < red."""
     kernels = weights.mean(axis=1) if weights.ndim == 4 else weights
@@ -164,7 +197,9 @@ def filters_figure(weights: np.ndarray, reference: np.ndarray | None = None, tit
     return fig
 
 
-def gabor_bank(size: int, orientations: int = 4, frequencies: tuple[float, ...] = (0.15, 0.3)) -> np.ndarray:
+def gabor_bank(
+    size: int, orientations: int = 4, frequencies: tuple[float, ...] = (0.15, 0.3)
+) -> np.ndarray:
     """Real and imaginary parts of Gabor kernels (scikit-image), cropped to size x size."""
     from skimage.filters import gabor_kernel
 
@@ -173,6 +208,8 @@ def gabor_bank(size: int, orientations: int = 4, frequencies: tuple[float, ...] 
         for t in range(orientations):
             g = gabor_kernel(f, theta=np.pi * t / orientations, sigma_x=size / 4, sigma_y=size / 4)
             c = np.array(g.shape) // 2
-            crop = g[c[0] - size // 2:c[0] + size // 2 + 1, c[1] - size // 2:c[1] + size // 2 + 1]
+            crop = g[
+                c[0] - size // 2 : c[0] + size // 2 + 1, c[1] - size // 2 : c[1] + size // 2 + 1
+            ]
             bank += [crop.real, crop.imag]
     return np.array(bank)

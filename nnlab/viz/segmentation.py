@@ -22,8 +22,9 @@ def to_hwc(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def overlay(image: np.ndarray, pred: np.ndarray, true: np.ndarray | None = None,
-            alpha: float = 0.4) -> np.ndarray:
+def overlay(
+    image: np.ndarray, pred: np.ndarray, true: np.ndarray | None = None, alpha: float = 0.4
+) -> np.ndarray:
     """The image with the predicted mask filled in red (and its outline), the true mask's outline
     in green: (H, W, 3) uint8."""
     out = to_hwc(image).astype(np.float32)
@@ -43,11 +44,20 @@ def cases_figure(images, trues, preds, labels: Sequence[str], title: str = "") -
     axes = fig.subplots(n, 4, squeeze=False)
     heads = ("image", "true mask", "predicted mask", "overlay (red pred, green true)")
     for r in range(n):
-        panels = (to_hwc(images[r]), np.squeeze(trues[r]), np.squeeze(preds[r]),
-                  overlay(images[r], preds[r], trues[r]))
+        panels = (
+            to_hwc(images[r]),
+            np.squeeze(trues[r]),
+            np.squeeze(preds[r]),
+            overlay(images[r], preds[r], trues[r]),
+        )
         for c, (ax, panel) in enumerate(zip(axes[r], panels)):
-            ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1 if panel.ndim == 2 else None,
-                      interpolation="nearest")
+            ax.imshow(
+                panel,
+                cmap="gray" if panel.ndim == 2 else None,
+                vmin=0,
+                vmax=1 if panel.ndim == 2 else None,
+                interpolation="nearest",
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -59,8 +69,9 @@ def cases_figure(images, trues, preds, labels: Sequence[str], title: str = "") -
     return fig
 
 
-def score_vs_area_figure(area: np.ndarray, scores: dict[str, np.ndarray], metric: str = "IoU",
-                         title: str = "") -> Figure:
+def score_vs_area_figure(
+    area: np.ndarray, scores: dict[str, np.ndarray], metric: str = "IoU", title: str = ""
+) -> Figure:
     """Per-image score against the polyp's share of the image, one series per model."""
     fig = Figure(figsize=(5.5, 3.8))
     ax = fig.subplots()
@@ -79,8 +90,9 @@ def score_vs_area_figure(area: np.ndarray, scores: dict[str, np.ndarray], metric
     return fig
 
 
-def paired_scores_figure(a: np.ndarray, b: np.ndarray, labels: tuple[str, str], metric: str = "IoU",
-                         title: str = "") -> Figure:
+def paired_scores_figure(
+    a: np.ndarray, b: np.ndarray, labels: tuple[str, str], metric: str = "IoU", title: str = ""
+) -> Figure:
     """Per-image score of model a against model b on the same test images: points above the
     diagonal are images b segments better."""
     fig = Figure(figsize=(4.4, 4.2))
@@ -96,4 +108,3 @@ def paired_scores_figure(a: np.ndarray, b: np.ndarray, labels: tuple[str, str], 
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
-
