@@ -171,6 +171,13 @@ class Shortcut:
     parse: Callable[[Any], Any] = lambda v: v
 
 
+def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    """A keyword parameter of a generated command (typer reads the signature)."""
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
 def train_command(
     task_cls,
     group_name: str,
@@ -183,50 +190,43 @@ def train_command(
     may change); a config field `init_from` starts from a finished run's config and weights."""
     from nnlab.train.config import TrainConfig
 
-    cls = task_cls.config_class
+    cls, panel = task_cls.config_class, "Data and model"
     defaults = cls()
     names = {f.name for f in dataclasses.fields(cls)}
-    params = config_params(cls, defaults, "Data and model")
+    params = config_params(cls, defaults, panel)
     if "model_args" in names:
         params.append(
-            inspect.Parameter(
+            option(
                 "model_arg",
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=list[str],
-                default=typer.Option(
+                list[str],
+                typer.Option(
                     [],
                     "--model-arg",
                     "-m",
-                    rich_help_panel="Data and model",
+                    rich_help_panel=panel,
                     help="Model option KEY=VALUE (a JSON value), e.g. -m 'hidden=[256,128]'.",
                 ),
             )
         )
-    for s in shortcuts:
-        params.append(
-            inspect.Parameter(
-                s.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=Optional[s.kind],
-                default=typer.Option(
-                    None, f"--{s.name}", help=s.help, rich_help_panel="Data and model"
-                ),
-            )
+    params += [
+        option(
+            s.name,
+            Optional[s.kind],
+            typer.Option(None, f"--{s.name}", help=s.help, rich_help_panel=panel),
         )
+        for s in shortcuts
+    ]
     if "train" in names:
         params += config_params(TrainConfig, defaults.train, "Training")
     params += [
-        inspect.Parameter(
-            "out", inspect.Parameter.KEYWORD_ONLY, default=OutOpt, annotation=Optional[Path]
-        ),
-        inspect.Parameter(
+        option("out", Optional[Path], OutOpt),
+        option(
             "resume",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=Optional[Path],
-            default=typer.Option(
+            Optional[Path],
+            typer.Option(
                 None,
-                help="Continue the run in this directory "
-                "from its last checkpoint (its config is used).",
+                help="Continue the run in this directory from its last checkpoint "
+                "(its config is used).",
             ),
         ),
     ]
@@ -237,37 +237,49 @@ def train_command(
         cuts = {s.name: kw.pop(s.name) for s in shortcuts if kw.get(s.name) is not None}
         given = {k: v for k, v in kw.items() if v is not None}
         if resume is not None:
-            extra = sorted({*given, *cuts} - set(RESUME_OVERRIDES)) + (
-                ["model-arg"] if model_args else []
-            )
+            extra = sorted({*given, *cuts} - set(RESUME_OVERRIDES))
+            extra += ["model-arg"] if model_args else []
             if extra:
                 raise NNLabError(
-                    f"--resume continues a run with its own config; drop "
-                    f"{', '.join('--' + e.replace('_', '-') for e in extra)}"
+                    "--resume continues a run with its own config; drop "
+                    + ", ".join("--" + e.replace("_", "-") for e in extra)
                 )
-            run = RunDir.open(resume)
-            cfg = apply(task_cls.config_from_run(run), given)
+            cfg = apply(task_cls.config_from_run(RunDir.open(resume)), given)
         else:
-            cfg = defaults
-            if given.get("init_from"):  # another run's options, unless given
-                source = RunDir.open(given["init_from"])
-                cfg = task_cls.config_from_run(source)
-                given["init_from"] = str(source.path.absolute())
-            model = given.get("model", cfg.model if "model" in names else None)
-            if "model_args" in names:
-                base_args = cfg.model_args if model == cfg.model else {}
-                for s in shortcuts:
-                    if s.name in cuts:
-                        if model != s.model:
-                            raise NNLabError(f"--{s.name} applies to --model {s.model} only")
-                        model_args[s.name] = s.parse(cuts[s.name])
-                given["model_args"] = {**base_args, **model_args}
-            cfg = apply(cfg, given)
+            cfg = new_config(task_cls, defaults, given, model_args, shortcuts, cuts)
         launch(task_cls(cfg, console), group_name, out, resume, show)
 
     command.__signature__ = inspect.Signature(params)
     command.__doc__ = doc
     return command
+
+
+def new_config(
+    task_cls,
+    defaults,
+    given: dict[str, Any],
+    model_args: dict[str, Any],
+    shortcuts: tuple[Shortcut, ...],
+    cuts: dict[str, Any],
+):
+    """The config of a new run: the defaults (or, with init_from, the source run's config) with
+    the given options; -m options and shortcuts add to the model's options (those of the source
+    run when it trained the same model)."""
+    cfg, names = defaults, {f.name for f in dataclasses.fields(defaults)}
+    given = dict(given)
+    if given.get("init_from"):
+        source = RunDir.open(given["init_from"])
+        cfg = task_cls.config_from_run(source)
+        given["init_from"] = str(source.path.absolute())
+    if "model_args" in names:
+        model = given.get("model", cfg.model)
+        for s in shortcuts:
+            if s.name in cuts:
+                if model != s.model:
+                    raise NNLabError(f"--{s.name} applies to --model {s.model} only")
+                model_args[s.name] = s.parse(cuts[s.name])
+        given["model_args"] = {**(cfg.model_args if model == cfg.model else {}), **model_args}
+    return apply(cfg, given)
 
 
 # ---- running -------------------------------------------------------------------------------------
@@ -340,7 +352,8 @@ def launch(
         if summary.get("stopped"):
             console.print(
                 f"stopped early: {summary['stopped']}; continue with: nnlab {group_name} "
-                f"train --resume {run.path}"
+                f"train --resume {run.path} (a time budget counts again in every process; "
+                "--budget-min 0 trains to the end)"
             )
         console.print(f"report: {run.report_path.resolve()}")
     if distributed:

@@ -33,7 +33,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from nnlab.errors import NNLabError
 from nnlab.run import RunDir
-from nnlab.train.checkpoint import load_checkpoint, load_optimizer, load_weights, save_checkpoint
+from nnlab.train.checkpoint import (
+    load_checkpoint,
+    load_optimizer,
+    load_weights,
+    module_tensors,
+    save_checkpoint,
+)
 from nnlab.train.config import TrainConfig
 from nnlab.train.core import Bookkeeper, diverged, lr_factor, prefixed, read_checkpoint
 from nnlab.train.distributed import (
@@ -242,14 +248,7 @@ class Trainer:
         """last.safetensors after `epoch`, or inside it (`partial`: position, sums, states)."""
         if self.run is None:
             return
-        tensors = {}
-        if self.ema is not None:
-            tensors.update(
-                {
-                    f"ema.{k}": v.detach().cpu().contiguous()
-                    for k, v in self.ema.module.state_dict().items()
-                }
-            )
+        tensors = module_tensors(self.ema.module, "ema.") if self.ema is not None else {}
         meta: dict[str, Any] = {"model": self.model_meta}
         if self.scaler.is_enabled():
             meta["scaler"] = self.scaler.state_dict()
@@ -480,7 +479,9 @@ class Trainer:
         return record, partial
 
     def _snapshot(self, batch, sums, count, elapsed, lr, metrics) -> dict[str, Any]:
-        """Everything needed to continue an epoch after `batch` batches."""
+        """Everything needed to continue an epoch after `batch` batches. Under DDP the running
+        sums and metric states are rank 0's: the train figures of an epoch resumed inside are then
+        those of rank 0's shard for its first part (the weights continue exactly)."""
         states = {
             f"{name}.{attr}": value.detach().cpu().clone()
             for name, m in metrics.items()
