@@ -3,6 +3,10 @@ own implementations and against the formulas they implement."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nnlab.models import MODELS, build_model, count_parameters, model_config
+from nnlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 from nnlab.models.layers import (
     Attention,
     Block,
@@ -24,9 +29,30 @@ from nnlab.models.layers import (
 
 # ---- registry smoke tests -----------------------------------------------------------------------
 
-# name -> (tiny config overrides, input shape, expected output shape). Every model in MODELS needs
-# an entry: the smoke test fails for a model that has none.
-TINY: dict[str, tuple[dict, tuple[int, ...], tuple[int, ...]]] = {
+
+class Tiny(NamedTuple):
+    overrides: dict  # tiny config overrides
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    extra_inputs: Callable[[int], tuple] | None = None  # batch size -> more forward arguments
+    prepare: Callable[[nn.Module], None] | None = None  # applied to the model once built
+
+
+def perturb_head(model: DiffusionUNet) -> None:
+    """Undo the zero-initialised output conv: with it the output is exactly 0 and no gradient
+    reaches any layer before it, which would make gradient checks vacuous."""
+    torch.manual_seed(1)
+    nn.init.normal_(model.out_conv.weight, std=0.02)
+
+
+def timesteps(B: int) -> tuple[torch.Tensor]:
+    return (torch.randint(0, 1000, (B,)),)
+
+
+# name -> Tiny(overrides, input shape, expected output shape[, extra inputs, prepare]); a plain
+# 3-tuple for a model that takes one tensor. Every model in MODELS needs an entry: the smoke test
+# fails for a model that has none.
+TINY: dict[str, tuple] = {
     "mlp": (dict(in_shape=(1, 8, 8), hidden=(16,), num_classes=3), (2, 1, 8, 8), (2, 3)),
     "cnn": (dict(channels=(4, 8), num_classes=3), (2, 1, 8, 8), (2, 3)),
     "vit": (
@@ -40,17 +66,27 @@ TINY: dict[str, tuple[dict, tuple[int, ...], tuple[int, ...]]] = {
         (2, 3, 16, 16),
         (2, 1, 16, 16),
     ),
+    "diffusion_unet": Tiny(
+        dict(base=8, mults=(1, 2), heads=2, groups=4),
+        (2, 1, 8, 8),
+        (2, 1, 8, 8),
+        extra_inputs=timesteps,
+        prepare=perturb_head,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_forward_backward_on_a_tiny_input(name):
     assert name in TINY, f"model '{name}' is in MODELS but has no tiny case in TINY: add one"
-    overrides, in_shape, out_shape = TINY[name]
+    overrides, in_shape, out_shape, extra_inputs, prepare = Tiny(*TINY[name])
     torch.manual_seed(0)
     model = build_model(name, model_config(name, **overrides))
+    if prepare is not None:
+        prepare(model)
     print(name, count_parameters(model))
-    out = model(torch.randn(in_shape))
+    extra = extra_inputs(in_shape[0]) if extra_inputs is not None else ()
+    out = model(torch.randn(in_shape), *extra)
     assert out.shape == out_shape
     assert torch.isfinite(out).all()
     # a random upstream gradient: a plain sum can be blind (BatchNorm makes it zero for some layers)
@@ -131,6 +167,107 @@ def test_residual_block_skip_is_the_identity_when_widths_match():
         wide.conv2.weight.zero_()
         wide.conv2.bias.zero_()
         assert torch.allclose(wide(x), wide.skip(x), atol=0, rtol=0)
+
+
+# ---- the diffusion U-Net ------------------------------------------------------------------------
+
+
+def diffusion_unet(**overrides) -> DiffusionUNet:
+    torch.manual_seed(0)
+    return DiffusionUNet(DiffusionUNetConfig(**{"base": 8, "heads": 2, **overrides}))
+
+
+@pytest.mark.parametrize(
+    "mults,blocks,channels,H,W",
+    [
+        ((1, 2), 1, 1, 8, 8),  # digits
+        ((1, 2, 2), 1, 1, 32, 32),  # MNIST padded to 32
+        ((1, 2, 2), 2, 3, 16, 24),  # not square, colour
+        ((1,), 2, 1, 7, 5),  # one level: no down-sampling, any size
+        ((1, 1, 2, 2), 3, 2, 8, 16),  # lowest level 1 x 2
+    ],
+)
+def test_diffusion_unet_output_has_the_image_shape(mults, blocks, channels, H, W):
+    model = diffusion_unet(mults=mults, blocks=blocks, in_channels=channels, out_channels=channels)
+    perturb_head(model)
+    assert len(model.down) == len(model.up) == len(mults)
+    assert len(model.downsample) == len(model.upsample) == len(mults) - 1
+    assert all(len(level) == blocks for level in [*model.down, *model.up])
+    t = torch.tensor([0, 999, 3])  # any timesteps, integer or float
+    out = model(torch.randn(3, channels, H, W), t)
+    assert out.shape == (3, channels, H, W) and torch.isfinite(out).all()
+    assert model(torch.randn(3, channels, H, W), t.float() + 0.5).shape == out.shape
+
+
+def test_diffusion_unet_rejects_sizes_it_cannot_halve_and_bad_timesteps():
+    model = diffusion_unet(mults=(1, 2, 2))
+    for H, W in [(30, 32), (32, 30), (6, 8)]:
+        with pytest.raises(ValueError, match=rf"{H}x{W}.*divisible by .* 4"):
+            model(torch.randn(2, 1, H, W), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="one timestep per image"):
+        model(torch.randn(2, 1, 8, 8), torch.tensor([1]))  # would broadcast silently
+    with pytest.raises(ValueError, match="at least one level"):
+        diffusion_unet(mults=())
+    with pytest.raises(ValueError, match="one block"):
+        diffusion_unet(blocks=0)
+
+
+def test_diffusion_unet_starts_at_zero_and_only_its_head_learns_at_first():
+    model = diffusion_unet()
+    out = model(torch.randn(4, 1, 8, 8), torch.tensor([1, 10, 100, 999]))
+    assert torch.equal(out, torch.zeros_like(out))
+    (out * torch.randn_like(out)).sum().backward()
+    assert model.out_conv.weight.grad.abs().sum() > 0  # the head gets a gradient...
+    assert model.time_embed.mlp[0].weight.grad.abs().sum() == 0  # ...nothing behind it does yet
+
+
+def test_diffusion_unet_output_depends_on_t_and_time_embedding_learns():
+    model = diffusion_unet().eval()
+    perturb_head(model)
+    x = torch.randn(1, 1, 8, 8).repeat(2, 1, 1, 1)  # the same image twice
+    out = model(x, torch.tensor([1, 500]))
+    assert (out[0] - out[1]).abs().max() > 1e-4  # only t differs
+    (out * torch.randn_like(out)).sum().backward()
+    for W in (model.time_embed.mlp[0].weight, model.time_embed.mlp[2].weight):
+        assert W.grad is not None and W.grad.abs().sum() > 0
+
+
+def test_diffusion_unet_attention_can_be_switched_off_and_its_maps_are_distributions():
+    with_attn, without = diffusion_unet(), diffusion_unet(attention=False)
+    assert without.mid_attn is None
+    assert count_parameters(without) < count_parameters(with_attn)
+    assert without(torch.randn(2, 1, 8, 8), torch.tensor([3, 4])).shape == (2, 1, 8, 8)
+    block = with_attn.mid_attn.eval()
+    C = with_attn.cfg.base * with_attn.cfg.mults[-1]
+    h = torch.randn(2, C, 4, 4)  # a feature map at the lowest resolution of an 8 x 8 image
+    with torch.no_grad():
+        y, weights = block(h, return_attention=True)
+        y_fused = block(h)
+    assert weights.shape == (2, with_attn.cfg.heads, 16, 16)  # (B, heads, H W, H W)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 16), rtol=0, atol=1e-6)
+    torch.testing.assert_close(y, y_fused, rtol=0, atol=1e-5)  # explicit and fused paths agree
+    assert y.shape == h.shape
+
+
+@pytest.mark.parametrize("base", [32, 64])
+def test_diffusion_unet_mnist_size_and_cpu_time(base):
+    """Not a benchmark (no assertion on time): the numbers to size a run by, printed with -s."""
+    model = DiffusionUNet(DiffusionUNetConfig(base=base, mults=(1, 2, 2), blocks=1))
+    perturb_head(model)
+    x, t = torch.randn(64, 1, 32, 32), torch.randint(0, 1000, (64,))
+    model(x, t).pow(2).mean().backward()  # warm-up: allocations, kernel selection
+    times = []
+    for _ in range(3):  # the best of 3: other processes share these few cores
+        model.zero_grad()
+        start = time.perf_counter()
+        model(x, t).pow(2).mean().backward()
+        times.append(time.perf_counter() - start)
+    seconds = min(times)
+    print(
+        f"diffusion_unet base {base}: {count_parameters(model)} parameters, "
+        f"forward + backward of 64 x 1 x 32 x 32 in {seconds:.2f} s on "
+        f"{torch.get_num_threads()} CPU threads"
+    )
 
 
 # ---- embeddings ---------------------------------------------------------------------------------

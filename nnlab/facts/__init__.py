@@ -35,6 +35,7 @@ FACT_MODULES = (
     "nnlab.facts.numpy_engine",
     "nnlab.facts.convolution",
     "nnlab.facts.segmentation",
+    "nnlab.facts.diffusion",
 )
 
 

@@ -1,0 +1,157 @@
+"""The diffusion process as an object that is handed a denoiser (as labml's DenoiseDiffusion is):
+the training loss and the two samplers. The network f(x_t, t) predicts one of
+
+    eps  the noise (Ho et al. 2020):        x_0 = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
+    x0   the clean image
+    v    sqrt(ab_t) eps - sqrt(1 - ab_t) x_0 (Salimans & Ho 2022)
+
+and the loss is the plain mean squared error on that target, t uniform on 1..T. The three are one
+model seen three ways, but the same squared error weighs the timesteps differently: an error d in
+eps is an error sqrt(1 - ab_t) / sqrt(ab_t) d in x_0, so the eps loss is the x_0 loss weighted by
+the signal-to-noise ratio ab_t / (1 - ab_t) -- huge at small t, tiny at large t.
+
+Samplers: ancestral DDPM, x_{t-1} = mu~_t(x_0_hat, x_t) + sigma_t z with sigma_t^2 = beta~_t (the
+posterior variance) or beta_t (both are in the paper, sec. 3.2); and DDIM (Song, Meng & Ermon 2021,
+eq. 12) on any sub-sequence of timesteps,
+
+    x_s = sqrt(ab_s) x_0_hat + sqrt(1 - ab_s - sigma^2) eps_hat + sigma z,
+    sigma = eta sqrt((1 - ab_s) / (1 - ab_t)) sqrt(1 - ab_t / ab_s),
+
+deterministic for eta = 0; eta = 1 on all T steps is DDPM with beta~_t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from nnlab.diffusion.schedules import (
+    Schedule,
+    eps_from_x0,
+    per_sample,
+    posterior_mean,
+    posterior_variance,
+    q_sample,
+    v_target,
+    x0_eps_from_v,
+    x0_from_eps,
+)
+
+OBJECTIVES = ("eps", "x0", "v")
+
+
+def ddim_sigma(s: Schedule, t: int, prev: int, eta: float) -> float:
+    """sigma of a DDIM step from t to prev < t (Song et al. 2021, eq. 16)."""
+    ab, ab_prev = s.alpha_bars[t], s.alpha_bars[prev]
+    return float(eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt())
+
+
+class DenoiseDiffusion:
+    def __init__(self, model: nn.Module, schedule: Schedule, objective: str = "eps"):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be eps, x0 or v, got '{objective}'")
+        self.model, self.schedule, self.objective = model, schedule, objective
+
+    # ---- training ---------------------------------------------------------------------------
+    def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.objective == "eps":
+            return eps
+        return x0 if self.objective == "x0" else v_target(self.schedule, x0, eps, t)
+
+    def losses(self, x0: torch.Tensor, generator: torch.Generator | None = None):
+        """Per-sample squared errors (B,) and their timesteps (B,) for clean images x0 (B, ...):
+        t ~ U{1..T}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps), error |f(x_t, t) - target|^2
+        averaged over the image."""
+        B = x0.shape[0]
+        t = torch.randint(1, self.schedule.T + 1, (B,), device=x0.device, generator=generator)
+        eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+        pred = self.model(q_sample(self.schedule, x0, t, eps), t)
+        err = (pred.float() - self.target(x0, eps, t).float()) ** 2
+        return err.flatten(1).mean(1), t
+
+    # ---- from a prediction to (eps, x0) ----------------------------------------------------------
+    def predict(self, xt: torch.Tensor, t: torch.Tensor, clip: bool = True):
+        """(eps_hat, x0_hat) from the network's output at (x_t, t); with `clip`, x0_hat is clipped
+        to the data range [-1, 1] and eps_hat recomputed from it (as Ho et al.'s sampler does)."""
+        out = self.model(xt, t).to(xt.dtype)
+        s = self.schedule
+        if self.objective == "eps":
+            eps, x0 = out, x0_from_eps(s, xt, t, out)
+        elif self.objective == "x0":
+            eps, x0 = eps_from_x0(s, xt, t, out), out
+        else:
+            x0, eps = x0_eps_from_v(s, xt, t, out)
+        if clip:
+            x0 = x0.clamp(-1, 1)
+            eps = eps_from_x0(s, xt, t, x0)
+        return eps, x0
+
+    # ---- sampling ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def ddpm(
+        self,
+        shape: tuple[int, ...],
+        variance: str = "posterior",
+        clip: bool = True,
+        generator: torch.Generator | None = None,
+        device=None,
+        keep: Callable[[int], bool] | None = None,
+    ):
+        """Ancestral sampling over all T steps. variance: "posterior" (beta~_t) or "beta" (beta_t).
+        Returns x_0 (B, ...) and {t: x_t} for the steps where keep(t) (the reverse strip)."""
+        if variance not in ("posterior", "beta"):
+            raise ValueError(f"variance must be posterior or beta, got '{variance}'")
+        s = self.schedule
+        x = torch.randn(shape, device=device, generator=generator)
+        kept = {s.T: x.cpu()} if keep and keep(s.T) else {}
+        for step in range(s.T, 0, -1):
+            t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
+            _, x0 = self.predict(x, t, clip)
+            mean = posterior_mean(s, x0, x, t)
+            var = posterior_variance(s, t) if variance == "posterior" else s.betas[t.cpu()]
+            z = torch.randn(shape, device=x.device, generator=generator) if step > 1 else 0
+            x = mean + per_sample(var.sqrt(), x) * z
+            if keep and keep(step - 1):
+                kept[step - 1] = x.cpu()
+        return x, kept
+
+    @torch.no_grad()
+    def ddim(
+        self,
+        shape: tuple[int, ...],
+        steps: int = 50,
+        eta: float = 0.0,
+        clip: bool = True,
+        generator: torch.Generator | None = None,
+        device=None,
+        keep: Callable[[int], bool] | None = None,
+    ):
+        """DDIM on `steps` timesteps evenly spaced in 1..T (always ending at t = 1, then 0)."""
+        s = self.schedule
+        if not 1 <= steps <= s.T:
+            raise ValueError(f"steps must be in 1..{s.T}, got {steps}")
+        times = ddim_times(s.T, steps)
+        x = torch.randn(shape, device=device, generator=generator)
+        kept = {times[0]: x.cpu()} if keep and keep(times[0]) else {}
+        for step, prev in zip(times, times[1:] + [0]):
+            t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
+            eps, x0 = self.predict(x, t, clip)
+            sigma = ddim_sigma(s, step, prev, eta)
+            ab_prev = float(s.alpha_bars[prev])
+            x = ab_prev**0.5 * x0 + max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * eps
+            if sigma > 0 and prev > 0:
+                x = x + sigma * torch.randn(shape, device=x.device, generator=generator)
+            if keep and keep(prev):
+                kept[prev] = x.cpu()
+        return x, kept
+
+
+def ddim_times(T: int, steps: int) -> list[int]:
+    """`steps` distinct timesteps from T down to 1, evenly spaced (T, ..., 1)."""
+    times = torch.linspace(T, 1, steps).round().long().unique(sorted=True).flip(0).tolist()
+    return times
+
+
+__all__ = ["OBJECTIVES", "DenoiseDiffusion", "ddim_sigma", "ddim_times"]

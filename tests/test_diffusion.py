@@ -1,0 +1,159 @@
+"""The diffusion process: schedules, the three objectives, and both samplers driven by an oracle
+denoiser for Gaussian data, whose samples must have the data's mean and variance. (The closed
+forms themselves are facts: `nnlab facts --topic diffusion`, run by tests/test_facts.py.)"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from nnlab.diffusion.process import DenoiseDiffusion, ddim_times
+from nnlab.diffusion.schedules import (
+    cosine_schedule,
+    joint_covariance,
+    linear_schedule,
+    make_schedule,
+    q_sample,
+    v_target,
+)
+from nnlab.facts import diffusion as facts
+
+MU, SD = 0.4, 0.3  # the data: every pixel ~ N(MU, SD^2), independent
+
+
+class Oracle(nn.Module):
+    """The exact denoiser for Gaussian data: E[x_0 | x_t] = MU + sqrt(ab) SD^2 / (ab SD^2 + 1 - ab)
+    (x_t - sqrt(ab) MU), given as eps, x0 or v -- what a perfectly trained network would output."""
+
+    def __init__(self, schedule, objective):
+        super().__init__()
+        self.s, self.objective = schedule, objective
+
+    def forward(self, xt, t):
+        ab = self.s.alpha_bars[t.cpu()].to(xt.dtype).view(-1, *([1] * (xt.dim() - 1)))
+        x0 = MU + ab.sqrt() * SD**2 / (ab * SD**2 + 1 - ab) * (xt - ab.sqrt() * MU)
+        eps = (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
+        if self.objective == "eps":
+            return eps
+        return x0 if self.objective == "x0" else ab.sqrt() * eps - (1 - ab).sqrt() * x0
+
+
+def test_schedules():
+    lin, cos = linear_schedule(1000), cosine_schedule(1000)
+    assert lin.T == cos.T == 1000
+    assert lin.betas[0] == 0 and lin.alpha_bars[0] == 1
+    assert lin.betas[1] == pytest.approx(1e-4) and lin.betas[1000] == pytest.approx(0.02)
+    assert bool((lin.alpha_bars[1:] < lin.alpha_bars[:-1]).all())  # strictly noisier
+    assert lin.alpha_bars[1000] < 1e-4 and cos.alpha_bars[1000] < 1e-4  # x_T is almost pure noise
+    # the cosine schedule destroys information more slowly in the middle (Nichol & Dhariwal, fig. 5)
+    assert cos.alpha_bars[500] > 2 * lin.alpha_bars[500]
+    with pytest.raises(ValueError, match="linear or cosine"):
+        make_schedule("quadratic")
+
+
+def test_the_closed_form_checks_can_fail():
+    """The Monte Carlo checks catch the usual slip: sqrt(alpha_bar_t) where sqrt(alpha_t)
+    belongs."""
+    s = linear_schedule(1000)
+    wrong = type(s)(betas=s.betas.clone())
+    wrong.__dict__["alphas"] = s.alpha_bars.clone()  # a forward step scaled by sqrt(alpha_bar_t)
+    assert facts.t_steps_equal_closed_form(n=2000, s=wrong) > 5 * facts.Z_TOL  # measured: 31
+    assert facts.t_steps_equal_closed_form(n=2000, s=s) < facts.Z_TOL
+    t = torch.tensor([300])
+    slip = math.sqrt(s.alpha_bars[300]) * (1 - s.alpha_bars[299])
+    assert abs(float(joint_covariance(s, t)) - slip) > 0.1  # the two covariances really differ
+
+
+@pytest.mark.parametrize("objective", ["eps", "x0", "v"])
+def test_objectives_share_one_model(objective):
+    """The oracle in any parametrisation gives the same (eps, x0) and a loss of 0 in expectation
+    only for its own target; the three targets are what the closed forms say."""
+    s = linear_schedule(1000)
+    g = torch.Generator().manual_seed(0)
+    x0 = MU + SD * torch.randn(64, 1, 4, 4, generator=g)
+    eps = torch.randn(64, 1, 4, 4, generator=g)
+    t = torch.randint(1, 1001, (64,), generator=g)
+    xt = q_sample(s, x0, t, eps)
+    ref = DenoiseDiffusion(Oracle(s, "eps"), s, "eps").predict(xt, t, clip=False)
+    got = DenoiseDiffusion(Oracle(s, objective), s, objective).predict(xt, t, clip=False)
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    target = DenoiseDiffusion(Oracle(s, objective), s, objective).target(x0, eps, t)
+    want = {"eps": eps, "x0": x0, "v": v_target(s, x0, eps, t)}[objective]
+    torch.testing.assert_close(target, want)
+
+
+def test_loss_draws_t_and_noise_and_is_per_sample():
+    s = linear_schedule(100)
+    zero = DenoiseDiffusion(lambda x, t: torch.zeros_like(x), s, "eps")
+    g = torch.Generator().manual_seed(1)
+    err, t = zero.losses(torch.zeros(4096, 1, 2, 2), generator=g)
+    assert err.shape == t.shape == (4096,) and int(t.min()) >= 1 and int(t.max()) <= 100
+    # predicting 0 for eps ~ N(0, I) costs E|eps|^2 / 4 pixels = 1 per pixel: 4096 x 4 draws,
+    # the mean of chi^2_4 / 4 has sd sqrt(2 / 4) / sqrt(4096) = 0.011: 5 sd = 0.055
+    assert abs(float(err.mean()) - 1.0) < 0.055
+
+
+@pytest.mark.parametrize("variance", ["posterior", "beta"])
+def test_ddpm_reproduces_the_data_distribution(variance):
+    """With the exact denoiser, DDPM samples of Gaussian data have its mean and variance: N = 20000
+    pixels, standard errors SD / sqrt(N) = 0.002 (mean) and SD^2 sqrt(2 / N) = 0.0009 (variance),
+    tolerances of 5 sd. beta_t instead of beta~_t (the paper's other choice) is allowed 5% more
+    variance."""
+    s = linear_schedule(1000)
+    process = DenoiseDiffusion(Oracle(s, "eps"), s, "eps")
+    x, _ = process.ddpm(
+        (2000, 1, 2, 5), variance=variance, clip=False, generator=torch.Generator().manual_seed(2)
+    )
+    assert abs(float(x.mean()) - MU) < 0.01
+    tol = 0.0045 if variance == "posterior" else 0.05 * SD**2
+    assert abs(float(x.var()) - SD**2) < tol, float(x.var())
+
+
+def test_ddim_converges_to_the_data_distribution_as_steps_grow():
+    """DDIM with the exact denoiser discretises the reverse process: with few steps it shrinks
+    the variance of Gaussian data (measured: to 0.076 of 0.09 at 50 steps on the linear schedule),
+    the error falls as the steps grow, and on all 1000 steps it is within the Monte Carlo
+    tolerance above (eta = 0: 2%; eta = 1, which is DDPM there: 5 sd)."""
+    s = linear_schedule(1000)
+    process = DenoiseDiffusion(Oracle(s, "eps"), s, "eps")
+    errors = []
+    for steps in (10, 50, 200, 1000):
+        x, _ = process.ddim(
+            (2000, 1, 2, 5), steps, eta=0.0, clip=False, generator=torch.Generator().manual_seed(2)
+        )
+        assert abs(float(x.mean()) - MU) < 0.01
+        errors.append(abs(float(x.var()) - SD**2))
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.02 * SD**2, errors
+    x, _ = process.ddim(
+        (2000, 1, 2, 5), 1000, eta=1.0, clip=False, generator=torch.Generator().manual_seed(3)
+    )
+    assert abs(float(x.var()) - SD**2) < 0.0045
+
+
+def test_ddim_is_deterministic_and_keeps_the_strip():
+    s = linear_schedule(1000)
+    process = DenoiseDiffusion(Oracle(s, "x0"), s, "x0")
+    runs = [
+        process.ddim(
+            (3, 1, 4, 4),
+            20,
+            generator=torch.Generator().manual_seed(5),
+            keep=lambda t: t % 200 == 0 or t == 1000,
+        )[0]
+        for _ in range(2)
+    ]
+    assert torch.equal(runs[0], runs[1])
+    _, kept = process.ddpm(
+        (1, 1, 4, 4), generator=torch.Generator().manual_seed(0), keep=lambda t: t % 250 == 0
+    )
+    assert sorted(kept) == [0, 250, 500, 750, 1000]
+    assert ddim_times(1000, 50)[0] == 1000 and ddim_times(1000, 50)[-1] == 1
+    assert len(ddim_times(1000, 50)) == 50 and ddim_times(1000, 1000) == list(range(1000, 0, -1))
+    with pytest.raises(ValueError, match="steps must be in 1..1000"):
+        process.ddim((1, 1, 2, 2), steps=0)
+    with pytest.raises(ValueError, match="objective must be"):
+        DenoiseDiffusion(Oracle(s, "x0"), s, "score")
