@@ -157,3 +157,69 @@ def test_ddim_is_deterministic_and_keeps_the_strip():
         process.ddim((1, 1, 2, 2), steps=0)
     with pytest.raises(ValueError, match="objective must be"):
         DenoiseDiffusion(Oracle(s, "x0"), s, "score")
+
+
+# ---- the task, end to end on the 8x8 digits --------------------------------------------------------
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from nnlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+TINY = ["-m", "base=8", "-m", "mults=[1,2]", "-m", "heads=2"]
+
+
+def test_diffusion_run_samples_and_evaluation(capsys, tmp_path, monkeypatch):
+    """A seconds-long run: the loss falls, the run holds the forward and reverse strips, sample
+    grids and the loss per t; `sample` writes a grid and refuses to replace it; `evaluate`
+    scores samples, real test images and the PCA baseline with the judge classifier."""
+    import json
+
+    import nnlab.tasks.sample_quality as quality
+
+    out = tmp_path / "d"
+    code, _, err = run_cli(capsys, "diffusion", "train", "--data", "digits", "--epochs", "4",
+                           "--sample-every", "2", "--timesteps", "100", *TINY, "--out", str(out))
+    assert code == 0, err
+    history = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    assert history[-1]["train/loss"] < 0.6 * history[0]["train/loss"]
+    figures = {p.stem for p in (out / "figures").iterdir()}
+    assert {"forward_process", "reverse_process", "samples", "loss_per_t",
+            "samples_epoch002", "curves"} <= figures
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["loss_per_t_bucket"]) == 10 and summary["sample_s_per_image"] > 0
+
+    argv = ["diffusion", "sample", str(out), "--n", "12", "--steps", "10", "--out",
+            str(tmp_path / "g.png")]
+    code, text, err = run_cli(capsys, *argv)
+    assert code == 0 and (tmp_path / "g.png").stat().st_size > 0, err
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 1 and "--overwrite" in err
+    code, _, err = run_cli(capsys, "diffusion", "sample", str(out), "--sampler", "ddpm",
+                           "--n", "4", "--out", str(tmp_path / "ddpm.png"))
+    assert code == 0, err
+
+    monkeypatch.setitem(quality.JUDGE_EPOCHS, "digits", 8)  # a quick judge is enough here
+    code, text, err = run_cli(capsys, "diffusion", "evaluate", str(out), "--n", "100",
+                              "--steps", "10")
+    assert code == 0, err
+    result = json.loads(next((out / "evaluations").glob("*.json")).read_text())
+    rows = {r["images"].split(" (")[0]: r for r in result["rows"]}
+    assert set(rows) == {"real test images", "PCA-50 Gaussian", "samples"}
+    assert rows["real test images"]["fd"] < rows["PCA-50 Gaussian"]["fd"]  # the judge sees it
+    for r in rows.values():
+        assert r["n"] == 100 and abs(sum(r["class_share"]) - 1) < 1e-3
+        assert 0.1 <= r["confidence"] <= 1 and r["judge"] == "digits-cnn-v1"
+    assert "not Inception FID" in text
+
+
+def test_diffusion_bad_input_is_one_line(capsys, tmp_path):
+    for argv, message in ((["--objective", "score"], "--objective must be eps, x0 or v"),
+                          (["--schedule", "quadratic"], "--schedule must be linear or cosine"),
+                          (["--data", "nist"], "--data must be mnist or digits")):
+        code, _, err = run_cli(capsys, "diffusion", "train", *argv)
+        assert code == 1 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()

@@ -111,7 +111,7 @@ def test_vit_run_report_and_explain(capsys, tmp_path):
         (["--model", "vit", "--patch", "2x"], "--patch expects"),
         (["--model", "cnn", "--patch", "2"], "--model vit only"),
         (["--precision", "fp8"], "precision must be"),
-        (["--schedule", "step"], "schedule must be"),
+        (["--lr-schedule", "step"], "lr_schedule must be"),
     ],
 )
 def test_train_option_errors(capsys, tmp_path, argv, message):

@@ -25,6 +25,7 @@ COMMANDS = {
     "datasets": "datasets",
     "facts": "facts",
     "report": "facts",
+    "diffusion": "diffusion",
 }
 
 

@@ -188,6 +188,8 @@ def load_config(run: RunDir, task: type[Task]):
     if "mode" not in train and "monitor" in train:
         # runs written before `mode` existed chose the direction by the monitor's name
         train["mode"] = "min" if "loss" in train["monitor"] else "max"
+    if "schedule" in train:  # renamed: diffusion's --schedule is the noise schedule
+        train["lr_schedule"] = train.pop("schedule")
     return from_dict(task.config_class, raw)
 
 

@@ -22,7 +22,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # decoupled weight decay, not applied to biases and norms
     optimizer: str = "adamw"  # adamw | sgd
     momentum: float = 0.9  # SGD momentum (sgd only)
-    schedule: str = "cosine"  # after the warm-up: cosine | constant | onecycle (30% warm-up)
+    lr_schedule: str = "cosine"  # after the warm-up: cosine | constant | onecycle (30% warm-up)
     warmup_epochs: float = 0.0  # linear learning-rate warm-up, in epochs
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     precision: str = (
@@ -63,7 +63,7 @@ class TrainConfig:
             raise NNLabError(f"ema decay must be in [0, 1), got {self.ema}")
         for name, allowed in (
             ("optimizer", OPTIMIZERS),
-            ("schedule", SCHEDULES),
+            ("lr_schedule", SCHEDULES),
             ("precision", PRECISIONS),
             ("sampler", SAMPLERS),
             ("mode", ("min", "max")),

@@ -327,7 +327,7 @@ class Trainer:
         total = cfg.epochs * steps_per_epoch
         total = min(total, cfg.max_steps) if cfg.max_steps else total
         warmup = int(cfg.warmup_epochs * steps_per_epoch)
-        if cfg.schedule == "onecycle" and not warmup:
+        if cfg.lr_schedule == "onecycle" and not warmup:
             warmup = int(0.3 * total)
         self._schedule = (total, warmup)
         self._t0 = time.perf_counter()
@@ -426,7 +426,7 @@ class Trainer:
             group_end = (i + 1) % acc == 0 or i == n_batches - 1
             group_size = min(acc, n_batches - (i - i % acc))
             if i % acc == 0:
-                lr = cfg.lr * lr_factor(self.step, total, warmup, cfg.schedule)
+                lr = cfg.lr * lr_factor(self.step, total, warmup, cfg.lr_schedule)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
             batch = to_device(batch, self.device, self.cfg.channels_last)

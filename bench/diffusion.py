@@ -1,0 +1,146 @@
+"""DDPM on MNIST within a CPU budget, scored offline by nnlab's own classifier (not Inception FID).
+
+    NNLAB_DATA=../shared/data python bench/diffusion.py --out runs/bench-diffusion
+
+1. trains the eps-objective U-Net (= nnlab diffusion train --data mnist --epochs 10
+   --batch-size 64 --lr 5e-4 --budget-min 60 --sample-every 2), or reuses --eps-run;
+2. scores 5000 DDIM-50 samples beside the floor (real test images) and the PCA-Gaussian baseline
+   (= nnlab diffusion evaluate RUN --n 5000), and checks the issue's targets;
+3. DDPM-1000 vs DDIM-50 on the same model, 1000 samples each: own-feature FD and sampling time;
+4. eps vs x0 objective at an equal budget: trains the x0 run the same way (or reuses --x0-run),
+   DDIM-50, 1000 samples each.
+Tables are printed as Markdown; each evaluation is also kept as JSON in its run's evaluations/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from nnlab.report import write_report
+from nnlab.run import RunDir
+from nnlab.tasks.base import run_task
+from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask, evaluate_run
+from nnlab.train import TrainConfig
+
+
+def train(out: Path, objective: str, budget: float, epochs: int, console) -> RunDir:
+    cfg = DiffusionConfig(
+        data="mnist",
+        objective=objective,
+        sample_every=2,
+        train=TrainConfig(
+            epochs=epochs,
+            batch_size=64,
+            lr=5e-4,
+            weight_decay=0.0,
+            warmup_epochs=0.5,
+            ema=0.999,
+            budget_min=budget,
+            monitor="val/loss",
+            mode="min",
+        ),
+    )
+    run = RunDir.create(f"mnist-{objective}", out / objective)
+    run_task(DiffusionTask(cfg, console), run)
+    write_report(run)
+    return run
+
+
+def evaluation(run: RunDir, n: int, sampler: str, steps: int, baselines: bool, console):
+    label = f"{sampler}{steps if sampler == 'ddim' else ''}"
+    path = run.path / "evaluations" / f"{label}-n{n}-seed0.json"
+    if path.exists():  # evaluated before (the bench can be re-run after an interruption)
+        return json.loads(path.read_text())
+    return evaluate_run(
+        run, n, sampler, steps, 0.0, "posterior", 0, baselines, False, "auto", console
+    )
+
+
+def rows_table(result) -> None:
+    print(
+        f"\n{result['sampler']}, {result['n']} samples, sampling {result['sample_s']:.0f} s "
+        f"({result['device']})\n"
+    )
+    print("| images | own-feature FD | own-feature KD | mean confidence | class share min / max |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in result["rows"]:
+        print(
+            f"| {r['images']} | {r['fd']:.2f} | {r['kd']:.4f} | {r['confidence']:.3f} | "
+            f"{r['class_share_min']:.3f} / {r['class_share_max']:.3f} |"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/bench-diffusion")
+    ap.add_argument("--eps-run", help="a finished eps run to reuse")
+    ap.add_argument("--x0-run", help="a finished x0 run to reuse")
+    ap.add_argument("--budget-min", type=float, default=60.0)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["ddpm", "x0"])
+    args = ap.parse_args()
+    console, out = Console(), Path(args.out)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA "
+        f"{torch.cuda.is_available()}"
+    )
+    eps = (
+        RunDir.open(args.eps_run)
+        if args.eps_run
+        else train(out, "eps", args.budget_min, args.epochs, console)
+    )
+    s = eps.summary()
+    print(
+        f"\neps run {eps.path}: {s['epochs']} epochs, {s['train_time_s'] / 60:.1f} min of "
+        f"training, stopped: {s.get('stopped')}"
+    )
+    main_eval = evaluation(eps, args.n, "ddim", 50, True, console)
+    rows_table(main_eval)
+    floor, _, samples = main_eval["rows"]
+    print(
+        "\ntargets: confidence >= 0.9:",
+        samples["confidence"] >= 0.9,
+        "| every class 5%..15%:",
+        0.05 <= samples["class_share_min"] and samples["class_share_max"] <= 0.15,
+        f"| FD <= 3 x floor ({3 * floor['fd']:.2f}):",
+        samples["fd"] <= 3 * floor["fd"],
+        f"| FD < baseline / 10 ({main_eval['rows'][1]['fd'] / 10:.2f}):",
+        samples["fd"] < main_eval["rows"][1]["fd"] / 10,
+    )
+    if "ddpm" not in args.skip:
+        ddim = evaluation(eps, 1000, "ddim", 50, False, console)
+        ddpm = evaluation(eps, 1000, "ddpm", 1000, False, console)
+        print("\n| sampler | own-feature FD (1000) | sampling s | speed-up |")
+        print("| --- | --- | --- | --- |")
+        for r in (ddpm, ddim):
+            print(
+                f"| {r['sampler']} | {r['rows'][-1]['fd']:.2f} | {r['sample_s']:.0f} | "
+                f"{ddpm['sample_s'] / r['sample_s']:.1f}x |"
+            )
+    if "x0" not in args.skip:
+        x0 = (
+            RunDir.open(args.x0_run)
+            if args.x0_run
+            else train(out, "x0", args.budget_min, args.epochs, console)
+        )
+        print(
+            "\n| objective | epochs | training min | test loss (own objective) | "
+            "own-feature FD (DDIM-50, 1000) | confidence |\n| --- | --- | --- | --- | --- | --- |"
+        )
+        for run in (eps, x0):
+            r, s = evaluation(run, 1000, "ddim", 50, False, console), run.summary()
+            print(
+                f"| {s['objective']} | {s['epochs']} | {s['train_time_s'] / 60:.1f} | "
+                f"{s['test/loss']:.4f} | {r['rows'][-1]['fd']:.2f} | "
+                f"{r['rows'][-1]['confidence']:.3f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+"""Diffusion on digits: a time-conditioned U-Net trained by the shared loop to predict eps, x_0 or
+v (nnlab.diffusion), sampled by DDPM or DDIM from its averaged (EMA) weights; figures of the
+forward and reverse processes, sample grids during training, and the loss per range of t."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnlab.data import available_splits, load_splits
+from nnlab.diffusion.process import OBJECTIVES, DenoiseDiffusion
+from nnlab.diffusion.schedules import SCHEDULES, make_schedule, q_sample
+from nnlab.errors import NNLabError
+from nnlab.io import atomic_write_bytes, atomic_write_json, claim_outputs
+from nnlab.models import model_config
+from nnlab.run import RunDir
+from nnlab.tasks.base import Task, load_config, load_model
+from nnlab.train import StepOutput, TrainConfig
+from nnlab.viz.diffusion import bucket_loss_figure, grid_figure, strip_figure
+
+BUCKETS = 10  # the training loss is also tracked per tenth of 1..T
+SAMPLERS = ("ddpm", "ddim")
+SHAPES = {"mnist": (1, 28, 28), "digits": (1, 8, 8)}  # (C, H, W) of one image
+
+
+@dataclass
+class DiffusionConfig:
+    data: str = "mnist"  # mnist (28x28) or digits (8x8: a run of seconds)
+    model: str = "diffusion_unet"  # diffusion_unet
+    model_args: dict[str, Any] = field(default_factory=dict)  # the model config's fields
+    objective: str = "eps"  # what the network predicts: eps | x0 | v
+    schedule: str = "linear"  # noise schedule: linear (beta 1e-4 .. 0.02) | cosine
+    timesteps: int = 1000  # T, the number of noising steps
+    limit: int = 0  # > 0: use only the first N training images
+    sample_every: int = 5  # epochs between sample grids of the averaged model; 0: at the end only
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=20,
+            batch_size=128,
+            lr=1e-3,
+            weight_decay=0.0,
+            warmup_epochs=0.5,
+            ema=0.999,
+            monitor="val/loss",
+            mode="min",
+        )
+    )
+
+    def check(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise NNLabError(f"--objective must be eps, x0 or v, got '{self.objective}'")
+        if self.schedule not in SCHEDULES:
+            raise NNLabError(f"--schedule must be linear or cosine, got '{self.schedule}'")
+        if not 2 <= self.timesteps <= 10_000:
+            raise NNLabError(f"--timesteps must be in 2..10000, got {self.timesteps}")
+        if self.limit < 0 or self.sample_every < 0:
+            raise NNLabError("--limit and --sample-every must be >= 0")
+        if self.data not in ("mnist", "digits"):
+            raise NNLabError(f"--data must be mnist or digits, got '{self.data}'")
+        if not available_splits(self.data):
+            raise NNLabError(
+                f"{self.data}: no data files found; run `nnlab datasets fetch "
+                f"{self.data}` or set NNLAB_DATA to a folder that holds them"
+            )
+
+
+def to_model_range(x: torch.Tensor) -> torch.Tensor:
+    return x * 2 - 1  # images in [0, 1] -> [-1, 1], the range the process assumes
+
+
+def to_image_range(x: torch.Tensor) -> torch.Tensor:
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+class DiffusionTask(Task):
+    name, config_class, models, noun = (
+        "diffusion",
+        DiffusionConfig,
+        ("diffusion_unet",),
+        "diffusion",
+    )
+    summary_keys = (
+        "model",
+        "objective",
+        "schedule",
+        "parameters",
+        "epochs",
+        "test/loss",
+        "train_time_s",
+        "sample_s_per_image",
+    )
+
+    def __init__(self, cfg: DiffusionConfig, console=None):
+        super().__init__(cfg, console)
+        self.buckets = torch.zeros(2, BUCKETS, dtype=torch.float64)  # (sum, count) this epoch
+        self.bucket_history: list[list[float]] = []
+        self._eval_batch = 0
+
+    @functools.cached_property
+    def schedule(self):
+        return make_schedule(self.cfg.schedule, self.cfg.timesteps)
+
+    def process(self, model: nn.Module) -> DenoiseDiffusion:
+        return DenoiseDiffusion(model, self.schedule, self.cfg.objective)
+
+    def datasets(self, run: RunDir, resume: bool):
+        self.sets = load_splits(self.cfg.data, 0.1, self.cfg.train.seed, self.cfg.limit)
+        return {k: v.tensors() for k, v in self.sets.items()}
+
+    def model_config(self, train):
+        channels = SHAPES[self.cfg.data][0]
+        return model_config(
+            self.cfg.model,
+            **{"in_channels": channels, "out_channels": channels, **self.cfg.model_args},
+        )
+
+    def loss(self, model: nn.Module, batch) -> StepOutput:
+        x, _ = batch  # (B, C, H, W) in [0, 1]; the labels are not used
+        if model.training:
+            generator, self._eval_batch = None, 0
+        else:  # the same t and noise at every evaluation: validation losses compare over epochs
+            generator = torch.Generator(x.device).manual_seed(10_000 + self._eval_batch)
+            self._eval_batch += 1
+        err, t = self.process(model).losses(to_model_range(x), generator)
+        if model.training:
+            bucket = ((t - 1) * BUCKETS // self.schedule.T).cpu()
+            self.buckets[0] += torch.bincount(bucket, err.detach().double().cpu(), BUCKETS)
+            self.buckets[1] += torch.bincount(bucket, minlength=BUCKETS)
+        return StepOutput({"loss": err.mean()})
+
+    def on_epoch_end(self, trainer, epoch: int) -> dict[str, float]:
+        self.bucket_history.append((self.buckets[0] / self.buckets[1].clamp(min=1)).tolist())
+        self.buckets.zero_()
+        every = self.cfg.sample_every
+        if trainer.is_main and every and epoch % every == 0 and epoch < self.cfg.train.epochs:
+            grid = self.sample(trainer, 64, "ddim", 50, seed=0)[0]
+            trainer.run.save_figure(
+                f"samples_epoch{epoch:03d}",
+                grid_figure(grid, f"epoch {epoch}: 64 DDIM-50 samples of the averaged model"),
+            )
+        return {}
+
+    def sample(
+        self,
+        trainer,
+        n: int,
+        sampler: str,
+        steps: int,
+        seed: int = 0,
+        eta: float = 0.0,
+        variance: str = "posterior",
+        keep=None,
+    ):
+        """n images in [0, 1] (n, C, H, W) as NumPy, and the kept trajectory, from the evaluated
+        model (the average of the weights when EMA is on)."""
+        model = trainer.ema.module if trainer.ema is not None else trainer.module
+        return sample_images(
+            model,
+            self.process(model),
+            SHAPES[self.cfg.data],
+            n,
+            sampler,
+            steps,
+            seed,
+            eta,
+            variance,
+            trainer.device,
+            keep,
+        )
+
+    def finish(self, trainer, data, test) -> dict[str, Any]:
+        run, cfg, T = trainer.run, self.cfg, self.schedule.T
+        marks = [round(T * k / 10) for k in range(11)]  # t = 0, T/10, ..., T
+        x0 = to_model_range(torch.from_numpy(self.sets["test"].images[:1]))  # (1, C, H, W)
+        g = torch.Generator().manual_seed(0)
+        eps = torch.randn(x0.shape, generator=g)
+        noisy = [
+            x0 if t == 0 else q_sample(self.schedule, x0, torch.tensor([t]), eps) for t in marks
+        ]
+        run.save_figure(
+            "forward_process",
+            strip_figure(
+                [to_image_range(x)[0].numpy() for x in noisy],
+                [f"t = {t}" for t in marks],
+                f"forward process q(x_t | x_0) of a test digit, {cfg.schedule} schedule",
+            ),
+        )
+        _, kept = self.sample(trainer, 1, "ddpm", T, seed=1, keep=lambda t: t in marks)
+        run.save_figure(
+            "reverse_process",
+            strip_figure(
+                [to_image_range(kept[t])[0].numpy() for t in reversed(marks)],
+                [f"t = {t}" for t in reversed(marks)],
+                "reverse process: one DDPM sample, x_T to x_0",
+            ),
+        )
+        t0 = time.perf_counter()
+        grid = self.sample(trainer, 100, "ddim", 50, seed=2)[0]
+        per_image = (time.perf_counter() - t0) / 100
+        run.save_figure("samples", grid_figure(grid, "100 DDIM-50 samples of the averaged model"))
+        run.save_figure(
+            "loss_per_t",
+            bucket_loss_figure(
+                self.bucket_history, T, f"training loss per range of t ({cfg.objective} objective)"
+            ),
+        )
+        return {
+            "objective": cfg.objective,
+            "schedule": cfg.schedule,
+            "timesteps": T,
+            "sample_s_per_image": per_image,
+            "loss_per_t_bucket": self.bucket_history[-1] if self.bucket_history else [],
+        }
+
+
+@torch.no_grad()
+def sample_images(
+    model: nn.Module,
+    process: DenoiseDiffusion,
+    shape: tuple[int, ...],
+    n: int,
+    sampler: str,
+    steps: int,
+    seed: int,
+    eta: float,
+    variance: str,
+    device: torch.device,
+    keep=None,
+    batch: int = 500,
+):
+    """n samples in [0, 1] (NumPy, (n, *shape)) in batches, and the trajectory of the first batch
+    at the kept steps (images in [-1, 1], torch)."""
+    if sampler not in SAMPLERS:
+        raise NNLabError(f"--sampler must be ddpm or ddim, got '{sampler}'")
+    was = model.training
+    model.eval()
+    g = torch.Generator(device).manual_seed(seed)
+    out, kept = [], None
+    for start in range(0, n, batch):
+        size = (min(batch, n - start), *shape)
+        if sampler == "ddpm":
+            x, k = process.ddpm(size, variance, generator=g, device=device, keep=keep)
+        else:
+            x, k = process.ddim(size, steps, eta, generator=g, device=device, keep=keep)
+        out.append(to_image_range(x).float().cpu().numpy())
+        kept = k if kept is None else kept
+    model.train(was)
+    return np.concatenate(out), kept
+
+
+def save_figure(path: Path, fig) -> Path:
+    """A figure as PNG at any path (atomically), not only in a run's figures/."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_sampler(run: RunDir, device: str = "auto") -> tuple[DiffusionTask, nn.Module]:
+    """A trained diffusion run's task (config, schedule) and model (best = averaged weights)."""
+    task = DiffusionTask(load_config(run, DiffusionTask))
+    return task, load_model(run, "best", device)
+
+
+def sample_grid(
+    run: RunDir,
+    n: int,
+    sampler: str,
+    steps: int,
+    eta: float,
+    variance: str,
+    seed: int,
+    out: Path | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+) -> tuple[Path, float]:
+    """`nnlab diffusion sample`: n samples as one grid PNG (by default in the run, named by the
+    settings); returns its path and the sampling time in seconds."""
+    label = f"{sampler}{steps if sampler == 'ddim' else ''}"
+    path = Path(out) if out is not None else run.path / f"samples-{label}-n{n}-seed{seed}.png"
+    claim_outputs([path], overwrite)
+    task, model = load_sampler(run, device)
+    t0 = time.perf_counter()
+    images, _ = sample_images(
+        model,
+        task.process(model),
+        SHAPES[task.cfg.data],
+        n,
+        sampler,
+        steps,
+        seed,
+        eta,
+        variance,
+        next(model.parameters()).device,
+    )
+    seconds = time.perf_counter() - t0
+    save_figure(path, grid_figure(images, f"{n} {label} samples (eta {eta:g}) of {run.path.name}"))
+    return path, seconds
+
+
+def evaluate_run(
+    run: RunDir,
+    n: int,
+    sampler: str,
+    steps: int,
+    eta: float,
+    variance: str,
+    seed: int,
+    baselines: bool = True,
+    overwrite: bool = False,
+    device: str = "auto",
+    console=None,
+) -> dict[str, Any]:
+    """`nnlab diffusion evaluate`: n samples scored by the judge classifier beside the floor and
+    the baseline (see nnlab.tasks.sample_quality); written to RUN/evaluations/<settings>.json."""
+    from nnlab.tasks.sample_quality import evaluate
+
+    label = f"{sampler}{steps if sampler == 'ddim' else ''}" + (f"-eta{eta:g}" if eta else "")
+    path = run.path / "evaluations" / f"{label}-n{n}-seed{seed}.json"
+    claim_outputs([path], overwrite)
+    task, model = load_sampler(run, device)
+    t0 = time.perf_counter()
+    images, _ = sample_images(
+        model,
+        task.process(model),
+        SHAPES[task.cfg.data],
+        n,
+        sampler,
+        steps,
+        seed,
+        eta,
+        variance,
+        next(model.parameters()).device,
+    )
+    seconds = time.perf_counter() - t0
+    rows = evaluate(images, task.cfg.data, device, baselines, console, seed)
+    result = {
+        "sampler": label,
+        "variance": variance,
+        "n": n,
+        "seed": seed,
+        "sample_s": seconds,
+        "device": str(next(model.parameters()).device),
+        "rows": rows,
+        "path": str(path),
+    }
+    atomic_write_json(path, result)
+    return result
