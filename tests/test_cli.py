@@ -31,7 +31,34 @@ COMMANDS = [
     ["conv", "properties"],
     ["conv", "prior"],
     ["conv", "filters"],
+    ["explain"],
+    ["classify"],
+    ["classify", "train"],
+    ["classify", "explain"],
+    ["segment"],
+    ["segment", "train"],
+    ["segment", "predict"],
+    ["segment", "explain"],
+    ["segment", "compare"],
+    ["diffusion"],
+    ["diffusion", "train"],
+    ["diffusion", "sample"],
+    ["diffusion", "evaluate"],
 ]
+
+
+def test_every_command_is_in_the_help_list():
+    """A command added to the CLI without a --help check here makes this fail."""
+    import typer
+
+    from nnlab.cli import build_app
+
+    command = typer.main.get_command(build_app())
+    listed = {tuple(c) for c in COMMANDS}
+    for name, sub in command.commands.items():
+        assert (name,) in listed, name
+        for child in getattr(sub, "commands", {}):
+            assert (name, child) in listed, (name, child)
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -159,7 +159,7 @@ def test_ddim_is_deterministic_and_keeps_the_strip():
         DenoiseDiffusion(Oracle(s, "x0"), s, "score")
 
 
-# ---- the task, end to end on the 8x8 digits --------------------------------------------------------
+# ---- the task, end to end on the 8x8 digits ------------------------------------------------
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     from nnlab.cli import main
 

@@ -20,10 +20,11 @@ from nnlab.diffusion.schedules import SCHEDULES, make_schedule, q_sample
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json, claim_outputs
 from nnlab.models import model_config
+from nnlab.report import write_report
 from nnlab.run import RunDir
 from nnlab.tasks.base import Task, load_config, load_model
 from nnlab.train import StepOutput, TrainConfig
-from nnlab.viz.diffusion import bucket_loss_figure, grid_figure, strip_figure
+from nnlab.viz.diffusion import bucket_loss_figure, class_share_figure, grid_figure, strip_figure
 
 BUCKETS = 10  # the training loss is also tracked per tenth of 1..T
 SAMPLERS = ("ddpm", "ddim")
@@ -354,4 +355,28 @@ def evaluate_run(
         "path": str(path),
     }
     atomic_write_json(path, result)
+    # into the run's report: the table, what the numbers are, the class histogram
+    run.save_figure(
+        f"eval_{path.stem.replace('-', '_')}_classes",
+        class_share_figure(
+            {r["images"]: r["class_share"] for r in rows},
+            f"{label}, {n} samples: classes the judge predicts (ideal: 10% each)",
+        ),
+    )
+    summary = run.summary()
+    summary[f"evaluation {path.stem}"] = [
+        {
+            k: r[k]
+            for k in ("images", "n", "fd", "kd", "confidence", "class_share_min", "class_share_max")
+        }
+        for r in rows
+    ]
+    summary["evaluation note"] = (
+        f"Evaluations score samples in the penultimate-feature space of nnlab's own classifier "
+        f"({rows[0]['judge']}, test accuracy {rows[0]['judge test acc']:.4f}): own-feature "
+        "Frechet distance (FD) and kernel distance (KD) to the same training images for every "
+        "row. This is not Inception FID; compare only rows of the same judge and sample count.\n"
+    )
+    run.save_summary(summary)
+    write_report(run)
     return result

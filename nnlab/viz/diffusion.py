@@ -76,3 +76,21 @@ def bucket_loss_figure(history: Sequence[Sequence[float]], T: int, title: str = 
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def class_share_figure(shares: dict[str, Sequence[float]], title: str = "") -> Figure:
+    """Grouped bars: the share of each predicted class, one bar colour per set of images."""
+    fig = Figure(figsize=(6.5, 3.0))
+    ax = fig.subplots()
+    k = len(next(iter(shares.values())))
+    width = 0.8 / len(shares)
+    for i, (label, share) in enumerate(shares.items()):
+        ax.bar(np.arange(k) + (i - (len(shares) - 1) / 2) * width, share, width, label=label)
+    ax.axhline(1 / k, color="k", lw=0.8, ls="--")
+    ax.set_xticks(range(k))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("share of images")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
