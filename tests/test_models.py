@@ -3,7 +3,6 @@ own implementations and against the formulas they implement."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -247,27 +246,6 @@ def test_diffusion_unet_attention_can_be_switched_off_and_its_maps_are_distribut
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 16), rtol=0, atol=1e-6)
     torch.testing.assert_close(y, y_fused, rtol=0, atol=1e-5)  # explicit and fused paths agree
     assert y.shape == h.shape
-
-
-@pytest.mark.parametrize("base", [32, 64])
-def test_diffusion_unet_mnist_size_and_cpu_time(base):
-    """Not a benchmark (no assertion on time): the numbers to size a run by, printed with -s."""
-    model = DiffusionUNet(DiffusionUNetConfig(base=base, mults=(1, 2, 2), blocks=1))
-    perturb_head(model)
-    x, t = torch.randn(64, 1, 32, 32), torch.randint(0, 1000, (64,))
-    model(x, t).pow(2).mean().backward()  # warm-up: allocations, kernel selection
-    times = []
-    for _ in range(3):  # the best of 3: other processes share these few cores
-        model.zero_grad()
-        start = time.perf_counter()
-        model(x, t).pow(2).mean().backward()
-        times.append(time.perf_counter() - start)
-    seconds = min(times)
-    print(
-        f"diffusion_unet base {base}: {count_parameters(model)} parameters, "
-        f"forward + backward of 64 x 1 x 32 x 32 in {seconds:.2f} s on "
-        f"{torch.get_num_threads()} CPU threads"
-    )
 
 
 # ---- embeddings ---------------------------------------------------------------------------------
