@@ -45,7 +45,7 @@ def facts(
                 "fact": f.name,
                 "statement": f.statement,
                 "error": f"{r.error:.2e}",
-                "tolerance": f"{f.tol:.0e}",
+                "tolerance": f"{f.tol:.2g}",
                 "result": "pass" if r.passed else "FAIL",
             }
         )
