@@ -65,6 +65,7 @@ TINY: dict[str, tuple] = {
         (2, 3, 16, 16),
         (2, 1, 16, 16),
     ),
+    "conv_ae": (dict(size=8, code=3, widths=(4, 8)), (2, 1, 8, 8), (2, 1, 8, 8)),
     "diffusion_unet": Tiny(
         dict(base=8, mults=(1, 2), heads=2, groups=4),
         (2, 1, 8, 8),
@@ -504,3 +505,21 @@ def test_block_with_a_causal_mask_ignores_the_future():
     torch.testing.assert_close(y[:, :3], y_future[:, :3], rtol=0, atol=1e-12)
     assert (y[:, :3] - y_free[:, :3]).abs().max() > 1e-3  # unmasked, the future does leak in
     assert (w.triu(1) == 0).all()
+
+
+# ---- the convolutional autoencoder ----------------------------------------------------------------
+
+
+def test_conv_autoencoder_codes_have_the_bottleneck_width_and_outputs_lie_in_0_1():
+    model = build_model("conv_ae", model_config("conv_ae", size=16, code=5, widths=(4, 8)))
+    x = torch.rand(3, 1, 16, 16)
+    z = model.encode(x)
+    assert z.shape == (3, 5)
+    y = model.decode(z)
+    assert y.shape == x.shape and float(y.min()) > 0 and float(y.max()) < 1
+    torch.testing.assert_close(model(x), y)
+
+
+def test_conv_autoencoder_rejects_a_size_its_stages_cannot_halve():
+    with pytest.raises(ValueError, match="divisible"):
+        model_config("conv_ae", size=28, widths=(8, 8, 8))

@@ -26,6 +26,7 @@ COMMANDS = {
     "facts": "facts",
     "report": "facts",
     "diffusion": "diffusion",
+    "compress": "compress",
 }
 
 
@@ -39,6 +40,9 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
         help="nnlab: neural networks on images and signals -- implement, train on "
         "real data, verify, look.",
     )
+    # a callback keeps the root a group even when only one plain command (compress) is loaded:
+    # typer would otherwise make that command the root and reject its own name as an argument
+    app.callback()(lambda: None)
     words = [a for a in (argv or []) if not a.startswith("-")]
     wanted = COMMANDS.get(words[0]) if words else None
     for module in dict.fromkeys(COMMANDS.values()):

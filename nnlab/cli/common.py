@@ -328,7 +328,8 @@ def launch(
             quiet()
             runner.console = None
     runner.check(resume is not None)  # fail on bad arguments before a run directory exists
-    hint = f"resume with: nnlab {group_name} train --resume"
+    command = f"nnlab {group_name} {getattr(runner, 'verb', 'train')}".rstrip()
+    hint = f"resume with: {command} --resume"
     if resume is not None:
         run = RunDir.open(resume)
         context = contextlib.nullcontext(run)
@@ -351,8 +352,8 @@ def launch(
         (show or default_show)(runner, summary)
         if summary.get("stopped"):
             console.print(
-                f"stopped early: {summary['stopped']}; continue with: nnlab {group_name} "
-                f"train --resume {run.path} (a time budget counts again in every process; "
+                f"stopped early: {summary['stopped']}; continue with: {command} "
+                f"--resume {run.path} (a time budget counts again in every process; "
                 "--budget-min 0 trains to the end)"
             )
         console.print(f"report: {run.report_path.resolve()}")

@@ -36,6 +36,7 @@ FACT_MODULES = (
     "nnlab.facts.convolution",
     "nnlab.facts.segmentation",
     "nnlab.facts.diffusion",
+    "nnlab.facts.compression",
 )
 
 

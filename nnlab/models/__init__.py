@@ -9,6 +9,7 @@ from torch import nn
 
 from nnlab.errors import NNLabError
 from nnlab.models.cnn import CNN, CNNConfig
+from nnlab.models.conv_autoencoder import ConvAutoencoder, ConvAutoencoderConfig
 from nnlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 from nnlab.models.mlp import MLP, MLPConfig
 from nnlab.models.segvit import SegmentViT, SegmentViTConfig
@@ -22,6 +23,7 @@ MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "unet": (UNetConfig, UNet),  # dense output: a mask's logits per pixel
     "segvit": (SegmentViTConfig, SegmentViT),
     "diffusion_unet": (DiffusionUNetConfig, DiffusionUNet),  # eps / x0 / v prediction from (x_t, t)
+    "conv_ae": (ConvAutoencoderConfig, ConvAutoencoder),  # image -> code -> image
 }
 
 

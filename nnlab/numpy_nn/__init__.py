@@ -14,7 +14,7 @@ from nnlab.numpy_nn.layers import (
     Tanh,
     mlp,
 )
-from nnlab.numpy_nn.losses import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss
+from nnlab.numpy_nn.losses import BCELoss, CrossEntropyLoss, MSELoss, NLLLoss, SSELoss
 from nnlab.numpy_nn.optim import SGD
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ReLU",
     "Residual",
     "SGD",
+    "SSELoss",
     "Sequential",
     "Sigmoid",
     "Tanh",

@@ -107,6 +107,15 @@ def mse_backward(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return 2 * (pred - target) / pred.size
 
 
+def sse(pred: np.ndarray, target: np.ndarray) -> float:
+    """Total squared error: the sum over the batch and every element of (pred - target)^2."""
+    return float(np.sum((pred - target) ** 2))
+
+
+def sse_backward(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    return 2 * (pred - target)
+
+
 def binary_cross_entropy(p: np.ndarray, t: np.ndarray, eps: float = 1e-12) -> float:
     """BCE = -mean[t log p + (1 - t) log(1 - p)] for probabilities p in (0, 1)."""
     return float(-np.mean(t * np.log(p + eps) + (1 - t) * np.log(1 - p + eps)))

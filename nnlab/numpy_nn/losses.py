@@ -45,6 +45,23 @@ class MSELoss:
     __call__ = forward
 
 
+class SSELoss:
+    """Total squared error, summed over the batch (the course's autoencoder loss): its gradient
+    grows with the batch size, so the useful learning rates are ~1 / (batch x pixels) smaller
+    than for a mean."""
+
+    reduction = "sum"
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        self.pred, self.target = pred, target
+        return F.sse(pred, target)
+
+    def backward(self) -> np.ndarray:
+        return F.sse_backward(self.pred, self.target)
+
+    __call__ = forward
+
+
 class BCELoss:
     """Binary cross-entropy on probabilities."""
 

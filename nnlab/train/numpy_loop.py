@@ -13,7 +13,7 @@ import numpy as np
 
 from nnlab.data.augment import blur, random_affine
 from nnlab.errors import NNLabError
-from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, Sequential
+from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, Sequential, SSELoss
 from nnlab.run import RunDir
 from nnlab.train.core import (
     Bookkeeper,
@@ -52,7 +52,9 @@ def check_inputs(
 class NumpyTrainer:
     """Trains `net` (an engine Sequential) on images by cross-entropy with SGD. `cfg` needs the
     fields of NumpyClassifyConfig: epochs, batch_size, lr, momentum, weight_decay, schedule,
-    augment, blur, arch, seed, monitor, mode. `model_meta` goes into every checkpoint."""
+    augment, blur, arch, seed, monitor, mode. `model_meta` goes into every checkpoint.
+    What the network learns to output is three methods (`make_loss`, `targets`, `batch_stats`,
+    with `check` and `evaluate`): the autoencoder below overrides them, nothing else."""
 
     def __init__(
         self,
@@ -65,12 +67,15 @@ class NumpyTrainer:
     ):
         self.net, self.cfg, self.num_classes, self.run = net, cfg, num_classes, run
         self.model_meta = model_meta or {}
-        self.loss = CrossEntropyLoss()
+        self.loss = self.make_loss()
         self.opt = SGD(net.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
         self.books = Bookkeeper(cfg.monitor, cfg.mode, 0, cfg.epochs, run, console)
         self.start_epoch, self.step = 1, 0
         first = net.layers[0]
         self.in_features = first.W.data.shape[0] if isinstance(first, Linear) else None
+
+    def make_loss(self):
+        return CrossEntropyLoss()
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -84,6 +89,20 @@ class NumpyTrainer:
         """The network's input: blurred images, flattened for an MLP, (N, C, H, W) for a CNN."""
         x = blur(images, self.cfg.blur)
         return x.reshape(len(x), -1) if self.cfg.arch == "mlp" else x
+
+    # ---- what the network is trained to output: the class (here) or the input (autoencoder) ---
+    def check(self, data, what: str) -> None:
+        width = self.in_features or int(np.prod(data.images.shape[1:]))  # a CNN takes any size
+        check_inputs(
+            data.images.reshape(len(data), -1), data.labels, width, self.num_classes, what
+        )
+
+    def targets(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return labels
+
+    def batch_stats(self, out: np.ndarray, target: np.ndarray) -> dict[str, float]:
+        """Sums over the batch of the figures logged beside the loss (divided by N per epoch)."""
+        return {"acc": float((out.argmax(1) == target).sum())}
 
     def evaluate(self, data, batch_size: int = 1000) -> dict[str, float]:
         logits = self.predict(data.images, batch_size)
@@ -104,22 +123,9 @@ class NumpyTrainer:
 
     def fit(self, train, val) -> list[dict[str, Any]]:
         cfg = self.cfg
-        width = self.in_features or int(np.prod(train.images.shape[1:]))  # a CNN takes any size
-        check_inputs(
-            train.images.reshape(len(train), -1),
-            train.labels,
-            width,
-            self.num_classes,
-            "training data",
-        )
+        self.check(train, "training data")
         if len(val):
-            check_inputs(
-                val.images.reshape(len(val), -1),
-                val.labels,
-                width,
-                self.num_classes,
-                "validation data",
-            )
+            self.check(val, "validation data")
         fixed_x = (
             None if cfg.augment else self.flat(train.images)
         )  # unchanging inputs: prepare once
@@ -142,13 +148,14 @@ class NumpyTrainer:
         rng = np.random.default_rng([cfg.seed, epoch])  # resumable: epoch e always draws the same
         self.opt.lr = self.lr_at(epoch)
         x = self.flat(random_affine(train.images, rng)) if cfg.augment else fixed_x
-        y = train.labels
+        y = self.targets(x, train.labels)
+        summed = getattr(self.loss, "reduction", "mean") == "sum"  # per-sample: loss / batch
         order = rng.permutation(len(x))
-        loss_sum, correct = 0.0, 0
+        sums: dict[str, float] = {"loss": 0.0}
         for i in range(0, len(x), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            logits = self.net(x[idx])
-            loss = self.loss(logits, y[idx])
+            out = self.net(x[idx])
+            loss = self.loss(out, y[idx])
             if not math.isfinite(loss):
                 raise diverged(
                     loss, epoch, f"batch {i // cfg.batch_size + 1}", self.opt.lr, self.run
@@ -157,12 +164,12 @@ class NumpyTrainer:
             self.net.backward(self.loss.backward())
             self.opt.step()
             self.step += 1
-            loss_sum += loss * len(idx)
-            correct += int((logits.argmax(1) == y[idx]).sum())
+            sums["loss"] += loss if summed else loss * len(idx)
+            for k, v in self.batch_stats(out, y[idx]).items():
+                sums[k] = sums.get(k, 0.0) + v
         record = {
             "epoch": epoch,
-            "train/loss": loss_sum / len(x),
-            "train/acc": correct / len(x),
+            **{f"train/{k}": v / len(x) for k, v in sums.items()},
             "lr": self.opt.lr,
             "step": self.step,
             "time/epoch_s": time.perf_counter() - t0,
@@ -206,3 +213,42 @@ class NumpyTrainer:
         self.start_epoch, self.step = state["epoch"] + 1, state.get("step", 0)
         self.books.restore(state, self.run)
         return state["epoch"]
+
+
+class NumpyAutoencoderTrainer(NumpyTrainer):
+    """Trains `net` to give back its own flattened input, by the total squared error (summed over
+    the batch and the pixels, the course's loss); logs the squared error per image and the PSNR
+    (10 log10(1 / MSE), images in [0, 1])."""
+
+    def make_loss(self):
+        return SSELoss()
+
+    def check(self, data, what: str) -> None:
+        x = data.images.reshape(len(data), -1)
+        if self.in_features is not None and x.shape[1] != self.in_features:
+            raise NNLabError(
+                f"{what}: images of {x.shape[1]} values, the network expects {self.in_features}"
+            )
+        bad = ~np.isfinite(x)
+        if bad.any():
+            raise NNLabError(f"{what}: {int(bad.sum())} NaN or infinite pixel values")
+
+    def targets(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return x
+
+    def batch_stats(self, out: np.ndarray, target: np.ndarray) -> dict[str, float]:
+        return {"psnr": float(psnr(out, target).sum())}
+
+    def evaluate(self, data, batch_size: int = 1000) -> dict[str, float]:
+        x = self.flat(data.images)
+        out = self.predict(data.images, batch_size)
+        return {
+            "loss": float(((out - x) ** 2).sum(axis=1).mean()),
+            "psnr": float(psnr(out, x).mean()),
+        }
+
+
+def psnr(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """PSNR per row (image) in dB for data in [0, 1]: 10 log10(1 / mean squared error)."""
+    mse = ((pred - target) ** 2).reshape(len(pred), -1).mean(axis=1)
+    return 10 * np.log10(1.0 / np.maximum(mse, 1e-10))
