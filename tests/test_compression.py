@@ -45,9 +45,7 @@ def test_pca_equals_scikit_learn_up_to_sign(k):
     x = digits()
     ours, ref = PCA(k).fit(x), SkPCA(k, svd_solver="full").fit(x)
     # sign-free comparison first (holds whatever sign convention either side uses) ...
-    np.testing.assert_allclose(
-        np.abs(ours.components @ ref.components_.T), np.eye(k), atol=1e-8
-    )
+    np.testing.assert_allclose(np.abs(ours.components @ ref.components_.T), np.eye(k), atol=1e-8)
     # ... then exactly: both fix the sign the same way
     np.testing.assert_allclose(ours.components, ref.components_, atol=1e-8)
     np.testing.assert_allclose(ours.explained_variance, ref.explained_variance_, rtol=1e-10)
@@ -55,7 +53,9 @@ def test_pca_equals_scikit_learn_up_to_sign(k):
         ours.explained_variance_ratio, ref.explained_variance_ratio_, rtol=1e-10
     )
     np.testing.assert_allclose(ours.encode(x), ref.transform(x), atol=1e-8)
-    np.testing.assert_allclose(ours.reconstruct(x), ref.inverse_transform(ref.transform(x)), atol=1e-8)
+    np.testing.assert_allclose(
+        ours.reconstruct(x), ref.inverse_transform(ref.transform(x)), atol=1e-8
+    )
 
 
 def test_pca_projection_shapes_orthonormality_and_parameters():
@@ -200,7 +200,7 @@ def test_compress_config_errors():
 def test_compress_command_on_digits_tables_figures_and_resume(tmp_path):
     out = tmp_path / "c"
     args = ["compress", "--data", "digits", "--code", "8", "--sweep", "4", "--mlp-epochs", "3"]
-    args += ["--mlp-lr", "1e-3", "--conv-epochs", "1", "--out", str(out)]
+    args += ["--mlp-lr", "1e-3", "--conv-epochs", "1", "--limit", "300", "--out", str(out)]
     result = CliRunner().invoke(build_app(args), args)
     assert result.exit_code == 0, result.output
     assert "PCA" in result.output and "JPEG" in result.output
@@ -223,6 +223,7 @@ def test_compress_command_on_digits_tables_figures_and_resume(tmp_path):
     result = CliRunner().invoke(build_app(["compress"]), ["compress", "--resume", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "conv-c8" / "checkpoints" / "best.safetensors").stat().st_mtime_ns == stamp
+
     def scores(rows):
         return [{k: v for k, v in r.items() if k != "train_s"} for r in rows]  # PCA's fit time
 

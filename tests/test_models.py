@@ -507,7 +507,7 @@ def test_block_with_a_causal_mask_ignores_the_future():
     assert (w.triu(1) == 0).all()
 
 
-# ---- the convolutional autoencoder ----------------------------------------------------------------
+# ---- the convolutional autoencoder ---------------------------------------------------------------
 
 
 def test_conv_autoencoder_codes_have_the_bottleneck_width_and_outputs_lie_in_0_1():

@@ -61,4 +61,7 @@ class PCA:
         return d * self.k + (d if with_mean else 0)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean.astype(np.float32), "components": self.components.astype(np.float32)}
+        return {
+            "mean": self.mean.astype(np.float32),
+            "components": self.components.astype(np.float32),
+        }

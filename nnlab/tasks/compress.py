@@ -22,6 +22,7 @@ from rich.console import Console
 
 from nnlab.config import from_dict, to_dict
 from nnlab.data import ImageSet, available_splits, load_image_set
+from nnlab.data.augment import random_affine_torch
 from nnlab.data.splits import partition
 from nnlab.errors import NNLabError
 from nnlab.models import count_parameters, model_config
@@ -80,7 +81,9 @@ def compression_data(name: str, seed: int = 0, limit: int = 0) -> CompressionDat
         whole = load_image_set(name, splits[0])
         tr, te = partition(len(whole), (0.8, 0.2), whole.labels, seed)
         rest, test = whole.subset(tr), whole.subset(te)
-        source = f"{name}: the {len(whole)} images of '{splits[0]}' split 80/20 by image (seed {seed})"
+        source = (
+            f"{name}: the {len(whole)} images of '{splits[0]}' split 80/20 by image (seed {seed})"
+        )
     if name == "mnist":
         pad = 2
         rest, test = (
@@ -103,6 +106,7 @@ class AutoencodeConfig:
     model_args: dict[str, Any] = field(default_factory=dict)  # the model config's fields
     code: int = 32  # numbers per encoded image
     noise: float = 0.0  # > 0: a denoising autoencoder, trained on x + noise * N(0, 1), target x
+    augment: bool = False  # random affine transform of every training batch (input and target)
     limit: int = 0  # > 0: only the first N training images
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
@@ -146,11 +150,15 @@ class AutoencodeTask(Task):
 
     def loss(self, model, batch) -> StepOutput:
         x, _ = batch  # (B, C, S, S) in [0, 1]; the labels are not needed
+        if self.cfg.augment and model.training:
+            x = random_affine_torch(x).clamp(0, 1)
         x_hat = model(self.noisy(x))
         return StepOutput({"loss": F.mse_loss(x_hat, x)}, x_hat, x)
 
     def metrics(self):
-        psnr = torchmetrics.image.PeakSignalNoiseRatio(data_range=1.0, reduction=None, dim=(1, 2, 3))
+        psnr = torchmetrics.image.PeakSignalNoiseRatio(
+            data_range=1.0, reduction=None, dim=(1, 2, 3)
+        )
         return torchmetrics.MetricCollection({"psnr": _MeanOf(psnr)})
 
     def title(self) -> str:
@@ -188,12 +196,14 @@ class CompressConfig:
     code: int = 32  # numbers per encoded image: PCA's rank, the autoencoders' bottleneck
     sweep: tuple[int, ...] = ()  # more code sizes for the PSNR-against-bytes plot, e.g. 8,16,64
     methods: tuple[str, ...] = METHODS  # which of pca, mlp, conv, denoise, jpeg to run
-    mlp_epochs: int = 100  # epochs of the NumPy MLP autoencoder
-    mlp_lr: float = 3e-5  # its SGD learning rate (momentum 0.9) on the *summed* squared error
+    mlp_epochs: int = 300  # epochs of the NumPy MLP autoencoder
+    mlp_lr: float = 1e-4  # its SGD learning rate (momentum 0.9) on the *summed* squared error
     mlp_batch_size: int = 36  # its images per SGD step
+    mlp_augment: bool = True  # random affine transform of its training images every epoch
     conv_epochs: int = 40  # epochs of the conv autoencoders
     conv_lr: float = 2e-3  # their AdamW learning rate (cosine schedule)
     conv_batch_size: int = 32  # their images per step
+    conv_augment: bool = True  # random affine transform of their training batches
     noise: float = 0.3  # sigma of the Gaussian noise the denoising autoencoder is trained on
     limit: int = 0  # > 0: only the first N training images (quick runs)
     seed: int = 0  # seeds the split, the weights and the data order
@@ -274,7 +284,12 @@ def train_mlp_autoencoder(
 ) -> dict[str, Any]:
     pixels = int(np.prod(data.sets["train"].images.shape[1:]))
     mcfg = MLPAEConfig(
-        mlp_sizes(pixels, code), cfg.mlp_epochs, cfg.mlp_batch_size, lr or cfg.mlp_lr, cfg.seed
+        mlp_sizes(pixels, code),
+        cfg.mlp_epochs,
+        cfg.mlp_batch_size,
+        lr or cfg.mlp_lr,
+        cfg.seed,
+        augment=cfg.mlp_augment,
     )
     net = build_mlp_autoencoder(mcfg.sizes, cfg.seed)
     meta = {"name": "numpy-mlp-autoencoder", "config": to_dict(mcfg)}
@@ -316,6 +331,7 @@ def train_conv_autoencoder(
         data=cfg.data,
         code=code,
         noise=noise,
+        augment=cfg.conv_augment,
         limit=cfg.limit,
         train=TrainConfig(
             epochs=cfg.conv_epochs,
@@ -412,12 +428,22 @@ def jpeg_at(images: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray, n
     return recon, sizes, headers
 
 
-def jpeg_quality_for(images: np.ndarray, target_bytes: float, probe: int = 300) -> int:
+def jpeg_quality_for(images: np.ndarray, target_bytes: float, probe: int = 200) -> int:
     """The quality (1..95) whose mean file size on (up to `probe` of) the images is closest to
-    `target_bytes`."""
+    `target_bytes`: every 5th quality first, then each one around the best of those."""
     sample = images[:probe]
-    sizes = {q: np.mean([len(jpeg_encode(im, q)) for im in sample]) for q in range(1, 96)}
-    return min(sizes, key=lambda q: (abs(sizes[q] - target_bytes), q))
+    sizes: dict[int, float] = {}
+
+    def size(q: int) -> float:
+        if q not in sizes:
+            sizes[q] = float(np.mean([len(jpeg_encode(im, q)) for im in sample]))
+        return sizes[q]
+
+    def best(qs) -> int:
+        return min(qs, key=lambda q: (abs(size(q) - target_bytes), q))
+
+    coarse = best(range(1, 96, 5))
+    return best(range(max(1, coarse - 4), min(95, coarse + 4) + 1))
 
 
 # ---- scores --------------------------------------------------------------------------------------
@@ -507,8 +533,8 @@ def run_compress(cfg: CompressConfig, run: RunDir, console=None, resume: bool = 
             )
         for method, noise in (("conv", 0.0), ("denoise", cfg.noise)):
             if method in cfg.methods:
-                jobs[f"{method}-c{code}"] = lambda child, c=code, n=noise: (
-                    train_conv_autoencoder(data, c, n, cfg, child, console)
+                jobs[f"{method}-c{code}"] = lambda child, c=code, n=noise: train_conv_autoencoder(
+                    data, c, n, cfg, child, console
                 )
         results = run_children_resumable(run, jobs, console, resume)
         for name, (child, summary) in results.items():

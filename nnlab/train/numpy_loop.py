@@ -93,9 +93,7 @@ class NumpyTrainer:
     # ---- what the network is trained to output: the class (here) or the input (autoencoder) ---
     def check(self, data, what: str) -> None:
         width = self.in_features or int(np.prod(data.images.shape[1:]))  # a CNN takes any size
-        check_inputs(
-            data.images.reshape(len(data), -1), data.labels, width, self.num_classes, what
-        )
+        check_inputs(data.images.reshape(len(data), -1), data.labels, width, self.num_classes, what)
 
     def targets(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return labels
