@@ -44,6 +44,7 @@ COMMANDS = [
     ["diffusion", "train"],
     ["diffusion", "sample"],
     ["diffusion", "evaluate"],
+    ["compress"],
 ]
 
 
@@ -101,6 +102,10 @@ BAD = [
     (["datasets", "fetch", "imagenet"], 1, "unknown dataset"),
     (["datasets", "verify", "imagenet"], 1, "unknown dataset"),
     (["bogus"], 2, "No such command"),
+    (["compress", "--data", "kvasir"], 1, "--data must be nist, mnist or digits"),
+    (["compress", "--methods", "pca,zip"], 1, "--methods takes some of"),
+    (["compress", "--data", "mnist"], 1, "nnlab datasets fetch mnist"),
+    (["compress", "--resume", "no/such/run"], 1, "no such run directory"),
 ]
 
 

@@ -139,13 +139,16 @@ def config_params(
 
 def apply(cfg: Any, given: dict[str, Any]) -> Any:
     """`cfg` with the given options set, into nested dataclasses where the field lives there;
-    text for tuple fields is parsed as comma-separated integers."""
+    text for tuple fields is parsed as comma-separated integers (words for tuple[str, ...])."""
     hints = typing.get_type_hints(type(cfg))
     changes, nested = {}, {}
     for name, value in given.items():
         if name in hints:
             if typing.get_origin(hints[name]) is tuple and isinstance(value, str):
-                value = parse_ints(value, "--" + name.replace("_", "-"))
+                if typing.get_args(hints[name])[0] is str:
+                    value = tuple(w.strip() for w in value.split(",") if w.strip())
+                else:
+                    value = parse_ints(value, "--" + name.replace("_", "-"))
             changes[name] = value
         else:
             nested[name] = value
