@@ -197,7 +197,7 @@ class CompressConfig:
     sweep: tuple[int, ...] = ()  # more code sizes for the PSNR-against-bytes plot, e.g. 8,16,64
     methods: tuple[str, ...] = METHODS  # which of pca, mlp, conv, denoise, jpeg to run
     mlp_epochs: int = 300  # epochs of the NumPy MLP autoencoder
-    mlp_lr: float = 1e-4  # its SGD learning rate (momentum 0.9) on the *summed* squared error
+    mlp_lr: float = 3e-5  # its SGD learning rate (momentum 0.9) on the *summed* squared error
     mlp_batch_size: int = 36  # its images per SGD step
     mlp_augment: bool = True  # random affine transform of its training images every epoch
     conv_epochs: int = 40  # epochs of the conv autoencoders
@@ -672,17 +672,21 @@ def save_figures(run, cfg, data, test, recons, extras, rows, jpeg_curve) -> None
             image_grid_figure(
                 basis / np.abs(basis).max(axis=(1, 2), keepdims=True),
                 cols=8,
-                title=f"the {len(basis)} PCA basis images (scaled each to its max |value|)",
+                title=f"the {len(basis)} PCA basis images (each scaled to its max |value|; "
+                "white = 0)",
                 cmap="RdBu_r",
+                vlim=(-1.0, 1.0),
             ),
         )
     if "mlp" in extras:
         encoder, decoder = mlp_halves(extras["mlp"])
         codes = encoder(data.sets["train"].images.reshape(len(data.sets["train"]), -1))
-        scale = np.percentile(codes, 95, axis=0)  # (code,): a typical large value of each unit
-        units = np.diag(np.where(scale > 0, scale, 1.0)).astype(np.float32)
-        images = decoder(units).reshape(-1, side, side)
-        titles = [f"unit {i}" + ("" if scale[i] > 0 else " (dead)") for i in range(len(scale))]
+        # a typical large value of each unit: its 95th percentile (its maximum for a unit that is
+        # active on fewer than 5% of the images; 1 for a dead one, zero on every image)
+        top, p95 = codes.max(axis=0), np.percentile(codes, 95, axis=0)
+        scale = np.where(p95 > 0, p95, np.where(top > 0, top, 1.0))
+        images = decoder(np.diag(scale).astype(np.float32)).reshape(-1, side, side)
+        titles = [f"unit {i}" + ("" if top[i] > 0 else " (dead)") for i in range(len(scale))]
         run.save_figure(
             "mlp_decoder_units",
             image_grid_figure(

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 import nnlab.viz.plots  # noqa: F401  (selects the Agg backend)
 
@@ -60,6 +61,9 @@ def psnr_bytes_figure(
         for r in jpeg_curve:
             ax.annotate(f"q{r['quality']}", (r["bytes_per_image"], r["psnr"]), fontsize=6)
     ax.set_xscale("log")
+    ticks = [2**k for k in range(3, 11)]  # 8 ... 1024 bytes
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("bytes per encoded image (float16 codes: 2 x code; JPEG: whole file)")
     ax.set_ylabel("PSNR (dB), mean over held-out images")
     ax.grid(True, alpha=0.3)

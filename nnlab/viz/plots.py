@@ -92,8 +92,10 @@ def image_grid_figure(
     cols: int = 8,
     title: str = "",
     cmap: str = "gray_r",
+    vlim: tuple[float, float] | None = None,
 ) -> Figure:
-    """A grid of images (N, H, W), (N, 1, H, W) or (N, 3, H, W), each with an optional title."""
+    """A grid of images (N, H, W), (N, 1, H, W) or (N, 3, H, W), each with an optional title;
+    `vlim` = (vmin, vmax) fixes the colour scale of every image (default: each its own range)."""
     images = np.asarray(images)
     if images.ndim == 4:
         images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
@@ -106,7 +108,10 @@ def image_grid_figure(
         ax.axis("off")
         if i < n:
             ax.imshow(
-                images[i], cmap=cmap if images[i].ndim == 2 else None, interpolation="nearest"
+                images[i],
+                cmap=cmap if images[i].ndim == 2 else None,
+                interpolation="nearest",
+                **({"vmin": vlim[0], "vmax": vlim[1]} if vlim else {}),
             )
             if titles is not None:
                 ax.set_title(titles[i], fontsize=7)
