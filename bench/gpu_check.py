@@ -31,6 +31,8 @@ from nnlab.data.synthetic import make_polyp_folder
 from nnlab.run import RunDir
 from nnlab.tasks.base import run_task
 from nnlab.tasks.classify import ClassifyConfig, ClassifyTask
+from nnlab.tasks.compress import AutoencodeConfig, AutoencodeTask
+from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask
 from nnlab.tasks.segment import SegmentConfig, SegmentTask
 from nnlab.train import TrainConfig
 from nnlab.train.core import read_checkpoint
@@ -51,6 +53,33 @@ def classify(model: str, **train) -> ClassifyTask:
         ),
     )
     return ClassifyTask(cfg)
+
+
+def diffusion(**train) -> DiffusionTask:
+    """The DDPM U-Net on the 8x8 digits (no sample grids: the finish writes its figures)."""
+    cfg = DiffusionConfig(
+        data="digits",
+        model_args={"base": 16, "mults": [1, 2], "heads": 2, "groups": 4},
+        sample_every=0,
+        train=TrainConfig(
+            **{"epochs": 2, "batch_size": 64, "monitor": "val/loss", "mode": "min", **train}
+        ),
+    )
+    return DiffusionTask(cfg)
+
+
+def autoencode(**train) -> AutoencodeTask:
+    """The conv autoencoder of `nnlab compress` (denoising variant, augmented) on the digits."""
+    cfg = AutoencodeConfig(
+        data="digits",
+        code=8,
+        noise=0.3,
+        augment=True,
+        train=TrainConfig(
+            **{"epochs": 2, "batch_size": 64, "monitor": "val/loss", "mode": "min", **train}
+        ),
+    )
+    return AutoencodeTask(cfg)
 
 
 def segment(root: Path, model: str, **train) -> SegmentTask:
@@ -226,6 +255,18 @@ def main() -> int:
                 work,
                 "s-unet16",
                 "test/dice",
+            ),
+        ),
+        (
+            "diffusion unet, bf16, EMA",
+            lambda: timed(
+                diffusion(precision=fp("bf16"), ema=0.99, **common), work, "d-unet", "test/loss"
+            ),
+        ),
+        (
+            "autoencode conv_ae (denoising, augmented), fp16 + GradScaler",
+            lambda: timed(
+                autoencode(precision=fp("fp16"), **common), work, "a-conv", "test/psnr"
             ),
         ),
         (

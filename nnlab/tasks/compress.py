@@ -133,6 +133,10 @@ class AutoencodeTask(Task):
         super().__init__(cfg, console)
         self.data = data
 
+    @property
+    def sets(self) -> dict[str, ImageSet]:
+        return self.data.sets
+
     def datasets(self, run, resume):
         if self.data is None:
             self.data = compression_data(self.cfg.data, self.cfg.train.seed, self.cfg.limit)
