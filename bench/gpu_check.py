@@ -265,9 +265,7 @@ def main() -> int:
         ),
         (
             "autoencode conv_ae (denoising, augmented), fp16 + GradScaler",
-            lambda: timed(
-                autoencode(precision=fp("fp16"), **common), work, "a-conv", "test/psnr"
-            ),
+            lambda: timed(autoencode(precision=fp("fp16"), **common), work, "a-conv", "test/psnr"),
         ),
         (
             "segment segvit, auto precision",
