@@ -509,27 +509,30 @@ def run_compress(cfg: CompressConfig, run: RunDir, console=None, resume: bool = 
     rows, recons, extras = [], {"original": clean}, {}
     for code in cfg.codes:
         main = code == cfg.code
+
+        def add(method: str, recon: np.ndarray, code=code, main=main, **extra) -> None:
+            """One table row (a learnt code: 2 x code bytes per image); keep the main size's
+            reconstructions for the figure."""
+            extra = {"bytes_per_image": 2 * code, "parameter_formula": "", **extra}
+            rows.append(row(method, code, recon, clean, **extra))
+            if main:
+                recons[method] = recon
+
         if "pca" in cfg.methods:
             p0 = time.perf_counter()
             pca = PCA(code).fit(train.images.reshape(len(train), -1))
             fit_s = time.perf_counter() - p0
-            recon = data.crop(pca_codec(pca)(test.images))
-            rows.append(
-                row(
-                    "pca",
-                    code,
-                    recon,
-                    clean,
-                    parameters=pca.parameter_count(),
-                    parameter_formula=f"{pixels}*{code} (+ {pixels} mean) = "
-                    f"{pixels * code:,} (+ {pixels:,})",
-                    model_bytes=serialized_bytes(pca.state_dict()),
-                    bytes_per_image=2 * code,
-                    train_s=fit_s,
-                )
+            add(
+                "pca",
+                data.crop(pca_codec(pca)(test.images)),
+                parameters=pca.parameter_count(),
+                parameter_formula=f"{pixels}*{code} (+ {pixels} mean) = "
+                f"{pixels * code:,} (+ {pixels:,})",
+                model_bytes=serialized_bytes(pca.state_dict()),
+                train_s=fit_s,
             )
             if main:
-                recons["pca"], extras["pca"] = recon, pca
+                extras["pca"] = pca
         jobs = {}
         if "mlp" in cfg.methods:
             jobs[f"mlp-c{code}"] = lambda child, c=code: train_mlp_autoencoder(
@@ -540,72 +543,49 @@ def run_compress(cfg: CompressConfig, run: RunDir, console=None, resume: bool = 
                 jobs[f"{method}-c{code}"] = lambda child, c=code, n=noise: train_conv_autoencoder(
                     data, c, n, cfg, child, console
                 )
-        results = run_children_resumable(run, jobs, console, resume)
-        for name, (child, summary) in results.items():
+        for name, (child, summary) in run_children_resumable(run, jobs, console, resume).items():
             method = name.rsplit("-", 1)[0]
             if method == "mlp":
                 net = load_mlp_autoencoder(child)
-                recon = data.crop(mlp_codec(net)(test.images))
-                rows.append(
-                    row(
-                        "mlp",
-                        code,
-                        recon,
-                        clean,
-                        parameters=summary["parameters"],
-                        parameter_formula=summary["parameter_formula"],
-                        model_bytes=serialized_bytes(net.state_dict()),
-                        bytes_per_image=2 * code,
-                        train_s=summary["train_time_s"],
-                    )
+                add(
+                    "mlp",
+                    data.crop(mlp_codec(net)(test.images)),
+                    parameters=summary["parameters"],
+                    parameter_formula=summary["parameter_formula"],
+                    model_bytes=serialized_bytes(net.state_dict()),
+                    train_s=summary["train_time_s"],
                 )
                 if main:
-                    recons["mlp"], extras["mlp"] = recon, net
-            else:
-                model = load_model(child, device=cfg.device)
-                recon = data.crop(conv_codec(model)(test.images))
-                extra = {}
-                if cfg.noise > 0:
-                    noisy = data.crop(conv_codec(model, cfg.noise, cfg.seed)(test.images))
-                    extra["psnr_from_noisy"] = float(image_scores(noisy, clean)["psnr"].mean())
-                state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-                state = {k: v for k, v in state.items() if v.dtype != np.int64}  # BN counters
-                rows.append(
-                    row(
-                        method,
-                        code,
-                        recon,
-                        clean,
-                        parameters=count_parameters(model),
-                        parameter_formula="",
-                        model_bytes=serialized_bytes(state),
-                        bytes_per_image=2 * code,
-                        train_s=summary["train_time_s"],
-                        **extra,
-                    )
-                )
-                if main:
-                    recons[method] = recon
+                    extras["mlp"] = net
+                continue
+            model = load_model(child, device=cfg.device)
+            extra = {}
+            if cfg.noise > 0:
+                noisy = data.crop(conv_codec(model, cfg.noise, cfg.seed)(test.images))
+                extra["psnr_from_noisy"] = float(image_scores(noisy, clean)["psnr"].mean())
+            state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+            state = {k: v for k, v in state.items() if v.dtype != np.int64}  # BN counters
+            add(
+                method,
+                data.crop(conv_codec(model)(test.images)),
+                parameters=count_parameters(model),
+                model_bytes=serialized_bytes(state),
+                train_s=summary["train_time_s"],
+                **extra,
+            )
         if "jpeg" in cfg.methods:
             quality = jpeg_quality_for(clean, 2 * code)
             recon, sizes, headers = jpeg_at(clean, quality)
-            rows.append(
-                row(
-                    "jpeg",
-                    code,
-                    recon,
-                    clean,
-                    quality=quality,
-                    parameters=0,
-                    parameter_formula="",
-                    model_bytes=0,
-                    bytes_per_image=float(sizes.mean()),
-                    header_bytes=float(headers.mean()),
-                    train_s=0.0,
-                )
+            add(
+                "jpeg",
+                recon,
+                quality=quality,
+                parameters=0,
+                model_bytes=0,
+                bytes_per_image=float(sizes.mean()),
+                header_bytes=float(headers.mean()),
+                train_s=0.0,
             )
-            if main:
-                recons["jpeg"] = recon
     jpeg_curve = []
     if "jpeg" in cfg.methods:
         for q in (1, 5, 10, 20, 30, 50, 75, 90):
