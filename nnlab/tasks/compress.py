@@ -457,7 +457,7 @@ def image_scores(recon: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
 
     recon = np.clip(recon, 0, 1).astype(np.float64)
     clean = clean.astype(np.float64)
-    win = min(7, *clean.shape[1:]) // 2 * 2 + 1 if min(clean.shape[1:]) >= 7 else 3
+    win = 7 if min(clean.shape[1:]) >= 7 else 3  # skimage's default window, or the smallest
     psnr = [
         peak_signal_noise_ratio(c, r, data_range=1.0) if np.any(c != r) else np.inf
         for c, r in zip(clean, recon)
@@ -688,7 +688,6 @@ class Compress:
     """`nnlab compress` for the shared launcher."""
 
     name, config_class, distributed = "compress", CompressConfig, False
-    summary_keys = ()
     verb = ""
 
     def __init__(self, cfg: CompressConfig, console: Console | None = None):
