@@ -1,53 +1,57 @@
-"""Speed of the NumPy im2col convolution vs PyTorch on the CPU: forward + backward of one 3x3,
-1 -> 16 channel conv layer (padding 1) on a batch of 64 MNIST images, measured in one run.
+"""Speed of the NumPy engine's convolution and pooling vs PyTorch on the CPU: forward + backward
+(input gradient included on both sides), float32, every layer shape of the NumPy CNN on MNIST, of
+nnlab's CNN (models/cnn.py, channels 32,64) and of the issue's table; interleaved, median of
+--repeats (min-max beside it).
 
-    NNLAB_DATA=../shared/data python bench/conv_speed.py [--repeats 50]
+    python bench/conv_speed.py [--repeats 15] [--only conv|pool] [--memory nchw|channels-last]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as TF
+from timing import header, interleaved, ratio, spread
 
-from nnlab.data import load_image_set
-from nnlab.numpy_nn.conv import Conv2d
+from nnlab.numpy_nn.conv import Conv2d, MaxPool2d
+
+# (batch, in channels, out channels, size, where the shape comes from); 3x3 kernels, padding 1
+CONVS = [
+    (64, 1, 16, 28, "NumPy CNN layer 1, table"),
+    (64, 16, 32, 14, "NumPy CNN layer 2, table"),
+    (64, 32, 64, 7, "table"),
+    (128, 32, 64, 14, "table"),
+    (64, 1, 32, 28, "nnlab CNN block 1 conv 1"),
+    (64, 32, 32, 28, "nnlab CNN block 1 conv 2"),
+    (64, 32, 64, 14, "nnlab CNN block 2 conv 1"),
+    (64, 64, 64, 14, "nnlab CNN block 2 conv 2"),
+]
+# (batch, channels, size, where); 2x2 max pooling, stride 2
+POOLS = [
+    (64, 16, 28, "NumPy CNN pool 1"),
+    (64, 32, 14, "NumPy CNN pool 2"),
+    (64, 32, 28, "nnlab CNN pool 1"),
+    (64, 64, 14, "nnlab CNN pool 2"),
+]
 
 
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+def arrays(shape, channels_last: bool, rng) -> np.ndarray:
+    """Random (B, C, H, W) float32, stored NCHW or channels-last (an NCHW view of NHWC memory,
+    as activations and gradients flow between the engine's layers; torch.from_numpy keeps the
+    strides, so PyTorch gets the same memory and runs its channels-last kernels)."""
+    b, c, h, w = shape
+    if channels_last:
+        return rng.standard_normal((b, h, w, c), dtype=np.float32).transpose(0, 3, 1, 2)
+    return rng.standard_normal(shape, dtype=np.float32)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=50)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--out-channels", type=int, default=16)
-    args = p.parse_args()
-    x = load_image_set("mnist", "test").images[: args.batch]  # (64, 1, 28, 28) float32
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads); x {x.shape}, 3x3, "
-        f"1 -> {args.out_channels} channels, padding 1"
-    )
-
-    layer = Conv2d(1, args.out_channels, 3, padding=1)
-    g = (
-        np.random.default_rng(0)
-        .standard_normal((args.batch, args.out_channels, 28, 28))
-        .astype(np.float32)
-    )
+def conv_sides(b: int, c: int, o: int, s: int, channels_last: bool):
+    rng = np.random.default_rng(0)
+    x = arrays((b, c, s, s), channels_last, rng)
+    g = arrays((b, o, s, s), channels_last, rng)
+    layer = Conv2d(c, o, 3, padding=1, rng=rng)
 
     def numpy_step():
         layer.zero_grad()
@@ -56,23 +60,73 @@ def main() -> None:
 
     xt = torch.from_numpy(x).requires_grad_(True)
     wt = torch.from_numpy(layer.W.data.copy()).requires_grad_(True)
-    bt = torch.zeros(args.out_channels, requires_grad=True)
+    bt = torch.zeros(o, requires_grad=True)
     gt = torch.from_numpy(g)
 
     def torch_step():
         xt.grad = wt.grad = bt.grad = None
         TF.conv2d(xt, wt, bt, padding=1).backward(gt)
 
-    (n_best, n_med), (t_best, t_med) = (
-        best_of(numpy_step, args.repeats),
-        best_of(torch_step, args.repeats),
+    return {"numpy": numpy_step, "torch": torch_step}
+
+
+def pool_sides(b: int, c: int, s: int, channels_last: bool):
+    rng = np.random.default_rng(0)
+    x = arrays((b, c, s, s), channels_last, rng)
+    g = arrays((b, c, s // 2, s // 2), channels_last, rng)
+    layer = MaxPool2d(2)
+
+    def numpy_step():
+        layer(x)
+        layer.backward(g)
+
+    xt, gt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(g)
+
+    def torch_step():
+        xt.grad = None
+        TF.max_pool2d(xt, 2).backward(gt)
+
+    return {"numpy": numpy_step, "torch": torch_step}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--only", choices=["conv", "pool"])
+    p.add_argument(
+        "--memory",
+        choices=["nchw", "channels-last"],
+        default="nchw",
+        help="how x and the output gradient are stored, for both sides (default: nchw)",
     )
-    print(
-        f"numpy engine: best {n_best * 1e3:.2f} ms, median {n_med * 1e3:.2f} ms "
-        "(forward + backward)"
+    args = p.parse_args()
+    cl = args.memory == "channels-last"
+    header(
+        f"conv/pool forward + backward, float32, x and gradient stored {args.memory}, "
+        f"median of {args.repeats} interleaved repeats"
     )
-    print(f"pytorch     : best {t_best * 1e3:.2f} ms, median {t_med * 1e3:.2f} ms")
-    print(f"ratio numpy / pytorch: best {n_best / t_best:.2f}, median {n_med / t_med:.2f}")
+    print("\n| layer | shape (B, C -> O, HxW) | NumPy ms | PyTorch ms | ratio |")
+    print("| --- | --- | --- | --- | --- |")
+    worst = 0.0
+    if args.only != "pool":
+        for b, c, o, s, where in CONVS:
+            t = interleaved(conv_sides(b, c, o, s, cl), args.repeats)
+            r = ratio(t["numpy"], t["torch"])
+            worst = max(worst, r)
+            print(
+                f"| conv3x3 p1: {where} | {b}, {c} -> {o}, {s}x{s} | {spread(t['numpy'])} | "
+                f"{spread(t['torch'])} | {r:.2f} |"
+            )
+    if args.only != "conv":
+        for b, c, s, where in POOLS:
+            t = interleaved(pool_sides(b, c, s, cl), args.repeats)
+            r = ratio(t["numpy"], t["torch"])
+            worst = max(worst, r)
+            print(
+                f"| maxpool2: {where} | {b}, {c}, {s}x{s} | {spread(t['numpy'])} | "
+                f"{spread(t['torch'])} | {r:.2f} |"
+            )
+    print(f"\nlargest ratio (median NumPy / median PyTorch): {worst:.2f}; target <= 1.5")
 
 
 if __name__ == "__main__":

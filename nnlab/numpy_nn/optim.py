@@ -1,6 +1,11 @@
 """Stochastic gradient descent with momentum and weight decay, with PyTorch's semantics:
 
 g = grad + weight_decay * p;   v = momentum * v + g;   p = p - lr * v
+
+Where its time goes: four passes over every parameter-sized array per step (v *= m, v += g, the
+temporary lr * v, p -= it), one core, 0.63 ms per step for the 535,818 parameters of the
+784-512-256-10 MLP, a quarter of that MLP's step at batch 64. BLAS's axpy (p += a x in one pass)
+halves it, measured 0.33 ms, but NumPy does not expose it, and the engine uses NumPy only.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class NumpyTrainer:
         console=None,
         model_meta: dict[str, Any] | None = None,
     ):
-        self.net, self.cfg, self.num_classes, self.run = net, cfg, num_classes, run
+        self.net, self.cfg, self.num_classes, self.run = net.no_input_grad(), cfg, num_classes, run
         self.model_meta = model_meta or {}
         self.loss = self.make_loss()
         self.opt = SGD(net.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
