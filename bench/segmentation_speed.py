@@ -1,14 +1,16 @@
 """Training cost of the segmentation models on this machine: forward + backward + AdamW step on a
-batch of random images, per image, and what that makes one Kvasir-SEG epoch (600 images).
+batch of random images, per image (median of --repeats steps, min-max beside it), and what that
+makes one Kvasir-SEG epoch (600 images).
 
-    python bench/segmentation_speed.py
+    python bench/segmentation_speed.py [--repeats 7]
 """
 
 from __future__ import annotations
 
-import time
+import argparse
 
 import torch
+from timing import header, interleaved, median
 
 from nnlab.models import build_model, count_parameters, model_config
 
@@ -21,36 +23,37 @@ CONFIGS = [
 ]
 
 
-def main(batch: int = 8, steps: int = 3) -> None:
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--batch", type=int, default=8)
+    args = p.parse_args()
+    header(f"segmentation training step, batch {args.batch}, median of {args.repeats} steps")
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, "
-        f"best of {steps} steps"
+        "\n| model | px | parameters | ms / image (min-max) | min / 600-image epoch (model alone) |"
+        "\n| --- | --- | --- | --- | --- |"
     )
-    print(
-        f"{'model':8} {'options':14} {'px':>4} {'parameters':>11} {'ms / image':>11} "
-        f"{'min / 600-image epoch':>22}"
-    )
-    for name, args, size in CONFIGS:
+    for name, options, size in CONFIGS:
         torch.manual_seed(0)
         if name == "segvit":
-            args = {**args, "image_size": size}
-        model = build_model(name, model_config(name, **args))
+            options = {**options, "image_size": size}
+        model = build_model(name, model_config(name, **options))
         opt = torch.optim.AdamW(model.parameters())
-        x = torch.randn(batch, 3, size, size)
-        times = []
-        for _ in range(steps + 1):  # the first step warms up
-            t0 = time.perf_counter()
+        x = torch.randn(args.batch, 3, size, size)
+
+        def step(model=model, opt=opt, x=x):
             loss = model(x).float().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
-            times.append(time.perf_counter() - t0)
-        per_image = min(times[1:]) / batch
-        options = ",".join(f"{k}={v}" for k, v in args.items() if k != "image_size")
+
+        t = [v / args.batch for v in interleaved({"step": step}, args.repeats, block=0.0)["step"]]
+        label = ", ".join(f"{k} {v}" for k, v in options.items() if k != "image_size")
         print(
-            f"{name:8} {options:14} {size:>4} {count_parameters(model):>11,} "
-            f"{per_image * 1000:>11.1f} "
-            f"{per_image * 600 / 60:>22.2f}"
+            f"| {name} {label} | {size} | {count_parameters(model):,} | "
+            f"{median(t) * 1e3:.1f} ({min(t) * 1e3:.1f}-{max(t) * 1e3:.1f}) | "
+            f"{median(t) * 600 / 60:.2f} |",
+            flush=True,
         )
 
 

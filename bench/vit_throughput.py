@@ -1,18 +1,17 @@
 """Training throughput of our ViT vs a ViT of the same size built on PyTorch's nn.TransformerEncoder
 (fused attention), measured side by side in one run: images per second of forward + backward +
-AdamW step on MNIST-sized inputs, CPU (or CUDA when present).
+AdamW step on MNIST-sized inputs, CPU (or CUDA when present); steps of the two models
+interleaved, median of --repeats (min-max beside it).
 
-    python bench/vit_throughput.py [--patch 7] [--batch 128] [--steps 30]
+    python bench/vit_throughput.py [--patch 7] [--batch 128] [--repeats 9]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
 
 import torch
+from timing import header, interleaved, median
 from torch import nn
 
 from nnlab.models import build_model, count_parameters, model_config
@@ -47,29 +46,26 @@ class ReferenceViT(nn.Module):
         return self.head(self.norm(self.encoder(z)[:, 0]))
 
 
-def throughput(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
-    for i in range(steps + 5):
-        if i == 5:  # warm-up done
-            if x.is_cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+
+    def step():
         loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    return steps * len(x) / (time.perf_counter() - t0)
+        if x.is_cuda:
+            torch.cuda.synchronize()
+
+    return step
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--patch", default="7", help="7 or HxW, e.g. 1x28")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=9)
     args = p.parse_args()
     parts = [int(v) for v in args.patch.split("x")]
     patch = (parts[0], parts[0]) if len(parts) == 1 else tuple(parts)
@@ -79,24 +75,23 @@ def main() -> None:
     ref = ReferenceViT(patch).to(device)
     x = torch.randn(args.batch, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, device {device}; patch {patch}, batch {args.batch}"
+    header(
+        f"ViT training step (forward + backward + AdamW), device {device}, patch {patch}, "
+        f"batch {args.batch}, median of {args.repeats} interleaved repeats"
     )
     print(f"parameters: ours {count_parameters(ours):,}, reference {count_parameters(ref):,}")
-    a, b = [], []
-    for _ in range(args.rounds):  # interleaved, so drifts in machine load hit both
-        a.append(throughput(ours, x, y, args.steps))
-        b.append(throughput(ref, x, y, args.steps))
-    print(
-        f"ours (SDPA on the training path): best {max(a):.0f} img/s, "
-        f"all {', '.join(f'{v:.0f}' for v in a)}"
+    t = interleaved(
+        {"ours": train_step(ours, x, y), "reference": train_step(ref, x, y)}, args.repeats, 0.2
     )
-    print(
-        f"nn.TransformerEncoder           : best {max(b):.0f} img/s, "
-        f"all {', '.join(f'{v:.0f}' for v in b)}"
-    )
-    print(f"ratio ours / reference: {max(a) / max(b):.2f}")
+    rate = {k: [args.batch / s for s in v] for k, v in t.items()}
+    print("\n| | images / s, median (min-max) |\n| --- | --- |")
+    for label, k in (
+        ("ours (SDPA on the training path)", "ours"),
+        ("nn.TransformerEncoder (fused attention, pre-norm)", "reference"),
+    ):
+        print(f"| {label} | {median(rate[k]):.0f} ({min(rate[k]):.0f}-{max(rate[k]):.0f}) |")
+    r = median(rate["ours"]) / median(rate["reference"])
+    print(f"\nratio ours / reference (medians): {r:.2f}")
 
 
 if __name__ == "__main__":

@@ -194,3 +194,67 @@ def test_bad_shapes_are_named():
         conv2d(np.zeros((1, 2, 5, 5)), np.zeros((4, 3, 3, 3)))
     with pytest.raises(ValueError, match="smaller than"):
         conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3)))
+
+
+def test_max_pool_ties_go_to_the_first_maximum_as_torch():
+    """Integer inputs in 0..2 tie in most windows (overlapping ones too): the gradient goes to the
+    first maximum in row-major order, where PyTorch sends it."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (2, 3, 9, 9)).astype(np.float64)
+    for k, stride, padding in ((2, 2, 0), (3, 1, 1), (3, 2, 0)):
+        pool = MaxPool2d(k, stride, padding)
+        y = pool(x)
+        g = rng.standard_normal(y.shape)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = TF.max_pool2d(xt, k, stride, padding)
+        (yt * torch.tensor(g)).sum().backward()
+        assert np.array_equal(y, yt.detach().numpy())
+        assert np.allclose(pool.backward(g), xt.grad.numpy(), atol=1e-12)
+
+
+def test_layers_take_channels_last_memory_and_reuse_buffers_across_shapes():
+    """Inputs and gradients stored channels-last (an NCHW view of NHWC memory, as they flow
+    between the engine's layers) give PyTorch's results; a layer's reused buffers follow a change
+    of batch size and back."""
+    rng = np.random.default_rng(1)
+    conv = Conv2d(3, 5, 3, padding=1, rng=rng, dtype=np.float64)
+    conv.b.data[...] = rng.standard_normal(5)
+    pool = MaxPool2d(2)
+    for batch in (4, 2, 4):
+        x = rng.standard_normal((batch, 8, 8, 3)).transpose(0, 3, 1, 2)  # channels-last memory
+        g = rng.standard_normal((batch, 4, 4, 5)).transpose(0, 3, 1, 2)
+        conv.zero_grad()
+        y = pool(conv(x))
+        dx = conv.backward(pool.backward(g))
+        xt = torch.tensor(x, requires_grad=True)
+        wt = torch.tensor(conv.W.data, requires_grad=True)
+        bt = torch.tensor(conv.b.data, requires_grad=True)
+        yt = TF.max_pool2d(TF.conv2d(xt, wt, bt, padding=1), 2)
+        (yt * torch.tensor(g)).sum().backward()
+        assert np.allclose(y, yt.detach().numpy(), atol=1e-12)
+        assert np.allclose(dx, xt.grad.numpy(), atol=1e-12)
+        assert np.allclose(conv.W.grad, wt.grad.numpy(), atol=1e-12)
+        assert np.allclose(conv.b.grad, bt.grad.numpy(), atol=1e-12)
+
+
+def test_first_layer_skips_the_input_gradient_and_keeps_the_weight_gradients():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 1, 6, 6))
+
+    def net():
+        r = np.random.default_rng(3)
+        return Sequential(
+            Conv2d(1, 2, 3, padding=1, rng=r, dtype=np.float64),
+            ReLU(),
+            Flatten(),
+            Linear(72, 3, rng=r, dtype=np.float64),
+        )
+
+    full, skip = net(), net().no_input_grad()
+    g = rng.standard_normal((4, 3))
+    for n in (full, skip):
+        n.zero_grad()
+        n(x)
+    assert full.backward(g).shape == x.shape and skip.backward(g) is None
+    for a, b in zip(full.parameters(), skip.parameters()):
+        assert np.array_equal(a.grad, b.grad)
