@@ -114,6 +114,20 @@ def test_mlp_autoencoder_layout_halves_and_parameter_formula():
     assert 0 < net(x).min() and net(x).max() < 1  # sigmoid output
 
 
+def test_mlp_autoencoder_starts_at_the_mean_image():
+    """With the training mean, the output bias is logit(mean): an input that leaves every ReLU
+    at zero (so the code is zero) decodes to the mean image exactly (clipped to [0.01, 0.99])."""
+    rng = np.random.default_rng(1)
+    mean = rng.random(1024).astype(np.float32)
+    mean[:10] = 0  # pixels that are never ink: clipped before the logit, no -inf
+    net = build_mlp_autoencoder(mlp_sizes(1024, 32), mean=mean)
+    _, decoder = mlp_halves(net)
+    out = decoder(np.zeros((1, 32), dtype=np.float32))[0]
+    # zero code: the decoder's hidden layer is relu(b) = 0 (biases start at 0)
+    np.testing.assert_allclose(out, np.clip(mean, 0.01, 0.99), rtol=1e-5)
+    assert np.isfinite(net.layers[-2].b.data).all()
+
+
 def test_numpy_autoencoder_trainer_learns_the_digits_and_refuses_nan():
     from nnlab.data import load_splits
     from nnlab.tasks.compress import MLPAEConfig
