@@ -18,6 +18,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 
@@ -31,6 +32,7 @@ from nnlab.tasks.compress import (
     train_mlp_autoencoder,
 )
 from nnlab.train.core import TrainingDiverged
+from nnlab.train.numpy_loop import psnr
 
 
 def markdown(rows: list[dict]) -> str:
@@ -73,6 +75,9 @@ def show(summary: dict, title: str) -> None:
 
 def lr_sweep(out: Path, cfg: CompressConfig, lrs, console) -> None:
     data = compression_data(cfg.data, cfg.seed)
+    # a collapsed network (every ReLU dead) outputs its output bias: the mean image it starts at
+    train, val = (data.sets[k].images.reshape(len(data.sets[k]), -1) for k in ("train", "val"))
+    mean_psnr = float(psnr(np.broadcast_to(train.mean(axis=0), val.shape), val).mean())
     rows = []
     for lr in lrs:
         path = out / f"mlp-lr-{lr:g}"
@@ -86,8 +91,8 @@ def lr_sweep(out: Path, cfg: CompressConfig, lrs, console) -> None:
                 s, status = {}, f"diverged: {str(e).split(';')[0]}"
         history = RunDir.open(path).metrics()
         best_val = max((h["val/psnr"] for h in history), default=float("nan"))
-        if status == "ok" and max(h["val/psnr"] for h in history[-5:]) < 9:
-            status = "collapsed (dead ReLUs: constant output)"
+        if status == "ok" and max(h["val/psnr"] for h in history[-5:]) < mean_psnr + 1:
+            status = f"collapsed: within 1 dB of the mean image's {mean_psnr:.2f} dB"
         rows.append(
             {
                 "lr": f"{lr:g}",

@@ -208,6 +208,8 @@ def test_compress_config_errors():
         CompressConfig(data="digits", methods=("pca", "zip")).check()
     with pytest.raises(NNLabError, match="--code"):
         CompressConfig(data="digits", code=0).check()
+    with pytest.raises(NNLabError, match="--mlp-schedule"):
+        CompressConfig(data="digits", mlp_schedule="linear").check()
 
 
 # ---- the command, end to end ---------------------------------------------------------------------

@@ -203,6 +203,7 @@ class CompressConfig:
     mlp_epochs: int = 600  # epochs of the NumPy MLP autoencoder
     mlp_lr: float = 1e-4  # its SGD learning rate (momentum 0.9) on the *summed* squared error
     mlp_schedule: str = "cosine"  # cosine | constant learning rate over its epochs
+    mlp_mean_bias: bool = True  # its output bias starts at logit(mean training image)
     mlp_batch_size: int = 36  # its images per SGD step
     mlp_augment: bool = True  # random affine transform of its training images every epoch
     conv_epochs: int = 40  # epochs of the conv autoencoders
@@ -226,7 +227,9 @@ class CompressConfig:
         if any(c < 1 for c in self.sweep):
             raise NNLabError(f"--sweep code sizes must be >= 1, got {self.sweep}")
         if self.mlp_schedule not in ("cosine", "constant"):
-            raise NNLabError(f"--mlp-schedule must be cosine or constant, got '{self.mlp_schedule}'")
+            raise NNLabError(
+                f"--mlp-schedule must be cosine or constant, got '{self.mlp_schedule}'"
+            )
         if not (self.mlp_lr > 0 and self.conv_lr > 0) or self.noise < 0:
             raise NNLabError("learning rates must be > 0 and --noise >= 0")
         if not available_splits(self.data):
@@ -273,8 +276,7 @@ def build_mlp_autoencoder(
 
     With `mean` (the mean training image), the output layer's bias starts at logit(mean), so the
     untrained network outputs the mean image -- PCA's reconstruction from a zero code -- instead of
-    0.5 everywhere. Measured on the NIST letters (lr 3e-5, 300 epochs, constant rate): 15.26 dB
-    held-out PSNR against 14.90 without it; with a cosine schedule and lr 1e-4, 600 epochs: 16.24."""
+    0.5 everywhere (the NIST letters' held-out PSNR with and without it: docs/RESULTS.md)."""
     net = mlp(list(sizes), "relu", init="xavier", seed=seed)
     if mean is not None:
         m = np.clip(mean.reshape(-1), 0.01, 0.99)
@@ -310,7 +312,8 @@ def train_mlp_autoencoder(
         augment=cfg.mlp_augment,
     )
     train = data.sets["train"].images
-    net = build_mlp_autoencoder(mcfg.sizes, cfg.seed, train.reshape(len(train), -1).mean(axis=0))
+    mean = train.reshape(len(train), -1).mean(axis=0) if cfg.mlp_mean_bias else None
+    net = build_mlp_autoencoder(mcfg.sizes, cfg.seed, mean)
     meta = {"name": "numpy-mlp-autoencoder", "config": to_dict(mcfg)}
     trainer = NumpyAutoencoderTrainer(net, mcfg, 0, run, console, model_meta=meta)
     run.save_config({"task": "numpy-autoencoder", **to_dict(mcfg)})
