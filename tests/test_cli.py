@@ -193,3 +193,14 @@ def test_demo_writes_report_with_figures(capsys, tmp_path):
     numpy_run = tmp_path / "demo" / "numpy-mlp"
     assert (numpy_run / "figures" / "first_layer_weights.png").exists()
     assert json.loads((numpy_run / "summary.json").read_text())["test/acc"] > 0.8
+
+
+def test_tables_print_brackets_as_text():
+    """Rich would read "[c, 1]" as a markup tag and drop it; table cells are escaped."""
+    from rich.console import Console
+
+    from nnlab.cli.common import table
+
+    out = Console(width=200, record=True)
+    out.print(table([{"statement": "N(0, [[1, c], [c, 1]])"}]))
+    assert "N(0, [[1, c], [c, 1]])" in out.export_text()

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nnlab.errors import NNLabError
@@ -56,8 +57,8 @@ def table(rows: list[dict], title: str = "") -> Table:
             no_wrap=col in ("fact", "file"),
             min_width=min(len(col), 12),
         )
-    for r in rows:
-        t.add_row(*(fmt(v) for v in r.values()))
+    for r in rows:  # escaped: a statement such as "N(0, [[1, c], [c, 1]])" is text, not markup
+        t.add_row(*(escape(fmt(v)) for v in r.values()))
     return t
 
 

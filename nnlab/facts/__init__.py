@@ -37,6 +37,7 @@ FACT_MODULES = (
     "nnlab.facts.segmentation",
     "nnlab.facts.diffusion",
     "nnlab.facts.compression",
+    "nnlab.facts.course",
 )
 
 

@@ -60,7 +60,12 @@ def backprop_equals_autograd() -> float:
 )
 def least_squares_slope() -> float:
     """Max |b1 - c| over c in {-0.8, 0, 0.5, 0.9}, n = 200000 (sd of b1 <= 1/sqrt(n)), plus the
-    gap between gradient descent and the closed form."""
+    gap between gradient descent and the closed form.
+
+    Why the course calls this estimator "self-supervised": nobody labels anything. Each pair
+    (x, y) comes from the data itself -- y is simply the other coordinate of the same sample, as
+    the next word of a text or the hidden half of an image -- and fitting y from x recovers a
+    property of the data's distribution (here its correlation c), not a human's annotation."""
     errors = []
     for c in (-0.8, 0.0, 0.5, 0.9):
         x, y = sample_pairs(c, 200_000, np.random.default_rng([7, int(10 * (c + 1))]))

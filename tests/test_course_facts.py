@@ -1,0 +1,36 @@
+"""The pieces behind nnlab/facts/course.py, checked on their own: the Wiener filter against SciPy's
+Toeplitz solver, the simulated signal's statistics, the per-layer variances."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from nnlab.facts.course import S2, TAPS, A, activation_variances, noisy_ar1, wiener_filter
+
+
+def test_wiener_filter_equals_scipy_toeplitz_solver():
+    column = A ** np.arange(TAPS) + S2 * (np.arange(TAPS) == 0)  # R is symmetric Toeplitz
+    np.testing.assert_allclose(
+        wiener_filter(), scipy.linalg.solve_toeplitz(column, A ** np.arange(TAPS)), rtol=1e-12
+    )
+    # without noise the best estimate of x_t is y_t itself: w = (1, 0, ..., 0)
+    np.testing.assert_allclose(wiener_filter(s2=0.0), np.eye(TAPS)[0], atol=1e-12)
+
+
+def test_noisy_ar1_has_the_stated_statistics():
+    """200,000 samples: Var x = 1, lag-1 correlation a = 0.9, noise variance 0.5 (tolerances of a
+    few standard errors of an AR(1) with this correlation)."""
+    windows, x = noisy_ar1(200_000, seed=3)
+    y = windows[:, 0]  # column 0 is y_t
+    assert abs(x.var() - 1) < 0.03
+    assert abs(np.corrcoef(x[1:], x[:-1])[0, 1] - A) < 0.005
+    assert abs((y - x).var() - S2) < 0.01
+    np.testing.assert_array_equal(windows[1:, 1], windows[:-1, 0])  # column k is y_{t-k}
+
+
+def test_layer_variances_explode_vanish_or_stay():
+    xavier, big, small = (activation_variances(s, depth=5) for s in (None, 1.0, 0.01))
+    assert np.all((0.8 < xavier) & (xavier < 1.25))
+    np.testing.assert_allclose(big[1:] / big[:-1], 256, rtol=0.1)  # x width per layer
+    np.testing.assert_allclose(small[1:] / small[:-1], 256e-4, rtol=0.1)
