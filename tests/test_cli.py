@@ -27,6 +27,7 @@ COMMANDS = [
     ["numpy", "gradient-flow"],
     ["numpy", "least-squares"],
     ["numpy", "perceptron"],
+    ["numpy", "wiener"],
     ["conv"],
     ["conv", "properties"],
     ["conv", "prior"],

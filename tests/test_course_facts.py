@@ -34,3 +34,17 @@ def test_layer_variances_explode_vanish_or_stay():
     assert np.all((0.8 < xavier) & (xavier < 1.25))
     np.testing.assert_allclose(big[1:] / big[:-1], 256, rtol=0.1)  # x width per layer
     np.testing.assert_allclose(small[1:] / small[:-1], 256e-4, rtol=0.1)
+
+
+def test_mlp_beats_the_wiener_filter_only_when_the_sensor_is_nonlinear():
+    """Small run (4,000 windows, 15 epochs): the SGD neuron lands on the closed-form filter; behind
+    the squaring sensor the MLP's test error is well below the Wiener filter's, behind the linear
+    one it is not below it (the Wiener filter is optimal there)."""
+    from nnlab.tasks.numpy_experiments import wiener_vs_mlp
+
+    rows = wiener_vs_mlp(n=4000, epochs=15)["rows"]
+    mse = {(r["sensor"], r["estimator"].split(" ")[0]): r["test MSE"] for r in rows}
+    for sensor in ("linear", "squaring"):
+        assert abs(mse[(sensor, "linear")] / mse[(sensor, "Wiener")] - 1) < 0.02
+    assert mse[("squaring", "MLP")] < 0.7 * mse[("squaring", "Wiener")]
+    assert mse[("linear", "MLP")] > 0.97 * mse[("linear", "Wiener")]

@@ -1,5 +1,5 @@
-"""`nnlab numpy train | sweep-lr | gradient-flow | least-squares | perceptron`: the from-scratch
-NumPy engine. Nothing here (nor in what it calls) imports torch."""
+"""`nnlab numpy train | sweep-lr | gradient-flow | least-squares | perceptron | wiener`: the
+from-scratch NumPy engine. Nothing here (nor in what it calls) imports torch."""
 
 from __future__ import annotations
 
@@ -105,6 +105,21 @@ def least_squares(seed: int = SeedOpt, out: Optional[Path] = OutOpt) -> None:
     console.print(f"report: {run.report_path.resolve()}")
 
 
+def wiener(
+    epochs: int = typer.Option(60, min=1, help="SGD epochs of the neuron and the MLP."),
+    seed: int = SeedOpt,
+    out: Optional[Path] = OutOpt,
+) -> None:
+    """Estimate a signal from 8 noisy readings: the Wiener filter (closed form), one linear neuron
+    and a one-hidden-layer MLP trained by SGD, for a linear and a squaring sensor."""
+    from nnlab.tasks.numpy_experiments import run_wiener
+
+    with new_run("numpy-wiener", out) as run:
+        rows = run_wiener(run, epochs, seed)
+    console.print(table(rows, "test MSE of x_t from the last 8 readings"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
 def perceptron(max_epochs: int = typer.Option(100, min=1, help="Epochs before giving up.")) -> None:
     """The perceptron rule on the logic gates: it learns NAND, AND, OR, NOR, and never XOR."""
     import numpy as np
@@ -137,4 +152,5 @@ def register(app: typer.Typer) -> None:
     np_app.command("gradient-flow")(gradient_flow)
     np_app.command("least-squares")(least_squares)
     np_app.command("perceptron")(perceptron)
+    np_app.command("wiener")(wiener)
     app.add_typer(np_app)

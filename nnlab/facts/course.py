@@ -11,33 +11,11 @@ import torch
 from nnlab.facts import fact
 from nnlab.numpy_nn import SGD, Linear, MSELoss, Sequential, Sigmoid
 from nnlab.numpy_nn import functional as F
+from nnlab.tasks.numpy_experiments import noisy_ar1, wiener_filter
 
 # ---- the Wiener filter -----------------------------------------------------------------------
-# Signal: an AR(1) process x_t = a x_{t-1} + e_t with Var x = 1; observation y_t = x_t + n_t with
-# white noise of variance s2. The causal FIR filter of p taps estimating x_t from y_{t-p+1..t}
-# with the least mean squared error (LMMSE, the Wiener filter) solves R w = r, where
-# R[j, k] = E[y_{t-j} y_{t-k}] = a^|j-k| + s2 [j = k] and r[k] = E[y_{t-k} x_t] = a^k.
-A, S2, TAPS = 0.9, 0.5, 8
-
-
-def wiener_filter(a: float = A, s2: float = S2, p: int = TAPS) -> np.ndarray:
-    """w = R^-1 r from the process's own correlations (no data): tap k weighs y_{t-k}."""
-    lags = np.abs(np.subtract.outer(np.arange(p), np.arange(p)))
-    R = a**lags + s2 * np.eye(p)
-    return np.linalg.solve(R, a ** np.arange(p))
-
-
-def noisy_ar1(n: int, seed: int, a: float = A, s2: float = S2, p: int = TAPS):
-    """(windows (n, p) with column k = y_{t-k}, targets x_t (n,)) from one long simulated run."""
-    rng = np.random.default_rng(seed)
-    e = rng.standard_normal(n + p) * np.sqrt(1 - a * a)
-    x = np.empty(n + p)
-    x[0] = rng.standard_normal()
-    for t in range(1, n + p):
-        x[t] = a * x[t - 1] + e[t]
-    y = x + rng.standard_normal(n + p) * np.sqrt(s2)
-    windows = np.stack([y[p - 1 - k : n + p - 1 - k] for k in range(p)], axis=1)
-    return windows, x[p - 1 : n + p - 1]
+# The noisy AR(1) signal and its Wiener filter w = R^-1 r: nnlab.tasks.numpy_experiments.
+A, S2, TAPS = 0.9, 0.5, 8  # the AR coefficient, the noise variance, the filter's taps
 
 
 @fact(

@@ -147,6 +147,113 @@ def least_squares_figure(rows: list[dict[str, Any]]) -> Figure:
     return fig
 
 
+# Signal: an AR(1) process x_t = a x_{t-1} + e_t with Var x = 1; observation y_t = x_t + n_t with
+# white noise of variance s2. The causal FIR filter of p taps estimating x_t from y_{t-p+1..t}
+# with the least mean squared error (LMMSE, the Wiener filter) solves R w = r, where
+# R[j, k] = E[y_{t-j} y_{t-k}] = a^|j-k| + s2 [j = k] and r[k] = E[y_{t-k} x_t] = a^k.
+def wiener_filter(a: float = 0.9, s2: float = 0.5, p: int = 8) -> np.ndarray:
+    """w = R^-1 r from the process's own correlations (no data): tap k weighs y_{t-k}."""
+    lags = np.abs(np.subtract.outer(np.arange(p), np.arange(p)))
+    R = a**lags + s2 * np.eye(p)
+    return np.linalg.solve(R, a ** np.arange(p))
+
+
+def noisy_ar1(n: int, seed: int, a: float = 0.9, s2: float = 0.5, p: int = 8):
+    """(windows (n, p) with column k = y_{t-k}, targets x_t (n,)) from one long simulated run."""
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal(n + p) * np.sqrt(1 - a * a)
+    x = np.empty(n + p)
+    x[0] = rng.standard_normal()
+    for t in range(1, n + p):
+        x[t] = a * x[t - 1] + e[t]
+    y = x + rng.standard_normal(n + p) * np.sqrt(s2)
+    windows = np.stack([y[p - 1 - k : n + p - 1 - k] for k in range(p)], axis=1)
+    return windows, x[p - 1 : n + p - 1]
+
+
+# ---- from the Wiener filter to the MLP ----------------------------------------------------------
+def sensor(kind: str, x: np.ndarray, rng: np.random.Generator, s2: float) -> np.ndarray:
+    """What the filter sees of the signal x: `linear`, x + noise; `squaring`, x |x| + noise (a
+    sensor with a signed-square response): the best estimate of x is then no longer linear in the
+    readings. For a Gaussian signal behind a linear sensor the Wiener filter is the best estimator
+    of all, linear or not, so an MLP cannot beat it there."""
+    clean = x if kind == "linear" else x * np.abs(x)
+    return clean + rng.standard_normal(x.shape) * np.sqrt(s2)
+
+
+def signal_windows(kind: str, n: int, seed: int, p: int = 8, a: float = 0.9, s2: float = 0.1):
+    """(windows (n, p), column k = reading at t - k; targets x_t) of an AR(1) signal with Var 1."""
+    _, x = noisy_ar1(n + p - 1, seed, a=a, s2=0.0, p=1)  # the clean AR(1) signal itself
+    y = sensor(kind, x, np.random.default_rng([seed, 1]), s2)
+    windows = np.stack([y[p - 1 - k : len(y) - k] for k in range(p)], axis=1)
+    return windows, x[p - 1 :]
+
+
+def wiener_vs_mlp(
+    n: int = 20_000, hidden: int = 32, epochs: int = 60, seed: int = 0
+) -> dict[str, Any]:
+    """Test MSE of estimating x_t from 8 readings: the least-squares (Wiener) filter in closed
+    form, one linear neuron trained by SGD, and a one-hidden-layer tanh MLP (8 -> hidden -> 1)
+    trained by SGD with momentum, on the linear and the squaring sensor."""
+    from nnlab.numpy_nn import MSELoss
+
+    rows, traces = [], {}
+    for kind in ("linear", "squaring"):
+        xtr, ytr = signal_windows(kind, n, seed)
+        xte, yte = signal_windows(kind, n, seed + 1000)
+        X = np.hstack([xtr, np.ones((n, 1))])
+        w = np.linalg.lstsq(X, ytr, rcond=None)[0]
+        wiener = np.hstack([xte, np.ones((n, 1))]) @ w
+        preds = {"Wiener filter (closed form)": wiener}
+        for name, sizes in (
+            ("linear neuron (SGD)", [8, 1]),
+            (f"MLP 8-{hidden}-1 (SGD)", [8, hidden, 1]),
+        ):
+            net = mlp(sizes, "tanh", seed=seed, dtype=np.float64)
+            opt, loss = SGD(net.parameters(), lr=0.01, momentum=0.9), MSELoss()
+            rng = np.random.default_rng(seed)
+            for epoch in range(epochs):
+                opt.lr = 0.01 * 0.5 * (1 + np.cos(np.pi * epoch / epochs))  # cosine decay
+                order = rng.permutation(n)
+                for i in range(0, n, 64):
+                    idx = order[i : i + 64]
+                    loss(net(xtr[idx]), ytr[idx, None])
+                    opt.zero_grad()
+                    net.backward(loss.backward())
+                    opt.step()
+            preds[name] = net(xte)[:, 0]
+        for name, pred in preds.items():
+            rows.append(
+                {"sensor": kind, "estimator": name, "test MSE": float(np.mean((pred - yte) ** 2))}
+            )
+        traces[kind] = {
+            "x": yte[:200],
+            "reading": xte[:200, 0],
+            **{k: v[:200] for k, v in preds.items()},
+        }
+    return {"rows": rows, "traces": traces}
+
+
+def wiener_figure(result: dict[str, Any]) -> Figure:
+    fig = Figure(figsize=(10, 5.5))
+    axes = fig.subplots(2, 1, sharex=True)
+    mse = {(r["sensor"], r["estimator"]): r["test MSE"] for r in result["rows"]}
+    for ax, (kind, tr) in zip(axes, result["traces"].items()):
+        t = np.arange(len(tr["x"]))
+        ax.plot(t, tr["x"], "k", lw=2, label="signal x_t")
+        ax.plot(t, tr["reading"], ".", color="0.6", ms=3, label="reading")
+        for name in tr:
+            if name not in ("x", "reading"):
+                ax.plot(t, tr[name], lw=1, label=f"{name}: MSE {mse[(kind, name)]:.3f}")
+        reading = "x + noise" if kind == "linear" else "x |x| + noise"
+        ax.set_title(f"{kind} sensor: reading = {reading}")
+        ax.legend(fontsize=7, ncol=3, loc="upper right")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("t (first 200 test samples)")
+    fig.tight_layout()
+    return fig
+
+
 # ---- the commands' runs --------------------------------------------------------------------------
 def run_gradient_flow(
     run: RunDir, depth: int = 20, steps: int = 50, seed: int = 0
@@ -189,3 +296,12 @@ def perceptron_rows(max_epochs: int = 100) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def run_wiener(run: RunDir, epochs: int = 60, seed: int = 0) -> list[dict[str, Any]]:
+    """`nnlab numpy wiener` into `run`; returns its table."""
+    run.save_config({"task": "numpy-wiener", "epochs": epochs, "seed": seed})
+    result = wiener_vs_mlp(epochs=epochs, seed=seed)
+    run.save_summary({"wiener_vs_mlp": result["rows"]})
+    run.save_figure("wiener_vs_mlp", wiener_figure(result))
+    return result["rows"]
