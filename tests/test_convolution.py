@@ -144,6 +144,9 @@ def test_wrong_prior_cnn_cannot_tell_where_mlp_can(capsys, tmp_path):
     rows = json.loads((tmp_path / "w" / "summary.json").read_text())["accuracy"]
     where = rows[0]
     assert where["CNN + global pooling accuracy"] < 0.7 and where["MLP accuracy"] > 0.9
+    # the wrong prior shows in training too: the CNN cannot fit 'where' (loss near ln 2)
+    assert where["CNN + global pooling train loss"] > 0.6 > 0.3 > where["MLP train loss"]
+    assert where["CNN + global pooling train accuracy"] < 0.7
 
 
 def test_conv_command_errors(capsys):
