@@ -31,6 +31,7 @@ COMMANDS = [
     ["conv"],
     ["conv", "properties"],
     ["conv", "prior"],
+    ["conv", "receptive-field"],
     ["conv", "filters"],
     ["explain"],
     ["classify"],

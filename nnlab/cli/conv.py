@@ -1,4 +1,4 @@
-"""`nnlab conv properties | prior | filters`: convolution made executable."""
+"""`nnlab conv properties | prior | filters | receptive-field`: convolution made executable."""
 
 from __future__ import annotations
 
@@ -82,9 +82,30 @@ def filters(
     )
 
 
+def receptive_field(
+    data: str = typer.Option("mnist", help="mnist (28x28) or digits (8x8 shown at 32x32)."),
+    images: int = typer.Option(64, min=1, help="Images the gradient maps are averaged over."),
+    seed: int = SeedOpt,
+    out: Optional[Path] = OutOpt,
+) -> None:
+    """Theoretical receptive field of every layer of the CNN, the NumPy CNN and a U-Net, beside
+    the measured one (input gradient of the centre unit, averaged over images)."""
+    from nnlab.tasks.conv_experiments import check_data
+    from nnlab.tasks.receptive_field import run_receptive_field
+
+    check_data(data, ("digits", "mnist"), "")
+    with new_run("receptive-field", out) as run:
+        rows = run_receptive_field(run, data, images, seed)
+    console.print(table(rows, "receptive field side (input pixels): theory vs the gradient"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
 def register(app: typer.Typer) -> None:
-    conv = group("conv", "Convolution made executable: properties, priors, DCT, filters.")
+    conv = group(
+        "conv", "Convolution made executable: properties, priors, DCT, filters, receptive fields."
+    )
     conv.command("properties")(properties)
     conv.command("prior")(prior)
     conv.command("filters")(filters)
+    conv.command("receptive-field")(receptive_field)
     app.add_typer(conv)
