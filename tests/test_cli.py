@@ -32,6 +32,7 @@ COMMANDS = [
     ["conv", "properties"],
     ["conv", "prior"],
     ["conv", "receptive-field"],
+    ["conv", "input-size"],
     ["conv", "filters"],
     ["explain"],
     ["classify"],

@@ -225,3 +225,27 @@ def test_stride_is_subsampling_hypothesis(c, o, k, pad, H, W, s, seed):
     assert np.allclose(
         conv2d(x, w, stride=s, padding=pad), conv2d(x, w, padding=pad)[..., ::s, ::s]
     )
+
+
+def test_one_cnn_runs_at_every_input_size(capsys, tmp_path):
+    """Global average pooling lets the CNN trained on 16x16 digits take 8..64-pixel inputs; at
+    its own size it has learnt the digits, and the padded inputs keep the digit's scale."""
+    code, out, _ = run_cli(
+        capsys,
+        "conv",
+        "input-size",
+        "--data",
+        "digits",
+        "--epochs",
+        "8",
+        "--out",
+        str(tmp_path / "s"),
+    )
+    assert code == 0, out
+    import json
+
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    rows = {(r["resize"], r["size"]): r for r in summary["input_size"]}
+    assert summary["native"] == 16 and ("scale", 8) in rows and ("pad", 64) in rows
+    assert rows[("pad", 16)]["accuracy"] == rows[("scale", 16)]["accuracy"] > 0.8
+    assert all(0 <= r["accuracy"] <= 1 for r in rows.values())

@@ -1,4 +1,5 @@
-"""`nnlab conv properties | prior | filters | receptive-field`: convolution made executable."""
+"""`nnlab conv properties | prior | filters | receptive-field | input-size`: convolution made
+executable."""
 
 from __future__ import annotations
 
@@ -100,6 +101,27 @@ def receptive_field(
     console.print(f"report: {run.report_path.resolve()}")
 
 
+def input_size(
+    data: str = typer.Option("mnist", help="mnist (28x28) or digits (8x8 shown at 16x16)."),
+    epochs: int = typer.Option(2, min=1, help="Training epochs (20,000 MNIST images)."),
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    out: Optional[Path] = OutOpt,
+) -> None:
+    """Train one CNN with global average pooling, then feed it larger and smaller images (the
+    digit on a bigger canvas, or the digit itself scaled): accuracy and confidence per size."""
+    from nnlab.tasks.conv_experiments import check_data, run_input_size
+    from nnlab.train import resolve_device
+
+    check_data(data, ("digits", "mnist"), "")
+    resolve_device(device)
+    with new_run("conv-input-size", out) as run:
+        rows = run_input_size(run, data, epochs, seed, device, console)
+    native = run.summary()["native"]
+    console.print(table(rows, f"trained at {native}x{native}, evaluated at other sizes"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
 def register(app: typer.Typer) -> None:
     conv = group(
         "conv", "Convolution made executable: properties, priors, DCT, filters, receptive fields."
@@ -108,4 +130,5 @@ def register(app: typer.Typer) -> None:
     conv.command("prior")(prior)
     conv.command("filters")(filters)
     conv.command("receptive-field")(receptive_field)
+    conv.command("input-size")(input_size)
     app.add_typer(conv)

@@ -431,3 +431,119 @@ def run_prior(
         rows = prior_experiment(train, test, canvas, train_size, test_size, epochs, seed, device)
     run.save_summary({"accuracy": rows, "canvas": canvas})
     return rows
+
+
+# ---- one CNN, many input sizes -------------------------------------------------------------------
+def resize_to(x: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """(N, C, h, w) -> (N, C, size, size): `pad` keeps the digit's scale on a larger blank canvas
+    (centred); `scale` enlarges the digit itself (bilinear)."""
+    h, w = x.shape[2:]
+    if mode == "pad":
+        top, left = (size - h) // 2, (size - w) // 2
+        return np.pad(x, ((0, 0), (0, 0), (top, size - h - top), (left, size - w - left)))
+    t = torch.nn.functional.interpolate(
+        torch.from_numpy(x), size=(size, size), mode="bilinear", align_corners=False
+    )
+    return t.numpy()
+
+
+def input_size_experiment(
+    train: ImageSet,
+    test: ImageSet,
+    sizes: tuple[int, ...],
+    epochs: int = 2,
+    n_train: int = 20000,
+    n_test: int = 2000,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[dict[str, Any]]:
+    """Train nnlab's CNN (channels 16,32, global average pooling) at the images' own size, then
+    evaluate the same weights on the test images padded or scaled to every size in `sizes`:
+    accuracy, mean confidence (max softmax) and the most predicted class's share."""
+    from nnlab.models import build_model, model_config
+
+    torch.manual_seed(seed)
+    model = build_model("cnn", model_config("cnn", channels=(16, 32), num_classes=10))
+    cfg = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=seed, device=device)
+    trainer = Trainer(model, ClassifyTask.for_classes(10), cfg)
+    xtr, ytr = train.images[:n_train], train.labels[:n_train].astype(np.int64)
+    trainer.fit(torch.utils.data.TensorDataset(torch.from_numpy(xtr), torch.from_numpy(ytr)))
+    net = trainer.eval_model.eval()
+    dev = next(net.parameters()).device
+    xte, yte = test.images[:n_test], test.labels[:n_test]
+    rows = []
+    for mode in ("pad", "scale"):
+        for size in sizes:
+            if mode == "pad" and size < xte.shape[2]:
+                continue
+            x = torch.from_numpy(np.ascontiguousarray(resize_to(xte, size, mode)))
+            with torch.no_grad():
+                p = torch.cat([net(b.to(dev)).softmax(1).cpu() for b in x.split(500)]).numpy()
+            pred = p.argmax(1)
+            rows.append(
+                {
+                    "resize": mode,
+                    "size": size,
+                    "accuracy": float((pred == yte).mean()),
+                    "mean confidence": float(p.max(1).mean()),
+                    "most predicted class share": float(np.bincount(pred, minlength=10).max())
+                    / len(pred),
+                }
+            )
+    return rows
+
+
+def input_size_figure(rows: list[dict[str, Any]], native: int) -> Figure:
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    for mode, marker in (("pad", "o-"), ("scale", "s-")):
+        pts = [
+            (r["size"], r["accuracy"], r["mean confidence"]) for r in rows if r["resize"] == mode
+        ]
+        s, a, c = map(np.array, zip(*pts))
+        line = ax.plot(s, a, marker, label=f"{mode}: accuracy")[0]
+        ax.plot(s, c, marker, color=line.get_color(), alpha=0.4, label=f"{mode}: mean confidence")
+    ax.axvline(native, color="k", ls=":", lw=1, label=f"training size {native}")
+    ax.set_xlabel("input side (pixels)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("one CNN with global pooling, evaluated at other input sizes")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def run_input_size(
+    run: RunDir, data: str, epochs: int, seed: int, device: str, console=None
+) -> list[dict[str, Any]]:
+    """`nnlab conv input-size` into `run`."""
+    from nnlab.data import load_splits
+
+    if data == "mnist":
+        train, test = load_image_set("mnist", "train"), load_image_set("mnist", "test")
+    else:
+        s = load_splits("digits", seed=seed)
+        up = np.ones((1, 1, 2, 2), np.float32)  # 8x8 -> 16x16: room for two poolings
+        train, test = (
+            ImageSet(np.kron(v.images, up), v.labels, v.class_names)
+            for v in (s["train"], s["test"])
+        )
+    native = train.images.shape[2]
+    sizes = tuple(
+        sorted({native // 2, native, native * 3 // 2, native * 2, native * 3, native * 4})
+    )
+    run.save_config(
+        {
+            "task": "conv-input-size",
+            "data": data,
+            "epochs": epochs,
+            "seed": seed,
+            "sizes": list(sizes),
+        }
+    )
+    status = console.status("training the CNN") if console else contextlib.nullcontext()
+    with status:
+        rows = input_size_experiment(train, test, sizes, epochs, seed=seed, device=device)
+    run.save_summary({"input_size": rows, "native": native})
+    run.save_figure("input_size", input_size_figure(rows, native))
+    return rows
