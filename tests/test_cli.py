@@ -33,6 +33,7 @@ COMMANDS = [
     ["conv", "prior"],
     ["conv", "receptive-field"],
     ["conv", "input-size"],
+    ["conv", "invariance"],
     ["conv", "filters"],
     ["explain"],
     ["classify"],

@@ -249,3 +249,23 @@ def test_one_cnn_runs_at_every_input_size(capsys, tmp_path):
     assert summary["native"] == 16 and ("scale", 8) in rows and ("pad", 64) in rows
     assert rows[("pad", 16)]["accuracy"] == rows[("scale", 16)]["accuracy"] > 0.8
     assert all(0 <= r["accuracy"] <= 1 for r in rows.values())
+
+
+def test_max_pooling_over_positions_and_rotations(capsys, tmp_path):
+    """The detector's response is 1 wherever the pattern sits, falls when it is rotated, and the
+    max over rotated filters brings it back; no filter bank here helps against scaling."""
+    code, out, _ = run_cli(
+        capsys, "conv", "invariance", "--data", "digits", "--out", str(tmp_path / "i")
+    )
+    assert code == 0, out
+    import json
+
+    rows = json.loads((tmp_path / "i" / "summary.json").read_text())["invariance"]
+    pooled = "max over 24 rotations"
+    by = {(r["change"], r["amount"]): r for r in rows}
+    for r in rows:
+        if r["change"] == "shift (px)":
+            assert r["single filter"] > 0.999 and r[pooled] > 0.999
+    assert by[("rotation (degrees)", 90)]["single filter"] < 0.8
+    assert all(r[pooled] > 0.85 for r in rows if r["change"] == "rotation (degrees)")
+    assert by[("scale", 2.0)][pooled] < 0.9

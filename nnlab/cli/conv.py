@@ -1,5 +1,5 @@
-"""`nnlab conv properties | prior | filters | receptive-field | input-size`: convolution made
-executable."""
+"""`nnlab conv properties | prior | filters | receptive-field | input-size | invariance`:
+convolution made executable."""
 
 from __future__ import annotations
 
@@ -122,6 +122,23 @@ def input_size(
     console.print(f"report: {run.report_path.resolve()}")
 
 
+def invariance(
+    data: str = typer.Option("mnist", help="mnist (28x28) or digits (8x8 shown at 24x24)."),
+    bank: int = typer.Option(24, min=2, help="Rotated copies of the filter pooled by max."),
+    seed: int = SeedOpt,
+    out: Optional[Path] = OutOpt,
+) -> None:
+    """A detector (the pattern as a filter, max over positions) against shifted, rotated and
+    scaled copies of its pattern, and the max over a bank of rotated filters."""
+    from nnlab.tasks.conv_experiments import check_data, run_invariance
+
+    check_data(data, ("digits", "mnist"), "")
+    with new_run("conv-invariance", out) as run:
+        rows = run_invariance(run, data, bank, seed)
+    console.print(table(rows, "detector response (correlation coefficient, 1 = the pattern)"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
 def register(app: typer.Typer) -> None:
     conv = group(
         "conv", "Convolution made executable: properties, priors, DCT, filters, receptive fields."
@@ -131,4 +148,5 @@ def register(app: typer.Typer) -> None:
     conv.command("filters")(filters)
     conv.command("receptive-field")(receptive_field)
     conv.command("input-size")(input_size)
+    conv.command("invariance")(invariance)
     app.add_typer(conv)

@@ -547,3 +547,123 @@ def run_input_size(
     run.save_summary({"input_size": rows, "native": native})
     run.save_figure("input_size", input_size_figure(rows, native))
     return rows
+
+
+# ---- invariance beyond translation ---------------------------------------------------------------
+def place(pattern: np.ndarray, canvas: int, dy: int = 0, dx: int = 0) -> np.ndarray:
+    """The pattern in the middle of a blank canvas, moved by (dy, dx)."""
+    out = np.zeros((canvas, canvas), np.float64)
+    h, w = pattern.shape
+    y, x = (canvas - h) // 2 + dy, (canvas - w) // 2 + dx
+    out[y : y + h, x : x + w] = pattern
+    return out
+
+
+def detector_response(image: np.ndarray, filters: np.ndarray) -> float:
+    """max over positions and over the filters of the normalised correlation: each filter is
+    zero-mean with unit norm, each image window is centred and divided by its norm, so the
+    response is a correlation coefficient (1 = the pattern exactly)."""
+    k = filters.shape[-1]
+    x, box = image[None, None], np.ones((1, 1, k, k))
+    corr = conv2d(x, filters[:, None], padding=k // 2)  # (1, F, H, W), the engine's convolution
+    sums, squares = conv2d(x, box, padding=k // 2), conv2d(x**2, box, padding=k // 2)
+    centred = np.maximum(squares - sums**2 / k**2, 0)  # window sum of (x - window mean)^2
+    return float((corr / np.sqrt(centred + 1e-9)).max())
+
+
+def rotated_bank(pattern: np.ndarray, n: int) -> np.ndarray:
+    """n copies of the pattern rotated by 360 / n degrees each, as zero-mean unit-norm filters."""
+    from scipy.ndimage import rotate
+
+    bank = np.stack([rotate(pattern, 360 * i / n, reshape=False, order=1) for i in range(n)])
+    bank = bank - bank.mean(axis=(1, 2), keepdims=True)
+    return bank / np.linalg.norm(bank.reshape(n, -1), axis=1)[:, None, None]
+
+
+def invariance_experiment(
+    pattern: np.ndarray,
+    others: np.ndarray,
+    canvas: int = 64,
+    shifts: tuple[int, ...] = (-16, -8, -4, 0, 4, 8, 16),
+    angles: tuple[float, ...] = tuple(range(0, 181, 10)),  # off the bank's 15-degree grid too
+    scales: tuple[float, ...] = (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0),
+    bank: int = 24,
+) -> list[dict[str, Any]]:
+    """Response of a matched filter (the pattern itself) and of the max over `bank` rotated
+    copies of it, when the pattern is shifted, rotated or scaled, and on `others` (images of other
+    classes, the false alarms); global max pooling over positions makes both shift-invariant, the
+    max over the bank adds rotation."""
+    from scipy.ndimage import rotate, zoom
+
+    single, pooled = rotated_bank(pattern, 1), rotated_bank(pattern, bank)
+    rows = []
+
+    def add(change: str, amount: float, image: np.ndarray) -> None:
+        rows.append(
+            {
+                "change": change,
+                "amount": amount,
+                "single filter": detector_response(image, single),
+                f"max over {bank} rotations": detector_response(image, pooled),
+            }
+        )
+
+    for s in shifts:
+        add("shift (px)", s, place(pattern, canvas, s, s // 2))
+    for a in angles:
+        add("rotation (degrees)", a, place(rotate(pattern, a, reshape=False, order=1), canvas))
+    for z in scales:
+        scaled = zoom(pattern, z, order=1)
+        if max(scaled.shape) > canvas:
+            continue
+        add("scale", z, place(scaled, canvas))
+    for i, other in enumerate(others):
+        add("another digit", i, place(other, canvas))
+    return rows
+
+
+def invariance_figure(rows: list[dict[str, Any]]) -> Figure:
+    fig = Figure(figsize=(11, 3.4))
+    axes = fig.subplots(1, 3, sharey=True)
+    keys = [k for k in rows[0] if k not in ("change", "amount")]
+    others = [r for r in rows if r["change"] == "another digit"]
+    for ax, change in zip(axes, ("shift (px)", "rotation (degrees)", "scale")):
+        sub = [r for r in rows if r["change"] == change]
+        for key, style in zip(keys, ("o-", "s--")):
+            line = ax.plot([r["amount"] for r in sub], [r[key] for r in sub], style, label=key)[0]
+            if others:  # the mean response to other digits: what a false alarm scores
+                level = np.mean([r[key] for r in others])
+                ax.axhline(
+                    level, color=line.get_color(), ls=":", lw=1, label=f"{key}: other digits"
+                )
+        ax.set_xlabel(change)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("detector response (1 = perfect match)")
+    axes[0].set_ylim(0, 1.05)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        "a detector with global max pooling: shift-invariant; pooling over rotated "
+        "filters adds rotation, nothing here adds scale",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def run_invariance(run: RunDir, data: str, bank: int, seed: int) -> list[dict[str, Any]]:
+    """`nnlab conv invariance` into `run`: the first test image of class 7 is the pattern."""
+    from nnlab.data import load_splits
+
+    test = (
+        load_image_set("mnist", "test") if data == "mnist" else load_splits(data, seed=seed)["test"]
+    )
+    images = test.images[:, 0].astype(np.float64)
+    if data == "digits":
+        images = np.kron(images, np.ones((1, 3, 3)))  # 8x8 -> 24x24: room to rotate and scale
+    image = images[int(np.flatnonzero(test.labels == 7)[0])]
+    others = images[np.flatnonzero(test.labels != 7)[:20]]
+    run.save_config({"task": "conv-invariance", "data": data, "bank": bank, "seed": seed})
+    rows = invariance_experiment(image, others, canvas=64, bank=bank)
+    run.save_summary({"invariance": rows})
+    run.save_figure("invariance", invariance_figure(rows))
+    return rows
