@@ -34,6 +34,7 @@ COMMANDS = [
     ["conv", "receptive-field"],
     ["conv", "input-size"],
     ["conv", "invariance"],
+    ["conv", "gabor"],
     ["conv", "filters"],
     ["explain"],
     ["classify"],

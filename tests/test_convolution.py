@@ -269,3 +269,27 @@ def test_max_pooling_over_positions_and_rotations(capsys, tmp_path):
     assert by[("rotation (degrees)", 90)]["single filter"] < 0.8
     assert all(r[pooled] > 0.85 for r in rows if r["change"] == "rotation (degrees)")
     assert by[("scale", 2.0)][pooled] < 0.9
+
+
+def test_natural_image_filters_are_gabor_like_and_random_ones_are_not(capsys, tmp_path):
+    args = ["conv", "gabor", "--filters", "8", "--patches", "3000", "--mnist-epochs", "0"]
+    code, out, _ = run_cli(capsys, *args, "--out", str(tmp_path / "g"))
+    assert code == 0, out
+    import json
+
+    rows = json.loads((tmp_path / "g" / "summary.json").read_text())["gabor"]
+    ica, rand = rows[0]["median R^2"], rows[-1]["median R^2"]
+    assert rows[0]["filters"].startswith("ICA") and rows[-1]["filters"].startswith("random")
+    assert ica > rand + 0.3 and rand < 0.4, rows
+
+
+def test_gabor_fit_recovers_a_gabor():
+    import numpy as np
+
+    from nnlab.tasks.gabor import fit_gabor, gabor
+
+    true = np.array([1.0, 5.5, 6.0, 2.0, 3.0, 0.6, 0.2, 0.3, 0.0])
+    r2, params = fit_gabor(gabor(true, 12))
+    assert r2 > 0.999
+    noisy = gabor(true, 12) + np.random.default_rng(0).normal(0, 0.3, (12, 12))
+    assert 0.3 < fit_gabor(noisy)[0] < 0.99  # noise lowers the fit, the Gabor still shows

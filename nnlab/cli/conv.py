@@ -1,4 +1,4 @@
-"""`nnlab conv properties | prior | filters | receptive-field | input-size | invariance`:
+"""`nnlab conv properties | prior | filters | receptive-field | input-size | invariance | gabor`:
 convolution made executable."""
 
 from __future__ import annotations
@@ -139,6 +139,32 @@ def invariance(
     console.print(f"report: {run.report_path.resolve()}")
 
 
+def gabor(
+    size: int = typer.Option(12, min=5, max=32, help="Patch and filter side (pixels)."),
+    filters: int = typer.Option(64, min=2, help="Independent components (filters)."),
+    patches: int = typer.Option(20000, min=100, help="Natural-image patches for the ICA."),
+    mnist_epochs: int = typer.Option(
+        1, min=0, help="Epochs of the MNIST CNN whose 7x7 filters are fitted too (0: skip)."
+    ),
+    seed: int = SeedOpt,
+    device: str = DeviceOpt,
+    out: Optional[Path] = OutOpt,
+) -> None:
+    """Learn filters from natural-image patches (ICA), fit a 2-D Gabor function to each, and
+    compare the fit (R^2) with a CNN's first layer trained on MNIST and with random filters."""
+    from nnlab.tasks.conv_experiments import check_data
+    from nnlab.tasks.gabor import run_gabor
+    from nnlab.train import resolve_device
+
+    if mnist_epochs:
+        check_data("mnist", ("mnist",), "")
+    resolve_device(device)
+    with new_run("conv-gabor", out) as run, console.status("ICA, training and Gabor fits"):
+        rows = run_gabor(run, size, filters, patches, mnist_epochs, seed, device)
+    console.print(table(rows, "how Gabor-like: R^2 of a fitted 2-D Gabor function"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
 def register(app: typer.Typer) -> None:
     conv = group(
         "conv", "Convolution made executable: properties, priors, DCT, filters, receptive fields."
@@ -149,4 +175,5 @@ def register(app: typer.Typer) -> None:
     conv.command("receptive-field")(receptive_field)
     conv.command("input-size")(input_size)
     conv.command("invariance")(invariance)
+    conv.command("gabor")(gabor)
     app.add_typer(conv)
