@@ -51,6 +51,7 @@ def facts(
         )
     if rows:
         console.print(table(rows, f"{len(rows) - failed} of {len(rows)} facts hold"))
+        console.print("the questions these answer, with their experiments: docs/QUESTIONS.md")
     if failed:
         raise typer.Exit(1)
 
