@@ -102,6 +102,47 @@ def test_vit_run_report_and_explain(capsys, tmp_path):
     assert code == 0 and (out / "figures" / "attention_test17.png").exists()
     code, _, err = run_cli(capsys, "explain", str(out), "--image", "100000")
     assert code == 1 and "outside" in err
+    code, stdout, _ = run_cli(capsys, "ink-attention", str(out))
+    assert code == 0 and (out / "figures" / "ink_attention.png").exists()
+    ink = json.loads((out / "summary.json").read_text())["ink_attention"]
+    assert len(ink["rows"]) == 2 and 0 < ink["inked"] < 1 and 0 <= ink["rollout"] <= 1
+
+
+def test_ink_share_of_uniform_attention_is_the_inked_fraction():
+    """A stand-in model whose class token attends uniformly to every token: its share on inked
+    patches is the share of inked patches, image by image; attention on the inked patch only
+    gives 1."""
+    from types import SimpleNamespace
+
+    from nnlab.data import ImageSet
+    from nnlab.tasks.ink_attention import ink_shares, inked_patches
+
+    images = np.zeros((3, 1, 4, 4), np.float32)
+    images[0, 0, 0, 0] = 1  # patch (0, 0) of 2x2 patches inked
+    images[1, 0, :, :] = 1  # every patch inked
+    images[2, 0, 3, 3] = 0.1  # below the threshold: no ink
+    ink = inked_patches(images, (2, 2), 0.2)
+    assert ink.tolist() == [[1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]]
+
+    class Uniform(torch.nn.Module):
+        cfg = SimpleNamespace(patch=(2, 2), grid=(2, 2))
+
+        def __init__(self, focus=False):
+            super().__init__()
+            self.w, self.focus = torch.nn.Parameter(torch.zeros(1)), focus
+
+        def forward(self, x, return_attention=False):
+            a = torch.full((len(x), 2, 5, 5), 0.2)  # (B, heads, N + 1, N + 1)
+            if self.focus:
+                a[:, :, 0] = torch.tensor([0.5, 0.5, 0, 0, 0])  # class token -> patch (0, 0)
+            return torch.zeros(len(x), 10), [a, a]
+
+    data = ImageSet(images, np.zeros(3, np.int64), [str(i) for i in range(10)])
+    result = ink_shares(Uniform(), data)
+    np.testing.assert_allclose(result["layer_head"], ink.mean(1).mean(), rtol=1e-6)
+    np.testing.assert_allclose(result["inked"], ink.mean())
+    focused = ink_shares(Uniform(focus=True), data.subset(np.arange(1)))
+    np.testing.assert_allclose(focused["layer_head"], 1.0)
 
 
 @pytest.mark.parametrize(

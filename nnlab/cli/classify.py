@@ -65,6 +65,29 @@ def explain(
     console.print(f"attention maps: {run.save_figure(path.stem, fig).resolve()}")
 
 
+def ink_attention(
+    run_dir: Path = typer.Argument(..., help="A run directory of a ViT classifier."),
+    threshold: float = typer.Option(
+        0.2, min=0.0, max=1.0, help="A patch is inked if a pixel is above this."
+    ),
+    device: str = DeviceOpt,
+) -> None:
+    """Over the test set: the share of the class token's attention on patches with ink, per layer
+    and head and through rollout, against the share of inked patches."""
+    from nnlab.tasks.classify import ink_attention as measure
+
+    run = RunDir.open(run_dir)
+    result, rows, fig = measure(run, threshold, device)
+    console.print(
+        table(
+            rows,
+            f"share of class-token attention on inked patches ({result['images']} test images); "
+            f"inked patches {result['inked']:.3f}, rollout {result['rollout']:.3f}",
+        )
+    )
+    console.print(f"figure: {run.save_figure('ink_attention', fig).resolve()}")
+
+
 def register(app: typer.Typer) -> None:
     from nnlab.tasks.classify import ClassifyTask
 
@@ -87,5 +110,6 @@ def register(app: typer.Typer) -> None:
     for target in (app, classify):
         target.command("train")(train)
         target.command("explain")(explain)
+        target.command("ink-attention")(ink_attention)
     app.command("demo")(demo)
     app.add_typer(classify)

@@ -199,6 +199,32 @@ def explain(run: RunDir, image: int, device: str = "auto"):
     return explain_figure(model, test, image)
 
 
+def ink_attention(run: RunDir, threshold: float = 0.2, device: str = "auto"):
+    """(result, table rows, figure) of `nnlab ink-attention` for a ViT run (its test split)."""
+    from nnlab.tasks.ink_attention import ink_figure, ink_rows, ink_shares
+
+    cfg = load_config(run, ClassifyTask)
+    if cfg.model != "vit":
+        raise NNLabError(f"{run.path} trained a {cfg.model}; attention needs a ViT run")
+    model = load_model(run, "best", device)
+    test = load_splits(cfg.data, cfg.val_fraction, cfg.train.seed, cfg.limit)["test"]
+    result = ink_shares(model, test, threshold)
+    p = model.cfg.patch
+    run.save_summary(
+        {
+            **run.summary(),
+            "ink_attention": {
+                "rows": ink_rows(result),
+                "rollout": result["rollout"],
+                "inked": result["inked"],
+                "images": result["images"],
+                "threshold": threshold,
+            },
+        }
+    )
+    return result, ink_rows(result), ink_figure(result, f"{cfg.data}, ViT {p[0]}x{p[1]} patches")
+
+
 def run_classify(
     cfg: ClassifyConfig, run: RunDir, console=None, resume: bool = False
 ) -> dict[str, Any]:
