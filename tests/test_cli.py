@@ -28,6 +28,7 @@ COMMANDS = [
     ["numpy", "least-squares"],
     ["numpy", "perceptron"],
     ["numpy", "wiener"],
+    ["numpy", "init"],
     ["conv"],
     ["conv", "properties"],
     ["conv", "prior"],

@@ -48,3 +48,20 @@ def test_mlp_beats_the_wiener_filter_only_when_the_sensor_is_nonlinear():
         assert abs(mse[(sensor, "linear")] / mse[(sensor, "Wiener")] - 1) < 0.02
     assert mse[("squaring", "MLP")] < 0.7 * mse[("squaring", "Wiener")]
     assert mse[("linear", "MLP")] > 0.97 * mse[("linear", "Wiener")]
+
+
+def test_init_command_writes_the_per_layer_variances(tmp_path):
+    from typer.testing import CliRunner
+
+    from nnlab.cli import build_app
+
+    argv = ["numpy", "init", "--depth", "6", "--out", str(tmp_path / "i")]
+    result = CliRunner().invoke(build_app(argv), argv)
+    assert result.exit_code == 0, result.output
+    import json
+
+    rows = json.loads((tmp_path / "i" / "summary.json").read_text())["variances"]
+    assert [r["layer"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[-1]["N(0, 1)"] > 1e12 and rows[-1]["N(0, 0.01^2)"] < 1e-8
+    assert 0.8 < rows[-1]["Xavier, Var w = 1 / width"] < 1.25
+    assert (tmp_path / "i" / "figures" / "init_variance.png").exists()

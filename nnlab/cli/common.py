@@ -43,7 +43,7 @@ def group(name: str, help: str) -> typer.Typer:
 
 def fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}"
+        return f"{v:.2e}" if 0 < abs(v) < 1e-3 or abs(v) >= 1e6 else f"{v:.4f}"
     return str(v)
 
 

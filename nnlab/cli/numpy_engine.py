@@ -1,5 +1,5 @@
-"""`nnlab numpy train | sweep-lr | gradient-flow | least-squares | perceptron | wiener`: the
-from-scratch NumPy engine. Nothing here (nor in what it calls) imports torch."""
+"""`nnlab numpy train | sweep-lr | gradient-flow | least-squares | perceptron | wiener | init`:
+the from-scratch NumPy engine. Nothing here (nor in what it calls) imports torch."""
 
 from __future__ import annotations
 
@@ -120,6 +120,20 @@ def wiener(
     console.print(f"report: {run.report_path.resolve()}")
 
 
+def init(
+    depth: int = typer.Option(20, min=1, max=200, help="Linear layers, 256 wide."),
+    seed: int = SeedOpt,
+    out: Optional[Path] = OutOpt,
+) -> None:
+    """Activation variance layer by layer for Xavier, N(0, 1) and N(0, 0.01^2) weights."""
+    from nnlab.tasks.numpy_experiments import run_init
+
+    with new_run("numpy-init", out) as run:
+        rows = run_init(run, depth, seed)
+    console.print(table(rows, "activation variance after each layer (input variance 1)"))
+    console.print(f"report: {run.report_path.resolve()}")
+
+
 def perceptron(max_epochs: int = typer.Option(100, min=1, help="Epochs before giving up.")) -> None:
     """The perceptron rule on the logic gates: it learns NAND, AND, OR, NOR, and never XOR."""
     import numpy as np
@@ -153,4 +167,5 @@ def register(app: typer.Typer) -> None:
     np_app.command("least-squares")(least_squares)
     np_app.command("perceptron")(perceptron)
     np_app.command("wiener")(wiener)
+    np_app.command("init")(init)
     app.add_typer(np_app)

@@ -11,7 +11,7 @@ import torch
 from nnlab.facts import fact
 from nnlab.numpy_nn import SGD, Linear, MSELoss, Sequential, Sigmoid
 from nnlab.numpy_nn import functional as F
-from nnlab.tasks.numpy_experiments import noisy_ar1, wiener_filter
+from nnlab.tasks.numpy_experiments import activation_variances, noisy_ar1, wiener_filter
 
 # ---- the Wiener filter -----------------------------------------------------------------------
 # The noisy AR(1) signal and its Wiener filter w = R^-1 r: nnlab.tasks.numpy_experiments.
@@ -114,20 +114,6 @@ def sigmoid_gradient_bound() -> float:
             dx = net.backward(g)
             worst = max(worst, np.linalg.norm(dx) / (0.25**n * np.linalg.norm(g)))
     return error + max(0.0, worst - 1)
-
-
-def activation_variances(std: float | None, depth: int = 20, width: int = 256, seed: int = 0):
-    """Variance of the activations after each of `depth` linear layers (no nonlinearity, so the
-    weights alone decide), input N(0, 1), 1,000 samples; std None = Xavier-normal,
-    Var w = 2 / (fan_in + fan_out) = 1 / width."""
-    rng = np.random.default_rng(seed)
-    h = rng.standard_normal((1000, width))
-    out = []
-    for _ in range(depth):
-        s = np.sqrt(1 / width) if std is None else std
-        h = h @ (rng.standard_normal((width, width)) * s)
-        out.append(float(h.var()))
-    return np.array(out)
 
 
 @fact(

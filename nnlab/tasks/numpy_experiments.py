@@ -305,3 +305,56 @@ def run_wiener(run: RunDir, epochs: int = 60, seed: int = 0) -> list[dict[str, A
     run.save_summary({"wiener_vs_mlp": result["rows"]})
     run.save_figure("wiener_vs_mlp", wiener_figure(result))
     return result["rows"]
+
+
+# ---- initialisation and activation variance -----------------------------------------------------
+def activation_variances(std: float | None, depth: int = 20, width: int = 256, seed: int = 0):
+    """Variance of the activations after each of `depth` linear layers (no nonlinearity, so the
+    weights alone decide), input N(0, 1), 1,000 samples; std None = Xavier-normal,
+    Var w = 2 / (fan_in + fan_out) = 1 / width."""
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((1000, width))
+    out = []
+    for _ in range(depth):
+        s = np.sqrt(1 / width) if std is None else std
+        h = h @ (rng.standard_normal((width, width)) * s)
+        out.append(float(h.var()))
+    return np.array(out)
+
+
+def init_variances(depth: int = 20, width: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
+    """Variance of the activations after each of `depth` linear layers, input N(0, 1), for three
+    weight initialisations (the same function as the fact `xavier-keeps-activation-variance`)."""
+    return {
+        "Xavier, Var w = 1 / width": activation_variances(None, depth, width, seed),
+        "N(0, 1)": activation_variances(1.0, depth, width, seed),
+        "N(0, 0.01^2)": activation_variances(0.01, depth, width, seed),
+    }
+
+
+def init_figure(variances: dict[str, np.ndarray]) -> Figure:
+    fig = Figure(figsize=(6, 3.8))
+    ax = fig.subplots()
+    for name, v in variances.items():
+        ax.semilogy(np.arange(1, len(v) + 1), v, "o-", ms=3, label=name)
+    ax.axhline(1, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("layer (linear, 256 wide)")
+    ax.set_ylabel("activation variance (input: 1)")
+    ax.set_title("initialisation decides whether the signal survives 20 layers")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def run_init(run: RunDir, depth: int = 20, seed: int = 0) -> list[dict[str, Any]]:
+    """`nnlab numpy init` into `run`: the variances per layer, table and figure."""
+    run.save_config({"task": "numpy-init", "depth": depth, "seed": seed})
+    variances = init_variances(depth, seed=seed)
+    rows = [
+        {"layer": layer + 1, **{name: float(v[layer]) for name, v in variances.items()}}
+        for layer in range(depth)
+    ]
+    run.save_summary({"variances": rows})
+    run.save_figure("init_variance", init_figure(variances))
+    return rows
