@@ -21,7 +21,7 @@ works channels-last (B, H, W, C):
   channels-last is a plain copy, and the gradient arrives channels-last too.
 - Backward, dX = g W_mat^T would be a (B OH OW, kh kw C) matrix read back with strides by col2im;
   instead kh*kw GEMMs g @ W[u, v]^T each give a contiguous (B OH OW, C) block that is added at
-  its offset (u, v): the layer step 1.2-1.8x faster than with the single GEMM on the benched
+  its offset (u, v): the layer step 1.2-1.9x faster than with the single GEMM on the benched
   shapes.
 - Buffers private to the layer are reused between steps (`Workspace`).
 Together: 64 x 16 -> 32 at 14x14 went from 19.5 ms to 6.6 ms, 64 x 32 -> 32 at 28x28 from 176 ms
@@ -79,8 +79,8 @@ def im2col(
 class Workspace:
     """Arrays a layer keeps between steps, reused while the shape and dtype repeat. A fresh large
     array pays a page fault per 4 KiB page when first written: the 58 MB im2col matrix of the
-    64 x 32 -> 32 x 28 x 28 layer took 10.3 ms to fill fresh and 6.6 ms reused, and a GEMM into a
-    fresh output 9.1 ms against 6.7 ms (bench: the same copy and product, 15 repeats).
+    64 x 32 -> 32 x 28 x 28 layer took 15.9 ms to fill fresh and 8.6 ms reused
+    (bench/numpy_profile.py, median of 15).
     Only arrays private to the layer live here, never one it returns."""
 
     def __init__(self):
@@ -265,7 +265,8 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         xp, self.offsets = self._views(x)
-        y = xp[(..., *self.offsets[0])].copy(order="K")  # "K": keep the memory order of x
+        rows, cols = self.offsets[0]
+        y = xp[:, :, rows, cols].copy(order="K")  # "K": keep the memory order of x
         for rows, cols in self.offsets[1:]:
             np.maximum(y, xp[:, :, rows, cols], out=y)
         self.xp, self.y = xp, y
@@ -287,7 +288,8 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         xp, self.offsets = self._views(x)
-        y = xp[(..., *self.offsets[0])].copy(order="K")
+        rows, cols = self.offsets[0]
+        y = xp[:, :, rows, cols].copy(order="K")
         for rows, cols in self.offsets[1:]:
             y += xp[:, :, rows, cols]
         y /= self.k * self.k

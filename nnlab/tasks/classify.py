@@ -208,13 +208,13 @@ def ink_attention(run: RunDir, threshold: float = 0.2, device: str = "auto"):
         raise NNLabError(f"{run.path} trained a {cfg.model}; attention needs a ViT run")
     model = load_model(run, "best", device)
     test = load_splits(cfg.data, cfg.val_fraction, cfg.train.seed, cfg.limit)["test"]
-    result = ink_shares(model, test, threshold)
-    p = model.cfg.patch
+    result, p = ink_shares(model, test, threshold), model.cfg.patch
+    rows = ink_rows(result)
     run.save_summary(
         {
             **run.summary(),
             "ink_attention": {
-                "rows": ink_rows(result),
+                "rows": rows,
                 "rollout": result["rollout"],
                 "inked": result["inked"],
                 "images": result["images"],
@@ -222,7 +222,7 @@ def ink_attention(run: RunDir, threshold: float = 0.2, device: str = "auto"):
             },
         }
     )
-    return result, ink_rows(result), ink_figure(result, f"{cfg.data}, ViT {p[0]}x{p[1]} patches")
+    return result, rows, ink_figure(result, f"{cfg.data}, ViT {p[0]}x{p[1]} patches")
 
 
 def run_classify(

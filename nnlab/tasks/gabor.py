@@ -69,8 +69,8 @@ def fit_gabor(w: np.ndarray) -> tuple[float, np.ndarray]:
     size = w.shape[0]
     w = w / (np.abs(w).max() or 1)
     total = ((w - w.mean()) ** 2).sum()
-    energy = w**2
-    cy, cx = (np.array(np.nonzero(energy >= 0)) * energy.ravel()).sum(axis=1) / energy.sum()
+    energy, (ys, xs) = w**2, np.indices(w.shape)
+    cy, cx = (ys * energy).sum() / energy.sum(), (xs * energy).sum() / energy.sum()  # centroid
     lo = [-np.inf, -1, -1, 0.5, 0.5, -np.inf, 0.0, -np.inf, -np.inf]
     hi = [np.inf, size, size, size, size, np.inf, 0.5, np.inf, np.inf]
     spectrum = np.abs(np.fft.fft2(w - w.mean(), s=(32, 32)))

@@ -158,14 +158,20 @@ def wiener_filter(a: float = 0.9, s2: float = 0.5, p: int = 8) -> np.ndarray:
     return np.linalg.solve(R, a ** np.arange(p))
 
 
+def ar1(n: int, rng: np.random.Generator, a: float = 0.9) -> np.ndarray:
+    """n samples of x_t = a x_{t-1} + e_t with Var x = 1 (x_0 ~ N(0, 1), Var e = 1 - a^2)."""
+    e = rng.standard_normal(n) * np.sqrt(1 - a * a)
+    x = np.empty(n)
+    x[0] = rng.standard_normal()
+    for t in range(1, n):
+        x[t] = a * x[t - 1] + e[t]
+    return x
+
+
 def noisy_ar1(n: int, seed: int, a: float = 0.9, s2: float = 0.5, p: int = 8):
     """(windows (n, p) with column k = y_{t-k}, targets x_t (n,)) from one long simulated run."""
     rng = np.random.default_rng(seed)
-    e = rng.standard_normal(n + p) * np.sqrt(1 - a * a)
-    x = np.empty(n + p)
-    x[0] = rng.standard_normal()
-    for t in range(1, n + p):
-        x[t] = a * x[t - 1] + e[t]
+    x = ar1(n + p, rng, a)
     y = x + rng.standard_normal(n + p) * np.sqrt(s2)
     windows = np.stack([y[p - 1 - k : n + p - 1 - k] for k in range(p)], axis=1)
     return windows, x[p - 1 : n + p - 1]
@@ -183,7 +189,7 @@ def sensor(kind: str, x: np.ndarray, rng: np.random.Generator, s2: float) -> np.
 
 def signal_windows(kind: str, n: int, seed: int, p: int = 8, a: float = 0.9, s2: float = 0.1):
     """(windows (n, p), column k = reading at t - k; targets x_t) of an AR(1) signal with Var 1."""
-    _, x = noisy_ar1(n + p - 1, seed, a=a, s2=0.0, p=1)  # the clean AR(1) signal itself
+    x = ar1(n + p, np.random.default_rng(seed), a)[: n + p - 1]  # the clean AR(1) signal
     y = sensor(kind, x, np.random.default_rng([seed, 1]), s2)
     windows = np.stack([y[p - 1 - k : len(y) - k] for k in range(p)], axis=1)
     return windows, x[p - 1 :]

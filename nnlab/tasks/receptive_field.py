@@ -53,48 +53,45 @@ def _pair0(v) -> int:
     return v[0] if isinstance(v, tuple) else v
 
 
+def _step(name: str, m: nn.Module) -> Step | None:
+    """The Step of a convolution or pooling module; None for anything else."""
+    if isinstance(m, nn.ConvTranspose2d):
+        return Step(name, _pair0(m.kernel_size), _pair0(m.stride), transposed=True)
+    if isinstance(m, nn.Conv2d):
+        return Step(name, _pair0(m.kernel_size), _pair0(m.stride), _pair0(m.dilation))
+    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+        return Step(name, _pair0(m.kernel_size), _pair0(m.stride or m.kernel_size))
+    return None
+
+
 def torch_steps(model: nn.Module) -> list[Step]:
     """Convolutions and pooling of a feed-forward model in the order `modules()` lists them (the
     forward order for nnlab's CNN; not for the U-Net, whose pooling is shared: `unet_steps`)."""
-    steps = []
-    for name, m in model.named_modules():
-        if isinstance(m, nn.ConvTranspose2d):
-            steps.append(Step(name, _pair0(m.kernel_size), _pair0(m.stride), transposed=True))
-        elif isinstance(m, nn.Conv2d):
-            steps.append(Step(name, _pair0(m.kernel_size), _pair0(m.stride), _pair0(m.dilation)))
-        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-            steps.append(Step(name, _pair0(m.kernel_size), _pair0(m.stride or m.kernel_size)))
-    return steps
+    steps = [_step(name, m) for name, m in model.named_modules()]
+    return [st for st in steps if st is not None]
 
 
-def _conv(m: nn.Module) -> bool:
-    return type(m) is nn.Conv2d
-
-
-def unet_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The U-Net's modules under the names `unet_steps` gives them (its pooling is shared, so the
-    pools are left out: their output is not one place in the path)."""
-    out = []
+def _unet_path(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The U-Net's deepest path, which sees the most: down through every level (the shared pool
+    between levels), up again, the head."""
+    path: list[tuple[str, nn.Module]] = []
     for i, block in enumerate(model.down):
-        out += [(f"down{i}.{n}", m) for n, m in block.named_children() if _conv(m)]
+        if i:
+            path.append((f"pool {i}", model.pool))
+        path += [(f"down{i}.{n}", m) for n, m in block.named_children() if type(m) is nn.Conv2d]
     for i, (up, fuse) in enumerate(zip(model.up, model.fuse)):
-        out.append((f"up{i}", up))
-        out += [(f"fuse{i}.{n}", m) for n, m in fuse.named_children() if _conv(m)]
-    return out + [("head", model.head)]
+        path.append((f"up{i}", up))
+        path += [(f"fuse{i}.{n}", m) for n, m in fuse.named_children() if type(m) is nn.Conv2d]
+    return path + [("head", model.head)]
 
 
 def unet_steps(model: nn.Module) -> list[Step]:
-    """The U-Net's deepest path, which sees the most: down through every level, up again."""
-    steps: list[Step] = []
-    for i, block in enumerate(model.down):
-        if i:
-            steps.append(Step(f"pool {i}", 2, 2))
-        steps += [Step(f"down{i}.{n}", 3) for n, m in block.named_children() if _conv(m)]
-    for i, (up, fuse) in enumerate(zip(model.up, model.fuse)):
-        steps.append(Step(f"up{i}", up.kernel_size[0], up.stride[0], transposed=True))
-        steps += [Step(f"fuse{i}.{n}", 3) for n, m in fuse.named_children() if _conv(m)]
-    steps.append(Step("head", model.head.kernel_size[0]))
-    return steps
+    return [_step(name, m) for name, m in _unet_path(model)]
+
+
+def unet_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The path's modules whose output is one place in it (the shared pool's is not)."""
+    return [(name, m) for name, m in _unet_path(model) if m is not model.pool]
 
 
 def numpy_steps(net) -> list[Step]:
@@ -246,14 +243,12 @@ def rf_figure(panels: list[tuple[str, str, np.ndarray, int]], title: str) -> Fig
 # ---- the command's run ---------------------------------------------------------------------------
 def rf_images(data: str, n: int, seed: int) -> np.ndarray:
     """n test images (N, 1, H, W) of `data` (mnist: 28x28; digits: 8x8 upsampled to 32x32)."""
-    from nnlab.data import load_image_set
+    from nnlab.data import load_image_set, load_splits
 
-    x = load_image_set(data, "test").images[:n] if data == "mnist" else None
-    if x is None:
-        from nnlab.data import load_splits
-
-        x = np.kron(load_splits("digits", seed=seed)["test"].images[:n], np.ones((1, 1, 4, 4)))
-    return x.astype(np.float32)
+    if data == "mnist":
+        return load_image_set("mnist", "test").images[:n].astype(np.float32)
+    x = load_splits("digits", seed=seed)["test"].images[:n]
+    return np.kron(x, np.ones((1, 1, 4, 4))).astype(np.float32)
 
 
 def run_receptive_field(run: RunDir, data: str = "mnist", n: int = 64, seed: int = 0):
@@ -261,9 +256,7 @@ def run_receptive_field(run: RunDir, data: str = "mnist", n: int = 64, seed: int
     32,64), the NumPy CNN (16,32) on the images, and a depth-4 U-Net (base 8) on the same images
     upsampled to 128x128; weights at initialisation (seeded). Returns the table rows."""
     from nnlab.models import build_model, model_config
-    from nnlab.numpy_nn.conv import Conv2d as NpConv
-    from nnlab.numpy_nn.conv import MaxPool2d as NpPool
-    from nnlab.numpy_nn.layers import ReLU, Sequential
+    from nnlab.tasks.numpy_classify import NumpyClassifyConfig, build_net
 
     run.save_config({"task": "receptive-field", "data": data, "images": n, "seed": seed})
     x = rf_images(data, n, seed)
@@ -278,15 +271,7 @@ def run_receptive_field(run: RunDir, data: str = "mnist", n: int = 64, seed: int
     theory = receptive_fields(torch_steps(cnn.features))
     rows += rf_rows("CNN 32,64", theory, maps)
 
-    rng = np.random.default_rng(seed)
-    net = Sequential(
-        NpConv(1, 16, 3, padding=1, rng=rng),
-        ReLU(),
-        NpPool(2),
-        NpConv(16, 32, 3, padding=1, rng=rng),
-        ReLU(),
-        NpPool(2),
-    )
+    net = build_net(NumpyClassifyConfig(arch="cnn", channels=(16, 32), seed=seed), x.shape[1:], 10)
     np_maps = numpy_layer_maps(net, x)
     rows += rf_rows("NumPy CNN 16,32", receptive_fields(numpy_steps(net)), np_maps)
 
