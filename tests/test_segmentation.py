@@ -17,7 +17,12 @@ from nnlab.data.augment import augment_pair_torch
 from nnlab.data.segmentation import load_folder, read_image, unsquare
 from nnlab.data.synthetic import make_polyp_folder
 from nnlab.errors import NNLabError
-from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_loss
+from nnlab.metrics.segmentation import (
+    PerImageScore,
+    per_image_scores,
+    segmentation_loss,
+    segmentation_losses,
+)
 from nnlab.models import build_model, count_parameters, model_config
 from nnlab.run import RunDir
 from nnlab.tasks.base import load_config
@@ -152,6 +157,15 @@ def test_loss_is_bce_plus_lambda_dice():
         assert segmentation_loss(z, y, lam).item() == pytest.approx(
             (bce + lam * (1 - dice)).item(), rel=1e-5
         )
+    # the BCE weight: 0 leaves the Dice loss alone (and no BCE term logged)
+    dice_only = segmentation_losses(z, y, 1.0, lambda_bce=0.0)
+    assert set(dice_only) == {"loss", "dice_loss"}
+    assert dice_only["loss"].item() == pytest.approx((1 - dice).item(), rel=1e-5)
+    assert segmentation_losses(z, y, 0.5, lambda_bce=2.0)["loss"].item() == pytest.approx(
+        (2 * bce + 0.5 * (1 - dice)).item(), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="both 0"):
+        segmentation_losses(z, y, 0.0, lambda_bce=0.0)
     # a confident perfect prediction has a loss near 0, a confident wrong one a large loss
     assert segmentation_loss(20 * (2 * y - 1), y).item() < 1e-3
     assert segmentation_loss(-20 * (2 * y - 1), y).item() > 10

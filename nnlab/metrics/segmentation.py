@@ -31,15 +31,20 @@ def dice_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def segmentation_losses(
-    logits: torch.Tensor, y: torch.Tensor, lambda_dice: float = 1.0
+    logits: torch.Tensor, y: torch.Tensor, lambda_dice: float = 1.0, lambda_bce: float = 1.0
 ) -> dict[str, torch.Tensor]:
-    """{"loss": BCE + lambda_dice * DiceLoss, "bce": BCE, "dice_loss": DiceLoss},
-    p = sigmoid(logits)."""
-    bce = F.binary_cross_entropy_with_logits(logits.float(), y.float())
-    if not lambda_dice:
-        return {"loss": bce, "bce": bce}
-    dice = dice_loss(logits, y)
-    return {"loss": bce + lambda_dice * dice, "bce": bce, "dice_loss": dice}
+    """{"loss": lambda_bce * BCE + lambda_dice * DiceLoss, "bce": BCE, "dice_loss": DiceLoss},
+    p = sigmoid(logits); a term whose weight is 0 is not computed (nor logged)."""
+    if not (lambda_dice or lambda_bce):
+        raise ValueError("the BCE and Dice weights are both 0: nothing to train on")
+    out, loss = {}, 0.0
+    if lambda_bce:
+        out["bce"] = F.binary_cross_entropy_with_logits(logits.float(), y.float())
+        loss = lambda_bce * out["bce"]
+    if lambda_dice:
+        out["dice_loss"] = dice_loss(logits, y)
+        loss = loss + lambda_dice * out["dice_loss"]
+    return {"loss": loss, **out}
 
 
 def segmentation_loss(

@@ -49,7 +49,8 @@ class SegmentConfig:
     model_args: dict[str, Any] = field(default_factory=dict)  # the model config's fields
     size: int = 256  # images are resized to size x size (128 for quick runs)
     aspect: str = "pad"  # pad (to a square, keeps the aspect ratio) | stretch
-    lambda_dice: float = 1.0  # loss = BCE + lambda x Dice loss
+    lambda_dice: float = 1.0  # loss = lambda_bce x BCE + lambda_dice x Dice loss
+    lambda_bce: float = 1.0  # 0: Dice loss alone
     augment: bool = True  # flips, small rotations and scaling (image and mask), colour jitter
     split_seed: int = 0  # seed of the 60/20/20 split, apart from the training seed: runs share it
     limit: int = 0  # > 0: use only N images of each split (quick runs, tests)
@@ -67,6 +68,11 @@ class SegmentConfig:
             raise NNLabError(f"--aspect must be pad or stretch, got '{self.aspect}'")
         if self.limit < 0:
             raise NNLabError(f"--limit must be >= 0, got {self.limit}")
+        if self.lambda_dice < 0 or self.lambda_bce < 0 or not (self.lambda_dice or self.lambda_bce):
+            raise NNLabError(
+                f"--lambda-bce and --lambda-dice must be >= 0 and not both 0, got "
+                f"{self.lambda_bce} and {self.lambda_dice}"
+            )
         resolved_model_config(self)
         data_root(self.data)
 
@@ -123,7 +129,7 @@ class SegmentTask(Task):
         if self.cfg.augment and model.training:
             x, m = augment_pair_torch(x, m)
         logits = model(model_input(x))  # (B, 1, S, S)
-        losses = segmentation_losses(logits, m, self.cfg.lambda_dice)
+        losses = segmentation_losses(logits, m, self.cfg.lambda_dice, self.cfg.lambda_bce)
         return StepOutput(losses, (logits.detach() > 0).long(), m.long())
 
     def metrics(self) -> torchmetrics.MetricCollection:
