@@ -73,6 +73,11 @@ TINY: dict[str, tuple] = {
         extra_inputs=timesteps,
         prepare=perturb_head,
     ),
+    "eeg_transformer": (
+        dict(channels=3, frames=5, freqs=6, dim=16, depth=1, heads=2, num_classes=2),
+        (2, 3, 5, 6),
+        (2, 2),
+    ),
 }
 
 

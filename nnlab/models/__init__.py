@@ -11,6 +11,7 @@ from nnlab.errors import NNLabError
 from nnlab.models.cnn import CNN, CNNConfig
 from nnlab.models.conv_autoencoder import ConvAutoencoder, ConvAutoencoderConfig
 from nnlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
+from nnlab.models.eeg_transformer import EEGTransformer, EEGTransformerConfig
 from nnlab.models.mlp import MLP, MLPConfig
 from nnlab.models.segvit import SegmentViT, SegmentViTConfig
 from nnlab.models.unet import UNet, UNetConfig
@@ -24,6 +25,7 @@ MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "segvit": (SegmentViTConfig, SegmentViT),
     "diffusion_unet": (DiffusionUNetConfig, DiffusionUNet),  # eps / x0 / v prediction from (x_t, t)
     "conv_ae": (ConvAutoencoderConfig, ConvAutoencoder),  # image -> code -> image
+    "eeg_transformer": (EEGTransformerConfig, EEGTransformer),  # (B, C, T, F) spectrogram -> logits
 }
 
 
