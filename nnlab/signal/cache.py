@@ -1,0 +1,284 @@
+"""Prepared windows cached on disk, one memory-mapped `.npy` per recording, read lazily.
+
+A patient's tens of hours of prepared windows (about 68 MB per hour of 23-channel EEG at the
+default `SpectralConfig`) never have to be in memory at once: `prepare_cached` streams a
+recording's windows, a chunk at a time, into a memory-mapped `.npy` and `WindowStore` reads windows
+on demand from many such files.
+
+- The cache file is named by a key: a hash of the preprocessing (sampling rate, `SpectralConfig`,
+  window starts, anything else the loader depends on) and the source file's identity (resolved
+  path, size, modification time), so a changed parameter or a rewritten file makes a new entry.
+- Atomic: the array is written to a temporary file in the cache folder and renamed onto its name
+  only when complete (after its metadata), so the name holds a whole array or nothing.
+- Checked before use: a file whose header, size or metadata does not match (truncated, corrupt,
+  from an interrupted copy) is rebuilt, never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnlab.errors import NNLabError
+from nnlab.io import UMASK, atomic_write_json
+from nnlab.signal.spectral import SpectralConfig, prepare_chunk, window_starts
+
+CACHE_VERSION = 1  # bump when the preprocessing code changes what it writes
+
+
+def source_identity(path: str | os.PathLike) -> dict[str, Any]:
+    """The identity of a source file: resolved path, size in bytes, modification time (ns)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise NNLabError(f"cannot read {path}: {e.strerror}") from None
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def cache_key(
+    identity: dict[str, Any],
+    fs: float,
+    cfg: SpectralConfig,
+    starts: np.ndarray | None = None,
+    params: dict[str, Any] | None = None,
+) -> str:
+    """16 hex digits of SHA-256 over the source identity, the sampling rate, the spectral
+    configuration, the window starts (None: cfg's regular windows) and any loader parameters
+    (channels, resampling) in `params` (JSON-serialisable)."""
+    payload = {
+        "version": CACHE_VERSION,
+        "source": identity,
+        "fs": float(fs),
+        "spectral": cfg.to_dict(),
+        "starts": None
+        if starts is None
+        else hashlib.sha256(np.asarray(starts, dtype=np.int64).tobytes()).hexdigest(),
+        "params": params or {},
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CachedRecording:
+    """One recording's prepared windows on disk: windows (W, C, T, F) float32, a read-only
+    memory map; starts (W,) their first samples at fs; freqs (F,) Hz."""
+
+    path: Path
+    windows: np.ndarray
+    starts: np.ndarray
+    fs: float
+    freqs: np.ndarray
+    key: str
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+
+def cache_paths(
+    cache_dir: str | os.PathLike, source: str | os.PathLike, key: str
+) -> tuple[Path, Path]:
+    """(the windows' .npy, its metadata .json) for a source file and key."""
+    stem = f"{Path(source).stem}-{key}"
+    return Path(cache_dir) / f"{stem}.npy", Path(cache_dir) / f"{stem}.json"
+
+
+def _npy_problem(path: Path, shape: tuple[int, ...] | None) -> str | None:
+    """Why the .npy at path cannot be used (None: it is whole and float32 of the given shape)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                hshape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                hshape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except (OSError, ValueError) as e:
+        return f"unreadable header ({e})"
+    if dtype != np.float32 or fortran:
+        return f"dtype {dtype}, fortran order {fortran}"
+    if shape is not None and tuple(hshape) != tuple(shape):
+        return f"shape {hshape} instead of {shape}"
+    expected = offset + int(np.prod(hshape)) * 4
+    size = path.stat().st_size
+    if size != expected:
+        return f"{size} bytes instead of {expected} (truncated or corrupt)"
+    return None
+
+
+def open_cached(npy: str | os.PathLike, key: str | None = None) -> CachedRecording:
+    """Open a cache entry lazily (np.load with mmap_mode="r"), after checking it is whole: the
+    metadata's key (when given) and shape agree with the file and its size with its header.
+    Raises NNLabError naming what is wrong."""
+    npy = Path(npy)
+    meta_path = npy.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise NNLabError(f"{meta_path}: no readable cache metadata ({e})") from None
+    if key is not None and meta.get("key") != key:
+        raise NNLabError(f"{npy}: cache key {meta.get('key')} is not {key}")
+    problem = _npy_problem(npy, tuple(meta["shape"]))
+    if problem is not None:
+        raise NNLabError(f"{npy}: {problem}")
+    return CachedRecording(
+        path=npy,
+        windows=np.load(npy, mmap_mode="r"),
+        starts=np.asarray(meta["starts"], dtype=np.int64),
+        fs=float(meta["fs"]),
+        freqs=np.asarray(meta["freqs"], dtype=np.float64),
+        key=meta["key"],
+    )
+
+
+def prepare_cached(
+    source: str | os.PathLike,
+    load: Callable[[], np.ndarray],
+    fs: float,
+    cfg: SpectralConfig,
+    cache_dir: str | os.PathLike,
+    *,
+    starts: np.ndarray | None = None,
+    params: dict[str, Any] | None = None,
+    chunk: int = 64,
+) -> CachedRecording:
+    """The prepared windows of the recording in `source`, from the cache when a whole entry with
+    the same key exists, else computed and cached.
+
+    load() returns the recording x (C, N) at fs Hz and is called only on a cache miss; `params`
+    must name everything load() depends on besides the file (channels, resampling rate). Windows
+    are transformed `chunk` at a time straight into a memory-mapped temporary .npy in cache_dir,
+    which is renamed onto its final name when complete: peak memory is the recording plus one
+    chunk, whatever the number of recordings cached before."""
+    key = cache_key(source_identity(source), fs, cfg, starts, params)
+    npy, meta_path = cache_paths(cache_dir, source, key)
+    if npy.exists():
+        with contextlib.suppress(NNLabError):
+            return open_cached(npy, key)
+        # not whole (truncated, corrupt, no metadata): rebuilt below, never used
+    x = np.asarray(load())
+    if x.ndim != 2:
+        raise NNLabError(f"{source}: the loader returned shape {x.shape}, not (channels, samples)")
+    C, N = x.shape
+    if starts is None:
+        starts = window_starts(N, fs, cfg.window_s, cfg.hop_s)
+    starts = np.asarray(starts, dtype=np.int64)
+    freqs = cfg.freqs(fs)
+    shape = (len(starts), C, cfg.frames(fs), len(freqs))  # (W, C, T, F)
+
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=npy.parent, prefix=f".{npy.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~UMASK)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        for i in range(0, len(starts), chunk):
+            out[i : i + chunk] = prepare_chunk(x, fs, cfg, starts[i : i + chunk])
+        out.flush()
+        del out
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        meta = {
+            "key": key,
+            "version": CACHE_VERSION,
+            "source": source_identity(source),
+            "fs": float(fs),
+            "spectral": cfg.to_dict(),
+            "params": params or {},
+            "shape": list(shape),
+            "starts": starts.tolist(),
+            "freqs": freqs.tolist(),
+        }
+        atomic_write_json(meta_path, meta)
+        os.replace(tmp, npy)  # the commit point: the name now holds a whole array
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return open_cached(npy, key)
+
+
+class WindowStore:
+    """Many recordings' cached windows as one sequence of N = sum_r W_r windows, read on demand.
+
+    Global window i is window w = i - offsets[r] of recording r, offsets[r] = sum_{q<r} W_q;
+    `locate` maps indices to (recording, window) and `get` reads a batch (B, C, T, F) from the
+    memory maps, one fancy-indexed read per recording touched, so only the requested windows are
+    ever read from disk. NumPy only (a torch Dataset wraps it in the task)."""
+
+    def __init__(
+        self,
+        recordings: Sequence[CachedRecording | np.ndarray],
+        labels: Sequence[np.ndarray] | None = None,
+    ):
+        self.recordings = list(recordings)
+        self.arrays = [r.windows if isinstance(r, CachedRecording) else r for r in self.recordings]
+        shapes = {tuple(a.shape[1:]) for a in self.arrays if len(a)}
+        if any(a.ndim != 4 for a in self.arrays) or len(shapes) > 1:
+            raise NNLabError(
+                f"WindowStore needs (W, C, T, F) windows of one (C, T, F), got "
+                f"{[tuple(a.shape) for a in self.arrays]}"
+            )
+        counts = np.array([len(a) for a in self.arrays], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])  # (R + 1,)
+        self.window_shape = shapes.pop() if shapes else None
+        self.labels = None
+        if labels is not None:
+            if len(labels) != len(self.arrays) or any(
+                len(lab) != n for lab, n in zip(labels, counts)
+            ):
+                raise NNLabError(
+                    "WindowStore labels must give one label per window of each recording"
+                )
+            self.labels = (
+                np.concatenate([np.asarray(lab) for lab in labels]) if len(labels) else None
+            )
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | os.PathLike], **kw) -> WindowStore:
+        return cls([open_cached(p) for p in paths], **kw)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, indices: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """Global indices (B,) -> (recording (B,), window within it (B,))."""
+        i = np.asarray(indices, dtype=np.int64)
+        if i.size and (i.min() < 0 or i.max() >= len(self)):
+            raise NNLabError(f"window index out of range [0, {len(self)})")
+        r = np.searchsorted(self.offsets, i, side="right") - 1
+        return r, i - self.offsets[r]
+
+    def get(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Windows (B, C, T, F) float32 for global indices (B,), in the order given."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if self.window_shape is None:
+            raise NNLabError("WindowStore is empty")
+        out = np.empty((len(idx), *self.window_shape), dtype=np.float32)  # (B, C, T, F)
+        rec, win = self.locate(idx)
+        for r in np.unique(rec):
+            sel = np.flatnonzero(rec == r)
+            order = np.argsort(win[sel], kind="stable")  # ascending reads from the memory map
+            out[sel[order]] = self.arrays[r][win[sel[order]]]
+        return out
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """One window (C, T, F)."""
+        return self.get([int(i)])[0]
+
+    def batches(self, batch: int = 256, indices: np.ndarray | None = None) -> Iterator[np.ndarray]:
+        """(b, C, T, F) chunks of the given indices (default: all windows in order), e.g. for
+        `Normalizer.fit` on the training windows only."""
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        for j in range(0, len(idx), batch):
+            yield self.get(idx[j : j + batch])
