@@ -38,6 +38,7 @@ FACT_MODULES = (
     "nnlab.facts.diffusion",
     "nnlab.facts.compression",
     "nnlab.facts.course",
+    "nnlab.facts.eeg",
 )
 
 
