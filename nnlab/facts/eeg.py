@@ -59,9 +59,9 @@ def k_of_n_binomial_tail() -> float:
     and scipy.stats.binom.sf(k - 1, n, p) = 0.1595. Every position has exactly this probability,
     but neighbouring positions share n - 1 windows, so the average over positions is a much
     noisier estimate than as many independent draws: its relative standard error is 0.3-0.5%
-    (measured over 8 seeds; 1% at 10^6 windows over 20); tol 0.03. This is the probability that a window
-    satisfies the rule, not the alarm rate: a run of satisfying windows raises one alarm, and the
-    refractory period suppresses more. At p = 0.5 the tail is 7e-4, one satisfying window in
+    (measured over 8 seeds; 1% at 10^6 windows over 20); tol 0.03. This is the probability that
+    a window satisfies the rule, not the alarm rate: a run of satisfying windows raises one alarm,
+    and the refractory period suppresses more. At p = 0.5 the tail is 7e-4, one satisfying window in
     about 2 h of 5-s windows."""
     k, n, p = 24, 30, 0.7
     pred = np.random.default_rng(0).random(4_000_000) < p  # (W,)
