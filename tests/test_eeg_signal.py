@@ -57,6 +57,7 @@ def test_log_spectrogram_equals_scipy_stft():
     [
         (256.0, [0, *range(57, 64), *range(117, 124)]),
         (200.0, [0, *range(57, 64)]),  # 120 Hz is above Nyquist: only 60 Hz is notched
+        (236.0, [0, *range(57, 64)]),  # 120 Hz is above Nyquist (118): 117 and 118 Hz stay
         (100.0, [0]),  # 60 Hz is above Nyquist
     ],
 )
