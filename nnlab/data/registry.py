@@ -59,6 +59,10 @@ _NIST26_URL = (
     "https://raw.githubusercontent.com/Delikitty/Computer-Vision-16720-CMU/master/"
     "Optical%20Character%20Recognition%20using%20Neural%20Networks/data/"
 )
+# Bonn sets as one .mat per set, in a public GitHub copy (files at the repository root, each URL
+# pinned to a commit that holds it). The URLs were not downloaded from here (offline): the size
+# and sha256 are those of the copy in ../shared/data/bonn-eeg and guard any download.
+_BONN_URL = "https://raw.githubusercontent.com/Arvin-xd/Bonn_EEG_Singals_short_term_prediction/"
 
 REGISTRY: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
@@ -133,6 +137,36 @@ REGISTRY: dict[str, DatasetInfo] = {
             ),
         ),
         task="segment",
+    ),
+    "bonn": DatasetInfo(
+        "bonn",
+        "Bonn epilepsy EEG sets A (healthy), D (interictal), E (ictal): 100 single-channel "
+        "segments each, 4097 samples at 173.61 Hz, MATLAB .mat",
+        "bonn-eeg",
+        files=tuple(
+            RemoteFile(name, _BONN_URL + commit + "/" + name, sha256, size)
+            for name, commit, sha256, size in (
+                (
+                    "Bonn_eeg_AZ_100.mat",
+                    "c7e37ff0d64bbe24040490099a5138b7babccbf6",
+                    "dac9b71f4e5433e0b2fda2f881cfe610f6d31e2f348f4e5873dcb4bcfa40662a",
+                    506295,
+                ),
+                (
+                    "Bonn_eeg_DF_100.mat",
+                    "a819ec863626be4f237e47cc3c23fd2ca584c218",
+                    "d4ffc3691c6f7f320f83553c42e22b126cb978ab39300c2e788a3df41ba119e2",
+                    501227,
+                ),
+                (
+                    "Bonn_eeg_E_100.mat",
+                    "6b3c78dfc3cb3cc68e63ec342773d26b9b98dde7",
+                    "b2e12378ed49e74f25f52dc3f936d4de1e2c9872317ac577cda026a291b986b2",
+                    614492,
+                ),
+            )
+        ),
+        task="eeg",
     ),
 }
 

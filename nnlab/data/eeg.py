@@ -1,0 +1,664 @@
+"""EEG recordings: EDF/EDF+ files (via pyedflib), the CHB-MIT summary format, a patient index.
+
+A `Recording` is one stretch of multi-channel EEG: data (C, N) float32 in microvolts, one label
+per row, one sampling rate. EDF stores each channel as 16-bit integers d with a per-channel
+linear map to physical units,
+
+    x = p_min + (d - d_min) * (p_max - p_min) / (d_max - d_min),
+
+so values survive a write/read round trip to within half a step (p_max - p_min) / (d_max - d_min).
+
+CHB-MIT (PhysioNet `chbmit`) ships one folder per patient: hour-long EDF files `chbNN_MM.edf`
+and `chbNN-summary.txt`, which gives each file's wall-clock start/end time and its seizures in
+seconds from the file's start. `load_patient` turns folder + summary into an index -- per file:
+path, rate, duration, start time and seizures in *patient-global* seconds (0 = start of the first
+listed file; clock times that wrap past midnight are moved to the next day so that they
+increase) -- without reading any samples; `Patient.read(i)` reads one file's common channels on
+demand. Real patients have tens of hour-long files (about 40 MB each); only one is ever in memory.
+
+Montages change between files (channels renamed, reordered, dummy channels "-" inserted, a
+channel listed twice such as "T8-P8"). A patient's channels are therefore chosen *by label*:
+the labels present (after dropping dummies and duplicates) in at least `min_fraction` of the
+files, in order of first appearance; a file missing one of them is skipped with a warning that
+names it and the missing labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from nnlab.errors import NNLabError
+from nnlab.io import UMASK
+
+DAY_S = 86400
+DUMMY_LABELS = ("-", ".", "")
+_UNIT_TO_UV = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "microv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3}
+
+
+def norm_label(label: str) -> str:
+    """The form labels are compared in: stripped, upper case ('fp1-f7 ' == 'FP1-F7')."""
+    return label.strip().upper()
+
+
+def is_dummy(label: str) -> bool:
+    """CHB-MIT pads changed montages with flat channels named '-' or '.'."""
+    return label.strip() in DUMMY_LABELS
+
+
+# ---- one recording -------------------------------------------------------------------------------
+@dataclass
+class Recording:
+    """C channels of N samples at `fs` Hz; `start_s` is the first sample's time in the patient's
+    global clock (0 for a file read on its own)."""
+
+    name: str
+    fs: float
+    labels: list[str]
+    data: np.ndarray  # (C, N) float32, microvolts
+    start_s: float = 0.0
+
+    def __post_init__(self):
+        if self.data.ndim != 2:
+            raise NNLabError(f"{self.name}: data must be (C, N), got shape {self.data.shape}")
+        if len(self.labels) != self.data.shape[0]:
+            raise NNLabError(
+                f"{self.name}: {len(self.labels)} labels for {self.data.shape[0]} channels"
+            )
+        if not self.fs > 0:
+            raise NNLabError(f"{self.name}: sampling rate must be positive, got {self.fs}")
+
+    @property
+    def n_samples(self) -> int:
+        return self.data.shape[1]
+
+    @property
+    def duration_s(self) -> float:
+        return self.data.shape[1] / self.fs
+
+
+@dataclass(frozen=True)
+class EDFHeader:
+    """What an EDF header says, per channel (annotation channels of EDF+ are not listed)."""
+
+    path: Path
+    labels: tuple[str, ...]
+    fs: tuple[float, ...]
+    n_samples: tuple[int, ...]
+    units: tuple[str, ...]
+    duration_s: float
+    start: datetime | None
+
+    def find(self, label: str) -> int | None:
+        """Index of the first channel called `label` (compared by `norm_label`), or None."""
+        key = norm_label(label)
+        for i, own in enumerate(self.labels):
+            if norm_label(own) == key:
+                return i
+        return None
+
+
+def _open_edf(path: Path):
+    import pyedflib
+
+    if not path.is_file():
+        raise NNLabError(f"{path}: no such EDF file")
+    try:
+        return pyedflib.EdfReader(str(path))
+    except OSError as e:  # EDFlib refuses truncated (file size) and malformed headers alike
+        reason = str(e).removeprefix(f"{path}: ").strip() or type(e).__name__
+        raise NNLabError(f"{path}: not a readable EDF/EDF+ file ({reason})") from None
+
+
+def _header_of(reader, path: Path) -> EDFHeader:
+    n = reader.signals_in_file
+    try:
+        start = reader.getStartdatetime()
+    except Exception:  # a malformed date field must not hide the samples
+        start = None
+    return EDFHeader(
+        path=path,
+        labels=tuple(reader.getLabel(i).strip() for i in range(n)),
+        fs=tuple(float(reader.getSampleFrequency(i)) for i in range(n)),
+        n_samples=tuple(int(k) for k in reader.getNSamples()),
+        units=tuple(reader.getPhysicalDimension(i).strip() for i in range(n)),
+        duration_s=float(reader.file_duration),
+        start=start,
+    )
+
+
+def edf_header(path: str | os.PathLike) -> EDFHeader:
+    """Labels, rates, lengths and units of an EDF file, without reading its samples."""
+    path = Path(path)
+    reader = _open_edf(path)
+    try:
+        return _header_of(reader, path)
+    finally:
+        reader.close()
+
+
+def _to_microvolts(unit: str) -> float:
+    # an empty or unknown unit is taken as microvolts, the EEG convention
+    return _UNIT_TO_UV.get(unit.strip().lower(), 1.0)
+
+
+def read_edf(
+    path: str | os.PathLike,
+    channels: Sequence[str] | None = None,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+) -> Recording:
+    """The samples of `channels` (labels, in that order; all channels when None) as a Recording.
+
+    Labels are matched by `norm_label`; a label listed twice in the file gives its first
+    occurrence. The selected channels must share one sampling rate (files that mix rates are read
+    channel by channel at one rate). `start_s` / `duration_s` read a part of the file.
+    Values are converted to microvolts from the header's physical dimension (mV, V, nV).
+    """
+    path = Path(path)
+    reader = _open_edf(path)
+    try:
+        head = _header_of(reader, path)
+        if channels is None:
+            index = list(range(len(head.labels)))
+            labels = list(head.labels)
+        else:
+            if len({norm_label(c) for c in channels}) != len(channels):
+                raise NNLabError(f"{path}: channel list has duplicates: {list(channels)}")
+            found = [head.find(c) for c in channels]
+            missing = [c for c, i in zip(channels, found) if i is None]
+            if missing:
+                raise NNLabError(f"{path}: no channel(s) {missing} (has {', '.join(head.labels)})")
+            index, labels = [int(i) for i in found], list(channels)
+        if not index:
+            raise NNLabError(f"{path}: no channels to read")
+        rates = sorted({head.fs[i] for i in index})
+        if len(rates) > 1:
+            raise NNLabError(
+                f"{path}: the selected channels have different sampling rates {rates} Hz; "
+                "select channels of one rate"
+            )
+        fs = rates[0]
+        total = min(head.n_samples[i] for i in index)
+        first = int(round(start_s * fs))
+        if not 0 <= first < total:
+            raise NNLabError(
+                f"{path}: start {start_s} s is outside the recording (0-{total / fs} s)"
+            )
+        count = (
+            total - first if duration_s is None else min(int(round(duration_s * fs)), total - first)
+        )
+        data = np.empty((len(index), count), dtype=np.float32)  # (C, N)
+        for row, i in enumerate(index):
+            data[row] = reader.readSignal(i, first, count) * _to_microvolts(head.units[i])
+    finally:
+        reader.close()
+    return Recording(path.stem, fs, labels, data, start_s=first / fs)
+
+
+def write_edf(path: str | os.PathLike, recording: Recording, start: datetime | None = None) -> Path:
+    """Write `recording` as EDF+ (16-bit, unit uV), atomically: a temporary file in the same
+    folder, renamed onto `path` once complete.
+
+    Each channel gets the integer physical range [floor(min), ceil(max)] (at least 1 uV wide) and
+    the digital range [-32768, 32767]; samples are rounded to the nearest step. N must fill whole
+    data records (1 s for an integer rate).
+    """
+    import pyedflib
+
+    path = Path(path)
+    rec = recording
+    x = np.asarray(rec.data, dtype=np.float64)  # (C, N)
+    C, N = x.shape
+    if not np.all(np.isfinite(x)):
+        raise NNLabError(f"{path}: recording {rec.name} has NaN or infinite samples")
+    bad = [label for label in rec.labels if len(label) > 16 or not label.isascii()]
+    if bad:
+        raise NNLabError(f"{path}: EDF labels must be ASCII, at most 16 characters: {bad}")
+    p_min = np.floor(x.min(axis=1)) if N else np.zeros(C)
+    p_max = np.maximum(np.ceil(x.max(axis=1)) if N else np.ones(C), p_min + 1)
+    if max(np.abs(p_min).max(), np.abs(p_max).max()) > 9_999_999:
+        raise NNLabError(f"{path}: samples beyond +-1e7 uV do not fit EDF's 8-character range")
+    d_min, d_max = -32768, 32767
+    # (x - p_min) / step + d_min, rounded: the inverse of the reader's linear map
+    step = (p_max - p_min) / (d_max - d_min)
+    digital = np.clip(np.round((x - p_min[:, None]) / step[:, None]) + d_min, d_min, d_max)
+    digital = digital.astype(np.int16)  # (C, N)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".edf")
+    os.close(fd)
+    try:
+        writer = pyedflib.EdfWriter(tmp, C, pyedflib.FILETYPE_EDFPLUS)
+        try:
+            writer.setSignalHeaders(
+                [
+                    {
+                        "label": label,
+                        "dimension": "uV",
+                        "sample_frequency": rec.fs,
+                        "physical_min": float(lo),
+                        "physical_max": float(hi),
+                        "digital_min": d_min,
+                        "digital_max": d_max,
+                        "transducer": "",
+                        "prefilter": "",
+                    }
+                    for label, lo, hi in zip(rec.labels, p_min, p_max)
+                ]
+            )
+            if start is not None:
+                writer.setStartdatetime(start)
+            per_record = writer.get_smp_per_record(0)
+            if N % per_record:
+                raise NNLabError(
+                    f"{path}: {N} samples do not fill whole {per_record}-sample data records; "
+                    f"trim or pad to a multiple of {per_record}"
+                )
+            blocks = digital.reshape(C, N // per_record, per_record).transpose(1, 0, 2)  # (R, C, S)
+            blocks = np.ascontiguousarray(blocks)
+            for block in blocks:
+                if writer.blockWriteDigitalShortSamples(block.ravel()) != 0:
+                    raise NNLabError(f"{path}: EDF writer failed")
+        except ValueError as e:  # pyedflib's header checks (e.g. a rate with no record length)
+            raise NNLabError(f"{path}: cannot write EDF ({e})") from None
+        finally:
+            writer.close()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return path
+
+
+# ---- resampling ----------------------------------------------------------------------------------
+def resample_ratio(fs_in: float, fs_out: float, max_denominator: int = 1000) -> tuple[int, int]:
+    """(up, down), the rational approximation up/down ~= fs_out / fs_in with down <= 1000."""
+    if not (fs_in > 0 and fs_out > 0):
+        raise NNLabError(f"sampling rates must be positive, got {fs_in} and {fs_out}")
+    ratio = Fraction(fs_out / fs_in).limit_denominator(max_denominator)
+    return ratio.numerator, ratio.denominator
+
+
+def resample(x: np.ndarray, fs_in: float, fs_out: float) -> tuple[np.ndarray, float]:
+    """Polyphase resampling along the last axis: (..., N) at fs_in -> (..., ~N up/down) at the
+    returned rate fs_in * up / down (equal to fs_out unless the ratio needed approximating).
+
+    `scipy.signal.resample_poly` upsamples by `up`, low-pass filters (Kaiser FIR at the lower
+    Nyquist rate) and keeps every `down`-th sample."""
+    from scipy.signal import resample_poly
+
+    up, down = resample_ratio(fs_in, fs_out)
+    if up == down:
+        return np.asarray(x, dtype=np.float32).copy(), float(fs_in)
+    y = resample_poly(np.asarray(x, dtype=np.float64), up, down, axis=-1)
+    return y.astype(np.float32), fs_in * up / down
+
+
+def resample_recording(rec: Recording, fs: float) -> Recording:
+    """`rec` at rate `fs` (the same object when it already is)."""
+    if rec.fs == fs:
+        return rec
+    data, fs_new = resample(rec.data, rec.fs, fs)
+    return replace(rec, data=data, fs=fs_new)
+
+
+# ---- the CHB-MIT summary file ------------------------------------------------------------------
+@dataclass(frozen=True)
+class SummaryFile:
+    """One `File Name:` block. Clock times are seconds after midnight as written (a summary may
+    write 24:05:00 for five past midnight); seizures are (onset, offset) seconds from file start."""
+
+    name: str
+    clock_start_s: int | None
+    clock_end_s: int | None
+    seizures: tuple[tuple[float, float], ...]
+    channels: tuple[str, ...]  # the montage listed last before this file
+
+
+@dataclass(frozen=True)
+class Summary:
+    fs: float | None
+    files: tuple[SummaryFile, ...]
+
+    def file(self, name: str) -> SummaryFile:
+        for f in self.files:
+            if f.name == name:
+                return f
+        raise NNLabError(f"{name} is not listed in the summary")
+
+
+_RATE = re.compile(r"^data sampling rate:\s*([\d.]+)\s*hz", re.I)
+_MONTAGE = re.compile(r"^channels (in edf files|changed)\s*:", re.I)
+_CHANNEL = re.compile(r"^channel\s+(\d+)\s*:(.*)$", re.I)
+_FILE = re.compile(r"^file name:\s*(\S+)", re.I)
+_CLOCK = re.compile(r"^file (start|end) time:\s*(\d+):(\d{1,2}):(\d{1,2})", re.I)
+_COUNT = re.compile(r"^number of seizures in file:\s*(\d+)", re.I)
+_SEIZURE = re.compile(r"^seizure\s*(\d+)?\s*(start|end)\s*time:\s*([\d.]+)\s*(seconds?|s)?", re.I)
+
+
+def clock_seconds(text: str) -> int:
+    """'13:43:04' -> 49384; hours past 23 are kept ('24:05:00' -> 86700)."""
+    parts = text.strip().split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise NNLabError(f"not a clock time HH:MM:SS: '{text}'")
+    h, m, s = (int(p) for p in parts)
+    return h * 3600 + m * 60 + s
+
+
+def parse_summary(text: str, source: str = "summary") -> Summary:
+    """Parse a CHB-MIT `chbNN-summary.txt`.
+
+    Recognised lines (case-insensitive; anything else, such as the '*****' rules, is ignored):
+    'Data Sampling Rate: 256 Hz'; 'Channels in EDF Files:' or 'Channels changed:' opening a
+    montage, followed by 'Channel 1: FP1-F7' lines; 'File Name: chb01_03.edf'; 'File Start Time:
+    13:43:04' and 'File End Time: ...'; 'Number of Seizures in File: 1'; 'Seizure Start Time: 2996
+    seconds' or 'Seizure 1 Start Time: 2996 seconds' and the matching End lines.
+    """
+    fs = None
+    montage: list[str] = []
+    files: list[dict] = []
+
+    def fail(lineno: int, why: str):
+        raise NNLabError(f"{source}: line {lineno}: {why}")
+
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if m := _RATE.match(line):
+            fs = float(m.group(1))
+        elif _MONTAGE.match(line):
+            montage = []  # a new montage, in force from the next file on
+        elif m := _CHANNEL.match(line):
+            montage.append(m.group(2).strip())
+        elif m := _FILE.match(line):
+            files.append(
+                {"name": m.group(1), "start": None, "end": None, "count": None, "on": [], "off": []}
+            )
+            files[-1]["channels"] = tuple(montage)
+        elif m := _CLOCK.match(line):
+            if not files:
+                fail(lineno, "a file time before any 'File Name:'")
+            h, mi, s = (int(g) for g in m.group(2, 3, 4))
+            files[-1][m.group(1).lower()] = h * 3600 + mi * 60 + s
+        elif m := _COUNT.match(line):
+            if not files:
+                fail(lineno, "a seizure count before any 'File Name:'")
+            files[-1]["count"] = int(m.group(1))
+        elif m := _SEIZURE.match(line):
+            if not files:
+                fail(lineno, "a seizure time before any 'File Name:'")
+            f = files[-1]
+            if m.group(2).lower() == "start":
+                if len(f["on"]) != len(f["off"]):
+                    fail(lineno, f"{f['name']}: a seizure start without an end before it")
+                f["on"].append(float(m.group(3)))
+            else:
+                if len(f["off"]) != len(f["on"]) - 1:
+                    fail(lineno, f"{f['name']}: a seizure end without its start")
+                if float(m.group(3)) < f["on"][-1]:
+                    fail(lineno, f"{f['name']}: seizure ends before it starts")
+                f["off"].append(float(m.group(3)))
+    out = []
+    for f in files:
+        if len(f["on"]) != len(f["off"]):
+            raise NNLabError(f"{source}: {f['name']}: a seizure start without an end")
+        if f["count"] is not None and f["count"] != len(f["on"]):
+            warnings.warn(
+                f"{source}: {f['name']} says {f['count']} seizure(s) but lists {len(f['on'])}",
+                stacklevel=2,
+            )
+        out.append(
+            SummaryFile(
+                f["name"], f["start"], f["end"], tuple(zip(f["on"], f["off"])), f["channels"]
+            )
+        )
+    return Summary(fs, tuple(out))
+
+
+def read_summary(path: str | os.PathLike) -> Summary:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise NNLabError(f"{path}: cannot read summary ({e.strerror})") from None
+    return parse_summary(text, source=str(path))
+
+
+def global_starts(clock_starts: Sequence[int]) -> list[int]:
+    """Patient-global start seconds from clock times of the files in recording order: each start
+    is moved by whole days until it is not before the previous file's start (recordings run
+    across midnight: 23:10:00, 00:12:00 -> day 2), then the first start is subtracted."""
+    out: list[int] = []
+    day = 0
+    for clock in clock_starts:
+        t = clock + day * DAY_S
+        while out and t < out[-1]:
+            day += 1
+            t += DAY_S
+        out.append(t)
+    return [t - out[0] for t in out] if out else []
+
+
+# ---- channel sets --------------------------------------------------------------------------------
+def unique_labels(labels: Sequence[str]) -> list[str]:
+    """Labels without dummies, each kept once (first occurrence; compared by `norm_label`)."""
+    seen, out = set(), []
+    for label in labels:
+        key = norm_label(label)
+        if is_dummy(label) or key in seen:
+            continue
+        seen.add(key)
+        out.append(label.strip())
+    return out
+
+
+def common_channels(label_lists: Sequence[Sequence[str]], min_fraction: float = 0.5) -> list[str]:
+    """The labels present in more than `min_fraction` of the lists (in all of them for 1.0),
+    dummies and repeats within a list dropped, in order of first appearance. The default keeps
+    what a strict majority of files has: a channel found in only half of them (an ECG or VNS
+    lead of some files) does not cost the other half their place."""
+    if not 0 < min_fraction <= 1:
+        raise NNLabError(f"min_fraction must be in (0, 1], got {min_fraction}")
+    if not label_lists:
+        return []
+    per_list = [unique_labels(labels) for labels in label_lists]
+    count: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for labels in per_list:
+        for label in labels:
+            key = norm_label(label)
+            count[key] = count.get(key, 0) + 1
+            first.setdefault(key, label)
+    n = len(per_list)
+    if min_fraction == 1:
+        return [first[k] for k in first if count[k] == n]
+    return [first[k] for k in first if count[k] > min_fraction * n]
+
+
+# ---- a patient's recordings ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileEntry:
+    """One indexed file: where it is and when, in patient-global seconds."""
+
+    name: str
+    path: Path
+    fs: float  # rate of the patient's channels in this file
+    duration_s: float
+    start_s: float
+    seizures: tuple[tuple[float, float], ...]  # (onset, offset), global seconds
+    labels: tuple[str, ...]  # every channel label in the file, as stored
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+@dataclass
+class Patient:
+    """A patient's recordings, indexed from the summary and the EDF headers (no samples read).
+
+    `channels` are read from every file in that order; `skipped` lists (file name, why) for the
+    summary's files that are not in `files`; `all_seizures` are those of every listed file."""
+
+    patient: str
+    folder: Path
+    channels: list[str]
+    files: list[FileEntry]
+    all_seizures: list[tuple[float, float]] = field(default_factory=list)
+    fs: float | None = None  # the summary's 'Data Sampling Rate'
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def seizures(self) -> np.ndarray:
+        """(K, 2) float64 (onset, offset) in global seconds, sorted by onset: every seizure the
+        summary lists, also those in skipped files -- they happened, so they still bound the
+        interictal gap and decide which seizures lead."""
+        return np.asarray(sorted(self.all_seizures), dtype=np.float64).reshape(-1, 2)
+
+    @property
+    def recorded_s(self) -> float:
+        """Seconds of EEG in the indexed files."""
+        return float(sum(f.duration_s for f in self.files))
+
+    def entry(self, key: int | str) -> FileEntry:
+        if isinstance(key, str):
+            for f in self.files:
+                if key in (f.name, Path(f.name).stem):
+                    return f
+            raise NNLabError(f"{self.patient}: no indexed file '{key}'")
+        return self.files[key]
+
+    def read(
+        self,
+        key: int | str,
+        fs: float | None = None,
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+    ) -> Recording:
+        """The patient's channels of one file (by index or name), resampled to `fs` when given;
+        `start_s` / `duration_s` are relative to the file's start. Rows follow `channels`; the
+        Recording's start_s is global."""
+        f = self.entry(key)
+        rec = read_edf(f.path, self.channels, start_s, duration_s)
+        rec.start_s += f.start_s
+        return resample_recording(rec, fs) if fs is not None else rec
+
+
+def _patient_folder(folder: Path, patient: str) -> Path:
+    for candidate in (folder, folder / patient):
+        if (candidate / f"{patient}-summary.txt").is_file():
+            return candidate
+    raise NNLabError(
+        f"no {patient}-summary.txt in {folder} or {folder / patient} (a CHB-MIT patient folder)"
+    )
+
+
+def load_patient(
+    folder: str | os.PathLike,
+    patient: str,
+    channels: Sequence[str] | None = None,
+    min_fraction: float = 0.5,
+) -> Patient:
+    """Index a CHB-MIT patient: `folder` is the patient's folder or the one above it.
+
+    Files are taken in summary order. Each file's start is its 'File Start Time' made global by
+    `global_starts`; its duration comes from the EDF header. When the summary has no clock times
+    (some patients' summaries omit them) the files are placed back to back and a warning says so.
+    `channels` overrides the common channel set (`common_channels(..., min_fraction)`). Files
+    that are unreadable, lack a channel of the set, or mix rates within it are skipped with a
+    warning naming them; their seizures stay in `Patient.seizures`.
+    """
+    folder = _patient_folder(Path(folder), patient)
+    summary = read_summary(folder / f"{patient}-summary.txt")
+    if not summary.files:
+        raise NNLabError(f"{folder / f'{patient}-summary.txt'}: lists no files")
+    skipped: list[tuple[str, str]] = []
+
+    def skip(name: str, why: str) -> None:
+        skipped.append((name, why))
+        warnings.warn(f"{patient}: skipping {name}: {why}", stacklevel=3)
+
+    headers: list[EDFHeader | None] = []
+    for sf in summary.files:
+        try:
+            headers.append(edf_header(folder / sf.name))
+        except NNLabError as e:
+            headers.append(None)
+            skip(sf.name, str(e))
+    if not any(headers):
+        raise NNLabError(f"{patient}: none of the {len(summary.files)} listed files is readable")
+    listed = {sf.name for sf in summary.files}
+    unlisted = sorted(p.name for p in folder.glob("*.edf") if p.name not in listed)
+    if unlisted:
+        warnings.warn(
+            f"{patient}: {len(unlisted)} EDF file(s) not in the summary are ignored "
+            f"(no times): {', '.join(unlisted[:5])}",
+            stacklevel=2,
+        )
+
+    clocks = [sf.clock_start_s for sf in summary.files]
+    if all(c is not None for c in clocks):
+        starts = [float(t) for t in global_starts(clocks)]
+    else:
+        warnings.warn(
+            f"{patient}: the summary lacks file start times; files are placed back to back "
+            "(gaps between them unknown)",
+            stacklevel=2,
+        )
+        lengths = [h.duration_s if h is not None else 0.0 for h in headers]
+        starts = [float(t) for t in np.cumsum([0.0, *lengths[:-1]])]
+    seizures = sorted(
+        (start + on, start + off)
+        for sf, start in zip(summary.files, starts)
+        for on, off in sf.seizures
+    )
+
+    if channels is not None:
+        chosen = list(channels)
+    else:
+        chosen = common_channels([h.labels for h in headers if h is not None], min_fraction)
+    if not chosen:
+        raise NNLabError(f"{patient}: no channel is common to the files")
+    files = []
+    for sf, head, start in zip(summary.files, headers, starts):
+        if head is None:
+            continue
+        found = [head.find(c) for c in chosen]
+        missing = [c for c, i in zip(chosen, found) if i is None]
+        if missing:
+            skip(sf.name, f"missing channel(s) {', '.join(missing)}")
+            continue
+        rates = sorted({head.fs[i] for i in found})
+        if len(rates) > 1:
+            skip(sf.name, f"channels at different sampling rates {rates} Hz")
+            continue
+        files.append(
+            FileEntry(
+                name=sf.name,
+                path=head.path,
+                fs=rates[0],
+                duration_s=min(head.n_samples[i] for i in found) / rates[0],
+                start_s=start,
+                seizures=tuple((start + on, start + off) for on, off in sf.seizures),
+                labels=head.labels,
+            )
+        )
+    if not files:
+        raise NNLabError(f"{patient}: every file was skipped ({skipped[0][1]}, ...)")
+    return Patient(patient, folder, chosen, files, seizures, summary.fs, skipped)

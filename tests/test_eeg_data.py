@@ -1,0 +1,398 @@
+"""EEG data: EDF reading/writing, the CHB-MIT summary, the patient index, resampling, the
+synthetic CHB-MIT stand-in, prediction labels, and the Bonn sets."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.io
+
+from nnlab.data import registry
+from nnlab.data.bonn import BONN_FS, load_bonn, pair_labels, read_bonn_mat
+from nnlab.data.eeg import (
+    Recording,
+    common_channels,
+    edf_header,
+    global_starts,
+    load_patient,
+    parse_summary,
+    read_edf,
+    resample,
+    resample_ratio,
+    write_edf,
+)
+from nnlab.data.synthetic import CHBMIT_LABELS, EEGSynthConfig, make_chbmit_folder, synthetic_eeg
+from nnlab.errors import NNLabError
+from nnlab.signal.labels import LabelConfig, label_windows, leading_seizures, preictal_intervals
+
+
+def _recording(n_s: int = 4, fs: int = 256, seed: int = 0) -> Recording:
+    rng = np.random.default_rng(seed)
+    data = (rng.standard_normal((3, n_s * fs)) * [[50.0], [5.0], [300.0]]).astype(np.float32)
+    return Recording("rec", float(fs), ["FP1-F7", "T8-P8", "T8-P8"], data)
+
+
+# ---- EDF -----------------------------------------------------------------------------------------
+def test_edf_round_trip_keeps_labels_rate_and_values_to_16_bit_resolution(tmp_path):
+    rec = _recording()
+    path = write_edf(tmp_path / "r.edf", rec)
+    back = read_edf(path)
+    assert back.labels == rec.labels and back.fs == 256.0 and back.data.dtype == np.float32
+    assert back.data.shape == rec.data.shape and back.duration_s == 4.0
+    # each channel's step is its integer physical range over 65535 digital steps
+    lo, hi = np.floor(rec.data.min(axis=1)), np.ceil(rec.data.max(axis=1))
+    step = (hi - lo) / 65535
+    err = np.abs(back.data - rec.data).max(axis=1)
+    assert np.all(err <= step / 2 + 1e-4 * np.abs(rec.data).max(axis=1))
+    assert err[2] > err[1]  # the wide channel is quantised more coarsely: per-channel ranges
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.edf"]  # no temporary left behind
+
+
+def test_read_edf_selects_channels_by_label_in_the_given_order_and_a_part(tmp_path):
+    rec = _recording()
+    path = write_edf(tmp_path / "r.edf", rec)
+    back = read_edf(path, ["t8-p8", "FP1-F7"])  # case-insensitive; a repeated label: the first
+    assert back.labels == ["t8-p8", "FP1-F7"]
+    np.testing.assert_allclose(back.data, rec.data[[1, 0]], atol=0.01)
+    part = read_edf(path, ["FP1-F7"], start_s=1.0, duration_s=2.0)
+    assert part.start_s == 1.0 and part.data.shape == (1, 512)
+    np.testing.assert_allclose(part.data[0], rec.data[0, 256:768], atol=0.01)
+    with pytest.raises(NNLabError, match=r"r\.edf.*CZ-PZ"):
+        read_edf(path, ["FP1-F7", "CZ-PZ"])
+
+
+def test_edf_header_reads_no_samples(tmp_path, monkeypatch):
+    import pyedflib
+
+    path = write_edf(tmp_path / "r.edf", _recording(n_s=3))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("edf_header read samples")
+
+    monkeypatch.setattr(pyedflib.EdfReader, "readSignal", forbidden)
+    head = edf_header(path)
+    assert head.labels == ("FP1-F7", "T8-P8", "T8-P8")
+    assert head.fs == (256.0,) * 3 and head.n_samples == (768,) * 3
+    assert head.duration_s == 3.0 and head.units == ("uV",) * 3
+    assert head.find("t8-p8") == 1 and head.find("CZ-PZ") is None
+
+
+def test_channels_at_different_rates_are_read_only_when_they_agree(tmp_path):
+    import pyedflib
+
+    path = tmp_path / "mixed.edf"
+    writer = pyedflib.EdfWriter(str(path), 3, pyedflib.FILETYPE_EDFPLUS)
+    rates = [256, 128, 256]
+    writer.setSignalHeaders(
+        [
+            {
+                "label": label,
+                "dimension": "mV",
+                "sample_frequency": fs,
+                "physical_min": -1.0,
+                "physical_max": 1.0,
+                "digital_min": -32768,
+                "digital_max": 32767,
+                "transducer": "",
+                "prefilter": "",
+            }
+            for label, fs in zip(["A", "B", "C"], rates)
+        ]
+    )
+    writer.writeSamples([np.full(2 * fs, 0.5) for fs in rates])
+    writer.close()
+    assert edf_header(path).fs == (256.0, 128.0, 256.0)
+    both = read_edf(path, ["C", "A"])
+    assert both.fs == 256.0 and both.data.shape == (2, 512)
+    np.testing.assert_allclose(both.data, 500.0, atol=0.05)  # 0.5 mV read as 500 uV
+    assert read_edf(path, ["B"]).data.shape == (1, 256)
+    with pytest.raises(NNLabError, match=r"mixed\.edf.*different sampling rates"):
+        read_edf(path, ["A", "B"])
+    with pytest.raises(NNLabError, match="different sampling rates"):
+        read_edf(path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header_only", "not_edf", "empty"])
+def test_a_damaged_or_foreign_file_is_an_error_naming_it(tmp_path, damage):
+    good = write_edf(tmp_path / "good.edf", _recording()).read_bytes()
+    content = {
+        "truncated": good[: len(good) - 1000],
+        "header_only": good[:300],
+        "not_edf": b"this is not an EDF file\n" * 40,
+        "empty": b"",
+    }[damage]
+    path = tmp_path / f"{damage}.edf"
+    path.write_bytes(content)
+    for reader in (edf_header, read_edf):
+        with pytest.raises(NNLabError, match=f"{damage}\\.edf"):
+            reader(path)
+
+
+def test_write_edf_refuses_partial_records_and_leaves_nothing(tmp_path):
+    rec = Recording("short", 256.0, ["A"], np.zeros((1, 300), dtype=np.float32))
+    with pytest.raises(NNLabError, match="whole"):
+        write_edf(tmp_path / "short.edf", rec)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- the summary ---------------------------------------------------------------------------------
+SUMMARY = """Data Sampling Rate: 256 Hz
+*************************
+
+Channels in EDF Files:
+**********************
+Channel 1: FP1-F7
+Channel 2: F7-T7
+Channel 3: T8-P8
+Channel 4: T8-P8
+
+File Name: chb99_01.edf
+File Start Time: 22:50:00
+File End Time: 23:50:00
+Number of Seizures in File: 1
+Seizure Start Time: 2996 seconds
+Seizure End Time: 3036 seconds
+
+File Name: chb99_02.edf
+File Start Time: 23:50:05
+File End Time: 24:50:05
+Number of Seizures in File: 0
+
+Channels changed:
+*****************
+Channel 1: FP1-F7
+Channel 2: -
+Channel 3: F7-T7
+Channel 4: .
+Channel 5: ECG
+
+File Name: chb99_03.edf
+File Start Time: 00:55:00
+File End Time: 01:55:00
+Number of Seizures in File: 2
+Seizure 1 Start Time:  120 seconds
+Seizure 1 End Time: 180 seconds
+Seizure 2 Start Time: 1862 seconds
+Seizure 2 End Time: 1900.5 seconds
+"""
+
+
+def test_summary_parser_reads_both_spellings_montage_changes_and_midnight():
+    s = parse_summary(SUMMARY)
+    assert s.fs == 256.0 and [f.name for f in s.files] == [f"chb99_0{i}.edf" for i in (1, 2, 3)]
+    f1, f2, f3 = s.files
+    assert (f1.clock_start_s, f1.clock_end_s) == (22 * 3600 + 50 * 60, 23 * 3600 + 50 * 60)
+    assert f2.clock_end_s == 24 * 3600 + 50 * 60 + 5  # written past 24:00, kept as written
+    assert f1.seizures == ((2996.0, 3036.0),) and f2.seizures == ()
+    assert f3.seizures == ((120.0, 180.0), (1862.0, 1900.5))
+    assert f1.channels == f2.channels == ("FP1-F7", "F7-T7", "T8-P8", "T8-P8")
+    assert f3.channels == ("FP1-F7", "-", "F7-T7", ".", "ECG")
+    # 00:55 follows 23:50:05, so it is the next day: 2 h 5 min after the first start
+    assert global_starts([f.clock_start_s for f in s.files]) == [0, 3605, 7500]
+
+
+def test_summary_parser_rejects_an_unpaired_seizure_time():
+    text = "File Name: a.edf\nSeizure 1 Start Time: 10 seconds\nSeizure 2 Start Time: 20 seconds\n"
+    with pytest.raises(NNLabError, match="line 3"):
+        parse_summary(text)
+
+
+def test_common_channels_drop_dummies_and_repeats_and_keep_the_majority():
+    lists = [
+        ["FP1-F7", "T8-P8", "-", "T8-P8", "CZ-PZ"],
+        ["fp1-f7", ".", "T8-P8", "CZ-PZ", "ECG"],
+        ["CZ-PZ", "FP1-F7", "T8-P8", "VNS"],
+    ]
+    assert common_channels(lists) == ["FP1-F7", "T8-P8", "CZ-PZ"]
+    assert common_channels(lists[:2]) == ["FP1-F7", "T8-P8", "CZ-PZ"]  # ECG in 1 of 2: not more
+    assert common_channels(lists, min_fraction=0.3) == ["FP1-F7", "T8-P8", "CZ-PZ", "ECG", "VNS"]
+
+
+# ---- resampling ----------------------------------------------------------------------------------
+def test_resampling_200_to_256_hz_preserves_a_10_hz_sine():
+    t = np.arange(2000) / 200.0
+    y, fs = resample(np.sin(2 * np.pi * 10 * t)[None, :], 200.0, 256.0)
+    assert fs == 256.0 and y.shape == (1, 2560) and y.dtype == np.float32
+    t_out = np.arange(2560) / 256.0
+    inner = (t_out > 0.5) & (t_out < 9.5)  # the FIR's edge transients aside
+    np.testing.assert_allclose(y[0, inner], np.sin(2 * np.pi * 10 * t_out[inner]), atol=5e-3)
+    up, down = resample_ratio(173.61, 256.0)
+    assert down <= 1000 and abs(173.61 * up / down - 256.0) < 0.01
+
+
+# ---- synthetic CHB-MIT folder and the patient index ----------------------------------------------
+def test_synthetic_folder_round_trip_through_the_patient_index(tmp_path):
+    seizures = {0: [(100, 130)], 2: [(20, 50), (140, 170)]}
+    sp = make_chbmit_folder(
+        tmp_path, "chb07", n_files=3, hours=0.05, seizures=seizures, first_start="23:52:00"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean folder raises no warning
+        p = load_patient(tmp_path, "chb07")
+    assert [f.name for f in p.files] == sp.names == ["chb07_01.edf", "chb07_02.edf", "chb07_03.edf"]
+    assert [f.start_s for f in p.files] == sp.starts_s == [0.0, 780.0, 1560.0]
+    assert all(f.duration_s == 180.0 and f.fs == 256.0 for f in p.files)
+    # summary seizure times are the generator's, also across midnight (24:05:00 ...)
+    expected = [[100, 130], [1580, 1610], [1700, 1730]]
+    np.testing.assert_array_equal(p.seizures, expected)
+    np.testing.assert_array_equal(sp.seizures, expected)
+    assert p.files[2].seizures == ((1580.0, 1610.0), (1700.0, 1730.0))
+    assert p.channels == list(dict.fromkeys(CHBMIT_LABELS)) and len(p.channels) == 22
+    rec = p.read("chb07_02")
+    assert rec.data.shape == (22, 180 * 256) and rec.start_s == 780.0
+    np.testing.assert_array_equal(rec.data[3], read_edf(p.files[1].path, ["P7-O1"]).data[0])
+    low = p.read(1, fs=128.0, start_s=10.0, duration_s=20.0)
+    assert low.fs == 128.0 and low.data.shape == (22, 2560) and low.start_s == 790.0
+    text = sp.summary.read_text()
+    assert "File Start Time: 24:05:00" in text and "Seizure 2 Start Time: 140 seconds" in text
+    assert "Seizure Start Time: 100 seconds" in text  # one seizure: the unnumbered spelling
+
+
+def test_montage_change_and_a_file_missing_a_channel(tmp_path):
+    sp = make_chbmit_folder(
+        tmp_path,
+        "chb12",
+        n_files=4,
+        hours=0.01,
+        seizures={1: [(10, 20)]},
+        montage_change_at=2,
+        missing_channel_file=1,
+        wrap_clock=True,
+    )
+    assert "-" in sp.labels[2] and "ECG" in sp.labels[2] and "FT9-FT10" not in sp.labels[1]
+    with pytest.warns(UserWarning, match=r"chb12_02\.edf: missing channel\(s\) FT9-FT10"):
+        p = load_patient(tmp_path / "chb12", "chb12")
+    assert [f.name for f in p.files] == ["chb12_01.edf", "chb12_03.edf", "chb12_04.edf"]
+    assert p.skipped == [("chb12_02.edf", "missing channel(s) FT9-FT10")]
+    assert "-" not in p.channels and "ECG" not in p.channels and len(p.channels) == 22
+    np.testing.assert_array_equal(p.seizures, [[36 + 600 + 10, 36 + 600 + 20]])  # kept
+    changed = p.read(2)  # reordered montage with dummies: rows still follow p.channels
+    first = p.read(0)
+    assert changed.labels == first.labels == p.channels
+    # FZ-CZ moved to the front of the changed montage, and is still found by its label
+    assert changed.data[p.channels.index("FZ-CZ")].std() > 1.0
+
+
+def test_synthetic_eeg_has_the_seizures_and_pre_seizure_change_it_documents():
+    from scipy.signal import welch
+
+    fs, cfg = 256, EEGSynthConfig(preictal_s=300.0)
+    x = synthetic_eeg(420, [(360, 400)], fs=fs, n_channels=12, seed=3, cfg=cfg)
+    assert x.shape == (12, 420 * fs) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, synthetic_eeg(420, [(360, 400)], 256, 12, seed=3, cfg=cfg))
+    focus = round(cfg.focus_fraction * 12)
+
+    def band_power(a, b, lo, hi):
+        f, P = welch(x[:, a * fs : b * fs], fs, nperseg=fs)
+        return P[:, (f >= lo) & (f < hi)].sum(axis=1)  # (C,)
+
+    ictal, calm = band_power(365, 395, 2, 4), band_power(5, 35, 2, 4)
+    assert np.all(ictal[:focus] > 10 * calm[:focus])  # spike-wave at ~3 Hz on the focus
+    assert np.all(ictal[focus:] < 2 * calm[focus:])  # and not elsewhere
+    late, early = band_power(320, 355, 15, 25), band_power(5, 40, 15, 25)
+    assert np.all(late[:focus] > 1.5 * early[:focus])  # beta grows before the onset
+    # 60 Hz mains: the amplitude of the 60 Hz component is line_uv times a gain in [0.5, 1.5]
+    t = np.arange(30 * fs) / fs
+    segment = x[:, 5 * fs : 35 * fs]
+    amplitude = 2 * np.abs(segment @ np.exp(-2j * np.pi * 60 * (t + 5))) / len(t)
+    assert np.all((amplitude > 0.45 * cfg.line_uv) & (amplitude < 1.55 * cfg.line_uv))
+
+
+# ---- labels for prediction -----------------------------------------------------------------------
+def test_leading_seizures_skip_those_soon_after_the_previous_end():
+    szr = [(40000, 40100), (20000, 20060), (21000, 21050)]  # unsorted on purpose
+    np.testing.assert_array_equal(
+        leading_seizures(szr, 2100), [[20000, 20060], [40000, 40100]]
+    )  # 21000 - 20060 = 940 s < 2100
+    assert len(leading_seizures(szr, 900)) == 3
+    assert LabelConfig().lead_gap_s == 1800 + 300  # default: SOP + SPH
+    np.testing.assert_array_equal(
+        preictal_intervals(szr, LabelConfig()), [[17900, 19700], [37900, 39700]]
+    )
+
+
+def test_window_labels_on_hand_computed_cases():
+    cfg = LabelConfig(sop_s=1800, sph_s=300, interictal_gap_s=14400)
+    szr = [(20000, 20060), (21000, 21050), (40000, 40100)]
+    cases = {
+        17900: 1,  # first window of the SOP of seizure 1: [20000 - 2100, 20000 - 300)
+        17895: -1,  # just before it: too close for interictal
+        19695: 1,  # last window ending at onset - SPH
+        19696: -1,  # reaches into the SPH
+        19700: -1,  # inside the SPH
+        20010: -1,  # ictal
+        20500: -1,  # in the would-be SOP of non-leading seizure 2 (and postictal)
+        38000: 1,  # SOP of leading seizure 3
+        0: 0,  # far from everything
+        5595: 0,  # ends exactly 4 h before the first onset
+        5596: -1,
+        35450: -1,  # 4 h after seizure 2's end but within 4 h of seizure 3's onset
+        54500: 0,  # starts exactly 4 h after the last offset
+        54495: -1,
+    }
+    starts = np.array(list(cases), dtype=float)
+    got = label_windows(starts, starts + 5, szr, cfg)
+    assert got.dtype == np.int8
+    assert dict(zip(cases, got.tolist())) == cases
+
+
+def test_labels_preictal_wins_over_interictal_and_never_covers_a_seizure():
+    # a small gap makes windows both "far enough" and preictal: preictal wins
+    cfg = LabelConfig(sop_s=600, sph_s=60, interictal_gap_s=0)
+    assert label_windows([5500], [5510], [(6000, 6030)], cfg).tolist() == [1]  # in [5340, 5940)
+    # lead gap 0: seizure 2 leads although seizure 1 lies inside its SOP; that window is ictal
+    cfg = LabelConfig(sop_s=1800, sph_s=300, lead_gap_s=0)
+    got = label_windows([1050, 1200], [1055, 1205], [(1000, 1100), (2000, 2050)], cfg)
+    assert got.tolist() == [-1, 1]
+    assert label_windows([0, 10], [5, 15], [], cfg).tolist() == [0, 0]  # no seizures
+    assert LabelConfig(**cfg.to_dict()) == cfg
+    with pytest.raises(NNLabError):
+        LabelConfig(sop_s=0)
+
+
+# ---- Bonn ----------------------------------------------------------------------------------------
+def test_pair_labels():
+    assert pair_labels("A-E") == (("A",), ("E",))
+    assert pair_labels("ad-e") == (("A", "D"), ("E",))
+    assert pair_labels("BC-DE") == (("B", "C"), ("D", "E"))
+    for bad in ("AE", "A-F", "A-A", "-E", "A-E-D"):
+        with pytest.raises(NNLabError):
+            pair_labels(bad)
+
+
+def test_bonn_file_with_wrong_variable_or_shape_is_an_error(tmp_path):
+    scipy.io.savemat(tmp_path / "v.mat", {"data": np.zeros((4097, 3), dtype=np.int16)})
+    scipy.io.savemat(tmp_path / "s.mat", {"eeg_data": np.zeros((4096, 3), dtype=np.int16)})
+    (tmp_path / "x.mat").write_bytes(b"not matlab")
+    with pytest.raises(NNLabError, match=r"v\.mat: no variable 'eeg_data'"):
+        read_bonn_mat(tmp_path / "v.mat")
+    with pytest.raises(NNLabError, match=r"s\.mat: eeg_data has shape \(4096, 3\)"):
+        read_bonn_mat(tmp_path / "s.mat")
+    with pytest.raises(NNLabError, match=r"x\.mat"):
+        read_bonn_mat(tmp_path / "x.mat")
+    x = np.arange(4097 * 2, dtype=np.int16).reshape(2, 4097).T  # column j = segment j
+    scipy.io.savemat(tmp_path / "ok.mat", {"eeg_data": x})
+    np.testing.assert_array_equal(read_bonn_mat(tmp_path / "ok.mat"), x.T)
+
+
+def test_bonn_sets_from_nnlab_data(real_data):
+    info = registry.get_info("bonn")
+    if any(registry.locate(info, f.name) is None for f in info.files):
+        pytest.skip("Bonn .mat files not in NNLAB_DATA")
+    b = load_bonn(("A", "D", "E"))
+    assert b.x.shape == (300, 4097) and b.x.dtype == np.float32 and b.fs == BONN_FS
+    assert b.names[:2] == ["A001", "A002"] and b.names[-1] == "E100"
+    ranges = {"A": (-288, 294), "D": (-1147, 2047), "E": (-1885, 2047)}  # SOURCE.md
+    for s, (lo, hi) in ranges.items():
+        seg = b.x[b.sets == s]
+        assert len(seg) == 100 and seg.min() == lo and seg.max() == hi
+    np.testing.assert_array_equal(b.x[0, :10], [12, 22, 35, 45, 69, 74, 79, 78, 66, 43])
+    assert len(np.unique(b.x, axis=0)) == 300
+    x, y, names = b.binary("AD-E")
+    assert x.shape == (300, 4097) and y.sum() == 100 and y[names.index("E001")] == 1
+    x, y, names = load_bonn("AE").binary("A-E")
+    assert len(x) == 200 and names[100] == "E001"
+    with pytest.raises(NNLabError, match="set B"):
+        load_bonn("AB")
