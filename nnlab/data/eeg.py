@@ -218,22 +218,24 @@ def write_edf(path: str | os.PathLike, recording: Recording, start: datetime | N
 
     path = Path(path)
     rec = recording
-    x = np.asarray(rec.data, dtype=np.float64)  # (C, N)
+    x = np.asarray(rec.data)  # (C, N)
     C, N = x.shape
     if not np.all(np.isfinite(x)):
         raise NNLabError(f"{path}: recording {rec.name} has NaN or infinite samples")
     bad = [label for label in rec.labels if len(label) > 16 or not label.isascii()]
     if bad:
         raise NNLabError(f"{path}: EDF labels must be ASCII, at most 16 characters: {bad}")
-    p_min = np.floor(x.min(axis=1)) if N else np.zeros(C)
-    p_max = np.maximum(np.ceil(x.max(axis=1)) if N else np.ones(C), p_min + 1)
+    p_min = np.floor(x.min(axis=1).astype(np.float64)) if N else np.zeros(C)
+    p_max = np.maximum(np.ceil(x.max(axis=1).astype(np.float64)) if N else p_min, p_min + 1)
     if max(np.abs(p_min).max(), np.abs(p_max).max()) > 9_999_999:
         raise NNLabError(f"{path}: samples beyond +-1e7 uV do not fit EDF's 8-character range")
     d_min, d_max = -32768, 32767
-    # (x - p_min) / step + d_min, rounded: the inverse of the reader's linear map
     step = (p_max - p_min) / (d_max - d_min)
-    digital = np.clip(np.round((x - p_min[:, None]) / step[:, None]) + d_min, d_min, d_max)
-    digital = digital.astype(np.int16)  # (C, N)
+    digital = np.empty((C, N), dtype=np.int16)
+    for c in range(C):  # row by row: hour-long files stay a few float64 rows in memory
+        # (x - p_min) / step + d_min, rounded: the inverse of the reader's linear map
+        d = np.round((x[c].astype(np.float64) - p_min[c]) / step[c]) + d_min
+        digital[c] = np.clip(d, d_min, d_max)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".edf")

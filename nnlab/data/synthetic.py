@@ -185,7 +185,8 @@ def synthetic_eeg(
         x[c] = np.sqrt(1 - rho) * _colored_noise(N, pink, rng) + shared
     x *= cfg.background_uv
     alpha = _colored_noise(N, _band(f, cfg.alpha_hz, cfg.alpha_bw_hz), rng)
-    x += (cfg.alpha_uv * alpha_gain)[:, None] * alpha[None, :]
+    for c in range(C):  # row by row: no (C, N) temporaries for hour-long segments
+        x[c] += cfg.alpha_uv * alpha_gain[c] * alpha
 
     focus = np.zeros(N, dtype=np.float32)  # what the focus channels carry, before their gains
     r = _preictal_ramp(t, szr[:, 0], cfg.preictal_s)
@@ -214,10 +215,14 @@ def synthetic_eeg(
         ramp = min(3.0, D / 4)
         envelope = np.clip(np.minimum(tau, off - t[lo:hi]) / ramp, 0.0, 1.0)
         focus[lo:hi] += cfg.seizure_uv * envelope * _spike_wave(cycles % 1.0)
-    x += focus_gain[:, None] * focus[None, :]
+    for c in range(n_focus):
+        x[c] += focus_gain[c] * focus
     if cfg.line_uv and cfg.line_hz < fs / 2:
         phase = 2 * np.pi * ((cfg.line_hz * t) % 1.0)  # whole cycles dropped: float32-safe
-        x += (cfg.line_uv * line_gain)[:, None] * np.sin(phase[None, :] + line_phase[:, None])
+        sin, cos = np.sin(phase).astype(np.float32), np.cos(phase).astype(np.float32)
+        for c in range(C):  # sin(phase + phi_c) = sin(phase) cos(phi_c) + cos(phase) sin(phi_c)
+            a = cfg.line_uv * line_gain[c]
+            x[c] += a * np.cos(line_phase[c]) * sin + a * np.sin(line_phase[c]) * cos
     return x
 
 
