@@ -114,7 +114,8 @@ def _open_edf(path: Path):
     if not path.is_file():
         raise NNLabError(f"{path}: no such EDF file")
     try:
-        return pyedflib.EdfReader(str(path))
+        # annotations are not used; reading them would scan every data record of an EDF+ file
+        return pyedflib.EdfReader(str(path), pyedflib.DO_NOT_READ_ANNOTATIONS)
     except OSError as e:  # EDFlib refuses truncated (file size) and malformed headers alike
         reason = str(e).removeprefix(f"{path}: ").strip() or type(e).__name__
         raise NNLabError(f"{path}: not a readable EDF/EDF+ file ({reason})") from None
@@ -161,9 +162,10 @@ def read_edf(
     """The samples of `channels` (labels, in that order; all channels when None) as a Recording.
 
     Labels are matched by `norm_label`; a label listed twice in the file gives its first
-    occurrence. The selected channels must share one sampling rate (files that mix rates are read
-    channel by channel at one rate). `start_s` / `duration_s` read a part of the file.
-    Values are converted to microvolts from the header's physical dimension (mV, V, nV).
+    occurrence; rows are labelled as asked. The selected channels must share one sampling rate
+    (from a file that mixes rates, select channels of one rate). `start_s` / `duration_s` read a
+    part of the file. Values are converted to microvolts from the header's physical dimension
+    (mV, V, nV; an empty or unknown dimension is taken as uV).
     """
     path = Path(path)
     reader = _open_edf(path)
