@@ -53,6 +53,8 @@ COMMANDS = [
     ["diffusion", "sample"],
     ["diffusion", "evaluate"],
     ["compress"],
+    ["seizure"],
+    ["seizure", "bonn"],
 ]
 
 

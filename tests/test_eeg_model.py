@@ -3,6 +3,9 @@ segment-classification task end to end on generated stand-in segments."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
@@ -128,3 +131,119 @@ def test_bad_configs_and_inputs_are_refused():
         tiny(position="rotary")
     with pytest.raises(ValueError, match="built for"):
         tiny()(torch.randn(2, 3, 6, 7))
+
+
+# ---- the Bonn task on generated stand-in segments -----------------------------------------------
+FS, N = 173.61, 4097
+
+
+def stand_in_set(letter: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(4097, n) int16 like a Bonn set's `eeg_data`: noise with an alpha rhythm (A), slower
+    background (D), or a large 3-Hz spike-and-wave (E)."""
+    t = np.arange(N) / FS
+    x = rng.normal(0, 20, (n, N))
+    if letter == "A":
+        x += 30 * np.sin(2 * np.pi * rng.uniform(9, 11, (n, 1)) * t)
+    elif letter == "D":
+        x = np.cumsum(x, axis=1) * 0.2
+        x -= x.mean(axis=1, keepdims=True)
+    else:
+        phase = 2 * np.pi * rng.uniform(2.8, 3.2, (n, 1)) * t
+        x += 200 * np.sin(phase) ** 15 + 80 * np.sin(phase)
+    return np.clip(x, -2048, 2047).astype(np.int16).T  # (4097, n)
+
+
+@pytest.fixture
+def bonn_folder(tmp_path, monkeypatch):
+    import scipy.io
+
+    from nnlab.data.bonn import FILES
+
+    root = tmp_path / "data" / "bonn-eeg"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for letter, name in FILES.items():
+        scipy.io.savemat(root / name, {"eeg_data": stand_in_set(letter, 12, rng)})
+    monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("NNLAB_CACHE", str(tmp_path / "cache"))
+    return root
+
+
+def run_cli(*argv: str) -> int:
+    from nnlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    return e.value.code
+
+
+def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
+    from nnlab.data.bonn import load_bonn
+    from nnlab.run import RunDir
+    from nnlab.tasks.bonn import BonnConfig, spectrograms
+
+    out = tmp_path / "cv"
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "2", "--device", "cpu")
+    assert (
+        run_cli("seizure", "bonn", "--pair", "AD-E", "--folds", "2", *quick, "--out", str(out)) == 0
+    )
+    text = capsys.readouterr().out
+    assert "mean over 2 of 2 folds" in text and "mean gate weight" in text
+
+    run = RunDir.open(out)
+    assert run.config()["task"] == "bonn-cv"
+    s = run.summary()
+    for key in ("acc", "sensitivity", "specificity", "auc", "acc_sd", "pooled", "rows"):
+        assert key in s, key
+    assert s["folds_run"] == 2 and s["towers"] == ["temporal", "spectral"]
+    assert s["pooled"]["segments"] == 36  # every segment tested once
+    for c in ("non-seizure", "seizure"):
+        g = s["gates_by_class"][c]
+        assert g["temporal"] + g["spectral"] == pytest.approx(1.0, abs=1e-5)
+    assert s["gates_by_class"]["seizure"]["segments"] == 12
+    assert (run.figure_dir / "folds_and_gates.png").is_file() and run.report_path.is_file()
+
+    children = run.children()
+    assert [c.path.name for c in children] == ["fold00", "fold01"]
+    data = load_bonn("ADE")
+    logp, _ = spectrograms(data.x, data.fs, BonnConfig())
+    index = {name: i for i, name in enumerate(data.names)}
+    tested = []
+    for k, child in enumerate(children):
+        assert child.config()["task"] == "bonn" and child.config()["fold"] == k
+        assert child.summary()["test_items"] == 18
+        split = json.loads((child.path / "split.json").read_text())
+        train, val, test = (set(split[p]) for p in ("train", "val", "test"))
+        assert not (train & test) and not (val & test) and not (train & val)
+        assert len(train | val | test) == 36
+        assert sum(name.startswith("E") for name in test) == 6  # stratified: 12 E over 2 folds
+        tested += split["test"]
+        # the normaliser's statistics are those of the training segments only
+        norm = json.loads((child.path / "normalizer.json").read_text())
+        rows = [index[name] for name in split["train"]]
+        expected = logp[rows].mean(axis=(0, 1, 2))
+        np.testing.assert_allclose(norm["mean"], expected, rtol=1e-4, atol=1e-4)
+        assert not np.allclose(norm["mean"], logp.mean(axis=(0, 1, 2)), atol=1e-3)
+    assert sorted(tested) == sorted(data.names)  # every segment in exactly one test fold
+
+    # --resume keeps finished folds: nothing is trained again, the summary is rebuilt the same
+    before = (children[0].path / "metrics.jsonl").read_text()
+    assert run_cli("seizure", "bonn", "--resume", str(out)) == 0
+    assert (children[0].path / "metrics.jsonl").read_text() == before
+    assert run.summary()["acc"] == s["acc"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--pair", "AB-E"], "set B is not in this copy"),
+        (["--pair", "A-A"], "names a set twice"),
+        (["--folds", "1"], "--folds must be >= 2"),
+        (["--fold", "10"], "--fold must be -1"),
+        (["--overlap-s", "2"], "--overlap-s"),
+        (["-m", 'towers=["spatial","time"]'], "towers"),
+    ],
+)
+def test_bonn_bad_options(bonn_folder, capsys, args, message):
+    assert run_cli("seizure", "bonn", *args) == 1
+    assert message in capsys.readouterr().err

@@ -1,0 +1,434 @@
+"""Bonn segment classification (issue 16 item 2): is a 23.6-s single-channel segment ictal (set E)
+or not (A healthy, D interictal)? Stratified k-fold cross-validation, one child run per fold.
+
+Each segment x (4097 samples at 173.61 Hz) goes through the shared front end
+(`nnlab.signal.spectral.log_spectrogram`): STFT segments of `segment_s` seconds overlapping by
+`overlap_s` (1 s, 0.5 s: T = 46 frames of 1-Hz bins), DC and the bins around the mains frequency and
+its harmonics removed, log power, normalised per frequency with the mean and standard deviation of
+the fold's *training* segments only. The (1, T, F) spectrogram is the model's input: the STFT frames
+(sub-windows of the segment) are the temporal tower's tokens, the frequency bins the spectral
+tower's. The spatial tower reads one token per channel and Bonn has one channel, so the Bonn model
+uses the temporal and spectral towers only.
+
+Folds: `nnlab.data.splits.kfold(n, folds, seed, labels=y)` (StratifiedKFold, shuffled by the
+seed); fold k's test part is test fold k, and a stratified `val_fraction` of the other folds is held
+out for the checkpoint choice (never the test fold: nothing is tuned on it). Each fold's split is
+saved by segment name in its child run's split.json, its normaliser in normalizer.json.
+The parent run reports the mean (and standard deviation) over folds of the test accuracy,
+sensitivity (recall of the seizure class) and specificity, the pooled counts over all test
+segments, and the gate weights averaged per true class over all test segments: which tower the
+model relies on for seizures and for the rest.
+
+The Bonn recordings were made in Germany (50-Hz mains) and band-passed at 0.53-40 Hz before
+digitisation, so the notch is centred on 50 Hz here (the CHB-MIT default is 60 Hz).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from rich.console import Console
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from nnlab.config import to_dict
+from nnlab.data.splits import kfold, load_split, save_split, split_by_item
+from nnlab.errors import NNLabError
+from nnlab.io import atomic_write_json
+from nnlab.models import build_model, model_config
+from nnlab.run import RunDir
+from nnlab.tasks.base import Task, load_config, run_task
+from nnlab.train import StepOutput, TrainConfig
+
+CLASS_NAMES = ("non-seizure", "seizure")
+SEGMENT_S = 4097 / 173.61  # one Bonn segment, 23.6 s
+
+
+@dataclass
+class BonnConfig:
+    data: str = "bonn"  # the dataset: the Bonn .mat files, found via NNLAB_DATA or the cache
+    pair: str = "AD-E"  # sets of class 0 '-' sets of class 1: A-E, D-E or AD-E
+    folds: int = 10  # stratified k-fold cross-validation
+    fold: int = -1  # -1: every fold; k: fold k only (0-based)
+    fold_limit: int = 0  # > 0: only the first N folds (quick runs)
+    val_fraction: float = 0.1  # of the training folds, held out to choose the checkpoint
+    segment_s: float = 1.0  # STFT segment (one frame, one temporal token) in seconds
+    overlap_s: float = 0.5  # overlap of consecutive STFT segments in seconds
+    notch: bool = True  # drop the bins within notch_width Hz of the mains frequency and harmonics
+    mains: float = 50.0  # mains frequency in Hz (Bonn: Germany, 50 Hz)
+    notch_width: float = 3.0  # half-width of each notch in Hz
+    fmax: float = 0.0  # drop the bins above this frequency in Hz; 0 keeps up to Nyquist
+    model: str = "eeg_transformer"  # eeg_transformer
+    # the model config's fields (channels, frames, freqs, num_classes come from the data): the
+    # temporal and spectral towers (one channel: a spatial tower would read a single token), and
+    # dim 32 so that a fold trains in well under a minute on a shared CPU
+    model_args: dict[str, Any] = field(
+        default_factory=lambda: {"towers": ["temporal", "spectral"], "dim": 32}
+    )
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=30,
+            batch_size=32,
+            lr=1e-3,
+            weight_decay=1e-2,
+            warmup_epochs=2.0,
+            monitor="val/loss",
+            mode="min",
+        )
+    )
+
+    def check(self) -> None:
+        from nnlab.data.bonn import load_bonn, pair_labels
+
+        if self.data != "bonn":
+            raise NNLabError(f"--data must be bonn, got '{self.data}'")
+        negative, positive = pair_labels(self.pair)
+        if self.folds < 2:
+            raise NNLabError(f"--folds must be >= 2, got {self.folds}")
+        if not -1 <= self.fold < self.folds:
+            raise NNLabError(f"--fold must be -1 (every fold) or in 0..{self.folds - 1}")
+        if self.fold_limit < 0:
+            raise NNLabError(f"--fold-limit must be >= 0, got {self.fold_limit}")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise NNLabError(f"--val-fraction must be in (0, 0.5), got {self.val_fraction}")
+        if not 0.0 <= self.overlap_s < self.segment_s <= SEGMENT_S:
+            raise NNLabError(
+                f"need 0 <= --overlap-s < --segment-s <= {SEGMENT_S:.1f} (one segment), got "
+                f"{self.overlap_s}, {self.segment_s}"
+            )
+        if self.fmax < 0 or self.mains <= 0 or self.notch_width < 0:
+            raise NNLabError("need --fmax >= 0, --mains > 0 and --notch-width >= 0")
+        try:  # the model's own checks (towers, heads dividing dim, ...) on a stand-in shape
+            build_model(self.model, model_config(self.model, **self.model_args))
+        except ValueError as e:
+            raise NNLabError(f"--model-arg: {e}") from None
+        load_bonn(negative + positive)  # the files are there and readable (1.6 MB in all)
+
+    def spectral(self):
+        """The front end's settings (a whole segment is one window)."""
+        from nnlab.signal.spectral import SpectralConfig
+
+        return SpectralConfig(
+            window_s=SEGMENT_S,
+            hop_s=SEGMENT_S,
+            segment_s=self.segment_s,
+            overlap_s=self.overlap_s,
+            notch=self.notch,
+            mains=self.mains,
+            notch_width=self.notch_width,
+            fmax=self.fmax or None,
+        )
+
+    def fold_numbers(self) -> list[int]:
+        """The folds a cross-validation run trains."""
+        if self.fold >= 0:
+            return [self.fold]
+        return list(range(min(self.folds, self.fold_limit or self.folds)))
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def fold_parts(
+    y: np.ndarray, folds: int, fold: int, seed: int, val_fraction: float
+) -> dict[str, np.ndarray]:
+    """{"train", "val", "test"} indices of fold `fold` of stratified k-fold on labels y (N,):
+    test = test fold `fold` of `kfold(N, folds, seed, labels=y)`; val = a stratified
+    `val_fraction` of the remaining folds; train = the rest."""
+    rest, test = kfold(len(y), folds, seed, labels=y)[fold]
+    inner = split_by_item(
+        len(rest), (1 - val_fraction, val_fraction), seed, labels=y[rest], parts=("train", "val")
+    )
+    return {"train": rest[inner["train"]], "val": rest[inner["val"]], "test": np.sort(test)}
+
+
+def bonn_segments(pair: str):
+    """(x (N, 4097) float32, y (N,) int64, names, fs) of the segments of a pair such as 'AD-E'."""
+    from nnlab.data.bonn import load_bonn, pair_labels
+
+    negative, positive = pair_labels(pair)
+    data = load_bonn(negative + positive)
+    x, y, names = data.binary(pair)
+    return x, y, names, data.fs
+
+
+def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Segments (N, L) -> (log power (N, 1, T, F) float32 before normalisation, freqs (F,))."""
+    from nnlab.signal.spectral import log_spectrogram
+
+    spec = cfg.spectral()
+    logp, freqs = log_spectrogram(
+        x,
+        fs,
+        spec.nperseg(fs),
+        spec.noverlap(fs),
+        notch=spec.notch,
+        mains=spec.mains,
+        notch_width=spec.notch_width,
+        fmax=spec.fmax,
+        eps=spec.eps,
+    )  # (N, T, F)
+    return logp[:, None], freqs  # (N, 1, T, F)
+
+
+# ---- one fold --------------------------------------------------------------------------------
+class BonnTask(Task):
+    """One fold: train on the training folds (less the validation part), test on test fold k."""
+
+    name, config_class, models = "bonn", BonnConfig, ("eeg_transformer",)
+    noun = "Bonn fold"
+    distributed = False  # a few hundred segments: one process
+    summary_keys = (
+        "fold",
+        "parameters",
+        "epochs",
+        "best_epoch",
+        "test/acc",
+        "test/sensitivity",
+        "test/specificity",
+        "train_time_s",
+    )
+
+    def check(self, resume: bool = False) -> None:
+        super().check(resume)
+        if self.cfg.fold < 0:
+            raise NNLabError("a Bonn fold run needs --fold >= 0")
+
+    def datasets(self, run: RunDir, resume: bool) -> dict[str, TensorDataset]:
+        from nnlab.signal.spectral import Normalizer
+
+        cfg = self.cfg
+        x, y, names, fs = bonn_segments(cfg.pair)
+        path = run.path / "split.json"
+        if resume:
+            parts = load_split(path, names)
+        else:
+            parts = fold_parts(y, cfg.folds, cfg.fold, cfg.train.seed, cfg.val_fraction)
+            save_split(
+                path,
+                parts,
+                names,
+                method="stratified k-fold, validation carved from the training folds",
+                pair=cfg.pair,
+                k=cfg.folds,
+                fold=cfg.fold,
+                seed=cfg.train.seed,
+                val_fraction=cfg.val_fraction,
+            )
+        logp, freqs = spectrograms(x, fs, cfg)
+        # statistics of the training part only: the test fold must not shape the input
+        norm = Normalizer(per="frequency").fit(logp[parts["train"]])
+        atomic_write_json(
+            run.path / "normalizer.json",
+            {
+                **norm.to_dict(),
+                "freqs": freqs.tolist(),
+                "fs": fs,
+                "spectral": cfg.spectral().to_dict(),
+            },
+        )
+        self.names, self.y, self.parts, self.freqs = names, y, parts, freqs
+        return {
+            k: TensorDataset(torch.from_numpy(norm(logp[idx])), torch.from_numpy(y[idx]))
+            for k, idx in parts.items()
+        }
+
+    def model_config(self, train: TensorDataset):
+        _, C, T, F_ = train.tensors[0].shape
+        args = {**self.cfg.model_args, "channels": C, "frames": T, "freqs": F_, "num_classes": 2}
+        return model_config(self.cfg.model, **args)
+
+    def loss(self, model: nn.Module, batch) -> StepOutput:
+        x, y = batch  # (B, 1, T, F), (B,)
+        logits = model(x)  # (B, 2)
+        prob = torch.softmax(logits.float(), dim=1)[:, 1]  # P(seizure), what the metrics read
+        return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
+
+    def metrics(self) -> torchmetrics.MetricCollection:
+        c = torchmetrics.classification
+        return torchmetrics.MetricCollection(
+            {
+                "acc": c.BinaryAccuracy(),
+                "sensitivity": c.BinaryRecall(),  # of the seizure class
+                "specificity": c.BinarySpecificity(),
+                "auc": c.BinaryAUROC(),
+            }
+        )
+
+    def sample_labels(self, data: TensorDataset) -> torch.Tensor:
+        return data.tensors[1]
+
+    def finish(self, trainer, data, test) -> dict[str, Any]:
+        model, (x, y) = trainer.module.eval(), data["test"].tensors
+        with torch.no_grad():
+            logits, gates = model(x.to(trainer.device), return_gates=True)
+        prob = torch.softmax(logits.float(), 1)[:, 1].cpu().numpy()
+        gates, y = gates.float().cpu().numpy(), y.numpy()
+        towers = list(model.cfg.towers)
+        cases = [
+            {
+                "name": self.names[i],
+                "true": int(t),
+                "prob": float(p),
+                "gates": dict(zip(towers, map(float, g))),
+            }
+            for i, t, p, g in zip(self.parts["test"], y, prob, gates)
+        ]
+        atomic_write_json(trainer.run.path / "test_predictions.json", cases)
+        return {
+            "pair": self.cfg.pair,
+            "fold": self.cfg.fold,
+            "towers": towers,
+            "test_items": len(y),
+            "frames": int(x.shape[2]),
+            "freqs": int(x.shape[3]),
+            "gates_by_class": gates_by_class(gates, y, towers),
+        }
+
+    def run_name(self) -> str:
+        return f"bonn-{self.cfg.pair}-fold{self.cfg.fold}"
+
+    def title(self) -> str:
+        return f"{self.cfg.model}, Bonn {self.cfg.pair}, fold {self.cfg.fold}"
+
+
+def gates_by_class(gates: np.ndarray, y: np.ndarray, towers: list[str]) -> dict[str, Any]:
+    """Mean gate weight of each tower over the segments of each true class (and their count)."""
+    return {
+        CLASS_NAMES[c]: {
+            "segments": int((y == c).sum()),
+            **{
+                t: float(gates[y == c, i].mean()) if (y == c).any() else None
+                for i, t in enumerate(towers)
+            },
+        }
+        for c in (0, 1)
+    }
+
+
+# ---- cross-validation: the parent run --------------------------------------------------------
+METRICS = ("acc", "sensitivity", "specificity", "auc")
+
+
+def run_bonn_cv(
+    cfg: BonnConfig, run: RunDir, console: Console | None = None, resume: bool = False
+) -> dict[str, Any]:
+    """Train one child run per fold (`fold00`, ...; on --resume a finished fold is kept), then the
+    parent summary: per-fold rows, mean and sd over folds, pooled counts over all test segments,
+    gate weights per class; a figure of both."""
+    from nnlab.tasks.compress import run_children_resumable
+
+    t0 = time.perf_counter()
+    if not resume:
+        run.save_config({"task": BonnCV.name, **to_dict(cfg)})
+    jobs = {
+        f"fold{k:02d}": lambda child, k=k: run_task(
+            BonnTask(dataclasses.replace(cfg, fold=k), console), child
+        )
+        for k in cfg.fold_numbers()
+    }
+    children = run_children_resumable(run, jobs, console, resume)
+    rows, cases = [], []
+    for child, s in children.values():
+        rows.append(
+            {
+                "fold": s["fold"],
+                "test segments": s["test_items"],
+                **{m: s[f"test/{m}"] for m in METRICS},
+                "best epoch": s["best_epoch"],
+                "train s": s["train_time_s"],
+            }
+        )
+        cases += read_predictions(child)
+    towers = children[next(iter(children))][1]["towers"]
+    y = np.array([c["true"] for c in cases])
+    pred = np.array([c["prob"] > 0.5 for c in cases])
+    gates = np.array([[c["gates"][t] for t in towers] for c in cases])
+    summary = {
+        "task": BonnCV.name,
+        "pair": cfg.pair,
+        "model": cfg.model,
+        "towers": towers,
+        "folds": cfg.folds,
+        "folds_run": len(rows),
+        **{m: float(np.mean([r[m] for r in rows])) for m in METRICS},
+        **{f"{m}_sd": float(np.std([r[m] for r in rows])) for m in METRICS},
+        "pooled": {
+            "segments": len(y),
+            "errors": int((pred != y).sum()),
+            "false_negatives": int(((pred == 0) & (y == 1)).sum()),
+            "false_positives": int(((pred == 1) & (y == 0)).sum()),
+        },
+        "gates_by_class": gates_by_class(gates, y, towers),
+        "rows": rows,
+        "wall_s": time.perf_counter() - t0,
+    }
+    run.save_summary(summary)
+    run.save_figure("folds_and_gates", cv_figure(summary, f"{cfg.model}, Bonn {cfg.pair}"))
+    return summary
+
+
+def read_predictions(run: RunDir) -> list[dict[str, Any]]:
+    import json
+
+    return json.loads((run.path / "test_predictions.json").read_text())
+
+
+def cv_figure(summary: dict[str, Any], title: str):
+    """Left: test accuracy, sensitivity and specificity per fold; right: the mean gate weight of
+    each tower per true class."""
+    from matplotlib.figure import Figure
+
+    rows, towers = summary["rows"], summary["towers"]
+    fig = Figure(figsize=(10, 3.6))
+    ax, gx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    folds = np.arange(len(rows))
+    for j, m in enumerate(("acc", "sensitivity", "specificity")):
+        ax.bar(folds + (j - 1) * 0.27, [r[m] for r in rows], 0.27, label=m)
+    ax.axhline(summary["acc"], color="k", ls="--", lw=1, label=f"mean acc {summary['acc']:.3f}")
+    lo = min(min(r[m] for r in rows for m in ("acc", "sensitivity", "specificity")), 0.9)
+    ax.set_ylim(lo - 0.02, 1.005)
+    ax.set_xticks(folds, [str(r["fold"]) for r in rows])
+    ax.set_xlabel("fold")
+    ax.set_title("test folds")
+    ax.legend(fontsize=7, loc="lower left")
+    by_class = summary["gates_by_class"]
+    width = 0.8 / len(towers)
+    for i, t in enumerate(towers):
+        values = [by_class[c][t] or 0.0 for c in CLASS_NAMES]
+        gx.bar(np.arange(2) + (i - (len(towers) - 1) / 2) * width, values, width, label=t)
+    gx.set_xticks(np.arange(2), [f"{c}\n({by_class[c]['segments']} segments)" for c in CLASS_NAMES])
+    gx.set_ylim(0, 1)
+    gx.set_title("mean gate weight per true class")
+    gx.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+class BonnCV:
+    """`nnlab seizure bonn` for the shared launcher: k-fold cross-validation, one child per fold."""
+
+    name, noun, config_class, distributed = "bonn-cv", "Bonn cross-validation", BonnConfig, False
+    verb = "bonn"
+
+    def __init__(self, cfg: BonnConfig, console: Console | None = None):
+        self.cfg, self.console = cfg, console
+
+    def check(self, resume: bool = False) -> None:
+        BonnTask(dataclasses.replace(self.cfg, fold=max(self.cfg.fold, 0))).check(resume)
+
+    def run_name(self) -> str:
+        return f"bonn-{self.cfg.pair}"
+
+    @classmethod
+    def config_from_run(cls, run: RunDir) -> BonnConfig:
+        return load_config(run, cls)
+
+    def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
+        return run_bonn_cv(self.cfg, run, self.console, resume)
