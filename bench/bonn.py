@@ -1,0 +1,184 @@
+"""Bonn segment classification, one benchmark run: on the same stratified k folds (same seed) of
+each split (A-E, D-E, AD-E), the three-tower transformer (`nnlab seizure bonn`'s defaults), the
+classic baseline (Welch log band powers 0.5-4/4-8/8-13/13-30/30-60 Hz, standard deviation, line
+length, zero-crossing rate -> RandomForestClassifier(n_estimators=300, random_state=seed)) and,
+when braindecode is installed, its ShallowFBCSPNet on the raw segments.
+
+    NNLAB_DATA=../shared/data python bench/bonn.py [--out DIR] [--splits A-E,D-E,AD-E]
+        [--folds 10] [--fold-limit N] [--seed 0] [--threads 1] [--resume]
+
+Prints accuracy, sensitivity (seizure recall) and specificity per split and method (mean and sd
+over the test folds), the transformer's gate weights per class, and the wall time of each.
+
+Nothing is chosen on the test folds: the transformer's hyperparameters are the task defaults
+(chosen by reasoning and by the validation part carved from the training folds of a few folds);
+its checkpoint is chosen by validation loss on that part. The random forest and ShallowFBCSPNet
+are fitted on all training folds (train + validation part) with fixed settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnlab.run import RunDir
+from nnlab.tasks.bonn import BonnConfig, BonnTask, bonn_segments, fold_parts, run_bonn_cv
+
+METRICS = ("acc", "sensitivity", "specificity")
+
+
+def scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {
+        "acc": float((pred == y).mean()),
+        "sensitivity": float((pred[y == 1] == 1).mean()),
+        "specificity": float((pred[y == 0] == 0).mean()),
+    }
+
+
+def summarise(method: str, split: str, per_fold: list[dict[str, float]], wall: float) -> dict:
+    row = {"method": method, "split": split, "folds": len(per_fold)}
+    for m in METRICS:
+        values = [f[m] for f in per_fold]
+        row[m], row[f"{m}_sd"] = float(np.mean(values)), float(np.std(values))
+    row["wall_s"] = wall
+    return row
+
+
+def transformer(cfg: BonnConfig, out: Path, resume: bool) -> tuple[dict, dict]:
+    path = out / f"transformer-{cfg.pair}"
+    again = resume and (path / "config.json").exists()
+    run = RunDir.open(path) if again else RunDir.create("bonn", out=path)
+    t0 = time.perf_counter()
+    s = run_bonn_cv(cfg, run, console=None, resume=again)
+    per_fold = [{m: r[m] for m in METRICS} for r in s["rows"]]
+    return summarise("transformer", cfg.pair, per_fold, time.perf_counter() - t0), s
+
+
+def random_forest(cfg: BonnConfig, folds: list[int]) -> dict:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from nnlab.signal.features import baseline_features
+
+    t0 = time.perf_counter()
+    x, y, _, fs = bonn_segments(cfg.pair)
+    features = baseline_features(x, fs)  # (N, 8)
+    per_fold = []
+    for k in folds:
+        parts = fold_parts(y, cfg.folds, k, cfg.train.seed, cfg.val_fraction)
+        train = np.concatenate([parts["train"], parts["val"]])  # every training fold
+        rf = RandomForestClassifier(n_estimators=300, random_state=cfg.train.seed, n_jobs=1)
+        rf.fit(features[train], y[train])
+        per_fold.append(scores(rf.predict(features[parts["test"]]), y[parts["test"]]))
+    return summarise("random forest (8 features)", cfg.pair, per_fold, time.perf_counter() - t0)
+
+
+def braindecode_shallow(cfg: BonnConfig, folds: list[int], epochs: int) -> dict | str:
+    """ShallowFBCSPNet on the raw segments, z-scored with the training folds' mean and sd, trained
+    by the shared loop for `epochs` epochs (AdamW, cosine), the last epoch tested; or the reason
+    it was skipped."""
+    try:
+        from braindecode.models import ShallowFBCSPNet
+    except Exception as e:  # ImportError, or a broken install of one of its dependencies
+        return f"{type(e).__name__}: {e}"
+    from torch.utils.data import TensorDataset
+
+    from nnlab.train import TrainConfig, Trainer
+
+    t0 = time.perf_counter()
+    x, y, _, _ = bonn_segments(cfg.pair)
+    per_fold = []
+    for k in folds:
+        parts = fold_parts(y, cfg.folds, k, cfg.train.seed, cfg.val_fraction)
+        train = np.concatenate([parts["train"], parts["val"]])
+        mu, sd = x[train].mean(), x[train].std()
+        z = torch.from_numpy((x - mu) / sd).float()[:, None]  # (N, 1, 4097)
+        labels = torch.from_numpy(y)
+        torch.manual_seed(cfg.train.seed)
+        model = ShallowFBCSPNet(
+            n_chans=1, n_outputs=2, n_times=x.shape[1], final_conv_length="auto"
+        )
+        tcfg = TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=cfg.train.seed, device="cpu")
+        trainer = Trainer(model, BonnTask(cfg), tcfg)
+        trainer.fit(TensorDataset(z[train], labels[train]))
+        model.eval()
+        with torch.no_grad():
+            pred = model(z[parts["test"]]).argmax(1).numpy()
+        per_fold.append(scores(pred, y[parts["test"]]))
+    return summarise("braindecode ShallowFBCSPNet", cfg.pair, per_fold, time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--out", type=Path, default=Path(f"runs/bench-bonn-{time.strftime('%Y%m%d-%H%M%S')}")
+    )
+    ap.add_argument("--splits", default="A-E,D-E,AD-E")
+    ap.add_argument("--folds", type=int, default=10)
+    ap.add_argument("--fold-limit", type=int, default=0, help="> 0: only the first N folds")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--epochs", type=int, default=0, help="> 0: transformer epochs (default: the task's)"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (a shared machine: 1)"
+    )
+    ap.add_argument("--resume", action="store_true", help="keep the folds an earlier run finished")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    rows, gates, skipped = [], {}, None
+    for split in args.splits.split(","):
+        base = BonnConfig()
+        train = dataclasses.replace(
+            base.train, seed=args.seed, device="cpu", epochs=args.epochs or base.train.epochs
+        )
+        cfg = dataclasses.replace(
+            base, pair=split, folds=args.folds, fold_limit=args.fold_limit, train=train
+        )
+        cfg.check()
+        folds = cfg.fold_numbers()
+        row, s = transformer(cfg, args.out, args.resume)
+        rows.append(row)
+        gates[split] = s["gates_by_class"]
+        print(json.dumps(row), flush=True)
+        rows.append(random_forest(cfg, folds))
+        print(json.dumps(rows[-1]), flush=True)
+        bd = braindecode_shallow(cfg, folds, train.epochs)
+        if isinstance(bd, str):
+            skipped = bd
+        else:
+            rows.append(bd)
+            print(json.dumps(bd), flush=True)
+    wall = time.perf_counter() - t_all
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {"rows": rows, "gates": gates, "braindecode_skipped": skipped, "wall_s": wall}, indent=1
+        )
+    )
+    print(f"\nBonn, {args.folds}-fold stratified CV (seed {args.seed}), mean ± sd over test folds")
+    head = ("accuracy", "sensitivity", "specificity")
+    print(f"{'method':30s} {'split':6s} " + " ".join(f"{h:>16s}" for h in head) + "   wall s")
+    for r in rows:
+        cells = " ".join(f"{r[m]:7.4f} ± {r[m + '_sd']:.4f}" for m in METRICS)
+        print(f"{r['method']:30s} {r['split']:6s} {cells} {r['wall_s']:8.0f}")
+    if skipped:
+        print(f"braindecode skipped: {skipped}")
+    print("\ntransformer gate weights (mean over test segments of each true class)")
+    for split, by_class in gates.items():
+        for c, g in by_class.items():
+            towers = ", ".join(f"{t} {v:.3f}" for t, v in g.items() if t != "segments")
+            print(f"  {split:6s} {c:12s} ({g['segments']} segments): {towers}")
+    print(f"total wall time {wall:.0f} s; runs in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
