@@ -1,0 +1,542 @@
+"""Page -> character boxes: find the handwritten characters on a photographed page.
+
+The steps, each a pure function on arrays (H, W) of the *working* image:
+
+    to_grey -> downscale (long side above `max_side`: k x k block mean, k an integer, so the map
+    back is exact) -> denoise (Gaussian) -> background (block maxima, median-filtered,
+    interpolated) -> flatten (grey / background: paper ~ 1 everywhere) -> threshold_ink
+    -> stroke_width -> estimate_skew -> deskew -> remove_rules -> join_strokes -> components
+    -> drop specks -> merge_parts -> drop leftovers -> split_wide -> boxes in original coordinates.
+
+Threshold. Uneven lighting is removed by *dividing out* an estimate of the paper's brightness:
+ink is thin and dark, so the brightest pixel of a block a few strokes wide is paper; the block
+maxima (median-filtered over 3x3 blocks to heal blocks that are all ink, then interpolated)
+are the light falling on the paper, and grey / background is the paper's reflectance, ~1 for paper
+and ink's own darkness for ink, whatever the lighting. On that flat image one global threshold is
+right everywhere, so Otsu is used (parameter-free) -- but capped: ink must be darker than the paper
+by `min_contrast` and by `noise_k` robust standard deviations of the paper, so that a blank page
+(where Otsu would cut the paper's own noise in half) comes back empty with a reason. Sauvola was
+the alternative: its window must be set to the character size, which is unknown at that point, and
+it answers relative to the local mean everywhere, turning paper texture in empty regions into ink.
+
+Geometry rules are relative: the closing footprint to the stroke width; specks to the stroke
+width; ruled lines, merging, leftovers and splitting to the median character height and width.
+No rule is in pixels except the denoising sigma (sensor noise is a pixel-scale thing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+from skimage.transform import AffineTransform, resize, warp
+
+from nnlab.errors import NNLabError
+
+
+@dataclass(frozen=True)
+class PageConfig:
+    """How characters are found. Factors multiply the quantity in their comment."""
+
+    max_side: int = 2000  # a longer photo is downscaled first (block mean, integer factor)
+    denoise_sigma: float = 1.0  # Gaussian sigma, working pixels (sensor noise scale)
+    background_blocks: int = 40  # blocks along the long side for the paper-brightness estimate
+    min_contrast: float = 0.2  # ink is darker than the paper by at least this fraction...
+    noise_k: float = 5.0  # ...and by this many robust standard deviations of the paper
+    max_angle_deg: float = 6.0  # rotations searched: [-v, v]
+    min_angle_deg: float = 0.1  # a smaller rotation is not undone
+    close_factor: float = 0.5  # closing disk radius, x stroke width (bridges gaps ~1 stroke)
+    speck_factor: float = 1.5  # a component within this x stroke width in both sides is a speck
+    rule_run: float = 3.0  # ruled lines: ink lines (horizontal, vertical) this x median height
+    merge_x_overlap: float = 0.5  # stacked parts: overlap along x, fraction of the narrower
+    merge_gap: float = 0.4  # parts of one character are at most this x median height apart
+    merge_max_height: float = 1.4  # a merged character is at most this x median height tall
+    merge_max_width: float = 1.5  # ... and this x median width wide
+    fragment: float = 0.5  # a piece whose long side is below this x median height is a fragment
+    min_size: float = 0.3  # after merging, boxes with long side below this x median height go
+    flat_height: float = 0.2  # ... and flat boxes (height below this x median height, w > 2 h)
+    max_size: float = 4.0  # ... and boxes taller than this x median height (borders, drawings)
+    split_width: float = 1.5  # boxes wider than this x median width hold touching characters
+    split_search: tuple[float, float] = (0.3, 0.7)  # where a cut may fall, fractions of width
+
+
+@dataclass
+class Box:
+    """One character: its box in the *original* image, [x0, x1) x [y0, y1) (pixels), its ink
+    `mask` (h, w) bool as seen upright in the working image (deskewed, downscaled by `scale`):
+    the crop the classifier reads; `upright` = (u0, v0, u1, v1), the box in that upright working
+    image, where text lines are horizontal (lines.py groups on it)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    mask: np.ndarray
+    upright: tuple[float, float, float, float]
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+@dataclass
+class PageAnalysis:
+    """What `analyse_page` found. `reason` is '' when there are boxes; otherwise one sentence
+    saying why none (blank page, no ink, only specks and lines) for the caller's message."""
+
+    boxes: list[Box]
+    reason: str
+    shape: tuple[int, int]  # original (H, W)
+    scale: int  # working image = original downscaled by this integer factor
+    angle_deg: float  # estimated rotation of the text (counter-clockwise on screen positive)
+    threshold: float = float("nan")  # on the flattened image (paper ~ 1)
+    stroke_width: float = float("nan")  # working pixels
+    char_height: float = float("nan")  # median, working pixels
+    char_width: float = float("nan")
+
+
+# ----------------------------------------------------------------------------- image in
+
+
+def load_page(path: str | Path) -> np.ndarray:
+    """The image at `path` as uint8 (H, W) or (H, W, 3), turned upright by its EXIF orientation.
+    NNLabError when it cannot be read."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                a = np.asarray(im, dtype=np.float32)
+                return (255 * a / max(1e-9, float(a.max()))).astype(np.uint8)
+            colour = im.mode not in ("1", "L", "LA")
+            return np.asarray(im.convert("RGB" if colour else "L")).copy()
+    except FileNotFoundError:
+        raise NNLabError(f"{path}: no such file") from None
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as e:
+        raise NNLabError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of uint8/uint16/bool/float in [0, 1] ->
+    (H, W) float32 in [0, 1] (Rec. 601 luma; transparent pixels count as white paper)."""
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.dtype == np.bool_:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.integer):
+        top = 255.0 if a.dtype == np.uint8 else float(np.iinfo(a.dtype).max)
+        a = a.astype(np.float32) / top
+    else:
+        a = np.clip(a.astype(np.float32), 0.0, 1.0)
+    if a.ndim == 3 and a.shape[2] == 4:
+        alpha = a[..., 3:]
+        a = a[..., :3] * alpha + (1 - alpha)
+    if a.ndim == 3 and a.shape[2] == 3:
+        a = a @ np.array([0.299, 0.587, 0.114], np.float32)
+    if a.ndim != 2:
+        raise NNLabError(f"expected a greyscale or colour image, got an array of shape {a.shape}")
+    if a.size == 0:
+        raise NNLabError(f"the image has no pixels (shape {a.shape})")
+    return a
+
+
+def downscale(grey: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
+    """(H, W) -> (H // k, W // k) block means with k = ceil(long side / max_side), and k (1 = not
+    scaled). Working pixel (i, j) is the mean of original [ik, ik + k) x [jk, jk + k); the last
+    H mod k rows and W mod k columns are dropped."""
+    H, W = grey.shape
+    k = max(1, math.ceil(max(H, W) / max_side))
+    if k == 1:
+        return grey, 1
+    h, w = H // k, W // k
+    small = grey[: h * k, : w * k].reshape(h, k, w, k).mean(axis=(1, 3), dtype=np.float32)
+    return small, k
+
+
+def denoise(grey: np.ndarray, sigma: float) -> np.ndarray:
+    return ndimage.gaussian_filter(grey, sigma) if sigma > 0 else grey
+
+
+def background(grey: np.ndarray, blocks: int) -> np.ndarray:
+    """The paper's brightness (H, W): the maximum of each block (long side / `blocks` pixels,
+    wider than a stroke, so a block holds some paper), a 3x3-block median (a block that is all
+    ink takes its neighbours' value), then bilinear interpolation back to (H, W)."""
+    H, W = grey.shape
+    b = max(2, math.ceil(max(H, W) / blocks))
+    ph, pw = -H % b, -W % b
+    g = np.pad(grey, ((0, ph), (0, pw)), mode="edge")
+    hb, wb = g.shape[0] // b, g.shape[1] // b
+    peaks = g.reshape(hb, b, wb, b).max(axis=(1, 3))  # (hb, wb)
+    peaks = ndimage.median_filter(peaks, size=3, mode="nearest")
+    full = resize(peaks, (hb * b, wb * b), order=1, mode="edge", anti_aliasing=False)
+    return full[:H, :W].astype(np.float32)
+
+
+def flatten(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """grey / paper brightness: the reflectance (H, W) float32, ~1 on paper under any lighting."""
+    return np.clip(grey / np.maximum(paper, 1e-3), 0.0, 1.5).astype(np.float32)
+
+
+def threshold_ink(
+    flat: np.ndarray, cfg: PageConfig = PageConfig()
+) -> tuple[np.ndarray, float, str]:
+    """(ink mask (H, W) bool, threshold, reason): Otsu on the flattened image, capped so that ink
+    is darker than the paper by `min_contrast` and by `noise_k` robust sigmas of the paper. The
+    reason is '' when ink is found, else why not."""
+    sample = flat[:: max(1, flat.shape[0] // 512), :: max(1, flat.shape[1] // 512)]
+    paper = float(np.median(sample))
+    if float(np.ptp(flat)) < 1e-6:
+        return np.zeros(flat.shape, bool), float("nan"), "blank page: the image is uniform"
+    sigma = 1.4826 * float(np.median(np.abs(sample - paper)))
+    cap = paper - max(cfg.min_contrast * paper, cfg.noise_k * sigma)
+    t = min(float(threshold_otsu(sample)), cap) if np.ptp(sample) > 0 else cap
+    mask = flat < t
+    if not mask.any():
+        return (
+            mask,
+            t,
+            f"no ink: nothing on the page is darker than the paper by {cfg.min_contrast:.0%} "
+            f"(and by {cfg.noise_k:g}x its noise)",
+        )
+    return mask, t, ""
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Median pen width in pixels: 2 d - 1 on the ridge of the distance transform d (the pixels
+    where d is a local maximum: the centre line of the strokes). 1.0 when there is no ink."""
+    if not mask.any():
+        return 1.0
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 2, xs.min(), xs.max() + 2
+    m = np.pad(mask[max(0, y0 - 1) : y1, max(0, x0 - 1) : x1], 1)  # background all round
+    d = ndimage.distance_transform_edt(m)
+    ridge = m & (d >= ndimage.maximum_filter(d, size=3))
+    return float(max(1.0, 2 * np.median(d[ridge]) - 1))
+
+
+def estimate_skew(mask: np.ndarray, cfg: PageConfig = PageConfig(), bin_px: float = 2.0) -> float:
+    """The rotation of the text lines in degrees (counter-clockwise on screen is positive, y down)
+    by a projection-profile search: the ink's rows y' = x sin(a) + y cos(a) are most concentrated
+    (largest sum of squared histogram counts, bins of `bin_px`) when a undoes the rotation.
+    A 0.5 degree grid over [-max_angle_deg, max_angle_deg], then a 0.05 degree grid around the
+    best. 0.0 when there is no ink."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 2:
+        return 0.0
+    step = max(1, len(ys) // 200_000)
+    ys, xs = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
+    xs -= xs.mean()
+    ys -= ys.mean()
+
+    def score(deg: float) -> float:
+        a = np.deg2rad(deg)
+        y = xs * np.sin(a) + ys * np.cos(a)
+        h = np.bincount(((y - y.min()) / bin_px).astype(np.int64))
+        return float(np.dot(h, h))
+
+    coarse = np.arange(-cfg.max_angle_deg, cfg.max_angle_deg + 1e-9, 0.5)
+    best = coarse[np.argmax([score(a) for a in coarse])]
+    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.05)
+    return float(fine[np.argmax([score(a) for a in fine])])
+
+
+def deskew(image: np.ndarray, angle_deg: float, cval: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate (H, W) by -angle so that lines rotated by `angle_deg` become horizontal; the output
+    grows to hold the whole page (outside filled with cval). Returns (upright (H', W'),
+    M (3, 3)), M mapping working (x, y, 1) to upright coordinates (pixel centres at integers)."""
+    H, W = image.shape
+    a = np.deg2rad(angle_deg)
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])  # undoes the turn
+    corners = np.array([[0, 0], [W - 1, 0], [0, H - 1], [W - 1, H - 1]], float) @ R.T
+    lo = corners.min(0)
+    M = np.eye(3)
+    M[:2, :2] = R
+    M[:2, 2] = -lo
+    shape = tuple(int(math.ceil(v)) + 1 for v in (corners.max(0) - lo)[::-1])
+    out = warp(
+        image, AffineTransform(matrix=np.linalg.inv(M)), output_shape=shape, order=1, cval=cval
+    )
+    return out.astype(np.float32), M
+
+
+def remove_rules(
+    mask: np.ndarray, run: float, faint: np.ndarray | None = None, density: float = 0.9
+) -> np.ndarray:
+    """The mask without ruled lines: ink covered by a horizontal (or vertical) window `run` pixels
+    long that is at least `density` ink is a rule -- a soft morphological opening by a line.
+    The windows count the ink of `faint` (default: `mask`), a more permissive mask in which a thin
+    light rule is whole where the ink threshold left gaps, and of three neighbouring rows
+    (columns), so a rule up to ~arctan(3 / run) off the axis is one line. Handwritten strokes are
+    much shorter than `run` (3 character heights by default) and stay.
+
+    Where a letter crosses the rule or lies along it (the foot of an L on the line), the ink across
+    the rule is thicker than the rule: rule pixels whose run across the rule is more than twice
+    the rule's median thickness are kept."""
+    L = max(3, int(round(run)))
+    faint = mask if faint is None else faint
+    out = mask.copy()
+    for axis in (1, 0):  # rows, then columns
+        across = 1 - axis
+        m3 = ndimage.maximum_filter1d(faint, 3, axis=across)  # the neighbouring rows' ink
+        dense = ndimage.uniform_filter1d(m3.astype(np.float32), L, axis=axis) >= density
+        rule = mask & ndimage.maximum_filter1d(dense, L, axis=axis)
+        if not rule.any():
+            continue
+        structure = np.zeros((3, 3), bool)
+        structure[(slice(None), 1) if across == 0 else (1, slice(None))] = True
+        lab, _ = ndimage.label(mask, structure=structure)  # runs across the rule
+        thickness = np.bincount(lab.ravel())[lab]  # (H, W) run length of each pixel
+        crossing = thickness > 2 * np.median(thickness[rule])
+        out &= ~(rule & ~crossing)
+    return out
+
+
+def join_strokes(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Binary closing by a disk of `radius` pixels (via two distance transforms, whose cost does
+    not grow with the radius): joins stroke breaks up to ~2 radius wide."""
+    if radius <= 0 or not mask.any():
+        return mask
+    grown = ndimage.distance_transform_edt(~mask) <= radius
+    return ndimage.distance_transform_edt(grown) > radius
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (H, W) int32, boxes (N, 4) int64 as (u0, v0, u1, v1), exclusive ends) of the
+    8-connected components; component i has label i + 1."""
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    objs = ndimage.find_objects(lab)
+    boxes = np.array(
+        [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in objs], dtype=np.int64
+    ).reshape(n, 4)
+    return lab, boxes
+
+
+def char_size(boxes: np.ndarray) -> tuple[float, float]:
+    """Typical (height, width) of the characters among boxes (N, 4): medians weighted by box area
+    (specks and fragments weigh next to nothing) over the character-like boxes -- at most twice as
+    wide as tall (no ruled line, nor a row of letters joined by one) and at most 10 times as tall
+    as wide (no margin line)."""
+    w = (boxes[:, 2] - boxes[:, 0]).astype(np.float64)
+    h = (boxes[:, 3] - boxes[:, 1]).astype(np.float64)
+    like = (w <= 2 * h) & (h <= 10 * w)
+    if not like.any():
+        like = np.ones(len(boxes), bool)
+    area = w[like] * h[like]
+    return _weighted_median(h[like], area), _weighted_median(w[like], area)
+
+
+def _weighted_median(x: np.ndarray, weight: np.ndarray) -> float:
+    order = np.argsort(x)
+    cum = np.cumsum(weight[order])
+    return float(x[order][np.searchsorted(cum, cum[-1] / 2)])
+
+
+# ----------------------------------------------------------------------------- merge / split
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [np.minimum(a[..., 0], b[..., 0]), np.minimum(a[..., 1], b[..., 1]),
+         np.maximum(a[..., 2], b[..., 2]), np.maximum(a[..., 3], b[..., 3])], -1
+    )  # fmt: skip
+
+
+def mergeable(a: np.ndarray, b: np.ndarray, h: float, w: float, cfg: PageConfig) -> np.ndarray:
+    """Whether boxes a and b (broadcastable (..., 4) as (u0, v0, u1, v1)) are parts of one
+    character, given the median character height h and width w. Their union must be no larger than
+    a character (height <= merge_max_height h, width <= merge_max_width w), and either
+      - stacked or nested: they overlap along x by >= merge_x_overlap of the narrower box and are
+        at most merge_gap h apart vertically (the bar of an E, a letter broken across a stroke), or
+      - one is a fragment (long side < fragment h) at most merge_gap h away in x and in y (the
+        dot of a broken O).
+    Two neighbouring letters fail both: they overlap little along x and neither is a fragment."""
+    u = _union(a, b)
+    size_ok = (u[..., 3] - u[..., 1] <= cfg.merge_max_height * h) & (
+        u[..., 2] - u[..., 0] <= cfg.merge_max_width * w
+    )
+    wa, wb = a[..., 2] - a[..., 0], b[..., 2] - b[..., 0]
+    x_overlap = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    x_gap = -x_overlap
+    y_gap = np.maximum(a[..., 1], b[..., 1]) - np.minimum(a[..., 3], b[..., 3])
+    stacked = (x_overlap >= cfg.merge_x_overlap * np.minimum(wa, wb)) & (y_gap <= cfg.merge_gap * h)
+
+    def long_side(c):
+        return np.maximum(c[..., 2] - c[..., 0], c[..., 3] - c[..., 1])
+
+    fragment = np.minimum(long_side(a), long_side(b)) < cfg.fragment * h
+    near = np.maximum(x_gap, y_gap) <= cfg.merge_gap * h
+    return size_ok & (stacked | (fragment & near))
+
+
+def merge_parts(boxes: np.ndarray, h: float, w: float, cfg: PageConfig) -> list[list[int]]:
+    """Group the boxes (N, 4) into characters with `mergeable`: candidate pairs are merged
+    smallest union first, each re-checked against the groups' current boxes, until no pair
+    merges. Returns the groups (lists of indices), ordered by their first index."""
+    parent = list(range(len(boxes)))
+    gbox = boxes.astype(np.float64).copy()
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    while True:
+        roots = np.array([i for i in range(len(boxes)) if find(i) == i], dtype=np.int64)
+        if len(roots) < 2:
+            break
+        B = gbox[roots]
+        pairs = []
+        for k in range(len(roots) - 1):
+            ok = np.nonzero(mergeable(B[k], B[k + 1 :], h, w, cfg))[0] + k + 1
+            for j in ok:
+                u = _union(B[k], B[j])
+                pairs.append(((u[2] - u[0]) * (u[3] - u[1]), roots[k], roots[j]))
+        merged = False
+        for _, i, j in sorted(pairs):
+            ri, rj = find(i), find(j)
+            if ri == rj or not mergeable(gbox[ri], gbox[rj], h, w, cfg):
+                continue
+            parent[rj] = ri
+            gbox[ri] = _union(gbox[ri], gbox[rj])
+            merged = True
+        if not merged:
+            break
+    groups: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values())
+
+
+def split_columns(mask: np.ndarray, w: float, cfg: PageConfig) -> list[tuple[int, int]]:
+    """Column ranges [a, b) of `mask` (h, W) that hold one character each: while a range is wider
+    than split_width x the median width w, cut it at the column of least ink inside the middle
+    part (split_search, as fractions of the range; ties go to the column nearest the middle)."""
+    profile = mask.sum(axis=0)
+
+    def cut(a: int, b: int) -> list[tuple[int, int]]:
+        if b - a <= cfg.split_width * w or b - a < 4:
+            return [(a, b)]
+        lo = a + max(1, int(round(cfg.split_search[0] * (b - a))))
+        hi = a + min(b - a - 1, int(round(cfg.split_search[1] * (b - a))))
+        cols = np.arange(lo, hi + 1)
+        p = profile[lo : hi + 1].astype(np.float64)
+        c = int(cols[np.lexsort((np.abs(cols - (a + b) / 2), p))[0]])
+        return cut(a, c) + cut(c, b)
+
+    return cut(0, mask.shape[1])
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def _boxes_back(pieces, M: np.ndarray, k: int, shape: tuple[int, int]) -> list[Box]:
+    """Boxes in original coordinates from pieces (upright v0, u0, ink mask): each ink pixel's
+    centre is mapped back through M^-1 to working (x, y); the pixel spans [x, x + 1) there (edge
+    coordinates) and [k x, k (x + 1)) in the original."""
+    Minv = np.linalg.inv(M)
+    H, W = shape
+    out = []
+    for v0, u0, m in pieces:
+        ys, xs = np.nonzero(m)
+        p = np.c_[xs + u0, ys + v0, np.ones(len(xs))] @ Minv.T  # (n, 3) working (x, y, 1)
+        x0, y0 = np.floor(k * p[:, :2].min(0)).astype(int)
+        x1, y1 = np.ceil(k * (p[:, :2].max(0) + 1)).astype(int)
+        up = (float(u0), float(v0), float(u0 + m.shape[1]), float(v0 + m.shape[0]))
+        out.append(Box(max(0, x0), max(0, y0), min(W, x1), min(H, y1), m, up))
+    return out
+
+
+def _trim(m: np.ndarray) -> tuple[int, int, np.ndarray] | None:
+    ys, xs = np.nonzero(m)
+    if len(ys) == 0:
+        return None
+    return ys.min(), xs.min(), m[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig()) -> PageAnalysis:
+    """Find the characters on a page photo (an array, or a path read with `load_page`).
+    Returns the boxes in reading-agnostic order (top-left first) and the diagnostics; an empty
+    result carries the reason (blank page, no ink, only specks and lines)."""
+    if isinstance(image, (str, Path)):
+        image = load_page(image)
+    grey = to_grey(image)
+    shape = grey.shape
+    small, k = downscale(grey, cfg.max_side)
+    small = denoise(small, cfg.denoise_sigma)
+    flat = flatten(small, background(small, cfg.background_blocks))
+    mask, t, reason = threshold_ink(flat, cfg)
+    if reason:
+        return PageAnalysis([], reason, shape, k, 0.0, t)
+    nothing = "no characters: the ink on the page is only specks and lines"
+    # the character size from the raw components (a rule joined to letters does not count);
+    # small rotations barely change it
+    h, _ = char_size(components(mask)[1])
+    angle = estimate_skew(mask, cfg, bin_px=max(1.0, h / 16))
+    M = np.eye(3)
+    if abs(angle) >= cfg.min_angle_deg:
+        flat, M = deskew(flat, angle, cval=1.0)
+        mask = flat < t
+    else:
+        angle = 0.0
+    # rules are found on a fainter threshold (halfway to the paper), where a thin rule is whole
+    ink = remove_rules(mask, cfg.rule_run * h, faint=flat < (t + 1) / 2)
+    sw = stroke_width(ink)
+    closed = join_strokes(ink, cfg.close_factor * sw)
+    lab, boxes = components(closed)
+    bh, bw = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    keep = np.nonzero(np.maximum(bh, bw) > cfg.speck_factor * sw)[0]
+    if len(keep) == 0:
+        return PageAnalysis([], nothing, shape, k, angle, t, sw)
+    h, w = char_size(boxes[keep])
+    groups = [[keep[i] for i in g] for g in merge_parts(boxes[keep], h, w, cfg)]
+    gboxes = np.array([_union_all(boxes[g]) for g in groups])
+    gh, gw = gboxes[:, 3] - gboxes[:, 1], gboxes[:, 2] - gboxes[:, 0]
+    h, w = char_size(gboxes)
+    ok = (
+        (np.maximum(gh, gw) >= cfg.min_size * h)
+        & ~((gh < cfg.flat_height * h) & (gw > 2 * gh))
+        & (gh <= cfg.max_size * h)
+    )
+    pieces = []
+    for g, (u0, v0, u1, v1), good in zip(groups, gboxes, ok):
+        if not good:
+            continue
+        region = np.isin(lab[v0:v1, u0:u1], np.asarray(g) + 1)
+        for a, b in split_columns(region, w, cfg):
+            trimmed = _trim(region[:, a:b] & ink[v0:v1, u0 + a : u0 + b])
+            if trimmed is not None:
+                dv, du, m = trimmed
+                pieces.append((v0 + dv, u0 + a + du, m))
+    if not pieces:
+        return PageAnalysis([], nothing, shape, k, angle, t, sw, h, w)
+    pieces.sort(key=lambda p: (p[0], p[1]))
+    return PageAnalysis(_boxes_back(pieces, M, k, shape), "", shape, k, angle, t, sw, h, w)
+
+
+def _union_all(b: np.ndarray) -> np.ndarray:
+    return np.array([b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()])
+
+
+def find_characters(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig()) -> list[Box]:
+    """The character boxes of a page (see `analyse_page`, which also says why a page is empty)."""
+    return analyse_page(image, cfg).boxes
