@@ -253,6 +253,19 @@ def test_unreadable_file_is_an_nnlab_error(tmp_path):
         find_characters(np.zeros((0, 10)))
 
 
+def test_transparent_and_16_bit_files_read_as_pages(glyphs, tmp_path):
+    from PIL import Image
+
+    ((image, truth),) = _pages(glyphs, ComposeConfig.plain(char_height=H_CHAR), n=1, seed=10)
+    ink = 255 - image  # black ink on a transparent sheet
+    rgba = np.zeros(image.shape + (4,), np.uint8)
+    rgba[..., 3] = np.where(ink > 40, 255, 0)
+    Image.fromarray(rgba).save(tmp_path / "sheet.png")
+    assert _recall(find_characters(tmp_path / "sheet.png"), truth) >= 0.95
+    Image.fromarray(image.astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    assert _recall(find_characters(tmp_path / "deep.png"), truth) >= 0.95
+
+
 def test_huge_image_is_downscaled_and_boxes_come_back_in_original_coordinates(glyphs, tmp_path):
     ((image, truth),) = _pages(glyphs, ComposeConfig.plain(char_height=H_CHAR), n=1, seed=8)
     big = np.kron(image, np.ones((3, 3), np.uint8))  # a 3x larger "photo"
@@ -302,8 +315,11 @@ def test_split_at_the_thinnest_column():
     m[:, 32:36] = m[:, 54:58] = True
     m[14:16, 32:58] = True
     m[20:22, 27:33] = True  # the touching stroke
-    cols = split_columns(m, w=27.0, cfg=PageConfig())
+    cols = split_columns(m, w=27.0, h=30.0, pen=4.0, cfg=PageConfig())
     assert len(cols) == 2 and 28 <= cols[0][1] <= 32
+    t = np.zeros((30, 60), bool)  # a T with a bar twice the usual width: no cut leaves two
+    t[:4, :] = t[:, 28:32] = True  # letters (one side would be a bare piece of the bar)
+    assert split_columns(t, w=27.0, h=30.0, pen=4.0, cfg=PageConfig()) == [(0, 60)]
 
 
 def _box(u0, v0, u1, v1):

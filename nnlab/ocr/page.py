@@ -63,6 +63,8 @@ class PageConfig:
     max_size: float = 4.0  # ... and boxes taller than this x median height (borders, drawings)
     split_width: float = 1.5  # boxes wider than this x median width hold touching characters
     split_search: tuple[float, float] = (0.3, 0.7)  # where a cut may fall, fractions of width
+    split_ink: float = 3.0  # a cut crosses at most this x stroke width of ink
+    split_height: float = 0.5  # both sides of a cut are at least this x median height tall
 
 
 @dataclass
@@ -117,7 +119,11 @@ def load_page(path: str | Path) -> np.ndarray:
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 a = np.asarray(im, dtype=np.float32)
                 return (255 * a / max(1e-9, float(a.max()))).astype(np.uint8)
-            colour = im.mode not in ("1", "L", "LA")
+            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+                # transparent means no ink: put the picture on white paper
+                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(white, im.convert("RGBA"))
+            colour = im.mode not in ("1", "L")
             return np.asarray(im.convert("RGB" if colour else "L")).copy()
     except FileNotFoundError:
         raise NNLabError(f"{path}: no such file") from None
@@ -427,11 +433,20 @@ def merge_parts(boxes: np.ndarray, h: float, w: float, cfg: PageConfig) -> list[
     return sorted(groups.values())
 
 
-def split_columns(mask: np.ndarray, w: float, cfg: PageConfig) -> list[tuple[int, int]]:
-    """Column ranges [a, b) of `mask` (h, W) that hold one character each: while a range is wider
-    than split_width x the median width w, cut it at the column of least ink inside the middle
-    part (split_search, as fractions of the range; ties go to the column nearest the middle)."""
+def split_columns(
+    mask: np.ndarray, w: float, h: float, pen: float, cfg: PageConfig
+) -> list[tuple[int, int]]:
+    """Column ranges [a, b) of `mask` (h, W) that hold one character each. A range wider than
+    split_width x the median width w is cut at the column of least ink inside its middle part
+    (split_search, fractions of the range; ties go to the column nearest the middle), provided the
+    cut looks like the contact of two letters: at most split_ink x the pen width `pen` of ink in
+    that column, and both sides at least split_height x the median height h tall (so the long bar
+    of a T or a 7 is not cut off). The best few columns are tried; none fits -> no cut."""
     profile = mask.sum(axis=0)
+
+    def tall(a: int, b: int) -> bool:
+        r = np.nonzero(mask[:, a:b].any(axis=1))[0]  # the rows with ink
+        return len(r) > 0 and r[-1] - r[0] + 1 >= cfg.split_height * h
 
     def cut(a: int, b: int) -> list[tuple[int, int]]:
         if b - a <= cfg.split_width * w or b - a < 4:
@@ -439,9 +454,14 @@ def split_columns(mask: np.ndarray, w: float, cfg: PageConfig) -> list[tuple[int
         lo = a + max(1, int(round(cfg.split_search[0] * (b - a))))
         hi = a + min(b - a - 1, int(round(cfg.split_search[1] * (b - a))))
         cols = np.arange(lo, hi + 1)
-        p = profile[lo : hi + 1].astype(np.float64)
-        c = int(cols[np.lexsort((np.abs(cols - (a + b) / 2), p))[0]])
-        return cut(a, c) + cut(c, b)
+        order = cols[np.lexsort((np.abs(cols - (a + b) / 2), profile[lo : hi + 1]))]
+        for c in order[:5]:
+            c = int(c)
+            if profile[c] > cfg.split_ink * pen:
+                break  # sorted by ink: the rest hold even more
+            if tall(a, c) and tall(c, b):
+                return cut(a, c) + cut(c, b)
+        return [(a, b)]
 
     return cut(0, mask.shape[1])
 
@@ -522,7 +542,7 @@ def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig())
         if not good:
             continue
         region = np.isin(lab[v0:v1, u0:u1], np.asarray(g) + 1)
-        for a, b in split_columns(region, w, cfg):
+        for a, b in split_columns(region, w, h, sw, cfg):
             trimmed = _trim(region[:, a:b] & ink[v0:v1, u0 + a : u0 + b])
             if trimmed is not None:
                 dv, du, m = trimmed
