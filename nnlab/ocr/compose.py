@@ -403,14 +403,12 @@ def compose_page(
     ink, placed, baselines = _layout(chars_by_class, text_lines, rng, cfg)
     H, W = ink.shape
     h_med = cfg.char_height
+    rules = np.zeros_like(ink)
     if cfg.ruled_lines:
         t = max(1, round(cfg.rule_width * h_med))
-        rules = np.zeros_like(ink)
         for yb in baselines:
             y = int(round(yb + 0.04 * h_med))  # just under the baseline: letters sit on it
             rules[max(0, y) : min(H, y + t), :] = cfg.rule_darkness
-    else:
-        rules = np.zeros_like(ink)
     dark = rng.uniform(*cfg.ink_darkness)
     absorb = np.maximum(ink * dark, rules)  # fraction of light absorbed
     paper = np.ones((H, W), np.float32)
