@@ -55,6 +55,10 @@ COMMANDS = [
     ["compress"],
     ["seizure"],
     ["seizure", "bonn"],
+    ["seizure", "prepare"],
+    ["seizure", "train"],
+    ["seizure", "evaluate"],
+    ["seizure", "detect"],
 ]
 
 
@@ -116,6 +120,11 @@ BAD = [
     (["compress", "--methods", "pca,zip"], 1, "--methods takes some of"),
     (["compress", "--data", "mnist"], 1, "nnlab datasets fetch mnist"),
     (["compress", "--resume", "no/such/run"], 1, "no such run directory"),
+    (["seizure", "train"], 1, "--data is required"),
+    (["seizure", "prepare", "--data", "nowhere"], 1, "no chb01-summary.txt"),
+    (["seizure", "train", "--data", ".", "--alarm-k", "31"], 1, "--alarm-k <= --alarm-n"),
+    (["seizure", "evaluate", "no/such/run"], 1, "no such run directory"),
+    (["seizure", "detect", "none.edf", "--model", "x"], 1, "none.edf: no such EDF file"),
 ]
 
 

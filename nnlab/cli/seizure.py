@@ -1,12 +1,28 @@
 """`nnlab seizure ...`: EEG seizures. `bonn`: k-fold cross-validated segment classification on the
-Bonn sets with the three-tower transformer. Each command is registered on the one `seizure` group
-in `register`; a new command adds its function and one line there."""
+Bonn sets with the three-tower transformer. `prepare | train | evaluate | detect`: patient-specific
+seizure prediction on long recordings (CHB-MIT layout), leave one seizure out. Each command is
+registered on the one `seizure` group in `register`; a new command adds its function and one line
+there."""
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from nnlab.cli.common import console, group, table, train_command
+from nnlab.cli.common import (
+    DeviceOpt,
+    apply,
+    config_params,
+    console,
+    group,
+    table,
+    train_command,
+)
+from nnlab.errors import NNLabError
+from nnlab.run import RunDir
 
 
 def show_bonn(runner, summary) -> None:
@@ -28,12 +44,121 @@ def show_bonn(runner, summary) -> None:
     console.print(f"wall time {summary['wall_s']:.0f} s")
 
 
+# ---- seizure prediction ------------------------------------------------------------------------
+# what `prepare` needs of the prediction config: data, labels and the front end
+PREPARE_SKIP = (
+    "fold",
+    "val_fraction",
+    "guard_s",
+    "threshold",
+    "alarm_k",
+    "alarm_n",
+    "refractory_s",
+    "model",
+)
+
+
+def prepare_command():
+    from nnlab.tasks.seizure import SeizureConfig
+
+    defaults = SeizureConfig()
+
+    def prepare(**given) -> None:
+        from nnlab.tasks.seizure import prepare_patient, prepare_rows
+
+        cfg = apply(defaults, {k: v for k, v in given.items() if v is not None})
+        prep = prepare_patient(cfg, console)
+        rows, note = prepare_rows(prep, cfg)
+        console.print(table(rows, f"{cfg.patient}: windows per recording"))
+        console.print(note)
+
+    prepare.__signature__ = inspect.Signature(
+        config_params(SeizureConfig, defaults, "Data, labels and front end", skip=PREPARE_SKIP)
+    )
+    prepare.__doc__ = (
+        "Index a patient (common channels by label), resample to the model's rate, cut 5-s "
+        "windows, cache their log spectrograms per recording and label them preictal / "
+        "interictal / excluded; a table of the counts per recording."
+    )
+    return prepare
+
+
+def show_seizure(runner, summary) -> None:
+    console.print(table(summary["rows"], f"{summary['patient']}: held-out folds"))
+    console.print(table(summary["gates"], "mean gate weight of each tower per true class"))
+    console.print(
+        f"leave one seizure out, {summary['folds']} folds: {summary['seizures_predicted']} of "
+        f"{summary['folds']} seizures predicted (event sensitivity "
+        f"{summary['event_sensitivity']:.3f}), {summary['false_alarms']} false alarms in "
+        f"{summary['interictal_h']:.2f} interictal hours ({summary['fpr_per_h']:.3f}/h), time in "
+        f"warning {summary['time_in_warning']:.3f}; windows: sensitivity "
+        f"{summary['segment/sensitivity']:.3f}, specificity {summary['segment/specificity']:.3f}, "
+        f"precision {summary['segment/precision']:.3f}, AUC {summary['segment/auc']:.3f} "
+        f"(alarms: {summary['alarm_k']} of {summary['alarm_n']} windows at p >= "
+        f"{summary['threshold']:g}, refractory {summary['refractory_s']:g} s)"
+    )
+
+
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A `nnlab seizure train` run directory."),
+    threshold: Optional[float] = typer.Option(
+        None, help="P(preictal) of a positive window (default: the run's)."
+    ),
+    alarm_k: Optional[int] = typer.Option(None, help="k of the k-of-n rule (default: the run's)."),
+    alarm_n: Optional[int] = typer.Option(None, help="n of the k-of-n rule (default: the run's)."),
+) -> None:
+    """Alarms and scores of a leave-one-seizure-out run from its folds' held-out windows: event
+    sensitivity, false alarms per interictal hour, time in warning, segment scores, gate weights;
+    a timeline per recording. Rewrites the run's summary and report."""
+    from nnlab.report import write_report
+    from nnlab.tasks.seizure import evaluate_run
+
+    run = RunDir.open(run_dir)
+    summary = evaluate_run(run, threshold, alarm_k, alarm_n)
+    show_seizure(None, summary)
+    console.print(f"report: {Path(write_report(run)).resolve()}")
+
+
+def detect(
+    edf: Path = typer.Argument(..., help="An EDF/EDF+ recording (any length, rate, montage)."),
+    model: Path = typer.Option(..., "--model", help="A seizure run (or one fold of it)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Output folder (default RUN/detections)."
+    ),
+    fold: int = typer.Option(-1, min=-1, help="Use fold k's model only (default: every fold's)."),
+    threshold: Optional[float] = typer.Option(
+        None, help="P(preictal) of a positive window (default: the run's)."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace outputs that exist already."),
+    device: str = DeviceOpt,
+) -> None:
+    """Run a trained model on a recording: resampled to the model's rate, channels by label (a
+    single-channel model reads every channel; the maximum probability over channels decides);
+    writes per-window probabilities (CSV), the alarms (CSV) and a timeline figure."""
+    from nnlab.tasks.seizure import detect_file
+
+    if not edf.is_file():
+        raise NNLabError(f"{edf}: no such EDF file")
+    found = detect_file(edf, RunDir.open(model), out, fold, device, overwrite, threshold)
+    alarms = ", ".join(f"{a:.0f} s" for a in found["alarms_s"]) or "none"
+    console.print(
+        f"{found['file']}: {found['duration_s']:.0f} s at {found['file_fs']:g} Hz -> "
+        f"{found['model_fs']:g} Hz, {len(found['channels'])} channel(s) ({found['rule']}), "
+        f"{found['models']} model(s); {found['windows']} windows, {found['positive']} positive; "
+        f"alarms at {alarms}"
+    )
+    for path in found["outputs"]:
+        console.print(f"  {path}")
+
+
 def register(app: typer.Typer) -> None:
     from nnlab.tasks.bonn import BonnCV
+    from nnlab.tasks.seizure import SeizureCV
 
     seizure = group(
         "seizure",
-        "EEG seizures: Bonn segment classification with the three-tower transformer.",
+        "EEG seizures: Bonn segment classification, and patient-specific seizure prediction "
+        "(prepare, train, evaluate, detect) with the three-tower transformer.",
     )
     seizure.command("bonn")(
         train_command(
@@ -45,4 +170,18 @@ def register(app: typer.Typer) -> None:
             show=show_bonn,
         )
     )
+    seizure.command("prepare")(prepare_command())
+    seizure.command("train")(
+        train_command(
+            SeizureCV,
+            "seizure",
+            "Patient-specific seizure prediction: leave one seizure out (one child run per leading "
+            "seizure: its preictal windows and a contiguous interictal block held out), the "
+            "normaliser fitted on the fold's training windows, a balanced sampler; then the "
+            "evaluation (alarms, event sensitivity, false alarms per hour, timelines).",
+            show=show_seizure,
+        )
+    )
+    seizure.command("evaluate")(evaluate)
+    seizure.command("detect")(detect)
     app.add_typer(seizure)

@@ -1,0 +1,403 @@
+"""Seizure prediction on long recordings (issue 16 items 3, 4, 6, 7): prepare (cache and labels),
+leave-one-seizure-out folds, the normaliser's data, train + evaluate end to end, exact resume,
+detection on a resampled, remontaged file, the k-of-n alarms within stretches, the CLI.
+
+A tiny synthetic patient: three 6-minute files 10 minutes apart, a seizure in the second and the
+third, labelled with SOP 60 s, SPH 10 s and an interictal gap of 120 s, four channels."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nnlab.cli import main
+from nnlab.data.eeg import Recording, edf_header, read_edf, resample, unique_labels, write_edf
+from nnlab.data.synthetic import EEGSynthConfig, make_chbmit_folder
+from nnlab.errors import NNLabError
+from nnlab.run import RunDir
+from nnlab.signal.labels import INTERICTAL, PREICTAL, label_windows
+from nnlab.signal.spectral import Normalizer
+from nnlab.tasks.base import load_config, run_task
+from nnlab.tasks.seizure import (
+    SeizureConfig,
+    SeizureCV,
+    SeizureFoldTask,
+    alarm_windows,
+    detect_file,
+    evaluate_run,
+    fold_parts,
+    loso_folds,
+    prepare_patient,
+    read_heldout,
+    run_seizure_cv,
+)
+from nnlab.train import TrainConfig
+
+CHANNELS = ("FP1-F7", "F7-T7", "T7-P7", "P7-O1")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two cores shared with other training runs: one thread each is several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eeg")
+    make_chbmit_folder(
+        root,
+        "chb01",
+        n_files=3,
+        hours=0.1,
+        seizures={1: [(250, 280)], 2: [(250, 280)]},
+        gap_s=600,
+        cfg=EEGSynthConfig(preictal_s=90.0),
+    )
+    return root
+
+
+def config(folder, **over) -> SeizureConfig:
+    train = TrainConfig(
+        epochs=over.pop("epochs", 1),
+        batch_size=32,
+        lr=1e-3,
+        sampler="balanced",
+        monitor="val/auc",
+        mode="max",
+    )
+    args = dict(
+        data=str(folder),
+        patient="chb01",
+        cache=str(folder / "cache"),
+        channels=CHANNELS,
+        sop_s=60.0,
+        sph_s=10.0,
+        interictal_gap_s=120.0,
+        alarm_k=3,
+        alarm_n=5,
+        model_args={"dim": 16, "heads": 2},
+        train=train,
+    )
+    return SeizureConfig(**{**args, **over})
+
+
+def cli_args(folder) -> list[str]:
+    """The options of `config(folder)` on the command line."""
+    return [
+        *("--data", str(folder), "--patient", "chb01", "--cache", str(folder / "cache")),
+        *("--channels", ",".join(CHANNELS), "--sop-s", "60", "--sph-s", "10"),
+        *("--interictal-gap-s", "120"),
+    ]
+
+
+def cli(*argv: str) -> int:
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    return e.value.code
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory):
+    """`nnlab seizure train`, one epoch per fold, through the command line."""
+    out = tmp_path_factory.mktemp("runs") / "cv"
+    code = cli(
+        *("seizure", "train", *cli_args(folder), "--alarm-k", "3", "--alarm-n", "5"),
+        *("--epochs", "1", "--batch-size", "32", "-m", "dim=16", "--out", str(out)),
+    )
+    assert code == 0
+    run = RunDir.open(out)
+    return run, run.summary()
+
+
+# ---- prepare -------------------------------------------------------------------------------------
+def test_prepare_caches_every_recording_and_labels_as_label_windows(folder):
+    cfg = config(folder)
+    prep = prepare_patient(cfg)
+    cached = sorted((folder / "cache").glob("chb01_*.npy"))
+    assert [p.name.split("-")[0] for p in cached] == ["chb01_01", "chb01_02", "chb01_03"]
+    assert (folder / "cache" / "chb01-prepared.json").exists()
+    assert prep.store.window_shape[0] == len(CHANNELS)
+    # the labels are label_windows' on the windows' global times
+    seizures = prep.patient.seizures
+    np.testing.assert_array_equal(
+        prep.label, label_windows(prep.start_s, prep.end_s, seizures, cfg.labels())
+    )
+    # base windows tile each file every 5 s; the extra (oversampled) ones are all preictal
+    for f, entry in enumerate(prep.patient.files):
+        base = prep.start_s[(prep.file == f) & prep.base] - entry.start_s
+        np.testing.assert_allclose(base, 5.0 * np.arange(len(base)))
+        assert len(base) == int(entry.duration_s // 5)
+    assert (~prep.base).sum() > 0 and (prep.label[~prep.base] == PREICTAL).all()
+    assert [r["preictal"] for r in prep.rows] == [0, 12, 12]  # SOP / window = 60 / 5
+    # a second call reads the cache (the files are not rewritten)
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    prepare_patient(cfg)
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+
+
+# ---- folds ---------------------------------------------------------------------------------------
+def overlaps(prep, a, b) -> bool:
+    """Some window of a overlaps some window of b in time."""
+    sa, ea, sb, eb = prep.start_s[a], prep.end_s[a], prep.start_s[b], prep.end_s[b]
+    return bool(((sa[:, None] < eb[None, :]) & (ea[:, None] > sb[None, :])).any())
+
+
+@pytest.mark.parametrize("guard_s", [0.0, 30.0])
+def test_folds_hold_out_one_seizure_and_keep_overlaps_out_of_training(folder, guard_s):
+    cfg = config(folder, guard_s=guard_s)
+    prep = prepare_patient(cfg)
+    folds = fold_parts(prep, cfg)
+    assert len(folds) == len(prep.leading) == 2  # one per leading seizure
+    inter = np.flatnonzero((prep.label == INTERICTAL) & prep.base)
+    blocks = []
+    for k, fold in enumerate(folds):
+        train, val, test = fold["train"], fold["val"], fold["test"]
+        assert int(fold["seizure"]) == k
+        # the test part: every base preictal window of seizure k, no other preictal window
+        pre = (prep.label[test] == PREICTAL) & (prep.episode[test] == k)
+        assert set(test[prep.label[test] == PREICTAL]) == set(
+            np.flatnonzero((prep.episode == k) & prep.base)
+        )
+        assert pre.sum() == 12 and prep.base[test].all()
+        blocks.append(test[prep.label[test] == INTERICTAL])
+        # disjoint, and no training or validation window overlaps a test window in time
+        assert not set(train) & set(test) and not set(val) & set(test) and not set(train) & set(val)
+        assert not overlaps(prep, train, test) and not overlaps(prep, val, test)
+        assert not overlaps(prep, train, val)
+        if guard_s:
+            near = (prep.start_s[train, None] < prep.end_s[None, test] + guard_s) & (
+                prep.end_s[train, None] > prep.start_s[None, test] - guard_s
+            )
+            assert not near.any()
+        # the oversampled copies of the test seizure's windows never reach training
+        assert not (prep.episode[train] == k).any()
+        assert (prep.episode[train] == 1 - k).any() and (prep.label[train] == INTERICTAL).any()
+        assert prep.base[val].all() and {0, 1} <= set(prep.label[val].tolist())
+    # the interictal blocks: contiguous in time, in order, together every interictal window
+    assert np.array_equal(np.concatenate(blocks), inter)
+
+
+def test_loso_folds_cut_interictal_time_into_ordered_blocks_and_validate_on_the_tail():
+    # 3 seizures' preictal runs (4 windows each) among 30 interictal windows, 1-s windows
+    start = np.arange(42, dtype=float)
+    label = np.zeros(42, int)
+    episode = np.full(42, -1)
+    for k, a in enumerate((10, 24, 38)):
+        label[a : a + 4], episode[a : a + 4] = PREICTAL, k
+    folds = loso_folds(start, start + 1, label, np.ones(42, bool), episode, val_fraction=0.25)
+    inter = np.flatnonzero(label == INTERICTAL)
+    for k, fold in enumerate(folds):
+        block = np.array_split(inter, 3)[k]
+        assert set(fold["test"]) == set(block) | set(np.flatnonzero(episode == k))
+        # validation: the last quarter (by time) of every other block
+        other = [b for j, b in enumerate(np.array_split(inter, 3)) if j != k]
+        other += [np.flatnonzero(episode == j) for j in range(3) if j != k]
+        want = np.concatenate([b[len(b) - max(1, round(0.25 * len(b))) :] for b in other])
+        assert set(fold["val"]) == set(want)
+    with pytest.raises(NNLabError, match="at least 2 leading seizures"):
+        loso_folds(start, start + 1, np.where(episode == 0, 1, 0), np.ones(42, bool), episode)
+
+
+# ---- train, evaluate, resume ---------------------------------------------------------------------
+def test_train_and_evaluate_end_to_end(trained):
+    run, summary = trained
+    for key in (
+        "event_sensitivity",
+        "fpr_per_h",
+        "time_in_warning",
+        "segment/sensitivity",
+        "segment/specificity",
+        "segment/precision",
+        "segment/auc",
+        "rows",
+        "gates",
+    ):
+        assert key in summary
+    assert summary["folds"] == 2 and len(summary["rows"]) == 2
+    assert summary["interictal_h"] == pytest.approx(124 * 5 / 3600)  # every interictal window once
+    assert {r["class"] for r in summary["gates"]} == {"interictal", "preictal"}
+    figures = {p.stem for p in run.figures()}
+    assert {"gates", "timeline_chb01_01", "timeline_chb01_02", "timeline_chb01_03"} <= figures
+    for child in (run.path / "fold00", run.path / "fold01"):
+        assert (child / "split.json").exists() and (child / "normalizer.json").exists()
+        h = read_heldout(RunDir(child))
+        assert np.all(np.diff(h["start_s"]) > 0)  # time order
+        assert np.all((h["prob"] >= 0) & (h["prob"] <= 1)) and h["gates"].shape[1] == 3
+    assert load_config(run, SeizureCV).sop_s == 60.0
+    assert run.report_path.exists() and (run.path / "fold00" / "report.html").exists()
+    assert run.config()["label_config"]["lead_gap_s"] == 70.0  # resolved: SOP + SPH
+    # re-evaluated with another rule: the alarms change, the windows' scores do not
+    again = evaluate_run(run, alarm_k=1, alarm_n=1)
+    assert again["alarm_k"] == 1 and again["segment/auc"] == summary["segment/auc"]
+    assert sum(r["alarms"] for r in again["rows"]) >= sum(r["alarms"] for r in summary["rows"])
+
+
+def test_normaliser_is_fitted_on_the_training_windows_only(folder, trained):
+    run, _ = trained
+    cfg = config(folder)
+    prep = prepare_patient(cfg)
+    fold = fold_parts(prep, cfg)[0]
+    saved = Normalizer.from_dict(json.loads((run.path / "fold00" / "normalizer.json").read_text()))
+    train = fold["train"][prep.base[fold["train"]]]
+    mine = Normalizer(per="channel-frequency").fit(prep.store.get(train))
+    np.testing.assert_allclose(saved.mean, mine.mean, rtol=1e-6)
+    np.testing.assert_allclose(saved.std, mine.std, rtol=1e-6)
+    labelled = np.flatnonzero(prep.label >= 0)
+    everything = Normalizer(per="channel-frequency").fit(prep.store.get(labelled))
+    assert not np.allclose(saved.mean, everything.mean)
+
+
+def test_resume_continues_exactly(folder, tmp_path, monkeypatch):
+    """Killed in fold 1's second epoch and resumed: fold 0 is kept, fold 1 continues from its
+    checkpoint, and the metrics equal those of an uninterrupted run."""
+    import nnlab.tasks.seizure as sz
+
+    cfg = config(folder, epochs=2)
+    full = RunDir.create("a", tmp_path / "a")
+    run_seizure_cv(cfg, full)
+    step, calls = sz.SeizureFoldTask.loss, []
+    batches = int(np.ceil(len(read_split(full.path / "fold00")) / 32))
+
+    def interrupting(self, model, batch):
+        if model.training:
+            calls.append(1)
+            if len(calls) > 3 * batches:  # fold 0: 2 epochs; fold 1: 1 epoch
+                raise KeyboardInterrupt
+        return step(self, model, batch)
+
+    part = RunDir.create("b", tmp_path / "b")
+    with monkeypatch.context() as mp:
+        mp.setattr(sz.SeizureFoldTask, "loss", interrupting)
+        with pytest.raises(KeyboardInterrupt):
+            run_seizure_cv(cfg, part)
+    assert (part.path / "fold00" / "summary.json").exists()
+    assert [r["epoch"] for r in RunDir(part.path / "fold01").metrics()] == [1]
+    kept = (part.path / "fold00" / "summary.json").stat().st_mtime_ns
+    summary = run_seizure_cv(load_config(part, SeizureCV), part, resume=True)
+    assert (part.path / "fold00" / "summary.json").stat().st_mtime_ns == kept
+
+    def strip(rs):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rs]
+
+    for name in ("fold00", "fold01"):
+        assert strip(RunDir(part.path / name).metrics()) == strip(
+            RunDir(full.path / name).metrics()
+        )
+    assert summary["segment/auc"] == full.summary()["segment/auc"]
+
+
+def read_split(path) -> list[str]:
+    return json.loads((path / "split.json").read_text())["train"]
+
+
+# ---- detect --------------------------------------------------------------------------------------
+def remontaged(folder, path, fs=200.0, drop=(), extra=True):
+    """chb01_02 at another rate, its channels reversed, an EKG channel added, `drop` removed."""
+    source = folder / "chb01" / "chb01_02.edf"
+    labels = unique_labels(edf_header(source).labels)
+    rec = read_edf(source, labels)
+    x, _ = resample(rec.data, rec.fs, fs)
+    keep = [i for i in reversed(range(len(labels))) if labels[i] not in drop]
+    data, names = x[keep], [labels[i] for i in keep]
+    if extra:
+        data, names = np.concatenate([data, np.zeros((1, x.shape[1]), np.float32)]), names + ["EKG"]
+    write_edf(path, Recording(path.stem, fs, names, data))
+    return path
+
+
+def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
+    run, _ = trained
+    edf = remontaged(folder, tmp_path / "other.edf")
+    found = detect_file(edf, run, tmp_path / "out")
+    assert found["file_fs"] == 200.0 and found["model_fs"] == 256.0 and found["models"] == 2
+    assert found["channels"] == list(CHANNELS)
+    with open(tmp_path / "out" / "other_windows.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == found["windows"] == 72
+    assert list(rows[0]) == ["start_s", "end_s", "probability", "positive", "alarm"]
+    p = np.array([float(r["probability"]) for r in rows])
+    assert np.all((p >= 0) & (p <= 1))
+    alarms = [float(r["end_s"]) for r in rows if r["alarm"] == "1"]
+    assert alarms == pytest.approx(found["alarms_s"])
+    assert (tmp_path / "out" / "other_alarms.csv").exists()
+    assert (tmp_path / "out" / "other_timeline.png").stat().st_size > 0
+    with pytest.raises(NNLabError, match="exists"):
+        detect_file(edf, run, tmp_path / "out")
+
+
+def test_detect_errors_name_the_problem(folder, trained, tmp_path):
+    run, _ = trained
+    edf = remontaged(folder, tmp_path / "less.edf", drop=("T7-P7",))
+    with pytest.raises(NNLabError, match="needs channel\\(s\\) T7-P7"):
+        detect_file(edf, run, tmp_path)
+    short = tmp_path / "short.edf"
+    write_edf(short, Recording("s", 256.0, list(CHANNELS), np.zeros((4, 3 * 256), np.float32)))
+    with pytest.raises(NNLabError, match="shorter than one 5-s window"):
+        detect_file(short, run, tmp_path)
+    bad = tmp_path / "bad.edf"
+    bad.write_bytes(b"not an EDF file at all")
+    with pytest.raises(NNLabError, match="not a readable EDF"):
+        detect_file(bad, run, tmp_path)
+
+
+def test_a_single_channel_model_reads_every_channel_and_takes_the_maximum(folder, tmp_path):
+    cfg = config(folder, channels=("FP1-F7",), fold=0)
+    run = RunDir.create("one", tmp_path / "one")
+    run_task(SeizureFoldTask(cfg), run)
+    assert run.config()["model_config"]["towers"] == ["temporal", "spectral"]
+    edf = remontaged(folder, tmp_path / "all.edf", fs=256.0, extra=False)
+    found = detect_file(edf, run, tmp_path / "out")
+    assert found["rule"] == "maximum over channels" and len(found["channels"]) == 22
+    with open(tmp_path / "out" / "all_windows.csv") as f:
+        rows = list(csv.DictReader(f))
+    per_channel = np.array([[float(r[f"p[{c}]"]) for c in found["channels"]] for r in rows])
+    p = np.array([float(r["probability"]) for r in rows])
+    np.testing.assert_allclose(p, per_channel.max(axis=1), atol=2e-6)
+
+
+# ---- alarms --------------------------------------------------------------------------------------
+def test_alarms_count_within_stretches_and_respect_the_refractory_period():
+    prob = np.array([1, 1, 0, 1, 1, 1, 1, 1, 1, 1], float)
+    start = np.array([0, 5, 10, 15, 100, 105, 110, 115, 120, 125], float)
+    end = start + 5
+    # 3 of 3: not across the gap at 20 -> 100 (windows 3 and 4 are in different stretches)
+    assert alarm_windows(prob, start, end, 0.5, 3, 3, refractory=0).tolist() == [6, 7, 8, 9]
+    assert alarm_windows(prob, start, end, 0.5, 3, 3, refractory=10).tolist() == [6, 8]
+    assert alarm_windows(prob, start, end, 0.5, 2, 3, refractory=1000).tolist() == [1]
+
+
+def test_config_checks(folder):
+    for over, message in (
+        ({"data": ""}, "--data is required"),
+        ({"patient": "chb99"}, "no chb99-summary.txt"),
+        ({"alarm_k": 40}, "alarm-k"),
+        ({"oversample": 0}, "--oversample"),
+        ({"sop_s": 0.0}, "sop_s must be positive"),
+        ({"segment_s": 6.0}, "segment_s"),
+    ):
+        with pytest.raises(NNLabError, match=message):
+            dataclasses.replace(config(folder), **over).check()
+
+
+def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path):
+    run, _ = trained
+    assert cli("seizure", "prepare", *cli_args(folder)) == 0
+    out = capsys.readouterr().out
+    assert "chb01_02.edf" in out and "total" in out and "SOP 60 s, SPH 10 s" in out
+    assert cli("seizure", "evaluate", str(run.path), "--alarm-k", "2", "--alarm-n", "4") == 0
+    out = capsys.readouterr().out
+    assert "held-out folds" in out and "2 of 4 windows" in out
+    edf = remontaged(folder, tmp_path / "x.edf")
+    code = cli("seizure", "detect", str(edf), "--model", str(run.path), "--out", str(tmp_path))
+    assert code == 0 and "x_windows.csv" in capsys.readouterr().out
+    assert cli("seizure", "detect", str(tmp_path / "none.edf"), "--model", str(run.path)) == 1
+    assert "no such EDF file" in capsys.readouterr().err
