@@ -36,7 +36,6 @@ from nnlab.tasks.seizure import (
     read_heldout,
     run_seizure_cv,
 )
-from nnlab.train import TrainConfig
 
 CHANNELS = ("FP1-F7", "F7-T7", "T7-P7", "P7-O1")
 
@@ -65,14 +64,13 @@ def folder(tmp_path_factory):
     return root
 
 
+EPOCHS = 2  # the trained run's; the resume test interrupts a run like it in its last epoch
+
+
 def config(folder, **over) -> SeizureConfig:
-    train = TrainConfig(
-        epochs=over.pop("epochs", 1),
-        batch_size=32,
-        lr=1e-3,
-        sampler="balanced",
-        monitor="val/auc",
-        mode="max",
+    """The config of `trained`: the task's defaults with the tiny patient's options."""
+    train = dataclasses.replace(
+        SeizureConfig().train, epochs=over.pop("epochs", EPOCHS), batch_size=32
     )
     args = dict(
         data=str(folder),
@@ -84,7 +82,7 @@ def config(folder, **over) -> SeizureConfig:
         interictal_gap_s=120.0,
         alarm_k=3,
         alarm_n=5,
-        model_args={"dim": 16, "heads": 2},
+        model_args={"dim": 16},
         train=train,
     )
     return SeizureConfig(**{**args, **over})
@@ -107,11 +105,11 @@ def cli(*argv: str) -> int:
 
 @pytest.fixture(scope="module")
 def trained(folder, tmp_path_factory):
-    """`nnlab seizure train`, one epoch per fold, through the command line."""
+    """`nnlab seizure train` through the command line: `config(folder)`."""
     out = tmp_path_factory.mktemp("runs") / "cv"
     code = cli(
         *("seizure", "train", *cli_args(folder), "--alarm-k", "3", "--alarm-n", "5"),
-        *("--epochs", "1", "--batch-size", "32", "-m", "dim=16", "--out", str(out)),
+        *("--epochs", str(EPOCHS), "--batch-size", "32", "-m", "dim=16", "--out", str(out)),
     )
     assert code == 0
     run = RunDir.open(out)
@@ -256,21 +254,21 @@ def test_normaliser_is_fitted_on_the_training_windows_only(folder, trained):
     assert not np.allclose(saved.mean, everything.mean)
 
 
-def test_resume_continues_exactly(folder, tmp_path, monkeypatch):
+def test_resume_continues_exactly(folder, trained, tmp_path, monkeypatch):
     """Killed in fold 1's second epoch and resumed: fold 0 is kept, fold 1 continues from its
-    checkpoint, and the metrics equal those of an uninterrupted run."""
+    checkpoint, and the metrics equal those of the uninterrupted run (`trained`, same config)."""
     import nnlab.tasks.seizure as sz
 
-    cfg = config(folder, epochs=2)
-    full = RunDir.create("a", tmp_path / "a")
-    run_seizure_cv(cfg, full)
+    full, _ = trained
+    cfg = config(folder)
+    assert load_config(full, SeizureCV).train == cfg.train
     step, calls = sz.SeizureFoldTask.loss, []
     batches = int(np.ceil(len(read_split(full.path / "fold00")) / 32))
 
     def interrupting(self, model, batch):
         if model.training:
             calls.append(1)
-            if len(calls) > 3 * batches:  # fold 0: 2 epochs; fold 1: 1 epoch
+            if len(calls) > (2 * EPOCHS - 1) * batches:  # fold 0 done, fold 1 in its last
                 raise KeyboardInterrupt
         return step(self, model, batch)
 
@@ -281,6 +279,7 @@ def test_resume_continues_exactly(folder, tmp_path, monkeypatch):
             run_seizure_cv(cfg, part)
     assert (part.path / "fold00" / "summary.json").exists()
     assert [r["epoch"] for r in RunDir(part.path / "fold01").metrics()] == [1]
+    assert not (part.path / "fold01" / "summary.json").exists()
     kept = (part.path / "fold00" / "summary.json").stat().st_mtime_ns
     summary = run_seizure_cv(load_config(part, SeizureCV), part, resume=True)
     assert (part.path / "fold00" / "summary.json").stat().st_mtime_ns == kept
@@ -292,7 +291,7 @@ def test_resume_continues_exactly(folder, tmp_path, monkeypatch):
         assert strip(RunDir(part.path / name).metrics()) == strip(
             RunDir(full.path / name).metrics()
         )
-    assert summary["segment/auc"] == full.summary()["segment/auc"]
+    assert summary["segment/auc"] == full.summary()["segment/auc"]  # not changed by re-evaluation
 
 
 def read_split(path) -> list[str]:
@@ -319,7 +318,7 @@ def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
     edf = remontaged(folder, tmp_path / "other.edf")
     found = detect_file(edf, run, tmp_path / "out")
     assert found["file_fs"] == 200.0 and found["model_fs"] == 256.0 and found["models"] == 2
-    assert found["channels"] == list(CHANNELS)
+    assert found["channels"] == list(CHANNELS) and found["positive_class"] == "preictal"
     with open(tmp_path / "out" / "other_windows.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == found["windows"] == 72
@@ -350,7 +349,7 @@ def test_detect_errors_name_the_problem(folder, trained, tmp_path):
 
 
 def test_a_single_channel_model_reads_every_channel_and_takes_the_maximum(folder, tmp_path):
-    cfg = config(folder, channels=("FP1-F7",), fold=0)
+    cfg = config(folder, channels=("FP1-F7",), fold=0, epochs=1)
     run = RunDir.create("one", tmp_path / "one")
     run_task(SeizureFoldTask(cfg), run)
     assert run.config()["model_config"]["towers"] == ["temporal", "spectral"]

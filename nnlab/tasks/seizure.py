@@ -1037,15 +1037,16 @@ def load_fold_models(run: RunDir, fold: int = -1, device: str = "auto") -> list[
     return out
 
 
-def detect_settings(run: RunDir) -> SeizureConfig:
-    """The alarm settings of a run: its own config when it is a seizure run (parent or fold),
-    the defaults otherwise (a Bonn model)."""
+def detect_settings(run: RunDir) -> tuple[SeizureConfig, str]:
+    """The alarm settings of a run and what its class 1 is: its own config and "preictal" for a
+    seizure-prediction run (parent or fold); the defaults and "seizure" otherwise (a Bonn
+    detection model)."""
     task = run.config().get("task")
     if task == SeizureCV.name:
-        return load_config(run, SeizureCV)
+        return load_config(run, SeizureCV), "preictal"
     if task == SeizureFoldTask.name:
-        return load_config(run, SeizureFoldTask)
-    return SeizureConfig()
+        return load_config(run, SeizureFoldTask), "preictal"
+    return SeizureConfig(), "seizure"
 
 
 @torch.no_grad()
@@ -1083,17 +1084,18 @@ def detect_file(
     overwrite: bool = False,
     threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Run a trained model on one EDF file (see the module docstring): writes <stem>_windows.csv
-    (start_s, end_s, probability, positive, alarm; one probability column per channel for a
-    single-channel model), <stem>_alarms.csv (alarm time and warning interval) and
-    <stem>_timeline.png into `out` (default RUN/detections). Returns what was found."""
+    """Run a trained model on one EDF file (see the module docstring). Writes into `out`
+    (default RUN/detections): <stem>_windows.csv (start_s, end_s, probability of class 1 --
+    preictal, or seizure for a Bonn model --, positive, alarm; one probability column per channel
+    for a single-channel model), <stem>_alarms.csv (alarm time and warning interval) and
+    <stem>_timeline.png. Returns what was found."""
     from nnlab.data.eeg import edf_header, read_edf, resample, unique_labels
     from nnlab.signal.alarms import k_of_n_alarms, warning_intervals
     from nnlab.signal.spectral import window_starts
     from nnlab.viz.eeg import timeline_figure
 
     path = Path(path)
-    cfg = detect_settings(run)
+    cfg, positive = detect_settings(run)
     if threshold is not None:
         cfg = dataclasses.replace(cfg, threshold=threshold)
     check_alarms(cfg.threshold, cfg.alarm_k, cfg.alarm_n)
@@ -1169,7 +1171,8 @@ def detect_file(
         sph_s=cfg.sph_s,
         channel_probs={c: per_channel[:, i] for i, c in enumerate(channels)} if extra else None,
         length_s=rec.duration_s,
-        title=f"{path.name}: P(preictal) per {spec.window_s:g}-s window ({rule}; "
+        ylabel=f"P({positive})",
+        title=f"{path.name}: P({positive}) per {spec.window_s:.3g}-s window ({rule}; "
         f"{len(models)} model{'s' if len(models) > 1 else ''}), alarms {cfg.alarm_k} of "
         f"{cfg.alarm_n}",
     )
@@ -1183,6 +1186,7 @@ def detect_file(
         "model_fs": m0.fs,
         "channels": channels,
         "rule": rule,
+        "positive_class": positive,
         "models": len(models),
         "windows": len(prob),
         "positive": int((prob >= cfg.threshold).sum()),

@@ -47,15 +47,16 @@ def timeline_figure(
     channel_probs: dict[str, np.ndarray] | None = None,
     origin_s: float = 0.0,
     length_s: float | None = None,
+    ylabel: str = "P(preictal)",
     title: str = "",
 ) -> Figure:
-    """One recording: P(preictal) per window (plotted at the window's end, when it is known; a
-    colour per `group`, e.g. the fold that held the window out; broken at gaps), the threshold,
-    alarms (red triangles) and their warning intervals [alarm + SPH, alarm + SPH + SOP) (orange),
-    seizures (red: onset line and ictal span), windows labelled preictal (green band; `label`
-    1/0/-1) and, for a single-channel model run on every channel, each channel's probability
-    (thin grey). Times are seconds in any clock; `origin_s` is the recording's start in it, and
-    the axis shows minutes (hours past two hours) from there."""
+    """One recording: the probability (`ylabel`) per window (plotted at the window's end, when it
+    is known; a colour per `group`, e.g. the fold that held the window out; broken at gaps), the
+    threshold, alarms (red triangles) and their warning intervals [alarm + SPH, alarm + SPH + SOP)
+    (orange), seizures (red: onset line and ictal span), windows labelled preictal and interictal
+    (green and grey bands; `label` 1/0/-1) and, for a single-channel model run on every channel,
+    each channel's probability (thin grey). Times are seconds in any clock; `origin_s` is the
+    recording's start in it, and the axis shows minutes (hours past two hours) from there."""
     start = np.asarray(start_s, np.float64) - origin_s
     end = np.asarray(end_s, np.float64) - origin_s
     prob = np.asarray(prob, np.float64)
@@ -96,7 +97,7 @@ def timeline_figure(
     for g in np.unique(groups):
         m = groups == g
         x, y = _broken(end[m] / scale, prob[m], start[m], end[m])
-        name = "P(preictal)" if group is None else f"fold {g}"
+        name = ylabel if group is None else f"fold {g}"
         ax.plot(x, y, lw=1.0, color=f"C{int(g) % 10}", label=name)
     ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:g}")
     alarms = np.asarray(alarms_s, np.float64).reshape(-1) - origin_s
@@ -129,7 +130,7 @@ def timeline_figure(
     ax.set_xlim(0, length / scale)
     ax.set_ylim(-0.02, 1.08)
     ax.set_xlabel(f"time from the start of the recording ({unit})")
-    ax.set_ylabel("P(preictal)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="upper left", ncol=4, framealpha=0.8)
     ax.grid(alpha=0.3)
     if title:
