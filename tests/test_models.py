@@ -78,6 +78,7 @@ TINY: dict[str, tuple] = {
         (2, 3, 5, 6),
         (2, 2),
     ),
+    "ctc_line": (dict(channels=(4, 8), dim=8, layers=1), (2, 1, 32, 16), (2, 4, 38)),
 }
 
 

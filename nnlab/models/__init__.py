@@ -13,6 +13,7 @@ from nnlab.models.conv_autoencoder import ConvAutoencoder, ConvAutoencoderConfig
 from nnlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 from nnlab.models.eeg_transformer import EEGTransformer, EEGTransformerConfig
 from nnlab.models.mlp import MLP, MLPConfig
+from nnlab.models.ocr import CTCLineConfig, CTCLineRecognizer
 from nnlab.models.segvit import SegmentViT, SegmentViTConfig
 from nnlab.models.unet import UNet, UNetConfig
 from nnlab.models.vit import ViT, ViTConfig
@@ -26,6 +27,7 @@ MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "diffusion_unet": (DiffusionUNetConfig, DiffusionUNet),  # eps / x0 / v prediction from (x_t, t)
     "conv_ae": (ConvAutoencoderConfig, ConvAutoencoder),  # image -> code -> image
     "eeg_transformer": (EEGTransformerConfig, EEGTransformer),  # (B, C, T, F) spectrogram -> logits
+    "ctc_line": (CTCLineConfig, CTCLineRecognizer),  # (B, 1, H, W) line -> (B, W/4, K) logits
 }
 
 
