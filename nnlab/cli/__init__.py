@@ -27,6 +27,7 @@ COMMANDS = {
     "report": "facts",
     "diffusion": "diffusion",
     "compress": "compress",
+    "ocr": "ocr",
     "seizure": "seizure",
 }
 

@@ -168,6 +168,25 @@ REGISTRY: dict[str, DatasetInfo] = {
         ),
         task="eeg",
     ),
+    "chars74k": DatasetInfo(
+        "chars74k",
+        "Chars74K EnglishHnd hand-drawn characters (de Campos et al. 2009): 0-9, A-Z by 55 "
+        "writers, 1200x900 PNGs under English/Hnd/Img; checked by the sha256 of its SHA256SUMS "
+        "list (run `sha256sum -c SHA256SUMS` there for every image)",
+        "chars74k-hnd",
+        files=(
+            # no public URL of this copy (see its SOURCE.md); the list of the 1980 images'
+            # checksums, itself checksummed, pins the files
+            RemoteFile(
+                "SHA256SUMS",
+                None,
+                "2d3a3e47496dae720ffee12c57c2789e192690b6cd98bbce4fac0613fd151855",
+                211860,
+            ),
+        ),
+        other_folders=("chars74k", "EnglishHnd"),
+        task="ocr",
+    ),
 }
 
 

@@ -1,0 +1,99 @@
+"""Character recognition: canonical 32x32 crops -> class probabilities -> the character, its
+confidence, and the three likeliest characters when the classifier is unsure.
+
+A classifier is any object with `class_names` (K names) and
+`probabilities(crops (N, 32, 32) float32, boxes) -> (N, K)` rows summing to 1. The boxes say where
+each crop came from on the page; a classifier of images ignores them (a stand-in "oracle" in the
+tests reads the truth there, which checks the reader's geometry without a trained model). The two
+trained ones wrap a PyTorch model (the CNN of `nnlab ocr train --model cnn`) and a NumPy engine
+network (`--model numpy-mlp`); `nnlab.tasks.ocr.load_classifier` rebuilds either from a run.
+
+Confidence is the softmax probability of the chosen class, p_k = exp(z_k) / sum_j exp(z_j), with
+z the logits. It is not calibrated; it ranks characters by how sure the model is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from nnlab.errors import NNLabError
+
+
+class CharClassifier(Protocol):
+    class_names: list[str]
+
+    def probabilities(self, crops: np.ndarray, boxes: Sequence[Any] = ()) -> np.ndarray:
+        """crops (N, 32, 32) float32, ink = 1 -> (N, K) probabilities."""
+        ...
+
+
+@dataclass
+class Guess:
+    char: str
+    confidence: float  # softmax probability of `char`
+    top3: list[tuple[str, float]] = field(default_factory=list)  # only when unsure
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits z (N, K); the row maximum is subtracted first (exp overflows
+    beyond ~88 in float32, and the result does not change)."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def guesses(
+    probs: np.ndarray, class_names: Sequence[str], low_confidence: float = 0.8, k: int = 3
+) -> list[Guess]:
+    """One Guess per row of probs (N, K): the likeliest class and its probability; rows whose
+    confidence is below `low_confidence` also carry the k likeliest (name, probability)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != len(class_names):
+        raise NNLabError(f"probabilities of shape {probs.shape} for {len(class_names)} class names")
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (N, k)
+    out = []
+    for p, top in zip(probs, order):
+        best = int(top[0])
+        unsure = p[best] < low_confidence
+        top3 = [(class_names[j], float(p[j])) for j in top] if unsure else []
+        out.append(Guess(class_names[best], float(p[best]), top3))
+    return out
+
+
+class TorchCharClassifier:
+    """A PyTorch model (logits (B, K) from (B, 1, 32, 32)) as a CharClassifier."""
+
+    def __init__(self, model, class_names: Sequence[str], batch_size: int = 512):
+        self.model, self.class_names, self.batch_size = model.eval(), list(class_names), batch_size
+
+    def probabilities(self, crops: np.ndarray, boxes: Sequence[Any] = ()) -> np.ndarray:
+        import torch
+
+        x = np.asarray(crops, dtype=np.float32)[:, None]  # (N, 1, 32, 32)
+        device = next(self.model.parameters()).device
+        outs = []
+        with torch.no_grad():
+            for i in range(0, len(x), self.batch_size):
+                batch = torch.from_numpy(x[i : i + self.batch_size]).to(device)
+                outs.append(self.model(batch).float().cpu().numpy())
+        logits = np.concatenate(outs) if outs else np.zeros((0, len(self.class_names)))
+        return softmax(logits)
+
+
+class NumpyCharClassifier:
+    """A NumPy engine network (logits (N, K) from flat (N, 1024) images) as a CharClassifier."""
+
+    def __init__(self, net, class_names: Sequence[str], flatten: bool = True):
+        self.net, self.class_names, self.flatten = net, list(class_names), flatten
+
+    def probabilities(self, crops: np.ndarray, boxes: Sequence[Any] = ()) -> np.ndarray:
+        x = np.asarray(crops, dtype=np.float32)[:, None]  # (N, 1, 32, 32)
+        if self.flatten:
+            x = x.reshape(len(x), -1)  # (N, 1024)
+        if len(x) == 0:
+            return np.zeros((0, len(self.class_names)))
+        return softmax(self.net(x))

@@ -1,0 +1,448 @@
+"""The OCR reader end to end: the combined character set (one canonical form across NIST, MNIST
+and Chars74K, writers held out), augmentation, a tiny CNN and the NumPy MLP through their
+trainers, the page reader (geometry, order and spaces checked with an oracle classifier), CER,
+and the `nnlab ocr` commands (bad pages end in one line, eval, compose, help)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nnlab.cli import main
+from nnlab.data.ocr_chars import (
+    CharSource,
+    augment_chars,
+    augment_chars_torch,
+    load_char_set,
+    split_char_set,
+)
+from nnlab.data.splits import load_split
+from nnlab.errors import NNLabError
+from nnlab.metrics.ocr import cer, edit_distance, normalise, pooled_cer
+from nnlab.ocr.compose import (
+    ComposeConfig,
+    compose_page,
+    match_boxes,
+    random_text,
+    stroke_glyphs,
+    write_pages,
+)
+from nnlab.ocr.lines import canonical_char, canonical_stats
+from nnlab.ocr.read import ReadConfig, read_page, read_page_lines, render_overlay
+from nnlab.ocr.recognize import guesses, softmax
+from nnlab.run import RunDir
+
+REAL = Path(os.environ.get("NNLAB_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+NAMES = [chr(ord("A") + i) for i in range(26)] + [str(d) for d in range(10)]
+SMALL = CharSource(per_class=4, mnist_per_class=8, chars74k_writers=3)  # ~290 characters
+
+
+def _has_real_data() -> bool:
+    return all((REAL / d).is_dir() for d in ("nist26-cmu16720", "mnist", "chars74k-hnd"))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One nnlab cache for the module: the small character set is built once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def real(cache, monkeypatch) -> Path:
+    if not _has_real_data():
+        pytest.skip(f"NIST, MNIST or Chars74K raw files not in {REAL}")
+    monkeypatch.setenv("NNLAB_DATA", str(REAL))
+    monkeypatch.setenv("NNLAB_CACHE", str(cache))
+    return REAL
+
+
+@pytest.fixture
+def small(real):
+    return load_char_set(SMALL)
+
+
+@pytest.fixture(scope="module")
+def stroke_canon():
+    """Canonical forms of stroke-font characters (no data files): 2 per class."""
+    glyphs = stroke_glyphs(np.random.default_rng(0), per_class=2, height=48)
+    x = np.stack([canonical_char(g, ink_is_dark=False) for c in NAMES for g in glyphs[c]])
+    return x[:, None]  # (72, 1, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def glyphs():
+    return stroke_glyphs(np.random.default_rng(1), per_class=2, height=48)
+
+
+# ----------------------------------------------------------------------------- the data
+
+
+TOLERANCE = {"com_y": 1.0, "com_x": 1.0, "box_long": 0.5, "box_cy": 0.25, "box_cx": 0.25,
+             "margin": 0.5, "stroke": 0.5}  # fmt: skip
+
+
+def test_sources_share_one_canonical_form_and_the_cache_returns_it(small):
+    """Per source (NIST letters, MNIST digits, Chars74K), the canonical images agree in centre
+    of mass, box size and centre, margin and stroke width within TOLERANCE, ink fractions within
+    a factor 1.3, nothing at the border; the second load comes from the cache, identical."""
+    stats = {s: canonical_stats(small.images[small.sources == s]) for s in ("nist", "mnist",
+             "chars74k")}  # fmt: skip
+    for s, st in stats.items():
+        assert st["border"] < 0.01, s
+    for a, b in (("nist", "mnist"), ("nist", "chars74k"), ("mnist", "chars74k")):
+        bad = [k for k, tol in TOLERANCE.items() if abs(stats[a][k] - stats[b][k]) > tol]
+        ink = sorted((stats[a]["ink_fraction"], stats[b]["ink_fraction"]))
+        assert bad == [] and ink[1] < 1.3 * ink[0], (a, b, stats[a], stats[b])
+    again = load_char_set(SMALL)
+    assert again.names == small.names and np.abs(again.images - small.images).max() <= 1 / 255
+    assert small.labels[small.sources == "mnist"].min() == 26  # digits after the letters
+    assert all(g.dtype == np.uint8 and g.max() == 255 for g in small.glyphs)
+
+
+def test_held_out_parts_by_writer_and_by_item(small):
+    parts = split_char_set(small, 0.1, 0.2, seed=0)
+    allidx = np.concatenate(list(parts.values()))
+    assert len(allidx) == len(small) == len(np.unique(allidx))
+    writers = {k: set(small.groups[v][small.sources[v] == "chars74k"]) for k, v in parts.items()}
+    assert all(writers.values()) and not (writers["train"] & (writers["val"] | writers["test"]))
+    assert not writers["val"] & writers["test"]
+    for s in ("nist", "mnist", "chars74k"):  # every source in every part
+        for k, v in parts.items():
+            assert (small.sources[v] == s).any(), (s, k)
+    same, other = split_char_set(small, 0.1, 0.2, seed=0), split_char_set(small, 0.1, 0.2, seed=1)
+    assert all(np.array_equal(parts[k], same[k]) for k in parts)  # seeded
+    assert not all(np.array_equal(parts[k], other[k]) for k in parts)
+
+
+def test_nist36_is_required_for_data_nist(data_dir):
+    with pytest.raises(NNLabError, match="NIST36 files"):
+        load_char_set(CharSource(data="nist"))
+    with pytest.raises(NNLabError, match="no character images"):
+        load_char_set(CharSource())  # nothing under NNLAB_DATA
+
+
+def _com(x):
+    yy, xx = np.mgrid[:32, :32]
+    m = x.sum((-2, -1))
+    return (x * yy).sum((-2, -1)) / m, (x * xx).sum((-2, -1)) / m
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_augmentation_changes_pixels_but_keeps_the_form(stroke_canon, engine):
+    """Augmented characters: values in [0, 1], the centre of mass moved by
+    under 1.5 px on average (3.5 px at most: shear and rotation act about the frame's centre), the
+    ink mass within a factor 1.8 (scale and pen width together), and the pixels clearly changed."""
+    x = stroke_canon.astype(np.float32)
+    if engine == "numpy":
+        y = augment_chars(x, np.random.default_rng(0))
+    else:
+        import torch
+
+        torch.manual_seed(0)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small ops: a second thread only waits on a shared machine
+        try:
+            y = augment_chars_torch(torch.from_numpy(x)).numpy()
+        finally:
+            torch.set_num_threads(threads)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    (cy0, cx0), (cy1, cx1) = _com(x[:, 0]), _com(y[:, 0])
+    shift = np.hypot(cy1 - cy0, cx1 - cx0)
+    assert shift.mean() < 1.5 and shift.max() < 3.5, shift  # measured 0.9-1.0 and 2.0-2.6
+    ratio = y.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert 1 / 1.8 < ratio.min() and ratio.max() < 1.8, ratio
+    assert np.abs(y - x).mean() > 0.03
+    assert np.median(np.abs(y - x).reshape(len(x), -1).max(1)) > 0.5  # every image moved
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _tiny_config(model="cnn", **kw):
+    from nnlab.tasks.ocr import OCRConfig
+
+    cfg = OCRConfig(
+        model=model,
+        per_class=SMALL.per_class,
+        mnist_per_class=SMALL.mnist_per_class,
+        chars74k_writers=SMALL.chars74k_writers,
+        augment=False,
+        **kw,
+    )
+    train = replace(cfg.train, epochs=12, batch_size=16, lr=1e-2, device="cpu")
+    return replace(cfg, train=train)
+
+
+@pytest.fixture
+def tiny_run(real, tmp_path_factory):
+    """A tiny CNN trained for a few steps through OCRTask (loss, metrics, split) and the shared
+    loop, into a run directory `nnlab ocr read` accepts (made once per session). The figures of
+    run_task's finish are left out: drawing them takes longer than the training."""
+    import torch
+
+    from nnlab.config import to_dict
+    from nnlab.models import build_model
+    from nnlab.tasks.ocr import OCRTask
+    from nnlab.train import Trainer
+
+    path = tmp_path_factory.getbasetemp() / "tiny-ocr-run"
+    if not (path / "checkpoints" / "best.safetensors").is_file():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # many tiny ops: threads only wait on a shared machine
+        try:
+            cfg = _tiny_config(model_args={"channels": [8, 16, 32]})
+            task, run = OCRTask(cfg), RunDir.create("tiny", path)
+            data = task.datasets(run, resume=False)
+            mcfg = task.model_config(data["train"])
+            torch.manual_seed(0)
+            model = build_model("cnn", mcfg)
+            run.save_config({"task": "ocr", **to_dict(cfg)})
+            meta = {"name": "cnn", "config": to_dict(mcfg)}
+            trainer = Trainer(model, task, cfg.train, run, model_meta=meta)
+            trainer.fit(data["train"], data["val"])
+            trainer.load_best()
+            run.save_summary({f"test/{k}": v for k, v in trainer.evaluate(data["test"]).items()})
+        finally:
+            torch.set_num_threads(threads)
+    return path
+
+
+def test_tiny_cnn_beats_chance_and_keeps_writers_out_of_training(tiny_run, small):
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert summary["test/acc"] > 0.2, summary["test/acc"]  # chance: 1/36; measured 0.44
+    parts = load_split(tiny_run / "split.json", small.names)
+    train_writers = set(small.groups[parts["train"]][small.sources[parts["train"]] == "chars74k"])
+    test_writers = set(small.groups[parts["test"]][small.sources[parts["test"]] == "chars74k"])
+    assert test_writers and not train_writers & test_writers
+    from nnlab.tasks.ocr import load_classifier
+
+    clf = load_classifier(tiny_run)
+    p = clf.probabilities(small.images[:5])
+    assert p.shape == (5, 36) and np.allclose(p.sum(1), 1)
+
+
+def test_numpy_mlp_trains_through_the_numpy_engine(real, tmp_path):
+    from nnlab.tasks.ocr import OCRTask, load_classifier
+
+    cfg = _tiny_config("numpy-mlp", model_args={"hidden": [64]}, copies=1)
+    cfg = replace(cfg, augment=True, train=replace(cfg.train, epochs=3, batch_size=32))
+    summary = OCRTask(cfg).execute(RunDir.create("mlp", tmp_path / "mlp"))
+    assert summary["model"] == "numpy-mlp" and summary["test/acc"] > 2 / 36
+    clf = load_classifier(tmp_path / "mlp")
+    assert clf.probabilities(np.zeros((3, 32, 32), np.float32)).shape == (3, 36)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class Oracle:
+    """A stand-in classifier that knows the page: each box gets the character of the true box it
+    overlaps most (IoU >= 0.5) with probability `p`, else '?' spread evenly."""
+
+    class_names = NAMES
+
+    def __init__(self, truth, p=1.0):
+        self.truth, self.p = truth, p
+
+    def probabilities(self, crops, boxes):
+        assert crops.shape == (len(boxes), 32, 32)
+        pred = np.array([(b.x0, b.y0, b.x1, b.y1) for b in boxes])
+        match = dict(match_boxes(pred, np.array([c.box for c in self.truth.chars])))
+        out = np.full((len(boxes), 36), (1 - self.p) / 35)
+        for i in range(len(boxes)):
+            if i in match:
+                out[i, NAMES.index(self.truth.chars[match[i]].char)] = self.p
+            else:
+                out[i] = 1 / 36
+        return out
+
+
+def test_reader_with_an_oracle_reproduces_the_text(glyphs):
+    """Geometry, reading order, line breaks and spaces without a trained model: plain pages of
+    stroke-font characters read back exactly; the JSON and the overlay hold every character."""
+    rng = np.random.default_rng(5)
+    for _ in range(2):
+        image, truth = compose_page(glyphs, random_text(rng, 3, 16), rng,
+                                    ComposeConfig.plain(char_height=28))  # fmt: skip
+        reading = read_page(image, Oracle(truth))
+        assert reading.text == truth.text and reading.reason == ""
+        assert [c.index for c in reading.chars] == list(range(1, len(truth.chars) + 1))
+        assert all(c.confidence == 1.0 and c.top3 == [] for c in reading.chars)
+        record = json.loads(json.dumps(reading.to_json()))
+        assert record["text"] == truth.text and len(record["lines"]) == len(truth.lines)
+        overlay = render_overlay(image, reading)
+        assert overlay.size == image.shape[::-1] and overlay.mode == "RGB"
+    unsure = read_page(image, Oracle(truth, p=0.5), ReadConfig(low_confidence=0.8))
+    assert unsure.text == truth.text and all(len(c.top3) == 3 for c in unsure.chars)
+
+
+def test_guesses_and_softmax():
+    p = softmax(np.array([[1000.0, 0.0, 999.0], [0.0, 0.0, 0.0]]))
+    assert np.allclose(p.sum(1), 1) and np.isfinite(p).all()
+    g = guesses(p, ["A", "B", "C"], low_confidence=0.8)
+    assert g[0].char == "A" and [n for n, _ in g[0].top3] == ["A", "C", "B"]
+    assert g[1].char == "A" and abs(g[1].confidence - 1 / 3) < 1e-9  # ties: the first class
+    assert guesses(np.array([[0.9, 0.05, 0.05]]), "ABC")[0].top3 == []
+    with pytest.raises(NNLabError):
+        guesses(p, ["A", "B"])
+
+
+# ----------------------------------------------------------------------------- CER
+
+
+def _levenshtein(a: str, b: str) -> int:
+    """Textbook dynamic programme, the reference."""
+    d = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, d[0] = d[0], i
+        for j, cb in enumerate(b, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (ca != cb))
+    return d[-1]
+
+
+def test_cer_on_hand_computed_strings():
+    assert cer("HELLO WORLD", "HELO WORLD") == pytest.approx(1 / 11)  # one deletion
+    assert cer("HELLO WORLD", "HELO WORLD", spaces=False) == pytest.approx(1 / 10)
+    assert cer("hello", "HELLO") == 0.0  # case ignored
+    assert cer("AB\nCD", "AB  CD ") == 0.0  # a line break is a word gap; runs of space are one
+    assert cer("AB CD", "ABCD") == pytest.approx(1 / 5)
+    assert cer("AB CD", "ABCD", spaces=False) == 0.0
+    assert cer("ABC", "XYZW") == pytest.approx(4 / 3)  # 3 substitutions + 1 insertion
+    assert cer("", "") == 0.0 and cer("", "A") == 1.0
+    assert normalise(" a\tb \n c ", spaces=True) == "A B C"
+    assert pooled_cer([("AB", "A"), ("CDEF", "CDEF")]) == pytest.approx(1 / 6)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a = "".join(rng.choice(list("AB C"), rng.integers(0, 9)))
+        b = "".join(rng.choice(list("AB C"), rng.integers(0, 9)))
+        ref = _levenshtein(normalise(a), normalise(b))
+        assert edit_distance(a, b) == ref
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def run_cli(capsys, *argv):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("cmd", [["ocr"], ["ocr", "train"], ["ocr", "read"], ["ocr", "eval"],
+                                 ["ocr", "compose"]])  # fmt: skip
+def test_help(capsys, cmd):
+    code, out, _ = run_cli(capsys, *cmd, "--help")
+    assert code == 0 and "Usage" in out
+
+
+def _one_line_error(code, err, text):
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert text in err, err
+
+
+def test_read_bad_pages_end_in_one_line(capsys, tmp_path, glyphs, monkeypatch):
+    monkeypatch.delenv("NNLAB_OCR_MODEL", raising=False)
+    Image.new("L", (400, 300), 235).save(tmp_path / "blank.png")
+    _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "blank.png")[::2], "blank page")
+    grey = np.full((300, 400), 230, np.uint8)
+    grey[::7, ::5] = 215  # faint texture: no ink
+    Image.fromarray(grey).save(tmp_path / "paper.png")
+    _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "paper.png")[::2], "no ink")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "broken.jpg")[::2], "not a readable")
+    _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "none.png")[::2], "no such file")
+    image, _ = compose_page(glyphs, ["AB 12"], np.random.default_rng(0), ComposeConfig.plain())
+    Image.fromarray(image).save(tmp_path / "page.png")
+    _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "page.png")[::2], "nnlab ocr train")
+    code, _, err = run_cli(capsys, "ocr", "eval", tmp_path / "nowhere")
+    _one_line_error(code, err, "no such folder")
+    code, _, err = run_cli(capsys, "ocr", "train", "--data", "mnist")
+    _one_line_error(code, err, "--data must be combined or nist")
+
+
+def test_ctc_recognizer_without_a_model_says_so(capsys, tmp_path, glyphs, monkeypatch):
+    """--recognizer ctc: one line saying that the CTC recogniser is missing from this nnlab, or,
+    where it is there, that no CTC model was found."""
+    monkeypatch.delenv("NNLAB_OCR_CTC_MODEL", raising=False)
+    try:
+        from nnlab.ocr import ctc  # noqa: F401
+
+        expected = "no CTC line model found"
+    except ImportError:
+        expected = "CTC line recogniser is not available"
+    image, _ = compose_page(glyphs, ["AB"], np.random.default_rng(0), ComposeConfig.plain())
+    Image.fromarray(image).save(tmp_path / "page.png")
+    code, _, err = run_cli(capsys, "ocr", "read", tmp_path / "page.png", "--recognizer", "ctc")
+    _one_line_error(code, err, expected)
+
+
+def test_line_reader_path_joins_lines_and_keeps_confidences(glyphs):
+    """read_page_lines with a stand-in line reader: one call with every line image, the text per
+    line with its words, a confidence per character, no character boxes."""
+    rng = np.random.default_rng(6)
+    image, truth = compose_page(glyphs, ["AB 12", "CD"], rng, ComposeConfig.plain(char_height=28))
+    seen = []
+
+    def cut(page, analysis, lines):
+        seen.append(len(lines))
+        return [np.full((10, 40), 255, np.uint8) for _ in lines]
+
+    def read(images):
+        return [("AB  12 ", [0.9, 0.8, 0.0, 0.7, 0.6]), ("CD", [0.5, 0.4])][: len(images)]
+
+    reading = read_page_lines(image, cut, read)
+    assert seen == [2] and reading.text == "AB 12\nCD" and reading.recognizer == "ctc"
+    assert [c.char for c in reading.chars] == list("AB12CD")
+    assert [c.space_before for c in reading.chars] == [False, False, True, False, False, False]
+    assert all(c.box is None for c in reading.chars) and len(reading.boxes()) == 0
+    json.dumps(reading.to_json())
+    assert render_overlay(image, reading).size == image.shape[::-1]
+
+
+def test_read_eval_and_compose_with_a_trained_model(capsys, tmp_path, tiny_run, glyphs):
+    """compose writes held-out pages with their truth; read prints text and writes the overlay
+    and JSON; eval scores a folder (table + JSON, box recall from the truth boxes)."""
+    pages = tmp_path / "pages"
+    code, out, err = run_cli(capsys, "ocr", "compose", pages, "--pages", "2", "--model",
+                             tiny_run, "--format", "png", "--char-height", "24")  # fmt: skip
+    assert code == 0, err
+    names = sorted(p.name for p in pages.iterdir())
+    assert names == ["compose.json", "page_0000.json", "page_0000.png", "page_0000.txt",
+                     "page_0001.json", "page_0001.png", "page_0001.txt"]  # fmt: skip
+    info = json.loads((pages / "compose.json").read_text())
+    split = json.loads((tiny_run / "split.json").read_text())
+    assert info["test_characters"] == len(split["test"])
+
+    code, out, err = run_cli(capsys, "ocr", "read", pages / "page_0000.png", "--model", tiny_run,
+                             "--out", tmp_path / "read")  # fmt: skip
+    assert code == 0, err
+    record = json.loads((tmp_path / "read" / "page_0000.ocr.json").read_text())
+    assert record["text"] in out and len(record["lines"]) >= 1
+    assert Image.open(tmp_path / "read" / "page_0000.overlay.png").mode == "RGB"
+    code, _, err = run_cli(capsys, "ocr", "read", pages / "page_0000.png", "--model", tiny_run,
+                           "--out", tmp_path / "read")  # fmt: skip
+    _one_line_error(code, err, "--overwrite")
+
+    other = tmp_path / "other"
+    write_pages(other, 1, glyphs, seed=3, cfg=ComposeConfig.plain(char_height=24), fmt="jpg")
+    (other / "page_0000.jpg").rename(pages / "extra.jpg")  # a third page, text truth only
+    (other / "page_0000.txt").rename(pages / "extra.txt")
+    Image.new("L", (200, 100), 240).save(pages / "blank.png")
+    (pages / "blank.txt").write_text("AB\n")
+    code, out, err = run_cli(capsys, "ocr", "eval", pages, "--model", tiny_run, "--out",
+                             tmp_path / "eval.json")  # fmt: skip
+    assert code == 0, err
+    result = json.loads((tmp_path / "eval.json").read_text())
+    rows = {r["page"]: r for r in result["pages"]}
+    assert sorted(rows) == ["blank.png", "extra.jpg", "page_0000.png", "page_0001.png"]
+    assert rows["blank.png"]["cer"] == 1.0 and "blank" in rows["blank.png"]["note"]
+    assert rows["page_0000.png"]["box_recall"] > 0.9 and "box_recall" not in rows["extra.jpg"]
+    assert result["overall"]["pages"] == 4 and 0 <= result["overall"]["cer_nospace"]
+    assert "overall" in out
