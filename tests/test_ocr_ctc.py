@@ -15,6 +15,7 @@ import scipy.io
 import torch
 from PIL import Image
 
+from nnlab.data.idx import write_idx
 from nnlab.models import build_model, model_config
 from nnlab.models.ocr import CTCLineConfig, CTCLineRecognizer
 from nnlab.ocr.compose import ComposeConfig, compose_page, stroke_glyphs
@@ -313,18 +314,18 @@ def test_normalise_line_height_polarity_and_crop():
 
 
 # ---- data ---------------------------------------------------------------------------------------
-def test_held_out_writers_and_images_are_never_training_glyphs(data_dir):
-    """Generated Chars74K (writer w draws 20 x (4 + w) bars, so a glyph's width names its
-    writer) and NIST files: the writers of the three parts are disjoint and cover all, the NIST
-    items too, and the saved split says the same."""
+def make_char_files(data_dir, writers=range(1, 21)) -> None:
+    """Generated Chars74K ('A', 'B', '1'; writer w draws a 20 x (4 + w) L, so a glyph's width
+    names its writer), a NIST26 file of 60 letters and an MNIST training file of 600 digits
+    under `data_dir`."""
     img = data_dir / "chars74k-hnd" / "English" / "Hnd" / "Img"
-    writers = range(1, 21)
     for folder in (11, 12, 2):  # 'A', 'B', '1'
         d = img / f"Sample{folder:03d}"
         d.mkdir(parents=True)
         for w in writers:
             a = np.full((40, 80), 255, np.uint8)
-            a[10:30, 10 : 14 + w] = 0
+            a[10:30, 10:13] = 0  # an L, 20 x (4 + w)
+            a[27:30, 10 : 14 + w] = 0
             Image.fromarray(a).save(d / f"img{folder:03d}-{w:03d}.png")
     nist = data_dir / "nist26-cmu16720"
     nist.mkdir()
@@ -332,18 +333,53 @@ def test_held_out_writers_and_images_are_never_training_glyphs(data_dir):
     data = rng.random((60, 1024))
     labels = np.eye(26)[np.arange(60) % 26]
     scipy.io.savemat(nist / "nist26_valid.mat", {"valid_data": data, "valid_labels": labels})
+    # MNIST: 60 digits per class, each with its index written into its first two pixels
+    x = np.zeros((600, 28, 28), np.uint8)
+    x[:, 5:23, 12:16] = 255
+    x[:, 0, 0], x[:, 0, 1] = np.arange(600) % 256, np.arange(600) // 256
+    (data_dir / "mnist").mkdir()
+    write_idx(data_dir / "mnist" / "train-images-idx3-ubyte.gz", x)
+    write_idx(
+        data_dir / "mnist" / "train-labels-idx1-ubyte.gz", (np.arange(600) % 10).astype(np.uint8)
+    )
 
-    pools, info = glyph_pools("chars74k+nist")
-    seen = {}
+
+def test_held_out_writers_and_images_are_never_training_glyphs(data_dir):
+    """The writers of the three parts are disjoint and cover all, the NIST and MNIST items too,
+    and the saved split says the same."""
+    writers = range(1, 21)
+    make_char_files(data_dir, writers)
+
+    pools, info = glyph_pools("chars74k+nist+mnist")
+    seen, digits = {}, {}
     for part in ("train", "val", "test"):
         c74 = pools[part][0]
         seen[part] = {g.shape[1] - 4 for glyphs in c74.values() for g in glyphs}
         assert set(c74) == {"A", "B", "1"}
+        mnist = pools[part][1]
+        digits[part] = {int(g[0, 0]) + 256 * int(g[0, 1]) for d in "0123456789" for g in mnist[d]}
+    assert len(digits["val"]) == 50 and len(digits["test"]) == 100  # 0.1 and 0.2 of 10 x 50
+    assert len(digits["train"]) == 600 - 150 and not (digits["train"] & digits["val"])
+    assert not (digits["train"] & digits["test"]) and not (digits["val"] & digits["test"])
     assert not (seen["train"] & seen["val"]) and not (seen["train"] & seen["test"])
     assert not (seen["val"] & seen["test"]) and set.union(*seen.values()) == set(writers)
     parts = {p: set(v) for p, v in info["parts"].items()}
     assert not (parts["train"] & parts["test"]) and not (parts["train"] & parts["val"])
-    assert len(set.union(*parts.values())) == len(info["names"]) == 60 + 60
+    assert len(set.union(*parts.values())) == len(info["names"]) == 60 + 60 + 500
     for part, idx in parts.items():
-        w = {int(info["names"][i][-7:-4]) for i in idx if info["names"][i].startswith("chars")}
+        w = {int(info["names"][i][-3:]) for i in idx if info["names"][i].startswith("chars")}
         assert w == seen[part]
+
+
+def test_the_held_out_parts_are_those_of_the_character_classifier(data_dir):
+    """The same items in train, val and test as nnlab.data.ocr_chars.split_char_set (defaults),
+    so pages composed from its test part are unseen by both recognisers."""
+    ocr_chars = pytest.importorskip("nnlab.data.ocr_chars")
+    make_char_files(data_dir)
+    chars = ocr_chars.load_char_set(ocr_chars.CharSource(), cache=False)
+    theirs = ocr_chars.split_char_set(chars)
+    _, info = glyph_pools("chars74k+nist+mnist")
+    assert {n.split("/")[0] for n in chars.names} == {"chars74k", "nist", "mnist"}
+    for part in ("train", "val", "test"):
+        mine = {info["names"][i] for i in info["parts"][part]}
+        assert mine == {chars.names[i] for i in theirs[part]}, part

@@ -72,8 +72,9 @@ BLANK = 0
 CHARS = "".join(class_names(36))  # 'A'-'Z' then '0'-'9': NIST36 order
 ALPHABET = CHARS + " "  # label i + 1 is ALPHABET[i]
 SOURCES = ("chars74k", "nist", "mnist", "strokes")
-SPLIT_SEED, SPLIT_FRACTIONS = 0, (0.7, 0.15, 0.15)  # Chars74K by writer, NIST by item
-MNIST_TEST_FRACTIONS = (0.5, 0.5)  # MNIST's test file -> (val, test)
+# the parts of nnlab.data.ocr_chars.split_char_set with its defaults (val 0.1, test 0.2, seed 0)
+SPLIT_SEED, SPLIT_FRACTIONS = 0, (0.7, 0.1, 0.2)
+MNIST_PER_CLASS = 50  # MNIST digits per class that ocr_chars draws (and splits 0.7 / 0.1 / 0.2)
 
 
 # ---- text <-> labels ----------------------------------------------------------------------------
@@ -154,9 +155,10 @@ def beam_decode(
     log_probs: np.ndarray, beam: int = 8, prune: float = 1e-3
 ) -> tuple[list[int], list[float], float]:
     """Prefix beam search over (T, K) log-probabilities of one line -> (labels, per-character
-    confidences, log p(labels | x) as summed by the search). Classes with y_t < `prune` are not
-    tried at column t (0: all are), except the column's best class. Exact for beam >= the number of
-    distinct prefixes and prune = 0."""
+    confidences, log p(labels | x) as summed by the search). A prefix is extended at column t only
+    by classes with y_t >= `prune` and by the column's best class (prune = 0: by every class);
+    its last character continuing (no extension) is always counted. Exact for beam >= the number
+    of distinct prefixes and prune = 0."""
     lp = np.asarray(log_probs, dtype=np.float64)
     T, K = lp.shape
     neg = -math.inf
@@ -350,61 +352,76 @@ def parse_sources(data: str) -> list[str]:
 
 def glyph_pools(data: str, seed: int = 0) -> tuple[dict[str, list[Pool]], dict[str, Any]]:
     """Per part (train, val, test): the glyph pools of `data` (sources joined by '+'), and a
-    record of the split (item names per part for Chars74K and NIST, counts for all)."""
+    record of the split (item names per part, counts). The parts are those of
+    `nnlab.data.ocr_chars.split_char_set` with its defaults (see the module docstring), so the
+    character classifier and this model hold out the same writers and images."""
     sources = parse_sources(data)
-    pools: dict[str, list[Pool]] = {p: [] for p in ("train", "val", "test")}
-    info: dict[str, Any] = {"names": [], "parts": {p: [] for p in pools}, "counts": {}}
-    letters: dict[str, Pool] = {p: {} for p in pools}
-    digits: dict[str, Pool] = {p: {} for p in pools}
+    parts_ = ("train", "val", "test")
+    pools: dict[str, list[Pool]] = {p: [] for p in parts_}
+    info: dict[str, Any] = {"names": [], "parts": {p: [] for p in parts_}, "counts": {}}
+    letters: dict[str, Pool] = {p: {} for p in parts_}
+    digits: dict[str, Pool] = {p: {} for p in parts_}
+
+    def record(source: str, names: list[str], parts: dict[str, np.ndarray]) -> None:
+        base = len(info["names"])
+        info["names"] += names
+        for part, idx in parts.items():
+            info["parts"][part] += (np.asarray(idx, dtype=np.int64) + base).tolist()
+            info["counts"][f"{source}/{part}"] = len(idx)
+
     if "chars74k" in sources:
         from nnlab.data.chars74k import find_chars74k, load_chars74k
 
         _require(find_chars74k() is not None, "Chars74K EnglishHnd (chars74k-hnd/)")
         c74 = load_chars74k(max_side=64)  # lines are composed at 24-48 px per character
         parts = split_by_group(c74.writers, SPLIT_FRACTIONS, SPLIT_SEED)
-        base = len(info["names"])
-        info["names"] += [f"chars74k/{p.parent.name}/{p.name}" for p in c74.paths]
+        record("chars74k", [f"chars74k/{p.stem}" for p in c74.paths], parts)
         for part, idx in parts.items():
             pools[part].append(c74.subset(idx).by_class())
-            info["parts"][part] += (idx + base).tolist()
-            info["counts"][f"chars74k/{part}"] = len(idx)
     if "nist" in sources:
-        from nnlab.data.nist import find_nist_file, read_nist_mat
+        from nnlab.data.nist import SPLITS, find_nist_file, read_nist_mat
 
-        split = "train" if find_nist_file("train") else "valid"
-        path = find_nist_file(split)
-        _require(path is not None, "NIST (nist36_*.mat or nist26_*.mat)")
-        images, labels, names = read_nist_mat(path, split)
-        parts = split_by_item(len(labels), SPLIT_FRACTIONS, SPLIT_SEED, labels=labels)
-        base = len(info["names"])
-        info["names"] += [f"{path.stem}/{i:05d}" for i in range(len(labels))]
-        ink = np.clip(1.0 - images, 0.0, 1.0).astype(np.float32)  # stored as 1 = paper
+        files = [(s, find_nist_file(s)) for s in SPLITS if find_nist_file(s) is not None]
+        _require(bool(files), "NIST (nist36_*.mat or nist26_*.mat)")
+        images, labels, names = [], [], []
+        for split, path in files:  # every file pooled, then split by item (as ocr_chars)
+            x, y, _ = read_nist_mat(path, split)
+            images.append(np.clip(1.0 - x, 0.0, 1.0).astype(np.float32))  # stored 1 = paper
+            labels.append(y)
+            names += [f"nist/{path.stem}/{i:05d}" for i in range(len(y))]
+        ink, y = np.concatenate(images), np.concatenate(labels)
+        parts = split_by_item(len(y), SPLIT_FRACTIONS, SPLIT_SEED, labels=y)
+        record("nist", names, parts)
         for part, idx in parts.items():
             for i in idx:
-                target = letters if names[labels[i]].isalpha() else digits
-                target[part].setdefault(names[labels[i]], []).append(ink[i])
-            info["parts"][part] += (idx + base).tolist()
-            info["counts"][f"nist/{part}"] = len(idx)
+                target = letters if CHARS[y[i]].isalpha() else digits
+                target[part].setdefault(CHARS[y[i]], []).append(ink[i])
     if "mnist" in sources:
         from nnlab.data.mnist import find_split_files, load_mnist
 
-        _require(find_split_files("train") and find_split_files("test"), "MNIST (IDX files)")
-        train_x, train_y = load_mnist("train")
-        test_x, test_y = load_mnist("test")
-        held = split_by_item(len(test_y), MNIST_TEST_FRACTIONS, SPLIT_SEED, parts=("val", "test"))
-        for part, (x, y) in {
-            "train": (train_x, train_y),
-            "val": (test_x[held["val"]], test_y[held["val"]]),
-            "test": (test_x[held["test"]], test_y[held["test"]]),
-        }.items():
+        _require(find_split_files("train") is not None, "MNIST (the training IDX files)")
+        x, y = load_mnist("train")
+        # ocr_chars' MNIST items: MNIST_PER_CLASS per digit, drawn as it draws them, split by
+        # item; their val and test digits are held out here too, every other digit trains
+        rng = np.random.default_rng([SPLIT_SEED, 28])
+        drawn = np.concatenate(
+            [np.sort(rng.choice(np.flatnonzero(y == d), MNIST_PER_CLASS, replace=False))
+             for d in range(10)]
+        )  # fmt: skip
+        cut = split_by_item(len(drawn), SPLIT_FRACTIONS, SPLIT_SEED, labels=y[drawn])
+        held = np.zeros(len(y), bool)
+        held[drawn[cut["val"]]] = held[drawn[cut["test"]]] = True
+        # split.json lists the drawn 500 (ocr_chars' items); the other digits are train too
+        record("mnist", [f"mnist/train/{i:05d}" for i in drawn], cut)
+        parts = {"train": np.flatnonzero(~held), **{p: drawn[cut[p]] for p in ("val", "test")}}
+        for part, idx in parts.items():
             for d in range(10):
-                digits[part].setdefault(str(d), []).extend(list(x[y == d]))
-            info["counts"][f"mnist/{part}"] = len(y)
-    for part in pools:
+                digits[part].setdefault(str(d), []).extend(list(x[idx[y[idx] == d]]))
+    for part in parts_:
         if letters[part] or digits[part]:
             pools[part].append({**letters[part], **digits[part]})
     if "strokes" in sources:
-        for i, part in enumerate(pools):
+        for i, part in enumerate(parts_):
             pools[part].append(stroke_glyphs(np.random.default_rng([seed, 7919, i]), 4, 48))
     return pools, info
 
@@ -561,8 +578,8 @@ class CTCConfig:
     data: str = "chars74k+nist+mnist"  # glyph sources joined by +: chars74k, nist, mnist, strokes
     model: str = "ctc_line"
     model_args: dict[str, Any] = field(default_factory=dict)  # the model config's fields
-    train_lines: int = 2000  # lines composed per epoch (new ones every epoch)
-    val_lines: int = 200  # fixed validation lines (validation writers and images)
+    train_lines: int = 1600  # lines composed per epoch (new ones every epoch)
+    val_lines: int = 150  # fixed validation lines (validation writers and images)
     test_lines: int = 300  # fixed test lines per test style (held-out writers and images)
     min_chars: int = 3  # characters per line, at least
     max_chars: int = 16  # ... and at most
@@ -573,7 +590,13 @@ class CTCConfig:
     beam: int = 8  # beam width for the test figures (0: greedy only)
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            monitor="val/cer", mode="min", epochs=10, batch_size=16, lr=2e-3, num_workers=1
+            monitor="val/cer",
+            mode="min",
+            epochs=9,
+            batch_size=16,
+            lr=2e-3,
+            warmup_epochs=0.3,
+            num_workers=1,  # composing lines costs about what the model's step does
         )
     )
 
@@ -612,7 +635,10 @@ class CTCLineTask(Task):
         pools, info = glyph_pools(cfg.data, cfg.train.seed)
         if info["names"] and run is not None and not resume:
             parts = {p: np.asarray(v, dtype=np.int64) for p, v in info["parts"].items()}
-            how = dict(method="chars74k by writer, nist by item (stratified)")
+            how = dict(
+                method="as ocr_chars: chars74k by writer, nist and mnist by item; every MNIST "
+                "training-file digit not listed is in train"
+            )
             how.update(seed=SPLIT_SEED, fractions=list(SPLIT_FRACTIONS), counts=info["counts"])
             save_split(run.path / "split.json", parts, info["names"], **how)
         self.pools = pools
