@@ -183,7 +183,7 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
     from nnlab.tasks.bonn import BonnConfig, spectrograms
 
     out = tmp_path / "cv"
-    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "2", "--device", "cpu")
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "1", "--device", "cpu")
     assert (
         run_cli("seizure", "bonn", "--pair", "AD-E", "--folds", "2", *quick, "--out", str(out)) == 0
     )
