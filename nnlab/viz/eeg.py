@@ -65,7 +65,7 @@ def timeline_figure(
     length = float(length_s) if length_s is not None else (float(end.max()) if len(end) else 1.0)
     unit, scale = ("h", 3600.0) if length > 7200 else ("min", 60.0)
 
-    fig = Figure(figsize=(11, 3.2))
+    fig = Figure(figsize=(12, 3.2))
     ax = fig.subplots()
     if channel_probs:
         for i, p in enumerate(channel_probs.values()):
@@ -131,7 +131,7 @@ def timeline_figure(
     ax.set_ylim(-0.02, 1.08)
     ax.set_xlabel(f"time from the start of the recording ({unit})")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, loc="upper left", ncol=4, framealpha=0.8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title, fontsize=9)
