@@ -64,6 +64,48 @@ def guesses(
     return out
 
 
+def word_context(
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    words: Sequence[Sequence[int]],
+    switch: float = 0.05,
+) -> np.ndarray:
+    """Class probabilities (N, K) revised by the word each character is in: a word is written in
+    letters or in digits (kind T, equally likely a priori), and each of its characters is of the
+    other kind with probability `switch` (codes such as B12 stay possible). With
+    w_T(c) = 1 - switch for characters c of kind T and `switch` otherwise, and p_i the classifier's
+    probabilities for character i of the word,
+
+        P(c_i | word, T) = p_i(c_i) w_T(c_i) / Z_i(T),    Z_i(T) = sum_c p_i(c) w_T(c)
+        P(T | word) ∝ prod_i Z_i(T)
+        P(c_i | word) = sum_T P(T | word) P(c_i | word, T)
+
+    so an O read in a number becomes a 0 and a 5 read in a word an S unless the classifier is
+    much surer of it than the word is of its kind. `words`: index lists into the rows of probs
+    (every row in exactly one); switch = 0.5 leaves probs unchanged."""
+    probs = np.asarray(probs, dtype=np.float64)
+    digit = np.array([c.isdigit() for c in class_names])
+    out = probs.copy()
+    for idx in words:
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(idx) == 0:
+            continue
+        p = probs[idx]  # (n, K)
+        mixed = np.zeros_like(p)
+        log_z, cond = [], []
+        for kind in (False, True):  # letters, digits
+            w = np.where(digit == kind, 1.0 - switch, switch)  # (K,)
+            z = (p * w).sum(1, keepdims=True)  # (n, 1)
+            log_z.append(float(np.log(np.maximum(z, 1e-300)).sum()))
+            cond.append(p * w / np.maximum(z, 1e-300))
+        post = np.exp(np.array(log_z) - max(log_z))
+        post /= post.sum()
+        for weight, c in zip(post, cond):
+            mixed += weight * c
+        out[idx] = mixed
+    return out
+
+
 class TorchCharClassifier:
     """A PyTorch model (logits (B, K) from (B, 1, 32, 32)) as a CharClassifier."""
 
