@@ -162,3 +162,33 @@ def run_children(
             summary, error = {}, e
         results[name] = ChildResult(summary, child.metrics(), time.perf_counter() - t0, error)
     return results
+
+
+def run_children_resumable(
+    parent: RunDir,
+    jobs: dict[str, Callable[[RunDir], dict[str, Any]]],
+    console=None,
+    resume: bool = False,
+    tolerate: tuple[type[Exception], ...] = (),
+) -> dict[str, tuple[RunDir, dict[str, Any]]]:
+    """{name: (child run, summary)} in the order of `jobs`, each job in its child run (see
+    `run_children`); with `resume`, a child that finished before (summary.json written) is kept
+    and a half-done one is trained again from the start. A tolerated error is an NNLabError here:
+    every child is needed."""
+    import shutil
+
+    done, todo = {}, {}
+    for name, job in jobs.items():
+        path = parent.path / name
+        if resume and (path / "summary.json").exists():
+            child = RunDir.open(path)
+            done[name] = (child, child.summary())
+            continue
+        if path.exists():
+            shutil.rmtree(path)
+        todo[name] = job
+    for name, r in run_children(parent, todo, console, tolerate=tolerate).items():
+        if r.error is not None:
+            raise NNLabError(f"{name}: {r.error}")
+        done[name] = (RunDir.open(parent.path / name), r.summary)
+    return {name: done[name] for name in jobs}

@@ -43,7 +43,7 @@ from nnlab.data.splits import kfold, load_split, save_split, split_by_item
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_json
 from nnlab.models import build_model, model_config
-from nnlab.run import RunDir
+from nnlab.run import RunDir, run_children_resumable
 from nnlab.tasks.base import Task, load_config, run_task
 from nnlab.train import StepOutput, TrainConfig
 
@@ -321,7 +321,6 @@ def run_bonn_cv(
     """Train one child run per fold (`fold00`, ...; on --resume a finished fold is kept), then the
     parent summary: per-fold rows, mean and sd over folds, pooled counts over all test segments,
     gate weights per class; a figure of both."""
-    from nnlab.tasks.compress import run_children_resumable
 
     t0 = time.perf_counter()
     if not resume:

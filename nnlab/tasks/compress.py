@@ -28,7 +28,7 @@ from nnlab.errors import NNLabError
 from nnlab.models import count_parameters, model_config
 from nnlab.numpy_nn import Linear, Sequential, Sigmoid, mlp
 from nnlab.numpy_nn.pca import PCA
-from nnlab.run import RunDir, run_children
+from nnlab.run import RunDir, run_children_resumable
 from nnlab.tasks.base import Task, load_model, run_task
 from nnlab.train import StepOutput, TrainConfig
 from nnlab.train.core import TrainingDiverged
@@ -561,7 +561,9 @@ def run_compress(cfg: CompressConfig, run: RunDir, console=None, resume: bool = 
                 jobs[f"{method}-c{code}"] = lambda child, c=code, n=noise: train_conv_autoencoder(
                     data, c, n, cfg, child, console
                 )
-        for name, (child, summary) in run_children_resumable(run, jobs, console, resume).items():
+        for name, (child, summary) in run_children_resumable(
+            run, jobs, console, resume, tolerate=(TrainingDiverged,)
+        ).items():
             method = name.rsplit("-", 1)[0]
             if method == "mlp":
                 net = load_mlp_autoencoder(child)
@@ -624,28 +626,6 @@ def run_compress(cfg: CompressConfig, run: RunDir, console=None, resume: bool = 
     run.save_summary(summary)
     save_figures(run, cfg, data, test, recons, extras, rows, jpeg_curve)
     return summary
-
-
-def run_children_resumable(run: RunDir, jobs, console, resume: bool):
-    """{name: (child run, summary)}: each job in its child run; with `resume`, a child that
-    finished before (summary.json written) is kept and a half-done one is trained again."""
-    import shutil
-
-    done, todo = {}, {}
-    for name, job in jobs.items():
-        path = run.path / name
-        if resume and (path / "summary.json").exists():
-            done[name] = (RunDir.open(path), RunDir.open(path).summary())
-            continue
-        if path.exists():
-            shutil.rmtree(path)
-        todo[name] = job
-    results = run_children(run, todo, console, tolerate=(TrainingDiverged,))
-    for name, r in results.items():
-        if r.error is not None:
-            raise NNLabError(f"{name}: {r.error}")
-        done[name] = (RunDir.open(run.path / name), r.summary)
-    return {name: done[name] for name in jobs}
 
 
 # ---- figures -------------------------------------------------------------------------------------
