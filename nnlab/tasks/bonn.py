@@ -46,6 +46,7 @@ from nnlab.models import build_model, model_config
 from nnlab.run import RunDir, run_children_resumable
 from nnlab.tasks.base import Task, load_config, run_task
 from nnlab.train import StepOutput, TrainConfig
+from nnlab.viz.eeg import cv_figure
 
 CLASS_NAMES = ("non-seizure", "seizure")
 SEGMENT_S = 4097 / 173.61  # one Bonn segment, 23.6 s
@@ -368,7 +369,9 @@ def run_bonn_cv(
         "wall_s": time.perf_counter() - t0,
     }
     run.save_summary(summary)
-    run.save_figure("folds_and_gates", cv_figure(summary, f"{cfg.model}, Bonn {cfg.pair}"))
+    run.save_figure(
+        "folds_and_gates", cv_figure(summary, CLASS_NAMES, f"{cfg.model}, Bonn {cfg.pair}")
+    )
     return summary
 
 
@@ -376,38 +379,6 @@ def read_predictions(run: RunDir) -> list[dict[str, Any]]:
     import json
 
     return json.loads((run.path / "test_predictions.json").read_text())
-
-
-def cv_figure(summary: dict[str, Any], title: str):
-    """Left: test accuracy, sensitivity and specificity per fold; right: the mean gate weight of
-    each tower per true class."""
-    from matplotlib.figure import Figure
-
-    rows, towers = summary["rows"], summary["towers"]
-    fig = Figure(figsize=(10, 3.6))
-    ax, gx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
-    folds = np.arange(len(rows))
-    for j, m in enumerate(("acc", "sensitivity", "specificity")):
-        ax.bar(folds + (j - 1) * 0.27, [r[m] for r in rows], 0.27, label=m)
-    ax.axhline(summary["acc"], color="k", ls="--", lw=1, label=f"mean acc {summary['acc']:.3f}")
-    lo = min(min(r[m] for r in rows for m in ("acc", "sensitivity", "specificity")), 0.9)
-    ax.set_ylim(lo - 0.02, 1.005)
-    ax.set_xticks(folds, [str(r["fold"]) for r in rows])
-    ax.set_xlabel("fold")
-    ax.set_title("test folds")
-    ax.legend(fontsize=7, loc="lower left")
-    by_class = summary["gates_by_class"]
-    width = 0.8 / len(towers)
-    for i, t in enumerate(towers):
-        values = [by_class[c][t] or 0.0 for c in CLASS_NAMES]
-        gx.bar(np.arange(2) + (i - (len(towers) - 1) / 2) * width, values, width, label=t)
-    gx.set_xticks(np.arange(2), [f"{c}\n({by_class[c]['segments']} segments)" for c in CLASS_NAMES])
-    gx.set_ylim(0, 1)
-    gx.set_title("mean gate weight per true class")
-    gx.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 class BonnCV:

@@ -157,3 +157,41 @@ def gates_figure(rows: Sequence[dict[str, Any]], towers: Sequence[str], title: s
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def cv_figure(summary: dict[str, Any], class_names: Sequence[str], title: str) -> Figure:
+    """A cross-validation summary (Bonn): left, test accuracy, sensitivity and specificity per
+    fold; right, the mean gate weight of each tower per true class."""
+    rows, towers = summary["rows"], summary["towers"]
+    fig = Figure(figsize=(10, 3.6))
+    ax, gx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    folds = np.arange(len(rows))
+    for j, m in enumerate(("acc", "sensitivity", "specificity")):
+        ax.bar(folds + (j - 1) * 0.27, [r[m] for r in rows], 0.27, label=m)
+    ax.axhline(summary["acc"], color="k", ls="--", lw=1, label=f"mean acc {summary['acc']:.3f}")
+    lo = min(min(r[m] for r in rows for m in ("acc", "sensitivity", "specificity")), 0.9)
+    ax.set_ylim(lo - 0.02, 1.06)  # the band above 1 holds the legend, clear of the bars
+    ax.set_xticks(folds, [str(r["fold"]) for r in rows])
+    ax.set_xlabel("fold")
+    ax.set_title("test folds")
+    ax.legend(fontsize=7, loc="upper center", ncol=4)
+    by_class = summary["gates_by_class"]
+    width = 0.8 / len(towers)
+    for i, t in enumerate(towers):
+        values = [by_class[c][t] or 0.0 for c in class_names]
+        gx.bar(
+            np.arange(len(class_names)) + (i - (len(towers) - 1) / 2) * width,
+            values,
+            width,
+            label=t,
+        )
+    gx.set_xticks(
+        np.arange(len(class_names)),
+        [f"{c}\n({by_class[c]['segments']} segments)" for c in class_names],
+    )
+    gx.set_ylim(0, 1)
+    gx.set_title("mean gate weight per true class")
+    gx.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
