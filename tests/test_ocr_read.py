@@ -127,6 +127,40 @@ def test_nist36_is_required_for_data_nist(data_dir):
         load_char_set(CharSource())  # nothing under NNLAB_DATA
 
 
+def _fake_nist36(folder: Path, per_class: dict[str, int]) -> None:
+    """nist36_<split>.mat files as the CMU course ships them: (N, 1024) column-major 32x32
+    images, 1 = paper, a dark bar of a class-dependent height, and one-hot (N, 36) labels."""
+    import scipy.io
+
+    for split, n in per_class.items():
+        data, labels = [], []
+        for k in range(36):
+            for i in range(n):
+                im = np.ones((32, 32))
+                im[6 : 10 + k % 16, 8 + i : 12 + i + k % 7] = 0.0
+                data.append(im.T.ravel())  # stored column-major
+                labels.append(np.eye(36)[k])
+        mat = {f"{split}_data": np.array(data), f"{split}_labels": np.array(labels)}
+        scipy.io.savemat(folder / f"nist36_{split}.mat", mat)
+
+
+def test_data_nist_keeps_the_official_parts(data_dir):
+    """--data nist: the NIST36 files alone; test file -> test, valid file -> val, train -> train;
+    without a valid file, val is carved from the training file."""
+    _fake_nist36(data_dir, {"train": 3, "valid": 1, "test": 1})
+    chars = load_char_set(CharSource(data="nist"))
+    assert set(chars.sources) == {"nist"} and len(chars) == 36 * 5
+    parts = split_char_set(chars)
+    for part, stem in (("train", "nist36_train"), ("val", "nist36_valid"), ("test", "nist36_test")):
+        assert all(chars.names[i].split("/")[1] == stem for i in parts[part])
+    (data_dir / "nist36_valid.mat").unlink()
+    chars = load_char_set(CharSource(data="nist"))
+    parts = split_char_set(chars, val_fraction=0.2)
+    files = {k: {chars.names[i].split("/")[1] for i in v} for k, v in parts.items()}
+    assert files == {"train": {"nist36_train"}, "val": {"nist36_train"}, "test": {"nist36_test"}}
+    assert len(parts["val"]) == round(0.2 * 36 * 3)
+
+
 def _com(x):
     yy, xx = np.mgrid[:32, :32]
     m = x.sum((-2, -1))
@@ -378,6 +412,8 @@ def test_read_bad_pages_end_in_one_line(capsys, tmp_path, glyphs, monkeypatch):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "broken.jpg")[::2], "not a readable")
     _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "none.png")[::2], "no such file")
+    (tmp_path / "empty.png").write_bytes(b"")
+    _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "empty.png")[::2], "not a readable")
     image, _ = compose_page(glyphs, ["AB 12"], np.random.default_rng(0), ComposeConfig.plain())
     Image.fromarray(image).save(tmp_path / "page.png")
     _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "page.png")[::2], "nnlab ocr train")
