@@ -254,6 +254,7 @@ def render_overlay(
         page = page.resize((max(1, round(page.width * s)), max(1, round(page.height * s))))
     draw = ImageDraw.Draw(page)
     heights = [c.box[3] - c.box[1] for c in reading.chars if c.box is not None]
+    heights = heights or [line.box[3] - line.box[1] for line in reading.lines]  # a line reader
     h = float(np.median(heights)) * s if heights else 20.0
     font = _font(max(8, int(h * 0.35)))
     for line in reading.lines:
