@@ -5,15 +5,18 @@ length, zero-crossing rate -> RandomForestClassifier(n_estimators=300, random_st
 when braindecode is installed, its ShallowFBCSPNet on the raw segments.
 
     NNLAB_DATA=../shared/data python bench/bonn.py [--out DIR] [--splits A-E,D-E,AD-E]
-        [--folds 10] [--fold-limit N] [--seed 0] [--threads 1] [--resume]
+        [--folds 10] [--fold-limit N] [--seed 0] [--threads 1] [--jobs 1] [--resume]
 
 Prints accuracy, sensitivity (seizure recall) and specificity per split and method (mean and sd
 over the test folds), the transformer's gate weights per class, and the wall time of each.
 
 Nothing is chosen on the test folds: the transformer's hyperparameters are the task defaults
-(chosen by reasoning and by the validation part carved from the training folds of a few folds);
-its checkpoint is chosen by validation loss on that part. The random forest and ShallowFBCSPNet
-are fitted on all training folds (train + validation part) with fixed settings.
+(chosen by nested validation inside the training parts of a few outer folds, bench/bonn_select.py);
+its checkpoint is chosen by validation loss on the validation part carved from the training folds.
+With --jobs N the transformer's folds (of every split, in the order of --splits) train in N
+processes of --threads torch threads each; the summaries are then built from the finished folds.
+The random forest and ShallowFBCSPNet are fitted on all training folds (train + validation part)
+with fixed settings.
 """
 
 from __future__ import annotations
@@ -50,14 +53,55 @@ def summarise(method: str, split: str, per_fold: list[dict[str, float]], wall: f
     return row
 
 
-def transformer(cfg: BonnConfig, out: Path, resume: bool) -> tuple[dict, dict]:
+def transformer(cfg: BonnConfig, out: Path, resume: bool, trained: bool) -> tuple[dict, dict]:
+    """The cross-validation run of one split; `trained`: its folds were trained by
+    `train_folds` (the summary is built from them)."""
     path = out / f"transformer-{cfg.pair}"
-    again = resume and (path / "config.json").exists()
+    again = (resume or trained) and (path / "config.json").exists()
     run = RunDir.open(path) if again else RunDir.create("bonn", out=path)
     t0 = time.perf_counter()
     s = run_bonn_cv(cfg, run, console=None, resume=again)
     per_fold = [{m: r[m] for m in METRICS} for r in s["rows"]]
     return summarise("transformer", cfg.pair, per_fold, time.perf_counter() - t0), s
+
+
+def train_fold(job: tuple[BonnConfig, str, int]) -> float:
+    """Train one fold into `<parent>/foldNN` (a finished one is kept); its wall time in s."""
+    import shutil
+
+    from nnlab.tasks.base import run_task
+
+    cfg, parent, threads = job
+    torch.set_num_threads(threads)
+    path = Path(parent) / f"fold{cfg.fold:02d}"
+    if (path / "summary.json").exists():
+        return 0.0
+    if path.exists():
+        shutil.rmtree(path)
+    t0 = time.perf_counter()
+    run_task(BonnTask(cfg), RunDir.create(path.name, out=path))
+    return time.perf_counter() - t0
+
+
+def train_folds(cfgs: list[BonnConfig], out: Path, resume: bool, jobs: int, threads: int) -> dict:
+    """Every fold of every split in a pool of `jobs` processes: {split: summed fold wall s}."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nnlab.config import to_dict
+    from nnlab.tasks.bonn import BonnCV
+
+    todo = []
+    for cfg in cfgs:
+        path = out / f"transformer-{cfg.pair}"
+        if not (resume and (path / "config.json").exists()):
+            RunDir.create("bonn", out=path).save_config({"task": BonnCV.name, **to_dict(cfg)})
+        todo += [(dataclasses.replace(cfg, fold=k), str(path), threads) for k in cfg.fold_numbers()]
+    with ProcessPoolExecutor(jobs) as pool:
+        walls = list(pool.map(train_fold, todo))
+    spent: dict[str, float] = {}
+    for (cfg, _, _), w in zip(todo, walls):
+        spent[cfg.pair] = spent.get(cfg.pair, 0.0) + w
+    return spent
 
 
 def random_forest(cfg: BonnConfig, folds: list[int]) -> dict:
@@ -130,12 +174,15 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (a shared machine: 1)"
     )
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="> 1: train the transformer's folds in N processes"
+    )
     ap.add_argument("--resume", action="store_true", help="keep the folds an earlier run finished")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    rows, gates, skipped = [], {}, None
+    rows, gates, skipped, cfgs = [], {}, None, []
     for split in args.splits.split(","):
         base = BonnConfig()
         train = dataclasses.replace(
@@ -145,8 +192,16 @@ def main() -> None:
             base, pair=split, folds=args.folds, fold_limit=args.fold_limit, train=train
         )
         cfg.check()
-        folds = cfg.fold_numbers()
-        row, s = transformer(cfg, args.out, args.resume)
+        cfgs.append(cfg)
+    spent = {}
+    if args.jobs > 1:
+        spent = train_folds(cfgs, args.out, args.resume, args.jobs, args.threads)
+        print(f"transformer folds trained in {time.perf_counter() - t_all:.0f} s", flush=True)
+    for cfg in cfgs:
+        split, folds = cfg.pair, cfg.fold_numbers()
+        row, s = transformer(cfg, args.out, args.resume, args.jobs > 1)
+        if split in spent:
+            row["wall_s"] = spent[split]  # the folds' own wall times, summed
         rows.append(row)
         gates[split] = s["gates_by_class"]
         print(json.dumps(row), flush=True)
@@ -177,6 +232,8 @@ def main() -> None:
         for c, g in by_class.items():
             towers = ", ".join(f"{t} {v:.3f}" for t, v in g.items() if t != "segments")
             print(f"  {split:6s} {c:12s} ({g['segments']} segments): {towers}")
+    if spent:
+        print(f"(transformer wall s: the sum of its folds' wall times, {args.jobs} in parallel)")
     print(f"total wall time {wall:.0f} s; runs in {args.out}")
 
 

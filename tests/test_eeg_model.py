@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from nnlab.models import build_model, model_config
 from nnlab.models.eeg_transformer import EEGTransformer, EEGTransformerConfig, tower_tokens
@@ -183,7 +184,7 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
     from nnlab.tasks.bonn import BonnConfig, spectrograms
 
     out = tmp_path / "cv"
-    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "1", "--device", "cpu")
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "2", "--device", "cpu")
     assert (
         run_cli("seizure", "bonn", "--pair", "AD-E", "--folds", "2", *quick, "--out", str(out)) == 0
     )
@@ -212,10 +213,12 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
     for k, child in enumerate(children):
         assert child.config()["task"] == "bonn" and child.config()["fold"] == k
         assert child.summary()["test_items"] == 18
+        # the default checkpoint "last": no validation part, the final epoch is the one tested
+        assert child.summary()["best_epoch"] == child.summary()["epochs"] == 2
         split = json.loads((child.path / "split.json").read_text())
-        train, val, test = (set(split[p]) for p in ("train", "val", "test"))
-        assert not (train & test) and not (val & test) and not (train & val)
-        assert len(train | val | test) == 36
+        assert "val" not in split
+        train, test = set(split["train"]), set(split["test"])
+        assert not (train & test) and len(train | test) == 36
         assert sum(name.startswith("E") for name in test) == 6  # stratified: 12 E over 2 folds
         tested += split["test"]
         # the normaliser's statistics are those of the training segments only
@@ -225,6 +228,17 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
         np.testing.assert_allclose(norm["mean"], expected, rtol=1e-4, atol=1e-4)
         assert not np.allclose(norm["mean"], logp.mean(axis=(0, 1, 2)), atol=1e-3)
     assert sorted(tested) == sorted(data.names)  # every segment in exactly one test fold
+
+    # the saved front end describes what the model reads (one 18-s crop: 35 frames), so
+    # `nnlab seizure detect` slides windows of that length over a recording of any length
+    from nnlab.tasks.seizure import load_fold_models, window_probabilities
+
+    models = load_fold_models(children[0], device="cpu")
+    assert models[0].spectral.frames(FS) == models[0].model.cfg.frames == 35
+    x = load_bonn("E").x[:2].reshape(1, -1)  # one channel, two segments end to end (47 s)
+    starts = np.array([0, 3000, 5000])
+    p = window_probabilities(models, x, starts)
+    assert p.shape == (3, 1) and np.isfinite(p).all()
 
     # --resume keeps finished folds: nothing is trained again, the summary is rebuilt the same
     before = (children[0].path / "metrics.jsonl").read_text()
@@ -241,9 +255,116 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
         (["--folds", "1"], "--folds must be >= 2"),
         (["--fold", "10"], "--fold must be -1"),
         (["--overlap-s", "2"], "--overlap-s"),
+        (["--crop-s", "30"], "--crop-s"),
+        (["--crop-s", "0.5"], "--crop-s"),
+        (["--crop-s", "18", "--test-crops", "0"], "--test-crops"),
         (["-m", 'towers=["spatial","time"]'], "towers"),
     ],
 )
 def test_bonn_bad_options(bonn_folder, capsys, args, message):
     assert run_cli("seizure", "bonn", *args) == 1
     assert message in capsys.readouterr().err
+
+
+# ---- random time crops and test-time averaging ---------------------------------------------
+def test_crop_frames_of_the_config():
+    from nnlab.tasks.bonn import BonnConfig
+
+    # 1-s STFT segments every 0.5 s: a 23.6-s segment has 46 frames, an 18-s crop 35
+    assert BonnConfig(crop_s=0.0).crop_frames(46) == 46  # no crops: the whole segment
+    assert BonnConfig(crop_s=18.0).crop_frames(46) == 35
+    assert BonnConfig(crop_s=1.0).crop_frames(46) == 1
+    assert BonnConfig(crop_s=23.6).crop_frames(46) == 46
+
+
+def test_crops_lie_inside_the_segment_and_cover_it():
+    from nnlab.tasks.bonn import crop, crop_starts
+
+    x = torch.randn(4, 1, 10, 3)
+    starts = torch.tensor([0, 3, 6, 2])
+    out = crop(x, 4, starts)
+    assert out.shape == (4, 1, 4, 3)
+    for b, s in enumerate(starts.tolist()):
+        torch.testing.assert_close(out[b], x[b, :, s : s + 4])
+    s = crop_starts(46, 35, 5)
+    assert s[0] == 0 and s[-1] == 46 - 35 and s == sorted(s)
+    covered = set().union(*(range(k, k + 35) for k in s))
+    assert covered == set(range(46))  # every frame read by some crop
+    assert crop_starts(10, 4, 1) == [3]  # one crop: the centred one
+
+
+def crop_task(crop_s: float, test_crops: int = 3):
+    from nnlab.tasks.bonn import BonnConfig, BonnTask
+
+    return BonnTask(BonnConfig(crop_s=crop_s, test_crops=test_crops))
+
+
+def test_training_reads_one_random_crop_per_segment_inside_it():
+    """In training mode the model sees L consecutive frames of each segment, starting anywhere
+    from frame 0 to T - L, drawn anew at each step."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, return_gates=False):
+            seen.append(x.clone())
+            return torch.zeros(x.shape[0], 2, requires_grad=True)
+
+    task = crop_task(18.0)
+    T = 46
+    x = torch.arange(T, dtype=torch.float32)[None, None, :, None].repeat(64, 1, 1, 2)
+    model = Spy().train()
+    torch.manual_seed(0)
+    task.loss(model, (x, torch.zeros(64, dtype=torch.long)))
+    task.loss(model, (x, torch.zeros(64, dtype=torch.long)))
+    first, second = seen
+    assert first.shape == (64, 1, 35, 2)
+    starts = first[:, 0, 0, 0].long()
+    # consecutive frames of the segment itself (frame t holds the value t)
+    torch.testing.assert_close(first[:, 0, :, 0], starts[:, None] + torch.arange(35.0))
+    assert starts.min() >= 0 and starts.max() <= T - 35
+    assert len(set(starts.tolist())) > 5  # random, not one fixed window
+    assert not torch.equal(starts, second[:, 0, 0, 0].long())  # new crops at the next step
+
+
+def test_evaluation_averages_the_probabilities_of_the_crops():
+    """Eval mode: P(seizure) = mean over the evenly spaced crops of softmax(model(crop))[:, 1];
+    the loss is the cross-entropy of that mean; the gates are the mean of the crops' gates."""
+    from nnlab.tasks.bonn import averaged_prediction, crop_starts
+
+    task = crop_task(18.0, test_crops=3)
+    model = tiny(channels=1, frames=35, freqs=6).eval()
+    x, y = torch.randn(5, 1, 46, 6), torch.tensor([0, 1, 1, 0, 1])
+    with torch.no_grad():
+        out = task.loss(model, (x, y))
+        per_crop = [model(x[:, :, s : s + 35], return_gates=True) for s in crop_starts(46, 35, 3)]
+        probs = torch.stack([torch.softmax(lg, 1) for lg, _ in per_crop]).mean(0)
+        _, gates = averaged_prediction(model, x, 35, 3)
+    torch.testing.assert_close(out.preds, probs[:, 1])
+    torch.testing.assert_close(out.losses["loss"], F.nll_loss(probs.log(), y))
+    torch.testing.assert_close(gates, torch.stack([g for _, g in per_crop]).mean(0))
+    # the mean of the probabilities, not the probability of the mean logits
+    mean_logits = torch.stack([lg for lg, _ in per_crop]).mean(0)
+    assert not torch.allclose(out.preds, torch.softmax(mean_logits, 1)[:, 1])
+
+
+def test_checkpoint_best_carves_a_validation_part_and_last_trains_on_it():
+    from nnlab.tasks.bonn import BonnConfig, BonnTask
+
+    y = np.repeat([0, 1], 50)
+    best = BonnTask(BonnConfig(folds=5, fold=2, checkpoint="best")).split(y)
+    last = BonnTask(BonnConfig(folds=5, fold=2, checkpoint="last")).split(y)
+    assert set(best) == {"train", "val", "test"} and set(last) == {"train", "test"}
+    np.testing.assert_array_equal(last["test"], best["test"])  # the same test fold
+    np.testing.assert_array_equal(last["train"], np.sort(np.r_[best["train"], best["val"]]))
+    assert len(best["val"]) == 8 and y[best["val"]].sum() == 4  # a stratified tenth of 80
+
+
+def test_without_crops_the_loss_is_the_plain_whole_segment_one():
+    task = crop_task(0.0)
+    model = tiny(channels=1, frames=46, freqs=6).eval()
+    x, y = torch.randn(4, 1, 46, 6), torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        out = task.loss(model, (x, y))
+        logits = model(x)
+    torch.testing.assert_close(out.losses["loss"], F.cross_entropy(logits, y))
+    torch.testing.assert_close(out.preds, torch.softmax(logits, 1)[:, 1])

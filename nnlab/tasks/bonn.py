@@ -11,16 +11,30 @@ tower's. The spatial tower reads one token per channel and Bonn has one channel,
 uses the temporal and spectral towers only.
 
 Folds: `nnlab.data.splits.kfold(n, folds, seed, labels=y)` (StratifiedKFold, shuffled by the
-seed); fold k's test part is test fold k, and a stratified `val_fraction` of the other folds is held
-out for the checkpoint choice (never the test fold: nothing is tuned on it). Each fold's split is
-saved by segment name in its child run's split.json, its normaliser in normalizer.json.
-The parent run reports the mean (and standard deviation) over folds of the test accuracy,
-sensitivity (recall of the seizure class) and specificity, the pooled counts over all test
-segments, and the gate weights averaged per true class over all test segments: which tower the
-model relies on for seizures and for the rest.
+seed); fold k's test part is test fold k. With `checkpoint` "best" a stratified `val_fraction` of
+the other folds is held out for the checkpoint choice (never the test fold: nothing is tuned on
+it); with "last" (the default) every other fold trains and the final epoch of the cosine schedule
+is tested. Each fold's split is saved by segment name in its child run's split.json, its
+normaliser in normalizer.json. The parent run reports the mean (and standard deviation) over
+folds of the test accuracy, sensitivity (recall of the seizure class) and specificity, the pooled
+counts over all test segments, and the gate weights averaged per true class over all test
+segments: which tower the model relies on for seizures and for the rest.
 
 The Bonn recordings were made in Germany (50-Hz mains) and band-passed at 0.53-40 Hz before
 digitisation, so the notch is centred on 50 Hz here (the CHB-MIT default is 60 Hz).
+
+Random time crops (`crop_s` > 0): 90-odd training segments per class are few for a transformer,
+and a seizure's evidence (rhythmic spike-and-wave) fills the whole segment, so any long enough
+stretch of it carries the label. Each training step then reads a random run of L consecutive
+STFT frames of every segment (L = the frames that fit in `crop_s` seconds; each epoch sees other
+crops), and the model is built for L frames. Validation and test read `test_crops` crops evenly
+spaced over the segment and average their probabilities (and gate weights):
+
+    p(seizure | x) = (1/K) sum_k softmax(f(x[:, :, s_k : s_k + L, :]))_1,
+    s_k = round(k (T - L) / (K - 1)),  k = 0..K-1
+
+so the crops together cover every frame, and the validation loss (which picks the checkpoint with
+`checkpoint` "best") is the cross-entropy of that average, the same prediction the test reads.
 """
 
 from __future__ import annotations
@@ -60,12 +74,20 @@ class BonnConfig:
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
     fold_limit: int = 0  # > 0: only the first N folds (quick runs)
     val_fraction: float = 0.1  # of the training folds, held out to choose the checkpoint
+    # best: the epoch of lowest validation loss | last: no validation part (it trains too), the
+    # final epoch is tested; last was chosen by nested validation (bench/bonn_select.py): 12-18
+    # validation segments are too few to pick an epoch (one confident error can pick epoch 2)
+    checkpoint: str = "last"
     segment_s: float = 1.0  # STFT segment (one frame, one temporal token) in seconds
     overlap_s: float = 0.5  # overlap of consecutive STFT segments in seconds
     notch: bool = True  # drop the bins within notch_width Hz of the mains frequency and harmonics
     mains: float = 50.0  # mains frequency in Hz (Bonn: Germany, 50 Hz)
     notch_width: float = 3.0  # half-width of each notch in Hz
     fmax: float = 0.0  # drop the bins above this frequency in Hz; 0 keeps up to Nyquist
+    # train on random time crops of this many seconds (18 s: 35 of 46 frames; chosen by nested
+    # validation over 14 s and the whole segment); 0: the whole segment
+    crop_s: float = 18.0
+    test_crops: int = 5  # with crop_s: evenly spaced crops whose probabilities val/test average
     model: str = "eeg_transformer"  # eeg_transformer
     # the model config's fields (channels, frames, freqs, num_classes come from the data): the
     # temporal and spectral towers (one channel: a spatial tower would read a single token), and
@@ -97,6 +119,8 @@ class BonnConfig:
             raise NNLabError(f"--fold must be -1 (every fold) or in 0..{self.folds - 1}")
         if self.fold_limit < 0:
             raise NNLabError(f"--fold-limit must be >= 0, got {self.fold_limit}")
+        if self.checkpoint not in ("best", "last"):
+            raise NNLabError(f"--checkpoint must be best or last, got '{self.checkpoint}'")
         if not 0.0 < self.val_fraction < 0.5:
             raise NNLabError(f"--val-fraction must be in (0, 0.5), got {self.val_fraction}")
         if not 0.0 <= self.overlap_s < self.segment_s <= SEGMENT_S:
@@ -104,6 +128,13 @@ class BonnConfig:
                 f"need 0 <= --overlap-s < --segment-s <= {SEGMENT_S:.1f} (one segment), got "
                 f"{self.overlap_s}, {self.segment_s}"
             )
+        if self.crop_s and not self.segment_s <= self.crop_s <= SEGMENT_S:
+            raise NNLabError(
+                f"--crop-s must be 0 (no crops) or in [--segment-s, {SEGMENT_S:.1f}], got "
+                f"{self.crop_s}"
+            )
+        if self.test_crops < 1:
+            raise NNLabError(f"--test-crops must be >= 1, got {self.test_crops}")
         if self.fmax < 0 or self.mains <= 0 or self.notch_width < 0:
             raise NNLabError("need --fmax >= 0, --mains > 0 and --notch-width >= 0")
         try:  # the model's own checks (towers, heads dividing dim, ...) on a stand-in shape
@@ -127,6 +158,24 @@ class BonnConfig:
             fmax=self.fmax or None,
         )
 
+    def input_spectral(self, fs: float, frames: int):
+        """The front end of the model's input: the whole segment, or with crops a window of the
+        crop's L frames, so that `nnlab seizure detect` slides windows the model can read."""
+        spec = self.spectral()
+        L = self.crop_frames(frames)
+        if L == frames:
+            return spec
+        step = spec.nperseg(fs) - spec.noverlap(fs)
+        window_s = ((L - 1) * step + spec.nperseg(fs)) / fs  # (L - 1) hops and one segment
+        return dataclasses.replace(spec, window_s=window_s, hop_s=window_s)
+
+    def crop_frames(self, frames: int) -> int:
+        """L: the STFT frames of a crop_s-second crop (all `frames` without crops)."""
+        if not self.crop_s:
+            return frames
+        hop = self.segment_s - self.overlap_s
+        return min(frames, int((self.crop_s - self.segment_s) / hop + 1e-9) + 1)
+
     def fold_numbers(self) -> list[int]:
         """The folds a cross-validation run trains."""
         if self.fold >= 0:
@@ -146,6 +195,12 @@ def fold_parts(
         len(rest), (1 - val_fraction, val_fraction), seed, labels=y[rest], parts=("train", "val")
     )
     return {"train": rest[inner["train"]], "val": rest[inner["val"]], "test": np.sort(test)}
+
+
+def without_validation(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{"train", "test"}: the validation part trains too. With no validation data the loop counts
+    every epoch as the best, so the final epoch is tested."""
+    return {"train": np.sort(np.concatenate([parts["train"], parts["val"]])), "test": parts["test"]}
 
 
 def bonn_segments(pair: str):
@@ -175,6 +230,37 @@ def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray,
         eps=spec.eps,
     )  # (N, T, F)
     return logp[:, None], freqs  # (N, 1, T, F)
+
+
+def crop(x: torch.Tensor, length: int, starts: torch.Tensor) -> torch.Tensor:
+    """x: (B, C, T, F), starts: (B,) first frames -> (B, C, length, F), row b = frames
+    starts[b] .. starts[b] + length - 1 of x[b]."""
+    B, C, T, F_ = x.shape
+    t = starts[:, None] + torch.arange(length, device=x.device)  # (B, L)
+    return x.gather(2, t[:, None, :, None].expand(B, C, length, F_))  # (B, C, L, F)
+
+
+def crop_starts(frames: int, length: int, k: int) -> list[int]:
+    """s_k: the first frames of k crops of `length` frames spread evenly over `frames` (the first
+    crop at the start, the last at the end; one crop: the centred one)."""
+    if k == 1:
+        return [(frames - length) // 2]
+    return [round(i * (frames - length) / (k - 1)) for i in range(k)]
+
+
+def averaged_prediction(
+    model: nn.Module, x: torch.Tensor, length: int, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: (B, C, T, F) -> (class probabilities (B, K_classes), gate weights (B, M)), each the mean
+    over the k evenly spaced crops of `length` frames."""
+    B, _, T, _ = x.shape
+    probs, gates = [], []
+    for s in crop_starts(T, length, k):
+        starts = torch.full((B,), s, dtype=torch.long, device=x.device)
+        logits, g = model(crop(x, length, starts), return_gates=True)
+        probs.append(torch.softmax(logits.float(), dim=1))
+        gates.append(g.float())
+    return torch.stack(probs).mean(0), torch.stack(gates).mean(0)
 
 
 # ---- one fold --------------------------------------------------------------------------------
@@ -209,12 +295,14 @@ class BonnTask(Task):
         if resume:
             parts = load_split(path, names)
         else:
-            parts = fold_parts(y, cfg.folds, cfg.fold, cfg.train.seed, cfg.val_fraction)
+            parts = self.split(y)
             save_split(
                 path,
                 parts,
                 names,
-                method="stratified k-fold, validation carved from the training folds",
+                method="stratified k-fold, validation carved from the training folds"
+                if "val" in parts
+                else "stratified k-fold, every training fold trains (final epoch tested)",
                 pair=cfg.pair,
                 k=cfg.folds,
                 fold=cfg.fold,
@@ -230,7 +318,8 @@ class BonnTask(Task):
                 **norm.to_dict(),
                 "freqs": freqs.tolist(),
                 "fs": fs,
-                "spectral": cfg.spectral().to_dict(),
+                # what the model reads (nnlab seizure detect's windows): with crops, one crop
+                "spectral": cfg.input_spectral(fs, logp.shape[2]).to_dict(),
             },
         )
         self.names, self.y, self.parts, self.freqs = names, y, parts, freqs
@@ -239,16 +328,35 @@ class BonnTask(Task):
             for k, idx in parts.items()
         }
 
+    def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """{"train", "val", "test"} indices of this fold (bench/bonn_select.py narrows it to an
+        inner fold of an outer training part); {"train", "test"} with checkpoint "last"."""
+        cfg = self.cfg
+        parts = fold_parts(y, cfg.folds, cfg.fold, cfg.train.seed, cfg.val_fraction)
+        return parts if cfg.checkpoint == "best" else without_validation(parts)
+
     def model_config(self, train: TensorDataset):
         _, C, T, F_ = train.tensors[0].shape
-        args = {**self.cfg.model_args, "channels": C, "frames": T, "freqs": F_, "num_classes": 2}
+        L = self.cfg.crop_frames(T)
+        args = {**self.cfg.model_args, "channels": C, "frames": L, "freqs": F_, "num_classes": 2}
         return model_config(self.cfg.model, **args)
 
     def loss(self, model: nn.Module, batch) -> StepOutput:
         x, y = batch  # (B, 1, T, F), (B,)
-        logits = model(x)  # (B, 2)
-        prob = torch.softmax(logits.float(), dim=1)[:, 1]  # P(seizure), what the metrics read
-        return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
+        B, _, T, _ = x.shape
+        L = self.cfg.crop_frames(T)
+        if L == T:
+            logits = model(x)  # (B, 2)
+            prob = torch.softmax(logits.float(), dim=1)[:, 1]  # P(seizure), what the metrics read
+            return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
+        if model.training:  # a random crop per segment, drawn from the epoch's seeded generator
+            starts = torch.randint(0, T - L + 1, (B,), device=x.device)
+            logits = model(crop(x, L, starts))  # (B, 2)
+            prob = torch.softmax(logits.float(), dim=1)[:, 1]
+            return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
+        probs, _ = averaged_prediction(model, x, L, self.cfg.test_crops)  # (B, 2)
+        loss = F.nll_loss(probs.clamp_min(1e-12).log(), y)
+        return StepOutput({"loss": loss}, probs[:, 1], y)
 
     def metrics(self) -> torchmetrics.MetricCollection:
         c = torchmetrics.classification
@@ -266,10 +374,11 @@ class BonnTask(Task):
 
     def finish(self, trainer, data, test) -> dict[str, Any]:
         model, (x, y) = trainer.module.eval(), data["test"].tensors
+        L = self.cfg.crop_frames(x.shape[2])
         with torch.no_grad():
-            logits, gates = model(x.to(trainer.device), return_gates=True)
-        prob = torch.softmax(logits.float(), 1)[:, 1].cpu().numpy()
-        gates, y = gates.float().cpu().numpy(), y.numpy()
+            probs, gates = averaged_prediction(model, x.to(trainer.device), L, self.k_crops(x))
+        prob = probs[:, 1].cpu().numpy()
+        gates, y = gates.cpu().numpy(), y.numpy()
         towers = list(model.cfg.towers)
         cases = [
             {
@@ -287,9 +396,14 @@ class BonnTask(Task):
             "towers": towers,
             "test_items": len(y),
             "frames": int(x.shape[2]),
+            "crop_frames": L,
             "freqs": int(x.shape[3]),
             "gates_by_class": gates_by_class(gates, y, towers),
         }
+
+    def k_crops(self, x: torch.Tensor) -> int:
+        """Crops averaged at test time: test_crops with crops, one (the whole segment) without."""
+        return self.cfg.test_crops if self.cfg.crop_frames(x.shape[2]) < x.shape[2] else 1
 
     def run_name(self) -> str:
         return f"bonn-{self.cfg.pair}-fold{self.cfg.fold}"
