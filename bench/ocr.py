@@ -84,9 +84,9 @@ def rapidocr_engine():
             " ".join(t for *_, t in sorted(line, key=lambda i: i[2])) for line in lines
         )
 
-    import rapidocr_onnxruntime
+    from importlib.metadata import version
 
-    return read, f"rapidocr-onnxruntime {getattr(rapidocr_onnxruntime, '__version__', '')}"
+    return read, f"rapidocr-onnxruntime {version('rapidocr-onnxruntime')}"
 
 
 def score(folder: Path, read) -> dict:
