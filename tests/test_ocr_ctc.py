@@ -22,35 +22,37 @@ from nnlab.ocr.compose import ComposeConfig, compose_page, stroke_glyphs
 from nnlab.ocr.ctc import (
     ALPHABET,
     BLANK,
-    PLAIN,
     CharErrorRate,
-    CTCConfig,
-    LineReader,
-    LineSet,
-    LineStyle,
     _upright_matrix,
     beam_decode,
     cer,
     collapse,
-    collate_lines,
-    ctc_loss,
     edit_distance,
     encode,
-    glyph_pools,
     greedy_batch,
     greedy_decode,
     line_images,
-    load_line_reader,
     normalise_line,
-    read_line,
-    read_lines,
-    read_normalised,
     to_text,
-    train_line_recognizer,
 )
 from nnlab.ocr.lines import group_lines
 from nnlab.ocr.page import analyse_page, deskew
 from nnlab.run import RunDir
+from nnlab.tasks.ocr_ctc import (
+    PLAIN,
+    CTCConfig,
+    LineReader,
+    LineSet,
+    LineStyle,
+    collate_lines,
+    ctc_loss,
+    glyph_pools,
+    load_line_reader,
+    read_line,
+    read_lines,
+    read_normalised,
+    train_line_recognizer,
+)
 from nnlab.train import TrainConfig
 
 TINY = dict(channels=(8, 16, 16, 16), dim=32, layers=1, dropout=0.0)

@@ -428,7 +428,7 @@ def test_ctc_recognizer_without_a_model_says_so(capsys, tmp_path, glyphs, monkey
     where it is there, that no CTC model was found."""
     monkeypatch.delenv("NNLAB_OCR_CTC_MODEL", raising=False)
     try:
-        from nnlab.ocr import ctc  # noqa: F401
+        from nnlab.tasks import ocr_ctc  # noqa: F401
 
         expected = "no CTC line model found"
     except ImportError:

@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
     )
     ocr = group("ocr", "Handwriting OCR: a page photo in, its text out.")
     ocr.command("train")(train)
-    from nnlab.ocr.ctc import CTCLineTask
+    from nnlab.tasks.ocr_ctc import CTCLineTask
 
     class CTCTrain(CTCLineTask):
         verb = "train-ctc"  # what the resume hint names

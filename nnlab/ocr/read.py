@@ -5,7 +5,7 @@
              classifier -> word context (a word is letters or digits, `word_context`)
              -> character, confidence, top 3 when unsure
           -> recognizer "ctc": each line cut upright from the page -> a line recogniser (CTC,
-             `nnlab.ocr.ctc`) -> its text and per-character confidences
+             its reader in tasks/ocr_ctc.py) -> its text and per-character confidences
           -> PageReading: text (lines joined by newlines), lines, characters, boxes, confidences.
 
 `render_overlay` draws the result on the page (numbered boxes, the character read and its

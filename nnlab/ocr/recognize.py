@@ -6,7 +6,7 @@ A classifier is any object with `class_names` (K names) and
 each crop came from on the page; a classifier of images ignores them (a stand-in "oracle" in the
 tests reads the truth there, which checks the reader's geometry without a trained model). The two
 trained ones wrap a PyTorch model (the CNN of `nnlab ocr train --model cnn`) and a NumPy engine
-network (`--model numpy-mlp`); `nnlab.tasks.ocr.load_classifier` rebuilds either from a run.
+network (`--model numpy-mlp`); `load_classifier` (tasks/ocr.py) rebuilds either from a run.
 
 Confidence is the softmax probability of the chosen class, p_k = exp(z_k) / sum_j exp(z_j), with
 z the logits. It is not calibrated; it ranks characters by how sure the model is.

@@ -393,20 +393,20 @@ def load_classifier(model: str | Path, device: str = "cpu"):
 
 
 def ctc_module():
-    """nnlab.ocr.ctc (the CTC line recogniser), or a clear error while it is not there."""
+    """nnlab.tasks.ocr_ctc (the CTC line recogniser's task and reader), or a clear error while
+    it is not there."""
     try:
-        from nnlab.ocr import ctc
+        from nnlab.tasks import ocr_ctc
     except ImportError:
         raise NNLabError(
-            "the CTC line recogniser is not available in this nnlab (no nnlab.ocr.ctc); "
+            "the CTC line recogniser is not available in this nnlab (no nnlab.tasks.ocr_ctc); "
             "use --recognizer chars"
         ) from None
-    if not all(hasattr(ctc, f) for f in ("load_line_reader", "read_lines", "line_images")):
+    if not all(hasattr(ocr_ctc, f) for f in ("load_line_reader", "read_lines")):
         raise NNLabError(
-            "nnlab.ocr.ctc has no load_line_reader/read_lines/line_images yet; "
-            "use --recognizer chars"
+            "nnlab.tasks.ocr_ctc has no load_line_reader/read_lines yet; use --recognizer chars"
         )
-    return ctc
+    return ocr_ctc
 
 
 # ----------------------------------------------------------------------------- reading pages
@@ -419,10 +419,11 @@ class Reader:
     recognizer: str
     model: Path
     classifier: Any = None  # chars: a CharClassifier
-    line_reader: Any = None  # ctc: nnlab.ocr.ctc's LineReader
+    line_reader: Any = None  # ctc: nnlab.tasks.ocr_ctc's LineReader
     low_confidence: float = 0.8
 
     def read(self, image, analysis=None):
+        from nnlab.ocr.ctc import line_images
         from nnlab.ocr.read import ReadConfig, read_page, read_page_lines
 
         cfg = ReadConfig(low_confidence=self.low_confidence)
@@ -430,7 +431,7 @@ class Reader:
             ctc = ctc_module()
             return read_page_lines(
                 image,
-                ctc.line_images,
+                line_images,
                 lambda images: ctc.read_lines(self.line_reader, images),
                 cfg,
                 analysis,
