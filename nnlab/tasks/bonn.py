@@ -265,7 +265,8 @@ def averaged_prediction(
 
 # ---- one fold --------------------------------------------------------------------------------
 class BonnTask(Task):
-    """One fold: train on the training folds (less the validation part), test on test fold k."""
+    """One fold: train on the training folds (less the validation part with checkpoint "best"),
+    test on test fold k."""
 
     name, config_class, models = "bonn", BonnConfig, ("eeg_transformer",)
     noun = "Bonn fold"
