@@ -240,6 +240,18 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
     p = window_probabilities(models, x, starts)
     assert p.shape == (3, 1) and np.isfinite(p).all()
 
+    # a run saved before crops existed resumes with its own recipe, not today's defaults
+    from nnlab.tasks.bonn import BonnCV, BonnTask
+
+    assert BonnCV.config_from_run(run).crop_s == 18.0
+    for cls, r in ((BonnCV, run), (BonnTask, children[0])):
+        raw = r.config()
+        older = {k: v for k, v in raw.items() if k not in ("crop_s", "checkpoint")}
+        (tmp_path / "older").mkdir(exist_ok=True)
+        (tmp_path / "older" / "config.json").write_text(json.dumps(older))
+        cfg = cls.config_from_run(RunDir.open(tmp_path / "older"))
+        assert (cfg.crop_s, cfg.checkpoint) == (0.0, "best"), cls
+
     # --resume keeps finished folds: nothing is trained again, the summary is rebuilt the same
     before = (children[0].path / "metrics.jsonl").read_text()
     assert run_cli("seizure", "bonn", "--resume", str(out)) == 0

@@ -402,6 +402,10 @@ class BonnTask(Task):
             "gates_by_class": gates_by_class(gates, y, towers),
         }
 
+    @classmethod
+    def config_from_run(cls, run: RunDir) -> BonnConfig:
+        return recipe_of_older_runs(run, load_config(run, cls))
+
     def k_crops(self, x: torch.Tensor) -> int:
         """Crops averaged at test time: test_crops with crops, one (the whole segment) without."""
         return self.cfg.test_crops if self.cfg.crop_frames(x.shape[2]) < x.shape[2] else 1
@@ -411,6 +415,17 @@ class BonnTask(Task):
 
     def title(self) -> str:
         return f"{self.cfg.model}, Bonn {self.cfg.pair}, fold {self.cfg.fold}"
+
+
+# what runs saved before these fields existed were made with (not today's defaults)
+BEFORE_CROPS = {"crop_s": 0.0, "checkpoint": "best"}
+
+
+def recipe_of_older_runs(run: RunDir, cfg: BonnConfig) -> BonnConfig:
+    """cfg, with the fields a run's config.json lacks set to what that older run used: a resumed
+    run of whole segments and the best checkpoint goes on with them."""
+    saved = run.config()
+    return dataclasses.replace(cfg, **{k: v for k, v in BEFORE_CROPS.items() if k not in saved})
 
 
 def gates_by_class(gates: np.ndarray, y: np.ndarray, towers: list[str]) -> dict[str, Any]:
@@ -513,7 +528,7 @@ class BonnCV:
 
     @classmethod
     def config_from_run(cls, run: RunDir) -> BonnConfig:
-        return load_config(run, cls)
+        return recipe_of_older_runs(run, load_config(run, cls))
 
     def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
         return run_bonn_cv(self.cfg, run, self.console, resume)
