@@ -15,6 +15,7 @@ from nnlab.data.chars74k import CLASS_NAMES, find_chars74k, load_chars74k, read_
 from nnlab.errors import NNLabError
 from nnlab.ocr.compose import (
     ComposeConfig,
+    _place,
     compose_page,
     random_text,
     read_truth,
@@ -264,3 +265,17 @@ def test_canonical_form_agrees_across_nist_mnist_and_chars74k(real_data):
     transposed = np.mean([corr(mean_n[k].T, mean_c[k]) for k in letters])
     mirrored = np.mean([corr(mean_n[k][:, ::-1], mean_c[k]) for k in letters])
     assert same > max(transposed, mirrored) + 0.1, (same, transposed, mirrored)
+
+
+def test_a_thin_stroke_keeps_its_ink_when_scaled_down():
+    # a 1-px stroke on a tall glyph, placed 8x smaller: linear downscaling averages it to ~1/8,
+    # which would leave no pixel >= 0.5 (no ink, no box, a crash in the truth boxes)
+    glyph = np.zeros((96, 40), np.float32)
+    glyph[:, 20] = 1.0
+    g = _place(glyph, 12, 0.2)
+    assert g.max() == pytest.approx(1.0, abs=1e-6)
+    assert (g >= 0.5).any()
+    # a glyph that keeps its ink is left as it is
+    thick = np.zeros((24, 12), np.float32)
+    thick[:, 4:8] = 1.0
+    assert _place(thick, 24, 0.0).max() == pytest.approx(1.0, abs=1e-6)

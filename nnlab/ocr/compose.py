@@ -280,7 +280,13 @@ def _place(glyph: np.ndarray, height: int, slant: float) -> np.ndarray:
     inverse = AffineTransform(
         matrix=np.array([[1, t, -(height - 1) * t - shift], [0, 1, 0], [0, 0, 1]])
     )
-    return warp(g, inverse, output_shape=out_shape, order=1, cval=0.0).astype(np.float32)
+    out = warp(g, inverse, output_shape=out_shape, order=1, cval=0.0).astype(np.float32)
+    peak = float(out.max())
+    if 0 < peak < 0.5:
+        # a thin stroke averaged away by the downscale (or the shear's interpolation): a pen is
+        # as dark at any size, and a glyph with no pixel >= 0.5 would have no ink, and no box
+        out /= peak
+    return out
 
 
 def _touch_shift(canvas_ink: np.ndarray, g: np.ndarray, y: int, x: int) -> int:
