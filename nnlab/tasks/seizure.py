@@ -64,6 +64,7 @@ from nnlab.config import to_dict
 from nnlab.data.splits import load_split, save_split
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_outputs
+from nnlab.metrics.binary import binary_metrics
 from nnlab.models import model_config
 from nnlab.run import RunDir, run_children
 from nnlab.signal.labels import EXCLUDED, INTERICTAL, PREICTAL, LabelConfig
@@ -578,15 +579,7 @@ class SeizureFoldTask(Task):
         return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
 
     def metrics(self) -> torchmetrics.MetricCollection:
-        c = torchmetrics.classification
-        return torchmetrics.MetricCollection(
-            {
-                "acc": c.BinaryAccuracy(),
-                "sensitivity": c.BinaryRecall(),  # of the preictal class
-                "specificity": c.BinarySpecificity(),
-                "auc": c.BinaryAUROC(),
-            }
-        )
+        return binary_metrics()  # sensitivity: of the preictal class
 
     def sample_labels(self, data: WindowSet) -> torch.Tensor:
         return data.labels
