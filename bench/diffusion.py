@@ -9,6 +9,12 @@
 3. DDPM-1000 vs DDIM-50 on the same model, 1000 samples each: own-feature FD and sampling time;
 4. eps vs x0 objective at an equal budget: trains the x0 run the same way (or reuses --x0-run),
    DDIM-50, 1000 samples each.
+
+On a GPU, --fit-min M picks the number of epochs that fills about M minutes of training: it times
+two short probe runs (40 and 240 steps; their difference is the time of 200 steps, start-up and
+finish cancel) and divides. Both objectives then train for the same epochs.
+
+    python bench/diffusion.py --fit-min 3 --batch-size 128 -m base=64 --out runs/gpu-diffusion
 Tables are printed as Markdown; each evaluation is also kept as JSON in its run's evaluations/.
 """
 
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import tempfile
 from pathlib import Path
 
 import torch
@@ -28,23 +36,53 @@ from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask, evaluate_run
 from nnlab.train import TrainConfig
 
 
-def train(out: Path, objective: str, budget: float, epochs: int, console) -> RunDir:
-    cfg = DiffusionConfig(
+def config(
+    objective: str, budget: float, epochs: int, args, sample_every: int = 2, **train
+) -> DiffusionConfig:
+    return DiffusionConfig(
         data="mnist",
         objective=objective,
-        sample_every=2,
+        sample_every=sample_every,
+        model_args=dict(args.model_arg),
         train=TrainConfig(
             epochs=epochs,
-            batch_size=64,
-            lr=5e-4,
+            batch_size=args.batch_size,
+            lr=args.lr,
             weight_decay=0.0,
             warmup_epochs=0.5,
             ema=0.999,
             budget_min=budget,
             monitor="val/loss",
             mode="min",
+            **train,
         ),
     )
+
+
+def fit_epochs(minutes: float, args, console) -> int:
+    """The number of epochs that fills about `minutes` of training on this machine: two probe
+    runs of 40 and 240 steps; the difference of their training-loop times (first-step
+    warm-up cancels) gives the seconds per step; one epoch is ceil(training images / batch)
+    steps, plus 15% for its validation pass and sample grid."""
+    took = {}
+    for steps in (40, 240):
+        with tempfile.TemporaryDirectory(prefix="nnlab-probe-") as tmp:
+            task = DiffusionTask(config("eps", 0.0, 1, args, max_steps=steps, sample_every=0), None)
+            run_task(task, RunDir(tmp))
+            took[steps] = RunDir(tmp).metrics()[-1]["time/epoch_s"]
+            n_train = len(task.sets["train"])
+    per_step = max(took[240] - took[40], 1e-3) / 200
+    per_epoch = 1.15 * math.ceil(n_train / args.batch_size) * per_step
+    epochs = max(1, int(60 * minutes / per_epoch))
+    console.print(
+        f"probe: {per_step * 1000:.1f} ms per step of {args.batch_size}, about "
+        f"{per_epoch:.1f} s per epoch of {n_train} images -> {epochs} epochs in {minutes:g} min"
+    )
+    return epochs
+
+
+def train(out: Path, objective: str, budget: float, epochs: int, args, console) -> RunDir:
+    cfg = config(objective, budget, epochs, args)
     run = RunDir.create(f"mnist-{objective}", out / objective)
     run_task(DiffusionTask(cfg, console), run)
     write_report(run)
@@ -84,16 +122,35 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--skip", nargs="*", default=[], choices=["ddpm", "x0"])
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument(
+        "-m",
+        "--model-arg",
+        action="append",
+        default=[],
+        type=lambda kv: (kv.split("=", 1)[0], json.loads(kv.split("=", 1)[1])),
+        help="U-Net option KEY=VALUE (a JSON value), e.g. -m base=64",
+    )
+    ap.add_argument(
+        "--fit-min",
+        type=float,
+        default=0.0,
+        help="> 0: choose the epochs that fill about this many minutes (probe runs)",
+    )
     args = ap.parse_args()
     console, out = Console(), Path(args.out)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA "
         f"{torch.cuda.is_available()}"
     )
+    if args.fit_min > 0:
+        args.epochs = fit_epochs(args.fit_min, args, console)
+        args.budget_min = min(args.budget_min, 1.5 * args.fit_min)  # a guard, not the plan
     eps = (
         RunDir.open(args.eps_run)
         if args.eps_run
-        else train(out, "eps", args.budget_min, args.epochs, console)
+        else train(out, "eps", args.budget_min, args.epochs, args, console)
     )
     s = eps.summary()
     print(
@@ -127,7 +184,7 @@ def main() -> None:
         x0 = (
             RunDir.open(args.x0_run)
             if args.x0_run
-            else train(out, "x0", args.budget_min, args.epochs, console)
+            else train(out, "x0", args.budget_min, args.epochs, args, console)
         )
         print(
             "\n| objective | epochs | training min | test loss (own objective) | "
