@@ -131,13 +131,15 @@ class DiffusionTask(Task):
             self._eval_batch += 1
         err, t = self.process(model).losses(to_model_range(x), generator)
         if model.training:
-            bucket = ((t - 1) * BUCKETS // self.schedule.T).cpu()
-            self.buckets[0] += torch.bincount(bucket, err.detach().double().cpu(), BUCKETS)
+            # summed where the errors are: a copy to the CPU every step would wait for the GPU
+            self.buckets = self.buckets.to(err.device)
+            bucket = (t - 1) * BUCKETS // self.schedule.T
+            self.buckets[0] += torch.bincount(bucket, err.detach().double(), BUCKETS)
             self.buckets[1] += torch.bincount(bucket, minlength=BUCKETS)
         return StepOutput({"loss": err.mean()})
 
     def on_epoch_end(self, trainer, epoch: int) -> dict[str, float]:
-        self.bucket_history.append((self.buckets[0] / self.buckets[1].clamp(min=1)).tolist())
+        self.bucket_history.append((self.buckets[0] / self.buckets[1].clamp(min=1)).cpu().tolist())
         self.buckets.zero_()
         every = self.cfg.sample_every
         if trainer.is_main and every and epoch % every == 0 and epoch < self.cfg.train.epochs:
