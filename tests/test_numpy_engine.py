@@ -286,3 +286,31 @@ def test_linear_equals_torch_linear_forward_and_backward():
     np.testing.assert_allclose(dx, xt.grad.numpy(), **tol)
     np.testing.assert_allclose(layer.W.grad, ref.weight.grad.numpy().T, **tol)  # (in, out)
     np.testing.assert_allclose(layer.b.grad, ref.bias.grad.numpy(), **tol)
+
+
+def test_gradients_accumulate_until_zero_grad_as_in_torch():
+    """Backward passes add to .grad; zero_grad starts over. The engine only marks a zeroed
+    gradient and writes the next product in place: the sums must be PyTorch's all the same."""
+    layer = Linear(5, 3, rng=np.random.default_rng(2), dtype=F64)
+    ref = torch.nn.Linear(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(layer.W.data.T))
+        ref.bias.copy_(torch.from_numpy(layer.b.data))
+    xs, gs = RNG.standard_normal((3, 4, 5)), RNG.standard_normal((3, 4, 3))
+    layer.W.grad[...] = 7.0  # stale values that zero_grad must hide
+    layer.zero_grad()
+    assert not layer.W.grad.any() and not layer.b.grad.any()  # reading a zeroed gradient: zeros
+    layer.zero_grad()
+    for x, g in zip(xs[:2], gs[:2]):  # two passes without zero_grad in between: a sum
+        layer(x)
+        layer.backward(g)
+        ref(torch.from_numpy(x)).backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer.W.grad, ref.weight.grad.numpy().T, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(layer.b.grad, ref.bias.grad.numpy(), rtol=0, atol=1e-12)
+    layer.zero_grad()  # then one pass alone
+    ref.zero_grad()
+    layer(xs[2])
+    layer.backward(gs[2])
+    ref(torch.from_numpy(xs[2])).backward(torch.from_numpy(gs[2]))
+    np.testing.assert_allclose(layer.W.grad, ref.weight.grad.numpy().T, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(layer.b.grad, ref.bias.grad.numpy(), rtol=0, atol=1e-12)

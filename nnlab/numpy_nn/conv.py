@@ -209,7 +209,7 @@ class Conv2d(Module):
         H, W = self.x_shape[2:]
         g = grad_out.transpose(0, 2, 3, 1).reshape(B * OH * OW, O)  # copies only if NCHW memory
         self.W.grad += (self.X.T @ g).reshape(kh, kw, C, O).transpose(3, 2, 0, 1)
-        self.b.grad += np.ones(len(g), dtype=g.dtype) @ g  # sum over rows, as a BLAS product
+        self.b.add_matmul(np.ones(len(g), dtype=g.dtype), g)  # sum over rows, as a BLAS product
         if not self.input_grad:
             return None
         # col2im of dX = g W_mat^T, one kernel offset (u, v) at a time: its (B OH OW, C) block

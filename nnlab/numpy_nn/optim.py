@@ -22,19 +22,23 @@ class SGD:
     ):
         self.params, self.lr, self.momentum, self.weight_decay = params, lr, momentum, weight_decay
         self.velocity = [np.zeros_like(p.data) for p in params]
+        # lr * v goes here rather than into a fresh array each step: a new array of the first
+        # layer's size is new memory every step, and filling it costs page faults
+        self._scratch = [np.empty_like(p.data) for p in params]
 
     def step(self) -> None:
-        for p, v in zip(self.params, self.velocity):
+        for p, v, scratch in zip(self.params, self.velocity, self._scratch):
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             if self.momentum:
                 v *= self.momentum
                 v += g
                 g = v
-            p.data -= self.lr * g
+            np.multiply(g, self.lr, out=scratch)
+            p.data -= scratch
 
     def zero_grad(self) -> None:
         for p in self.params:
-            p.grad[...] = 0
+            p.zero_grad()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {f"velocity.{i}": v.copy() for i, v in enumerate(self.velocity)}
