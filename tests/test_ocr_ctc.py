@@ -30,10 +30,12 @@ from nnlab.ocr.ctc import (
     edit_distance,
     encode,
     greedy_batch,
+    greedy_columns,
     greedy_decode,
     line_images,
     normalise_line,
     to_text,
+    word_rule,
 )
 from nnlab.ocr.lines import group_lines
 from nnlab.ocr.page import analyse_page, deskew
@@ -153,6 +155,36 @@ def test_greedy_collapses_repeats_and_removes_blanks():
     out = greedy_batch(logits, torch.tensor([6, 3]))
     assert out.tolist() == [[1, 2, 3, 0, 0, 0], [3, 3, 0, 0, 0, 0]]
     assert to_text(encode("AZ 09")) == "AZ 09" and ALPHABET[encode("Q")[0] - 1] == "Q"
+
+
+def test_word_rule_turns_characters_by_their_word_and_keeps_length_and_spaces():
+    K = len(ALPHABET) + 1
+
+    def column(main, p, other=None, q=0.0):
+        lp = np.full(K, 1e-4)
+        lp[encode(main)[0]] = p
+        if other:
+            lp[encode(other)[0]] = q
+        return np.log(lp / lp.sum())
+
+    blank = np.log(np.r_[0.99, np.full(K - 1, 0.01 / (K - 1))])
+    # "O78 HELL0": the O is unsure between O and 0, the last 0 unsure between 0 and O
+    cols = [column("O", 0.55, "0", 0.40), column("7", 0.9), column("8", 0.9), column(" ", 0.9)]
+    cols += [column(c, 0.9) for c in "HELL"] + [column("0", 0.55, "O", 0.40)]
+    lp = np.stack([x for c in cols for x in (c, blank)])
+    labels, conf, peaks = greedy_columns(lp)
+    assert to_text(labels) == "O78 HELL0" and peaks == list(range(0, 2 * len(cols), 2))
+    new, new_conf = word_rule(lp, labels, peaks, switch=0.05)
+    assert to_text(new) == "078 HELLO"
+    assert len(new_conf) == len(new) and all(0 < c <= 1 for c in new_conf)
+    # a sure character of the other kind stays (codes such as B12)
+    sure = [column("B", 0.95), column("1", 0.9), column("2", 0.9)]
+    lp2 = np.stack([x for c in sure for x in (c, blank)])
+    labels2, _, peaks2 = greedy_columns(lp2)
+    assert to_text(word_rule(lp2, labels2, peaks2, switch=0.05)[0]) == "B12"
+    # switch 0.5: no context, greedy's own reading and confidences
+    same, same_conf = word_rule(lp, labels, peaks, switch=0.5)
+    assert same == labels and same_conf == pytest.approx(greedy_decode(lp)[1])
 
 
 def brute_force(lp):

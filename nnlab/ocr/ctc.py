@@ -75,18 +75,63 @@ def collapse(path: Sequence[int]) -> list[int]:
 def greedy_decode(log_probs: np.ndarray) -> tuple[list[int], list[float]]:
     """(T, K) log-probabilities of one line -> (labels B(argmax path), confidence of each: the
     highest probability of its class over the columns of its run)."""
+    labels, conf, _ = greedy_columns(log_probs)
+    return labels, conf
+
+
+def greedy_columns(log_probs: np.ndarray) -> tuple[list[int], list[float], list[int]]:
+    """`greedy_decode`, with the column of each label where its probability peaks (the column
+    whose distribution stands for that character)."""
     lp = np.asarray(log_probs, dtype=np.float64)
     best = lp.argmax(1)
-    labels, conf, prev = [], [], BLANK
+    labels, conf, cols, prev = [], [], [], BLANK
     for t, k in enumerate(best):
         p = float(np.exp(lp[t, k]))
         if k != BLANK and k == prev:
-            conf[-1] = max(conf[-1], p)
+            if p > conf[-1]:
+                conf[-1], cols[-1] = p, t
         elif k != BLANK:
             labels.append(int(k))
             conf.append(p)
+            cols.append(t)
         prev = k
-    return labels, conf
+    return labels, conf, cols
+
+
+def word_rule(
+    log_probs: np.ndarray, labels: Sequence[int], cols: Sequence[int], switch: float = 0.05
+) -> tuple[list[int], list[float]]:
+    """The character reader's word context (`nnlab.ocr.recognize.word_context`: a word is
+    letters or digits, a character of the other kind has prior `switch`) on a greedy CTC
+    reading: each character's distribution is its peak column's over the 36 characters
+    (blank and space left out, renormalised), the words are the runs between space labels, and
+    each character becomes the likeliest under its word's context, with that probability as its
+    confidence. Only substitutions: the length and the spaces stay. switch = 0.5 changes nothing.
+    -> (labels, confidences)."""
+    from nnlab.ocr.recognize import word_context
+
+    labels = [int(k) for k in labels]
+    space = ALPHABET.index(" ") + 1
+    chars = [i for i, k in enumerate(labels) if k != space]
+    if not chars or switch >= 0.5:
+        lp = np.asarray(log_probs, dtype=np.float64)
+        return labels, [float(np.exp(lp[c, k])) for c, k in zip(cols, labels)]
+    lp = np.asarray(log_probs, dtype=np.float64)
+    probs = np.exp(lp[[cols[i] for i in chars], 1 : len(CHARS) + 1])  # (n, 36)
+    probs /= np.maximum(probs.sum(1, keepdims=True), 1e-300)
+    words, current = [], []
+    for j, i in enumerate(chars):
+        if current and i > 0 and labels[i - 1] == space:
+            words.append(current)
+            current = []
+        current.append(j)
+    words.append(current)
+    revised = word_context(probs, list(CHARS), words, switch)
+    out, conf = list(labels), [float(np.exp(lp[c, k])) for c, k in zip(cols, labels)]
+    for j, i in enumerate(chars):
+        k = int(revised[j].argmax())
+        out[i], conf[i] = k + 1, float(revised[j, k])
+    return out, conf
 
 
 def greedy_batch(logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

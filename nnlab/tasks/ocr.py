@@ -432,7 +432,7 @@ class Reader:
             return read_page_lines(
                 image,
                 line_images,
-                lambda images: ctc.read_lines(self.line_reader, images),
+                lambda images: ctc.read_lines(self.line_reader, images, switch=cfg.switch),
                 cfg,
                 analysis,
             )

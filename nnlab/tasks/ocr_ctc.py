@@ -48,9 +48,10 @@ from nnlab.ocr.ctc import (
     cut_line,
     encode,
     greedy_batch,
-    greedy_decode,
+    greedy_columns,
     normalise_line,
     to_text,
+    word_rule,
 )
 from nnlab.run import RunDir
 from nnlab.tasks.base import Task, load_model, run_task
@@ -451,10 +452,16 @@ def load_line_reader(run_dir: str | Path, device: str = "cpu", beam: int = 0) ->
 
 @torch.no_grad()
 def read_normalised(
-    reader: LineReader, images: Sequence[np.ndarray], beam: int | None = None, batch: int = 32
+    reader: LineReader,
+    images: Sequence[np.ndarray],
+    beam: int | None = None,
+    batch: int = 32,
+    switch: float = 0.5,
 ) -> list[tuple[str, list[float]]]:
     """Text and per-character confidences of normalised lines ((H, w) float32, ink bright, as
-    `normalise_line` gives); empty lines read as ''. Spaces at either end are dropped."""
+    `normalise_line` gives); empty lines read as ''. Spaces at either end are dropped. With
+    greedy decoding and switch < 0.5 the word rule (`nnlab.ocr.ctc.word_rule`: a word is letters
+    or digits) revises the characters; the default 0.5 leaves them as decoded."""
     beam = reader.beam if beam is None else beam
     model = reader.model.eval()
     out: list[tuple[str, list[float]]] = [("", [])] * len(images)
@@ -469,7 +476,11 @@ def read_normalised(
         lengths = CTCLineRecognizer.output_lengths(widths).clamp(1, lp.shape[1]).tolist()
         for b, i in enumerate(idx):
             frames = lp[b, : lengths[b]]
-            labels, conf = greedy_decode(frames) if beam <= 0 else beam_decode(frames, beam)[:2]
+            if beam <= 0:
+                labels, conf, cols = greedy_columns(frames)
+                labels, conf = word_rule(frames, labels, cols, switch)
+            else:
+                labels, conf = beam_decode(frames, beam)[:2]
             text = to_text(labels)
             lead = len(text) - len(text.lstrip(" "))
             text = text.strip(" ")
@@ -478,16 +489,21 @@ def read_normalised(
 
 
 def read_line(
-    reader: LineReader, line_image: np.ndarray, beam: int | None = None
+    reader: LineReader, line_image: np.ndarray, beam: int | None = None, switch: float = 0.5
 ) -> tuple[str, list[float]]:
     """(text, per-character confidences) of one line image (H, W), grey uint8 or float, dark ink
     on light (a photo or `nnlab.ocr.ctc.line_images` strip). Greedy unless `beam` (or the
-    reader's) > 0."""
-    return read_normalised(reader, [normalise_line(line_image, reader.height)], beam)[0]
+    reader's) > 0; `switch` < 0.5 applies the word rule to a greedy reading."""
+    image = normalise_line(line_image, reader.height)
+    return read_normalised(reader, [image], beam, switch=switch)[0]
 
 
 def read_lines(
-    reader: LineReader, line_images_: Sequence[np.ndarray], beam: int | None = None
+    reader: LineReader,
+    line_images_: Sequence[np.ndarray],
+    beam: int | None = None,
+    switch: float = 0.5,
 ) -> list[tuple[str, list[float]]]:
     """`read_line` for many lines at once (batched through the model)."""
-    return read_normalised(reader, [normalise_line(im, reader.height) for im in line_images_], beam)
+    images = [normalise_line(im, reader.height) for im in line_images_]
+    return read_normalised(reader, images, beam, switch=switch)
