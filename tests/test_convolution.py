@@ -271,6 +271,64 @@ def test_max_pooling_over_positions_and_rotations(capsys, tmp_path):
     assert by[("scale", 2.0)][pooled] < 0.9
 
 
+def test_max_over_rotations_is_invariant_to_its_bank_rotations_and_one_network_is_not():
+    """g(x) = max_i f(R_{-360 i / 8} x) with a random CNN (global max pooling): a quarter turn of
+    the input only permutes the bank, so g does not change, while f alone does."""
+    from nnlab.models import build_model, model_config
+    from nnlab.tasks.conv_experiments import logits, max_over_rotations, rotate_images
+
+    torch.manual_seed(0)
+    net = build_model(
+        "cnn", model_config("cnn", channels=(4, 8), global_pool="max", num_classes=5)
+    ).eval()
+    x = torch.rand(6, 1, 16, 16)
+    turned = rotate_images(x, 90)
+    assert torch.allclose(turned, torch.rot90(x, 1, dims=(2, 3)), atol=1e-6)  # counter-clockwise
+    g_change = (max_over_rotations(net, x, 8) - max_over_rotations(net, turned, 8)).abs().max()
+    f_change = (logits(net, x) - logits(net, turned)).abs().max()
+    assert g_change < 1e-6 and f_change > 1000 * g_change, (g_change, f_change)
+
+
+@pytest.fixture
+def one_thread():
+    """Two cores shared with other runs: torch's thread pool spinning on them is several times
+    slower than one thread for these small convolutions."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_trained_cnn_tolerates_shifts_and_needs_rotation_pooling_for_angles(
+    capsys, tmp_path, one_thread
+):
+    """A CNN with global max pooling trained on upright digits anywhere on the canvas keeps its
+    accuracy under shifts and loses it at 90 degrees; the max over 8 rotated copies gets it back,
+    and pays for it in 6 <-> 9 confusions."""
+    args = ["conv", "invariance", "--trained", "--data", "digits", "--epochs", "10"]
+    code, out, _ = run_cli(capsys, *args, "--bank", "8", "--out", str(tmp_path / "t"))
+    assert code == 0, out
+    import json
+
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    f, g = "single network", "max over 8 rotations"
+    by = {(r["change"], r["amount"]): r for r in summary["invariance_trained"]}
+    at0 = by[("rotation (degrees)", 0)]
+    assert at0[f] > 0.85
+    shifts = [r for r in summary["invariance_trained"] if r["change"] == "shift (px)"]
+    assert len(shifts) == 5 and all(abs(r[f] - at0[f]) < 0.06 for r in shifts), shifts
+    turned = by[("rotation (degrees)", 90)]
+    assert turned[f] < at0[f] - 0.5 and turned[g] > turned[f] + 0.4
+    assert by[("rotation (degrees)", 45)][g] > 0.6  # 45: on the bank's 45-degree grid
+    six_nine = [
+        r
+        for r in summary["confusions at 0 degrees"]
+        if r["true -> predicted"] in ("6 -> 9", "9 -> 6")
+    ]
+    assert sum(r[g] for r in six_nine) > sum(r[f] for r in six_nine)
+    assert (tmp_path / "t" / "figures" / "invariance_trained.png").exists()
+
+
 def test_natural_image_filters_are_gabor_like_and_random_ones_are_not(capsys, tmp_path):
     args = ["conv", "gabor", "--filters", "8", "--patches", "3000", "--mnist-epochs", "0"]
     code, out, _ = run_cli(capsys, *args, "--out", str(tmp_path / "g"))

@@ -125,17 +125,58 @@ def input_size(
 def invariance(
     data: str = typer.Option("mnist", help="mnist (28x28) or digits (8x8 shown at 24x24)."),
     bank: int = typer.Option(24, min=2, help="Rotated copies of the filter pooled by max."),
+    trained: bool = typer.Option(
+        False,
+        "--trained",
+        help="Measure a trained CNN with global max pooling instead of the matched filter: test "
+        "accuracy against shift, angle and scale, alone and as the max of its logits over "
+        "--bank rotations of the input (MNIST on a 48x48 canvas, digits on 32x32).",
+    ),
+    epochs: int = typer.Option(3, min=1, help="With --trained: training epochs."),
+    train_size: int = typer.Option(
+        8000, "--train", min=10, help="With --trained: training digits (random positions)."
+    ),
+    test_size: int = typer.Option(
+        1000, "--test", min=10, help="With --trained: test digits under every transformation."
+    ),
     seed: int = SeedOpt,
+    device: str = DeviceOpt,
     out: Optional[Path] = OutOpt,
 ) -> None:
     """A detector (the pattern as a filter, max over positions) against shifted, rotated and
-    scaled copies of its pattern, and the max over a bank of rotated filters."""
-    from nnlab.tasks.conv_experiments import check_data, run_invariance
+    scaled copies of its pattern, and the max over a bank of rotated filters; with --trained the
+    same for a trained CNN and the max over rotated copies of it."""
+    from nnlab.tasks.conv_experiments import (
+        TrainedInvarianceConfig,
+        check_data,
+        run_invariance,
+        run_trained_invariance,
+    )
+    from nnlab.train import resolve_device
 
     check_data(data, ("digits", "mnist"), "")
-    with new_run("conv-invariance", out) as run:
-        rows = run_invariance(run, data, bank, seed)
-    console.print(table(rows, "detector response (correlation coefficient, 1 = the pattern)"))
+    if not trained:
+        with new_run("conv-invariance", out) as run:
+            rows = run_invariance(run, data, bank, seed)
+        console.print(table(rows, "detector response (correlation coefficient, 1 = the pattern)"))
+        console.print(f"report: {run.report_path.resolve()}")
+        return
+    resolve_device(device)
+    cfg = TrainedInvarianceConfig(
+        data=data,
+        epochs=epochs,
+        n_train=train_size,
+        n_test=test_size,
+        bank=bank,
+        seed=seed,
+        device=device,
+    )
+    with new_run("conv-invariance-trained", out) as run:
+        result = run_trained_invariance(run, cfg, console)
+    summary = run.summary()
+    console.print(table(result["accuracy"], f"test accuracy ({summary['test digits']} digits)"))
+    console.print(table(result["confusions"], "confusions at 0 degrees (true -> predicted)"))
+    console.print(f"training: {summary['training seconds']:.1f} s")
     console.print(f"report: {run.report_path.resolve()}")
 
 

@@ -1,5 +1,5 @@
 """A small CNN: [Conv3x3 -> BatchNorm -> ReLU -> (Conv3x3 -> BN -> ReLU) -> MaxPool2] per block,
-then global average pooling and a linear classifier, so any input size works."""
+then global average (or max) pooling and a linear classifier, so any input size works."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ class CNNConfig:
     # get no gradient and keep their random initial values; a small scale lets the learnt part show.
     first_init_scale: float = 1.0
     dropout: float = 0.1
+    # avg | max over all positions; both forget where a feature was, max keeps each channel's
+    # strongest response (a detector: one match anywhere counts, blank canvas around it does not)
+    global_pool: str = "avg"
+
+
+GLOBAL_POOLS = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
 
 
 class CNN(nn.Module):
@@ -41,7 +47,7 @@ class CNN(nn.Module):
         with torch.no_grad():
             blocks[0][0][0].weight.mul_(cfg.first_init_scale)
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
+            GLOBAL_POOLS[cfg.global_pool](1),
             nn.Flatten(),
             nn.Dropout(cfg.dropout),
             nn.Linear(c, cfg.num_classes),

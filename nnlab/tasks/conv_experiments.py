@@ -4,8 +4,10 @@ pooling, parameter counts, the prior that helps or hurts, the DCT basis, Gabor-l
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from nnlab.numpy_nn.conv import MaxPool2d, conv2d
 from nnlab.numpy_nn.dct import dct_basis_2d
 from nnlab.run import RunDir
 from nnlab.tasks.classify import ClassifyTask
-from nnlab.train import TrainConfig, Trainer
+from nnlab.train import TrainConfig, Trainer, predict
 from nnlab.viz import image_grid_figure
 
 EDGE = np.array(
@@ -203,6 +205,34 @@ def dct_basis_figure(n: int = 8) -> Figure:
     return fig
 
 
+# ---- training a classifier on arrays (shared by the experiments below) ---------------------------
+def labelled(x: np.ndarray, y: np.ndarray) -> torch.utils.data.TensorDataset:
+    """(N, C, H, W) float images and (N,) integer labels as a dataset for the training loop."""
+    return torch.utils.data.TensorDataset(
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        torch.from_numpy(np.asarray(y, dtype=np.int64)),
+    )
+
+
+def fit_classifier(
+    make: Callable[[], nn.Module], x: np.ndarray, y: np.ndarray, cfg: TrainConfig, classes: int = 10
+) -> tuple[Trainer, float]:
+    """Build the model after seeding with cfg.seed (the same initial weights for the same seed)
+    and train it on (x, y) with the shared loop: the fitted Trainer and the seconds fit took."""
+    torch.manual_seed(cfg.seed)
+    trainer = Trainer(make(), ClassifyTask.for_classes(classes), cfg)
+    t0 = time.perf_counter()
+    trainer.fit(labelled(x, y))
+    return trainer, time.perf_counter() - t0
+
+
+def logits(net: nn.Module, x: np.ndarray | torch.Tensor, batch: int = 500) -> torch.Tensor:
+    """(N, K) outputs on the CPU of `net` in eval mode for (N, C, H, W) images."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return predict(net, torch.utils.data.TensorDataset(x), batch)
+
+
 # ---- when the prior is wrong ---------------------------------------------------------------------
 class GapCNN(nn.Module):
     """Convolutions + global average pooling, circular padding: invariant to (circular) shifts by
@@ -305,20 +335,10 @@ def prior_experiment(
             ("CNN + global pooling", lambda k=k: GapCNN(k)),
             ("MLP", lambda k=k: DenseMLP(canvas * canvas, k)),
         ):
-            torch.manual_seed(seed)
             cfg = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=seed, device=device)
-            trainer = Trainer(make(), ClassifyTask.for_classes(k), cfg)
-            train = torch.utils.data.TensorDataset(
-                torch.from_numpy(xtr), torch.from_numpy(ytr.astype(np.int64))
-            )
-            test = torch.utils.data.TensorDataset(
-                torch.from_numpy(xte), torch.from_numpy(yte.astype(np.int64))
-            )
-            t0 = time.perf_counter()
-            trainer.fit(train)
-            seconds = time.perf_counter() - t0
-            fitted = trainer.evaluate(train)
-            row[f"{name} accuracy"] = trainer.evaluate(test)["acc"]
+            trainer, seconds = fit_classifier(make, xtr, ytr, cfg, k)
+            fitted = trainer.evaluate(labelled(xtr, ytr))
+            row[f"{name} accuracy"] = trainer.evaluate(labelled(xte, yte))["acc"]
             row[f"{name} train loss"] = fitted["loss"]
             row[f"{name} train accuracy"] = fitted["acc"]
             row[f"{name} time (s)"] = seconds
@@ -462,23 +482,21 @@ def input_size_experiment(
     accuracy, mean confidence (max softmax) and the most predicted class's share."""
     from nnlab.models import build_model, model_config
 
-    torch.manual_seed(seed)
-    model = build_model("cnn", model_config("cnn", channels=(16, 32), num_classes=10))
     cfg = TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=seed, device=device)
-    trainer = Trainer(model, ClassifyTask.for_classes(10), cfg)
-    xtr, ytr = train.images[:n_train], train.labels[:n_train].astype(np.int64)
-    trainer.fit(torch.utils.data.TensorDataset(torch.from_numpy(xtr), torch.from_numpy(ytr)))
-    net = trainer.eval_model.eval()
-    dev = next(net.parameters()).device
+    trainer, _ = fit_classifier(
+        lambda: build_model("cnn", model_config("cnn", channels=(16, 32), num_classes=10)),
+        train.images[:n_train],
+        train.labels[:n_train],
+        cfg,
+    )
+    net = trainer.eval_model
     xte, yte = test.images[:n_test], test.labels[:n_test]
     rows = []
     for mode in ("pad", "scale"):
         for size in sizes:
             if mode == "pad" and size < xte.shape[2]:
                 continue
-            x = torch.from_numpy(np.ascontiguousarray(resize_to(xte, size, mode)))
-            with torch.no_grad():
-                p = torch.cat([net(b.to(dev)).softmax(1).cpu() for b in x.split(500)]).numpy()
+            p = logits(net, resize_to(xte, size, mode)).softmax(1).numpy()
             pred = p.argmax(1)
             rows.append(
                 {
@@ -622,7 +640,14 @@ def invariance_experiment(
     return rows
 
 
-def invariance_figure(rows: list[dict[str, Any]]) -> Figure:
+def invariance_figure(
+    rows: list[dict[str, Any]],
+    ylabel: str = "detector response (1 = perfect match)",
+    title: str = "a detector with global max pooling: shift-invariant; pooling over rotated "
+    "filters adds rotation, nothing here adds scale",
+    chance: float | None = None,
+) -> Figure:
+    """Three panels (shift, rotation, scale), one line per value column of `rows`."""
     fig = Figure(figsize=(11, 3.4))
     axes = fig.subplots(1, 3, sharey=True)
     keys = [k for k in rows[0] if k not in ("change", "amount")]
@@ -636,16 +661,14 @@ def invariance_figure(rows: list[dict[str, Any]]) -> Figure:
                 ax.axhline(
                     level, color=line.get_color(), ls=":", lw=1, label=f"{key}: other digits"
                 )
+        if chance is not None:
+            ax.axhline(chance, color="k", ls=":", lw=1, label="chance")
         ax.set_xlabel(change)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("detector response (1 = perfect match)")
+    axes[0].set_ylabel(ylabel)
     axes[0].set_ylim(0, 1.05)
     axes[0].legend(fontsize=8)
-    fig.suptitle(
-        "a detector with global max pooling: shift-invariant; pooling over rotated "
-        "filters adds rotation, nothing here adds scale",
-        fontsize=9,
-    )
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -667,3 +690,201 @@ def run_invariance(run: RunDir, data: str, bank: int, seed: int) -> list[dict[st
     run.save_summary({"invariance": rows})
     run.save_figure("invariance", invariance_figure(rows))
     return rows
+
+
+# ---- the same measurement on a trained network ---------------------------------------------------
+INVARIANCE_CANVAS = {"mnist": 48, "digits": 32}  # 28x28 digits with 10 px around, 16x16 with 8
+# nnlab's CNN, one conv per block, its last features max-pooled over the canvas; receptive field
+# 24 px, a 28x28 digit's ink fits in about 20x20
+INVARIANCE_CNN = dict(channels=(8, 16, 32), convs_per_block=1, first_kernel=5, global_pool="max")
+
+
+@dataclass
+class TrainedInvarianceConfig:
+    """`nnlab conv invariance --trained`: the CNN's training and what is measured."""
+
+    data: str = "mnist"  # mnist (28x28) | digits (8x8 shown at 16x16)
+    epochs: int = 3
+    n_train: int = 8000  # training digits, upright, each at a random place on the canvas
+    n_test: int = 1000  # the first test digits: the same ones under every transformation
+    bank: int = 24  # rotated copies pooled by max, every 360 / bank degrees
+    scales: tuple[float, ...] = (0.5, 0.7, 1.0, 1.4, 1.7, 2.0)  # those that fit the canvas
+    seed: int = 0
+    device: str = "auto"
+
+
+def rotate_images(x: torch.Tensor, degrees: float) -> torch.Tensor:
+    """(N, C, S, S) square images rotated counter-clockwise (as displayed) by `degrees` about
+    their centre; bilinear, zeros come in from outside. Multiples of 90 degrees only move pixels."""
+    if degrees % 360 == 0:
+        return x
+    N = x.shape[0]
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    # affine_grid maps each output position (x right, y down, in [-1, 1]) to where it samples
+    A = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=x.dtype).expand(N, 2, 3)
+    grid = nn.functional.affine_grid(A, list(x.shape), align_corners=False)  # (N, S, S, 2)
+    return nn.functional.grid_sample(x, grid, mode="bilinear", align_corners=False)
+
+
+def rotation_logits(net: nn.Module, x: torch.Tensor, angles: list[float]) -> torch.Tensor:
+    """(A, N, K): f(R_a x) for every angle a."""
+    return torch.stack([logits(net, rotate_images(x, a)) for a in angles])
+
+
+def max_over_rotations(net: nn.Module, x: torch.Tensor, bank: int) -> torch.Tensor:
+    """(N, K) logits of the rotation-pooled classifier
+
+        g(x) = max_i f(R_{-theta_i} x),   theta_i = 360 i / bank,  the max per class.
+
+    Rotating the input by -theta is the same as rotating every filter of f (and its pooling
+    windows) by theta: convolution commutes with rotation once the filter turns too, ReLU and
+    BatchNorm act per pixel, and the global max does not care where the rotated network found
+    its feature. So g is f with `bank` rotated copies of every filter, pooled by max: g(R x) = g(x)
+    for rotations R by a multiple of 360 / bank (up to interpolation and the canvas's corners),
+    and a 6 may now be read as an upside-down 9."""
+    return rotation_logits(net, x, [-360 * i / bank for i in range(bank)]).amax(0)
+
+
+def trained_invariance_experiment(
+    net: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    canvas: int,
+    bank: int,
+    scales: tuple[float, ...],
+) -> dict[str, list[dict[str, Any]]]:
+    """Test accuracy of a trained classifier f (`net`) and of g = max over `bank` rotations, on
+    (N, 1, h, w) test digits centred on a blank canvas, then shifted (s px down, s/2 right, up to
+    the margin), rotated (0 to 180 degrees) or scaled, and the confusions at 0 degrees.
+
+    Angles are multiples of half the bank's step (7.5 degrees for 24): on the bank's grid and
+    halfway between, where g is worst. One table serves both lines: T[k] = f(R_{k step} x) for
+    k < 2 bank gives f at angle k step, and g there is the max of T over the k' = k (mod 2), as
+    the digit turned by a and back by theta_i is the digit turned by a - theta_i (one
+    interpolation instead of two). Shifted and scaled inputs take `bank` passes of f each."""
+    N, _, side, _ = images.shape
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    single, pooled = "single network", f"max over {bank} rotations"
+
+    def centred(x: np.ndarray, dy: int = 0, dx: int = 0) -> torch.Tensor:
+        top = np.full(N, (canvas - x.shape[2]) // 2)
+        return torch.from_numpy(place_on_canvas(x, canvas, top + dx, top + dy))
+
+    def both(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        T = rotation_logits(net, x, [-360 * i / bank for i in range(bank)])  # (bank, N, K)
+        return T[0], T.amax(0)  # f(x), g(x)
+
+    def row(change: str, amount: float, f: torch.Tensor, g: torch.Tensor) -> dict[str, Any]:
+        acc = {k: float((v.argmax(1) == y).float().mean()) for k, v in ((single, f), (pooled, g))}
+        return {"change": change, "amount": amount, **acc}
+
+    step = 180 / bank
+    T = rotation_logits(net, centred(images), [k * step for k in range(2 * bank)])  # (2 bank, N, K)
+    f0, g0 = T[0], T[0::2].amax(0)
+    margin = (canvas - side) // 2
+    rows = [
+        row("shift (px)", s, *((f0, g0) if s == 0 else both(centred(images, s, s // 2))))
+        for s in (-margin, -margin // 2, 0, margin // 2, margin)
+    ]
+    rows += [
+        row("rotation (degrees)", k * step, T[k], T[k % 2 :: 2].amax(0)) for k in range(bank + 1)
+    ]
+    for z in scales:
+        size = round(side * z)
+        if size > canvas:
+            continue
+        fg = (f0, g0) if size == side else both(centred(resize_to(images, size, "scale")))
+        rows.append(row("scale", z, *fg))
+    return {
+        "accuracy": rows,
+        "confusions": confusion_changes(y, f0.argmax(1), g0.argmax(1), (single, pooled)),
+    }
+
+
+def confusion_changes(
+    y: torch.Tensor,
+    pred_a: torch.Tensor,
+    pred_b: torch.Tensor,
+    names: tuple[str, str],
+    top: int = 3,
+) -> list[dict[str, Any]]:
+    """Counts of true -> predicted for 6 -> 9, 9 -> 6 and the `top` other pairs that grow most
+    from classifier a to b."""
+    C = [torch.bincount(y * 10 + p, minlength=100).reshape(10, 10) for p in (pred_a, pred_b)]
+    grow = (C[1] - C[0]).flatten()
+    grow[torch.arange(10) * 11] = -1 << 30  # the diagonal: correct answers
+    grow[[69, 96]] = -1 << 30  # listed first anyway
+    pairs = [(6, 9), (9, 6)] + [divmod(int(i), 10) for i in grow.argsort(descending=True)[:top]]
+    return [
+        {"true -> predicted": f"{t} -> {p}", names[0]: int(C[0][t, p]), names[1]: int(C[1][t, p])}
+        for t, p in pairs
+    ]
+
+
+def run_trained_invariance(
+    run: RunDir, cfg: TrainedInvarianceConfig, console=None
+) -> dict[str, list[dict[str, Any]]]:
+    """`nnlab conv invariance --trained` into `run`: a CNN with global max pooling trained on
+    upright digits anywhere on the canvas, then measured like the matched filter."""
+    from nnlab.models import build_model, model_config
+
+    train, test, _ = prior_data(cfg.data, cfg.seed)
+    canvas = INVARIANCE_CANVAS[cfg.data]
+    n, side = min(cfg.n_train, len(train)), train.images.shape[2]
+    rng = np.random.default_rng(cfg.seed)
+    xs, ys = rng.integers(0, canvas - side + 1, (2, n))
+    x = place_on_canvas(train.images[:n], canvas, xs, ys)
+    run.save_config(
+        {
+            "task": "conv-invariance-trained",
+            **dataclasses.asdict(cfg),
+            "canvas": canvas,
+            "model": {"name": "cnn", **INVARIANCE_CNN},
+        }
+    )
+    status = console.status("") if console else contextlib.nullcontext()
+    with status as shown:
+        if shown is not None:
+            shown.update(f"training the CNN: {n} digits on {canvas}x{canvas}, {cfg.epochs} epochs")
+        trainer, seconds = fit_classifier(
+            lambda: build_model("cnn", model_config("cnn", **INVARIANCE_CNN, num_classes=10)),
+            x,
+            train.labels[:n],
+            TrainConfig(
+                epochs=cfg.epochs,
+                batch_size=64,
+                lr=3e-3,
+                seed=cfg.seed,
+                device=cfg.device,
+                channels_last=True,  # about twice as fast for these narrow convolutions on a CPU
+            ),
+        )
+        if shown is not None:
+            shown.update(
+                f"accuracy under shifts, rotations and scales, max over {cfg.bank} rotations"
+            )
+        m = min(cfg.n_test, len(test))
+        result = trained_invariance_experiment(
+            trainer.eval_model, test.images[:m], test.labels[:m], canvas, cfg.bank, cfg.scales
+        )
+    run.save_summary(
+        {
+            "invariance_trained": result["accuracy"],
+            "confusions at 0 degrees": result["confusions"],
+            "training seconds": seconds,
+            "canvas": canvas,
+            "test digits": m,
+        }
+    )
+    run.save_figure(
+        "invariance_trained",
+        invariance_figure(
+            result["accuracy"],
+            ylabel=f"test accuracy ({m} digits)",
+            title=f"a CNN with global max pooling trained on upright digits anywhere on a "
+            f"{canvas}x{canvas} canvas, and the max of its logits over {cfg.bank} rotations "
+            "of the input",
+            chance=0.1,
+        ),
+    )
+    return result
