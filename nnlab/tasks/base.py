@@ -176,6 +176,37 @@ def run_task(task: Task, run: RunDir, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
+# ---- cross-validation parents -------------------------------------------------------------------
+class CrossValidation:
+    """A cross-validation run for the shared launcher: a parent run whose children are the folds'
+    runs. A subclass names its per-fold Task (`fold_task`, whose checks are the parent's: fold 0
+    stands for every fold) and `cross_validate(cfg, run, console, resume)`, which trains the
+    folds (resumably) and returns the parent's summary."""
+
+    distributed = False
+    fold_task: ClassVar[type[Task]]
+    name: ClassVar[str]
+    noun: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, cfg, console: Console | None = None):
+        self.cfg, self.console = cfg, console
+
+    @staticmethod
+    def cross_validate(cfg, run: RunDir, console, resume: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def check(self, resume: bool = False) -> None:
+        self.fold_task(dataclasses.replace(self.cfg, fold=max(self.cfg.fold, 0))).check(resume)
+
+    @classmethod
+    def config_from_run(cls, run: RunDir):
+        return load_config(run, cls)
+
+    def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
+        return self.cross_validate(self.cfg, run, self.console, resume)
+
+
 # ---- a finished run ----------------------------------------------------------------------------
 def load_config(run: RunDir, task: type[Task]):
     """The config a run of `task` was made with (strict: an unknown field is an error)."""

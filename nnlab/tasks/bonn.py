@@ -59,7 +59,7 @@ from nnlab.io import atomic_write_json
 from nnlab.metrics.binary import binary_metrics
 from nnlab.models import build_model, model_config
 from nnlab.run import RunDir, run_children_resumable
-from nnlab.tasks.base import Task, load_config, run_task
+from nnlab.tasks.base import CrossValidation, Task, load_config, run_task
 from nnlab.train import StepOutput, TrainConfig
 from nnlab.viz.eeg import cv_figure
 
@@ -504,17 +504,12 @@ def read_predictions(run: RunDir) -> list[dict[str, Any]]:
     return json.loads((run.path / "test_predictions.json").read_text())
 
 
-class BonnCV:
+class BonnCV(CrossValidation):
     """`nnlab seizure bonn` for the shared launcher: k-fold cross-validation, one child per fold."""
 
-    name, noun, config_class, distributed = "bonn-cv", "Bonn cross-validation", BonnConfig, False
+    name, noun, config_class, fold_task = "bonn-cv", "Bonn cross-validation", BonnConfig, BonnTask
     verb = "bonn"
-
-    def __init__(self, cfg: BonnConfig, console: Console | None = None):
-        self.cfg, self.console = cfg, console
-
-    def check(self, resume: bool = False) -> None:
-        BonnTask(dataclasses.replace(self.cfg, fold=max(self.cfg.fold, 0))).check(resume)
+    cross_validate = staticmethod(run_bonn_cv)
 
     def run_name(self) -> str:
         return f"bonn-{self.cfg.pair}"
@@ -522,6 +517,3 @@ class BonnCV:
     @classmethod
     def config_from_run(cls, run: RunDir) -> BonnConfig:
         return recipe_of_older_runs(run, load_config(run, cls))
-
-    def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
-        return run_bonn_cv(self.cfg, run, self.console, resume)

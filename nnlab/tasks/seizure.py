@@ -68,7 +68,7 @@ from nnlab.metrics.binary import binary_metrics
 from nnlab.models import model_config
 from nnlab.run import RunDir, run_children
 from nnlab.signal.labels import EXCLUDED, INTERICTAL, PREICTAL, LabelConfig
-from nnlab.tasks.base import Task, load_config, load_model, run_task
+from nnlab.tasks.base import CrossValidation, Task, load_config, load_model, run_task
 from nnlab.train import StepOutput, TrainConfig
 
 CLASS_NAMES = ("interictal", "preictal")
@@ -950,10 +950,12 @@ def run_seizure_cv(
     return summary
 
 
-class SeizureCV:
+class SeizureCV(CrossValidation):
     """`nnlab seizure train` for the shared launcher: leave-one-seizure-out, a child per fold."""
 
-    name, noun, config_class, distributed = "seizure", "seizure-prediction", SeizureConfig, False
+    name, noun, config_class = "seizure", "seizure-prediction", SeizureConfig
+    fold_task = SeizureFoldTask
+    cross_validate = staticmethod(run_seizure_cv)
     summary_keys = (
         "patient",
         "folds",
@@ -963,21 +965,8 @@ class SeizureCV:
         "segment/auc",
     )
 
-    def __init__(self, cfg: SeizureConfig, console: Console | None = None):
-        self.cfg, self.console = cfg, console
-
-    def check(self, resume: bool = False) -> None:
-        SeizureFoldTask(dataclasses.replace(self.cfg, fold=max(self.cfg.fold, 0))).check(resume)
-
     def run_name(self) -> str:
         return f"seizure-{self.cfg.patient}"
-
-    @classmethod
-    def config_from_run(cls, run: RunDir) -> SeizureConfig:
-        return load_config(run, cls)
-
-    def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
-        return run_seizure_cv(self.cfg, run, self.console, resume)
 
 
 # ---- detection on a new recording ----------------------------------------------------------------
