@@ -195,6 +195,16 @@ def test_train_resume_and_report(capsys, tmp_path):
     assert code == 1 and "already holds a run" in err
     code, out, _ = run_cli(capsys, "train", "--resume", str(out_dir))
     assert code == 0 and "resuming" in out and "after epoch 2" in out
+    # --epochs extends a finished run: one more epoch, written to its config for later resumes
+    code, out, _ = run_cli(capsys, "train", "--resume", str(out_dir), "--epochs", "3")
+    assert code == 0 and "2 -> 3 epochs" in out
+    config = json.loads((out_dir / "config.json").read_text())
+    assert config["train"]["epochs"] == 3 and config["model_config"]["channels"] == [8]
+    assert [
+        json.loads(l)["epoch"] for l in (out_dir / "metrics.jsonl").read_text().splitlines()
+    ] == [1, 2, 3]
+    code, out, _ = run_cli(capsys, "train", "--resume", str(out_dir))
+    assert code == 0 and "after epoch 3" in out
     (out_dir / "report.html").unlink()
     code, out, _ = run_cli(capsys, "report", str(out_dir))
     assert code == 0 and (out_dir / "report.html").exists()

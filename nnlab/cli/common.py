@@ -34,7 +34,8 @@ DeviceOpt = typer.Option(
 )
 OutOpt = typer.Option(None, "--out", help="Run directory (default: runs/<name>-<timestamp>).")
 ALIASES = {"warmup_epochs": ("--warmup",)}  # short names older commands and docs use
-RESUME_OVERRIDES = ("device", "num_workers", "budget_min")  # may change when a run continues
+# may change when a run continues; --epochs extends (or shortens) it and is written to its config
+RESUME_OVERRIDES = ("device", "num_workers", "budget_min", "epochs")
 
 
 def group(name: str, help: str) -> typer.Typer:
@@ -182,6 +183,22 @@ def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     )
 
 
+def extend_epochs(run: RunDir, epochs: int) -> None:
+    """Write a new number of epochs into a run's config.json before it is resumed, so that a
+    later --resume without --epochs goes on to the same end (CV parents pass it to their folds)."""
+    config = run.config()
+    holder = config["train"] if "epochs" in config.get("train", {}) else config
+    before = holder.get("epochs")
+    if before == epochs:
+        return
+    holder["epochs"] = epochs
+    run.save_config(config)
+    console.print(
+        f"{run.path}: {before} -> {epochs} epochs; the learning-rate schedule is recomputed "
+        f"over {epochs} epochs"
+    )
+
+
 def train_command(
     task_cls,
     group_name: str,
@@ -230,7 +247,8 @@ def train_command(
             typer.Option(
                 None,
                 help="Continue the run in this directory from its last checkpoint "
-                "(its config is used).",
+                "(its config is used; --epochs may extend it: the learning-rate schedule then "
+                "spans the new total, so a cosine rate rises again).",
             ),
         ),
     ]
@@ -248,7 +266,10 @@ def train_command(
                     "--resume continues a run with its own config; drop "
                     + ", ".join("--" + e.replace("_", "-") for e in extra)
                 )
-            cfg = apply(task_cls.config_from_run(RunDir.open(resume)), given)
+            run = RunDir.open(resume)
+            cfg = apply(task_cls.config_from_run(run), given)
+            if "epochs" in given:
+                extend_epochs(run, given["epochs"])
         else:
             cfg = new_config(task_cls, defaults, given, model_args, shortcuts, cuts)
         launch(task_cls(cfg, console), group_name, out, resume, show)
