@@ -54,6 +54,24 @@ def row(name: str, summary: dict, cases: list[dict]) -> dict:
     }
 
 
+def curves_figure_of(out: Path, names: list[str]):
+    """Validation Dice per epoch, one line per variant (its run's metrics.jsonl)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.subplots()
+    for name in names:
+        history = RunDir.open(out / name).metrics()
+        ax.plot([r["epoch"] for r in history], [r["val/dice"] for r in history], label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation Dice")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("U-Net 128 px, the same run but for the loss", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,6 +124,9 @@ def main() -> None:
         cases = json.loads((run.path / "test_cases.json").read_text())
         rows.append(row(name, summary, cases))
         console.print(rows[-1])
+    figure = Path(args.out) / "val_dice.png"
+    curves_figure_of(Path(args.out), names).savefig(figure, dpi=120)
+    console.print(f"validation Dice per epoch: {figure}")
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")
     print("| " + " | ".join("---" for _ in keys) + " |")
