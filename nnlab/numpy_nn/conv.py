@@ -212,8 +212,6 @@ class Conv2d(Module):
         self.b.add_matmul(np.ones(len(g), dtype=g.dtype), g)  # sum over rows, as a BLAS product
         if not self.input_grad:
             return None
-        if (sh, sw) == (1, 1) and ph <= dh * (kh - 1) and pw <= dw * (kw - 1):
-            return self._input_grad_stride1(grad_out)
         # col2im of dX = g W_mat^T, one kernel offset (u, v) at a time: its (B OH OW, C) block
         # goes to the input pixels (s i + d u, s j + d v), summed where receptive fields overlap.
         dxp = np.zeros((B, H + 2 * ph, W + 2 * pw, C), dtype=np.result_type(g, self.W_mat))
@@ -226,34 +224,6 @@ class Conv2d(Module):
                 np.matmul(g, W_uv[u, v].T, out=block)
                 dxp[:, rows, cols] += block.reshape(B, OH, OW, C)
         return dxp[:, ph : ph + H, pw : pw + W].transpose(0, 3, 1, 2)
-
-    def _input_grad_stride1(self, grad_out: np.ndarray) -> np.ndarray:
-        """dL/dx at stride 1, as a forward convolution of the gradient. From
-        y[i, j] = sum_{u,v} w[u, v] x[i + d u - p, j + d v - p] (channels summed),
-
-            dx[a, b] = sum_{u,v} w[u, v] g[a + p - d u, b + p - d v]
-                     = sum_{u',v'} w[k-1-u', k-1-v'] g_q[a + d u', b + d v'],
-
-        with g_q the gradient zero-padded by q = d (k - 1) - p and u' = k - 1 - u: the
-        cross-correlation of g_q with the kernel turned by 180 degrees, its input and output
-        channels swapped. So it is the forward pass's im2col (the matrix G, one receptive field
-        of g_q per row) and one GEMM G @ W_flip, in place of kh*kw thin GEMMs and kh*kw strided
-        adds (col2im): 64 x 32 -> 32 at 28x28, forward + backward, bench/conv_speed.py."""
-        O, C, kh, kw = self.W.data.shape
-        B, _, OH, OW = grad_out.shape
-        (ph, pw), (dh, dw) = _pair(self.padding), _pair(self.dilation)
-        H, W = self.x_shape[2:]
-        qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-        dtype = np.result_type(grad_out, self.W_mat)
-        gq = pad_channels_last(
-            grad_out, qh, qw, self.ws.get("g_pad", (B, OH + 2 * qh, OW + 2 * qw, O), dtype)
-        )
-        G = self.ws.get("G", (B, H, W, kh, kw, O), dtype)
-        np.copyto(G, fields(gq, kh, kw, H, W, 1, (dh, dw)))
-        # W_flip[(u', v', o), c] = w[o, c, k-1-u', k-1-v'] = W_mat[(k-1-u', k-1-v', c), o]
-        W_flip = self.W_mat.reshape(kh, kw, C, O)[::-1, ::-1].transpose(0, 1, 3, 2)
-        dx = G.reshape(B * H * W, kh * kw * O) @ W_flip.reshape(kh * kw * O, C)
-        return dx.reshape(B, H, W, C).transpose(0, 3, 1, 2)
 
 
 class _Pool2d(Module):
