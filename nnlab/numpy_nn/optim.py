@@ -2,11 +2,14 @@
 
 g = grad + weight_decay * p;   v = momentum * v + g;   p = p - lr * v
 
-Where its time goes: four passes over every parameter-sized array per step (v *= m, v += g, the
-temporary lr * v, p -= it), one core, 0.59 ms per step for the 535,818 parameters of the
-784-512-256-10 MLP, a third of that MLP's step at batch 64. The same update as BLAS level-1 calls
-(scal v = m v, then axpy y = y + a x twice, one pass each; through SciPy) took 0.30 ms
-(bench/numpy_profile.py), but NumPy does not expose them, and the engine imports NumPy only.
+Where its time goes: four passes over every parameter-sized array per step (v *= m, v += g,
+lr * v, p -= it), one core: 0.59 ms per step for the 535,818 parameters of the 784-512-256-10
+MLP, a third of that MLP's step at batch 64, when lr * v was a fresh array each step (new memory:
+a page fault per 4 KiB); it now goes into a buffer kept from step to step, which with the
+in-place weight gradients (`Parameter.add_matmul`) took that MLP from 1.20x to 1.06x PyTorch's
+epoch at batch 64 (docs/RESULTS.md). The same update as BLAS level-1 calls (scal v = m v, then
+axpy y = y + a x twice, one pass each; through SciPy) took 0.30 ms (bench/numpy_profile.py), but
+NumPy does not expose them, and the engine imports NumPy only.
 """
 
 from __future__ import annotations
