@@ -110,13 +110,13 @@ def word_rule(
     -> (labels, confidences)."""
     from nnlab.ocr.recognize import word_context
 
+    lp = np.asarray(log_probs, dtype=np.float64)
     labels = [int(k) for k in labels]
+    conf = [float(np.exp(lp[c, k])) for c, k in zip(cols, labels)]  # greedy's own
     space = ALPHABET.index(" ") + 1
     chars = [i for i, k in enumerate(labels) if k != space]
     if not chars or switch >= 0.5:
-        lp = np.asarray(log_probs, dtype=np.float64)
-        return labels, [float(np.exp(lp[c, k])) for c, k in zip(cols, labels)]
-    lp = np.asarray(log_probs, dtype=np.float64)
+        return labels, conf
     probs = np.exp(lp[[cols[i] for i in chars], 1 : len(CHARS) + 1])  # (n, 36)
     probs /= np.maximum(probs.sum(1, keepdims=True), 1e-300)
     words, current = [], []
@@ -127,7 +127,7 @@ def word_rule(
         current.append(j)
     words.append(current)
     revised = word_context(probs, list(CHARS), words, switch)
-    out, conf = list(labels), [float(np.exp(lp[c, k])) for c, k in zip(cols, labels)]
+    out = list(labels)
     for j, i in enumerate(chars):
         k = int(revised[j].argmax())
         out[i], conf[i] = k + 1, float(revised[j, k])
