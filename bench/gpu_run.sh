@@ -27,7 +27,7 @@ SECONDS=0
 timeout 180 $py bench/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
 echo "gpu_check: ${SECONDS} s" | tee -a "$OUT/device.txt"
 SECONDS=0
-timeout 420 $py bench/diffusion.py --fit-min "$FIT" --batch-size 512 --lr 1e-3 -m base=64 \
+timeout 400 $py bench/diffusion.py --fit-min "$FIT" --batch-size 512 --lr 1e-3 -m base=64 \
     --out "$WORK/diffusion" 2>&1 | tee "$OUT/diffusion.log"
 echo "diffusion bench: ${SECONDS} s" | tee -a "$OUT/device.txt"
 for r in eps x0; do
