@@ -10,11 +10,13 @@
 4. eps vs x0 objective at an equal budget: trains the x0 run the same way (or reuses --x0-run),
    DDIM-50, 1000 samples each.
 
-On a GPU, --fit-min M picks the number of epochs that fills about M minutes of training: it times
-two short probe runs (40 and 240 steps; their difference is the time of 200 steps, start-up and
-finish cancel) and divides. Both objectives then train for the same epochs.
+On a GPU, --fit-min M picks the number of epochs that fills about M minutes of training: after a
+discarded warm-up probe it times two short probe runs (40 and 240 steps; their difference is the
+time of 200 steps, set-up and finish cancel) and divides. Both objectives then train for the same
+epochs (bench/gpu_run.sh runs this with the GPU check):
 
-    python bench/diffusion.py --fit-min 3 --batch-size 128 -m base=64 --out runs/gpu-diffusion
+    python bench/diffusion.py --fit-min 2 --batch-size 512 --lr 1e-3 -m base=64 --out runs/gpu
+
 Tables are printed as Markdown; each evaluation is also kept as JSON in its run's evaluations/.
 """
 
