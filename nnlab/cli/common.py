@@ -266,13 +266,11 @@ def train_command(
                     "--resume continues a run with its own config; drop "
                     + ", ".join("--" + e.replace("_", "-") for e in extra)
                 )
-            run = RunDir.open(resume)
-            cfg = apply(task_cls.config_from_run(run), given)
-            if "epochs" in given:
-                extend_epochs(run, given["epochs"])
+            cfg = apply(task_cls.config_from_run(RunDir.open(resume)), given)
         else:
             cfg = new_config(task_cls, defaults, given, model_args, shortcuts, cuts)
-        launch(task_cls(cfg, console), group_name, out, resume, show)
+        epochs = given.get("epochs") if resume is not None else None
+        launch(task_cls(cfg, console), group_name, out, resume, show, epochs=epochs)
 
     command.__signature__ = inspect.Signature(params)
     command.__doc__ = doc
@@ -339,11 +337,13 @@ def launch(
     resume: Path | None = None,
     show: Callable | None = None,
     name: str | None = None,
+    epochs: int | None = None,
 ) -> dict[str, Any]:
     """Run `runner` (a Task, or any object with check / run_name / execute and `distributed`)
     into a new run directory, or continue the one at `resume`: join the process group under
     torchrun (rank 0 alone writes and talks), turn Ctrl-C into a resume hint, remove a directory a
-    failed start left empty, write the report, print the summary table."""
+    failed start left empty, write the report, print the summary table. `epochs` with `resume`:
+    the run's new number of epochs, written to its config (`extend_epochs`) after the checks."""
     rank, distributed = 0, getattr(runner, "distributed", True)
     if distributed:
         from nnlab.train.distributed import broadcast_object, finish_distributed, init_distributed
@@ -357,6 +357,8 @@ def launch(
     hint = f"resume with: {command} --resume"
     if resume is not None:
         run = RunDir.open(resume)
+        if epochs is not None and rank == 0:  # a new end, once the arguments have been checked
+            extend_epochs(run, epochs)
         context = contextlib.nullcontext(run)
     elif rank == 0:
         context = new_run(name or runner.run_name(), out, hint)

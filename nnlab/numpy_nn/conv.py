@@ -31,7 +31,8 @@ Splitting that work over threads measured slower: OpenBLAS's idle threads keep s
 cores after each GEMM. Also slower, measured: at stride 1, dX as a forward convolution of the
 padded gradient with the turned kernel (a second im2col and one GEMM instead of the kh*kw thin
 GEMMs and adds): 62.6 vs 60.9 ms on 64 x 32 -> 32 at 28x28, 10.1 vs 8.5 ms on 64 x 16 -> 32 at
-14x14, 11.4 vs 5.7 ms on 64 x 1 -> 16 at 28x28 (forward + backward, median of 11, interleaved):
+14x14, 11.4 vs 5.7 ms on 64 x 1 -> 16 at 28x28 (forward + backward, median of 11, interleaved;
+an exploratory A/B against the code in git, script not kept):
 the second 58 MB im2col copy costs more than the adds it saves.
 """
 
