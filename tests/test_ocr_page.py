@@ -4,6 +4,8 @@ corrupt pages, huge photos, and the steps one by one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -27,6 +29,7 @@ from nnlab.ocr.page import (
     background,
     estimate_skew,
     find_characters,
+    find_paper,
     flatten,
     merge_parts,
     mergeable,
@@ -115,6 +118,57 @@ def test_uneven_light_needs_the_background_divided_out():
     assert reason == "" and (mask == ink).mean() > 0.999
     naive = grey < threshold_otsu(grey)
     assert (naive & ~ink).sum() > 10 * ink.sum()  # a wide stretch of dim paper taken for ink
+
+
+def test_a_desk_around_the_page_is_found_and_ignored(glyphs):
+    """Hard pages lying on a darker, grained desk (`desk=0.3`: the desk shows 0.15-0.45 x the
+    page's size on each side, under the same lighting gradient, rotation and tilt as the page):
+    find_paper finds the sheet (every true character box's centre on it, the sheet 15-70 % of
+    the photo), and the boxes are found as on the same pages without the desk (mean recall >=
+    0.85; measured 0.97-1.00). Without find_paper the desk's edge is taken for ink and the page
+    is lost (bench: 1 % character accuracy before, 84 % after on 20 such pages)."""
+    cfg = ComposeConfig.hard(char_height=H_CHAR, desk=0.3)
+    recalls = []
+    for image, truth in _pages(glyphs, cfg, n=3, seed=11):
+        paper = find_paper(image.astype(np.float32) / 255)
+        assert paper is not None
+        assert 0.15 < paper.mean() < 0.7
+        t = np.array([c.box for c in truth.chars])
+        cx, cy = (t[:, 0] + t[:, 2]) // 2, (t[:, 1] + t[:, 3]) // 2
+        assert paper[cy, cx].all()
+        recalls.append(_recall(find_characters(image), truth))
+    assert np.mean(recalls) >= 0.85, recalls
+
+
+def test_no_desk_no_paper_mask(glyphs):
+    """Photos that are all paper get no mask (None): plain and hard pages (the hard ones lose
+    half their light across the page: a fade, not a desk's step), and a page whose light falls
+    smoothly from 1.0 to 0.2."""
+    for cfg, seed in (
+        (ComposeConfig.plain(char_height=H_CHAR), 12),
+        (ComposeConfig.hard(char_height=H_CHAR), 13),
+    ):
+        for image, _ in _pages(glyphs, cfg, n=3, seed=seed):
+            assert find_paper(image.astype(np.float32) / 255) is None
+    grey = np.linspace(1.0, 0.2, 600, dtype=np.float32)[None].repeat(300, 0)
+    assert find_paper(grey) is None
+
+
+def test_desk_is_drawn_around_the_page_and_boxes_follow(glyphs):
+    """compose_page with a desk: a larger photo whose border is desk (darker than the paper) and
+    whose truth boxes still hold the characters' ink (dark pixels inside every box)."""
+    rng = np.random.default_rng(4)
+    text = random_text(rng, 2, 10)
+    plain = ComposeConfig.plain(char_height=H_CHAR)
+    bare, _ = compose_page(glyphs, text, np.random.default_rng(5), plain)
+    image, truth = compose_page(glyphs, text, np.random.default_rng(5), replace(plain, desk=0.3))
+    assert image.shape[0] > bare.shape[0] and image.shape[1] > bare.shape[1]
+    assert truth.size == image.shape[:2]
+    edge = np.r_[image[0], image[-1], image[:, 0], image[:, -1]].astype(float)
+    assert np.median(edge) < 0.6 * np.percentile(image, 90)
+    for c in truth.chars:
+        x0, y0, x1, y1 = c.box
+        assert image[y0:y1, x0:x1].min() < 0.5 * np.percentile(image, 90)
 
 
 def test_rotation_estimated_within_one_degree(glyphs):

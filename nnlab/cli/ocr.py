@@ -105,15 +105,24 @@ def compose(
     ),
     fmt: str = typer.Option("jpg", "--format", help="jpg or png."),
     char_height: int = typer.Option(40, "--char-height", help="Median character height, px."),
+    desk: float = typer.Option(
+        0.0,
+        "--desk",
+        help="Lay each page on a darker, grained desk that shows this x the page's size on "
+        "each side (0 = the page fills the photo; try 0.3).",
+    ),
 ) -> None:
     """Write pages of held-out handwritten characters (never seen in training) with their exact
     text (name.txt) and character boxes (name.json)."""
     from nnlab.tasks.ocr import compose_pages
 
-    paths, info = compose_pages(out, pages, hard, seed, model, fmt, char_height, say=console.print)
+    paths, info = compose_pages(
+        out, pages, hard, seed, model, fmt, char_height, say=console.print, desk=desk
+    )
     by = ", ".join(f"{s} {c['letters'] + c['digits']}" for s, c in info["by_source"].items())
+    kind = ("hard" if hard else "plain") + (" pages on a desk" if desk else " pages")
     console.print(
-        f"{len(paths)} {'hard' if hard else 'plain'} pages in {Path(out).resolve()} from "
+        f"{len(paths)} {kind} in {Path(out).resolve()} from "
         f"{info['test_characters']} held-out characters ({by}); split: {info['split_from']}"
     )
 

@@ -177,6 +177,8 @@ class ComposeConfig:
     noise: float = 0.0  # sensor noise sigma, in units of the paper brightness
     jpeg_quality: int = 0  # JPEG round trip at this quality; 0 = none
     rgb: bool = False  # (H, W, 3) with tinted paper and blue ink instead of grey (H, W)
+    desk: float = 0.0  # the sheet lies on a desk showing this x the page's size on each side
+    desk_level: tuple[float, float] = (0.15, 0.45)  # the desk's reflectance, x the paper's
 
     @classmethod
     def plain(cls, **overrides) -> ComposeConfig:
@@ -387,6 +389,25 @@ def _camera(shape, rng, cfg) -> tuple[np.ndarray, float]:
     return M, float(angle)
 
 
+def _on_desk(page: np.ndarray, rng, cfg) -> tuple[np.ndarray, tuple[int, int], float]:
+    """The page's reflectance (H, W) laid on a desk: a border of U(0.5, 1.5) x `desk` x the
+    page's height (top, bottom) or width (sides), of reflectance U(desk_level) x (1 + grain),
+    the grain long along x (wood) and fine noise. Returns (image, (top, left), the desk's
+    median reflectance)."""
+    H, W = page.shape
+    top, bottom = (int(rng.uniform(0.5, 1.5) * cfg.desk * H) for _ in range(2))
+    left, right = (int(rng.uniform(0.5, 1.5) * cfg.desk * W) for _ in range(2))
+    shape = (H + top + bottom, W + left + right)
+    h = cfg.char_height
+    grain = ndimage.gaussian_filter(rng.normal(0, 1, shape), (0.3 * h, 4 * h))
+    fine = ndimage.gaussian_filter(rng.normal(0, 1, shape), 0.8)
+    wood = 0.25 * grain / (grain.std() + 1e-9) + 0.05 * fine / (fine.std() + 1e-9)
+    level = rng.uniform(*cfg.desk_level)
+    desk = np.clip(level * (1 + wood), 0.02, 1.0).astype(np.float32)
+    desk[top : top + H, left : left + W] = page
+    return desk, (top, left), level
+
+
 def _apply(M: np.ndarray, xy: np.ndarray) -> np.ndarray:
     p = np.c_[xy, np.ones(len(xy))] @ M.T
     return p[:, :2] / p[:, 2:3]
@@ -424,12 +445,17 @@ def compose_page(
         tex = fine / (fine.std() + 1e-9) + 0.7 * coarse / (coarse.std() + 1e-9)
         paper = paper * (1 + cfg.texture * tex / 2).astype(np.float32)
     image = paper * (1 - absorb)  # (H, W) reflectance under flat light
+    oy = ox = 0  # where the page's top-left corner lies in the photo
+    surround = float(np.median(paper))  # what the camera sees beyond the picture's content
+    if cfg.desk > 0:
+        image, (oy, ox), surround = _on_desk(image, rng, cfg)
+        H, W = image.shape
 
     M, angle = _camera((H, W), rng, cfg)
     if not np.allclose(M, np.eye(3)):
         # warp wants the inverse map: output (photo) coordinates -> page coordinates
         Minv = np.linalg.inv(M)
-        image = warp(image, ProjectiveTransform(Minv), order=1, cval=float(np.median(paper)))
+        image = warp(image, ProjectiveTransform(Minv), order=1, cval=surround)
     if cfg.lighting > 0:
         theta = rng.uniform(0, 2 * np.pi)
         yy, xx = np.mgrid[:H, :W]
@@ -460,7 +486,7 @@ def compose_page(
         ys, xs = np.nonzero(g >= 0.5)
         # pixel (r, c) covers [c, c + 1) x [r, r + 1): map its four corners
         pts = np.concatenate(
-            [np.c_[xs + dx + x, ys + dy + y] for dx in (0, 1) for dy in (0, 1)]
+            [np.c_[xs + dx + x + ox, ys + dy + y + oy] for dx in (0, 1) for dy in (0, 1)]
         ).astype(float)
         q = _apply(M, pts)
         x0, y0 = np.floor(q.min(0)).astype(int)

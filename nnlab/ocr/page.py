@@ -46,6 +46,9 @@ class PageConfig:
     max_side: int = 2000  # a longer photo is downscaled first (block mean, integer factor)
     denoise_sigma: float = 1.0  # Gaussian sigma, working pixels (sensor noise scale)
     background_blocks: int = 40  # blocks along the long side for the paper-brightness estimate
+    surround_dark: float = 0.6  # a desk around the page: its median block darker than this x paper
+    surround_gap: float = 0.08  # ...and an empty band this wide (x paper) above them: a step
+    paper_min: float = 0.1  # the paper found covers at least this fraction of the photo
     min_contrast: float = 0.2  # ink is darker than the paper by at least this fraction...
     noise_k: float = 5.0  # ...and by this many robust standard deviations of the paper
     max_angle_deg: float = 6.0  # rotations searched: [-v, v]
@@ -179,19 +182,116 @@ def denoise(grey: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(grey, sigma) if sigma > 0 else grey
 
 
-def background(grey: np.ndarray, blocks: int) -> np.ndarray:
-    """The paper's brightness (H, W): the maximum of each block (long side / `blocks` pixels,
-    wider than a stroke, so a block holds some paper), a 3x3-block median (a block that is all
-    ink takes its neighbours' value), then bilinear interpolation back to (H, W)."""
+def _block_max(grey: np.ndarray, blocks: int) -> tuple[np.ndarray, int]:
+    """The maximum of each b x b block, b = long side / `blocks` (edge-padded): (hb, wb), b."""
     H, W = grey.shape
     b = max(2, math.ceil(max(H, W) / blocks))
-    ph, pw = -H % b, -W % b
-    g = np.pad(grey, ((0, ph), (0, pw)), mode="edge")
+    g = np.pad(grey, ((0, -H % b), (0, -W % b)), mode="edge")
     hb, wb = g.shape[0] // b, g.shape[1] // b
-    peaks = g.reshape(hb, b, wb, b).max(axis=(1, 3))  # (hb, wb)
+    return g.reshape(hb, b, wb, b).max(axis=(1, 3)), b
+
+
+def background(grey: np.ndarray, blocks: int, paper: np.ndarray | None = None) -> np.ndarray:
+    """The paper's brightness (H, W): the maximum of each block (long side / `blocks` pixels,
+    wider than a stroke, so a block holds some paper), a 3x3-block median (a block that is all
+    ink takes its neighbours' value), then bilinear interpolation back to (H, W). With a `paper`
+    mask (H, W) bool (`find_paper`), only paper pixels count, and a block with none takes the
+    value of the nearest block with some."""
+    H, W = grey.shape
+    peaks, b = _block_max(np.where(paper, grey, -1.0) if paper is not None else grey, blocks)
+    if paper is not None:
+        none = peaks < 0
+        if none.all():
+            none[...] = False  # no paper at all: nothing to take values from
+        if none.any():
+            _, (ii, jj) = ndimage.distance_transform_edt(none, return_indices=True)
+            peaks = peaks[ii, jj]
     peaks = ndimage.median_filter(peaks, size=3, mode="nearest")
+    hb, wb = peaks.shape
     full = resize(peaks, (hb * b, wb * b), order=1, mode="edge", anti_aliasing=False)
     return full[:H, :W].astype(np.float32)
+
+
+def _light_surface(peaks: np.ndarray, near: float = 0.2, rounds: int = 5) -> np.ndarray:
+    """log of the light falling on the paper at every block (hb, wb): a plane in (x, y) fitted
+    to log `peaks`, first on the brightest third of the blocks, then on the blocks within `near`
+    (log units) below the fit, `rounds` times (a robust fit that lets go of a desk; a plane,
+    because a more supple surface bends into the desk's corners)."""
+    hb, wb = peaks.shape
+    y, x = np.mgrid[:hb, :wb]
+    A = np.c_[np.ones(hb * wb), x.ravel() / max(1, wb - 1) - 0.5, y.ravel() / max(1, hb - 1) - 0.5]
+    L = np.log(np.maximum(peaks.ravel(), 1e-3))
+    use = L >= np.quantile(L, 2 / 3)
+    fit = np.full_like(L, float(np.median(L[use])))
+    for _ in range(rounds):
+        if use.sum() < 6:
+            break
+        coef, *_ = np.linalg.lstsq(A[use], L[use], rcond=None)
+        fit = A @ coef
+        use = L - fit > -near
+    return fit.reshape(hb, wb)
+
+
+def find_paper(grey: np.ndarray, cfg: PageConfig = PageConfig()) -> np.ndarray | None:
+    """The sheet of paper in a photo that also shows what it lies on (a desk around the page):
+    (H, W) bool, True on the paper; None when the photo shows paper only (scans, close-ups).
+
+    Decided on the block maxima (`background`'s blocks: each is the brightest thing in its block,
+    the paper wherever the block holds any), relative to the light falling there (a smooth
+    surface fitted robustly to the brighter blocks, `_light_surface`, so a lighting gradient
+    across the photo is divided out): a surround is a population of blocks whose median is darker
+    than `surround_dark` x the paper, separated from the brighter blocks by a band `surround_gap`
+    wide that holds almost no block (at most 1 % or 2 blocks: a desk's edge is a step; a fade
+    fills the band), at least 2 % of the blocks, and touching the photo's border. The paper is
+    then, pixel by pixel, the largest connected region brighter than the middle of the emptiest
+    such band (x the light there; a closing heals the cuts of ruled lines), with
+    its holes (the ink) filled, less a rim a quarter block wide; at least `paper_min` of the
+    photo, else None."""
+    peaks, b = _block_max(grey, cfg.background_blocks)
+    if peaks.size < 16 or peaks.max() <= 0:
+        return None
+    light = _light_surface(peaks)
+    ratio = peaks / np.exp(light)
+    r = ratio.ravel()
+    # the emptiest band surround_gap wide (a few stray blocks allowed: a bright streak of the
+    # desk's grain) with a dark population below it and most blocks above it
+    centres = np.arange(0.15, 0.9, 0.01)
+    inside = np.array([(np.abs(r - c) < cfg.surround_gap / 2).sum() for c in centres])
+    below = np.array([r[r < c] for c in centres], dtype=object)
+    ok = np.array(
+        [
+            len(lo) >= 0.02 * len(r)
+            and np.median(lo) < cfg.surround_dark
+            and len(r) - len(lo) >= cfg.paper_min * len(r)
+            for lo in below
+        ]
+    ) & (inside <= max(2, 0.01 * len(r)))
+    if not ok.any():
+        return None
+    score = np.where(ok, inside, len(r) + 1)
+    best = np.nonzero(score == score.min())[0]
+    run = best[: int(np.argmax(np.diff(np.r_[best, best[-1] + 2]) > 1)) + 1]  # first contiguous run
+    t = float(centres[run[len(run) // 2]])  # the middle of the emptiest band
+    dark = ratio < t
+    if not (dark[0].any() or dark[-1].any() or dark[:, 0].any() or dark[:, -1].any()):
+        return None  # a dark patch inside the page (a drawing, a photo on it) is not a surround
+    H, W = grey.shape
+    hb, wb = peaks.shape
+    level = resize(np.exp(light), (hb * b, wb * b), order=1, mode="edge", anti_aliasing=False)
+    bright = grey >= t * level[:H, :W]
+    # a closing a few pixels wide heals the paper where ruled lines cut it into strips
+    s = 2 * max(1, b // 16) + 1
+    bright = ndimage.minimum_filter(ndimage.maximum_filter(bright, size=s), size=s)
+    lab, n = ndimage.label(bright)
+    if n == 0:
+        return None
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    paper = ndimage.binary_fill_holes(lab == int(sizes.argmax()))
+    # the sheet's rim is blurred into the desk (and shaded by the sheet's edge): a quarter
+    # block inwards is desk too
+    paper = ndimage.minimum_filter(paper, size=2 * max(1, b // 4) + 1)
+    return paper if paper.mean() >= cfg.paper_min else None
 
 
 def flatten(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
@@ -200,12 +300,17 @@ def flatten(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
 
 
 def threshold_ink(
-    flat: np.ndarray, cfg: PageConfig = PageConfig()
+    flat: np.ndarray, cfg: PageConfig = PageConfig(), where: np.ndarray | None = None
 ) -> tuple[np.ndarray, float, str]:
     """(ink mask (H, W) bool, threshold, reason): Otsu on the flattened image, capped so that ink
-    is darker than the paper by `min_contrast` and by `noise_k` robust sigmas of the paper. The
-    reason is '' when ink is found, else why not."""
-    sample = flat[:: max(1, flat.shape[0] // 512), :: max(1, flat.shape[1] // 512)]
+    is darker than the paper by `min_contrast` and by `noise_k` robust sigmas of the paper; the
+    statistics from the pixels of the mask `where` only, when given (`find_paper`'s paper).
+    The reason is '' when ink is found, else why not."""
+    step = (
+        slice(None, None, max(1, flat.shape[0] // 512)),
+        slice(None, None, max(1, flat.shape[1] // 512)),
+    )
+    sample = flat[step] if where is None else flat[step][where[step]]
     paper = float(np.median(sample))
     if float(np.ptp(flat)) < 1e-6:
         return np.zeros(flat.shape, bool), float("nan"), "blank page: the image is uniform"
@@ -503,8 +608,12 @@ def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig())
     shape = grey.shape
     small, k = downscale(grey, cfg.max_side)
     small = denoise(small, cfg.denoise_sigma)
-    flat = flatten(small, background(small, cfg.background_blocks))
-    mask, t, reason = threshold_ink(flat, cfg)
+    paper = find_paper(small, cfg)
+    light = background(small, cfg.background_blocks, paper)
+    if paper is not None:
+        small = np.where(paper, small, light)  # off the paper: blank paper, no ink
+    flat = flatten(small, light)
+    mask, t, reason = threshold_ink(flat, cfg, paper)
     if reason:
         return PageAnalysis([], reason, shape, k, 0.0, t)
     nothing = "no characters: the ink on the page is only specks and lines"

@@ -597,9 +597,11 @@ def compose_pages(
     fmt: str = "jpg",
     char_height: int = 40,
     say=None,
+    desk: float = 0.0,
 ) -> tuple[list[Path], dict[str, Any]]:
-    """`nnlab ocr compose`: `pages` pages of held-out characters (plain or hard photography)
-    with name.txt and name.json truth; a compose.json beside them says how they were made."""
+    """`nnlab ocr compose`: `pages` pages of held-out characters (plain or hard photography;
+    `desk` > 0: lying on a desk that shows around them) with name.txt and name.json truth; a
+    compose.json beside them says how they were made."""
     from nnlab.io import atomic_write_json
     from nnlab.ocr.compose import ComposeConfig, write_pages
 
@@ -607,8 +609,11 @@ def compose_pages(
         raise NNLabError(f"--pages must be >= 1, got {pages}")
     if char_height < 12:
         raise NNLabError(f"--char-height must be >= 12 pixels, got {char_height}")
+    if not 0 <= desk <= 3:
+        raise NNLabError(f"--desk must be between 0 and 3 (x the page's size), got {desk}")
     glyphs, info = held_out_glyphs(model, say)
-    ccfg = (ComposeConfig.hard if hard else ComposeConfig.plain)(char_height=char_height)
+    preset = ComposeConfig.hard if hard else ComposeConfig.plain
+    ccfg = preset(char_height=char_height, desk=desk)
     paths = write_pages(out, pages, glyphs, seed=seed, cfg=ccfg, fmt=fmt)
     info = {**info, "pages": pages, "seed": seed, "hard": hard, "compose": asdict(ccfg)}
     atomic_write_json(Path(out) / "compose.json", info)
