@@ -2,7 +2,7 @@
 each split (A-E, D-E, AD-E), the three-tower transformer (`nnlab seizure bonn`'s defaults), the
 classic baseline (Welch log band powers 0.5-4/4-8/8-13/13-30/30-60 Hz, standard deviation, line
 length, zero-crossing rate -> RandomForestClassifier(n_estimators=300, random_state=seed)) and,
-when braindecode is installed, its ShallowFBCSPNet on the raw segments.
+when braindecode is installed, its EEGNet on the raw segments.
 
     NNLAB_DATA=../shared/data python bench/bonn.py [--out DIR] [--splits A-E,D-E,AD-E]
         [--folds 10] [--fold-limit N] [--seed 0] [--threads 1] [--jobs 1] [--resume]
@@ -15,7 +15,7 @@ Nothing is chosen on the test folds: the transformer's hyperparameters are the t
 its checkpoint is chosen by validation loss on the validation part carved from the training folds.
 With --jobs N the transformer's folds (of every split, in the order of --splits) train in N
 processes of --threads torch threads each; the summaries are then built from the finished folds.
-The random forest and ShallowFBCSPNet are fitted on all training folds (train + validation part)
+The random forest and EEGNet are fitted on all training folds (train + validation part)
 with fixed settings.
 """
 
@@ -29,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from nnlab.run import RunDir
 from nnlab.tasks.bonn import BonnConfig, BonnTask, bonn_segments, fold_parts, run_bonn_cv
+from nnlab.train import StepOutput
 
 METRICS = ("acc", "sensitivity", "specificity")
 
@@ -122,12 +125,27 @@ def random_forest(cfg: BonnConfig, folds: list[int]) -> dict:
     return summarise("random forest (8 features)", cfg.pair, per_fold, time.perf_counter() - t0)
 
 
-def braindecode_shallow(cfg: BonnConfig, folds: list[int], epochs: int) -> dict | str:
-    """ShallowFBCSPNet on the raw segments, z-scored with the training folds' mean and sd, trained
-    by the shared loop for `epochs` epochs (AdamW, cosine), the last epoch tested; or the reason
-    it was skipped."""
+class RawSegmentTask(BonnTask):
+    """The Bonn fold task for a model of the raw signal, (B, 1, samples) -> (B, 2) logits: whole
+    segments, no crops (the transformer's crops are of spectrogram frames)."""
+
+    def loss(self, model: nn.Module, batch) -> StepOutput:
+        x, y = batch
+        logits = model(x)
+        prob = torch.softmax(logits.float(), dim=1)[:, 1]
+        return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
+
+
+def braindecode_eegnet(cfg: BonnConfig, folds: list[int], epochs: int) -> dict | str:
+    """braindecode's EEGNet (its defaults: F1 8, D 2, temporal kernel 64) on the raw segments,
+    z-scored with the training folds' mean and sd, trained by the shared loop for `epochs` epochs
+    (AdamW lr 1e-3, cosine, batch 32), the last epoch tested; or the reason it was skipped.
+
+    Not ShallowFBCSPNet, the other model the issue names: in braindecode 1.8.1 it fails on one
+    channel (its merged first layer squeezes the (filters, 1) spatial weight to a vector and
+    `.mm` raises; `split_first_layer=False` raises AttributeError in its weight init)."""
     try:
-        from braindecode.models import ShallowFBCSPNet
+        from braindecode.models import EEGNet
     except Exception as e:  # ImportError, or a broken install of one of its dependencies
         return f"{type(e).__name__}: {e}"
     from torch.utils.data import TensorDataset
@@ -144,17 +162,16 @@ def braindecode_shallow(cfg: BonnConfig, folds: list[int], epochs: int) -> dict 
         z = torch.from_numpy((x - mu) / sd).float()[:, None]  # (N, 1, 4097)
         labels = torch.from_numpy(y)
         torch.manual_seed(cfg.train.seed)
-        model = ShallowFBCSPNet(
-            n_chans=1, n_outputs=2, n_times=x.shape[1], final_conv_length="auto"
-        )
+        model = EEGNet(n_chans=1, n_outputs=2, n_times=x.shape[1])
         tcfg = TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=cfg.train.seed, device="cpu")
-        trainer = Trainer(model, BonnTask(cfg), tcfg)
+        trainer = Trainer(model, RawSegmentTask(cfg), tcfg)
         trainer.fit(TensorDataset(z[train], labels[train]))
         model.eval()
         with torch.no_grad():
             pred = model(z[parts["test"]]).argmax(1).numpy()
         per_fold.append(scores(pred, y[parts["test"]]))
-    return summarise("braindecode ShallowFBCSPNet", cfg.pair, per_fold, time.perf_counter() - t0)
+        print(f"  EEGNet {cfg.pair} fold {k}: {per_fold[-1]}", flush=True)
+    return summarise("braindecode EEGNet", cfg.pair, per_fold, time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -207,7 +224,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(random_forest(cfg, folds))
         print(json.dumps(rows[-1]), flush=True)
-        bd = braindecode_shallow(cfg, folds, train.epochs)
+        bd = braindecode_eegnet(cfg, folds, train.epochs)
         if isinstance(bd, str):
             skipped = bd
         else:
