@@ -1,13 +1,14 @@
-"""Handwriting OCR, one benchmark run: on the same composed pages of held-out handwritten
-characters (the test part of the character model's split: Chars74K writers, NIST letters and
-MNIST digits no model trained on), written once with a fixed seed in two settings -- plain (clean
-scans) and hard (ruled paper, lighting gradient, rotation, tilt, blur, noise, JPEG, touching and
-broken letters) -- nnlab's reader (chars recognizer; ctc too when a CTC model is given or found),
-Tesseract (`tesseract PAGE stdout --psm 6`) and RapidOCR (rapidocr-onnxruntime, its bundled
-PP-OCR models). A peer that is not installed is skipped with a message.
+"""Handwriting OCR, one benchmark run: on the same composed pages of held-out handwritten characters
+(the test part of the character model's split: Chars74K writers, NIST letters and MNIST digits no
+model trained on), written once with a fixed seed in three settings -- plain (clean scans), hard
+(ruled paper, lighting gradient, rotation, tilt, blur, noise, JPEG, touching and broken letters)
+and desk (hard pages lying on a darker, grained desk that shows 0.3 x the page's size on each side,
+`nnlab ocr compose --hard --desk 0.3`) -- nnlab's reader (chars recognizer; ctc too when a CTC
+model is given or found), Tesseract (`tesseract PAGE stdout --psm 6`) and RapidOCR (rapidocr-
+onnxruntime, its bundled PP-OCR models). A peer that is not installed is skipped with a message.
 
     NNLAB_DATA=../shared/data python bench/ocr.py [--model RUN_DIR] [--ctc RUN_DIR]
-        [--pages 20] [--seed 1234] [--out DIR] [--threads 1]
+        [--pages 20] [--seed 1234] [--out DIR] [--threads 1] [--settings plain,hard,desk]
 
 Prints, per setting and engine: CER with spaces, CER without spaces, character accuracy
 (1 - CER, case and spaces ignored), seconds per page, pooled over the pages; then the time nnlab
@@ -190,7 +191,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", type=Path, default=Path("bench-ocr"))
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--settings", default="plain,hard,desk", help="of plain, hard, desk")
     args = ap.parse_args()
+    settings = args.settings.split(",")
+    if not set(settings) <= {"plain", "hard", "desk"}:
+        ap.error(f"--settings: plain, hard or desk, got {args.settings}")
 
     import torch
 
@@ -211,11 +216,12 @@ def main() -> None:
             print(f"{name} skipped: {engines[name][1]}")
 
     results: dict = {}
-    for setting in ("plain", "hard"):
+    for setting in settings:
         folder = args.out / setting
         if folder.exists():
             shutil.rmtree(folder)
-        compose_pages(folder, args.pages, hard=setting == "hard", seed=args.seed, model=model)
+        hard, desk = setting != "plain", 0.3 if setting == "desk" else 0.0
+        compose_pages(folder, args.pages, hard=hard, seed=args.seed, model=model, desk=desk)
         results[setting] = {}
         for name, (read, info) in engines.items():
             if read is None:

@@ -3,10 +3,12 @@
 The steps, each a pure function on arrays (H, W) of the *working* image:
 
     to_grey -> downscale (long side above `max_side`: k x k block mean, k an integer, so the map
-    back is exact) -> denoise (Gaussian) -> background (block maxima, median-filtered,
-    interpolated) -> flatten (grey / background: paper ~ 1 everywhere) -> threshold_ink
-    -> stroke_width -> estimate_skew -> deskew -> remove_rules -> join_strokes -> components
-    -> drop specks -> merge_parts -> drop leftovers -> split_wide -> boxes in original coordinates.
+    back is exact) -> denoise (Gaussian) -> find_paper (the sheet, when the photo also shows the
+    desk around it; off the sheet counts as blank paper) -> background (block maxima,
+    median-filtered, interpolated) -> flatten (grey / background: paper ~ 1 everywhere)
+    -> threshold_ink -> stroke_width -> estimate_skew -> deskew -> remove_rules -> join_strokes
+    -> components -> drop specks -> merge_parts -> drop leftovers -> split_wide -> boxes in
+    original coordinates.
 
 Threshold. Uneven lighting is removed by *dividing out* an estimate of the paper's brightness:
 ink is thin and dark, so the brightest pixel of a block a few strokes wide is paper; the block
