@@ -502,3 +502,17 @@ def test_read_eval_and_compose_with_a_trained_model(capsys, tmp_path, tiny_run, 
     assert rows["page_0000.png"]["box_recall"] > 0.9 and "box_recall" not in rows["extra.jpg"]
     assert result["overall"]["pages"] == 4 and 0 <= result["overall"]["cer_nospace"]
     assert "overall" in out
+
+    # --desk: the pages lie on a desk (a larger photo, darker at its border); a bad value: one line
+    desk = tmp_path / "desk"
+    code, out, err = run_cli(capsys, "ocr", "compose", desk, "--pages", "1", "--model", tiny_run,
+                             "--format", "png", "--char-height", "24", "--hard",
+                             "--desk", "0.3")  # fmt: skip
+    assert code == 0, err
+    assert "on a desk" in out
+    assert json.loads((desk / "compose.json").read_text())["compose"]["desk"] == 0.3
+    photo = np.asarray(Image.open(desk / "page_0000.png"))
+    assert np.median(photo[0]) < 0.6 * np.percentile(photo, 90)
+    code, _, err = run_cli(capsys, "ocr", "compose", tmp_path / "bad", "--pages", "1",
+                           "--model", tiny_run, "--desk", "7")  # fmt: skip
+    _one_line_error(code, err, "--desk")
