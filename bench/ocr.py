@@ -9,6 +9,7 @@ onnxruntime, its bundled PP-OCR models). A peer that is not installed is skipped
 
     NNLAB_DATA=../shared/data python bench/ocr.py [--model RUN_DIR] [--ctc RUN_DIR]
         [--pages 20] [--seed 1234] [--out DIR] [--threads 1] [--settings plain,hard,desk]
+        [--no-peers]
 
 Prints, per setting and engine: CER with spaces, CER without spaces, character accuracy
 (1 - CER, case and spaces ignored), seconds per page, pooled over the pages; then the time nnlab
@@ -192,6 +193,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-ocr"))
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--settings", default="plain,hard,desk", help="of plain, hard, desk")
+    ap.add_argument("--no-peers", action="store_true", help="nnlab only (a rerun on other pages)")
     args = ap.parse_args()
     settings = args.settings.split(",")
     if not set(settings) <= {"plain", "hard", "desk"}:
@@ -211,6 +213,9 @@ def main() -> None:
         print(f"nnlab-ctc skipped: {e}")
         engines["nnlab-ctc"] = (None, str(e))
     for name, make in (("tesseract", tesseract_engine), ("rapidocr", rapidocr_engine)):
+        if args.no_peers:
+            engines[name] = (None, "--no-peers")
+            continue
         engines[name] = make()
         if engines[name][0] is None:
             print(f"{name} skipped: {engines[name][1]}")
