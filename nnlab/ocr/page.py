@@ -254,23 +254,24 @@ def find_paper(grey: np.ndarray, cfg: PageConfig = PageConfig()) -> np.ndarray |
         return None
     light = _light_surface(peaks)
     ratio = peaks / np.exp(light)
-    r = ratio.ravel()
+    r = np.sort(ratio.ravel())
+    N = len(r)
     # the emptiest band surround_gap wide (a few stray blocks allowed: a bright streak of the
     # desk's grain) with a dark population below it and most blocks above it
     centres = np.arange(0.15, 0.9, 0.01)
-    inside = np.array([(np.abs(r - c) < cfg.surround_gap / 2).sum() for c in centres])
-    below = np.array([r[r < c] for c in centres], dtype=object)
-    ok = np.array(
-        [
-            len(lo) >= 0.02 * len(r)
-            and np.median(lo) < cfg.surround_dark
-            and len(r) - len(lo) >= cfg.paper_min * len(r)
-            for lo in below
-        ]
-    ) & (inside <= max(2, 0.01 * len(r)))
+    half = cfg.surround_gap / 2
+    inside = np.searchsorted(r, centres + half) - np.searchsorted(r, centres - half)
+    below = np.searchsorted(r, centres)  # blocks darker than the centre
+    median_below = r[np.maximum(below - 1, 0) // 2]
+    ok = (
+        (below >= 0.02 * N)
+        & (median_below < cfg.surround_dark)
+        & (N - below >= cfg.paper_min * N)
+        & (inside <= max(2, 0.01 * N))
+    )
     if not ok.any():
         return None
-    score = np.where(ok, inside, len(r) + 1)
+    score = np.where(ok, inside, N + 1)
     best = np.nonzero(score == score.min())[0]
     run = best[: int(np.argmax(np.diff(np.r_[best, best[-1] + 2]) > 1)) + 1]  # first contiguous run
     t = float(centres[run[len(run) // 2]])  # the middle of the emptiest band
