@@ -10,7 +10,7 @@ import pytest
 import scipy.io
 
 from nnlab.data import registry
-from nnlab.data.bonn import BONN_FS, load_bonn, pair_labels, read_bonn_mat
+from nnlab.data.bonn import BONN_FS, load_bonn, pair_labels, read_bonn_mat, read_bonn_texts
 from nnlab.data.eeg import (
     Recording,
     common_channels,
@@ -375,6 +375,54 @@ def test_bonn_file_with_wrong_variable_or_shape_is_an_error(tmp_path):
     x = np.arange(4097 * 2, dtype=np.int16).reshape(2, 4097).T  # column j = segment j
     scipy.io.savemat(tmp_path / "ok.mat", {"eeg_data": x})
     np.testing.assert_array_equal(read_bonn_mat(tmp_path / "ok.mat"), x.T)
+
+
+def _bonn_text(rng, n=4097) -> str:
+    return "\n".join(str(int(v)) for v in rng.integers(-500, 500, n)) + "\n"
+
+
+def test_bonn_original_text_files_folder_and_zip(data_dir):
+    """The original distribution: set B as a folder O/ of O001.txt.., set C as N.zip of N00k.TXT
+    (upper-case, as in the real zip): both load, in file-name order, with the values written;
+    the pair BC-E then needs E, which is absent: a one-line error naming where it looked."""
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    folder = data_dir / "bonn-eeg" / "O"
+    folder.mkdir(parents=True)
+    texts_b = [_bonn_text(rng) for _ in range(3)]
+    for i, t in enumerate(texts_b):
+        (folder / f"O{i + 1:03d}.txt").write_text(t)
+    (folder / "readme.pdf").write_bytes(b"%PDF")  # not a segment
+    texts_c = [_bonn_text(rng) for _ in range(2)]
+    with zipfile.ZipFile(data_dir / "bonn-eeg" / "N.zip", "w") as z:
+        for i, t in reversed(list(enumerate(texts_c))):
+            z.writestr(f"N{i + 1:03d}.TXT", t)
+    b = load_bonn("BC")
+    assert b.x.shape == (5, 4097) and b.names == ["B001", "B002", "B003", "C001", "C002"]
+    np.testing.assert_array_equal(b.x[0], np.array(texts_b[0].split(), dtype=np.float32))
+    np.testing.assert_array_equal(b.x[4], np.array(texts_c[1].split(), dtype=np.float32))
+    x, y, _ = b.binary("B-C")
+    assert y.tolist() == [0, 0, 0, 1, 1]
+    with pytest.raises(NNLabError, match=r"set E not found .*S\.zip"):
+        load_bonn("BE")
+
+
+def test_bonn_bad_text_segments_are_one_line_errors(tmp_path):
+    (tmp_path / "short").mkdir()
+    (tmp_path / "short" / "Z001.txt").write_text("1\n2\n3\n")
+    (tmp_path / "words").mkdir()
+    (tmp_path / "words" / "Z001.txt").write_text("1\nfoo\n" * 2000)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.zip").write_bytes(b"PK not a zip")
+    with pytest.raises(NNLabError, match=r"Z001\.txt: 3 samples, expected 4097"):
+        read_bonn_texts(tmp_path / "short")
+    with pytest.raises(NNLabError, match=r"Z001\.txt: not a column of numbers"):
+        read_bonn_texts(tmp_path / "words")
+    with pytest.raises(NNLabError, match="no .txt segment files"):
+        read_bonn_texts(tmp_path / "empty")
+    with pytest.raises(NNLabError, match="not a readable zip"):
+        read_bonn_texts(tmp_path / "bad.zip")
 
 
 def test_bonn_sets_from_nnlab_data(real_data):

@@ -7,6 +7,12 @@ nnlab reads is one MATLAB file per set, `eeg_data` (4097, 100) int16, one segmen
 (`Bonn_eeg_AZ_100.mat`, `Bonn_eeg_DF_100.mat`, `Bonn_eeg_E_100.mat`; B and C are not in it).
 The sampling rate is not stored in the files. There is no pre-ictal timing: the sets support
 seizure *detection*, segment by segment.
+
+The original distribution (Universitat Pompeu Fabra) is read too, for all five sets: one zip per
+set named by its original letter (Z, O, N, F, S: `Z.zip` holds `Z001.txt` ... `Z100.txt`, one
+sample per line), or those zips unpacked into folders `Z/`, `O/`, ... (or `A/` ... `E/`). A set
+is looked for as the .mat of this copy first, then as a folder, then as a zip, wherever
+NNLAB_DATA or the cache may hold the Bonn files.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ BONN_FS = 173.61  # Hz
 SEGMENT_SAMPLES = 4097
 SET_LETTERS = "ABCDE"
 FILES = {"A": "Bonn_eeg_AZ_100.mat", "D": "Bonn_eeg_DF_100.mat", "E": "Bonn_eeg_E_100.mat"}
+ORIGINAL = {"A": "Z", "B": "O", "C": "N", "D": "F", "E": "S"}  # the letters of the original files
 DESCRIPTION = {
     "A": "healthy, eyes open, surface",
     "B": "healthy, eyes closed, surface",
@@ -94,8 +101,63 @@ def read_bonn_mat(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(data.T, dtype=np.float32)  # (N, 4097)
 
 
+def parse_segment(text: str, where: str) -> np.ndarray:
+    """One original Bonn text file (one sample per line) -> (4097,) float32."""
+    try:
+        x = np.array(text.split(), dtype=np.float32)
+    except ValueError as e:
+        raise NNLabError(f"{where}: not a column of numbers ({e})") from None
+    if len(x) != SEGMENT_SAMPLES or not np.all(np.isfinite(x)):
+        raise NNLabError(
+            f"{where}: {len(x)} samples, expected {SEGMENT_SAMPLES} finite numbers (one per line)"
+        )
+    return x
+
+
+def _texts_of(path: Path) -> list[tuple[str, str]]:
+    """(name, text) of the .txt files (any case) in a folder or a zip, sorted by name."""
+    import zipfile
+
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.suffix.lower() == ".txt" and f.is_file())
+        return [(str(f), f.read_text(errors="replace")) for f in files]
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = sorted(n for n in z.namelist() if n.lower().endswith(".txt"))
+            return [(f"{path}:{n}", z.read(n).decode(errors="replace")) for n in names]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise NNLabError(f"{path}: not a readable zip ({type(e).__name__}: {e})") from None
+
+
+def read_bonn_texts(path: str | Path) -> np.ndarray:
+    """(N, 4097) float32 segments of one set in the original distribution: a folder or a zip of
+    text files, one segment per file, in file-name order."""
+    path = Path(path)
+    texts = _texts_of(path)
+    if not texts:
+        raise NNLabError(f"{path}: no .txt segment files in it")
+    return np.stack([parse_segment(t, name) for name, t in texts])
+
+
+def _find_set(info, s: str) -> Path | None:
+    """Where set `s` is: this copy's .mat, else a folder or zip of the original text files."""
+    from nnlab.data.registry import candidate_paths
+
+    if s in FILES and (path := locate(info, FILES[s])) is not None:
+        return path
+    for name in (ORIGINAL[s], s, ORIGINAL[s].lower(), s.lower()):
+        for path in candidate_paths(info, name):
+            if path.is_dir() and any(f.suffix.lower() == ".txt" for f in path.iterdir()):
+                return path
+        for path in candidate_paths(info, f"{name}.zip"):
+            if path.is_file():
+                return path
+    return None
+
+
 def load_bonn(sets: tuple[str, ...] | str = ("A", "D", "E")) -> BonnSet:
-    """The segments of `sets` (e.g. 'ADE' or ('A', 'E')), found via NNLAB_DATA or the cache."""
+    """The segments of `sets` (e.g. 'ADE' or ('A', 'E')), found via NNLAB_DATA or the cache:
+    this copy's .mat files (A, D, E) or the original text files (any set, see the module)."""
     letters = [s.upper() for s in sets]
     bad = [s for s in letters if s not in SET_LETTERS]
     if bad or len(set(letters)) != len(letters) or not letters:
@@ -103,15 +165,15 @@ def load_bonn(sets: tuple[str, ...] | str = ("A", "D", "E")) -> BonnSet:
     info = get_info("bonn")
     xs, names, tags = [], [], []
     for s in letters:
-        if s not in FILES:
-            raise NNLabError(f"bonn: set {s} is not in this copy (it has {', '.join(FILES)})")
-        path = locate(info, FILES[s])
+        path = _find_set(info, s)
         if path is None:
+            mat = f"{FILES[s]}, " if s in FILES else ""
             raise NNLabError(
-                f"bonn: {FILES[s]} not found; set NNLAB_DATA to the folder that holds it "
-                "or run `nnlab datasets fetch bonn`"
+                f"bonn: set {s} not found (looked for {mat}a folder {ORIGINAL[s]}/ or {s}/ of "
+                f"text files, or {ORIGINAL[s]}.zip); set NNLAB_DATA to the folder that holds it"
+                + (" or run `nnlab datasets fetch bonn`" if s in FILES else "")
             )
-        x = read_bonn_mat(path)
+        x = read_bonn_mat(path) if path.suffix.lower() == ".mat" else read_bonn_texts(path)
         xs.append(x)
         names += [f"{s}{i + 1:03d}" for i in range(len(x))]
         tags += [s] * len(x)

@@ -69,8 +69,8 @@ SEGMENT_S = 4097 / 173.61  # one Bonn segment, 23.6 s
 
 @dataclass
 class BonnConfig:
-    data: str = "bonn"  # the dataset: the Bonn .mat files, found via NNLAB_DATA or the cache
-    pair: str = "AD-E"  # sets of class 0 '-' sets of class 1: A-E, D-E or AD-E
+    data: str = "bonn"  # the dataset: Bonn .mat files or the original Z/O/N/F/S text zips
+    pair: str = "AD-E"  # sets of class 0 '-' sets of class 1, e.g. A-E, D-E, AD-E, ABCD-E
     folds: int = 10  # stratified k-fold cross-validation
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
     fold_limit: int = 0  # > 0: only the first N folds (quick runs)
