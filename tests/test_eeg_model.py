@@ -262,7 +262,7 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--pair", "AB-E"], "set B is not in this copy"),
+        (["--pair", "AB-E"], "set B not found"),
         (["--pair", "A-A"], "names a set twice"),
         (["--folds", "1"], "--folds must be >= 2"),
         (["--fold", "10"], "--fold must be -1"),
