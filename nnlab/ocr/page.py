@@ -246,9 +246,13 @@ def find_paper(grey: np.ndarray, cfg: PageConfig = PageConfig()) -> np.ndarray |
     wide that holds almost no block (at most 1 % or 2 blocks: a desk's edge is a step; a fade
     fills the band), at least 2 % of the blocks, and touching the photo's border. The paper is
     then, pixel by pixel, the largest connected region brighter than the middle of the emptiest
-    such band (x the light there; a closing heals the cuts of ruled lines), with
-    its holes (the ink) filled, less a rim a quarter block wide; at least `paper_min` of the
-    photo, else None."""
+    such band (x the light there; a closing heals the cuts of ruled lines), with its holes (the
+    ink) filled, less a rim a quarter block wide; at least `paper_min` of the photo, else None.
+
+    Measured on composed pages (`nnlab ocr compose --hard --desk 0.3`, 20 pages): the sheet
+    found on all 20; no mask on 60 pages without a desk (plain and hard, whose light falls by
+    half across the page). A shadow with a sharp edge across the paper would look like a desk
+    (not seen in composed pages; a known risk)."""
     peaks, b = _block_max(grey, cfg.background_blocks)
     if peaks.size < 16 or peaks.max() <= 0:
         return None
