@@ -25,6 +25,7 @@ from nnlab.ocr.ctc import (
     CharErrorRate,
     _level,
     _upright_matrix,
+    align_columns,
     beam_decode,
     cer,
     collapse,
@@ -187,6 +188,43 @@ def test_word_rule_turns_characters_by_their_word_and_keeps_length_and_spaces():
     # switch 0.5: no context, greedy's own reading and confidences
     same, same_conf = word_rule(lp, labels, peaks, switch=0.5)
     assert same == labels and same_conf == pytest.approx(greedy_decode(lp)[1])
+
+
+def test_align_columns_finds_each_labels_peak_on_the_best_alignment():
+    """A repeated label needs a blank between its two runs: "AA" on columns A(0.9) A(0.6)
+    blank A(0.95) blank peaks at 0 and 3; on peaked random frames the Viterbi alignment of
+    greedy's labels is greedy's own path, so the columns are greedy_columns'; the beam reading
+    with the word rule at those columns turns "O78" into "078", as greedy's does."""
+    K = len(ALPHABET) + 1
+    a = encode("A")[0]
+
+    def col(probs):
+        v = np.full(K, 1e-3)
+        for k, p in probs.items():
+            v[k] = p
+        return np.log(v / v.sum())
+
+    lp = np.stack([col({a: 0.9}), col({a: 0.6, BLANK: 0.3}), col({BLANK: 0.9}), col({a: 0.95}),
+                   col({BLANK: 0.9})])  # fmt: skip
+    assert to_text(greedy_columns(lp)[0]) == "AA"
+    assert align_columns(lp, encode("AA")) == [0, 3]
+    assert align_columns(lp, []) == []
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        T = int(rng.integers(5, 40))
+        logits = rng.normal(0, 1, (T, K))
+        logits[np.arange(T), rng.integers(0, K, T)] += 6.0  # one clear class per column
+        lp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+        labels, _, cols = greedy_columns(lp)
+        assert align_columns(lp, labels) == cols
+    blank = col({BLANK: 0.99})
+    frames = [col({encode("O")[0]: 0.55, encode("0")[0]: 0.4}), col({encode("7")[0]: 0.9}),
+              col({encode("8")[0]: 0.9})]  # fmt: skip
+    lp = np.stack([x for c in frames for x in (c, blank)])
+    labels = beam_decode(lp, 8)[0]
+    assert to_text(labels) == "O78"
+    ruled = word_rule(lp, labels, align_columns(lp, labels), switch=0.05)[0]
+    assert to_text(ruled) == "078"
 
 
 def brute_force(lp):

@@ -98,12 +98,47 @@ def greedy_columns(log_probs: np.ndarray) -> tuple[list[int], list[float], list[
     return labels, conf, cols
 
 
+def align_columns(log_probs: np.ndarray, labels: Sequence[int]) -> list[int]:
+    """The column where each label of a decoding (beam search's, say) peaks on the likeliest
+    CTC alignment of `labels` to the (T, K) log-probabilities (Viterbi over the labels with
+    blanks between, repeats kept apart by a blank): among the columns that alignment gives to
+    label j, the one where its probability is highest. What `word_rule` needs from a decoding
+    that is not greedy's. [] for no labels."""
+    lp = np.asarray(log_probs, dtype=np.float64)
+    labels = [int(k) for k in labels]
+    if not labels:
+        return []
+    ext = np.full(2 * len(labels) + 1, BLANK, dtype=np.int64)
+    ext[1::2] = labels
+    S, T = len(ext), lp.shape[0]
+    skip = np.zeros(S, bool)  # s may be reached from s - 2 (a label after another label)
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    dp = np.full(S, -np.inf)
+    dp[:2] = lp[0, ext[:2]]
+    back = np.zeros((T, S), np.int8)  # 0: stayed, 1: from s - 1, 2: from s - 2
+    for t in range(1, T):
+        one = np.r_[-np.inf, dp[:-1]]
+        two = np.where(skip, np.r_[-np.inf, -np.inf, dp[:-2]], -np.inf)
+        cand = np.stack([dp, one, two])  # (3, S)
+        back[t] = cand.argmax(0)
+        dp = cand.max(0) + lp[t, ext]
+    s = S - 1 if S == 1 or dp[S - 1] >= dp[S - 2] else S - 2
+    best = np.full(len(labels), -np.inf)
+    cols = [0] * len(labels)
+    for t in range(T - 1, -1, -1):
+        if s % 2 == 1 and lp[t, ext[s]] > best[s // 2]:
+            best[s // 2], cols[s // 2] = lp[t, ext[s]], t
+        s -= int(back[t, s])
+    return cols
+
+
 def word_rule(
     log_probs: np.ndarray, labels: Sequence[int], cols: Sequence[int], switch: float = 0.05
 ) -> tuple[list[int], list[float]]:
     """The character reader's word context (`nnlab.ocr.recognize.word_context`: a word is
-    letters or digits, a character of the other kind has prior `switch`) on a greedy CTC
-    reading: each character's distribution is its peak column's over the 36 characters
+    letters or digits, a character of the other kind has prior `switch`) on a CTC reading
+    (greedy's, with `greedy_columns`, or beam search's, with `align_columns`): each character's
+    distribution is its peak column's over the 36 characters
     (blank and space left out, renormalised), the words are the runs between space labels, and
     each character becomes the likeliest under its word's context, with that probability as its
     confidence. Only substitutions: the length and the spaces stay. switch = 0.5 changes nothing.

@@ -42,6 +42,9 @@ class ReadConfig:
     # or a letter in a number; 0.5 switches the context off
     switch: float = 0.05
     workers: int = min(2, os.cpu_count() or 1)  # threads for the canonical crops
+    # the CTC reader's prefix beam width (0: greedy); the word rule then reads each character
+    # at the column its alignment peaks in
+    beam: int = 8
 
 
 @dataclass

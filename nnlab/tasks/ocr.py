@@ -432,7 +432,9 @@ class Reader:
             return read_page_lines(
                 image,
                 line_images,
-                lambda images: ctc.read_lines(self.line_reader, images, switch=cfg.switch),
+                lambda images: ctc.read_lines(
+                    self.line_reader, images, beam=cfg.beam, switch=cfg.switch
+                ),
                 cfg,
                 analysis,
             )

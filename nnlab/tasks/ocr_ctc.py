@@ -43,6 +43,7 @@ from nnlab.ocr.ctc import (
     BLANK,
     CHARS,
     CharErrorRate,
+    align_columns,
     beam_decode,
     cer,
     cut_line,
@@ -460,8 +461,9 @@ def read_normalised(
 ) -> list[tuple[str, list[float]]]:
     """Text and per-character confidences of normalised lines ((H, w) float32, ink bright, as
     `normalise_line` gives); empty lines read as ''. Spaces at either end are dropped. With
-    greedy decoding and switch < 0.5 the word rule (`nnlab.ocr.ctc.word_rule`: a word is letters
-    or digits) revises the characters; the default 0.5 leaves them as decoded."""
+    switch < 0.5 the word rule (`nnlab.ocr.ctc.word_rule`: a word is letters or digits) revises
+    the characters, greedy's or beam search's (at the columns of `align_columns`); the default
+    0.5 leaves them as decoded."""
     beam = reader.beam if beam is None else beam
     model = reader.model.eval()
     out: list[tuple[str, list[float]]] = [("", [])] * len(images)
@@ -478,9 +480,11 @@ def read_normalised(
             frames = lp[b, : lengths[b]]
             if beam <= 0:
                 labels, conf, cols = greedy_columns(frames)
-                labels, conf = word_rule(frames, labels, cols, switch)
             else:
                 labels, conf = beam_decode(frames, beam)[:2]
+                cols = align_columns(frames, labels) if switch < 0.5 else []
+            if switch < 0.5:
+                labels, conf = word_rule(frames, labels, cols, switch)
             text = to_text(labels)
             lead = len(text) - len(text.lstrip(" "))
             text = text.strip(" ")
