@@ -147,6 +147,19 @@ def canonical_crops(masks: Sequence[np.ndarray], workers: int = 2) -> list[np.nd
         return list(pool.map(crop_for_classifier, masks))
 
 
+def _analysed(image, cfg: ReadConfig, analysis: PageAnalysis | None, recognizer: str):
+    """(the page as an array, its analysis, None) -- or, for a page with no characters, the
+    empty PageReading that says why in place of None."""
+    t0 = time.perf_counter()
+    if isinstance(image, (str, Path)):
+        image = load_page(image)
+    analysis = analysis or analyse_page(image, cfg.page)
+    if not analysis.reason:
+        return image, analysis, None
+    seconds = {"analyse": time.perf_counter() - t0}
+    return image, analysis, PageReading("", [], recognizer, analysis.reason, analysis, seconds)
+
+
 def read_page(
     image: np.ndarray | str | Path,
     classifier: CharClassifier,
@@ -156,12 +169,10 @@ def read_page(
     """Read a page with a character classifier (recognizer "chars"); `analysis`: the page's
     analyse_page result when the caller has it already."""
     t0 = time.perf_counter()
-    if isinstance(image, (str, Path)):
-        image = load_page(image)
-    analysis = analysis or analyse_page(image, cfg.page)
+    image, analysis, empty = _analysed(image, cfg, analysis, "chars")
+    if empty is not None:
+        return empty
     t1 = time.perf_counter()
-    if analysis.reason:
-        return PageReading("", [], "chars", analysis.reason, analysis, {"analyse": t1 - t0})
     lines = group_lines(analysis.boxes, cfg.lines)
     boxes = [b for line in lines for b in line.boxes]
     crops = np.stack(canonical_crops([b.mask for b in boxes], cfg.workers))  # (N, 32, 32)
@@ -209,12 +220,10 @@ def read_page_lines(
     trained on: `nnlab.ocr.ctc.line_images`) and read whole by `read_lines(line_images)`, which
     gives each line's text and one confidence per character. Characters have no boxes here."""
     t0 = time.perf_counter()
-    if isinstance(image, (str, Path)):
-        image = load_page(image)
-    analysis = analysis or analyse_page(image, cfg.page)
+    image, analysis, empty = _analysed(image, cfg, analysis, "ctc")
+    if empty is not None:
+        return empty
     t1 = time.perf_counter()
-    if analysis.reason:
-        return PageReading("", [], "ctc", analysis.reason, analysis, {"analyse": t1 - t0})
     lines = group_lines(analysis.boxes, cfg.lines)
     found = read_lines(cut_lines(image, analysis, lines))
     out, k = [], 0
