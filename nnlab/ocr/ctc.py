@@ -348,7 +348,10 @@ def _upright_matrix(shape: tuple[int, int], angle_deg: float) -> np.ndarray:
 
 
 def line_images(
-    page_image: np.ndarray, analysis: PageAnalysis, lines: Sequence[Line | Sequence[Box]]
+    page_image: np.ndarray,
+    analysis: PageAnalysis,
+    lines: Sequence[Line | Sequence[Box]],
+    level: bool = True,
 ) -> list[np.ndarray]:
     """Strips (h, w) float32 of a page photo, one per line (`group_lines` Lines or lists of
     Boxes of `analysis`), dark ink on light, cut upright: in the deskewed working image that
@@ -372,7 +375,7 @@ def line_images(
         pad = max(2.0, 0.15 * float(np.median(rects[:, 3] - rects[:, 1])))
         # the line's own slope (a tilted photo's lines are not parallel to the page's mean
         # direction): its boxes turned about their mean centre until the line is level
-        R, rects = _level(rects)
+        R, rects = _level(rects) if level else (np.eye(3), rects)
         u0, v0 = np.floor(rects[:, :2].min(0) - 2 * pad)
         u1, v1 = np.ceil(rects[:, 2:].max(0) + 2 * pad)
         # only this line's region is warped: output (x, y) + (u0, v0) levelled -> upright -> working

@@ -48,6 +48,7 @@ class PageConfig:
     max_side: int = 2000  # a longer photo is downscaled first (block mean, integer factor)
     denoise_sigma: float = 1.0  # Gaussian sigma, working pixels (sensor noise scale)
     background_blocks: int = 40  # blocks along the long side for the paper-brightness estimate
+    desk: bool = True  # look for the sheet when the photo also shows the desk (`find_paper`)
     surround_dark: float = 0.6  # a desk around the page: its median block darker than this x paper
     surround_gap: float = 0.08  # ...and an empty band this wide (x paper) above them: a step
     paper_min: float = 0.1  # the paper found covers at least this fraction of the photo
@@ -615,7 +616,7 @@ def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig())
     shape = grey.shape
     small, k = downscale(grey, cfg.max_side)
     small = denoise(small, cfg.denoise_sigma)
-    paper = find_paper(small, cfg)
+    paper = find_paper(small, cfg) if cfg.desk else None
     light = background(small, cfg.background_blocks, paper)
     if paper is not None:
         small = np.where(paper, small, light)  # off the paper: blank paper, no ink

@@ -45,6 +45,7 @@ class ReadConfig:
     # the CTC reader's prefix beam width (0: greedy); the word rule then reads each character
     # at the column its alignment peaks in
     beam: int = 8
+    level_lines: bool = True  # the CTC reader's strips levelled by each line's own slope
 
 
 @dataclass

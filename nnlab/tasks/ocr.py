@@ -422,16 +422,18 @@ class Reader:
     line_reader: Any = None  # ctc: nnlab.tasks.ocr_ctc's LineReader
     low_confidence: float = 0.8
 
-    def read(self, image, analysis=None):
+    def read(self, image, analysis=None, cfg=None):
+        """The page read by this reader; `cfg`: a ReadConfig (default: the defaults with this
+        reader's low_confidence)."""
         from nnlab.ocr.ctc import line_images
         from nnlab.ocr.read import ReadConfig, read_page, read_page_lines
 
-        cfg = ReadConfig(low_confidence=self.low_confidence)
+        cfg = cfg or ReadConfig(low_confidence=self.low_confidence)
         if self.recognizer == "ctc":
             ctc = ctc_module()
             return read_page_lines(
                 image,
-                line_images,
+                lambda im, an, lines: line_images(im, an, lines, level=cfg.level_lines),
                 lambda images: ctc.read_lines(
                     self.line_reader, images, beam=cfg.beam, switch=cfg.switch
                 ),
