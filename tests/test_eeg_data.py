@@ -398,6 +398,7 @@ def test_bonn_original_text_files_folder_and_zip(data_dir):
     with zipfile.ZipFile(data_dir / "bonn-eeg" / "N.zip", "w") as z:
         for i, t in reversed(list(enumerate(texts_c))):
             z.writestr(f"N{i + 1:03d}.TXT", t)
+        z.writestr("__MACOSX/._N001.TXT", b"\x00\x05\x16\x07 resource fork")  # not a segment
     b = load_bonn("BC")
     assert b.x.shape == (5, 4097) and b.names == ["B001", "B002", "B003", "C001", "C002"]
     np.testing.assert_array_equal(b.x[0], np.array(texts_b[0].split(), dtype=np.float32))

@@ -118,12 +118,16 @@ def _texts_of(path: Path) -> list[tuple[str, str]]:
     """(name, text) of the .txt files (any case) in a folder or a zip, sorted by name."""
     import zipfile
 
+    def segment(name: str) -> bool:  # not macOS's resource forks (__MACOSX/, ._Z001.txt)
+        fork = name.rsplit("/", 1)[-1].startswith("._") or "__MACOSX" in name
+        return name.lower().endswith(".txt") and not fork
+
     if path.is_dir():
-        files = sorted(f for f in path.iterdir() if f.suffix.lower() == ".txt" and f.is_file())
+        files = sorted(f for f in path.iterdir() if segment(f.name) and f.is_file())
         return [(str(f), f.read_text(errors="replace")) for f in files]
     try:
         with zipfile.ZipFile(path) as z:
-            names = sorted(n for n in z.namelist() if n.lower().endswith(".txt"))
+            names = sorted(n for n in z.namelist() if segment(n))
             return [(f"{path}:{n}", z.read(n).decode(errors="replace")) for n in names]
     except (zipfile.BadZipFile, OSError) as e:
         raise NNLabError(f"{path}: not a readable zip ({type(e).__name__}: {e})") from None
