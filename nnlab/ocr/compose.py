@@ -392,8 +392,8 @@ def _camera(shape, rng, cfg) -> tuple[np.ndarray, float]:
 def _on_desk(page: np.ndarray, rng, cfg) -> tuple[np.ndarray, tuple[int, int], float]:
     """The page's reflectance (H, W) laid on a desk: a border of U(0.5, 1.5) x `desk` x the
     page's height (top, bottom) or width (sides), of reflectance U(desk_level) x (1 + grain),
-    the grain long along x (wood) and fine noise. Returns (image, (top, left), the desk's
-    median reflectance)."""
+    the grain long along x (wood) and fine noise. Returns (image, (top, left), the desk's base
+    reflectance: what the camera sees beyond the picture)."""
     H, W = page.shape
     top, bottom = (int(rng.uniform(0.5, 1.5) * cfg.desk * H) for _ in range(2))
     left, right = (int(rng.uniform(0.5, 1.5) * cfg.desk * W) for _ in range(2))

@@ -138,10 +138,10 @@ def word_rule(
     """The character reader's word context (`nnlab.ocr.recognize.word_context`: a word is
     letters or digits, a character of the other kind has prior `switch`) on a CTC reading
     (greedy's, with `greedy_columns`, or beam search's, with `align_columns`): each character's
-    distribution is its peak column's over the 36 characters
-    (blank and space left out, renormalised), the words are the runs between space labels, and
-    each character becomes the likeliest under its word's context, with that probability as its
-    confidence. Only substitutions: the length and the spaces stay. switch = 0.5 changes nothing.
+    distribution is its peak column's over the 36 characters (blank and space left out,
+    renormalised), the words are the runs between space labels, and each character becomes the
+    likeliest under its word's context, with that probability as its confidence. Only
+    substitutions: the length and the spaces stay. switch = 0.5 changes nothing.
     -> (labels, confidences)."""
     from nnlab.ocr.recognize import word_context
 
