@@ -9,6 +9,8 @@ characters written once per setting with one seed --
             of the page), rotation up to 5 degrees
     tight   hard pages with lines closer together (1.45 x the character height, baseline to
             baseline, instead of 1.9)
+    thin-desk  hard pages on a desk that shows only 0.01-0.03 x the page's size per side
+            (`--desk 0.02`: narrower than find_paper's blocks; not in the default run)
 
 -- each read by the CTC reader as it is (`full`) and with one step switched off: `no-desk`
 (`PageConfig.desk=False`: no search for the sheet), `no-level` (`ReadConfig.level_lines=False`:
@@ -37,6 +39,7 @@ SETTINGS = {
     "desk": {"desk": 0.3},
     "tilt": {"perspective": 0.06, "rotation_deg": 5.0},
     "tight": {"line_spacing": 1.45},
+    "thin-desk": {"desk": 0.02},
 }
 VARIANTS = ("full", "no-desk", "no-level", "greedy", "chars")
 
@@ -62,7 +65,7 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=12, help="pages per setting")
     ap.add_argument("--seed", type=int, default=3030)
     ap.add_argument("--out", type=Path, default=Path("bench-ocr-robustness"))
-    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--settings", default="hard,desk,tilt,tight", help=f"of {', '.join(SETTINGS)}")
     args = ap.parse_args()
     settings = args.settings.split(",")
     if not set(settings) <= set(SETTINGS):

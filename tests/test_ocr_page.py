@@ -409,3 +409,14 @@ def test_page_crops_are_in_the_canonical_form(glyphs):
     assert abs(s["box_long"] - CANON_BOX) <= 0.5
     assert abs(s["box_cy"] - 15.5) <= 0.5 and abs(s["box_cx"] - 15.5) <= 0.5
     assert abs(s["stroke"] - 3.0) <= 0.5 and s["border"] < 0.01
+
+
+def test_an_all_ink_box_is_a_character_not_an_error():
+    """A box mask that is ink from edge to edge (a straight bar of a 1 cut to its ink; a blot)
+    becomes a canonical crop -- a centred bar, long side 24 px -- instead of the 'no contrast'
+    error that used to end the whole page's reading."""
+    crop = crop_for_classifier(np.ones((40, 6), bool))
+    assert crop.shape == (32, 32) and crop.dtype == np.float32
+    rows, cols = np.nonzero(crop >= 0.5)
+    assert rows.max() - rows.min() + 1 >= 22 and cols.max() - cols.min() + 1 <= 6
+    assert abs((cols.min() + cols.max()) / 2 - 15.5) <= 1

@@ -175,8 +175,10 @@ def canonical_char(image: np.ndarray, ink_is_dark: bool) -> np.ndarray:
 
 
 def crop_for_classifier(box_mask: np.ndarray) -> np.ndarray:
-    """A box's ink mask (h, w) bool (ink = True) -> the canonical (32, 32) float32."""
-    return canonical_char(np.asarray(box_mask, dtype=bool), ink_is_dark=False)
+    """A box's ink mask (h, w) bool (ink = True) -> the canonical (32, 32) float32. The mask is
+    cut to its ink, so it may be all ink (a straight bar of a 1, a blot): the paper around it,
+    one pixel, is put back first (else it would have no contrast)."""
+    return canonical_char(np.pad(np.asarray(box_mask, dtype=bool), 1), ink_is_dark=False)
 
 
 def canonical_stats(images: np.ndarray) -> dict[str, float]:

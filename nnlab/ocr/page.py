@@ -254,9 +254,9 @@ def find_paper(grey: np.ndarray, cfg: PageConfig = PageConfig()) -> np.ndarray |
     found on all 20; no mask on 60 pages without a desk (plain and hard, whose light falls by
     half across the page). A shadow with a sharp edge across the paper would look like a desk
     (not seen in composed pages; a known risk). A strip of desk narrower than a block is not
-    seen at all (blocks that straddle it are paper): hard pages with 1-3 % of desk per side
-    (`desk=0.02`, 8 pages, seed 4040) had the sheet found on 6 and read at 82 % (CTC), against
-    90-91 % with more desk showing."""
+    seen at all (blocks that straddle it are paper): hard pages with 1-3 % of desk per side read
+    at 82 % (CTC; bench/ocr_robustness.py --settings thin-desk) against 90-92 % with more desk
+    showing."""
     peaks, b = _block_max(grey, cfg.background_blocks)
     if peaks.size < 16 or peaks.max() <= 0:
         return None
