@@ -21,7 +21,8 @@ greedy decoding with the word rule at greedy's columns); and by the character re
         [--pages 12] [--seed 3030] [--out DIR] [--settings hard,desk,tilt,tight]
 
 Prints character accuracy (1 - CER, case and spaces ignored, pooled over the pages; the metric
-of bench/ocr.py) per setting and variant, and writes DIR/results.json.
+of bench/ocr.py) per setting and variant, and on how many pages `find_paper` saw a desk around
+the sheet; writes DIR/results.json.
 """
 
 from __future__ import annotations
@@ -58,6 +59,15 @@ def variant_config(name: str):
     return base
 
 
+def sheet_found(image) -> bool:
+    """Whether find_paper sees a desk around the sheet, on the image analyse_page works on."""
+    from nnlab.ocr.page import PageConfig, denoise, downscale, find_paper, to_grey
+
+    cfg = PageConfig()
+    small, _ = downscale(to_grey(image), cfg.max_side)
+    return find_paper(denoise(small, cfg.denoise_sigma), cfg) is not None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, required=True, help="nnlab ocr train run (chars)")
@@ -83,6 +93,7 @@ def main() -> None:
     glyphs, _ = held_out_glyphs(args.model)
     readers = {"ctc": load_reader(args.ctc, "ctc"), "chars": load_reader(args.model, "chars")}
     results: dict[str, dict[str, float]] = {}
+    found: dict[str, int] = {}
     for setting in settings:
         folder = args.out / setting
         if folder.exists():
@@ -91,6 +102,8 @@ def main() -> None:
         paths = write_pages(folder, args.pages, glyphs, seed=args.seed, cfg=cfg)
         pages = [(load_page(p), p.with_suffix(".txt").read_text()) for p in paths]
         results[setting] = {}
+        # on how many pages find_paper saw a desk (on the working image analyse_page makes)
+        found[setting] = sum(sheet_found(image) for image, _ in pages)
         for variant in VARIANTS:
             reader = readers["chars" if variant == "chars" else "ctc"]
             rcfg = variant_config(variant)
@@ -99,6 +112,7 @@ def main() -> None:
             print(f"{setting:6s} {variant:9s} {results[setting][variant]:.4f}", flush=True)
     report = {
         "character_accuracy": results,
+        "sheet_found": found,
         "pages_per_setting": args.pages,
         "seed": args.seed,
         "model": str(args.model),
@@ -108,9 +122,10 @@ def main() -> None:
     }
     (args.out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"\ncharacter accuracy, {args.pages} pages per setting (seed {args.seed})")
-    print(f"{'setting':8s}" + "".join(f"{v:>10s}" for v in VARIANTS))
+    print(f"{'setting':10s}" + "".join(f"{v:>10s}" for v in VARIANTS) + "  sheet found")
     for setting, row in results.items():
-        print(f"{setting:8s}" + "".join(f"{row[v]:10.4f}" for v in VARIANTS))
+        cells = "".join(f"{row[v]:10.4f}" for v in VARIANTS)
+        print(f"{setting:10s}{cells}  {found[setting]} of {args.pages}")
     print(f"wall {report['wall_s']:.0f} s; load average {load0[0]:.1f} at the start")
 
 
