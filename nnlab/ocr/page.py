@@ -250,9 +250,9 @@ def find_paper(grey: np.ndarray, cfg: PageConfig = PageConfig()) -> np.ndarray |
     such band (x the light there; a closing heals the cuts of ruled lines), with its holes (the
     ink) filled, less a rim a quarter block wide; at least `paper_min` of the photo, else None.
 
-    Measured on composed pages (`nnlab ocr compose --hard --desk 0.3`, 20 pages): the sheet
-    found on all 20; no mask on 60 pages without a desk (plain and hard, whose light falls by
-    half across the page). A shadow with a sharp edge across the paper would look like a desk
+    Measured (bench/ocr_robustness.py): a desk seen on 12 of 12 composed desk pages (`nnlab ocr
+    compose --hard --desk 0.3`) and on none of 36 hard pages without one, whose light falls by
+    half across the page. A shadow with a sharp edge across the paper would look like a desk
     (not seen in composed pages; a known risk). A strip of desk narrower than a block is not
     seen at all (blocks that straddle it are paper): hard pages with 1-3 % of desk per side read
     at 82 % (CTC; bench/ocr_robustness.py --settings thin-desk) against 90-92 % with more desk
