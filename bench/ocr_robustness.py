@@ -59,15 +59,6 @@ def variant_config(name: str):
     return base
 
 
-def sheet_found(image) -> bool:
-    """Whether find_paper sees a desk around the sheet, on the image analyse_page works on."""
-    from nnlab.ocr.page import PageConfig, denoise, downscale, find_paper, to_grey
-
-    cfg = PageConfig()
-    small, _ = downscale(to_grey(image), cfg.max_side)
-    return find_paper(denoise(small, cfg.denoise_sigma), cfg) is not None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, required=True, help="nnlab ocr train run (chars)")
@@ -85,7 +76,7 @@ def main() -> None:
 
     from nnlab.metrics.ocr import pooled_cer
     from nnlab.ocr.compose import ComposeConfig, write_pages
-    from nnlab.ocr.page import load_page
+    from nnlab.ocr.page import analyse_page, load_page
     from nnlab.tasks.ocr import held_out_glyphs, load_reader
 
     torch.set_num_threads(1)
@@ -102,8 +93,7 @@ def main() -> None:
         paths = write_pages(folder, args.pages, glyphs, seed=args.seed, cfg=cfg)
         pages = [(load_page(p), p.with_suffix(".txt").read_text()) for p in paths]
         results[setting] = {}
-        # on how many pages find_paper saw a desk (on the working image analyse_page makes)
-        found[setting] = sum(sheet_found(image) for image, _ in pages)
+        found[setting] = sum(analyse_page(image).sheet < 1 for image, _ in pages)
         for variant in VARIANTS:
             reader = readers["chars" if variant == "chars" else "ctc"]
             rcfg = variant_config(variant)

@@ -114,20 +114,22 @@ def parse_segment(text: str, where: str) -> np.ndarray:
     return x
 
 
+def _is_segment(name: str) -> bool:
+    """A .txt file (any case) and not one of macOS's resource forks (__MACOSX/, ._Z001.txt)."""
+    fork = name.rsplit("/", 1)[-1].startswith("._") or "__MACOSX" in name
+    return name.lower().endswith(".txt") and not fork
+
+
 def _texts_of(path: Path) -> list[tuple[str, str]]:
     """(name, text) of the .txt files (any case) in a folder or a zip, sorted by name."""
     import zipfile
 
-    def segment(name: str) -> bool:  # not macOS's resource forks (__MACOSX/, ._Z001.txt)
-        fork = name.rsplit("/", 1)[-1].startswith("._") or "__MACOSX" in name
-        return name.lower().endswith(".txt") and not fork
-
     if path.is_dir():
-        files = sorted(f for f in path.iterdir() if segment(f.name) and f.is_file())
+        files = sorted(f for f in path.iterdir() if _is_segment(f.name) and f.is_file())
         return [(str(f), f.read_text(errors="replace")) for f in files]
     try:
         with zipfile.ZipFile(path) as z:
-            names = sorted(n for n in z.namelist() if segment(n))
+            names = sorted(n for n in z.namelist() if _is_segment(n))
             return [(f"{path}:{n}", z.read(n).decode(errors="replace")) for n in names]
     except (zipfile.BadZipFile, OSError) as e:
         raise NNLabError(f"{path}: not a readable zip ({type(e).__name__}: {e})") from None
@@ -151,7 +153,7 @@ def _find_set(info, s: str) -> Path | None:
         return path
     for name in (ORIGINAL[s], s, ORIGINAL[s].lower(), s.lower()):
         for path in candidate_paths(info, name):
-            if path.is_dir() and any(f.suffix.lower() == ".txt" for f in path.iterdir()):
+            if path.is_dir() and any(_is_segment(f.name) for f in path.iterdir()):
                 return path
         for path in candidate_paths(info, f"{name}.zip"):
             if path.is_file():

@@ -110,6 +110,7 @@ class PageAnalysis:
     stroke_width: float = float("nan")  # working pixels
     char_height: float = float("nan")  # median, working pixels
     char_width: float = float("nan")
+    sheet: float = 1.0  # the share of the working image `find_paper` took for the sheet (1: all)
 
 
 # ----------------------------------------------------------------------------- image in
@@ -620,13 +621,14 @@ def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig())
     small, k = downscale(grey, cfg.max_side)
     small = denoise(small, cfg.denoise_sigma)
     paper = find_paper(small, cfg) if cfg.desk else None
+    sheet = 1.0 if paper is None else float(paper.mean())
     light = background(small, cfg.background_blocks, paper)
     if paper is not None:
         small = np.where(paper, small, light)  # off the paper: blank paper, no ink
     flat = flatten(small, light)
     mask, t, reason = threshold_ink(flat, cfg, paper)
     if reason:
-        return PageAnalysis([], reason, shape, k, 0.0, t)
+        return PageAnalysis([], reason, shape, k, 0.0, t, sheet=sheet)
     nothing = "no characters: the ink on the page is only specks and lines"
     # the character size from the raw components (a rule joined to letters does not count);
     # small rotations barely change it
@@ -646,7 +648,7 @@ def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig())
     bh, bw = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
     keep = np.nonzero(np.maximum(bh, bw) > cfg.speck_factor * sw)[0]
     if len(keep) == 0:
-        return PageAnalysis([], nothing, shape, k, angle, t, sw)
+        return PageAnalysis([], nothing, shape, k, angle, t, sw, sheet=sheet)
     h, w = char_size(boxes[keep])
     groups = [[keep[i] for i in g] for g in merge_parts(boxes[keep], h, w, cfg)]
     gboxes = np.array([_union_all(boxes[g]) for g in groups])
@@ -668,9 +670,10 @@ def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig())
                 dv, du, m = trimmed
                 pieces.append((v0 + dv, u0 + a + du, m))
     if not pieces:
-        return PageAnalysis([], nothing, shape, k, angle, t, sw, h, w)
+        return PageAnalysis([], nothing, shape, k, angle, t, sw, h, w, sheet)
     pieces.sort(key=lambda p: (p[0], p[1]))
-    return PageAnalysis(_boxes_back(pieces, M, k, shape), "", shape, k, angle, t, sw, h, w)
+    boxes = _boxes_back(pieces, M, k, shape)
+    return PageAnalysis(boxes, "", shape, k, angle, t, sw, h, w, sheet)
 
 
 def _union_all(b: np.ndarray) -> np.ndarray:

@@ -98,6 +98,7 @@ class PageReading:
                 "stroke_width": _num(a.stroke_width),
                 "char_height": _num(a.char_height),
                 "char_width": _num(a.char_width),
+                "sheet": a.sheet,
             }
         return {
             "text": self.text,
