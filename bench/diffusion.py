@@ -56,6 +56,7 @@ def config(
             budget_min=budget,
             monitor="val/loss",
             mode="min",
+            channels_last=args.channels_last,
             **train,
         ),
     )
@@ -142,11 +143,26 @@ def main() -> None:
         default=0.0,
         help="> 0: choose the epochs that fill about this many minutes (probe runs)",
     )
+    ap.add_argument("--channels-last", action="store_true", help="NHWC layout (conv speed)")
+    ap.add_argument(
+        "--cudnn-benchmark", action="store_true", help="cuDNN picks its fastest algorithms"
+    )
+    ap.add_argument(
+        "--loop-settings",
+        help="JSON of bench/diffusion_step.py: take its fastest variant's channels_last and "
+        "cudnn benchmark",
+    )
     args = ap.parse_args()
+    if args.loop_settings:
+        fastest = json.loads(Path(args.loop_settings).read_text())
+        args.channels_last |= fastest["channels_last"]
+        args.cudnn_benchmark |= fastest["cudnn_benchmark"]
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     console, out = Console(), Path(args.out)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA "
-        f"{torch.cuda.is_available()}"
+        f"{torch.cuda.is_available()}, channels_last {args.channels_last}, cudnn benchmark "
+        f"{args.cudnn_benchmark}"
     )
     if args.fit_min > 0:
         args.epochs = fit_epochs(args.fit_min, args, console)

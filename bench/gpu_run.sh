@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Everything a short GPU lease should run, in one go (docs/RESULTS.md, "On a GPU"):
-#   1. bench/gpu_check.py: every CUDA path of the training loop once;
-#   2. bench/diffusion.py fitted to FIT_MIN minutes of training per objective (eps, then x0 at
-#      the same epochs), U-Net base 64, batch 512, lr 1e-3 (a step costs the same 39 ms at batch
-#      128 and 512 on an H100: launch-bound): 5000 DDIM-50 samples scored with the floor and the
-#      baseline, DDPM-1000 vs DDIM-50, eps vs x0.
+#   1. bench/gpu_check.py: every CUDA path of the training loop once (CHECK=0 skips it, for a
+#      lease after one where it passed and no CUDA path changed);
+#   2. bench/diffusion_step.py: a training step of the U-Net, loop setting by loop setting
+#      (losses read every step or every 25, cuDNN benchmark, channels_last); the fastest is
+#      used by
+#   3. bench/diffusion.py fitted to FIT_MIN minutes of training per objective, U-Net base 64,
+#      batch 512, lr 1e-3: 5000 DDIM-50 samples scored with the floor and the baseline, then
+#      what SKIP does not name of DDPM-1000 vs DDIM-50 and eps vs x0 (the x0 run takes the
+#      eps run's epochs).
 # Needs NNLAB_DATA with mnist/ (and NNLAB_CACHE holding judges/mnist-cnn-v1 to score with the same
-# judge as the CPU figures; without it the judge is trained first). Writes its logs and the two
-# diffusion runs (without their last checkpoints) as tar files to OUT.
+# judge as the CPU figures; without it the judge is trained first). Writes its logs, the step
+# table and the diffusion runs (without their last checkpoints) as tar files to OUT.
 #
 #     OUT=runs/gpu bash bench/gpu_run.sh [FIT_MIN]        # FIT_MIN default 2
-# About 2 min for the check and 2 x (FIT_MIN + 1) for the diffusion bench on an H100.
+#     CHECK=0 SKIP="x0 ddpm" BENCH_S=480 OUT=runs/gpu bash bench/gpu_run.sh 5.5
+# About 2 min for the check, 40 s for the step table and (FIT_MIN + 1.5) per objective on an H100.
 set -uo pipefail
 OUT=${OUT:-runs/gpu}
 FIT=${1:-2}
 WORK=${WORK:-$(mktemp -d)}
+CHECK=${CHECK:-1}
+SKIP=${SKIP:-}
+BENCH_S=${BENCH_S:-400}  # the diffusion bench's hard limit, seconds
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
@@ -23,12 +31,21 @@ py=${PYTHON:-python3}
     $py -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
     nproc
 } 2>&1 | tee "$OUT/device.txt"
+if [ "$CHECK" != 0 ]; then
+    SECONDS=0
+    timeout 180 $py bench/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
+    echo "gpu_check: ${SECONDS} s" | tee -a "$OUT/device.txt"
+fi
 SECONDS=0
-timeout 180 $py bench/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
-echo "gpu_check: ${SECONDS} s" | tee -a "$OUT/device.txt"
+timeout 120 $py bench/diffusion_step.py --batch-size 512 -m base=64 --short 15 --long 55 \
+    --json "$OUT/step.json" 2>&1 | tee "$OUT/step.log"
+echo "step table: ${SECONDS} s" | tee -a "$OUT/device.txt"
+settings=()
+[ -s "$OUT/step.json" ] && settings=(--loop-settings "$OUT/step.json")
 SECONDS=0
-timeout 400 $py bench/diffusion.py --fit-min "$FIT" --batch-size 512 --lr 1e-3 -m base=64 \
-    --out "$WORK/diffusion" 2>&1 | tee "$OUT/diffusion.log"
+timeout "$BENCH_S" $py bench/diffusion.py --fit-min "$FIT" --budget-min "$(
+    $py -c "print(round(1.2 * $FIT, 2))")" --batch-size 512 --lr 1e-3 -m base=64 \
+    ${SKIP:+--skip $SKIP} "${settings[@]}" --out "$WORK/diffusion" 2>&1 | tee "$OUT/diffusion.log"
 echo "diffusion bench: ${SECONDS} s" | tee -a "$OUT/device.txt"
 for r in eps x0; do
     [ -d "$WORK/diffusion/$r" ] || continue

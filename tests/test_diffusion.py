@@ -54,6 +54,21 @@ def test_schedules():
         make_schedule("quadratic")
 
 
+def test_schedule_moves_to_a_device_once_with_the_same_numbers():
+    """The training loss looks t up where t is (a GPU): the schedule is moved there once, its
+    numbers copied rather than recomputed, and the lookups give what the CPU schedule gives."""
+    s = linear_schedule(1000)
+    assert s.to("cpu") is s
+    meta = s.to("meta")  # a device other than the CPU, on any machine
+    assert meta is s.to(torch.device("meta")) and meta.alpha_bars.device.type == "meta"
+    assert meta.T == 1000
+    x0, eps = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
+    t = torch.tensor([1, 2, 500, 999, 1000, 7])
+    # t on the CPU, schedule elsewhere and back: lookups follow the schedule's device
+    assert torch.equal(q_sample(s.to("cpu"), x0, t, eps), q_sample(s, x0, t, eps))
+    assert torch.equal(joint_covariance(s, t), s.alphas.sqrt()[t] * (1 - s.alpha_bars[t - 1]))
+
+
 def test_the_closed_form_checks_can_fail():
     """The Monte Carlo checks catch the usual slip: sqrt(alpha_bar_t) where sqrt(alpha_t)
     belongs."""

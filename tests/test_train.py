@@ -214,6 +214,47 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert [r["epoch"] for r in run.metrics()] == [1, 2, 3, 4]
 
 
+class _NanAt:
+    """A task that behaves like `task` but whose n-th training loss is NaN."""
+
+    def __init__(self, task, at_step: int):
+        self.task, self.left = task, at_step
+
+    def loss(self, model, batch):
+        out = self.task.loss(model, batch)
+        if model.training:
+            self.left -= 1
+            if self.left == 0:
+                out.losses["loss"] = out.loss * float("nan")
+        return out
+
+    def metrics(self):
+        return self.task.metrics()
+
+
+def test_losses_read_every_few_steps_give_the_same_figures_and_name_the_nan_step(tmp_path):
+    """On a GPU the loop reads the losses back every 25 steps, not every step (no wait for the
+    device per step). Forced here on the CPU: the same epoch figures as reading every step, and
+    a NaN at the 11th step (epoch 2, step 5; read at the epoch's end) is reported at its own
+    step, and the checkpoint taken inside the epoch before it (step 10) is the last one written."""
+    every_step = _trainer(None, 2)
+    every_step.fit(_data(), _data(32, 1))
+    batched = _trainer(None, 2)
+    batched.read_every = 4  # 6 steps per epoch: reads at steps 4 and the epoch's end
+    batched.fit(_data(), _data(32, 1))
+    assert _strip(batched.history) == _strip(every_step.history)
+    assert batched.history[-1]["train/loss"] > 0
+
+    run = RunDir.create("n", tmp_path / "n")
+    t = _trainer(run, 3, task=_NanAt(ClassifyTask.for_classes(4), 11), checkpoint_every=2)
+    t.read_every = 4
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 5.*epoch 1"):
+        t.fit(_data(), _data(32, 1))
+    assert [r["epoch"] for r in run.metrics()] == [1]
+    state = load_checkpoint(run.checkpoint_dir / "last.safetensors")
+    assert state["step"] == 10 and state["partial"]["sums"]["loss"] < 1e6  # finite, before it
+
+
 def test_checkpoint_roundtrip_and_corruption(tmp_path):
     t = _trainer(None, 1)
     t.fit(_data())

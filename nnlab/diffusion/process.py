@@ -58,7 +58,8 @@ class DenoiseDiffusion:
     def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.objective == "eps":
             return eps
-        return x0 if self.objective == "x0" else v_target(self.schedule, x0, eps, t)
+        s = self.schedule.to(x0.device)
+        return x0 if self.objective == "x0" else v_target(s, x0, eps, t)
 
     def losses(self, x0: torch.Tensor, generator: torch.Generator | None = None):
         """Per-sample squared errors (B,) and their timesteps (B,) for clean images x0 (B, ...):
@@ -67,7 +68,7 @@ class DenoiseDiffusion:
         B = x0.shape[0]
         t = torch.randint(1, self.schedule.T + 1, (B,), device=x0.device, generator=generator)
         eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-        pred = self.model(q_sample(self.schedule, x0, t, eps), t)
+        pred = self.model(q_sample(self.schedule.to(x0.device), x0, t, eps), t)
         err = (pred.float() - self.target(x0, eps, t).float()) ** 2
         return err.flatten(1).mean(1), t
 
@@ -76,7 +77,7 @@ class DenoiseDiffusion:
         """(eps_hat, x0_hat) from the network's output at (x_t, t); with `clip`, x0_hat is clipped
         to the data range [-1, 1] and eps_hat recomputed from it (as Ho et al.'s sampler does)."""
         out = self.model(xt, t).to(xt.dtype)
-        s = self.schedule
+        s = self.schedule.to(xt.device)
         if self.objective == "eps":
             eps, x0 = out, x0_from_eps(s, xt, t, out)
         elif self.objective == "x0":
@@ -109,8 +110,9 @@ class DenoiseDiffusion:
         for step in range(s.T, 0, -1):
             t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
             _, x0 = self.predict(x, t, clip)
-            mean = posterior_mean(s, x0, x, t)
-            var = posterior_variance(s, t) if variance == "posterior" else s.betas[t.cpu()]
+            on = s.to(x.device)
+            mean = posterior_mean(on, x0, x, t)
+            var = posterior_variance(on, t) if variance == "posterior" else on.betas[t]
             z = torch.randn(shape, device=x.device, generator=generator) if step > 1 else 0
             x = mean + per_sample(var.sqrt(), x) * z
             if keep and keep(step - 1):

@@ -42,6 +42,24 @@ class Schedule:
     def alpha_bars(self) -> torch.Tensor:
         return torch.cumprod(self.alphas, 0)  # (T + 1,), alpha_bars[0] = 1
 
+    def to(self, device: torch.device | str) -> Schedule:
+        """This schedule with its coefficients on `device` (made once per device, the same
+        numbers moved, not recomputed there). Looking t up in a schedule on the GPU, where t
+        is, reads nothing back to the host: a schedule on the CPU costs a wait for the GPU at
+        every lookup."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if self.betas.device == device:
+            return self
+        moved = self.__dict__.setdefault("_moved", {})
+        if device not in moved:
+            other = Schedule(self.betas.to(device))
+            other.__dict__["alphas"] = self.alphas.to(device)
+            other.__dict__["alpha_bars"] = self.alpha_bars.to(device)
+            moved[device] = other
+        return moved[device]
+
 
 def linear_schedule(T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> Schedule:
     """beta_t linear from beta_1 to beta_T (Ho et al. 2020, sec. 4)."""
@@ -74,8 +92,9 @@ def per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def at(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """values[t], shaped to broadcast over x (B, ...)."""
-    return per_sample(values[t.cpu()], x)
+    """values[t], shaped to broadcast over x (B, ...). Looked up where `values` are (a schedule
+    on the CPU with t on a GPU reads t back: `Schedule.to` avoids that)."""
+    return per_sample(values[t.to(values.device)], x)
 
 
 # ---- the forward process ------------------------------------------------------------------------
@@ -97,7 +116,7 @@ def q_mean_var(s: Schedule, x0: torch.Tensor, t: torch.Tensor):
 def joint_covariance(s: Schedule, t: torch.Tensor) -> torch.Tensor:
     """Cov(x_{t-1}, x_t | x_0) per coordinate = sqrt(alpha_t) (1 - alpha_bar_{t-1}): x_t adds
     independent noise to sqrt(alpha_t) x_{t-1}, whose variance given x_0 is 1 - alpha_bar_{t-1}."""
-    t = t.cpu()
+    t = t.to(s.betas.device)
     return s.alphas.sqrt()[t] * (1 - s.alpha_bars[t - 1])
 
 
@@ -106,7 +125,7 @@ def posterior_coefficients(s: Schedule, t: torch.Tensor) -> tuple[torch.Tensor, 
     """(c_0, c_t) of mu~_t = c_0 x_0 + c_t x_t (Ho et al. 2020, eq. 7):
     c_0 = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t),
     c_t = sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)."""
-    t = t.cpu()
+    t = t.to(s.betas.device)
     ab, ab_prev = s.alpha_bars[t], s.alpha_bars[t - 1]
     return ab_prev.sqrt() * s.betas[t] / (1 - ab), s.alphas[t].sqrt() * (1 - ab_prev) / (1 - ab)
 
@@ -130,7 +149,7 @@ def posterior_mean_from_residual(
 
 def posterior_variance(s: Schedule, t: torch.Tensor) -> torch.Tensor:
     """beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t (Ho et al. 2020, eq. 7)."""
-    t = t.cpu()
+    t = t.to(s.betas.device)
     return (1 - s.alpha_bars[t - 1]) / (1 - s.alpha_bars[t]) * s.betas[t]
 
 

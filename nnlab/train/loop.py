@@ -65,6 +65,52 @@ class StepOutput:
         return self.losses["loss"]
 
 
+class RunningLosses:
+    """The epoch's sums of the loss terms, kept where the losses are and read back to the host
+    every `every` steps. A read waits for the device: on a GPU one read per step stops the host
+    from queuing the next step's kernels while the GPU still runs this one's, and a small
+    model's step is then host time plus GPU time instead of the larger of the two. On the CPU
+    there is nothing to wait for (every = 1). A non-finite loss is seen at the next read, which
+    names the step it came from; nothing is written between reads (the loop reads before every
+    checkpoint), so a NaN never reaches a file."""
+
+    def __init__(self, every: int, sums: dict[str, float], count: int):
+        self.every, self.sums, self.count = every, dict(sums), count
+        self._pending: list[tuple[int, int, torch.Tensor]] = []
+        self._keys: list[str] | None = None
+
+    def add(self, losses: dict[str, torch.Tensor], n: int, step: int) -> tuple[int, float] | None:
+        """Record one step's terms (batch means) for `n` samples; reads back when `every` steps
+        are pending. Returns (step, loss) of the first non-finite loss read, else None."""
+        if list(losses) != self._keys:  # a task whose terms change: read the others first
+            bad = self.read()
+            self._keys = list(losses)
+            if bad is not None:
+                return bad
+        values = torch.stack([losses[k].detach().float() for k in self._keys])
+        self._pending.append((step, n, values))
+        return self.read() if len(self._pending) >= self.every else None
+
+    def read(self) -> tuple[int, float] | None:
+        if not self._pending:
+            return None
+        rows = torch.stack([v for _, _, v in self._pending]).tolist()  # the one wait
+        loss_at = self._keys.index("loss")
+        for (step, n, _), row in zip(self._pending, rows):
+            if not math.isfinite(row[loss_at]):
+                self._pending = []
+                return step, row[loss_at]
+            for k, v in zip(self._keys, row):
+                self.sums[k] = self.sums.get(k, 0.0) + v * n
+            self.count += n
+        self._pending = []
+        return None
+
+    @property
+    def mean_loss(self) -> float:
+        return self.sums.get("loss", 0.0) / max(self.count, 1)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -157,6 +203,9 @@ class Trainer:
         )
         self.start_epoch, self.step = 1, 0  # step: optimizer steps taken
         self.stopped: str | None = None  # why fit ended early: a step or time budget
+        # steps between reads of the losses (RunningLosses): no wait on the CPU, one per 25
+        # steps on a GPU (a NaN loss is then reported up to 24 steps after it happened)
+        self.read_every = 1 if self.device.type == "cpu" else 25
         self._partial: dict[str, Any] | None = None  # an unfinished epoch to continue
 
     @property
@@ -422,6 +471,12 @@ class Trainer:
             else None
         )
         t0, partial, has_preds = time.perf_counter(), None, False
+        running = RunningLosses(self.read_every, sums, count)
+
+        def read(bad: tuple[int, float] | None) -> None:
+            if bad is not None:
+                raise diverged(bad[1], epoch, f"step {bad[0]}", lr, self.run)
+
         for i, batch in enumerate(self.loader(data, indices, epoch), start=skip):
             group_end = (i + 1) % acc == 0 or i == n_batches - 1
             group_size = min(acc, n_batches - (i - i % acc))
@@ -436,33 +491,36 @@ class Trainer:
             with sync:
                 with self._autocast():
                     out = self.task.loss(model, batch)
-                if not torch.isfinite(out.loss):
-                    raise diverged(out.loss.item(), epoch, f"step {i + 1}", lr, self.run)
+                read(running.add(out.losses, batch_len(batch), i + 1))
                 self.scaler.scale(out.loss / group_size if group_size > 1 else out.loss).backward()
             if group_end:
                 self._optimizer_step()
-            n = batch_len(batch)
-            for k, v in out.losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
-            count += n
             if out.preds is not None:
                 has_preds = True
                 metrics.update(out.preds.detach().float(), out.target)
             if progress:
-                progress.update(bar, advance=1, loss=sums["loss"] / count)
+                progress.update(bar, advance=1, loss=running.mean_loss)
             if not group_end:
                 continue
             self.stopped = self._limit_reached()
             every = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
             if (self.stopped or every) and i < n_batches - 1:
+                read(running.read())
                 partial = self._snapshot(
-                    i + 1, sums, count, elapsed + time.perf_counter() - t0, lr, metrics
+                    i + 1,
+                    running.sums,
+                    running.count,
+                    elapsed + time.perf_counter() - t0,
+                    lr,
+                    metrics,
                 )
                 if not self.stopped:
                     self._save_last(epoch, partial)
                     partial = None
             if self.stopped:
                 break
+        read(running.read())
+        sums, count = running.sums, running.count
         if progress:
             progress.remove_task(bar)
         keys = sorted(sums, key=lambda k: k != "loss")  # the total first, then its terms

@@ -1,0 +1,128 @@
+"""Time one training step of the diffusion U-Net through the shared loop, variant by variant:
+where a small model's step goes on a GPU, and which loop settings the long run should take.
+
+    python bench/diffusion_step.py --batch-size 512 -m base=64 [--json FILE]
+
+Variants (each a fresh Trainer on random 32x32 images, so no dataset is read):
+    read 1 / read 25   the losses read back to the host every step (the loop before
+                       RunningLosses: each read waits for the GPU) or every 25 steps (the loop's
+                       default on a GPU). Predicted: a step costs host time + GPU time with a
+                       read per step and about the larger of the two with one per 25;
+    cudnn benchmark    cuDNN times its convolution algorithms once per shape and keeps the
+                       fastest (a global switch: bench/diffusion.py --cudnn-benchmark);
+    channels_last      NHWC layout (TrainConfig.channels_last).
+Each variant is timed by two runs of the same loop (20 and 80 optimizer steps): their difference
+over 60 steps is the time of a step, set-up and finish cancel. Prints a table (ms per step,
+images/s) and, with --json, writes it and the fastest variant's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from torch.utils.data import TensorDataset
+
+from nnlab.models import build_model
+from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask
+from nnlab.train import TrainConfig, Trainer
+
+VARIANTS = {  # name: (read_every, cudnn benchmark, channels_last)
+    "read 1": (1, False, False),
+    "read 25": (25, False, False),
+    "read 25 + cudnn benchmark": (25, True, False),
+    "read 25 + cudnn benchmark + channels_last": (25, True, True),
+}
+
+
+def loop_seconds(steps: int, read_every: int, channels_last: bool, args) -> float:
+    """Wall time of Trainer.fit over `steps` steps of one epoch (no validation, no samples)."""
+    cfg = DiffusionConfig(
+        data="mnist",
+        sample_every=0,
+        model_args=dict(args.model_arg),
+        train=TrainConfig(
+            epochs=1,
+            batch_size=args.batch_size,
+            lr=1e-4,
+            ema=0.999,
+            max_steps=steps,
+            channels_last=channels_last,
+            monitor="val/loss",
+        ),
+    )
+    task = DiffusionTask(cfg, None)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, task.model_config(None))
+    trainer = Trainer(model, task, cfg.train)
+    trainer.read_every = read_every
+    x = torch.rand(steps * args.batch_size, 1, 32, 32)
+    data = TensorDataset(x, torch.zeros(len(x), dtype=torch.long))
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    trainer.fit(data)
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument(
+        "-m",
+        "--model-arg",
+        action="append",
+        default=[],
+        type=lambda kv: (kv.split("=", 1)[0], json.loads(kv.split("=", 1)[1])),
+        help="U-Net option KEY=VALUE (a JSON value), e.g. -m base=64",
+    )
+    ap.add_argument("--short", type=int, default=20, help="steps of the short run")
+    ap.add_argument("--long", type=int, default=80, help="steps of the long run")
+    ap.add_argument("--json", help="write the table and the fastest variant here")
+    args = ap.parse_args()
+    cuda = torch.cuda.is_available()
+    print(
+        f"torch {torch.__version__}, "
+        + (torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads")
+        + f", batch {args.batch_size}, U-Net {dict(args.model_arg) or 'default'}"
+    )
+    loop_seconds(5, 25, False, args)  # one-time costs: CUDA context, first kernels
+    rows = []
+    for name, (read_every, bench, channels_last) in VARIANTS.items():
+        if not cuda and (bench or read_every > 1 or channels_last):
+            continue  # the same code as "read 1" on the CPU (nothing to wait for)
+        torch.backends.cudnn.benchmark = bench
+        loop_seconds(5, read_every, channels_last, args)  # this variant's algorithm search
+        short = loop_seconds(args.short, read_every, channels_last, args)
+        long = loop_seconds(args.long, read_every, channels_last, args)
+        ms = 1000 * (long - short) / (args.long - args.short)
+        rows.append(
+            {"variant": name, "ms_per_step": ms, "images_per_s": args.batch_size / ms * 1e3}
+        )
+        print(f"  {name}: {ms:.1f} ms per step", flush=True)
+    print("\n| variant | ms per step | images/s |\n| --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['variant']} | {r['ms_per_step']:.1f} | {r['images_per_s']:,.0f} |")
+    best = min(rows, key=lambda r: r["ms_per_step"])
+    read_every, bench, channels_last = VARIANTS[best["variant"]]
+    print(f"\nfastest: {best['variant']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "rows": rows,
+                    "fastest": best["variant"],
+                    "channels_last": channels_last,
+                    "cudnn_benchmark": bench,
+                },
+                f,
+                indent=1,
+            )
+
+
+if __name__ == "__main__":
+    main()
