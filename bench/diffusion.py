@@ -11,9 +11,9 @@
    DDIM-50, 1000 samples each.
 
 On a GPU, --fit-min M picks the number of epochs that fills about M minutes of training: after a
-discarded warm-up probe it times two short probe runs (40 and 240 steps; their difference is the
-time of 200 steps, set-up and finish cancel) and divides. Both objectives then train for the same
-epochs (bench/gpu_run.sh runs this with the GPU check):
+discarded warm-up probe it times two short probe runs (40 and up to 240 steps, one epoch at most;
+their difference, set-up and finish cancel) and divides by the steps they differ by. Both
+objectives then train for the same epochs (bench/gpu_run.sh runs this with the GPU check):
 
     python bench/diffusion.py --fit-min 2 --batch-size 512 --lr 1e-3 -m base=64 --out runs/gpu
 
@@ -64,24 +64,30 @@ def config(
 
 def fit_epochs(minutes: float, args, console) -> int:
     """The number of epochs that fills about `minutes` of training on this machine: two probe
-    runs of 40 and 240 steps; the difference of their training-loop times gives the seconds per
-    step; one epoch is ceil(training images / batch) steps, plus 15% for its validation pass and
-    sample grid. A first, discarded probe of 10 steps pays the process's one-time costs (CUDA
-    context, cuDNN's algorithm search): without it they land in the 40-step probe alone, and on
-    a GPU the difference came out 23x too small (1.7 ms per step where 39 were measured)."""
-    took = {}
-    for steps in (10, 40, 240):
+    runs of 40 and up to 240 steps; the difference of their training-loop times over the
+    difference of the steps they took gives the seconds per step; one epoch is
+    ceil(training images / batch) steps, plus 15% for its validation pass and sample grid. A
+    first, discarded probe of 10 steps pays the process's one-time costs (CUDA context, cuDNN's
+    algorithm search). Each probe is one epoch long at most: the steps are read from its record,
+    not assumed (at batch 512 an epoch is 106 steps, and dividing by the 200 steps asked for made
+    two GPU runs' probes 3x too fast)."""
+    took, steps = {}, {}
+    for asked in (10, 40, 240):
         with tempfile.TemporaryDirectory(prefix="nnlab-probe-") as tmp:
-            task = DiffusionTask(config("eps", 0.0, 1, args, max_steps=steps, sample_every=0), None)
+            task = DiffusionTask(config("eps", 0.0, 1, args, max_steps=asked, sample_every=0), None)
             run_task(task, RunDir(tmp))
-            took[steps] = RunDir(tmp).metrics()[-1]["time/epoch_s"]
+            record = RunDir(tmp).metrics()[-1]
+            took[asked], steps[asked] = record["time/epoch_s"], record["step"]
             n_train = len(task.sets["train"])
-    per_step = max(took[240] - took[40], 1e-3) / 200
+    if steps[240] <= steps[40]:
+        raise SystemExit(f"--fit-min: an epoch is {steps[240]} steps, too few to probe")
+    per_step = max(took[240] - took[40], 1e-3) / (steps[240] - steps[40])
     per_epoch = 1.15 * math.ceil(n_train / args.batch_size) * per_step
     epochs = max(1, int(60 * minutes / per_epoch))
     console.print(
-        f"probe: {per_step * 1000:.1f} ms per step of {args.batch_size}, about "
-        f"{per_epoch:.1f} s per epoch of {n_train} images -> {epochs} epochs in {minutes:g} min"
+        f"probe: {per_step * 1000:.1f} ms per step of {args.batch_size} ({steps[240] - steps[40]} "
+        f"steps timed), about {per_epoch:.1f} s per epoch of {n_train} images -> {epochs} epochs "
+        f"in {minutes:g} min"
     )
     return epochs
 

@@ -11,8 +11,11 @@ Variants (each a fresh Trainer on random 32x32 images, so no dataset is read):
     cudnn benchmark    cuDNN times its convolution algorithms once per shape and keeps the
                        fastest (a global switch: bench/diffusion.py --cudnn-benchmark);
     channels_last      NHWC layout (TrainConfig.channels_last).
-Each variant is timed by two runs of the same loop (20 and 80 optimizer steps): their difference
-over 60 steps is the time of a step, set-up and finish cancel. Prints a table (ms per step,
+Variants run in rounds, every other round in reverse order, and each gets the median of its
+rounds (run once each, one after the other, four variants came out slower in the order they ran,
+twice on an H100: a drift of the machine, not of the variants). Each is timed by two runs of the
+same loop (20 and 80 optimizer steps): their difference over 60 steps is the time of a step,
+set-up and finish cancel. Prints a table (ms per step,
 images/s) and, with --json, writes it and the fastest variant's settings.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -82,6 +86,8 @@ def main() -> None:
     )
     ap.add_argument("--short", type=int, default=20, help="steps of the short run")
     ap.add_argument("--long", type=int, default=80, help="steps of the long run")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds over the variants (median)")
+    ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all")
     ap.add_argument("--json", help="write the table and the fastest variant here")
     args = ap.parse_args()
     cuda = torch.cuda.is_available()
@@ -91,22 +97,36 @@ def main() -> None:
         + f", batch {args.batch_size}, U-Net {dict(args.model_arg) or 'default'}"
     )
     loop_seconds(5, 25, False, args)  # one-time costs: CUDA context, first kernels
+    names = [
+        n
+        for n in (args.variants or VARIANTS)
+        if cuda or VARIANTS[n] == (1, False, False)  # the CPU: nothing to wait for or tune
+    ]
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(args.rounds):  # interleaved: a drift of the machine (clocks, heat) hits all
+        for name in names if r % 2 == 0 else names[::-1]:
+            read_every, bench, channels_last = VARIANTS[name]
+            torch.backends.cudnn.benchmark = bench
+            loop_seconds(5, read_every, channels_last, args)  # this variant's algorithm search
+            short = loop_seconds(args.short, read_every, channels_last, args)
+            long = loop_seconds(args.long, read_every, channels_last, args)
+            times[name].append(1000 * (long - short) / (args.long - args.short))
+            print(f"  round {r + 1}, {name}: {times[name][-1]:.1f} ms per step", flush=True)
     rows = []
-    for name, (read_every, bench, channels_last) in VARIANTS.items():
-        if not cuda and (bench or read_every > 1 or channels_last):
-            continue  # the same code as "read 1" on the CPU (nothing to wait for)
-        torch.backends.cudnn.benchmark = bench
-        loop_seconds(5, read_every, channels_last, args)  # this variant's algorithm search
-        short = loop_seconds(args.short, read_every, channels_last, args)
-        long = loop_seconds(args.long, read_every, channels_last, args)
-        ms = 1000 * (long - short) / (args.long - args.short)
+    for name, ms_all in times.items():
+        ms = statistics.median(ms_all)
         rows.append(
-            {"variant": name, "ms_per_step": ms, "images_per_s": args.batch_size / ms * 1e3}
+            {
+                "variant": name,
+                "ms_per_step": ms,
+                "ms_all": ms_all,
+                "images_per_s": args.batch_size / ms * 1e3,
+            }
         )
-        print(f"  {name}: {ms:.1f} ms per step", flush=True)
-    print("\n| variant | ms per step | images/s |\n| --- | --- | --- |")
+    print("\n| variant | ms per step (median) | each round | images/s |\n| --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['variant']} | {r['ms_per_step']:.1f} | {r['images_per_s']:,.0f} |")
+        each = " / ".join(f"{m:.1f}" for m in r["ms_all"])
+        print(f"| {r['variant']} | {r['ms_per_step']:.1f} | {each} | {r['images_per_s']:,.0f} |")
     best = min(rows, key=lambda r: r["ms_per_step"])
     read_every, bench, channels_last = VARIANTS[best["variant"]]
     print(f"\nfastest: {best['variant']}")
