@@ -4,6 +4,7 @@ nnlab's CNN (models/cnn.py, channels 32,64) and of the issue's table; interleave
 --repeats (min-max beside it).
 
     python bench/conv_speed.py [--repeats 15] [--only conv|pool] [--memory nchw|channels-last]
+                               [--before]
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import torch
 import torch.nn.functional as TF
 from timing import header, interleaved, ratio, spread
 
+import nnlab.numpy_nn.conv as conv
 from nnlab.numpy_nn.conv import Conv2d, MaxPool2d
+
+SHIFTS_FROM = conv.SHIFT_MIN_CHANNELS
 
 # (batch, in channels, out channels, size, where the shape comes from); 3x3 kernels, padding 1
 CONVS = [
@@ -47,13 +51,22 @@ def arrays(shape, channels_last: bool, rng) -> np.ndarray:
     return rng.standard_normal(shape, dtype=np.float32)
 
 
-def conv_sides(b: int, c: int, o: int, s: int, channels_last: bool):
+def conv_sides(b: int, c: int, o: int, s: int, channels_last: bool, before: bool):
+    """The two sides (and with `before`, the engine with its input gradient by col2im's adds,
+    as it was before `Conv2d._input_grad_by_shifts`)."""
     rng = np.random.default_rng(0)
     x = arrays((b, c, s, s), channels_last, rng)
     g = arrays((b, o, s, s), channels_last, rng)
     layer = Conv2d(c, o, 3, padding=1, rng=rng)
 
     def numpy_step():
+        conv.SHIFT_MIN_CHANNELS = SHIFTS_FROM
+        layer.zero_grad()
+        layer(x)
+        layer.backward(g)
+
+    def col2im_step():
+        conv.SHIFT_MIN_CHANNELS = 1 << 30
         layer.zero_grad()
         layer(x)
         layer.backward(g)
@@ -67,7 +80,8 @@ def conv_sides(b: int, c: int, o: int, s: int, channels_last: bool):
         xt.grad = wt.grad = bt.grad = None
         TF.conv2d(xt, wt, bt, padding=1).backward(gt)
 
-    return {"numpy": numpy_step, "torch": torch_step}
+    sides = {"numpy": numpy_step, "torch": torch_step}
+    return {**sides, "col2im": col2im_step} if before else sides
 
 
 def pool_sides(b: int, c: int, s: int, channels_last: bool):
@@ -99,23 +113,34 @@ def main() -> None:
         default="nchw",
         help="how x and the output gradient are stored, for both sides (default: nchw)",
     )
+    p.add_argument(
+        "--before",
+        action="store_true",
+        help="also time the engine's input gradient by col2im (before the shifted GEMMs)",
+    )
     args = p.parse_args()
     cl = args.memory == "channels-last"
     header(
         f"conv/pool forward + backward, float32, x and gradient stored {args.memory}, "
         f"median of {args.repeats} interleaved repeats"
     )
-    print("\n| layer | shape (B, C -> O, HxW) | NumPy ms | PyTorch ms | ratio |")
-    print("| --- | --- | --- | --- | --- |")
+    extra = " NumPy with col2im ms | its ratio |" if args.before else ""
+    print(f"\n| layer | shape (B, C -> O, HxW) | NumPy ms | PyTorch ms | ratio |{extra}")
+    print("| --- | --- | --- | --- | --- |" + (" --- | --- |" if args.before else ""))
     worst = 0.0
     if args.only != "pool":
         for b, c, o, s, where in CONVS:
-            t = interleaved(conv_sides(b, c, o, s, cl), args.repeats)
+            t = interleaved(conv_sides(b, c, o, s, cl, args.before), args.repeats)
             r = ratio(t["numpy"], t["torch"])
             worst = max(worst, r)
+            before = (
+                f" {spread(t['col2im'])} | {ratio(t['col2im'], t['torch']):.2f} |"
+                if args.before
+                else ""
+            )
             print(
                 f"| conv3x3 p1: {where} | {b}, {c} -> {o}, {s}x{s} | {spread(t['numpy'])} | "
-                f"{spread(t['torch'])} | {r:.2f} |"
+                f"{spread(t['torch'])} | {r:.2f} |{before}"
             )
     if args.only != "conv":
         for b, c, s, where in POOLS:

@@ -11,7 +11,7 @@ import torch.nn.functional as TF
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, ReLU, Sequential
+from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, ReLU, Sequential, blas
 from nnlab.numpy_nn.conv import AvgPool2d, Conv2d, Flatten, MaxPool2d, conv2d, im2col, output_size
 from nnlab.numpy_nn.gradcheck import check_module
 
@@ -59,6 +59,53 @@ def test_conv2d_forward_and_backward_equal_torch(case):
     assert np.allclose(dx, xt.grad.numpy(), atol=1e-10)
     assert np.allclose(layer.W.grad, wt.grad.numpy(), atol=1e-10)
     assert np.allclose(layer.b.grad, bt.grad.numpy(), atol=1e-10)
+
+
+@CASES
+@given(conv_case(), st.sampled_from([np.float64, np.float32]))
+def test_input_gradient_by_shifts_equals_col2im(case, dtype):
+    """The stride-1 input gradient taken as nine BLAS products accumulated at their shifts
+    (`Conv2d._input_grad_by_shifts`, used from 2 input channels up) equals col2im's on every
+    drawn shape of the test above, any channel count, both precisions (float32: to rounding),
+    the stride drawn as 1."""
+    B, C, O, H, W, k, _, padding, dilation, seed = case
+    rng = np.random.default_rng(seed)
+    layer = Conv2d(C, O, k, 1, padding, dilation, rng=rng, dtype=dtype)
+    x = rng.standard_normal((B, C, H, W)).astype(dtype)
+    y = layer(x)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    by_col2im = layer.backward(g)
+    g_rows = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, O)
+    by_shifts = layer._input_grad_by_shifts(g_rows, B, H, W, *y.shape[2:])
+    assert by_shifts.dtype == dtype and by_shifts.shape == x.shape
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert np.allclose(by_shifts, by_col2im, atol=tol * max(1.0, np.abs(by_col2im).max()))
+
+
+def test_wide_layers_take_the_shift_path_and_equal_torch(monkeypatch):
+    """From 2 input channels at stride 1 the layer's own backward goes by shifts (the path is
+    spied on): checked against PyTorch on an 8 -> 5 layer, padding 1, and padding 2 with
+    dilation 2."""
+    calls = []
+    shifts = Conv2d._input_grad_by_shifts
+    monkeypatch.setattr(
+        Conv2d, "_input_grad_by_shifts", lambda self, *a: calls.append(1) or shifts(self, *a)
+    )
+    rng = np.random.default_rng(3)
+    for padding, dilation in ((1, 1), (2, 2)):
+        layer = Conv2d(8, 5, 3, 1, padding, dilation, rng=rng, dtype=np.float64)
+        x = rng.standard_normal((4, 8, 11, 9))
+        y = layer(x)
+        g = rng.standard_normal(y.shape)
+        layer.zero_grad()
+        dx = layer.backward(g)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = TF.conv2d(
+            xt, torch.tensor(layer.W.data), torch.tensor(layer.b.data), 1, padding, dilation
+        )
+        (yt * torch.tensor(g)).sum().backward()
+        assert np.allclose(dx, xt.grad.numpy(), atol=1e-10)
+    assert len(calls) == 2 and blas.available(np.float64)
 
 
 @st.composite
