@@ -319,12 +319,27 @@ class MaxPool2d(_Pool2d):
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        dxp = np.zeros_like(self.xp)
+        """Windows that do not overlap (stride >= kernel, the usual 2x2 pooling) own their pixels:
+        each offset's share is written straight into its view of dX, with no zero fill where
+        the windows tile the input and no add (64 x 64 x 14 x 14, forward + backward: 4.2 ms
+        against 6.4 before, `bench/conv_speed.py --only pool`, one run each on the same
+        machine). Overlapping windows add their shares."""
+        disjoint = self.stride >= self.k
+        tiled = self.stride == self.k and all(
+            n * self.k == size for n, size in zip(self.y.shape[2:], self.xp.shape[2:])
+        )  # every pixel in one window: nothing left to zero
+        dxp = np.empty_like(self.xp) if tiled else np.zeros_like(self.xp)
         left = grad_out.copy(order="K")  # the gradient of windows whose arg-max is not found yet
-        for rows, cols in self.offsets:
-            share = left * (self.xp[:, :, rows, cols] == self.y)  # first max takes it all
-            dxp[:, :, rows, cols] += share
-            left -= share
+        for n, (rows, cols) in enumerate(self.offsets):
+            first_max = self.xp[:, :, rows, cols] == self.y  # ties: the first max takes it all
+            if disjoint:
+                share = dxp[:, :, rows, cols]
+                np.multiply(left, first_max, out=share)
+            else:
+                share = left * first_max
+                dxp[:, :, rows, cols] += share
+            if n < len(self.offsets) - 1:
+                left -= share
         return self._unpad(dxp)
 
 
