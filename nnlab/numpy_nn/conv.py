@@ -23,10 +23,15 @@ works channels-last (B, H, W, C):
   instead kh*kw GEMMs g @ W[u, v]^T each give a contiguous (B OH OW, C) block that is added at
   its offset (u, v): the layer step 1.2-1.9x faster than with the single GEMM on the benched
   shapes.
+- At stride 1 even those adds go: each product is accumulated by the GEMM itself at a row shift
+  of the padded grid (`Conv2d._input_grad_by_shifts`, C <- A B + C through NumPy's own BLAS,
+  `nnlab.numpy_nn.blas`): the layer step another 1.13-1.29x faster, bit-identical.
 - Buffers private to the layer are reused between steps (`Workspace`).
 Together: 64 x 16 -> 32 at 14x14 went from 19.5 ms to 6.6 ms, 64 x 32 -> 32 at 28x28 from 176 ms
-to 46 ms. What is left is single-threaded NumPy memory work (the im2col copy, the kh*kw adds,
-the NCHW <-> channels-last copies) beside PyTorch's two-threaded direct convolution (oneDNN).
+to 46 ms before the shifted input gradient, which took them to 1.14 and 1.13 of PyTorch (from
+1.40 and 1.38 in the same run). What is left is single-threaded NumPy memory work (the im2col
+copy, the NCHW <-> channels-last copies) beside PyTorch's two-threaded direct convolution
+(oneDNN).
 Splitting that work over threads measured slower: OpenBLAS's idle threads keep spinning on the
 cores after each GEMM. Also slower, measured: at stride 1, dX as a forward convolution of the
 padded gradient with the turned kernel (a second im2col and one GEMM instead of the kh*kw thin
