@@ -146,6 +146,38 @@ def test_sgd_matches_torch():
     assert np.allclose(lin.W.data, t.detach().numpy(), atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("momentum", [0.9, 0.0])
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_sgd_without_weight_decay_matches_torch_by_blas_and_by_numpy(
+    dtype, momentum, one_pass, monkeypatch
+):
+    """Without weight decay the update runs as BLAS axpby/axpy through NumPy's own OpenBLAS;
+    with the BLAS switched off, as NumPy passes: both equal torch.optim.SGD (float32: to
+    rounding), over two parameters of different shapes."""
+    import nnlab.numpy_nn.optim as optim
+
+    if not one_pass:
+        monkeypatch.setattr(optim.blas, "available", lambda dtype: False)
+    assert optim._one_pass(np.zeros(3, dtype)) == one_pass
+    rng = np.random.default_rng(7)
+    lin = Linear(5, 3, dtype=dtype)
+    lin.W.data[...] = rng.standard_normal((5, 3))
+    ours = SGD(lin.parameters(), lr=0.05, momentum=momentum)
+    ts = [torch.tensor(q.data, requires_grad=True) for q in lin.parameters()]
+    ref = torch.optim.SGD(ts, lr=0.05, momentum=momentum)
+    for _ in range(6):
+        for q, t in zip(lin.parameters(), ts):
+            g = rng.standard_normal(q.data.shape).astype(dtype)
+            q.grad[...] = g
+            t.grad = torch.tensor(g)
+        ours.step()
+        ref.step()
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for q, t in zip(lin.parameters(), ts):
+        assert q.data.dtype == dtype and np.allclose(q.data, t.detach().numpy(), atol=tol)
+
+
 # ---- properties ----------------------------------------------------------------------------------
 finite = st.floats(-50, 50, allow_nan=False)
 
