@@ -62,6 +62,18 @@ def config(
     )
 
 
+def add_model_arg(ap: argparse.ArgumentParser) -> None:
+    """-m KEY=VALUE, repeatable: the U-Net's options (bench/diffusion_step.py takes it too)."""
+    ap.add_argument(
+        "-m",
+        "--model-arg",
+        action="append",
+        default=[],
+        type=lambda kv: (kv.split("=", 1)[0], json.loads(kv.split("=", 1)[1])),
+        help="U-Net option KEY=VALUE (a JSON value), e.g. -m base=64",
+    )
+
+
 def fit_epochs(minutes: float, args, console) -> int:
     """The number of epochs that fills about `minutes` of training on this machine: two probe
     runs of 40 and up to 240 steps; the difference of their training-loop times over the
@@ -135,14 +147,7 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["ddpm", "x0"])
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument(
-        "-m",
-        "--model-arg",
-        action="append",
-        default=[],
-        type=lambda kv: (kv.split("=", 1)[0], json.loads(kv.split("=", 1)[1])),
-        help="U-Net option KEY=VALUE (a JSON value), e.g. -m base=64",
-    )
+    add_model_arg(ap)
     ap.add_argument(
         "--fit-min",
         type=float,

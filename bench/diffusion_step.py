@@ -27,6 +27,7 @@ import statistics
 import time
 
 import torch
+from diffusion import add_model_arg
 from torch.utils.data import TensorDataset
 
 from nnlab.models import build_model
@@ -76,14 +77,7 @@ def loop_seconds(steps: int, read_every: int, channels_last: bool, args) -> floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch-size", type=int, default=512)
-    ap.add_argument(
-        "-m",
-        "--model-arg",
-        action="append",
-        default=[],
-        type=lambda kv: (kv.split("=", 1)[0], json.loads(kv.split("=", 1)[1])),
-        help="U-Net option KEY=VALUE (a JSON value), e.g. -m base=64",
-    )
+    add_model_arg(ap)
     ap.add_argument("--short", type=int, default=20, help="steps of the short run")
     ap.add_argument("--long", type=int, default=80, help="steps of the long run")
     ap.add_argument("--rounds", type=int, default=1, help="rounds over the variants (median)")
