@@ -7,8 +7,8 @@ timm's ModelEmaV2 keeps:
 The warm-up of d_t keeps the first averages from being dominated by the random initialisation
 (with d = 0.999 and no warm-up, the average would still be 37% initial weights after 1000 steps).
 Buffers (BatchNorm statistics, already running averages) are copied, not averaged. The update is
-one multi-tensor (foreach) call over all the weights rather than one small kernel per tensor:
-on a GPU a small model's step is bound by kernel launches, not arithmetic."""
+one multi-tensor (foreach) call over all the weights rather than one small kernel per tensor
+(on a GPU each kernel launch costs host time; for a small model, launches add up)."""
 
 from __future__ import annotations
 
