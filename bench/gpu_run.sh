@@ -9,6 +9,7 @@
 #      batch 512, lr 1e-3: 5000 DDIM-50 samples scored with the floor and the baseline, then
 #      what SKIP does not name of DDPM-1000 vs DDIM-50 and eps vs x0 (the x0 run takes the
 #      eps run's epochs).
+# Also logs the GPU's clocks, temperature, power and load every 10 s (gpu_clocks.csv).
 # Needs NNLAB_DATA with mnist/ (and NNLAB_CACHE holding judges/mnist-cnn-v1 to score with the same
 # judge as the CPU figures; without it the judge is trained first). Writes its logs, the step
 # table and the diffusion runs (without their last checkpoints) as tar files to OUT.
@@ -31,6 +32,12 @@ py=${PYTHON:-python3}
     $py -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
     nproc
 } 2>&1 | tee "$OUT/device.txt"
+# the card's clocks, temperature, power and load every 10 s (read only): on one lease
+# the step slowed from about 33 to 50 ms within minutes, on every setting alike
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,temperature.gpu,power.draw,utilization.gpu \
+    --format=csv -l 10 > "$OUT/gpu_clocks.csv" 2>/dev/null &
+clocks=$!
+trap 'kill $clocks 2>/dev/null' EXIT
 if [ "$CHECK" != 0 ]; then
     SECONDS=0
     timeout 180 $py bench/gpu_check.py 2>&1 | tee "$OUT/gpu_check.log"
