@@ -1,8 +1,8 @@
 """Where the NumPy engine's time goes (the figures behind docs/RESULTS.md's speed sections):
 
 1. cProfile of one MNIST epoch of the 784-512-256-10 MLP at batch 64 (top functions);
-2. one SGD-with-momentum step over that MLP's parameters: NumPy operators (the engine) vs BLAS
-   scal/axpy through SciPy (what NumPy does not expose);
+2. one SGD-with-momentum step over that MLP's parameters: the engine's one-pass BLAS calls
+   (axpby, axpy through NumPy's own OpenBLAS) vs its NumPy fallback (four passes);
 3. filling the 58 MB im2col matrix of a 64 x 32 -> 32 x 28 x 28 conv layer into a fresh array vs a
    reused one, and its GEMM into a fresh output vs `out=` (page faults of fresh memory).
 
@@ -17,7 +17,6 @@ import pstats
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-from scipy.linalg.blas import get_blas_funcs
 from timing import header, interleaved, spread
 
 from nnlab.data import load_image_set
@@ -47,27 +46,31 @@ def profile_epoch(batch: int) -> None:
 
 
 def sgd_step(repeats: int) -> None:
+    """The engine's SGD.step (momentum 0.9, no weight decay) over the MLP's parameters, both ways:
+    one-pass BLAS axpby/axpy through NumPy's own OpenBLAS (the engine's path) and NumPy's four
+    passes (the path it takes where that BLAS is not found)."""
+    import nnlab.numpy_nn.optim as optim
+
+    net = mlp([784, 512, 256, 10], "relu", seed=0)
+    params = net.parameters()
     rng = np.random.default_rng(0)
-    shapes = [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)]
-    p, g, v = ([rng.standard_normal(s, dtype=np.float32) for s in shapes] for _ in range(3))
-    lr, m = 0.01, 0.9
-    scal, axpy = get_blas_funcs(("scal", "axpy"), (p[0],))
+    for q in params:
+        q.grad = rng.standard_normal(q.data.shape, dtype=np.float32)
+    opt = SGD(params, lr=1e-6, momentum=0.9)  # a tiny rate: the weights barely move
+    available = optim.blas.available
 
-    def numpy_ops():  # the engine's SGD.step
-        for pi, gi, vi in zip(p, g, v):
-            vi *= m
-            vi += gi
-            pi -= lr * vi
+    def with_blas():
+        optim.blas.available = available
+        opt.step()
 
-    def blas():  # one pass per operation, in place
-        for pi, gi, vi in zip(p, g, v):
-            scal(m, vi.reshape(-1))
-            axpy(gi.reshape(-1), vi.reshape(-1), a=1.0)
-            axpy(vi.reshape(-1), pi.reshape(-1), a=-lr)
+    def numpy_passes():
+        optim.blas.available = lambda dtype: False
+        opt.step()
 
-    t = interleaved({"numpy": numpy_ops, "blas": blas}, repeats)
-    print("\n2. one SGD momentum step over 535,818 parameters (ms, median (min-max)):")
-    print(f"   NumPy operators {spread(t['numpy'])}, BLAS scal/axpy {spread(t['blas'])}")
+    t = interleaved({"blas": with_blas, "numpy": numpy_passes}, repeats)
+    optim.blas.available = available
+    print(f"\n2. one SGD momentum step over {sum(q.data.size for q in params):,} parameters (ms):")
+    print(f"   BLAS axpby + axpy {spread(t['blas'])}, NumPy operators {spread(t['numpy'])}")
 
 
 def fresh_vs_reused(repeats: int) -> None:

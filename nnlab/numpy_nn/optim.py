@@ -8,8 +8,8 @@ v += g, lr * v, p -= it), on one core: 0.59 ms per step for the 535,818 paramete
 step it was more: new memory, a page fault per 4 KiB; it now goes into a kept buffer). Without
 weight decay the update runs as two BLAS level-1 calls instead, through NumPy's own OpenBLAS
 (`nnlab.numpy_nn.blas`): v = 1 g + m v (axpby) and p = -lr v + p (axpy), one pass each, split
-over the BLAS's threads: 0.45 ms instead of 0.64 for that MLP (interleaved, median of 15), and
-the MLP's epoch against PyTorch's in docs/RESULTS.md. The same arithmetic in another order of
+over the BLAS's threads where they are long: 0.51 ms instead of 0.67 for that MLP
+(bench/numpy_profile.py), and the MLP's epoch against PyTorch's in docs/RESULTS.md. The same arithmetic in another order of
 rounding: float32 results agree to rounding, not bit for bit.
 """
 
