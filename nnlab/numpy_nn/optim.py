@@ -9,8 +9,8 @@ step it was more: new memory, a page fault per 4 KiB; it now goes into a kept bu
 weight decay the update runs as two BLAS level-1 calls instead, through NumPy's own OpenBLAS
 (`nnlab.numpy_nn.blas`): v = 1 g + m v (axpby) and p = -lr v + p (axpy), one pass each, split
 over the BLAS's threads where they are long: 0.51 ms instead of 0.67 for that MLP
-(bench/numpy_profile.py), and the MLP's epoch against PyTorch's in docs/RESULTS.md. The same arithmetic in another order of
-rounding: float32 results agree to rounding, not bit for bit.
+(bench/numpy_profile.py), and the MLP's epoch against PyTorch's in docs/RESULTS.md. The same
+arithmetic in another order of rounding: float32 results agree to rounding, not bit for bit.
 """
 
 from __future__ import annotations
