@@ -113,7 +113,7 @@ def random_forest(cfg: BonnConfig, folds: list[int]) -> dict:
     from nnlab.signal.features import baseline_features
 
     t0 = time.perf_counter()
-    x, y, _, fs = bonn_segments(cfg.pair)
+    x, y, _, fs = bonn_segments(cfg)
     features = baseline_features(x, fs)  # (N, 8)
     per_fold = []
     for k in folds:
@@ -153,7 +153,7 @@ def braindecode_eegnet(cfg: BonnConfig, folds: list[int], epochs: int) -> dict |
     from nnlab.train import TrainConfig, Trainer
 
     t0 = time.perf_counter()
-    x, y, _, _ = bonn_segments(cfg.pair)
+    x, y, _, _ = bonn_segments(cfg)
     per_fold = []
     for k in folds:
         parts = fold_parts(y, cfg.folds, k, cfg.train.seed, cfg.val_fraction)

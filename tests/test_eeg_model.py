@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nnlab.errors import NNLabError
 from nnlab.models import build_model, model_config
 from nnlab.models.eeg_transformer import EEGTransformer, EEGTransformerConfig, tower_tokens
 
@@ -276,6 +277,87 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
 def test_bonn_bad_options(bonn_folder, capsys, args, message):
     assert run_cli("seizure", "bonn", *args) == 1
     assert message in capsys.readouterr().err
+
+
+# ---- any dataset of single-channel segments, one folder per class ---------------------------
+def segment_folders(root, fs=256, seconds=6, n=12, edf=True):
+    """'calm' (noise, as text files, one as EDF) and 'spiky' (a 3-Hz spike-wave rhythm, as .npy)
+    segments of `seconds` at `fs`: another dataset's layout, rate and length than Bonn's."""
+    from nnlab.data.eeg import Recording, write_edf
+
+    rng = np.random.default_rng(1)
+    t = np.arange(fs * seconds) / fs
+    (root / "calm").mkdir(parents=True)
+    (root / "spiky").mkdir()
+    for i in range(n):
+        calm = 40 * rng.standard_normal(len(t))
+        spiky = calm + 200 * np.sin(2 * np.pi * 3 * t + rng.uniform(0, 6)) ** 15
+        if edf and i == 0:
+            write_edf(root / "calm" / "c00.edf", Recording("c00", fs, ["T3"], calm[None]))
+        else:
+            np.savetxt(root / "calm" / f"c{i:02d}.txt", calm, fmt="%.3f")
+        np.save(root / "spiky" / f"s{i:02d}.npy", spiky.astype(np.float32))
+    (root / "spiky" / "notes.md").write_text("not a segment")  # other files are ignored
+    return root
+
+
+def test_segment_folders_of_another_dataset_cross_validate(tmp_path, capsys):
+    """`nnlab seizure bonn --data DIR` on class folders of 6-s segments at 256 Hz (text, .npy
+    and one EDF file, whose rate sets --fs): the same cross-validation, one test per segment,
+    and the saved front end describes the 6-s segments' windows."""
+    from nnlab.data.segments import load_segment_folders
+    from nnlab.run import RunDir
+
+    root = segment_folders(tmp_path / "other set")
+    found = load_segment_folders(root, "calm-spiky")
+    assert found.x.shape == (24, 1536) and found.fs == 256 and found.cut == 0
+    assert found.y.tolist() == [0] * 12 + [1] * 12 and found.names[0] == "calm/c00"
+    out = tmp_path / "cv"
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "2", "--device", "cpu")
+    args = ("--data", str(root), "--pair", "calm-spiky", "--folds", "2", "--crop-s", "4")
+    assert run_cli("seizure", "bonn", *args, *quick, "--mains", "60", "--out", str(out)) == 0
+    s = RunDir.open(out).summary()
+    assert s["pooled"]["segments"] == 24 and s["folds_run"] == 2
+    fold = RunDir.open(out).children()[0]
+    spec = json.loads((fold.path / "normalizer.json").read_text())
+    assert spec["fs"] == 256 and spec["spectral"]["window_s"] < 6  # a 4-s crop's window
+    assert fold.summary()["frames"] == 11  # 1-s frames every 0.5 s over 6 s
+    assert "segments of other set calm-spiky: test folds" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--pair", "calm-ictal"], "no class folder ictal"),
+        (["--pair", "calm"], "--pair must be CLASSES-CLASSES"),
+        (["--pair", "calm-calm"], "distinct"),
+        (["--crop-s", "18"], "a segment is 6.0 s"),
+        (["--fs", "200", "--crop-s", "0"], "the EDF segments say 256"),
+    ],
+)
+def test_segment_folders_bad_options(tmp_path, capsys, args, message):
+    root = segment_folders(tmp_path / "set")
+    assert run_cli("seizure", "bonn", "--data", str(root), "--pair", "calm-spiky", *args) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
+    from nnlab.data.segments import load_segment_folders
+
+    root = segment_folders(tmp_path / "set", edf=False)
+    with pytest.raises(NNLabError, match="give it with --fs"):
+        load_segment_folders(root, "calm-spiky")
+    assert load_segment_folders(root, "calm-spiky", fs=256).fs == 256
+    np.savetxt(root / "calm" / "c05.txt", np.ones((100, 2)))
+    with pytest.raises(NNLabError, match="c05.txt: a segment file holds one channel"):
+        load_segment_folders(root, "calm-spiky", fs=256)
+    (root / "calm" / "c05.txt").write_text("1\n2\nthree\n")
+    with pytest.raises(NNLabError, match="c05.txt: not a readable segment"):
+        load_segment_folders(root, "calm-spiky", fs=256)
+    (root / "calm" / "c05.txt").write_text("\n".join(["1"] * 1000))  # a shorter segment
+    found = load_segment_folders(root, "calm-spiky", fs=256)
+    assert found.x.shape == (24, 1000) and found.cut == 23
 
 
 # ---- random time crops and test-time averaging ---------------------------------------------

@@ -27,7 +27,8 @@ from nnlab.run import RunDir
 
 def show_bonn(runner, summary) -> None:
     rows = summary["rows"]
-    console.print(table(rows, f"Bonn {summary['pair']}: test folds, best checkpoints"))
+    data = summary.get("data", "Bonn")  # runs made before folder datasets: Bonn
+    console.print(table(rows, f"{data} {summary['pair']}: test folds"))
     sd = {m: summary[f"{m}_sd"] for m in ("acc", "sensitivity", "specificity", "auc")}
     pooled = summary["pooled"]
     console.print(

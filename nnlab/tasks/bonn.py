@@ -1,6 +1,11 @@
 """Bonn segment classification (issue 16 item 2): is a 23.6-s single-channel segment ictal (set E)
 or not (A healthy, D interictal)? Stratified k-fold cross-validation, one child run per fold.
 
+Other datasets of single-channel segments run the same way from a folder with one subfolder per
+class (`--data DIR --pair interictal-ictal --fs 256`; `nnlab.data.segments`): any rate, any
+segment length (the checks and the saved front end follow the data's), the mains frequency set
+with `--mains`. Below, the numbers are Bonn's.
+
 Each segment x (4097 samples at 173.61 Hz) goes through the shared front end
 (`nnlab.signal.spectral.log_spectrogram`): STFT segments of `segment_s` seconds overlapping by
 `overlap_s` (1 s, 0.5 s: T = 46 frames of 1-Hz bins), DC and the bins around the mains frequency and
@@ -40,8 +45,12 @@ so the crops together cover every frame, and the validation loss (which picks th
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,8 +78,13 @@ SEGMENT_S = 4097 / 173.61  # one Bonn segment, 23.6 s
 
 @dataclass
 class BonnConfig:
-    data: str = "bonn"  # the dataset: Bonn .mat files or the original Z/O/N/F/S text zips
-    pair: str = "AD-E"  # sets of class 0 '-' sets of class 1, e.g. A-E, D-E, AD-E, ABCD-E
+    # bonn (the .mat files or the original Z/O/N/F/S text zips), or a folder with one subfolder
+    # of single-channel segment files (.txt, .csv, .npy, .edf) per class
+    data: str = "bonn"
+    # sets of class 0 '-' sets of class 1 (the seizure class), e.g. A-E, D-E, AD-E, ABCD-E; for a
+    # folder, class folders joined by '+', e.g. interictal+normal-ictal
+    pair: str = "AD-E"
+    fs: float = 0.0  # Hz, of a folder's text/.npy segments (Bonn: 173.61; EDF files: their own)
     folds: int = 10  # stratified k-fold cross-validation
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
     fold_limit: int = 0  # > 0: only the first N folds (quick runs)
@@ -109,11 +123,12 @@ class BonnConfig:
     )
 
     def check(self) -> None:
-        from nnlab.data.bonn import load_bonn, pair_labels
-
-        if self.data != "bonn":
-            raise NNLabError(f"--data must be bonn, got '{self.data}'")
-        negative, positive = pair_labels(self.pair)
+        if self.data != "bonn" and not Path(self.data).is_dir():
+            raise NNLabError(
+                f"--data must be bonn or a folder of class folders of segments, got '{self.data}'"
+            )
+        if self.fs < 0:
+            raise NNLabError(f"--fs must be >= 0 (0: Bonn's or the files' own), got {self.fs}")
         if self.folds < 2:
             raise NNLabError(f"--folds must be >= 2, got {self.folds}")
         if not -1 <= self.fold < self.folds:
@@ -124,33 +139,39 @@ class BonnConfig:
             raise NNLabError(f"--checkpoint must be best or last, got '{self.checkpoint}'")
         if not 0.0 < self.val_fraction < 0.5:
             raise NNLabError(f"--val-fraction must be in (0, 0.5), got {self.val_fraction}")
-        if not 0.0 <= self.overlap_s < self.segment_s <= SEGMENT_S:
+        x, y, _, fs = bonn_segments(self)  # the files are there and readable
+        seconds = x.shape[1] / fs
+        if not 0.0 <= self.overlap_s < self.segment_s <= seconds:
             raise NNLabError(
-                f"need 0 <= --overlap-s < --segment-s <= {SEGMENT_S:.1f} (one segment), got "
+                f"need 0 <= --overlap-s < --segment-s <= {seconds:.1f} (one segment), got "
                 f"{self.overlap_s}, {self.segment_s}"
             )
-        if self.crop_s and not self.segment_s <= self.crop_s <= SEGMENT_S:
+        if self.crop_s and not self.segment_s <= self.crop_s <= seconds + 1e-6:
             raise NNLabError(
-                f"--crop-s must be 0 (no crops) or in [--segment-s, {SEGMENT_S:.1f}], got "
-                f"{self.crop_s}"
+                f"--crop-s must be 0 (no crops: the whole segment) or in [--segment-s, "
+                f"{seconds:.1f}] (a segment is {seconds:.1f} s), got {self.crop_s}"
             )
         if self.test_crops < 1:
             raise NNLabError(f"--test-crops must be >= 1, got {self.test_crops}")
         if self.fmax < 0 or self.mains <= 0 or self.notch_width < 0:
             raise NNLabError("need --fmax >= 0, --mains > 0 and --notch-width >= 0")
+        if min(np.bincount(y, minlength=2)) < self.folds:
+            raise NNLabError(
+                f"{self.folds} folds need at least {self.folds} segments of each class; "
+                f"{self.pair} has {np.bincount(y, minlength=2).tolist()}"
+            )
         try:  # the model's own checks (towers, heads dividing dim, ...) on a stand-in shape
             build_model(self.model, model_config(self.model, **self.model_args))
         except ValueError as e:
             raise NNLabError(f"--model-arg: {e}") from None
-        load_bonn(negative + positive)  # the files are there and readable (1.6 MB in all)
 
-    def spectral(self):
-        """The front end's settings (a whole segment is one window)."""
+    def spectral(self, seconds: float = SEGMENT_S):
+        """The front end's settings (a whole segment of `seconds` is one window)."""
         from nnlab.signal.spectral import SpectralConfig
 
         return SpectralConfig(
-            window_s=SEGMENT_S,
-            hop_s=SEGMENT_S,
+            window_s=seconds,
+            hop_s=seconds,
             segment_s=self.segment_s,
             overlap_s=self.overlap_s,
             notch=self.notch,
@@ -159,10 +180,11 @@ class BonnConfig:
             fmax=self.fmax or None,
         )
 
-    def input_spectral(self, fs: float, frames: int):
-        """The front end of the model's input: the whole segment, or with crops a window of the
-        crop's L frames, so that `nnlab seizure detect` slides windows the model can read."""
-        spec = self.spectral()
+    def input_spectral(self, fs: float, frames: int, seconds: float = SEGMENT_S):
+        """The front end of the model's input: the whole segment (of `seconds`), or with crops a
+        window of the crop's L frames, so that `nnlab seizure detect` slides windows the model
+        can read."""
+        spec = self.spectral(seconds)
         L = self.crop_frames(frames)
         if L == frames:
             return spec
@@ -185,6 +207,15 @@ class BonnConfig:
 
 
 # ---- data ----------------------------------------------------------------------------------------
+def dataset_name(cfg: BonnConfig) -> str:
+    """'bonn', or a folder dataset's folder name (run directories, titles)."""
+    return "bonn" if cfg.data == "bonn" else Path(cfg.data).resolve().name.replace(" ", "_")
+
+
+def dataset_title(cfg: BonnConfig) -> str:
+    return "Bonn" if cfg.data == "bonn" else f"segments of {Path(cfg.data).name}"
+
+
 def fold_parts(
     y: np.ndarray, folds: int, fold: int, seed: int, val_fraction: float
 ) -> dict[str, np.ndarray]:
@@ -204,14 +235,37 @@ def without_validation(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"train": np.sort(np.concatenate([parts["train"], parts["val"]])), "test": parts["test"]}
 
 
-def bonn_segments(pair: str):
-    """(x (N, 4097) float32, y (N,) int64, names, fs) of the segments of a pair such as 'AD-E'."""
-    from nnlab.data.bonn import load_bonn, pair_labels
+def bonn_segments(cfg: BonnConfig):
+    """(x (N, L) float32, y (N,) int64, names, fs) of the segments of cfg.pair: Bonn's sets
+    ('AD-E') or a folder's classes ('interictal-ictal'). Kept between calls while the data's
+    location and folders are unchanged: every fold of a cross-validation reads the same files."""
+    if cfg.data == "bonn":
+        where = os.environ.get("NNLAB_DATA", "")
+    else:
+        root = Path(cfg.data).resolve()
+        where = (str(root), *(d.stat().st_mtime_ns for d in [root, *root.iterdir()] if d.is_dir()))
+    return _segments(cfg.data, cfg.pair, cfg.fs, where)
 
-    negative, positive = pair_labels(pair)
-    data = load_bonn(negative + positive)
-    x, y, names = data.binary(pair)
-    return x, y, names, data.fs
+
+@functools.lru_cache(maxsize=2)
+def _segments(data: str, pair: str, fs: float, where):
+    if data == "bonn":
+        from nnlab.data.bonn import load_bonn, pair_labels
+
+        negative, positive = pair_labels(pair)
+        bonn = load_bonn(negative + positive)
+        x, y, names = bonn.binary(pair)
+        return x, y, names, bonn.fs
+    from nnlab.data.segments import load_segment_folders
+
+    found = load_segment_folders(data, pair, fs)
+    if found.cut:
+        warnings.warn(
+            f"{data}: {found.cut} segment(s) longer than the shortest ({found.x.shape[1]} "
+            "samples) were cut to it",
+            stacklevel=2,
+        )
+    return found.x, found.y, found.names, found.fs
 
 
 def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -292,7 +346,7 @@ class BonnTask(Task):
         from nnlab.signal.spectral import Normalizer
 
         cfg = self.cfg
-        x, y, names, fs = bonn_segments(cfg.pair)
+        x, y, names, fs = bonn_segments(cfg)
         path = run.path / "split.json"
         if resume:
             parts = load_split(path, names)
@@ -321,7 +375,7 @@ class BonnTask(Task):
                 "freqs": freqs.tolist(),
                 "fs": fs,
                 # what the model reads (nnlab seizure detect's windows): with crops, one crop
-                "spectral": cfg.input_spectral(fs, logp.shape[2]).to_dict(),
+                "spectral": cfg.input_spectral(fs, logp.shape[2], x.shape[1] / fs).to_dict(),
             },
         )
         self.names, self.y, self.parts, self.freqs = names, y, parts, freqs
@@ -404,10 +458,10 @@ class BonnTask(Task):
         return self.cfg.test_crops if self.cfg.crop_frames(x.shape[2]) < x.shape[2] else 1
 
     def run_name(self) -> str:
-        return f"bonn-{self.cfg.pair}-fold{self.cfg.fold}"
+        return f"{dataset_name(self.cfg)}-{self.cfg.pair}-fold{self.cfg.fold}"
 
     def title(self) -> str:
-        return f"{self.cfg.model}, Bonn {self.cfg.pair}, fold {self.cfg.fold}"
+        return f"{self.cfg.model}, {dataset_title(self.cfg)} {self.cfg.pair}, fold {self.cfg.fold}"
 
 
 # what runs saved before these fields existed were made with (not today's defaults)
@@ -474,6 +528,7 @@ def run_bonn_cv(
     gates = np.array([[c["gates"][t] for t in towers] for c in cases])
     summary = {
         "task": BonnCV.name,
+        "data": dataset_title(cfg),
         "pair": cfg.pair,
         "model": cfg.model,
         "towers": towers,
@@ -493,7 +548,8 @@ def run_bonn_cv(
     }
     run.save_summary(summary)
     run.save_figure(
-        "folds_and_gates", cv_figure(summary, CLASS_NAMES, f"{cfg.model}, Bonn {cfg.pair}")
+        "folds_and_gates",
+        cv_figure(summary, CLASS_NAMES, f"{cfg.model}, {dataset_title(cfg)} {cfg.pair}"),
     )
     return summary
 
@@ -512,7 +568,7 @@ class BonnCV(CrossValidation):
     cross_validate = staticmethod(run_bonn_cv)
 
     def run_name(self) -> str:
-        return f"bonn-{self.cfg.pair}"
+        return f"{dataset_name(self.cfg)}-{self.cfg.pair}"
 
     @classmethod
     def config_from_run(cls, run: RunDir) -> BonnConfig:
