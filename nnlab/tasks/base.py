@@ -212,7 +212,8 @@ def load_config(run: RunDir, task: type[Task]):
     """The config a run of `task` was made with (strict: an unknown field is an error)."""
     raw = run.config()
     if raw.get("task") != task.name:
-        raise NNLabError(f"{run.path}: not a {task.noun} run (task {raw.get('task')!r})")
+        article = "an" if task.noun[:1].lower() in "aeiou" else "a"
+        raise NNLabError(f"{run.path}: not {article} {task.noun} run (task {raw.get('task')!r})")
     fields = {f.name for f in dataclasses.fields(task.config_class)}
     raw = {k: v for k, v in raw.items() if k in fields}
     train = raw.get("train", {})

@@ -106,7 +106,7 @@ class OCRTask(Task):
     through the NumPy engine's trainer (`run_numpy_ocr`): same data, split and run directory."""
 
     name, config_class, models = "ocr", OCRConfig, MODELS
-    noun = "an OCR character model"
+    noun = "OCR character model"
     summary_keys = (
         "model",
         "data",
