@@ -516,3 +516,17 @@ def test_read_eval_and_compose_with_a_trained_model(capsys, tmp_path, tiny_run, 
     code, _, err = run_cli(capsys, "ocr", "compose", tmp_path / "bad", "--pages", "1",
                            "--model", tiny_run, "--desk", "7")  # fmt: skip
     _one_line_error(code, err, "--desk")
+
+
+@pytest.mark.parametrize("task,asked,hint", [("ocr_ctc", "chars", "ctc"), ("ocr", "ctc", "chars")])
+def test_a_run_of_the_other_recognizer_says_which_option_reads_it(tmp_path, task, asked, hint):
+    """`nnlab ocr read --model RUN` with the default recognizer on a CTC run (or the reverse):
+    one line that names the option, not 'not a ... run'."""
+    from nnlab.tasks.ocr import load_reader
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"task": task}))
+    (run / "checkpoints" / "best.safetensors").write_bytes(b"")
+    with pytest.raises(NNLabError, match=f"read with --recognizer {hint}$"):
+        load_reader(run, asked)

@@ -453,10 +453,28 @@ def load_reader(
     if recognizer == "ctc":
         ctc = ctc_module()  # before looking for a model: say first that there is no recogniser
         path = find_model(model, recognizer)
+        _other_recognizer(path, "ocr", "chars")
         reader = ctc.load_line_reader(path, device)
         return Reader("ctc", path, line_reader=reader, low_confidence=low_confidence)
     path = find_model(model, recognizer)
+    _other_recognizer(path, "ocr_ctc", "ctc")
     return Reader("chars", path, load_classifier(path, device), low_confidence=low_confidence)
+
+
+def _other_recognizer(path: Path, task: str, recognizer: str) -> None:
+    """A clear error for a run of the other recognizer: which option reads with it."""
+    config = Path(path) / "config.json"
+    try:
+        import json
+
+        found = json.loads(config.read_text()).get("task") if config.is_file() else None
+    except (OSError, ValueError):
+        return  # the loader says what is wrong with the run
+    if found == task:
+        raise NNLabError(
+            f"{path}: a {'CTC line recogniser' if task == 'ocr_ctc' else 'character model'} "
+            f"run: read with --recognizer {recognizer}"
+        )
 
 
 def read_to_folder(
