@@ -74,6 +74,7 @@ from nnlab.viz.eeg import cv_figure
 
 CLASS_NAMES = ("non-seizure", "seizure")
 SEGMENT_S = 4097 / 173.61  # one Bonn segment, 23.6 s
+BONN_BAND_HZ = 40.0  # Bonn's recordings were band-passed at 0.53-40 Hz before digitisation
 
 
 @dataclass
@@ -98,7 +99,9 @@ class BonnConfig:
     notch: bool = True  # drop the bins within notch_width Hz of the mains frequency and harmonics
     mains: float = 50.0  # mains frequency in Hz (Bonn: Germany, 50 Hz)
     notch_width: float = 3.0  # half-width of each notch in Hz
-    fmax: float = 0.0  # drop the bins above this frequency in Hz; 0 keeps up to Nyquist
+    # drop the bins above this frequency in Hz; 0 keeps up to Nyquist; -1: the data's band (Bonn
+    # was band-passed at 0.53-40 Hz: 40, chosen by nested validation; a folder: Nyquist)
+    fmax: float = -1.0
     # train on random time crops of this many seconds (18 s: 35 of 46 frames; chosen by nested
     # validation over 14 s and the whole segment); 0: the whole segment
     crop_s: float = 18.0
@@ -153,8 +156,10 @@ class BonnConfig:
             )
         if self.test_crops < 1:
             raise NNLabError(f"--test-crops must be >= 1, got {self.test_crops}")
-        if self.fmax < 0 or self.mains <= 0 or self.notch_width < 0:
-            raise NNLabError("need --fmax >= 0, --mains > 0 and --notch-width >= 0")
+        if not (self.fmax >= 0 or self.fmax == -1) or self.mains <= 0 or self.notch_width < 0:
+            raise NNLabError(
+                "need --fmax >= 0 (or -1: the data's band), --mains > 0 and --notch-width >= 0"
+            )
         if min(np.bincount(y, minlength=2)) < self.folds:
             raise NNLabError(
                 f"{self.folds} folds need at least {self.folds} segments of each class; "
@@ -177,8 +182,15 @@ class BonnConfig:
             notch=self.notch,
             mains=self.mains,
             notch_width=self.notch_width,
-            fmax=self.fmax or None,
+            fmax=self.top_frequency(),
         )
+
+    def top_frequency(self) -> float | None:
+        """The highest frequency kept (None: up to Nyquist): --fmax, or with -1 the data's band,
+        40 Hz for Bonn (recorded band-passed at 0.53-40 Hz)."""
+        if self.fmax == -1:
+            return BONN_BAND_HZ if self.data == "bonn" else None
+        return self.fmax or None
 
     def input_spectral(self, fs: float, frames: int, seconds: float = SEGMENT_S):
         """The front end of the model's input: the whole segment (of `seconds`), or with crops a
