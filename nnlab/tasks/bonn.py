@@ -8,9 +8,10 @@ with `--mains`. Below, the numbers are Bonn's.
 
 Each segment x (4097 samples at 173.61 Hz) goes through the shared front end
 (`nnlab.signal.spectral.log_spectrogram`): STFT segments of `segment_s` seconds overlapping by
-`overlap_s` (1 s, 0.5 s: T = 46 frames of 1-Hz bins), DC and the bins around the mains frequency and
-its harmonics removed, log power, normalised per frequency with the mean and standard deviation of
-the fold's *training* segments only. The (1, T, F) spectrogram is the model's input: the STFT frames
+`overlap_s` (1 s, 0.5 s: T = 46 frames of 1-Hz bins), DC, the bins around the mains frequency and
+its harmonics and the bins above the recordings' band (`fmax`; Bonn: 40 Hz) removed, log power,
+normalised per frequency with the mean and standard deviation of the fold's *training* segments
+only. The (1, T, F) spectrogram is the model's input: the STFT frames
 (sub-windows of the segment) are the temporal tower's tokens, the frequency bins the spectral
 tower's. The spatial tower reads one token per channel and Bonn has one channel, so the Bonn model
 uses the temporal and spectral towers only.
