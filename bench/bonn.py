@@ -195,6 +195,12 @@ def main() -> None:
         "--jobs", type=int, default=1, help="> 1: train the transformer's folds in N processes"
     )
     ap.add_argument("--resume", action="store_true", help="keep the folds an earlier run finished")
+    ap.add_argument(
+        "--fmax",
+        type=float,
+        default=None,
+        help="the task's --fmax (default: the task's, -1: the data's band; 0: the second recipe)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -208,6 +214,8 @@ def main() -> None:
         cfg = dataclasses.replace(
             base, pair=split, folds=args.folds, fold_limit=args.fold_limit, train=train
         )
+        if args.fmax is not None:
+            cfg = dataclasses.replace(cfg, fmax=args.fmax)
         cfg.check()
         cfgs.append(cfg)
     spent = {}
