@@ -80,7 +80,7 @@ def main() -> None:
     add_model_arg(ap)
     ap.add_argument("--short", type=int, default=20, help="steps of the short run")
     ap.add_argument("--long", type=int, default=80, help="steps of the long run")
-    ap.add_argument("--rounds", type=int, default=1, help="rounds over the variants (median)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over the variants (median)")
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all")
     ap.add_argument("--json", help="write the table and the fastest variant here")
     args = ap.parse_args()

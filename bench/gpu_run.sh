@@ -16,7 +16,8 @@
 #
 #     OUT=runs/gpu bash bench/gpu_run.sh [FIT_MIN]        # FIT_MIN default 2
 #     CHECK=0 SKIP="x0 ddpm" BENCH_S=480 OUT=runs/gpu bash bench/gpu_run.sh 5.5
-# About 2 min for the check, 40 s for the step table and (FIT_MIN + 1.5) per objective on an H100.
+# About 2 min for the check, 80 s for the step table (3 interleaved rounds) and (FIT_MIN + 1.5)
+# minutes per objective on an H100.
 set -uo pipefail
 OUT=${OUT:-runs/gpu}
 FIT=${1:-2}
@@ -44,7 +45,7 @@ if [ "$CHECK" != 0 ]; then
     echo "gpu_check: ${SECONDS} s" | tee -a "$OUT/device.txt"
 fi
 SECONDS=0
-timeout 120 $py bench/diffusion_step.py --batch-size 512 -m base=64 --short 15 --long 55 \
+timeout 150 $py bench/diffusion_step.py --batch-size 512 -m base=64 --short 15 --long 55 \
     --json "$OUT/step.json" 2>&1 | tee "$OUT/step.log"
 echo "step table: ${SECONDS} s" | tee -a "$OUT/device.txt"
 settings=()
