@@ -69,10 +69,11 @@ class RunningLosses:
     """The epoch's sums of the loss terms, kept where the losses are and read back to the host
     every `every` steps. A read waits for the device: on a GPU one read per step stops the host
     from queuing the next step's kernels while the GPU still runs this one's, and a small
-    model's step is then host time plus GPU time instead of the larger of the two. On the CPU
-    there is nothing to wait for (every = 1). A non-finite loss is seen at the next read, which
-    names the step it came from; nothing is written between reads (the loop reads before every
-    checkpoint), so a NaN never reaches a file."""
+    model's step is then host time plus GPU time instead of the larger of the two (on an H100
+    the diffusion U-Net at batch 512 is GPU-bound: there the difference was within the card's
+    drift, docs/RESULTS.md). On the CPU there is nothing to wait for (every = 1). A non-finite
+    loss is seen at the next read, which names the step it came from; nothing is written between
+    reads (the loop reads before every checkpoint), so a NaN never reaches a file."""
 
     def __init__(self, every: int, sums: dict[str, float], count: int):
         self.every, self.sums, self.count = every, dict(sums), count
