@@ -29,6 +29,7 @@ from nnlab.ocr.page import (
     background,
     estimate_skew,
     find_characters,
+    find_edge_strips,
     find_paper,
     flatten,
     merge_parts,
@@ -143,6 +144,33 @@ def test_a_desk_around_the_page_is_found_and_ignored(glyphs):
         # (measured recall 0.0 on all three)
         assert _recall(find_characters(image, PageConfig(desk=False)), truth) < 0.5
     assert np.mean(recalls) >= 0.85, recalls
+
+
+def test_a_desk_strip_narrower_than_a_block_is_cut_off(glyphs):
+    """Hard pages on a desk that shows only 1-3 % of the page per side (`desk=0.02`), narrower
+    than find_paper's blocks (which then hold paper): `find_edge_strips` cuts the strips off
+    (the sheet 80-99 % of the photo), no true character's centre is cut, and the boxes are
+    found (mean recall >= 0.85)."""
+    cfg = ComposeConfig.hard(char_height=H_CHAR, desk=0.02)
+    recalls = []
+    for image, truth in _pages(glyphs, cfg, n=3, seed=21):
+        analysis = analyse_page(image)
+        assert 0.8 < analysis.sheet < 0.99, analysis.sheet
+        recalls.append(_recall(analysis.boxes, truth))
+    assert np.mean(recalls) >= 0.85, recalls
+
+
+def test_edge_strips_on_a_flattened_image():
+    """A strip along the left edge, lighter at the very border than inside (a grained desk, the
+    sheet's shadow), is cut off whole; ink that reaches the top border in a few columns is not a
+    strip; a page without strips gets None."""
+    flat = np.ones((200, 400), np.float32)
+    assert find_edge_strips(flat) is None
+    flat[:, :4] = 0.75  # the desk's lighter grain at the border
+    flat[:, 4:9] = 0.3  # its darker part and the sheet's shadow
+    flat[:6, 100:110] = 0.2  # a stroke touching the top border
+    keep = find_edge_strips(flat)
+    assert keep is not None and not keep[:, :9].any() and keep[:, 12:].all()
 
 
 def test_no_desk_no_paper_mask(glyphs):
