@@ -656,10 +656,12 @@ def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig())
     small, k = downscale(grey, cfg.max_side)
     small = denoise(small, cfg.denoise_sigma)
     paper = find_paper(small, cfg) if cfg.desk else None
+    light = background(small, cfg.background_blocks) if paper is None else None
     if cfg.desk and paper is None:  # no desk seen by blocks: a strip narrower than a block?
-        paper = find_edge_strips(flatten(small, background(small, cfg.background_blocks)), cfg)
+        paper = find_edge_strips(flatten(small, light), cfg)
     sheet = 1.0 if paper is None else float(paper.mean())
-    light = background(small, cfg.background_blocks, paper)
+    if paper is not None:
+        light = background(small, cfg.background_blocks, paper)
     if paper is not None:
         small = np.where(paper, small, light)  # off the paper: blank paper, no ink
     flat = flatten(small, light)
