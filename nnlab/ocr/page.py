@@ -4,7 +4,8 @@ The steps, each a pure function on arrays (H, W) of the *working* image:
 
     to_grey -> downscale (long side above `max_side`: k x k block mean, k an integer, so the map
     back is exact) -> denoise (Gaussian) -> find_paper (the sheet, when the photo also shows the
-    desk around it; off the sheet counts as blank paper) -> background (block maxima,
+    desk around it; else find_edge_strips, for a desk showing less than a block at the edges;
+    off the sheet counts as blank paper) -> background (block maxima,
     median-filtered, interpolated) -> flatten (grey / background: paper ~ 1 everywhere)
     -> threshold_ink -> stroke_width -> estimate_skew -> deskew -> remove_rules -> join_strokes
     -> components -> drop specks -> merge_parts -> drop leftovers -> split_wide -> boxes in
