@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import nnlab.numpy_nn.conv as conv
 from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, ReLU, Sequential, blas
 from nnlab.numpy_nn.conv import AvgPool2d, Conv2d, Flatten, MaxPool2d, conv2d, im2col, output_size
 from nnlab.numpy_nn.gradcheck import check_module
@@ -64,17 +65,22 @@ def test_conv2d_forward_and_backward_equal_torch(case):
 @CASES
 @given(conv_case(), st.sampled_from([np.float64, np.float32]))
 def test_input_gradient_by_shifts_equals_col2im(case, dtype):
-    """The stride-1 input gradient taken as nine BLAS products accumulated at their shifts
-    (`Conv2d._input_grad_by_shifts`, used from 2 input channels up) equals col2im's on every
-    drawn shape of the test above, any channel count, both precisions (float32: to rounding),
-    the stride drawn as 1."""
+    """The stride-1 input gradient taken as kh*kw BLAS products accumulated at their shifts
+    (`Conv2d._input_grad_by_shifts`, used from 2 input channels up) equals col2im's (the layer's
+    backward with the shifts switched off) on every drawn shape of the test above, any channel
+    count, both precisions (float32: to rounding), the stride drawn as 1."""
     B, C, O, H, W, k, _, padding, dilation, seed = case
     rng = np.random.default_rng(seed)
     layer = Conv2d(C, O, k, 1, padding, dilation, rng=rng, dtype=dtype)
     x = rng.standard_normal((B, C, H, W)).astype(dtype)
     y = layer(x)
     g = rng.standard_normal(y.shape).astype(dtype)
-    by_col2im = layer.backward(g)
+    shifts_from = conv.SHIFT_MIN_CHANNELS
+    conv.SHIFT_MIN_CHANNELS = 1 << 30  # every channel count through col2im
+    try:
+        by_col2im = layer.backward(g)
+    finally:
+        conv.SHIFT_MIN_CHANNELS = shifts_from
     g_rows = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, O)
     by_shifts = layer._input_grad_by_shifts(g_rows, B, H, W, *y.shape[2:])
     assert by_shifts.dtype == dtype and by_shifts.shape == x.shape

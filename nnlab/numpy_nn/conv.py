@@ -254,10 +254,11 @@ class Conv2d(Module):
         and GEMM's own C <- A B + C (beta = 1) does the adding (`blas.add_product`): no
         (B OH OW, C) block written and read back, and the adds run on the BLAS's threads.
         64 x 32 -> 32 at 28x28: the input gradient in 10.1 ms instead of 19.2 ms, 64 x 16 -> 32
-        at 14x14 in 2.1 instead of 3.3 ms (interleaved, median of 15; the layer's figures are
-        bench/conv_speed.py's). With one input channel the products are too thin: 64 x C -> 16
-        at 28x28 took 2.7 ms vs col2im's 1.5 for C = 1, 3.2 vs 3.5 for C = 2, 3.9 vs 6.0 for
-        C = 8; col2im stays below SHIFT_MIN_CHANNELS."""
+        at 14x14 in 2.1 instead of 3.3 ms (interleaved, median of 15; exploratory, script not
+        kept: the layer's figures that reproduce are `bench/conv_speed.py --before`'s). With
+        one input channel the products are too thin: 64 x C -> 16 at 28x28 took 2.7 ms vs
+        col2im's 1.5 for C = 1, 3.2 vs 3.5 for C = 2, 3.9 vs 6.0 for C = 8 (same kind of
+        exploratory timing); col2im stays below SHIFT_MIN_CHANNELS."""
         O, C, kh, kw = self.W.data.shape
         (ph, pw), (dh, dw) = _pair(self.padding), _pair(self.dilation)
         Hp, Wp = H + 2 * ph, W + 2 * pw
