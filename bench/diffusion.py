@@ -57,6 +57,7 @@ def config(
             monitor="val/loss",
             mode="min",
             channels_last=args.channels_last,
+            precision=args.precision,
             **train,
         ),
     )
@@ -156,6 +157,13 @@ def main() -> None:
     )
     ap.add_argument("--channels-last", action="store_true", help="NHWC layout (conv speed)")
     ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "fp32"],
+        help="the loop's precision: auto = bf16 autocast on a GPU, fp32 on the CPU; bf16 on a "
+        "CPU with bf16 units (AMX) trains the U-Net 1.6-2x faster",
+    )
+    ap.add_argument(
         "--cudnn-benchmark", action="store_true", help="cuDNN picks its fastest algorithms"
     )
     ap.add_argument(
@@ -173,7 +181,7 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA "
         f"{torch.cuda.is_available()}, channels_last {args.channels_last}, cudnn benchmark "
-        f"{args.cudnn_benchmark}"
+        f"{args.cudnn_benchmark}, precision {args.precision}"
     )
     if args.fit_min > 0:
         args.epochs = fit_epochs(args.fit_min, args, console)

@@ -529,3 +529,19 @@ def test_conv_autoencoder_codes_have_the_bottleneck_width_and_outputs_lie_in_0_1
 def test_conv_autoencoder_rejects_a_size_its_stages_cannot_halve():
     with pytest.raises(ValueError, match="divisible"):
         model_config("conv_ae", size=28, widths=(8, 8, 8))
+
+
+def test_bf16_autocast_on_the_cpu_attends_in_fp32():
+    """Under CPU bf16 autocast the fused path attends in fp32 (PyTorch's bf16 CPU kernel is slow
+    backwards): its output is bf16, close to the fp32 attention, and gradients reach x."""
+    torch.manual_seed(4)
+    attn = Attention(D, HEADS)
+    x = torch.randn(B, N, D, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = attn(x, mask=causal())
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with torch.no_grad():
+        ref, _ = attn(x, mask=causal())
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)  # bf16 has 8 bits

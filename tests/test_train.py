@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
@@ -424,3 +425,28 @@ def test_channels_last_changes_the_layout_not_the_result():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(runs[0].module.parameters(), runs[1].module.parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_on_the_cpu_only_when_asked_and_it_trains_like_fp32():
+    """precision auto stays fp32 on the CPU (results as before); bf16 is honoured there: the
+    conv runs in bf16 under autocast, and two epochs end at the fp32 run's held-out loss."""
+    seen = {}
+    runs = {}
+    for precision in ("auto", "bf16"):
+        t = _trainer(None, 2, "cnn", precision=precision)
+        conv = next(m for m in t.module.modules() if isinstance(m, nn.Conv2d))
+        hook = conv.register_forward_hook(
+            lambda m, i, o, p=precision: seen.setdefault(p, o.dtype) and None
+        )
+        t.fit(_data(), _data(32, 1))
+        hook.remove()
+        runs[precision] = t
+    assert runs["auto"].amp_dtype is None and seen["auto"] == torch.float32
+    assert runs["bf16"].amp_dtype == torch.bfloat16 and seen["bf16"] == torch.bfloat16
+    a, b = (torch.cat([p.flatten() for p in runs[k].module.parameters()]) for k in runs)
+    assert a.dtype == b.dtype == torch.float32  # the weights stay fp32; only the products are bf16
+    assert not torch.equal(a, b)
+    x, y = _data(200, seed=7).tensors
+    with torch.no_grad():
+        loss = {k: F.cross_entropy(t.module.eval()(x), y).item() for k, t in runs.items()}
+    assert abs(loss["bf16"] - loss["auto"]) < 0.02  # measured 0.0002 (both about 1.378)

@@ -25,9 +25,8 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # after the warm-up: cosine | constant | onecycle (30% warm-up)
     warmup_epochs: float = 0.0  # linear learning-rate warm-up, in epochs
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    precision: str = (
-        "auto"  # auto (bf16 or fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
-    )
+    # auto (bf16 or fp16 autocast on CUDA, fp32 on CPU) | bf16 (on the CPU too) | fp16 | fp32
+    precision: str = "auto"
     ema: float = 0.0  # decay of a moving average of the weights (e.g. 0.999), evaluated; 0 = off
     channels_last: bool = False  # NHWC memory layout for conv nets (tensor cores on CUDA)
     monitor: str = "val/loss"  # the logged figure that picks the best checkpoint and early stops

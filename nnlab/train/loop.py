@@ -223,8 +223,13 @@ class Trainer:
 
     def _amp_dtype(self) -> torch.dtype | None:
         p = self.cfg.precision
-        if self.device.type != "cuda" or p == "fp32":
-            return None  # CPU: full precision (bf16 autocast on CPU is slower than fp32 here)
+        if self.device.type != "cuda":
+            # CPU: fp32 unless bf16 is asked for. bf16 autocast pays where the CPU multiplies in
+            # bf16 (AMX, AVX512-BF16): the diffusion U-Net's step 1.6-2x faster on this machine's
+            # Xeon; elsewhere it can be slower than fp32. fp16 has no fast CPU path: fp32.
+            return torch.bfloat16 if p == "bf16" else None
+        if p == "fp32":
+            return None
         if p == "auto":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if p == "bf16" else torch.float16
