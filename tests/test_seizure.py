@@ -338,6 +338,8 @@ def test_detect_errors_name_the_problem(folder, trained, tmp_path):
     edf = remontaged(folder, tmp_path / "less.edf", drop=("T7-P7",))
     with pytest.raises(NNLabError, match="needs channel\\(s\\) T7-P7"):
         detect_file(edf, run, tmp_path)
+    with pytest.raises(NNLabError, match="--channels is for a single-channel model"):
+        detect_file(edf, run, tmp_path, channels=["FP1-F7"])
     short = tmp_path / "short.edf"
     write_edf(short, Recording("s", 256.0, list(CHANNELS), np.zeros((4, 3 * 256), np.float32)))
     with pytest.raises(NNLabError, match="shorter than one 5-s window"):
@@ -348,7 +350,7 @@ def test_detect_errors_name_the_problem(folder, trained, tmp_path):
         detect_file(bad, run, tmp_path)
 
 
-def test_a_single_channel_model_reads_every_channel_and_takes_the_maximum(folder, tmp_path):
+def test_a_single_channel_model_reads_every_eeg_channel_and_takes_the_maximum(folder, tmp_path):
     cfg = config(folder, channels=("FP1-F7",), fold=0, epochs=1)
     run = RunDir.create("one", tmp_path / "one")
     run_task(SeizureFoldTask(cfg), run)
@@ -356,11 +358,56 @@ def test_a_single_channel_model_reads_every_channel_and_takes_the_maximum(folder
     edf = remontaged(folder, tmp_path / "all.edf", fs=256.0, extra=False)
     found = detect_file(edf, run, tmp_path / "out")
     assert found["rule"] == "maximum over channels" and len(found["channels"]) == 22
+    assert found["skipped"] == []
     with open(tmp_path / "out" / "all_windows.csv") as f:
         rows = list(csv.DictReader(f))
     per_channel = np.array([[float(r[f"p[{c}]"]) for c in found["channels"]] for r in rows])
     p = np.array([float(r["probability"]) for r in rows])
     np.testing.assert_allclose(p, per_channel.max(axis=1), atol=2e-6)
+
+    # a clinical file: an EKG lead and a disconnected (flat) electrode are not read; the other
+    # channels give the same probabilities as before
+    rec = read_edf(edf)
+    data = np.concatenate([rec.data, 300 * np.sin(np.arange(rec.data.shape[1]) / 40)[None]])
+    data[rec.labels.index("T7-P7")] = 0.0
+    clinical = tmp_path / "clinical.edf"
+    write_edf(clinical, Recording("clinical", rec.fs, rec.labels + ["POL EKG1"], data))
+    found = detect_file(clinical, run, tmp_path / "out")
+    assert found["skipped"] == ["POL EKG1 (labelled EKG)", "T7-P7 (flat)"]
+    assert found["channels"] == [c for c in rec.labels if c != "T7-P7"]
+    with open(tmp_path / "out" / "clinical_windows.csv") as f:
+        again = {c: [float(r[f"p[{c}]"]) for r in csv.DictReader(f)] for c in ["FP1-F7"]}
+    np.testing.assert_allclose(
+        again["FP1-F7"], per_channel[:, rec.labels.index("FP1-F7")], atol=1e-5
+    )
+
+    # --channels picks; a label the file lacks is named
+    found = detect_file(clinical, run, tmp_path / "two", channels=["fp1-f7", "F7-T7"])
+    assert found["channels"] == ["fp1-f7", "F7-T7"] and found["skipped"] == []
+    with pytest.raises(NNLabError, match="no channel\\(s\\) CZ"):
+        detect_file(clinical, run, tmp_path / "three", channels=["CZ"])
+
+
+def test_non_eeg_channels_are_named_by_label_or_unit():
+    from nnlab.data.eeg import non_eeg_reason
+
+    for label in ("FP1-F7", "EEG T3-REF", "C3", "T8-P8-0", "EEG 26-REF", "FT9-FT10", "Cz"):
+        assert non_eeg_reason(label, "uV") is None, label
+    for label, word in (
+        ("ECG", "ECG"),
+        ("POL EKG1", "EKG"),
+        ("EEG EKG1-REF", "EKG"),
+        ("LOC-ROC", "LOC"),
+        ("SpO2", "SPO"),
+        ("EDF Annotations", "ANNOTATIONS"),
+        ("DC03", "DC"),
+        ("VNS", "VNS"),
+        ("PHOTIC-REF", "PHOTIC"),
+        ("Resp Thorax", "RESP"),
+    ):
+        assert non_eeg_reason(label) == f"labelled {word}", label
+    assert non_eeg_reason("X1", "%") == "unit %"
+    assert non_eeg_reason("X1", "mV") is None and non_eeg_reason("X1", "") is None
 
 
 # ---- alarms --------------------------------------------------------------------------------------

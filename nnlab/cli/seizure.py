@@ -130,17 +130,25 @@ def detect(
     threshold: Optional[float] = typer.Option(
         None, help="P(preictal) of a positive window (default: the run's)."
     ),
+    channels: Optional[str] = typer.Option(
+        None,
+        help="Comma-separated labels a single-channel model reads (default: every EEG channel).",
+    ),
     overwrite: bool = typer.Option(False, help="Replace outputs that exist already."),
     device: str = DeviceOpt,
 ) -> None:
     """Run a trained model on a recording: resampled to the model's rate, channels by label (a
-    single-channel model reads every channel; the maximum probability over channels decides);
-    writes per-window probabilities (CSV), the alarms (CSV) and a timeline figure."""
+    single-channel model reads every EEG channel -- ECG, EOG, oximetry, annotation and flat
+    channels left out -- and the maximum probability over channels decides); writes
+    per-window probabilities (CSV), the alarms (CSV) and a timeline figure."""
     from nnlab.tasks.seizure import detect_file
 
     if not edf.is_file():
         raise NNLabError(f"{edf}: no such EDF file")
-    found = detect_file(edf, RunDir.open(model), out, fold, device, overwrite, threshold)
+    picked = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    found = detect_file(
+        edf, RunDir.open(model), out, fold, device, overwrite, threshold, channels=picked
+    )
     alarms = ", ".join(f"{a:.0f} s" for a in found["alarms_s"]) or "none"
     console.print(
         f"{found['file']}: {found['duration_s']:.0f} s at {found['file_fs']:g} Hz -> "
@@ -148,6 +156,8 @@ def detect(
         f"{found['models']} model(s); {found['windows']} windows, {found['positive']} positive; "
         f"alarms at {alarms}"
     )
+    if found["skipped"]:
+        console.print(f"  left out: {', '.join(found['skipped'])}")
     for path in found["outputs"]:
         console.print(f"  {path}")
 

@@ -56,6 +56,30 @@ def is_dummy(label: str) -> bool:
     return label.strip() in DUMMY_LABELS
 
 
+# Words (digits stripped: "ECG1", "SpO2", "DC03") that name a channel of something else than EEG
+# in clinical EDF files: heart, muscle, eyes (EOG leads LOC / ROC), breathing, oximetry, stimulator
+# (VNS), photic stimulation, DC / trigger / status / marker / annotation channels.
+NON_EEG_WORDS = frozenset(
+    "ECG EKG EMG EOG LOC ROC CHIN LEG RESP THOR THORAX ABD ABDO ABDOMEN AIRFLOW FLOW SNORE SPO SAO "
+    "OX PULSE PLETH HR IBI VNS PHOTIC DC TRIG TRIGGER STATUS MARKER EVENT EVENTS ANNOTATION "
+    "ANNOTATIONS POSITION LIGHT BURSTS SUPPR".split()
+)
+
+
+def non_eeg_reason(label: str, unit: str = "") -> str | None:
+    """Why a channel is not EEG (None when it may be): a word of `NON_EEG_WORDS` in its label
+    ('EKG', 'POL ECG', 'SpO2', 'EDF Annotations', 'DC03', 'LOC-ROC') or a physical dimension that
+    is not a voltage ('%', 'bpm'); an empty dimension may be EEG. Used where a single-channel model
+    reads every channel of a file, so that an ECG lead does not raise a seizure alarm."""
+    words = {w.rstrip("0123456789") for w in re.split(r"[^A-Z0-9]+", norm_label(label))}
+    named = sorted(words & NON_EEG_WORDS)
+    if named:
+        return f"labelled {named[0]}"
+    if unit.strip() and unit.strip().lower() not in _UNIT_TO_UV:
+        return f"unit {unit.strip()}"
+    return None
+
+
 # ---- one recording -------------------------------------------------------------------------------
 @dataclass
 class Recording:

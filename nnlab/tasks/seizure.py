@@ -35,10 +35,12 @@ raises, is available at the window's end.
 
 **Detection** (`detect_file`). A trained run on one EDF file of any length, rate and montage:
 resampled to the model's rate; a multi-channel model reads its channels by label (a missing one
-is an error naming it); a single-channel model reads every channel and the recording's
-probability per window is the **maximum over channels** (a seizure focus is usually seen on a few
-channels only: the mean would dilute it). A cross-validation run predicts with every fold's model
-and averages their probabilities (each model with its own normaliser).
+is an error naming it); a single-channel model reads every EEG channel of the file's main rate
+(or the ones asked for; ECG, EOG, oximetry, annotation and flat channels are left out and
+listed) and the recording's probability per window is the **maximum over channels** (a seizure
+focus is usually seen on a few channels only: the mean would dilute it). A cross-validation run
+predicts with every fold's model and averages their probabilities (each model with its own
+normaliser).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import io
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1065,13 +1068,17 @@ def detect_file(
     device: str = "auto",
     overwrite: bool = False,
     threshold: float | None = None,
+    channels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Run a trained model on one EDF file (see the module docstring). Writes into `out`
+    """Run a trained model on one EDF file (see the module docstring). A single-channel model
+    reads `channels` (labels), or else every EEG channel of the file's main rate: channels named
+    or measured as something else (ECG, EOG, SpO2, annotations: `non_eeg_reason`) and channels
+    that are flat throughout are left out and listed under "skipped". Writes into `out`
     (default RUN/detections): <stem>_windows.csv (start_s, end_s, probability of class 1 --
     preictal, or seizure for a Bonn model --, positive, alarm; one probability column per channel
     for a single-channel model), <stem>_alarms.csv (alarm time and warning interval) and
     <stem>_timeline.png. Returns what was found."""
-    from nnlab.data.eeg import edf_header, read_edf, resample, unique_labels
+    from nnlab.data.eeg import edf_header, non_eeg_reason, read_edf, resample, unique_labels
     from nnlab.signal.alarms import k_of_n_alarms, warning_intervals
     from nnlab.signal.spectral import window_starts
     from nnlab.viz.eeg import timeline_figure
@@ -1084,13 +1091,37 @@ def detect_file(
     head = edf_header(path)  # one-line error for a missing or unreadable file
     models = load_fold_models(run, fold, device)
     m0 = models[0]
+    skipped: list[str] = []
     if m0.model.cfg.channels == 1:
-        labels = unique_labels(head.labels)
-        rates = [head.fs[head.find(c)] for c in labels]
+        if channels:
+            missing = [c for c in channels if head.find(c) is None]
+            if missing:
+                raise NNLabError(
+                    f"{path}: no channel(s) {', '.join(missing)} (it has "
+                    f"{', '.join(unique_labels(head.labels))})"
+                )
+            channels = unique_labels(channels)
+        else:
+            channels = []
+            for c in unique_labels(head.labels):
+                why = non_eeg_reason(c, head.units[head.find(c)])
+                if why:
+                    skipped.append(f"{c} ({why})")
+                else:
+                    channels.append(c)
+            if not channels:
+                raise NNLabError(f"{path}: no EEG channels (skipped: {', '.join(skipped)})")
+        rates = [head.fs[head.find(c)] for c in channels]
         rate = max(set(rates), key=rates.count)  # every channel of the file's main rate
-        channels = [c for c, r in zip(labels, rates) if r == rate]
+        skipped += [f"{c} ({r:g} Hz)" for c, r in zip(channels, rates) if r != rate]
+        channels = [c for c, r in zip(channels, rates) if r == rate]
         rule = "maximum over channels"
     else:
+        if channels:
+            raise NNLabError(
+                "--channels is for a single-channel model; this model reads its own "
+                f"{m0.model.cfg.channels} channels by label"
+            )
         channels = list(m0.channels or [])
         missing = [c for c in channels if head.find(c) is None]
         if missing:
@@ -1100,6 +1131,13 @@ def detect_file(
             )
         rule = "the model's channels by label"
     rec = read_edf(path, channels)
+    if rule == "maximum over channels":
+        flat = np.ptp(rec.data, axis=1) == 0  # (C,) disconnected or padding channels
+        if flat.all():
+            raise NNLabError(f"{path}: every channel is flat ({', '.join(channels)})")
+        skipped += [f"{c} (flat)" for c, f in zip(channels, flat) if f]
+        channels = [c for c, f in zip(channels, flat) if not f]
+        rec = dataclasses.replace(rec, labels=channels, data=rec.data[~flat])
     x, _ = resample(rec.data, rec.fs, m0.fs)  # (C, N) at the model's rate
     spec = m0.spectral
     L = spec.window_length(m0.fs)
@@ -1167,6 +1205,7 @@ def detect_file(
         "file_fs": rec.fs,
         "model_fs": m0.fs,
         "channels": channels,
+        "skipped": skipped,
         "rule": rule,
         "positive_class": positive,
         "models": len(models),
