@@ -331,6 +331,12 @@ def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
     assert (tmp_path / "out" / "other_timeline.png").stat().st_size > 0
     with pytest.raises(NNLabError, match="exists"):
         detect_file(edf, run, tmp_path / "out")
+    # read in 1-minute chunks (each resampled on its own), the same probabilities
+    chunked = detect_file(edf, run, tmp_path / "chunked", chunk_s=60)
+    with open(tmp_path / "chunked" / "other_windows.csv") as f:
+        q = np.array([float(r["probability"]) for r in csv.DictReader(f)])
+    np.testing.assert_allclose(q, p, atol=1e-4)  # float32, batches of other sizes
+    assert chunked["alarms_s"] == found["alarms_s"]
 
 
 def test_detect_errors_name_the_problem(folder, trained, tmp_path):
@@ -370,16 +376,21 @@ def test_a_single_channel_model_reads_every_eeg_channel_and_takes_the_maximum(fo
     rec = read_edf(edf)
     data = np.concatenate([rec.data, 300 * np.sin(np.arange(rec.data.shape[1]) / 40)[None]])
     data[rec.labels.index("T7-P7")] = 0.0
+    data[rec.labels.index("FP2-F4"), : 256 * 60] = 7.0  # its first minute: electrode off
     clinical = tmp_path / "clinical.edf"
     write_edf(clinical, Recording("clinical", rec.fs, rec.labels + ["POL EKG1"], data))
     found = detect_file(clinical, run, tmp_path / "out")
     assert found["skipped"] == ["POL EKG1 (labelled EKG)", "T7-P7 (flat)"]
     assert found["channels"] == [c for c in rec.labels if c != "T7-P7"]
     with open(tmp_path / "out" / "clinical_windows.csv") as f:
-        again = {c: [float(r[f"p[{c}]"]) for r in csv.DictReader(f)] for c in ["FP1-F7"]}
-    np.testing.assert_allclose(
-        again["FP1-F7"], per_channel[:, rec.labels.index("FP1-F7")], atol=1e-5
-    )
+        rows = list(csv.DictReader(f))
+    again = np.array([[float(r[f"p[{c}]"]) for c in found["channels"]] for r in rows])
+    before = per_channel[:, [rec.labels.index(c) for c in found["channels"]]]
+    off = np.isnan(again)  # the 12 windows of the electrode's first minute, that channel only
+    assert off.sum() == 12 and off[:12, found["channels"].index("FP2-F4")].all()
+    np.testing.assert_allclose(again[~off], before[~off], atol=1e-4)  # other batch shapes
+    p = np.array([float(r["probability"]) for r in rows])
+    np.testing.assert_allclose(p, np.nanmax(again, axis=1), atol=2e-6)
 
     # --channels picks; a label the file lacks is named
     found = detect_file(clinical, run, tmp_path / "two", channels=["fp1-f7", "F7-T7"])
@@ -447,3 +458,25 @@ def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path):
     assert code == 0 and "x_windows.csv" in capsys.readouterr().out
     assert cli("seizure", "detect", str(tmp_path / "none.edf"), "--model", str(run.path)) == 1
     assert "no such EDF file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fs_file", [200.0, 256.0, 512.0, 173.0])
+def test_a_stretch_read_and_resampled_alone_equals_the_whole_file_resampled(tmp_path, fs_file):
+    """detect reads long files in chunks: any stretch [first, last) at the model's rate, read
+    with its margin and resampled alone, has the samples of the whole recording resampled at
+    once (float32 round-off: 1e-3 uV on signals of about 100 uV)."""
+    from nnlab.tasks.seizure import model_samples, read_resampled
+
+    rng = np.random.default_rng(0)
+    n = int(fs_file) * 20  # 20 s of whole 1-s data records
+    x = np.cumsum(rng.standard_normal((2, n)), axis=1).astype(np.float32)  # brown noise, uV
+    path = tmp_path / "r.edf"
+    write_edf(path, Recording("r", fs_file, ["C3", "C4"], x))
+    whole, _ = resample(read_edf(path).data, fs_file, 256.0)
+    assert whole.shape[1] == model_samples(n, fs_file, 256.0)
+    for first, last in [(0, 700), (1000, 2500), (3000, whole.shape[1]), (1, 2)]:
+        got, offset, raw, a0 = read_resampled(path, ["C3", "C4"], fs_file, n, 256.0, first, last)
+        np.testing.assert_allclose(
+            got[:, first - offset : last - offset], whole[:, first:last], atol=1e-3
+        )
+        assert raw.shape[0] == 2 and a0 >= 0

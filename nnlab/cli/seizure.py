@@ -147,7 +147,15 @@ def detect(
         raise NNLabError(f"{edf}: no such EDF file")
     picked = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
     found = detect_file(
-        edf, RunDir.open(model), out, fold, device, overwrite, threshold, channels=picked
+        edf,
+        RunDir.open(model),
+        out,
+        fold,
+        device,
+        overwrite,
+        threshold,
+        channels=picked,
+        console=console,
     )
     alarms = ", ".join(f"{a:.0f} s" for a in found["alarms_s"]) or "none"
     console.print(

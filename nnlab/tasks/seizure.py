@@ -1034,6 +1034,34 @@ def detect_settings(run: RunDir) -> tuple[SeizureConfig, str]:
     return SeizureConfig(), "seizure"
 
 
+def read_resampled(
+    path: Path,
+    channels: Sequence[str],
+    fs_file: float,
+    n_file: int,
+    fs: float,
+    first: int,
+    last: int,
+) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """The samples [first, last) at rate `fs` of `channels` of an EDF file of n_file samples at
+    fs_file, read from the file with a margin: (x (C, n) at fs, the fs-sample index of x's
+    first column, the file samples read (C, m), the file index of their first column).
+
+    x's samples equal those of the whole recording resampled at once (`resample`): the read
+    starts at a multiple of `down` file samples (up/down = fs / the file's rate), where the
+    resampled grid meets the file's, and the margin is twice the filter's half-length, so that
+    resample_poly's zero-padded edges fall outside [first, last)."""
+    from nnlab.data.eeg import read_edf, resample, resample_ratio
+
+    up, down = resample_ratio(fs_file, fs)
+    margin = 0 if up == down else down * (1 + -(-20 * max(up, down) // (up * down)))
+    a0 = max(0, first * down // up // down * down - margin)  # file samples
+    a1 = min(n_file, -(-last * down // up) + margin)
+    raw = read_edf(path, channels, start_s=a0 / fs_file, duration_s=(a1 - a0) / fs_file).data
+    x, _ = resample(raw, fs_file, fs)  # (C, n)
+    return x, a0 * up // down, raw, a0
+
+
 @torch.no_grad()
 def window_probabilities(
     models: list[FoldModel], x: np.ndarray, starts: np.ndarray, chunk: int = 128
@@ -1069,16 +1097,25 @@ def detect_file(
     overwrite: bool = False,
     threshold: float | None = None,
     channels: Sequence[str] | None = None,
+    chunk_s: float = 600.0,
+    console: Console | None = None,
 ) -> dict[str, Any]:
     """Run a trained model on one EDF file (see the module docstring). A single-channel model
     reads `channels` (labels), or else every EEG channel of the file's main rate: channels named
     or measured as something else (ECG, EOG, SpO2, annotations: `non_eeg_reason`) and channels
-    that are flat throughout are left out and listed under "skipped". Writes into `out`
+    that are flat throughout are left out and listed under "skipped"; a channel flat through one
+    window is not read in that window (its probability there is nan). The file is read in
+    chunks of about `chunk_s` seconds. Writes into `out`
     (default RUN/detections): <stem>_windows.csv (start_s, end_s, probability of class 1 --
     preictal, or seizure for a Bonn model --, positive, alarm; one probability column per channel
     for a single-channel model), <stem>_alarms.csv (alarm time and warning interval) and
     <stem>_timeline.png. Returns what was found."""
-    from nnlab.data.eeg import edf_header, non_eeg_reason, read_edf, resample, unique_labels
+    from nnlab.data.eeg import (
+        edf_header,
+        non_eeg_reason,
+        resample_ratio,
+        unique_labels,
+    )
     from nnlab.signal.alarms import k_of_n_alarms, warning_intervals
     from nnlab.signal.spectral import window_starts
     from nnlab.viz.eeg import timeline_figure
@@ -1130,24 +1167,65 @@ def detect_file(
                 f"lacks (it has {', '.join(unique_labels(head.labels))})"
             )
         rule = "the model's channels by label"
-    rec = read_edf(path, channels)
-    if rule == "maximum over channels":
-        flat = np.ptp(rec.data, axis=1) == 0  # (C,) disconnected or padding channels
+    out = Path(out) if out is not None else run.path / "detections"
+    stem = path.stem
+    targets = [
+        out / f"{stem}_windows.csv",
+        out / f"{stem}_alarms.csv",
+        out / f"{stem}_timeline.png",
+    ]
+    claim_outputs(targets, overwrite)  # before the work: a long file is not read for nothing
+    spec = m0.spectral
+    fs_file = head.fs[head.find(channels[0])]
+    n_file = min(head.n_samples[head.find(c)] for c in channels)
+    duration_s = n_file / fs_file
+    up, down = resample_ratio(fs_file, m0.fs)
+    L = spec.window_length(m0.fs)
+    n_model = model_samples(n_file, fs_file, m0.fs)
+    if n_model < L:
+        raise NNLabError(
+            f"{path}: {duration_s:.1f} s of EEG is shorter than one {spec.window_s:g}-s window"
+        )
+    starts = window_starts(n_model, m0.fs, spec.window_s, spec.window_s)
+    single = rule == "maximum over channels"
+    per_channel = np.full((len(starts), len(channels) if single else 1), np.nan)  # (W, C')
+    # chunks of about chunk_s, each read and resampled on its own (`read_resampled`): memory
+    # stays that of one chunk for a recording of any length
+    per_chunk = max(1, int(chunk_s / spec.window_s))
+    chunks = range(0, len(starts), per_chunk)
+    progress = None
+    if console is not None and len(chunks) > 1:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        progress = Progress(
+            TextColumn(f"reading {path.name}"), BarColumn(), MofNCompleteColumn(), console=console
+        )
+        progress.start()
+        bar = progress.add_task("chunks", total=len(chunks))
+    for i in chunks:
+        if progress is not None:
+            progress.advance(bar)
+        part = starts[i : i + per_chunk]  # (w,) model-rate starts
+        x, first, raw, a0 = read_resampled(
+            path, channels, fs_file, n_file, m0.fs, part[0], part[-1] + L
+        )
+        p = window_probabilities(models, x, part - first)  # (w, C')
+        if single:  # a channel flat throughout a window (disconnected, padding) is not read
+            for j, g in enumerate(part):  # the window's file samples, before resampling
+                seg = raw[:, g * down // up - a0 : -(-(g + L) * down // up) - a0]
+                p[j, np.ptp(seg, axis=1) == 0] = np.nan
+        per_channel[i : i + len(part)] = p
+    if progress is not None:
+        progress.stop()
+    if single:
+        flat = np.isnan(per_channel).all(axis=0)  # (C,) flat through the whole recording
         if flat.all():
             raise NNLabError(f"{path}: every channel is flat ({', '.join(channels)})")
         skipped += [f"{c} (flat)" for c, f in zip(channels, flat) if f]
         channels = [c for c, f in zip(channels, flat) if not f]
-        rec = dataclasses.replace(rec, labels=channels, data=rec.data[~flat])
-    x, _ = resample(rec.data, rec.fs, m0.fs)  # (C, N) at the model's rate
-    spec = m0.spectral
-    L = spec.window_length(m0.fs)
-    if x.shape[1] < L:
-        raise NNLabError(
-            f"{path}: {rec.duration_s:.1f} s of EEG is shorter than one {spec.window_s:g}-s window"
-        )
-    starts = window_starts(x.shape[1], m0.fs, spec.window_s, spec.window_s)
-    per_channel = window_probabilities(models, x, starts)  # (W, C')
-    prob = per_channel.max(axis=1)  # (W,) the most suspicious channel decides
+        per_channel = per_channel[:, ~flat]
+    read = ~np.isnan(per_channel).all(axis=1)  # (W,) windows with a channel to read
+    prob = np.where(read, np.where(np.isnan(per_channel), -1.0, per_channel).max(1), np.nan)
     start_s = starts / m0.fs
     end_s = start_s + L / m0.fs
     alarm_idx = k_of_n_alarms(
@@ -1156,14 +1234,6 @@ def detect_file(
     alarm_s = end_s[alarm_idx]
     warn = warning_intervals(alarm_s, cfg.sop_s, cfg.sph_s)
 
-    out = Path(out) if out is not None else run.path / "detections"
-    stem = path.stem
-    targets = [
-        out / f"{stem}_windows.csv",
-        out / f"{stem}_alarms.csv",
-        out / f"{stem}_timeline.png",
-    ]
-    claim_outputs(targets, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     alarm_flag = np.zeros(len(prob), dtype=int)
     alarm_flag[alarm_idx] = 1
@@ -1190,7 +1260,7 @@ def detect_file(
         sop_s=cfg.sop_s,
         sph_s=cfg.sph_s,
         channel_probs={c: per_channel[:, i] for i, c in enumerate(channels)} if extra else None,
-        length_s=rec.duration_s,
+        length_s=duration_s,
         ylabel=f"P({positive})",
         title=f"{path.name}: P({positive}) per {spec.window_s:.3g}-s window ({rule}; "
         f"{len(models)} model{'s' if len(models) > 1 else ''}), alarms {cfg.alarm_k} of "
@@ -1201,8 +1271,8 @@ def detect_file(
     atomic_write_bytes(targets[2], buf.getvalue())
     return {
         "file": path.name,
-        "duration_s": rec.duration_s,
-        "file_fs": rec.fs,
+        "duration_s": duration_s,
+        "file_fs": fs_file,
         "model_fs": m0.fs,
         "channels": channels,
         "skipped": skipped,
