@@ -17,6 +17,11 @@ objectives then train for the same epochs (bench/gpu_run.sh runs this with the G
 
     python bench/diffusion.py --fit-min 2 --batch-size 512 --lr 1e-3 -m base=64 --out runs/gpu
 
+On a CPU that multiplies in bf16 (AMX: `lscpu | grep amx`), --precision bf16 takes a step in half
+the time; the hour of docs/RESULTS.md's bf16 row:
+
+    NNLAB_DATA=../shared/data python bench/diffusion.py --precision bf16 --fit-min 55 --skip x0 ddpm
+
 Tables are printed as Markdown; each evaluation is also kept as JSON in its run's evaluations/.
 """
 

@@ -1202,21 +1202,23 @@ def detect_file(
         )
         progress.start()
         bar = progress.add_task("chunks", total=len(chunks))
-    for i in chunks:
+    try:
+        for i in chunks:
+            part = starts[i : i + per_chunk]  # (w,) model-rate starts
+            x, first, raw, a0 = read_resampled(
+                path, channels, fs_file, n_file, m0.fs, part[0], part[-1] + L
+            )
+            p = window_probabilities(models, x, part - first)  # (w, C')
+            if single:  # a channel flat throughout a window (disconnected, padding) is not read
+                for j, g in enumerate(part):  # the window's file samples, before resampling
+                    seg = raw[:, g * down // up - a0 : -(-(g + L) * down // up) - a0]
+                    p[j, np.ptp(seg, axis=1) == 0] = np.nan
+            per_channel[i : i + len(part)] = p
+            if progress is not None:
+                progress.advance(bar)
+    finally:
         if progress is not None:
-            progress.advance(bar)
-        part = starts[i : i + per_chunk]  # (w,) model-rate starts
-        x, first, raw, a0 = read_resampled(
-            path, channels, fs_file, n_file, m0.fs, part[0], part[-1] + L
-        )
-        p = window_probabilities(models, x, part - first)  # (w, C')
-        if single:  # a channel flat throughout a window (disconnected, padding) is not read
-            for j, g in enumerate(part):  # the window's file samples, before resampling
-                seg = raw[:, g * down // up - a0 : -(-(g + L) * down // up) - a0]
-                p[j, np.ptp(seg, axis=1) == 0] = np.nan
-        per_channel[i : i + len(part)] = p
-    if progress is not None:
-        progress.stop()
+            progress.stop()
     if single:
         flat = np.isnan(per_channel).all(axis=0)  # (C,) flat through the whole recording
         if flat.all():
