@@ -237,25 +237,37 @@ def sample_images(
     device: torch.device,
     keep=None,
     batch: int = 500,
+    precision: str = "fp32",
 ):
     """n samples in [0, 1] (NumPy, (n, *shape)) in batches, and the trajectory of the first batch
-    at the kept steps (images in [-1, 1], torch)."""
+    at the kept steps (images in [-1, 1], torch). precision "bf16": the network runs under bf16
+    autocast (its output is cast back: the sampler's arithmetic stays fp32)."""
     if sampler not in SAMPLERS:
         raise NNLabError(f"--sampler must be ddpm or ddim, got '{sampler}'")
+    check_precision(precision)
     was = model.training
     model.eval()
     g = torch.Generator(device).manual_seed(seed)
     out, kept = [], None
     for start in range(0, n, batch):
         size = (min(batch, n - start), *shape)
-        if sampler == "ddpm":
-            x, k = process.ddpm(size, variance, generator=g, device=device, keep=keep)
-        else:
-            x, k = process.ddim(size, steps, eta, generator=g, device=device, keep=keep)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            if sampler == "ddpm":
+                x, k = process.ddpm(size, variance, generator=g, device=device, keep=keep)
+            else:
+                x, k = process.ddim(size, steps, eta, generator=g, device=device, keep=keep)
         out.append(to_image_range(x).float().cpu().numpy())
         kept = k if kept is None else kept
     model.train(was)
     return np.concatenate(out), kept
+
+
+SAMPLING_PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in SAMPLING_PRECISIONS:
+        raise NNLabError(f"--precision must be fp32 or bf16, got '{precision}'")
 
 
 def save_figure(path: Path, fig) -> Path:
@@ -285,10 +297,14 @@ def sample_grid(
     out: Path | None = None,
     overwrite: bool = False,
     device: str = "auto",
+    precision: str = "fp32",
 ) -> tuple[Path, float]:
     """`nnlab diffusion sample`: n samples as one grid PNG (by default in the run, named by the
     settings); returns its path and the sampling time in seconds."""
-    label = f"{sampler}{steps if sampler == 'ddim' else ''}"
+    check_precision(precision)
+    label = f"{sampler}{steps if sampler == 'ddim' else ''}" + (
+        "-bf16" if precision == "bf16" else ""
+    )
     path = Path(out) if out is not None else run.path / f"samples-{label}-n{n}-seed{seed}.png"
     claim_outputs([path], overwrite)
     task, model = load_sampler(run, device)
@@ -304,6 +320,7 @@ def sample_grid(
         eta,
         variance,
         next(model.parameters()).device,
+        precision=precision,
     )
     seconds = time.perf_counter() - t0
     save_figure(path, grid_figure(images, f"{n} {label} samples (eta {eta:g}) of {run.path.name}"))
@@ -322,12 +339,18 @@ def evaluate_run(
     overwrite: bool = False,
     device: str = "auto",
     console=None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """`nnlab diffusion evaluate`: n samples scored by the judge classifier beside the floor and
     the baseline (see nnlab.tasks.sample_quality); written to RUN/evaluations/<settings>.json."""
     from nnlab.tasks.sample_quality import evaluate
 
-    label = f"{sampler}{steps if sampler == 'ddim' else ''}" + (f"-eta{eta:g}" if eta else "")
+    check_precision(precision)
+    label = (
+        f"{sampler}{steps if sampler == 'ddim' else ''}"
+        + (f"-eta{eta:g}" if eta else "")
+        + ("-bf16" if precision == "bf16" else "")
+    )
     path = run.path / "evaluations" / f"{label}-n{n}-seed{seed}.json"
     claim_outputs([path], overwrite)
     task, model = load_sampler(run, device)
@@ -343,12 +366,14 @@ def evaluate_run(
         eta,
         variance,
         next(model.parameters()).device,
+        precision=precision,
     )
     seconds = time.perf_counter() - t0
     rows = evaluate(images, task.cfg.data, device, baselines, console, seed)
     result = {
         "sampler": label,
         "variance": variance,
+        "precision": precision,
         "n": n,
         "seed": seed,
         "sample_s": seconds,
