@@ -118,13 +118,30 @@ def train(out: Path, objective: str, budget: float, epochs: int, args, console) 
     return run
 
 
-def evaluation(run: RunDir, n: int, sampler: str, steps: int, baselines: bool, console):
-    label = f"{sampler}{steps if sampler == 'ddim' else ''}"
+def evaluation(
+    run: RunDir, n: int, sampler: str, steps: int, baselines: bool, console, precision="fp32"
+):
+    label = f"{sampler}{steps if sampler == 'ddim' else ''}" + (
+        "-bf16" if precision == "bf16" else ""
+    )
     path = run.path / "evaluations" / f"{label}-n{n}-seed0.json"
     if path.exists():  # evaluated before (the bench can be re-run after an interruption)
-        return json.loads(path.read_text())
+        done = json.loads(path.read_text())
+        if len(done["rows"]) == 3 or not baselines:  # not one made with --no-baselines
+            return done
     return evaluate_run(
-        run, n, sampler, steps, 0.0, "posterior", 0, baselines, False, "auto", console
+        run,
+        n,
+        sampler,
+        steps,
+        0.0,
+        "posterior",
+        0,
+        baselines,
+        path.exists(),  # replace an evaluation without the baselines
+        "auto",
+        console,
+        precision=precision,
     )
 
 
@@ -161,6 +178,12 @@ def main() -> None:
         help="> 0: choose the epochs that fill about this many minutes (probe runs)",
     )
     ap.add_argument("--channels-last", action="store_true", help="NHWC layout (conv speed)")
+    ap.add_argument(
+        "--sample-precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="the main evaluation's sampling: bf16 is 2.5x faster on an AMX CPU, same scores",
+    )
     ap.add_argument(
         "--precision",
         default="auto",
@@ -201,7 +224,7 @@ def main() -> None:
         f"\neps run {eps.path}: {s['epochs']} epochs, {s['train_time_s'] / 60:.1f} min of "
         f"training, stopped: {s.get('stopped')}"
     )
-    main_eval = evaluation(eps, args.n, "ddim", 50, True, console)
+    main_eval = evaluation(eps, args.n, "ddim", 50, True, console, args.sample_precision)
     rows_table(main_eval)
     floor, _, samples = main_eval["rows"]
     print(
