@@ -445,3 +445,14 @@ def test_bonn_sets_from_nnlab_data(real_data):
     assert len(x) == 200 and names[100] == "E001"
     with pytest.raises(NNLabError, match="set B"):
         load_bonn("AB")
+
+
+def test_an_ecg_lead_in_every_file_is_not_a_model_input(tmp_path):
+    """From the first file on, the montage holds an ECG channel: the common set leaves it out
+    (with a warning that names it), unless --channels names it."""
+    make_chbmit_folder(tmp_path, "chb09", n_files=2, hours=0.01, montage_change_at=0)
+    with pytest.warns(UserWarning, match=r"not EEG, left out of the channel set.*ECG \(labelled"):
+        p = load_patient(tmp_path / "chb09", "chb09")
+    assert "ECG" not in p.channels and len(p.channels) == 22
+    kept = load_patient(tmp_path / "chb09", "chb09", channels=["FP1-F7", "ECG"])
+    assert kept.channels == ["FP1-F7", "ECG"] and kept.read(0).data.shape[0] == 2

@@ -608,9 +608,10 @@ def load_patient(
     Files are taken in summary order. Each file's start is its 'File Start Time' made global by
     `global_starts`; its duration comes from the EDF header. When the summary has no clock times
     (some patients' summaries omit them) the files are placed back to back and a warning says so.
-    `channels` overrides the common channel set (`common_channels(..., min_fraction)`). Files
-    that are unreadable, lack a channel of the set, or mix rates within it are skipped with a
-    warning naming them; their seizures stay in `Patient.seizures`.
+    `channels` overrides the common channel set (`common_channels(..., min_fraction)`, less the
+    channels that are not EEG by `non_eeg_reason`, such as an ECG lead; a warning names them).
+    Files that are unreadable, lack a channel of the set, or mix rates within it are skipped with
+    a warning naming them; their seizures stay in `Patient.seizures`.
     """
     folder = _patient_folder(Path(folder), patient)
     summary = read_summary(folder / f"{patient}-summary.txt")
@@ -660,7 +661,20 @@ def load_patient(
     if channels is not None:
         chosen = list(channels)
     else:
-        chosen = common_channels([h.labels for h in headers if h is not None], min_fraction)
+        common = common_channels([h.labels for h in headers if h is not None], min_fraction)
+        reasons = {}
+        for c in common:  # an ECG or VNS lead in most files is not EEG: not a model input
+            head = next(h for h in headers if h is not None and h.find(c) is not None)
+            why = non_eeg_reason(c, head.units[head.find(c)])
+            if why:
+                reasons[c] = why
+        if reasons:
+            warnings.warn(
+                f"{patient}: not EEG, left out of the channel set (name them in --channels to "
+                f"keep them): {', '.join(f'{c} ({why})' for c, why in reasons.items())}",
+                stacklevel=2,
+            )
+        chosen = [c for c in common if c not in reasons]
     if not chosen:
         raise NNLabError(f"{patient}: no channel is common to the files")
     files = []
