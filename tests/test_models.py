@@ -531,14 +531,24 @@ def test_conv_autoencoder_rejects_a_size_its_stages_cannot_halve():
         model_config("conv_ae", size=28, widths=(8, 8, 8))
 
 
-def test_bf16_autocast_on_the_cpu_attends_in_fp32():
+def test_bf16_autocast_on_the_cpu_attends_in_fp32(monkeypatch):
     """Under CPU bf16 autocast the fused path attends in fp32 (PyTorch's bf16 CPU kernel is slow
-    backwards): its output is bf16, close to the fp32 attention, and gradients reach x."""
+    backwards): the kernel is handed fp32 inputs with autocast off (else it would cast them back),
+    the output is bf16, close to the fp32 attention, and gradients reach x."""
+    seen = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append((q.dtype, torch.is_autocast_enabled("cpu")))
+        return sdpa(q, k, v, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     torch.manual_seed(4)
     attn = Attention(D, HEADS)
     x = torch.randn(B, N, D, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, _ = attn(x, mask=causal())
+    assert seen == [(torch.float32, False)]
     assert out.dtype == torch.bfloat16
     out.float().sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
