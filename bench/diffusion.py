@@ -49,6 +49,7 @@ def config(
     return DiffusionConfig(
         data="mnist",
         objective=objective,
+        min_snr=args.min_snr,
         sample_every=sample_every,
         model_args=dict(args.model_arg),
         train=TrainConfig(
@@ -170,6 +171,12 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["ddpm", "x0"])
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument(
+        "--min-snr",
+        type=float,
+        default=0.0,
+        help="> 0: min-SNR-gamma loss weights (e.g. 5) for every run; 0: the plain squared error",
+    )
     add_model_arg(ap)
     ap.add_argument(
         "--fit-min",
@@ -209,7 +216,7 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA "
         f"{torch.cuda.is_available()}, channels_last {args.channels_last}, cudnn benchmark "
-        f"{args.cudnn_benchmark}, precision {args.precision}"
+        f"{args.cudnn_benchmark}, precision {args.precision}, min-SNR gamma {args.min_snr:g}"
     )
     if args.fit_min > 0:
         args.epochs = fit_epochs(args.fit_min, args, console)

@@ -16,7 +16,9 @@ from nnlab.diffusion.schedules import (
     joint_covariance,
     linear_schedule,
     make_schedule,
+    min_snr_weight,
     q_sample,
+    snr,
     v_target,
 )
 from nnlab.facts import diffusion as facts
@@ -113,6 +115,27 @@ def test_loss_draws_t_and_noise_and_is_per_sample():
     # predicting 0 for eps ~ N(0, I) costs E|eps|^2 / 4 pixels = 1 per pixel: 4096 x 4 draws,
     # the mean of chi^2_4 / 4 has sd sqrt(2 / 4) / sqrt(4096) = 0.011: 5 sd = 0.055
     assert abs(float(err.mean()) - 1.0) < 0.055
+
+
+def test_min_snr_weights_turn_down_only_the_nearly_clean_steps():
+    """min-SNR-5 with eps: weight 1 wherever SNR_t <= 5 (t >= 130 of 1000, linear), SNR-limited
+    below; the loss is the weighted mean of the per-sample errors; gamma 0 is the plain mean."""
+    s = linear_schedule(1000)
+    t = torch.arange(1, 1001)
+    w = min_snr_weight(s, t, "eps", 5.0)
+    r = snr(s, t)
+    assert torch.equal(w[r <= 5], torch.ones(int((r <= 5).sum()), dtype=w.dtype))
+    assert 120 <= int((r > 5).sum()) <= 140 and float(w[0]) == pytest.approx(5 / float(r[0]))
+    assert float(w[0]) < 0.01  # SNR_1 = 9999: the first step counts 1/2000 of its plain weight
+    err = torch.rand(8, generator=torch.Generator().manual_seed(0))
+    tt = torch.tensor([1, 2, 50, 100, 200, 500, 900, 1000])
+    weighted = DenoiseDiffusion(lambda x, t: x, s, "eps", min_snr=5.0)
+    want = (min_snr_weight(s, tt, "eps", 5.0).float() * err).mean()
+    torch.testing.assert_close(weighted.loss(err, tt), want)
+    assert float(weighted.loss(err, tt)) < float(err.mean())
+    torch.testing.assert_close(DenoiseDiffusion(lambda x, t: x, s, "eps").loss(err, tt), err.mean())
+    with pytest.raises(ValueError, match="min_snr"):
+        DenoiseDiffusion(lambda x, t: x, s, "eps", min_snr=-1)
 
 
 @pytest.mark.parametrize("variance", ["posterior", "beta"])
@@ -307,7 +330,31 @@ def test_diffusion_bad_input_is_one_line(capsys, tmp_path):
         (["--objective", "score"], "--objective must be eps, x0 or v"),
         (["--schedule", "quadratic"], "--schedule must be linear or cosine"),
         (["--data", "nist"], "--data must be mnist or digits"),
+        (["--min-snr", "-1"], "--min-snr must be >= 0"),
     ):
         code, _, err = run_cli(capsys, "diffusion", "train", *argv)
         assert code == 1 and message in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("objective", ["eps", "v"])
+def test_the_task_trains_on_the_min_snr_weighted_loss(objective):
+    """With --min-snr the task's loss is the weighted mean of the process's errors (the same t and
+    noise: evaluation draws them from a fixed seed), not the plain mean."""
+    from nnlab.models import build_model
+    from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask, to_model_range
+
+    tiny = {"base": 8, "mults": [1, 2], "heads": 2}
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 8, 8)
+    task = DiffusionTask(
+        DiffusionConfig(data="digits", objective=objective, min_snr=5.0, model_args=tiny)
+    )
+    model = build_model("diffusion_unet", task.model_config(None)).eval()
+    with torch.no_grad():
+        got = task.loss(model, (x, None)).losses["loss"]
+        process = task.process(model)
+        err, t = process.losses(to_model_range(x), torch.Generator().manual_seed(10_000))
+    weights = process.weights(t)
+    torch.testing.assert_close(got, (weights * err).mean())
+    assert float(weights.min()) < 0.9 and not torch.allclose(got, err.mean())

@@ -5,10 +5,12 @@ the training loss and the two samplers. The network f(x_t, t) predicts one of
     x0   the clean image
     v    sqrt(ab_t) eps - sqrt(1 - ab_t) x_0 (Salimans & Ho 2022)
 
-and the loss is the plain mean squared error on that target, t uniform on 1..T. The three are one
+and the loss is the mean squared error on that target, t uniform on 1..T. The three are one
 model seen three ways, but the same squared error weighs the timesteps differently: an error d in
 eps is an error sqrt(1 - ab_t) / sqrt(ab_t) d in x_0, so the eps loss is the x_0 loss weighted by
-the signal-to-noise ratio ab_t / (1 - ab_t) -- huge at small t, tiny at large t.
+the signal-to-noise ratio ab_t / (1 - ab_t) -- huge at small t, tiny at large t. With `min_snr`
+= gamma > 0 each error is reweighted so that the loss is the x_0 loss weighted by min(SNR_t,
+gamma) whatever the objective (min-SNR-gamma, Hang et al. 2023).
 
 Samplers: ancestral DDPM, x_{t-1} = mu~_t(x_0_hat, x_t) + sigma_t z with sigma_t^2 = beta~_t (the
 posterior variance) or beta_t (both are in the paper, sec. 3.2); and DDIM (Song, Meng & Ermon 2021,
@@ -30,6 +32,7 @@ from torch import nn
 from nnlab.diffusion.schedules import (
     Schedule,
     eps_from_x0,
+    min_snr_weight,
     per_sample,
     posterior_mean,
     posterior_variance,
@@ -49,10 +52,22 @@ def ddim_sigma(s: Schedule, t: int, prev: int, eta: float) -> float:
 
 
 class DenoiseDiffusion:
-    def __init__(self, model: nn.Module, schedule: Schedule, objective: str = "eps"):
+    def __init__(
+        self, model: nn.Module, schedule: Schedule, objective: str = "eps", min_snr: float = 0.0
+    ):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be eps, x0 or v, got '{objective}'")
+        if min_snr < 0:
+            raise ValueError(f"min_snr must be >= 0 (0: plain squared error), got {min_snr}")
         self.model, self.schedule, self.objective = model, schedule, objective
+        self.min_snr = min_snr
+
+    def weights(self, t: torch.Tensor) -> torch.Tensor | None:
+        """The per-sample loss weights at timesteps t (B,), or None for the plain squared error."""
+        if not self.min_snr:
+            return None
+        s = self.schedule.to(t.device)
+        return min_snr_weight(s, t, self.objective, self.min_snr).float()
 
     # ---- training ---------------------------------------------------------------------------
     def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -64,13 +79,19 @@ class DenoiseDiffusion:
     def losses(self, x0: torch.Tensor, generator: torch.Generator | None = None):
         """Per-sample squared errors (B,) and their timesteps (B,) for clean images x0 (B, ...):
         t ~ U{1..T}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps), error |f(x_t, t) - target|^2
-        averaged over the image."""
+        averaged over the image. Unweighted: the loss is `loss(err, t)`."""
         B = x0.shape[0]
         t = torch.randint(1, self.schedule.T + 1, (B,), device=x0.device, generator=generator)
         eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
         pred = self.model(q_sample(self.schedule.to(x0.device), x0, t, eps), t)
         err = (pred.float() - self.target(x0, eps, t).float()) ** 2
         return err.flatten(1).mean(1), t
+
+    def loss(self, err: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The training loss of per-sample errors from `losses`: their mean, weighted by
+        `weights(t)` when min-SNR weighting is on."""
+        w = self.weights(t)
+        return err.mean() if w is None else (w * err).mean()
 
     # ---- from a prediction to (eps, x0) ----------------------------------------------------------
     def predict(self, xt: torch.Tensor, t: torch.Tensor, clip: bool = True):

@@ -23,6 +23,7 @@ from nnlab.diffusion.schedules import (
     joint_covariance,
     linear_schedule,
     mean_from_eps,
+    min_snr_weight,
     posterior_coefficients,
     posterior_mean,
     posterior_mean_from_residual,
@@ -213,6 +214,38 @@ def eps_loss_weighting() -> float:
     l_eps = (eps_hat - eps).pow(2).sum(1)
     l_x0 = (x0_from_eps(S, xt, t, eps_hat) - x0).pow(2).sum(1)
     return float(((l_eps - snr * l_x0).abs() / l_eps).max())
+
+
+@fact(
+    "min-snr-weights-equalise-objectives",
+    "min-SNR-gamma weights w_eps = min(SNR, g) / SNR, w_x0 = min(SNR, g), "
+    "w_v = min(SNR, g) / (SNR + 1) make each objective's weighted squared error of one "
+    "prediction equal min(SNR_t, g) |x0_hat - x_0|^2 (relative; linear and cosine, g = 1, 5)",
+    topic="diffusion",
+    tol=1e-9,
+)
+def min_snr_weighting() -> float:
+    g = torch.Generator().manual_seed(9)
+    worst = 0.0
+    for sched in (S, cosine_schedule(1000)):
+        t = torch.arange(1, sched.T + 1)
+        x0, eps, x0_hat = (
+            torch.randn(sched.T, 16, generator=g, dtype=torch.float64) for _ in range(3)
+        )
+        xt = q_sample(sched, x0, t, eps)
+        eps_hat = eps_from_x0(sched, xt, t, x0_hat)  # the same prediction, said three ways
+        errors = {
+            "eps": (eps_hat - eps).pow(2).sum(1),
+            "x0": (x0_hat - x0).pow(2).sum(1),
+            "v": (v_target(sched, x0_hat, eps_hat, t) - v_target(sched, x0, eps, t)).pow(2).sum(1),
+        }
+        ab = sched.alpha_bars[1:]
+        for gamma in (1.0, 5.0):
+            want = (ab / (1 - ab)).clamp(max=gamma) * errors["x0"]
+            for objective, err in errors.items():
+                got = min_snr_weight(sched, t, objective, gamma) * err
+                worst = max(worst, float(((got - want).abs() / want).max()))
+    return worst
 
 
 @fact(

@@ -38,6 +38,7 @@ class DiffusionConfig:
     model_args: dict[str, Any] = field(default_factory=dict)  # the model config's fields
     objective: str = "eps"  # what the network predicts: eps | x0 | v
     schedule: str = "linear"  # noise schedule: linear (beta 1e-4 .. 0.02) | cosine
+    min_snr: float = 0.0  # > 0: min-SNR-gamma loss weights (Hang et al. 2023), e.g. 5; 0: plain
     timesteps: int = 1000  # T, the number of noising steps
     limit: int = 0  # > 0: use only the first N training images
     sample_every: int = 5  # epochs between sample grids of the averaged model; 0: at the end only
@@ -61,8 +62,8 @@ class DiffusionConfig:
             raise NNLabError(f"--schedule must be linear or cosine, got '{self.schedule}'")
         if not 2 <= self.timesteps <= 10_000:
             raise NNLabError(f"--timesteps must be in 2..10000, got {self.timesteps}")
-        if self.limit < 0 or self.sample_every < 0:
-            raise NNLabError("--limit and --sample-every must be >= 0")
+        if self.limit < 0 or self.sample_every < 0 or self.min_snr < 0:
+            raise NNLabError("--limit, --sample-every and --min-snr must be >= 0")
         if self.data not in ("mnist", "digits"):
             raise NNLabError(f"--data must be mnist or digits, got '{self.data}'")
         if not available_splits(self.data):
@@ -109,7 +110,7 @@ class DiffusionTask(Task):
         return make_schedule(self.cfg.schedule, self.cfg.timesteps)
 
     def process(self, model: nn.Module) -> DenoiseDiffusion:
-        return DenoiseDiffusion(model, self.schedule, self.cfg.objective)
+        return DenoiseDiffusion(model, self.schedule, self.cfg.objective, self.cfg.min_snr)
 
     def datasets(self, run: RunDir, resume: bool):
         self.sets = load_splits(self.cfg.data, 0.1, self.cfg.train.seed, self.cfg.limit)
@@ -129,14 +130,15 @@ class DiffusionTask(Task):
         else:  # the same t and noise at every evaluation: validation losses compare over epochs
             generator = torch.Generator(x.device).manual_seed(10_000 + self._eval_batch)
             self._eval_batch += 1
-        err, t = self.process(model).losses(to_model_range(x), generator)
+        process = self.process(model)
+        err, t = process.losses(to_model_range(x), generator)
         if model.training:
             # summed where the errors are: a copy to the CPU every step would wait for the GPU
             self.buckets = self.buckets.to(err.device)
             bucket = (t - 1) * BUCKETS // self.schedule.T
             self.buckets[0] += torch.bincount(bucket, err.detach().double(), BUCKETS)
             self.buckets[1] += torch.bincount(bucket, minlength=BUCKETS)
-        return StepOutput({"loss": err.mean()})
+        return StepOutput({"loss": process.loss(err, t)})
 
     def on_epoch_end(self, trainer, epoch: int) -> dict[str, float]:
         self.bucket_history.append((self.buckets[0] / self.buckets[1].clamp(min=1)).cpu().tolist())
@@ -211,12 +213,15 @@ class DiffusionTask(Task):
         run.save_figure(
             "loss_per_t",
             bucket_loss_figure(
-                self.bucket_history, T, f"training loss per range of t ({cfg.objective} objective)"
+                self.bucket_history,
+                T,
+                f"training loss per range of t ({cfg.objective} objective, unweighted)",
             ),
         )
         return {
             "objective": cfg.objective,
             "schedule": cfg.schedule,
+            "min_snr": cfg.min_snr,
             "timesteps": T,
             "sample_s_per_image": per_image,
             "loss_per_t_bucket": self.bucket_history[-1] if self.bucket_history else [],
