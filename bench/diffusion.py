@@ -39,7 +39,7 @@ from rich.console import Console
 from nnlab.report import write_report
 from nnlab.run import RunDir
 from nnlab.tasks.base import run_task
-from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask, evaluate_run
+from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask, evaluate_run, sampler_label
 from nnlab.train import TrainConfig
 
 
@@ -120,11 +120,16 @@ def train(out: Path, objective: str, budget: float, epochs: int, args, console) 
 
 
 def evaluation(
-    run: RunDir, n: int, sampler: str, steps: int, baselines: bool, console, precision="fp32"
+    run: RunDir,
+    n: int,
+    sampler: str,
+    steps: int,
+    baselines: bool,
+    console,
+    precision="fp32",
+    spacing="uniform",
 ):
-    label = f"{sampler}{steps if sampler == 'ddim' else ''}" + (
-        "-bf16" if precision == "bf16" else ""
-    )
+    label = sampler_label(sampler, steps, 0.0, precision, spacing)
     path = run.path / "evaluations" / f"{label}-n{n}-seed0.json"
     if path.exists():  # evaluated before (the bench can be re-run after an interruption)
         done = json.loads(path.read_text())
@@ -143,6 +148,7 @@ def evaluation(
         "auto",
         console,
         precision=precision,
+        spacing=spacing,
     )
 
 
@@ -185,6 +191,12 @@ def main() -> None:
         help="> 0: choose the epochs that fill about this many minutes (probe runs)",
     )
     ap.add_argument("--channels-last", action="store_true", help="NHWC layout (conv speed)")
+    ap.add_argument(
+        "--spacing",
+        default="uniform",
+        choices=["uniform", "quadratic"],
+        help="DDIM's timesteps in the main evaluation (the DDPM-vs-DDIM rows keep uniform)",
+    )
     ap.add_argument(
         "--sample-precision",
         default="fp32",
@@ -231,7 +243,9 @@ def main() -> None:
         f"\neps run {eps.path}: {s['epochs']} epochs, {s['train_time_s'] / 60:.1f} min of "
         f"training, stopped: {s.get('stopped')}"
     )
-    main_eval = evaluation(eps, args.n, "ddim", 50, True, console, args.sample_precision)
+    main_eval = evaluation(
+        eps, args.n, "ddim", 50, True, console, args.sample_precision, args.spacing
+    )
     rows_table(main_eval)
     floor, _, samples = main_eval["rows"]
     print(

@@ -175,6 +175,36 @@ def test_ddim_converges_to_the_data_distribution_as_steps_grow():
     assert abs(float(x.var()) - SD**2) < 0.0045
 
 
+def test_quadratic_spacing_keeps_more_of_the_spread():
+    """Quadratic DDIM timesteps: `steps` distinct ones from T to 1, crowded near t = 1; with the
+    exact denoiser of Gaussian data (N = 20000 pixels, variance sd 0.0009), 50 of them keep the
+    variance better than 50 evenly spaced ones (measured 0.084 vs 0.076 of 0.09, linear
+    schedule)."""
+    for steps in (1, 2, 10, 50, 999, 1000):
+        times = ddim_times(1000, steps, "quadratic")
+        assert len(set(times)) == steps and times == sorted(times, reverse=True)
+        assert times[0] == 1000 and (steps == 1 or times[-1] == 1)
+    quad = ddim_times(1000, 50, "quadratic")
+    assert sum(t <= 100 for t in quad) > 3 * sum(t <= 100 for t in ddim_times(1000, 50))
+    with pytest.raises(ValueError, match="spacing must be"):
+        ddim_times(1000, 50, "cubic")
+    s = linear_schedule(1000)
+    process = DenoiseDiffusion(Oracle(s, "eps"), s, "eps")
+    var = {
+        spacing: float(
+            process.ddim(
+                (2000, 1, 2, 5),
+                50,
+                clip=False,
+                generator=torch.Generator().manual_seed(0),
+                spacing=spacing,
+            )[0].var()
+        )
+        for spacing in ("uniform", "quadratic")
+    }
+    assert var["uniform"] + 0.005 < var["quadratic"] < SD**2 + 0.003, var
+
+
 def test_ddim_is_deterministic_and_keeps_the_strip():
     s = linear_schedule(1000)
     process = DenoiseDiffusion(Oracle(s, "x0"), s, "x0")

@@ -14,6 +14,9 @@ SamplerOpt = typer.Option("ddim", help="ddpm (ancestral, every step) or ddim.")
 StepsOpt = typer.Option(50, min=1, help="DDIM steps (DDPM always takes all T).")
 EtaOpt = typer.Option(0.0, min=0.0, help="DDIM noise: 0 deterministic, 1 = DDPM's variance.")
 VarianceOpt = typer.Option("posterior", help="DDPM step variance: posterior (beta~_t) or beta.")
+SpacingOpt = typer.Option(
+    "uniform", help="DDIM's timesteps: uniform, or quadratic (crowded near the data)."
+)
 SeedOpt = typer.Option(0, help="Seed of the initial noise (and of DDPM's steps).")
 PrecisionOpt = typer.Option(
     "fp32", help="fp32, or bf16: the network under bf16 autocast (about 2x on a CPU with AMX)."
@@ -33,6 +36,7 @@ def sample(
     ),
     overwrite: bool = typer.Option(False, help="Replace the file if it exists."),
     precision: str = PrecisionOpt,
+    spacing: str = SpacingOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Draw samples from a trained run's averaged model and write them as one grid PNG."""
@@ -50,6 +54,7 @@ def sample(
         overwrite,
         device,
         precision=precision,
+        spacing=spacing,
     )
     console.print(f"{n} samples in {seconds:.1f} s ({seconds / n * 1000:.0f} ms each): {path}")
 
@@ -65,6 +70,7 @@ def evaluate(
     baselines: bool = typer.Option(True, help="Also score real test images and a PCA Gaussian."),
     overwrite: bool = typer.Option(False, help="Replace an earlier evaluation of these settings."),
     precision: str = PrecisionOpt,
+    spacing: str = SpacingOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Score samples in the feature space of nnlab's own classifier (not Inception FID): own-
@@ -84,6 +90,7 @@ def evaluate(
         device,
         console,
         precision=precision,
+        spacing=spacing,
     )
     keys = ("images", "n", "fd", "kd", "confidence", "class_share_min", "class_share_max")
     console.print(

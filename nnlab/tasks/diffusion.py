@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nnlab.data import available_splits, load_splits
-from nnlab.diffusion.process import OBJECTIVES, DenoiseDiffusion
+from nnlab.diffusion.process import OBJECTIVES, SPACINGS, DenoiseDiffusion
 from nnlab.diffusion.schedules import SCHEDULES, make_schedule, q_sample
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json, claim_outputs
@@ -243,12 +243,16 @@ def sample_images(
     keep=None,
     batch: int = 500,
     precision: str = "fp32",
+    spacing: str = "uniform",
 ):
     """n samples in [0, 1] (NumPy, (n, *shape)) in batches, and the trajectory of the first batch
     at the kept steps (images in [-1, 1], torch). precision "bf16": the network runs under bf16
-    autocast (its output is cast back: the sampler's arithmetic stays fp32)."""
+    autocast (its output is cast back: the sampler's arithmetic stays fp32). spacing: DDIM's
+    timesteps, uniform or quadratic."""
     if sampler not in SAMPLERS:
         raise NNLabError(f"--sampler must be ddpm or ddim, got '{sampler}'")
+    if spacing not in SPACINGS:
+        raise NNLabError(f"--spacing must be uniform or quadratic, got '{spacing}'")
     check_precision(precision)
     was = model.training
     model.eval()
@@ -260,7 +264,9 @@ def sample_images(
             if sampler == "ddpm":
                 x, k = process.ddpm(size, variance, generator=g, device=device, keep=keep)
             else:
-                x, k = process.ddim(size, steps, eta, generator=g, device=device, keep=keep)
+                x, k = process.ddim(
+                    size, steps, eta, generator=g, device=device, keep=keep, spacing=spacing
+                )
         out.append(to_image_range(x).float().cpu().numpy())
         kept = k if kept is None else kept
     model.train(was)
@@ -273,6 +279,16 @@ SAMPLING_PRECISIONS = ("fp32", "bf16")
 def check_precision(precision: str) -> None:
     if precision not in SAMPLING_PRECISIONS:
         raise NNLabError(f"--precision must be fp32 or bf16, got '{precision}'")
+
+
+def sampler_label(sampler: str, steps: int, eta: float, precision: str, spacing: str) -> str:
+    """A sampling setting as a file-name part: ddim50, ddim50-quad-eta0.5-bf16, ddpm."""
+    if sampler == "ddpm":
+        label = "ddpm"
+    else:
+        label = f"ddim{steps}" + ("-quad" if spacing == "quadratic" else "")
+        label += f"-eta{eta:g}" if eta else ""
+    return label + ("-bf16" if precision == "bf16" else "")
 
 
 def save_figure(path: Path, fig) -> Path:
@@ -303,13 +319,12 @@ def sample_grid(
     overwrite: bool = False,
     device: str = "auto",
     precision: str = "fp32",
+    spacing: str = "uniform",
 ) -> tuple[Path, float]:
     """`nnlab diffusion sample`: n samples as one grid PNG (by default in the run, named by the
     settings); returns its path and the sampling time in seconds."""
     check_precision(precision)
-    label = f"{sampler}{steps if sampler == 'ddim' else ''}" + (
-        "-bf16" if precision == "bf16" else ""
-    )
+    label = sampler_label(sampler, steps, 0.0, precision, spacing)
     path = Path(out) if out is not None else run.path / f"samples-{label}-n{n}-seed{seed}.png"
     claim_outputs([path], overwrite)
     task, model = load_sampler(run, device)
@@ -326,6 +341,7 @@ def sample_grid(
         variance,
         next(model.parameters()).device,
         precision=precision,
+        spacing=spacing,
     )
     seconds = time.perf_counter() - t0
     save_figure(path, grid_figure(images, f"{n} {label} samples (eta {eta:g}) of {run.path.name}"))
@@ -345,17 +361,14 @@ def evaluate_run(
     device: str = "auto",
     console=None,
     precision: str = "fp32",
+    spacing: str = "uniform",
 ) -> dict[str, Any]:
     """`nnlab diffusion evaluate`: n samples scored by the judge classifier beside the floor and
     the baseline (see nnlab.tasks.sample_quality); written to RUN/evaluations/<settings>.json."""
     from nnlab.tasks.sample_quality import evaluate
 
     check_precision(precision)
-    label = (
-        f"{sampler}{steps if sampler == 'ddim' else ''}"
-        + (f"-eta{eta:g}" if eta else "")
-        + ("-bf16" if precision == "bf16" else "")
-    )
+    label = sampler_label(sampler, steps, eta, precision, spacing)
     path = run.path / "evaluations" / f"{label}-n{n}-seed{seed}.json"
     claim_outputs([path], overwrite)
     task, model = load_sampler(run, device)
@@ -372,12 +385,14 @@ def evaluate_run(
         variance,
         next(model.parameters()).device,
         precision=precision,
+        spacing=spacing,
     )
     seconds = time.perf_counter() - t0
     rows = evaluate(images, task.cfg.data, device, baselines, console, seed)
     result = {
         "sampler": label,
         "variance": variance,
+        "spacing": spacing,
         "precision": precision,
         "n": n,
         "seed": seed,
