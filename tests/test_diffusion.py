@@ -87,6 +87,17 @@ def test_the_closed_form_checks_can_fail():
     assert abs(float(joint_covariance(s, t)) - slip) > 0.1  # the two covariances really differ
 
 
+def test_the_min_snr_fact_can_fail(monkeypatch):
+    """v weighted as if it were eps (a missing + 1 in the SNR) is caught: measured 4e8."""
+    right = facts.min_snr_weighting()
+    monkeypatch.setattr(
+        facts,
+        "min_snr_weight",
+        lambda s, t, o, g: min_snr_weight(s, t, "eps" if o == "v" else o, g),
+    )
+    assert right < 1e-9 and facts.min_snr_weighting() > 1.0
+
+
 @pytest.mark.parametrize("objective", ["eps", "x0", "v"])
 def test_objectives_share_one_model(objective):
     """The oracle in any parametrisation gives the same (eps, x0) and a loss of 0 in expectation

@@ -244,7 +244,8 @@ def min_snr_weighting() -> float:
             want = (ab / (1 - ab)).clamp(max=gamma) * errors["x0"]
             for objective, err in errors.items():
                 got = min_snr_weight(sched, t, objective, gamma) * err
-                worst = max(worst, float(((got - want).abs() / want).max()))
+                rel = ((got - want).abs() / want).nan_to_num(nan=math.inf)  # a NaN fails
+                worst = max(worst, float(rel.max()))
     return worst
 
 

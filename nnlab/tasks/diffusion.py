@@ -284,6 +284,8 @@ def check_precision(precision: str) -> None:
 def sampler_label(sampler: str, steps: int, eta: float, precision: str, spacing: str) -> str:
     """A sampling setting as a file-name part: ddim50, ddim50-quad-eta0.5-bf16, ddpm (checked
     first: a bad setting is an error before any output is claimed)."""
+    if sampler not in SAMPLERS:
+        raise NNLabError(f"--sampler must be ddpm or ddim, got '{sampler}'")
     if spacing not in SPACINGS:
         raise NNLabError(f"--spacing must be uniform or quadratic, got '{spacing}'")
     if sampler == "ddpm":
