@@ -130,6 +130,22 @@ def test_a_damaged_or_foreign_file_is_an_error_naming_it(tmp_path, damage):
             reader(path)
 
 
+def test_a_discontinuous_edf_plus_d_file_is_refused(tmp_path):
+    """An EDF+D file's records may have gaps, so times after one would be wrong: EDFlib refuses
+    it ("The file is discontinuous and cannot be read"), and nnlab says what to do instead, in
+    one line (tests/test_seizure.py runs `seizure detect` on one). The same file marked EDF+C
+    (what write_edf writes) reads."""
+    good = write_edf(tmp_path / "c.edf", _recording())
+    raw = good.read_bytes()
+    assert raw[192:197] == b"EDF+C"
+    path = tmp_path / "d.edf"
+    path.write_bytes(raw[:192] + b"EDF+D" + raw[197:])
+    for reader in (edf_header, read_edf):
+        assert reader(good) is not None
+        with pytest.raises(NNLabError, match=r"d\.edf: an EDF\+D \(discontinuous\) file"):
+            reader(path)
+
+
 def test_write_edf_refuses_partial_records_and_leaves_nothing(tmp_path):
     rec = Recording("short", 256.0, ["A"], np.zeros((1, 300), dtype=np.float32))
     with pytest.raises(NNLabError, match="whole"):

@@ -458,6 +458,15 @@ def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path):
     assert code == 0 and "x_windows.csv" in capsys.readouterr().out
     assert cli("seizure", "detect", str(tmp_path / "none.edf"), "--model", str(run.path)) == 1
     assert "no such EDF file" in capsys.readouterr().err
+    raw = edf.read_bytes()  # the same file marked discontinuous (EDF+D): one line, no outputs
+    gappy = tmp_path / "gappy.edf"
+    gappy.write_bytes(raw[:192] + b"EDF+D" + raw[197:])
+    assert (
+        cli("seizure", "detect", str(gappy), "--model", str(run.path), "--out", str(tmp_path)) == 1
+    )
+    err = capsys.readouterr().err
+    assert "EDF+D (discontinuous)" in err and err.count("\n") == 1
+    assert not list(tmp_path.glob("gappy_*"))
 
 
 @pytest.mark.parametrize("fs_file", [200.0, 256.0, 512.0, 173.0])

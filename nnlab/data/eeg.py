@@ -137,6 +137,14 @@ def _open_edf(path: Path):
 
     if not path.is_file():
         raise NNLabError(f"{path}: no such EDF file")
+    with open(path, "rb") as f:  # the header's 44-byte reserved field: "EDF+C" or "EDF+D"
+        reserved = f.read(236)[192:236]
+    if reserved.startswith(b"EDF+D"):  # EDFlib refuses these too, without saying what to do
+        raise NNLabError(
+            f"{path}: an EDF+D (discontinuous) file, whose data records may have gaps in time; "
+            "nnlab reads continuous recordings only: split it into EDF+C files first "
+            "(EDFbrowser: Tools > Convert EDF+D to EDF+C)"
+        )
     try:
         # annotations are not used; reading them would scan every data record of an EDF+ file
         return pyedflib.EdfReader(str(path), pyedflib.DO_NOT_READ_ANNOTATIONS)
