@@ -313,6 +313,8 @@ def test_diffusion_run_samples_and_evaluation(capsys, tmp_path, monkeypatch):
     assert code == 0 and (out / "samples-ddim10-quad-n12-seed0.png").stat().st_size > 0, err
     code, _, err = run_cli(capsys, *argv[:-2])
     assert code == 0 and (out / "samples-ddim10-n12-seed0.png").exists(), err
+    code, _, err = run_cli(capsys, *argv[:-2], "--eta", "0.5")  # not the eta-0 file: "exists"
+    assert code == 0 and (out / "samples-ddim10-eta0.5-n12-seed0.png").exists(), err
     code, _, err = run_cli(capsys, *argv[:-2], "--spacing", "cubic")  # before "exists" below
     assert code == 1 and "--spacing must be uniform or quadratic" in err and err.count("\n") == 1
     code, _, err = run_cli(

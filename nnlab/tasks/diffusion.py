@@ -249,11 +249,7 @@ def sample_images(
     at the kept steps (images in [-1, 1], torch). precision "bf16": the network runs under bf16
     autocast (its output is cast back: the sampler's arithmetic stays fp32). spacing: DDIM's
     timesteps, uniform or quadratic."""
-    if sampler not in SAMPLERS:
-        raise NNLabError(f"--sampler must be ddpm or ddim, got '{sampler}'")
-    if spacing not in SPACINGS:
-        raise NNLabError(f"--spacing must be uniform or quadratic, got '{spacing}'")
-    check_precision(precision)
+    check_sampling(sampler, precision, spacing)
     was = model.training
     model.eval()
     g = torch.Generator(device).manual_seed(seed)
@@ -276,18 +272,20 @@ def sample_images(
 SAMPLING_PRECISIONS = ("fp32", "bf16")
 
 
-def check_precision(precision: str) -> None:
+def check_sampling(sampler: str, precision: str, spacing: str) -> None:
+    """A sampling setting from the command line, checked: one line for a bad value."""
+    if sampler not in SAMPLERS:
+        raise NNLabError(f"--sampler must be ddpm or ddim, got '{sampler}'")
     if precision not in SAMPLING_PRECISIONS:
         raise NNLabError(f"--precision must be fp32 or bf16, got '{precision}'")
+    if spacing not in SPACINGS:
+        raise NNLabError(f"--spacing must be uniform or quadratic, got '{spacing}'")
 
 
 def sampler_label(sampler: str, steps: int, eta: float, precision: str, spacing: str) -> str:
     """A sampling setting as a file-name part: ddim50, ddim50-quad-eta0.5-bf16, ddpm (checked
     first: a bad setting is an error before any output is claimed)."""
-    if sampler not in SAMPLERS:
-        raise NNLabError(f"--sampler must be ddpm or ddim, got '{sampler}'")
-    if spacing not in SPACINGS:
-        raise NNLabError(f"--spacing must be uniform or quadratic, got '{spacing}'")
+    check_sampling(sampler, precision, spacing)
     if sampler == "ddpm":
         label = "ddpm"
     else:
@@ -328,8 +326,7 @@ def sample_grid(
 ) -> tuple[Path, float]:
     """`nnlab diffusion sample`: n samples as one grid PNG (by default in the run, named by the
     settings); returns its path and the sampling time in seconds."""
-    check_precision(precision)
-    label = sampler_label(sampler, steps, 0.0, precision, spacing)
+    label = sampler_label(sampler, steps, eta, precision, spacing)
     path = Path(out) if out is not None else run.path / f"samples-{label}-n{n}-seed{seed}.png"
     claim_outputs([path], overwrite)
     task, model = load_sampler(run, device)
@@ -372,7 +369,6 @@ def evaluate_run(
     the baseline (see nnlab.tasks.sample_quality); written to RUN/evaluations/<settings>.json."""
     from nnlab.tasks.sample_quality import evaluate
 
-    check_precision(precision)
     label = sampler_label(sampler, steps, eta, precision, spacing)
     path = run.path / "evaluations" / f"{label}-n{n}-seed{seed}.json"
     claim_outputs([path], overwrite)
