@@ -50,6 +50,8 @@ def config(
         data="mnist",
         objective=objective,
         min_snr=args.min_snr,
+        conditional=args.conditional,
+        guidance=args.guidance,
         sample_every=sample_every,
         model_args=dict(args.model_arg),
         train=TrainConfig(
@@ -128,8 +130,9 @@ def evaluation(
     console,
     precision="fp32",
     spacing="uniform",
+    guidance=0.0,
 ):
-    label = sampler_label(sampler, steps, 0.0, precision, spacing)
+    label = sampler_label(sampler, steps, 0.0, precision, spacing, guidance)
     path = run.path / "evaluations" / f"{label}-n{n}-seed0.json"
     if path.exists():  # evaluated before (the bench can be re-run after an interruption)
         done = json.loads(path.read_text())
@@ -149,6 +152,7 @@ def evaluation(
         console,
         precision=precision,
         spacing=spacing,
+        guidance=guidance,
     )
 
 
@@ -182,6 +186,18 @@ def main() -> None:
         type=float,
         default=0.0,
         help="> 0: min-SNR-gamma loss weights (e.g. 5) for every run; 0: the plain squared error",
+    )
+    ap.add_argument(
+        "--conditional",
+        action="store_true",
+        help="class-conditional U-Nets (labels dropped 10%% of the time); the evaluations draw "
+        "the labels from the training set's class shares",
+    )
+    ap.add_argument(
+        "--guidance",
+        type=float,
+        default=0.0,
+        help="with --conditional: classifier-free guidance w of every evaluation (0: none)",
     )
     add_model_arg(ap)
     ap.add_argument(
@@ -228,7 +244,8 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CUDA "
         f"{torch.cuda.is_available()}, channels_last {args.channels_last}, cudnn benchmark "
-        f"{args.cudnn_benchmark}, precision {args.precision}, min-SNR gamma {args.min_snr:g}"
+        f"{args.cudnn_benchmark}, precision {args.precision}, min-SNR gamma {args.min_snr:g}, "
+        f"conditional {args.conditional}, guidance {args.guidance:g}"
     )
     if args.fit_min > 0:
         args.epochs = fit_epochs(args.fit_min, args, console)
@@ -244,7 +261,7 @@ def main() -> None:
         f"training, stopped: {s.get('stopped')}"
     )
     main_eval = evaluation(
-        eps, args.n, "ddim", 50, True, console, args.sample_precision, args.spacing
+        eps, args.n, "ddim", 50, True, console, args.sample_precision, args.spacing, args.guidance
     )
     rows_table(main_eval)
     floor, _, samples = main_eval["rows"]
@@ -259,8 +276,8 @@ def main() -> None:
         samples["fd"] < main_eval["rows"][1]["fd"] / 10,
     )
     if "ddpm" not in args.skip:
-        ddim = evaluation(eps, 1000, "ddim", 50, False, console)
-        ddpm = evaluation(eps, 1000, "ddpm", 1000, False, console)
+        ddim = evaluation(eps, 1000, "ddim", 50, False, console, guidance=args.guidance)
+        ddpm = evaluation(eps, 1000, "ddpm", 1000, False, console, guidance=args.guidance)
         print("\n| sampler | own-feature FD (1000) | sampling s | speed-up |")
         print("| --- | --- | --- | --- |")
         for r in (ddpm, ddim):
@@ -279,7 +296,10 @@ def main() -> None:
             "own-feature FD (DDIM-50, 1000) | confidence |\n| --- | --- | --- | --- | --- | --- |"
         )
         for run in (eps, x0):
-            r, s = evaluation(run, 1000, "ddim", 50, False, console), run.summary()
+            r, s = (
+                evaluation(run, 1000, "ddim", 50, False, console, guidance=args.guidance),
+                run.summary(),
+            )
             print(
                 f"| {s['objective']} | {s['epochs']} | {s['train_time_s'] / 60:.1f} | "
                 f"{s['test/loss']:.4f} | {r['rows'][-1]['fd']:.2f} | "

@@ -18,6 +18,12 @@ SpacingOpt = typer.Option(
     "uniform", help="DDIM's timesteps: uniform, or quadratic (crowded near the data)."
 )
 SeedOpt = typer.Option(0, help="Seed of the initial noise (and of DDPM's steps).")
+GuidanceOpt = typer.Option(
+    None,
+    min=0.0,
+    help="Classifier-free guidance w of a --conditional run: (1+w) f(x, y) - w f(x); 0 = plain "
+    "conditional (default: the run's own).",
+)
 PrecisionOpt = typer.Option(
     "fp32", help="fp32, or bf16: the network under bf16 autocast (about 2x on a CPU with AMX)."
 )
@@ -37,6 +43,7 @@ def sample(
     overwrite: bool = typer.Option(False, help="Replace the file if it exists."),
     precision: str = PrecisionOpt,
     spacing: str = SpacingOpt,
+    guidance: Optional[float] = GuidanceOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Draw samples from a trained run's averaged model and write them as one grid PNG."""
@@ -55,6 +62,7 @@ def sample(
         device,
         precision=precision,
         spacing=spacing,
+        guidance=guidance,
     )
     console.print(f"{n} samples in {seconds:.1f} s ({seconds / n * 1000:.0f} ms each): {path}")
 
@@ -71,6 +79,7 @@ def evaluate(
     overwrite: bool = typer.Option(False, help="Replace an earlier evaluation of these settings."),
     precision: str = PrecisionOpt,
     spacing: str = SpacingOpt,
+    guidance: Optional[float] = GuidanceOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Score samples in the feature space of nnlab's own classifier (not Inception FID): own-
@@ -91,6 +100,7 @@ def evaluate(
         console,
         precision=precision,
         spacing=spacing,
+        guidance=guidance,
     )
     keys = ("images", "n", "fd", "kd", "confidence", "class_share_min", "class_share_max")
     console.print(

@@ -20,6 +20,15 @@ eq. 12) on any sub-sequence of timesteps,
     sigma = eta sqrt((1 - ab_s) / (1 - ab_t)) sqrt(1 - ab_t / ab_s),
 
 deterministic for eta = 0; eta = 1 on all T steps is DDPM with beta~_t.
+
+Class-conditional models and classifier-free guidance (Ho & Salimans 2021): the network takes a
+label y, and during training the label is dropped (replaced by `null_label`) with probability
+p_uncond, so one network learns both eps(x_t, t, y) and eps(x_t, t). Sampling with guidance w
+uses eps~ = (1 + w) eps(x_t, t, y) - w eps(x_t, t): since eps = -sqrt(1 - ab_t) grad log p(x_t),
+that is the score of p(x_t | y) p(y | x_t)^w (Bayes), a sampler that leans towards images the
+implicit classifier is sure of. w = 0 is the plain conditional model. The combination is taken of
+the network's raw output: x_0 and v are affine in eps at fixed x_t, and the weights 1 + w and -w
+sum to 1, so the same combination of x_0 or v predictions is the same guided eps.
 """
 
 from __future__ import annotations
@@ -53,14 +62,26 @@ def ddim_sigma(s: Schedule, t: int, prev: int, eta: float) -> float:
 
 class DenoiseDiffusion:
     def __init__(
-        self, model: nn.Module, schedule: Schedule, objective: str = "eps", min_snr: float = 0.0
+        self,
+        model: nn.Module,
+        schedule: Schedule,
+        objective: str = "eps",
+        min_snr: float = 0.0,
+        null_label: int | None = None,
+        guidance: float = 0.0,
     ):
+        """null_label: the label meaning "none" of a class-conditional model (None: the model
+        takes no labels); guidance: classifier-free guidance w >= 0 when sampling with labels."""
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be eps, x0 or v, got '{objective}'")
         if min_snr < 0:
             raise ValueError(f"min_snr must be >= 0 (0: plain squared error), got {min_snr}")
+        if guidance < 0 or (guidance and null_label is None):
+            raise ValueError(
+                f"guidance must be >= 0, and needs a class-conditional model, got {guidance}"
+            )
         self.model, self.schedule, self.objective = model, schedule, objective
-        self.min_snr = min_snr
+        self.min_snr, self.null_label, self.guidance = min_snr, null_label, guidance
 
     def weights(self, t: torch.Tensor) -> torch.Tensor | None:
         """The per-sample loss weights at timesteps t (B,), or None for the plain squared error."""
@@ -76,14 +97,28 @@ class DenoiseDiffusion:
         s = self.schedule.to(x0.device)
         return x0 if self.objective == "x0" else v_target(s, x0, eps, t)
 
-    def losses(self, x0: torch.Tensor, generator: torch.Generator | None = None):
+    def losses(
+        self,
+        x0: torch.Tensor,
+        generator: torch.Generator | None = None,
+        labels: torch.Tensor | None = None,
+        p_uncond: float = 0.0,
+    ):
         """Per-sample squared errors (B,) and their timesteps (B,) for clean images x0 (B, ...):
         t ~ U{1..T}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps), error |f(x_t, t) - target|^2
-        averaged over the image. Unweighted: the loss is `loss(err, t)`."""
+        averaged over the image. Unweighted: the loss is `loss(err, t)`. With labels (B,) (a
+        conditional model), each is replaced by `null_label` with probability p_uncond."""
         B = x0.shape[0]
         t = torch.randint(1, self.schedule.T + 1, (B,), device=x0.device, generator=generator)
         eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-        pred = self.model(q_sample(self.schedule.to(x0.device), x0, t, eps), t)
+        xt = q_sample(self.schedule.to(x0.device), x0, t, eps)
+        if labels is None:
+            pred = self.model(xt, t)
+        else:
+            if self.null_label is None:
+                raise ValueError("labels need a class-conditional model (null_label is None)")
+            drop = torch.rand(B, device=x0.device, generator=generator) < p_uncond
+            pred = self.model(xt, t, labels.masked_fill(drop, self.null_label))
         err = (pred.float() - self.target(x0, eps, t).float()) ** 2
         return err.flatten(1).mean(1), t
 
@@ -94,10 +129,31 @@ class DenoiseDiffusion:
         return err.mean() if w is None else (w * err).mean()
 
     # ---- from a prediction to (eps, x0) ----------------------------------------------------------
-    def predict(self, xt: torch.Tensor, t: torch.Tensor, clip: bool = True):
-        """(eps_hat, x0_hat) from the network's output at (x_t, t); with `clip`, x0_hat is clipped
-        to the data range [-1, 1] and eps_hat recomputed from it (as Ho et al.'s sampler does)."""
-        out = self.model(xt, t).to(xt.dtype)
+    def output(
+        self, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The network's output at (x_t, t), given labels (B,) when it is conditional; with
+        guidance w, (1 + w) f(x_t, t, y) - w f(x_t, t, none) from one batch of 2B."""
+        if labels is None:
+            return self.model(xt, t)
+        if not self.guidance:
+            return self.model(xt, t, labels)
+        none = torch.full_like(labels, self.null_label)
+        both = self.model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([labels, none]))
+        cond, uncond = both.chunk(2)
+        return cond + self.guidance * (cond - uncond)
+
+    def predict(
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        clip: bool = True,
+        labels: torch.Tensor | None = None,
+    ):
+        """(eps_hat, x0_hat) from the network's output at (x_t, t) (and labels, see `output`);
+        with `clip`, x0_hat is clipped to the data range [-1, 1] and eps_hat recomputed from it
+        (as Ho et al.'s sampler does)."""
+        out = self.output(xt, t, labels).to(xt.dtype)
         s = self.schedule.to(xt.device)
         if self.objective == "eps":
             eps, x0 = out, x0_from_eps(s, xt, t, out)
@@ -120,9 +176,11 @@ class DenoiseDiffusion:
         generator: torch.Generator | None = None,
         device=None,
         keep: Callable[[int], bool] | None = None,
+        labels: torch.Tensor | None = None,
     ):
         """Ancestral sampling over all T steps. variance: "posterior" (beta~_t) or "beta" (beta_t).
-        Returns x_0 (B, ...) and {t: x_t} for the steps where keep(t) (the reverse strip)."""
+        labels (B,): the classes to draw (a conditional model). Returns x_0 (B, ...) and
+        {t: x_t} for the steps where keep(t) (the reverse strip)."""
         if variance not in ("posterior", "beta"):
             raise ValueError(f"variance must be posterior or beta, got '{variance}'")
         s = self.schedule
@@ -130,7 +188,7 @@ class DenoiseDiffusion:
         kept = {s.T: x.cpu()} if keep and keep(s.T) else {}
         for step in range(s.T, 0, -1):
             t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
-            _, x0 = self.predict(x, t, clip)
+            _, x0 = self.predict(x, t, clip, labels)
             on = s.to(x.device)
             mean = posterior_mean(on, x0, x, t)
             var = posterior_variance(on, t) if variance == "posterior" else on.betas[t]
@@ -151,9 +209,10 @@ class DenoiseDiffusion:
         device=None,
         keep: Callable[[int], bool] | None = None,
         spacing: str = "uniform",
+        labels: torch.Tensor | None = None,
     ):
         """DDIM on `steps` timesteps in 1..T spaced by `spacing` (see ddim_times; always from T
-        and ending at t = 1, then 0)."""
+        and ending at t = 1, then 0); labels as in `ddpm`."""
         s = self.schedule
         if not 1 <= steps <= s.T:
             raise ValueError(f"steps must be in 1..{s.T}, got {steps}")
@@ -162,7 +221,7 @@ class DenoiseDiffusion:
         kept = {times[0]: x.cpu()} if keep and keep(times[0]) else {}
         for step, prev in zip(times, times[1:] + [0]):
             t = torch.full((shape[0],), step, device=x.device, dtype=torch.long)
-            eps, x0 = self.predict(x, t, clip)
+            eps, x0 = self.predict(x, t, clip, labels)
             sigma = ddim_sigma(s, step, prev, eta)
             ab_prev = float(s.alpha_bars[prev])
             x = ab_prev**0.5 * x0 + max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * eps

@@ -49,6 +49,7 @@ class DiffusionUNetConfig:
     heads: int = 4
     groups: int = 8  # GroupNorm groups
     dropout: float = 0.0
+    classes: int = 0  # > 0: class-conditional, eps_theta(x_t, t, y); label `classes` = no label
 
 
 class SpatialSelfAttention(nn.Module):
@@ -85,6 +86,10 @@ class DiffusionUNet(nn.Module):
             return ResidualBlock(c_in, c_out, emb_dim, cfg.groups, cfg.dropout)
 
         self.time_embed = TimeEmbedding(cfg.base, emb_dim)
+        # class-conditional (Ho & Salimans 2021): a learned vector per class added to the time
+        # embedding, so every ResBlock sees it; one more row, `classes`, is "no label" -- the
+        # same network then also models p(x), which classifier-free guidance needs
+        self.class_embed = nn.Embedding(cfg.classes + 1, emb_dim) if cfg.classes else None
         self.stem = nn.Conv2d(cfg.in_channels, cfg.base, 3, padding=1)
 
         self.down = nn.ModuleList()  # level i: `blocks` ResBlocks
@@ -117,9 +122,12 @@ class DiffusionUNet(nn.Module):
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x: (B, C, H, W) noisy images, H and W divisible by 2**(len(mults)-1); t: (B,) timesteps
-        (int or float) -> (B, out_channels, H, W)."""
+        (int or float); y: (B,) class labels in 0..classes, `classes` meaning none (a conditional
+        model only; None = no label for all) -> (B, out_channels, H, W)."""
         B, C, H, W = x.shape
         factor = 2 ** (len(self.cfg.mults) - 1)
         if H % factor or W % factor:
@@ -132,6 +140,21 @@ class DiffusionUNet(nn.Module):
                 f"t must have shape ({B},), one timestep per image, got {tuple(t.shape)}"
             )
         e = self.time_embed(t)  # (B, 4 base)
+        if self.class_embed is not None:
+            if y is None:
+                y = torch.full((B,), self.cfg.classes, device=x.device, dtype=torch.long)
+            # the range is checked where it costs no wait for a GPU
+            bad = (
+                y.device.type == "cpu" and not 0 <= int(y.min()) <= int(y.max()) <= self.cfg.classes
+            )
+            if y.shape != (B,) or bad:
+                raise ValueError(
+                    f"y must be (B,) = ({B},) labels in 0..{self.cfg.classes} "
+                    f"({self.cfg.classes} = none), got shape {tuple(y.shape)}"
+                )
+            e = e + self.class_embed(y)  # (B, 4 base)
+        elif y is not None:
+            raise ValueError("this U-Net is not class-conditional (classes = 0): y must be None")
 
         h = self.stem(x)  # (B, base, H, W)
         skips = []

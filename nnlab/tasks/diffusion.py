@@ -29,6 +29,7 @@ from nnlab.viz.diffusion import bucket_loss_figure, class_share_figure, grid_fig
 BUCKETS = 10  # the training loss is also tracked per tenth of 1..T
 SAMPLERS = ("ddpm", "ddim")
 SHAPES = {"mnist": (1, 28, 28), "digits": (1, 8, 8)}  # (C, H, W) of one image
+CLASSES = 10  # both data sets are digits 0-9
 
 
 @dataclass
@@ -40,6 +41,9 @@ class DiffusionConfig:
     schedule: str = "linear"  # noise schedule: linear (beta 1e-4 .. 0.02) | cosine
     min_snr: float = 0.0  # > 0: min-SNR-gamma loss weights (Hang et al. 2023), e.g. 5; 0: plain
     timesteps: int = 1000  # T, the number of noising steps
+    conditional: bool = False  # class-conditional U-Net: the digit to draw is an input
+    p_uncond: float = 0.1  # conditional: the share of training labels dropped (for guidance)
+    guidance: float = 0.0  # conditional: classifier-free guidance w of the run's own samples
     limit: int = 0  # > 0: use only the first N training images
     sample_every: int = 5  # epochs between sample grids of the averaged model; 0: at the end only
     train: TrainConfig = field(
@@ -64,6 +68,15 @@ class DiffusionConfig:
             raise NNLabError(f"--timesteps must be in 2..10000, got {self.timesteps}")
         if self.limit < 0 or self.sample_every < 0 or self.min_snr < 0:
             raise NNLabError("--limit, --sample-every and --min-snr must be >= 0")
+        if self.guidance < 0:
+            raise NNLabError(f"--guidance must be >= 0, got {self.guidance}")
+        if not 0 <= self.p_uncond < 1:
+            raise NNLabError(f"--p-uncond must be in [0, 1), got {self.p_uncond}")
+        if self.guidance and not (self.conditional and self.p_uncond):
+            raise NNLabError(
+                "--guidance needs --conditional and --p-uncond > 0 (it mixes in the "
+                "model without labels, which only label dropout trains)"
+            )
         if self.data not in ("mnist", "digits"):
             raise NNLabError(f"--data must be mnist or digits, got '{self.data}'")
         if not available_splits(self.data):
@@ -109,8 +122,17 @@ class DiffusionTask(Task):
     def schedule(self):
         return make_schedule(self.cfg.schedule, self.cfg.timesteps)
 
-    def process(self, model: nn.Module) -> DenoiseDiffusion:
-        return DenoiseDiffusion(model, self.schedule, self.cfg.objective, self.cfg.min_snr)
+    def process(self, model: nn.Module, guidance: float | None = None) -> DenoiseDiffusion:
+        """The process around `model`; guidance: w for sampling (None: the run's own)."""
+        cfg = self.cfg
+        return DenoiseDiffusion(
+            model,
+            self.schedule,
+            cfg.objective,
+            cfg.min_snr,
+            CLASSES if cfg.conditional else None,
+            cfg.guidance if guidance is None else guidance,
+        )
 
     def datasets(self, run: RunDir, resume: bool):
         self.sets = load_splits(self.cfg.data, 0.1, self.cfg.train.seed, self.cfg.limit)
@@ -120,18 +142,24 @@ class DiffusionTask(Task):
         channels = SHAPES[self.cfg.data][0]
         return model_config(
             self.cfg.model,
-            **{"in_channels": channels, "out_channels": channels, **self.cfg.model_args},
+            **{
+                "in_channels": channels,
+                "out_channels": channels,
+                "classes": CLASSES if self.cfg.conditional else 0,
+                **self.cfg.model_args,
+            },
         )
 
     def loss(self, model: nn.Module, batch) -> StepOutput:
-        x, _ = batch  # (B, C, H, W) in [0, 1]; the labels are not used
+        x, y = batch  # (B, C, H, W) in [0, 1], (B,) labels (used by a conditional model)
         if model.training:
             generator, self._eval_batch = None, 0
         else:  # the same t and noise at every evaluation: validation losses compare over epochs
             generator = torch.Generator(x.device).manual_seed(10_000 + self._eval_batch)
             self._eval_batch += 1
         process = self.process(model)
-        err, t = process.losses(to_model_range(x), generator)
+        labels = y if self.cfg.conditional else None
+        err, t = process.losses(to_model_range(x), generator, labels, self.cfg.p_uncond)
         if model.training:
             # summed where the errors are: a copy to the CPU every step would wait for the GPU
             self.buckets = self.buckets.to(err.device)
@@ -164,7 +192,8 @@ class DiffusionTask(Task):
         keep=None,
     ):
         """n images in [0, 1] (n, C, H, W) as NumPy, and the kept trajectory, from the evaluated
-        model (the average of the weights when EMA is on)."""
+        model (the average of the weights when EMA is on); a conditional model draws the digits
+        0-9 in turn (a grid's columns)."""
         model = trainer.ema.module if trainer.ema is not None else trainer.module
         return sample_images(
             model,
@@ -178,6 +207,7 @@ class DiffusionTask(Task):
             variance,
             trainer.device,
             keep,
+            labels=grid_labels(n) if self.cfg.conditional else None,
         )
 
     def finish(self, trainer, data, test) -> dict[str, Any]:
@@ -209,7 +239,10 @@ class DiffusionTask(Task):
         t0 = time.perf_counter()
         grid = self.sample(trainer, 100, "ddim", 50, seed=2)[0]
         per_image = (time.perf_counter() - t0) / 100
-        run.save_figure("samples", grid_figure(grid, "100 DDIM-50 samples of the averaged model"))
+        what = f", digits 0-9 by column, guidance {cfg.guidance:g}" if cfg.conditional else ""
+        run.save_figure(
+            "samples", grid_figure(grid, f"100 DDIM-50 samples of the averaged model{what}")
+        )
         run.save_figure(
             "loss_per_t",
             bucket_loss_figure(
@@ -223,6 +256,10 @@ class DiffusionTask(Task):
             "schedule": cfg.schedule,
             "min_snr": cfg.min_snr,
             "timesteps": T,
+            # the training set's class shares: what a conditional model's evaluation draws from
+            "label_share": (
+                np.bincount(self.sets["train"].labels, minlength=CLASSES) / len(self.sets["train"])
+            ).tolist(),
             "sample_s_per_image": per_image,
             "loss_per_t_bucket": self.bucket_history[-1] if self.bucket_history else [],
         }
@@ -244,24 +281,36 @@ def sample_images(
     batch: int = 500,
     precision: str = "fp32",
     spacing: str = "uniform",
+    labels: torch.Tensor | None = None,
 ):
     """n samples in [0, 1] (NumPy, (n, *shape)) in batches, and the trajectory of the first batch
     at the kept steps (images in [-1, 1], torch). precision "bf16": the network runs under bf16
     autocast (its output is cast back: the sampler's arithmetic stays fp32). spacing: DDIM's
-    timesteps, uniform or quadratic."""
+    timesteps, uniform or quadratic. labels (n,): the class of each sample (conditional models;
+    guidance is the process's)."""
     check_sampling(sampler, precision, spacing)
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} samples")
     was = model.training
     model.eval()
     g = torch.Generator(device).manual_seed(seed)
     out, kept = [], None
     for start in range(0, n, batch):
         size = (min(batch, n - start), *shape)
+        y = None if labels is None else labels[start : start + size[0]].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             if sampler == "ddpm":
-                x, k = process.ddpm(size, variance, generator=g, device=device, keep=keep)
+                x, k = process.ddpm(size, variance, generator=g, device=device, keep=keep, labels=y)
             else:
                 x, k = process.ddim(
-                    size, steps, eta, generator=g, device=device, keep=keep, spacing=spacing
+                    size,
+                    steps,
+                    eta,
+                    generator=g,
+                    device=device,
+                    keep=keep,
+                    spacing=spacing,
+                    labels=y,
                 )
         out.append(to_image_range(x).float().cpu().numpy())
         kept = k if kept is None else kept
@@ -270,6 +319,34 @@ def sample_images(
 
 
 SAMPLING_PRECISIONS = ("fp32", "bf16")
+
+
+def grid_labels(n: int) -> torch.Tensor:
+    """The digits 0-9 in turn: in a grid of 10 columns, one digit per column."""
+    return torch.arange(n) % CLASSES
+
+
+def sample_labels(run: RunDir, n: int, seed: int) -> torch.Tensor:
+    """n labels drawn (with `seed`) from the run's training-set class shares: a conditional
+    model's samples then have the data's class mix, not one chosen for them."""
+    share = run.summary().get("label_share")
+    if not share:
+        raise NNLabError(f"{run.path}: the run records no class shares (label_share); retrain it")
+    g = torch.Generator().manual_seed(seed)
+    return torch.multinomial(torch.tensor(share, dtype=torch.float64), n, True, generator=g)
+
+
+def sampling_guidance(task: "DiffusionTask", guidance: float | None) -> float:
+    """The guidance w to sample a run with: the given one (checked), or the run's own."""
+    if guidance is None:
+        return task.cfg.guidance
+    if guidance < 0:
+        raise NNLabError(f"--guidance must be >= 0, got {guidance}")
+    if guidance and not (task.cfg.conditional and task.cfg.p_uncond):
+        raise NNLabError(
+            "--guidance needs a run trained with --conditional and --p-uncond > 0; this one was not"
+        )
+    return guidance
 
 
 def check_sampling(sampler: str, precision: str, spacing: str) -> None:
@@ -282,8 +359,10 @@ def check_sampling(sampler: str, precision: str, spacing: str) -> None:
         raise NNLabError(f"--spacing must be uniform or quadratic, got '{spacing}'")
 
 
-def sampler_label(sampler: str, steps: int, eta: float, precision: str, spacing: str) -> str:
-    """A sampling setting as a file-name part: ddim50, ddim50-quad-eta0.5-bf16, ddpm (checked
+def sampler_label(
+    sampler: str, steps: int, eta: float, precision: str, spacing: str, guidance: float = 0.0
+) -> str:
+    """A sampling setting as a file-name part: ddim50, ddim50-quad-eta0.5-w1-bf16, ddpm (checked
     first: a bad setting is an error before any output is claimed)."""
     check_sampling(sampler, precision, spacing)
     if sampler == "ddpm":
@@ -291,6 +370,7 @@ def sampler_label(sampler: str, steps: int, eta: float, precision: str, spacing:
     else:
         label = f"ddim{steps}" + ("-quad" if spacing == "quadratic" else "")
         label += f"-eta{eta:g}" if eta else ""
+    label += f"-w{guidance:g}" if guidance else ""
     return label + ("-bf16" if precision == "bf16" else "")
 
 
@@ -323,17 +403,21 @@ def sample_grid(
     device: str = "auto",
     precision: str = "fp32",
     spacing: str = "uniform",
+    guidance: float | None = None,
 ) -> tuple[Path, float]:
     """`nnlab diffusion sample`: n samples as one grid PNG (by default in the run, named by the
-    settings); returns its path and the sampling time in seconds."""
-    label = sampler_label(sampler, steps, eta, precision, spacing)
+    settings); returns its path and the sampling time in seconds. A conditional run draws the
+    digits 0-9 in turn, one per column; guidance None: the run's own."""
+    task = DiffusionTask(load_config(run, DiffusionTask))
+    w = sampling_guidance(task, guidance)
+    label = sampler_label(sampler, steps, eta, precision, spacing, w)
     path = Path(out) if out is not None else run.path / f"samples-{label}-n{n}-seed{seed}.png"
     claim_outputs([path], overwrite)
-    task, model = load_sampler(run, device)
+    model = load_model(run, "best", device)
     t0 = time.perf_counter()
     images, _ = sample_images(
         model,
-        task.process(model),
+        task.process(model, w),
         SHAPES[task.cfg.data],
         n,
         sampler,
@@ -344,9 +428,13 @@ def sample_grid(
         next(model.parameters()).device,
         precision=precision,
         spacing=spacing,
+        labels=grid_labels(n) if task.cfg.conditional else None,
     )
     seconds = time.perf_counter() - t0
-    save_figure(path, grid_figure(images, f"{n} {label} samples (eta {eta:g}) of {run.path.name}"))
+    what = ", digits 0-9 by column" if task.cfg.conditional else ""
+    save_figure(
+        path, grid_figure(images, f"{n} {label} samples (eta {eta:g}) of {run.path.name}{what}")
+    )
     return path, seconds
 
 
@@ -364,19 +452,24 @@ def evaluate_run(
     console=None,
     precision: str = "fp32",
     spacing: str = "uniform",
+    guidance: float | None = None,
 ) -> dict[str, Any]:
     """`nnlab diffusion evaluate`: n samples scored by the judge classifier beside the floor and
-    the baseline (see nnlab.tasks.sample_quality); written to RUN/evaluations/<settings>.json."""
+    the baseline (see nnlab.tasks.sample_quality); written to RUN/evaluations/<settings>.json.
+    A conditional run's labels are drawn from its training set's class shares."""
     from nnlab.tasks.sample_quality import evaluate
 
-    label = sampler_label(sampler, steps, eta, precision, spacing)
+    task = DiffusionTask(load_config(run, DiffusionTask))
+    w = sampling_guidance(task, guidance)
+    label = sampler_label(sampler, steps, eta, precision, spacing, w)
     path = run.path / "evaluations" / f"{label}-n{n}-seed{seed}.json"
+    labels = sample_labels(run, n, seed) if task.cfg.conditional else None
     claim_outputs([path], overwrite)
-    task, model = load_sampler(run, device)
+    model = load_model(run, "best", device)
     t0 = time.perf_counter()
     images, _ = sample_images(
         model,
-        task.process(model),
+        task.process(model, w),
         SHAPES[task.cfg.data],
         n,
         sampler,
@@ -387,6 +480,7 @@ def evaluate_run(
         next(model.parameters()).device,
         precision=precision,
         spacing=spacing,
+        labels=labels,
     )
     seconds = time.perf_counter() - t0
     rows = evaluate(images, task.cfg.data, device, baselines, console, seed)
@@ -395,6 +489,8 @@ def evaluate_run(
         "variance": variance,
         "spacing": spacing,
         "precision": precision,
+        "conditional": task.cfg.conditional,
+        "guidance": w,
         "n": n,
         "seed": seed,
         "sample_s": seconds,
