@@ -57,20 +57,12 @@ def train_model(root: Path) -> Path:
     """A single-channel fold model on a small synthetic patient (one epoch)."""
     import dataclasses
 
-    from nnlab.data.synthetic import EEGSynthConfig, make_chbmit_folder
+    from nnlab.data.synthetic import make_small_patient
     from nnlab.run import RunDir
     from nnlab.tasks.base import run_task
     from nnlab.tasks.seizure import SeizureConfig, SeizureFoldTask
 
-    make_chbmit_folder(
-        root / "data",
-        "chb01",
-        n_files=3,
-        hours=0.1,
-        seizures={1: [(250, 280)], 2: [(250, 280)]},
-        gap_s=600,
-        cfg=EEGSynthConfig(preictal_s=90.0),
-    )
+    make_small_patient(root / "data")
     base = SeizureConfig()
     cfg = SeizureConfig(
         data=str(root / "data"),

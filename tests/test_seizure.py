@@ -17,7 +17,7 @@ import torch
 
 from nnlab.cli import main
 from nnlab.data.eeg import Recording, edf_header, read_edf, resample, unique_labels, write_edf
-from nnlab.data.synthetic import EEGSynthConfig, make_chbmit_folder
+from nnlab.data.synthetic import make_small_patient
 from nnlab.errors import NNLabError
 from nnlab.run import RunDir
 from nnlab.signal.labels import INTERICTAL, PREICTAL, label_windows
@@ -52,15 +52,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("eeg")
-    make_chbmit_folder(
-        root,
-        "chb01",
-        n_files=3,
-        hours=0.1,
-        seizures={1: [(250, 280)], 2: [(250, 280)]},
-        gap_s=600,
-        cfg=EEGSynthConfig(preictal_s=90.0),
-    )
+    make_small_patient(root)
     return root
 
 

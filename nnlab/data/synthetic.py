@@ -348,3 +348,19 @@ def make_chbmit_folder(
         np.asarray(glob, dtype=np.float64).reshape(-1, 2),
         written,
     )
+
+
+def make_small_patient(root: str | Path, patient: str = "chb01") -> SyntheticPatient:
+    """The smallest patient that leave-one-seizure-out can split: three 6-minute files 10
+    minutes apart, a seizure 250-280 s into the second and the third, the pre-seizure change
+    starting 90 s before each (for labels with SOP 60 s, SPH 10 s, interictal gap 120 s). What
+    the seizure tests and `bench/eeg_detect.py` train their quick models on."""
+    return make_chbmit_folder(
+        root,
+        patient,
+        n_files=3,
+        hours=0.1,
+        seizures={1: [(250, 280)], 2: [(250, 280)]},
+        gap_s=600,
+        cfg=EEGSynthConfig(preictal_s=90.0),
+    )
