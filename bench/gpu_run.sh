@@ -16,6 +16,7 @@
 #
 #     OUT=runs/gpu bash bench/gpu_run.sh [FIT_MIN]        # FIT_MIN default 2
 #     CHECK=0 STEP=0 SKIP="x0 ddpm" BENCH_S=540 OUT=runs/gpu bash bench/gpu_run.sh 6
+#     BENCH_ARGS="--conditional --guidance 0.25" ...     # more options for bench/diffusion.py
 # About 2 min for the check, 80 s for the step table (3 interleaved rounds) and (FIT_MIN + 1.5)
 # minutes per objective on an H100.
 set -uo pipefail
@@ -56,7 +57,8 @@ settings=()
 SECONDS=0
 timeout "$BENCH_S" $py bench/diffusion.py --fit-min "$FIT" --budget-min "$(
     $py -c "print(round(1.2 * $FIT, 2))")" --batch-size 512 --lr 1e-3 -m base=64 \
-    ${SKIP:+--skip $SKIP} "${settings[@]}" --out "$WORK/diffusion" 2>&1 | tee "$OUT/diffusion.log"
+    ${SKIP:+--skip $SKIP} "${settings[@]}" ${BENCH_ARGS:-} --out "$WORK/diffusion" 2>&1 |
+    tee "$OUT/diffusion.log"
 echo "diffusion bench: ${SECONDS} s" | tee -a "$OUT/device.txt"
 for r in eps x0; do
     [ -d "$WORK/diffusion/$r" ] || continue
