@@ -171,7 +171,7 @@ def rows_table(result) -> None:
     print("| --- | --- | --- | --- | --- |")
     for r in result["rows"]:
         print(
-            f"| {r['images']} | {r['fd']:.2f} | {r['kd']:.4f} | {r['confidence']:.3f} | "
+            f"| {r['images']} | {r['fd']:.3f} | {r['kd']:.4f} | {r['confidence']:.3f} | "
             f"{r['class_share_min']:.3f} / {r['class_share_max']:.3f} |"
         )
 
