@@ -59,6 +59,17 @@ class DiffusionConfig:
         )
     )
 
+    def check_guidance(self, w: float) -> None:
+        """Guidance w fits this run: w >= 0, and w > 0 only for a conditional model trained with
+        label dropout (guidance mixes in the model without labels, which only dropout trains)."""
+        if w < 0:
+            raise NNLabError(f"--guidance must be >= 0, got {w}")
+        if w and not (self.conditional and self.p_uncond):
+            raise NNLabError(
+                "--guidance needs a run trained with --conditional and --p-uncond > 0 (it "
+                "mixes in the model without labels, which only label dropout trains)"
+            )
+
     def check(self) -> None:
         if self.objective not in OBJECTIVES:
             raise NNLabError(f"--objective must be eps, x0 or v, got '{self.objective}'")
@@ -68,15 +79,9 @@ class DiffusionConfig:
             raise NNLabError(f"--timesteps must be in 2..10000, got {self.timesteps}")
         if self.limit < 0 or self.sample_every < 0 or self.min_snr < 0:
             raise NNLabError("--limit, --sample-every and --min-snr must be >= 0")
-        if self.guidance < 0:
-            raise NNLabError(f"--guidance must be >= 0, got {self.guidance}")
         if not 0 <= self.p_uncond < 1:
             raise NNLabError(f"--p-uncond must be in [0, 1), got {self.p_uncond}")
-        if self.guidance and not (self.conditional and self.p_uncond):
-            raise NNLabError(
-                "--guidance needs --conditional and --p-uncond > 0 (it mixes in the "
-                "model without labels, which only label dropout trains)"
-            )
+        self.check_guidance(self.guidance)
         if self.data not in ("mnist", "digits"):
             raise NNLabError(f"--data must be mnist or digits, got '{self.data}'")
         if not available_splits(self.data):
@@ -340,12 +345,7 @@ def sampling_guidance(task: "DiffusionTask", guidance: float | None) -> float:
     """The guidance w to sample a run with: the given one (checked), or the run's own."""
     if guidance is None:
         return task.cfg.guidance
-    if guidance < 0:
-        raise NNLabError(f"--guidance must be >= 0, got {guidance}")
-    if guidance and not (task.cfg.conditional and task.cfg.p_uncond):
-        raise NNLabError(
-            "--guidance needs a run trained with --conditional and --p-uncond > 0; this one was not"
-        )
+    task.cfg.check_guidance(guidance)
     return guidance
 
 
@@ -390,6 +390,60 @@ def load_sampler(run: RunDir, device: str = "auto") -> tuple[DiffusionTask, nn.M
     return task, load_model(run, "best", device)
 
 
+def sampling_settings(
+    run: RunDir,
+    sampler: str,
+    steps: int,
+    eta: float,
+    precision: str,
+    spacing: str,
+    guidance: float | None,
+) -> tuple[DiffusionTask, float, str]:
+    """A run's task, the guidance w to sample it with and the settings' file-name label, all
+    checked before any output is claimed or the model is loaded."""
+    task = DiffusionTask(load_config(run, DiffusionTask))
+    w = sampling_guidance(task, guidance)
+    return task, w, sampler_label(sampler, steps, eta, precision, spacing, w)
+
+
+def draw(
+    run: RunDir,
+    task: DiffusionTask,
+    w: float,
+    n: int,
+    sampler: str,
+    steps: int,
+    eta: float,
+    variance: str,
+    seed: int,
+    device: str,
+    precision: str,
+    spacing: str,
+    labels: torch.Tensor | None,
+) -> tuple[np.ndarray, float, torch.device]:
+    """n samples (see sample_images) of the run's averaged model, the seconds they took and the
+    device they were drawn on."""
+    model = load_model(run, "best", device)
+    on = next(model.parameters()).device
+    t0 = time.perf_counter()
+    images, _ = sample_images(
+        model,
+        task.process(model, w),
+        SHAPES[task.cfg.data],
+        n,
+        sampler,
+        steps,
+        seed,
+        eta,
+        variance,
+        on,
+        precision=precision,
+        spacing=spacing,
+        labels=labels,
+    )
+    return images, time.perf_counter() - t0, on
+
+
 def sample_grid(
     run: RunDir,
     n: int,
@@ -408,29 +462,13 @@ def sample_grid(
     """`nnlab diffusion sample`: n samples as one grid PNG (by default in the run, named by the
     settings); returns its path and the sampling time in seconds. A conditional run draws the
     digits 0-9 in turn, one per column; guidance None: the run's own."""
-    task = DiffusionTask(load_config(run, DiffusionTask))
-    w = sampling_guidance(task, guidance)
-    label = sampler_label(sampler, steps, eta, precision, spacing, w)
+    task, w, label = sampling_settings(run, sampler, steps, eta, precision, spacing, guidance)
     path = Path(out) if out is not None else run.path / f"samples-{label}-n{n}-seed{seed}.png"
     claim_outputs([path], overwrite)
-    model = load_model(run, "best", device)
-    t0 = time.perf_counter()
-    images, _ = sample_images(
-        model,
-        task.process(model, w),
-        SHAPES[task.cfg.data],
-        n,
-        sampler,
-        steps,
-        seed,
-        eta,
-        variance,
-        next(model.parameters()).device,
-        precision=precision,
-        spacing=spacing,
-        labels=grid_labels(n) if task.cfg.conditional else None,
+    labels = grid_labels(n) if task.cfg.conditional else None
+    images, seconds, _ = draw(
+        run, task, w, n, sampler, steps, eta, variance, seed, device, precision, spacing, labels
     )
-    seconds = time.perf_counter() - t0
     what = ", digits 0-9 by column" if task.cfg.conditional else ""
     save_figure(
         path, grid_figure(images, f"{n} {label} samples (eta {eta:g}) of {run.path.name}{what}")
@@ -459,30 +497,13 @@ def evaluate_run(
     A conditional run's labels are drawn from its training set's class shares."""
     from nnlab.tasks.sample_quality import evaluate
 
-    task = DiffusionTask(load_config(run, DiffusionTask))
-    w = sampling_guidance(task, guidance)
-    label = sampler_label(sampler, steps, eta, precision, spacing, w)
+    task, w, label = sampling_settings(run, sampler, steps, eta, precision, spacing, guidance)
     path = run.path / "evaluations" / f"{label}-n{n}-seed{seed}.json"
     labels = sample_labels(run, n, seed) if task.cfg.conditional else None
     claim_outputs([path], overwrite)
-    model = load_model(run, "best", device)
-    t0 = time.perf_counter()
-    images, _ = sample_images(
-        model,
-        task.process(model, w),
-        SHAPES[task.cfg.data],
-        n,
-        sampler,
-        steps,
-        seed,
-        eta,
-        variance,
-        next(model.parameters()).device,
-        precision=precision,
-        spacing=spacing,
-        labels=labels,
+    images, seconds, on = draw(
+        run, task, w, n, sampler, steps, eta, variance, seed, device, precision, spacing, labels
     )
-    seconds = time.perf_counter() - t0
     rows = evaluate(images, task.cfg.data, device, baselines, console, seed)
     result = {
         "sampler": label,
@@ -494,7 +515,7 @@ def evaluate_run(
         "n": n,
         "seed": seed,
         "sample_s": seconds,
-        "device": str(next(model.parameters()).device),
+        "device": str(on),
         "rows": rows,
         "path": str(path),
     }
