@@ -209,6 +209,37 @@ def test_summary_parser_reads_both_spellings_montage_changes_and_midnight():
     assert global_starts([f.clock_start_s for f in s.files]) == [0, 3605, 7500]
 
 
+def test_summary_lines_round_trip_through_the_parser():
+    from nnlab.data.eeg import summary_lines
+
+    lines = ["Data Sampling Rate: 256 Hz", ""]
+    lines += summary_lines("a.edf", [(2996.25, 3036.0)], "11:42:54", "12:42:54")
+    lines += summary_lines("b.edf", [(12.0, 40.5), (1_234_567.0, 1_234_600.0)])
+    lines += summary_lines("c.edf", [])
+    a, b, c = parse_summary("\n".join(lines)).files
+    assert a.seizures == ((2996.25, 3036.0),) and a.clock_start_s == 11 * 3600 + 42 * 60 + 54
+    assert b.seizures == ((12.0, 40.5), (1_234_567.0, 1_234_600.0)) and b.clock_start_s is None
+    assert c.seizures == ()
+
+
+def test_stitched_segments_cross_fade_at_each_junction():
+    from nnlab.data.bonn import stitch
+
+    fs = 100.0
+    segs = [np.full(500, 10.0 * i) for i in range(4)]  # 5-s segments at 0, 10, 20, 30 uV
+    x, bounds = stitch(segs, fs, fade_s=0.5)  # F = 50 samples
+    assert len(x) == 4 * 500 - 3 * 50 and bounds.tolist() == [0, 475, 925, 1375, 1850]
+    assert np.abs(np.diff(x)).max() < 10.0 / 50 + 1e-6  # a ramp, never a 10-uV step
+    for i in range(4):  # each segment's own samples, between the cross-fades, unchanged
+        lo, hi = bounds[i] + 25, bounds[i + 1] - 25
+        np.testing.assert_array_equal(x[lo:hi], 10.0 * i)
+    x0, b0 = stitch(segs, fs, fade_s=0.0)  # no cross-fade: plain concatenation
+    np.testing.assert_array_equal(x0, np.concatenate(segs))
+    assert b0.tolist() == [0, 500, 1000, 1500, 2000]
+    with pytest.raises(NNLabError, match="longer than twice"):
+        stitch([np.zeros(80)], fs, fade_s=0.5)
+
+
 def test_summary_parser_rejects_an_unpaired_seizure_time():
     text = "File Name: a.edf\nSeizure 1 Start Time: 10 seconds\nSeizure 2 Start Time: 20 seconds\n"
     with pytest.raises(NNLabError, match="line 3"):

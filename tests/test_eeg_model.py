@@ -179,7 +179,7 @@ def run_cli(*argv: str) -> int:
     return e.value.code
 
 
-def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
+def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys, monkeypatch):
     from nnlab.data.bonn import load_bonn
     from nnlab.run import RunDir
     from nnlab.tasks.bonn import BonnConfig, spectrograms
@@ -240,6 +240,7 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
     starts = np.array([0, 3000, 5000])
     p = window_probabilities(models, x, starts)
     assert p.shape == (3, 1) and np.isfinite(p).all()
+    detect_stitched(children[0], data, index, tmp_path, capsys, monkeypatch)
 
     # a run saved before crops existed resumes with its own recipe, not today's defaults
     from nnlab.tasks.bonn import BonnCV, BonnTask
@@ -258,6 +259,94 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys):
     assert run_cli("seizure", "bonn", "--resume", str(out)) == 0
     assert (children[0].path / "metrics.jsonl").read_text() == before
     assert run.summary()["acc"] == s["acc"]
+
+
+def detect_stitched(fold, data, index, tmp_path, capsys, monkeypatch):
+    """`nnlab seizure detect --summary` with a detection model: a fold's 18 held-out segments
+    stitched into one recording (the 12 non-seizure ones, then the 6 seizures), written at 256
+    Hz; the detection defaults, the seizure scored against the alarms found."""
+    import csv
+
+    from nnlab.data.bonn import stitch
+    from nnlab.data.eeg import Recording, resample, summary_lines, write_edf
+    from nnlab.signal.alarms import k_of_n_alarms
+    from nnlab.tasks.seizure import detect_file
+
+    test = json.loads((fold.path / "split.json").read_text())["test"]
+    order = sorted(test, key=lambda name: (name[0] == "E", name))
+    x, bounds = stitch([data.x[index[name]] for name in order], FS)
+    y, _ = resample(x[None], FS, 256.0)
+    n = y.shape[1] // 256 * 256  # whole 1-s EDF records
+    onset, offset = bounds[12] / FS, n / 256.0
+    edf = tmp_path / "stitched.edf"
+    write_edf(edf, Recording("stitched", 256.0, ["HIPP-REF"], y[:, :n]))
+    summary = tmp_path / "s-summary.txt"
+    summary.write_text("\n".join(summary_lines("stitched.edf", [(onset, offset)])))
+    other = tmp_path / "o-summary.txt"
+    other.write_text("\n".join(summary_lines("other.edf", [])))
+    with pytest.raises(NNLabError, match="stitched.edf is not listed in the summary"):
+        detect_file(edf, fold, tmp_path / "none", summary=other)
+
+    found = detect_file(edf, fold, tmp_path / "det", summary=summary, device="cpu")
+    assert found["positive_class"] == "seizure" and found["file_fs"] == 256.0
+    assert (found["alarm_k"], found["alarm_n"], found["refractory_s"]) == (3, 4, 60.0)
+    assert found["hop_s"] == pytest.approx(found["window_s"] / 4, abs=0.01)
+    with open(tmp_path / "det" / "stitched_windows.csv") as f:
+        rows = list(csv.DictReader(f))
+    start = np.array([float(r["start_s"]) for r in rows])
+    end = np.array([float(r["end_s"]) for r in rows])
+    p = np.array([float(r["probability"]) for r in rows])
+    assert np.diff(start) == pytest.approx(found["hop_s"], abs=0.01)  # overlapping windows
+    # the alarms: 3 of the last 4 windows, one per run of them, a minute apart at least
+    expect = k_of_n_alarms(p >= 0.5, end, 3, 4, refractory=60.0, episodes=True)
+    np.testing.assert_allclose(found["alarms_s"], end[expect], atol=1e-3)
+    # the seizure's latency is that of the first alarm between its onset and a window past its end
+    alarms = np.array(found["alarms_s"])
+    inside = alarms[(alarms >= onset) & (alarms <= offset + found["window_s"])]
+    (event,) = found["events"]["seizures"]
+    assert event["onset_s"] == pytest.approx(onset, abs=1e-3)
+    if len(inside):
+        assert event["latency_s"] == pytest.approx(inside.min() - onset, abs=1e-3)
+    else:
+        assert event["latency_s"] is None
+    assert found["events"]["false_alarms"] == len(alarms) - len(inside)
+    with open(tmp_path / "det" / "stitched_alarms.csv") as f:
+        assert f.readline().strip() == "alarm_s"  # a detection alarm opens no warning interval
+    with open(tmp_path / "det" / "stitched_seizures.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["onset_s"]) == pytest.approx(onset, abs=1e-3)
+
+    capsys.readouterr()
+    argv = ["seizure", "detect", str(edf), "--model", str(fold.path), "--summary", str(summary)]
+    argv += ["--out", str(tmp_path / "cli"), "--alarm-k", "1", "--alarm-n", "1", "--hop-s", "6"]
+    assert run_cli(*argv) == 0
+    text = capsys.readouterr().out
+    assert "every 6 s" in text and "alarms (1 of 1, refractory 60 s)" in text
+    assert f"seizure {onset:.0f}-{offset:.0f} s:" in text and "false alarms:" in text
+    assert run_cli(*argv[:-2], "--hop-s", "0", "--overwrite") == 1
+    assert "--hop-s must be > 0" in capsys.readouterr().err
+
+    # the timing, end to end (resampling, windows, the rule, the matching): a stand-in model whose
+    # P(seizure) is "the window's mean is above 50 uV" on noise that steps up by 100 uV at the
+    # onset. Window j (starting j h, W long) is positive once more than half of it is past the
+    # onset, j0 h > onset - W / 2, and the third positive window raises the alarm at its end.
+    import nnlab.tasks.seizure as sz
+
+    def mean_above(models, x, starts, chunk=128):
+        L = models[0].spectral.window_length(models[0].fs)
+        return np.array([[x[0, s : s + L].mean() > 50] for s in starts], dtype=np.float64)
+
+    monkeypatch.setattr(sz, "window_probabilities", mean_above)
+    t = np.arange(n) / 256.0
+    step = np.where(t >= onset, 100.0, 0.0) + np.random.default_rng(0).normal(0, 1, n)
+    write_edf(tmp_path / "step.edf", Recording("step", 256.0, ["HIPP-REF"], step[None]))
+    summary.write_text("\n".join(summary_lines("step.edf", [(onset, offset)])))
+    found = detect_file(tmp_path / "step.edf", fold, tmp_path / "step", summary=summary)
+    W, h = found["window_s"], found["hop_s"]
+    j0 = np.floor((onset - W / 2) / h) + 1
+    (event,) = found["events"]["seizures"]
+    assert event["latency_s"] == pytest.approx((j0 + 2) * h + W - onset, abs=0.02)
+    assert len(found["alarms_s"]) == 1 and found["events"]["false_alarms"] == 0  # one episode
 
 
 @pytest.mark.parametrize(

@@ -288,6 +288,10 @@ def test_k_of_n_alarm_indices_and_refractory():
     assert alarms(11) == [4, 15]  # 14 is still within 11 windows of 4
     # times in seconds: window ends of 5-s windows, refractory 15 s = 3 windows
     assert alarms(15.0, 5.0 * np.arange(1, 17)) == [4, 7, 14]
+    # episodes: one alarm per run of satisfying windows (4-8, 14-15), then the refractory period
+    runs = list(k_of_n_alarms(pred, index, k=3, n=4, refractory=0, episodes=True))
+    assert runs == [4, 14]
+    assert list(k_of_n_alarms(pred, index, k=3, n=4, refractory=11, episodes=True)) == [4]
     ends = 5.0 * np.arange(1, 401)
     assert len(k_of_n_alarms(np.ones(23, bool), ends[:23])) == 0  # 24 of 30 needs 24 windows
     # the default refractory period is the SOP, 1800 s = 360 windows of 5 s
@@ -321,6 +325,27 @@ def test_event_metrics_on_a_hand_made_timeline():
         sm.interval_union(np.array([[5.0, 7.0], [0.0, 2.0], [1.0, 3.0], [3.0, 4.0]])),
         [[0.0, 4.0], [5.0, 7.0]],
     )
+
+
+def test_alarms_matched_to_annotated_seizures():
+    seizures = np.array([[100.0, 160.0], [400.0, 430.0], [900.0, 950.0]])
+    alarms = np.array([50.0, 118.0, 125.0, 445.0, 700.0])
+    # detection: the first alarm within [onset, offset + after]; 445 is 15 s past the second
+    # seizure's end, inside after = 18 s (a window ending then still read the seizure)
+    latency, false = sm.match_alarms(alarms, seizures, after=18.0)
+    np.testing.assert_array_equal(latency, [18.0, 45.0, np.nan])
+    np.testing.assert_array_equal(false, [True, False, False, False, True])
+    latency, false = sm.match_alarms(alarms, seizures)  # no allowance: 445 is false
+    np.testing.assert_array_equal(latency, [18.0, np.nan, np.nan])
+    np.testing.assert_array_equal(false, [True, False, False, True, True])
+    # prediction: alarms up to `before` ahead of the onset count, with a negative latency
+    latency, false = sm.match_alarms(alarms, seizures, before=60.0)
+    np.testing.assert_array_equal(latency, [-50.0, np.nan, np.nan])
+    np.testing.assert_array_equal(false, [False, False, False, True, True])
+    latency, false = sm.match_alarms([], seizures)
+    assert np.isnan(latency).all() and false.shape == (0,)
+    with pytest.raises(NNLabError, match="ends before it starts"):
+        sm.match_alarms(alarms, np.array([[10.0, 5.0]]))
 
 
 def test_segment_scores_against_sklearn():

@@ -134,13 +134,33 @@ def detect(
         None,
         help="Comma-separated labels a single-channel model reads (default: every EEG channel).",
     ),
+    hop_s: Optional[float] = typer.Option(
+        None,
+        help="Seconds between window starts (default: a prediction run's window; a detection "
+        "model's window / 4).",
+    ),
+    alarm_k: Optional[int] = typer.Option(
+        None, help="k of the k-of-n alarm rule (default: the run's; detection: 3)."
+    ),
+    alarm_n: Optional[int] = typer.Option(
+        None, help="n of the k-of-n alarm rule (default: the run's; detection: 4)."
+    ),
+    refractory_s: Optional[float] = typer.Option(
+        None, help="No new alarm this long after one (default: the run's SOP; detection: 300 s)."
+    ),
+    summary: Optional[Path] = typer.Option(
+        None,
+        help="A CHB-MIT chbNN-summary.txt listing this file: its seizures are drawn and each "
+        "one's alarm latency and the false alarms are reported.",
+    ),
     overwrite: bool = typer.Option(False, help="Replace outputs that exist already."),
     device: str = DeviceOpt,
 ) -> None:
     """Run a trained model on a recording: resampled to the model's rate, channels by label (a
     single-channel model reads every EEG channel -- ECG, EOG, oximetry, annotation and flat
     channels left out -- and the maximum probability over channels decides); writes
-    per-window probabilities (CSV), the alarms (CSV) and a timeline figure."""
+    per-window probabilities (CSV), the alarms (CSV) and a timeline figure; with --summary, each
+    annotated seizure's alarm latency."""
     from nnlab.tasks.seizure import detect_file
 
     if not edf.is_file():
@@ -156,14 +176,28 @@ def detect(
         threshold,
         channels=picked,
         console=console,
+        hop_s=hop_s,
+        alarm_k=alarm_k,
+        alarm_n=alarm_n,
+        refractory_s=refractory_s,
+        summary=summary,
     )
     alarms = ", ".join(f"{a:.0f} s" for a in found["alarms_s"]) or "none"
     console.print(
         f"{found['file']}: {found['duration_s']:.0f} s at {found['file_fs']:g} Hz -> "
         f"{found['model_fs']:g} Hz, {len(found['channels'])} channel(s) ({found['rule']}), "
-        f"{found['models']} model(s); {found['windows']} windows, {found['positive']} positive; "
-        f"alarms at {alarms}"
+        f"{found['models']} model(s); {found['windows']} {found['window_s']:.3g}-s windows every "
+        f"{found['hop_s']:.3g} s, {found['positive']} positive; alarms ({found['alarm_k']} of "
+        f"{found['alarm_n']}, refractory {found['refractory_s']:g} s) at {alarms}"
     )
+    if found["events"] is not None:
+        for e in found["events"]["seizures"]:
+            late = e["latency_s"]
+            console.print(
+                f"  seizure {e['onset_s']:.0f}-{e['offset_s']:.0f} s: "
+                + ("no alarm" if late is None else f"first alarm {late:+.0f} s from the onset")
+            )
+        console.print(f"  false alarms: {found['events']['false_alarms']}")
     if found["skipped"]:
         console.print(f"  left out: {', '.join(found['skipped'])}")
     for path in found["outputs"]:

@@ -184,3 +184,30 @@ def load_bonn(sets: tuple[str, ...] | str = ("A", "D", "E")) -> BonnSet:
         names += [f"{s}{i + 1:03d}" for i in range(len(x))]
         tags += [s] * len(x)
     return BonnSet(np.concatenate(xs), np.asarray(tags), names)
+
+
+def stitch(segments: list[np.ndarray] | np.ndarray, fs: float, fade_s: float = 0.5):
+    """Segments (S, n) end to end as one signal, for running a detector over a "recording" of
+    segments (Bonn's are 23.6-s cuts, not one continuous recording). Each junction is a linear
+    cross-fade: the last F = round(fade_s * fs) samples of one segment and the first F of the next
+    overlap, weighted (1 - w, w) with w rising from 0 to 1, so that no junction is a step (a step
+    is a broadband transient, a seam any model could learn to see). Returns (x (S n - (S - 1) F,)
+    float32, bounds (S + 1,)): segment i owns [bounds[i], bounds[i + 1]) in samples, the
+    junctions at the middle of each cross-fade."""
+    segs = [np.asarray(s, dtype=np.float64).reshape(-1) for s in segments]
+    if not segs:
+        raise NNLabError("stitch: no segments")
+    F = int(round(fade_s * fs))
+    if F < 0 or any(len(s) <= 2 * F for s in segs):
+        raise NNLabError(f"stitch: a {fade_s:g}-s cross-fade needs segments longer than twice it")
+    w = (np.arange(F) + 0.5) / F if F else np.zeros(0)  # (F,) from 0 to 1, symmetric
+    out = [segs[0][: len(segs[0]) - F]]
+    bounds = [0]
+    for prev, seg in zip(segs[:-1], segs[1:]):
+        pos = sum(len(o) for o in out)  # where this junction's cross-fade begins
+        out.append((1 - w) * prev[len(prev) - F :] + w * seg[:F])
+        bounds.append(pos + F // 2)
+        out.append(seg[F : len(seg) - F])
+    out.append(segs[-1][len(segs[-1]) - F :] if F else np.zeros(0))
+    x = np.concatenate(out).astype(np.float32)
+    return x, np.asarray(bounds + [len(x)], dtype=np.int64)

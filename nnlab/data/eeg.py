@@ -464,6 +464,28 @@ def parse_summary(text: str, source: str = "summary") -> Summary:
     return Summary(fs, tuple(out))
 
 
+def summary_lines(
+    name: str,
+    seizures: Sequence[tuple[float, float]],
+    clock_start: str | None = None,
+    clock_end: str | None = None,
+) -> list[str]:
+    """One file's block of a CHB-MIT summary, as `parse_summary` reads it: its name, clock times
+    (HH:MM:SS, when given), the seizure count and each seizure's start and end in seconds from the
+    file's start (numbered when there are several, as CHB-MIT writes them)."""
+    lines = [f"File Name: {name}"]
+    lines += [f"File Start Time: {clock_start}"] if clock_start is not None else []
+    lines += [f"File End Time: {clock_end}"] if clock_end is not None else []
+    lines.append(f"Number of Seizures in File: {len(seizures)}")
+    for k, (on, off) in enumerate(seizures, 1):
+        number = f" {k}" if len(seizures) > 1 else ""
+        lines += [
+            f"Seizure{number} Start Time: {on:.10g} seconds",
+            f"Seizure{number} End Time: {off:.10g} seconds",
+        ]
+    return lines + [""]
+
+
 def read_summary(path: str | os.PathLike) -> Summary:
     path = Path(path)
     try:

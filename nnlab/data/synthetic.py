@@ -269,7 +269,7 @@ def make_chbmit_folder(
     """
     from datetime import datetime, timedelta
 
-    from nnlab.data.eeg import Recording, clock_seconds, write_edf
+    from nnlab.data.eeg import Recording, clock_seconds, summary_lines, write_edf
     from nnlab.io import atomic_write_text
 
     cfg = cfg or EEGSynthConfig()
@@ -320,20 +320,7 @@ def make_chbmit_folder(
             title = "Channels in EDF Files:" if previous is None else "Channels changed:"
             lines += [title, "*" * len(title)]
             lines += [f"Channel {k + 1}: {lab}" for k, lab in enumerate(labels)] + [""]
-        pairs = seizures.get(i, [])
-        lines += [
-            f"File Name: {name}",
-            f"File Start Time: {clock(start)}",
-            f"File End Time: {clock(start + file_s)}",
-            f"Number of Seizures in File: {len(pairs)}",
-        ]
-        for k, (on, off) in enumerate(pairs, 1):
-            number = f" {k}" if len(pairs) > 1 else ""
-            lines += [
-                f"Seizure{number} Start Time: {on} seconds",
-                f"Seizure{number} End Time: {off} seconds",
-            ]
-        lines.append("")
+        lines += summary_lines(name, seizures.get(i, []), clock(start), clock(start + file_s))
         names.append(name)
         written.append(labels)
         previous = labels

@@ -154,3 +154,26 @@ def segment_auc(scores: np.ndarray, true: np.ndarray) -> float:
     if true.all() or not true.any():
         return float("nan")
     return float(roc_auc_score(true, np.asarray(scores, dtype=np.float64).reshape(-1)))
+
+
+# ---- detection on one annotated recording --------------------------------------------------
+def match_alarms(
+    alarm_times: np.ndarray, seizures: np.ndarray, before: float = 0.0, after: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Alarms of one recording against its annotated seizures (S, 2) [onset, offset] seconds.
+
+    Seizure s is *found* by the first alarm a in [onset - before, offset + after]; its latency is
+    a - onset (negative: the alarm came before the onset). `before` = 0 scores detection; SOP +
+    SPH scores prediction. `after` allows for the window an alarm is computed on: a window ending
+    up to `after` seconds past the offset still read the seizure. An alarm inside no seizure's
+    interval is false. Returns (latency (S,), NaN where not found; false (A,) booleans, the
+    alarms in the order given)."""
+    a = np.asarray(alarm_times, dtype=np.float64).reshape(-1)
+    iv = _intervals(seizures, "seizures")
+    if before < 0 or after < 0:
+        raise NNLabError(f"need before >= 0 and after >= 0, got {before} and {after}")
+    lo, hi = iv[:, 0] - before, iv[:, 1] + after  # (S,)
+    inside = (a[None, :] >= lo[:, None]) & (a[None, :] <= hi[:, None])  # (S, A)
+    first = np.where(inside, a[None, :], np.inf).min(axis=1, initial=np.inf)  # (S,)
+    latency = np.where(np.isfinite(first), first - iv[:, 0], np.nan)
+    return latency, ~inside.any(axis=0)

@@ -34,16 +34,20 @@ def k_of_n_alarms(
     k: int = 24,
     n: int = 30,
     refractory: float = 1800.0,
+    episodes: bool = False,
 ) -> np.ndarray:
     """Indices (A,) of the windows that raise an alarm.
 
     Window i satisfies the rule when s_i >= k (`k_of_n_counts`: at least k of the last n window
-    predictions are positive). The first satisfying window raises an alarm; after an alarm at
-    window a no new alarm is raised while times[i] < times[a] + refractory; the first satisfying
-    window at or after that time raises the next one. times (W,) are the windows' times in seconds
-    (typically their ends, when the prediction becomes available; pass np.arange(W) to count the
-    refractory period in windows); it defaults to the SOP, 1800 s. Windows are
-    counted by position: the caller splits at gaps between recordings if they must not be bridged.
+    predictions are positive). The first satisfying window raises an alarm; after an alarm at window
+    a no new alarm is raised while times[i] < times[a] + refractory; the first satisfying window at
+    or after that time raises the next one. With `episodes`, only a satisfying window whose
+    predecessor does not satisfy the rule may raise one: one alarm per run of satisfying windows (a
+    seizure under way is announced once, however long it lasts, and a second seizure soon after it
+    is announced too, without a long refractory period). times (W,) are the windows' times in
+    seconds (typically their ends, when the prediction becomes available; pass np.arange(W) to count
+    the refractory period in windows); it defaults to the SOP, 1800 s. Windows are counted by
+    position: the caller splits at gaps between recordings if they must not be bridged.
     """
     pred = np.asarray(pred)
     if not 1 <= k <= n:
@@ -56,7 +60,10 @@ def k_of_n_alarms(
         raise NNLabError(f"times {t.shape} and predictions {pred.shape} differ in shape")
     if len(t) > 1 and (np.diff(t) < 0).any():
         raise NNLabError("window times must be non-decreasing")
-    fire = np.flatnonzero(counts >= k)  # (S,) windows satisfying the rule
+    sat = counts >= k
+    if episodes:
+        sat = sat & ~np.r_[False, sat[:-1]]  # the first window of each satisfying run
+    fire = np.flatnonzero(sat)  # (S,) windows that may raise an alarm
     t_fire = t[fire]
     alarms = []
     j = 0

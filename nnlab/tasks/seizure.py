@@ -40,7 +40,11 @@ is an error naming it); a single-channel model reads every EEG channel of the fi
 listed) and the recording's probability per window is the **maximum over channels** (a seizure
 focus is usually seen on a few channels only: the mean would dilute it). A cross-validation run
 predicts with every fold's model and averages their probabilities (each model with its own
-normaliser).
+normaliser). A prediction model's windows and alarms are those it was trained and evaluated with;
+a detection model (Bonn: class 1 is "seizure") reads windows every quarter window and raises one
+alarm per run of windows meeting 3 of 4 (`DETECTION_*`). Given the file's seizures (a CHB-MIT
+summary), each seizure's alarm latency and the false alarms are reported
+(`nnlab.metrics.seizure.match_alarms`); `bench/eeg_onset.py` measures them on real EEG.
 """
 
 from __future__ import annotations
@@ -1022,16 +1026,31 @@ def load_fold_models(run: RunDir, fold: int = -1, device: str = "auto") -> list[
     return out
 
 
-def detect_settings(run: RunDir) -> tuple[SeizureConfig, str]:
-    """The alarm settings of a run and what its class 1 is: its own config and "preictal" for a
-    seizure-prediction run (parent or fold); the defaults and "seizure" otherwise (a Bonn
-    detection model)."""
+# a seizure-detection model's alarm rule (a Bonn model's: class 1 is "seizure", not "preictal"):
+# windows every quarter window, an alarm when 3 of the last 4 are positive (a run of positives
+# spanning the window and two hops: 27 s of 18-s windows), one alarm per run of windows that
+# satisfy the rule (`k_of_n_alarms(episodes=True)`), and a minute's refractory period against a
+# run that flickers off for a window. A first version had a 5-minute refractory period and no
+# episodes: it hid a second seizure 4 minutes after the first (docs/RESULTS.md).
+DETECTION_HOPS = 4  # windows per window length
+DETECTION_K, DETECTION_N = 3, 4
+DETECTION_REFRACTORY_S = 60.0
+
+
+def detect_settings(run: RunDir) -> tuple[SeizureConfig, str, int]:
+    """The alarm settings of a run, what its class 1 is and how many windows start per window
+    length: its own config, "preictal" and 1 (the windows it was trained on: no overlap) for a
+    seizure-prediction run (parent or fold); the detection rule above and "seizure" otherwise (a
+    Bonn detection model)."""
     task = run.config().get("task")
     if task == SeizureCV.name:
-        return load_config(run, SeizureCV), "preictal"
+        return load_config(run, SeizureCV), "preictal", 1
     if task == SeizureFoldTask.name:
-        return load_config(run, SeizureFoldTask), "preictal"
-    return SeizureConfig(), "seizure"
+        return load_config(run, SeizureFoldTask), "preictal", 1
+    cfg = SeizureConfig(
+        alarm_k=DETECTION_K, alarm_n=DETECTION_N, refractory_s=DETECTION_REFRACTORY_S
+    )
+    return cfg, "seizure", DETECTION_HOPS
 
 
 def read_resampled(
@@ -1099,17 +1118,32 @@ def detect_file(
     channels: Sequence[str] | None = None,
     chunk_s: float = 600.0,
     console: Console | None = None,
+    hop_s: float | None = None,
+    alarm_k: int | None = None,
+    alarm_n: int | None = None,
+    refractory_s: float | None = None,
+    summary: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run a trained model on one EDF file (see the module docstring). A single-channel model
     reads `channels` (labels), or else every EEG channel of the file's main rate: channels named
     or measured as something else (ECG, EOG, SpO2, annotations: `non_eeg_reason`) and channels
     that are flat throughout are left out and listed under "skipped"; a channel flat through one
     window is not read in that window (its probability there is nan). The file is read in
-    chunks of about `chunk_s` seconds. Writes into `out`
-    (default RUN/detections): <stem>_windows.csv (start_s, end_s, probability of class 1 --
-    preictal, or seizure for a Bonn model --, positive, alarm; one probability column per channel
-    for a single-channel model), <stem>_alarms.csv (alarm time and warning interval) and
-    <stem>_timeline.png. Returns what was found."""
+    chunks of about `chunk_s` seconds.
+
+    Windows start every `hop_s` seconds and alarms follow the k-of-n rule (`alarm_k` of
+    `alarm_n`, then `refractory_s` without alarms); each defaults to the run's own (a prediction
+    run: its windows, no overlap) or, for a detection model, to `DETECTION_*` above. With a
+    CHB-MIT `summary` that lists the file, its seizures are drawn and each is scored
+    (`nnlab.metrics.seizure.match_alarms`): the latency of its first alarm from the onset
+    (detection: from the onset to one window past the offset; prediction: from SOP + SPH before
+    it) and the false alarms.
+
+    Writes into `out` (default RUN/detections): <stem>_windows.csv (start_s, end_s, probability
+    of class 1 -- preictal, or seizure for a Bonn model --, positive, alarm; one probability column
+    per channel for a single-channel model), <stem>_alarms.csv (alarm time and, for a prediction
+    model, its warning interval), <stem>_timeline.png and, with a summary, <stem>_seizures.csv
+    (onset, offset, first alarm, latency). Returns what was found."""
     from nnlab.data.eeg import (
         edf_header,
         non_eeg_reason,
@@ -1121,11 +1155,21 @@ def detect_file(
     from nnlab.viz.eeg import timeline_figure
 
     path = Path(path)
-    cfg, positive = detect_settings(run)
-    if threshold is not None:
-        cfg = dataclasses.replace(cfg, threshold=threshold)
+    cfg, positive, hops = detect_settings(run)
+    given = {"threshold": threshold, "alarm_k": alarm_k, "alarm_n": alarm_n}
+    given["refractory_s"] = refractory_s
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
     check_alarms(cfg.threshold, cfg.alarm_k, cfg.alarm_n)
+    if refractory_s is not None and refractory_s < 0:
+        raise NNLabError(f"--refractory-s must be >= 0, got {refractory_s}")
+    if hop_s is not None and not hop_s > 0:
+        raise NNLabError(f"--hop-s must be > 0, got {hop_s}")
     head = edf_header(path)  # one-line error for a missing or unreadable file
+    seizures = None
+    if summary is not None:  # before the work: a file the summary lacks is named at once
+        from nnlab.data.eeg import read_summary
+
+        seizures = np.array(read_summary(summary).file(path.name).seizures, float).reshape(-1, 2)
     models = load_fold_models(run, fold, device)
     m0 = models[0]
     skipped: list[str] = []
@@ -1174,6 +1218,8 @@ def detect_file(
         out / f"{stem}_alarms.csv",
         out / f"{stem}_timeline.png",
     ]
+    if seizures is not None:
+        targets.append(out / f"{stem}_seizures.csv")
     claim_outputs(targets, overwrite)  # before the work: a long file is not read for nothing
     spec = m0.spectral
     fs_file = head.fs[head.find(channels[0])]
@@ -1186,12 +1232,13 @@ def detect_file(
         raise NNLabError(
             f"{path}: {duration_s:.1f} s of EEG is shorter than one {spec.window_s:g}-s window"
         )
-    starts = window_starts(n_model, m0.fs, spec.window_s, spec.window_s)
+    hop = spec.window_s / hops if hop_s is None else hop_s
+    starts = window_starts(n_model, m0.fs, spec.window_s, hop)
     single = rule == "maximum over channels"
     per_channel = np.full((len(starts), len(channels) if single else 1), np.nan)  # (W, C')
     # chunks of about chunk_s, each read and resampled on its own (`read_resampled`): memory
     # stays that of one chunk for a recording of any length
-    per_chunk = max(1, int(chunk_s / spec.window_s))
+    per_chunk = max(1, int(chunk_s / hop))
     chunks = range(0, len(starts), per_chunk)
     progress = None
     if console is not None and len(chunks) > 1:
@@ -1230,8 +1277,9 @@ def detect_file(
     prob = np.where(read, np.where(np.isnan(per_channel), -1.0, per_channel).max(1), np.nan)
     start_s = starts / m0.fs
     end_s = start_s + L / m0.fs
+    predicts = positive == "preictal"
     alarm_idx = k_of_n_alarms(
-        prob >= cfg.threshold, end_s, cfg.alarm_k, cfg.alarm_n, cfg.refractory
+        prob >= cfg.threshold, end_s, cfg.alarm_k, cfg.alarm_n, cfg.refractory, not predicts
     )
     alarm_s = end_s[alarm_idx]
     warn = warning_intervals(alarm_s, cfg.sop_s, cfg.sph_s)
@@ -1248,11 +1296,36 @@ def detect_file(
         values += [f"{p:.6f}" for p in per_channel[j]] if extra else []
         lines.append(",".join(values))
     atomic_write_text(targets[0], "\n".join(lines) + "\n")
-    atomic_write_text(
-        targets[1],
-        "alarm_s,warning_from_s,warning_to_s\n"
-        + "".join(f"{a:.3f},{w0:.3f},{w1:.3f}\n" for a, (w0, w1) in zip(alarm_s, warn)),
-    )
+    if predicts:
+        atomic_write_text(
+            targets[1],
+            "alarm_s,warning_from_s,warning_to_s\n"
+            + "".join(f"{a:.3f},{w0:.3f},{w1:.3f}\n" for a, (w0, w1) in zip(alarm_s, warn)),
+        )
+    else:  # a detection alarm announces no occurrence period
+        atomic_write_text(targets[1], "alarm_s\n" + "".join(f"{a:.3f}\n" for a in alarm_s))
+    events = None
+    if seizures is not None:
+        from nnlab.metrics.seizure import match_alarms
+
+        before = cfg.sop_s + cfg.sph_s if predicts else 0.0
+        latency, false = match_alarms(alarm_s, seizures, before, after=spec.window_s)
+        events = {
+            "seizures": [
+                {"onset_s": on, "offset_s": off, "latency_s": None if np.isnan(d) else float(d)}
+                for (on, off), d in zip(seizures.tolist(), latency)
+            ],
+            "false_alarms": int(false.sum()),
+            "false_alarms_s": alarm_s[false].tolist(),
+        }
+        atomic_write_text(
+            targets[3],
+            "onset_s,offset_s,first_alarm_s,latency_s\n"
+            + "".join(
+                f"{on:.3f},{off:.3f}," + ("," if np.isnan(d) else f"{on + d:.3f},{d:.3f}") + "\n"
+                for (on, off), d in zip(seizures, latency)
+            ),
+        )
     fig = timeline_figure(
         start_s=start_s,
         end_s=end_s,
@@ -1261,11 +1334,13 @@ def detect_file(
         alarms_s=alarm_s,
         sop_s=cfg.sop_s,
         sph_s=cfg.sph_s,
+        warnings=predicts,
+        seizures=seizures,
         channel_probs={c: per_channel[:, i] for i, c in enumerate(channels)} if extra else None,
         length_s=duration_s,
         ylabel=f"P({positive})",
-        title=f"{path.name}: P({positive}) per {spec.window_s:.3g}-s window ({rule}; "
-        f"{len(models)} model{'s' if len(models) > 1 else ''}), alarms {cfg.alarm_k} of "
+        title=f"{path.name}: P({positive}) per {spec.window_s:.3g}-s window every {hop:.3g} s "
+        f"({rule}; {len(models)} model{'s' if len(models) > 1 else ''}), alarms {cfg.alarm_k} of "
         f"{cfg.alarm_n}",
     )
     buf = io.BytesIO()
@@ -1282,8 +1357,14 @@ def detect_file(
         "positive_class": positive,
         "models": len(models),
         "windows": len(prob),
+        "window_s": spec.window_s,
+        "hop_s": hop,
+        "alarm_k": cfg.alarm_k,
+        "alarm_n": cfg.alarm_n,
+        "refractory_s": cfg.refractory,
         "positive": int((prob >= cfg.threshold).sum()),
         "alarms_s": alarm_s.tolist(),
+        "events": events,
         "outputs": [str(p) for p in targets],
     }
 

@@ -41,6 +41,7 @@ def timeline_figure(
     alarms_s: np.ndarray = (),
     sop_s: float = 1800.0,
     sph_s: float = 300.0,
+    warnings: bool = True,
     label: np.ndarray | None = None,
     group: np.ndarray | None = None,
     seizures: np.ndarray | None = None,
@@ -50,13 +51,14 @@ def timeline_figure(
     ylabel: str = "P(preictal)",
     title: str = "",
 ) -> Figure:
-    """One recording: the probability (`ylabel`) per window (plotted at the window's end, when it
-    is known; a colour per `group`, e.g. the fold that held the window out; broken at gaps), the
-    threshold, alarms (red triangles) and their warning intervals [alarm + SPH, alarm + SPH + SOP)
-    (orange), seizures (red: onset line and ictal span), windows labelled preictal and interictal
-    (green and grey bands; `label` 1/0/-1) and, for a single-channel model run on every channel,
-    each channel's probability (thin grey). Times are seconds in any clock; `origin_s` is the
-    recording's start in it, and the axis shows minutes (hours past two hours) from there."""
+    """One recording: the probability (`ylabel`) per window (plotted at the window's end, when it is
+    known; a colour per `group`, e.g. the fold that held the window out; broken at gaps), the
+    threshold, alarms (red triangles) and, for prediction (`warnings`), their warning intervals
+    [alarm + SPH, alarm + SPH + SOP) (orange), seizures (red: onset line and ictal span), windows
+    labelled preictal and interictal (green and grey bands; `label` 1/0/-1) and, for a
+    single-channel model run on every channel, each channel's probability (thin grey). Times are
+    seconds in any clock; `origin_s` is the recording's start in it, and the axis shows minutes
+    (hours past two hours) from there."""
     start = np.asarray(start_s, np.float64) - origin_s
     end = np.asarray(end_s, np.float64) - origin_s
     prob = np.asarray(prob, np.float64)
@@ -101,7 +103,7 @@ def timeline_figure(
         ax.plot(x, y, lw=1.0, color=f"C{int(g) % 10}", label=name)
     ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:g}")
     alarms = np.asarray(alarms_s, np.float64).reshape(-1) - origin_s
-    for i, a in enumerate(alarms):
+    for i, a in enumerate(alarms if warnings else ()):
         ax.axvspan(
             (a + sph_s) / scale,
             min(a + sph_s + sop_s, length) / scale,
