@@ -42,9 +42,11 @@ def train(run: Path) -> None:
     subprocess.run([*cmd, "--out", str(run)], check=True)
 
 
-def recording(fold_run, data, k: int) -> tuple[np.ndarray, list[tuple[float, float]], float]:
-    """Fold k's stitched test segments at FS_FILE: (x (N,), seizures [(onset, offset)] s, the
-    interictal seconds)."""
+def recording(
+    fold_run, data, k: int, shuffle: int = 0
+) -> tuple[np.ndarray, list[tuple[float, float]], float]:
+    """Fold k's stitched test segments at FS_FILE, in the order of shuffle number `shuffle` (0:
+    seed k, the figure's): (x (N,), seizures [(onset, offset)] s, the interictal seconds)."""
     import json
 
     from nnlab.data.bonn import stitch
@@ -52,7 +54,7 @@ def recording(fold_run, data, k: int) -> tuple[np.ndarray, list[tuple[float, flo
 
     split = json.loads((fold_run.path / "split.json").read_text())
     index = {name: i for i, name in enumerate(data.names)}
-    rng = np.random.default_rng(k)
+    rng = np.random.default_rng(k if shuffle == 0 else [k, shuffle])
     pools = {s: list(rng.permutation(sorted(n for n in split["test"] if n[0] == s))) for s in "DE"}
     order = []
     for part in LAYOUT.split():
@@ -75,7 +77,7 @@ def recording(fold_run, data, k: int) -> tuple[np.ndarray, list[tuple[float, flo
     return y[0, :n], seizures, interictal
 
 
-def figure(rows: list[dict], found: list[dict], out: Path) -> None:
+def figure(found: list[dict], out: Path) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 1.1 * len(found) + 0.8))
@@ -106,50 +108,32 @@ def figure(rows: list[dict], found: list[dict], out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", type=Path, required=True, help="a Bonn D-E run (trained if absent)")
-    ap.add_argument("--out", type=Path, default=Path("runs/onset"))
-    ap.add_argument("--figure", type=Path, default=None, help="the stacked timelines (PNG)")
-    args = ap.parse_args()
-    if not args.run.exists():
-        train(args.run)
-
-    from nnlab.data.bonn import load_bonn
+def stitched_run(args, data, folds, shuffle: int) -> tuple[list[dict], list[dict]]:
+    """Every fold's recording in order number `shuffle`, written and detected: (a row per
+    seizure, a dict per recording)."""
     from nnlab.data.eeg import Recording, summary_lines, write_edf
     from nnlab.io import atomic_write_text
-    from nnlab.run import RunDir
     from nnlab.tasks.seizure import detect_file
 
-    data = load_bonn("DE")
-    folds = RunDir.open(args.run).children()
-    found, rows = [], []
+    out = args.out if shuffle == 0 else args.out / f"shuffle{shuffle}"
     lines = [f"Data Sampling Rate: {FS_FILE:g} Hz", ""]
     staged = []
     for k, fold in enumerate(folds):
-        x, seizures, interictal = recording(fold, data, k)
+        x, seizures, interictal = recording(fold, data, k, shuffle)
         name = f"bonn_DE_fold{k:02d}.edf"
-        write_edf(args.out / name, Recording(name, FS_FILE, ["HIPP-REF"], x[None]))
+        write_edf(out / name, Recording(name, FS_FILE, ["HIPP-REF"], x[None]))
         lines += summary_lines(name, seizures)
         staged.append((k, fold, name, seizures, interictal, len(x) / FS_FILE))
-    summary = args.out / "bonn_DE-summary.txt"
+    summary = out / "bonn_DE-summary.txt"
     atomic_write_text(summary, "\n".join(lines))
+    found, rows = [], []
     for k, fold, name, seizures, interictal, seconds in staged:
-        f = detect_file(
-            args.out / name, fold, args.out / "detections", summary=summary, overwrite=True
-        )
+        f = detect_file(out / name, fold, out / "detections", summary=summary, overwrite=True)
         events = f["events"]
         false_s = np.asarray(events["false_alarms_s"])
         for e in events["seizures"]:
             before = ((false_s >= e["onset_s"] - 118) & (false_s < e["onset_s"])).sum()
-            rows.append(
-                {
-                    "fold": k,
-                    "onset_s": e["onset_s"],
-                    "latency_s": e["latency_s"],
-                    "alarms_2min_before": int(before),
-                }
-            )
+            rows.append({"latency_s": e["latency_s"], "alarms_2min_before": int(before)})
         found.append(
             {
                 "fold": k,
@@ -157,8 +141,7 @@ def main() -> None:
                 "alarms_s": f["alarms_s"],
                 "false": events["false_alarms"],
                 "interictal_s": interictal,
-                "seconds": seconds,
-                "windows_csv": args.out / "detections" / f"{Path(name).stem}_windows.csv",
+                "windows_csv": out / "detections" / f"{Path(name).stem}_windows.csv",
                 "rule": (f["window_s"], f["hop_s"], f["alarm_k"], f["alarm_n"]),
             }
         )
@@ -167,17 +150,21 @@ def main() -> None:
             for e in events["seizures"]
         )
         print(
-            f"fold {k}: {seconds:.0f} s, seizures at "
+            f"shuffle {shuffle}, fold {k}: {seconds:.0f} s, seizures at "
             f"{', '.join(f'{on:.0f}' for on, _ in seizures)} s: first alarm {lat}; "
             f"false alarms {events['false_alarms']}"
         )
+    return rows, found
+
+
+def report(rows: list[dict], found: list[dict], what: str) -> None:
     lat = np.array([np.nan if r["latency_s"] is None else r["latency_s"] for r in rows])
     hit = ~np.isnan(lat)
     hours = sum(f["interictal_s"] for f in found) / 3600
     false = sum(f["false"] for f in found)
     window_s, hop_s, k_, n_ = found[0]["rule"]
     print(
-        f"\n{len(rows)} stitched seizure onsets in {len(found)} recordings "
+        f"\n{what}: {len(rows)} stitched seizure onsets in {len(found)} recordings "
         f"({window_s:.3g}-s windows every {hop_s:.3g} s, alarms {k_} of {n_}):"
     )
     print(
@@ -189,8 +176,37 @@ def main() -> None:
         f"  alarms in the 2 minutes before an onset: {sum(r['alarms_2min_before'] for r in rows)};"
         f" false alarms: {false} in {hours * 60:.1f} interictal minutes ({false / hours:.2f}/h)"
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="a Bonn D-E run (trained if absent)")
+    ap.add_argument("--out", type=Path, default=Path("runs/onset"))
+    ap.add_argument("--figure", type=Path, default=None, help="the stacked timelines (PNG)")
+    ap.add_argument(
+        "--shuffles",
+        type=int,
+        default=1,
+        help="orders of each fold's segments to stitch (1: the figure's only); more put the "
+        "misclassified segments elsewhere in the recordings",
+    )
+    args = ap.parse_args()
+    if not args.run.exists():
+        train(args.run)
+
+    from nnlab.data.bonn import load_bonn
+    from nnlab.run import RunDir
+
+    data = load_bonn("DE")
+    folds = RunDir.open(args.run).children()
+    every = [stitched_run(args, data, folds, shuffle) for shuffle in range(args.shuffles)]
+    report(*every[0], "the figure's order (shuffle 0)")
+    if args.shuffles > 1:
+        rows = [r for rs, _ in every for r in rs]
+        found = [f for _, fs in every for f in fs]
+        report(rows, found, f"all {args.shuffles} shuffles")
     if args.figure is not None:
-        figure(rows, found, args.figure)
+        figure(every[0][1], args.figure)
         print(f"figure: {args.figure}")
 
 
