@@ -385,6 +385,32 @@ def test_window_labels_on_hand_computed_cases():
     assert dict(zip(cases, got.tolist())) == cases
 
 
+def test_ictal_labels_for_detection_on_hand_computed_cases():
+    from nnlab.signal.labels import label_ictal
+
+    szr = [(1000, 1060), (5000, 5003)]
+    cases = {  # 5-s windows [start, start + 5), gap 60 s
+        997.5: 1,  # exactly half inside seizure 1
+        997.4: -1,  # less than half: excluded (the onset's edge), not interictal
+        1030: 1,
+        1057.5: 1,  # half inside at the offset
+        1058: -1,
+        935: 0,  # ends exactly 60 s before the onset
+        936: -1,
+        1120: 0,  # starts exactly 60 s after the offset
+        5000: 1,  # a 3-s seizure covers 3 of the window's 5 s
+        4999: 1,
+        4998: 1,  # [4998, 5003): the whole seizure, 3 of 5 s
+        4997: -1,  # 2 of 5 s
+    }
+    starts = np.array(list(cases), dtype=float)
+    got = label_ictal(starts, starts + 5, szr, gap_s=60)
+    assert got.dtype == np.int8 and dict(zip(cases, got.tolist())) == cases
+    assert (label_ictal([0.0, 10.0], [5.0, 15.0], [], gap_s=60) == 0).all()
+    with pytest.raises(NNLabError, match="gap"):
+        label_ictal([0.0], [5.0], szr, gap_s=-1)
+
+
 def test_labels_preictal_wins_over_interictal_and_never_covers_a_seizure():
     # a small gap makes windows both "far enough" and preictal: preictal wins
     cfg = LabelConfig(sop_s=600, sph_s=60, interictal_gap_s=0)

@@ -87,12 +87,18 @@ def prepare_command():
 def show_seizure(runner, summary) -> None:
     console.print(table(summary["rows"], f"{summary['patient']}: held-out folds"))
     console.print(table(summary["gates"], "mean gate weight of each tower per true class"))
+    if summary.get("target") == "detection":
+        late = summary["median_latency_s"]
+        how = "detected" + (f", median latency {late:.1f} s" if late is not None else "")
+        when = ""
+    else:
+        how, when = "predicted", f", time in warning {summary['time_in_warning']:.3f}"
     console.print(
         f"leave one seizure out, {summary['folds']} folds: {summary['seizures_predicted']} of "
-        f"{summary['folds']} seizures predicted (event sensitivity "
+        f"{summary['folds']} seizures {how} (event sensitivity "
         f"{summary['event_sensitivity']:.3f}), {summary['false_alarms']} false alarms in "
-        f"{summary['interictal_h']:.2f} interictal hours ({summary['fpr_per_h']:.3f}/h), time in "
-        f"warning {summary['time_in_warning']:.3f}; windows: sensitivity "
+        f"{summary['interictal_h']:.2f} interictal hours ({summary['fpr_per_h']:.3f}/h){when}; "
+        "windows: sensitivity "
         f"{summary['segment/sensitivity']:.3f}, specificity {summary['segment/specificity']:.3f}, "
         f"precision {summary['segment/precision']:.3f}, AUC {summary['segment/auc']:.3f} "
         f"(alarms: {summary['alarm_k']} of {summary['alarm_n']} windows at p >= "

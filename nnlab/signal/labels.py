@@ -1,4 +1,5 @@
-"""Preictal / interictal labels for seizure prediction, from window times and seizure times.
+"""Preictal / interictal labels for seizure prediction, and ictal / interictal labels for seizure
+detection (`label_ictal`, at the end), from window times and seizure times.
 
 All times are patient-global seconds. With seizures (on_k, off_k) sorted by onset, the seizure
 occurrence period SOP and the seizure prediction horizon SPH (Maiwald et al. 2004; the windows of
@@ -34,6 +35,7 @@ import numpy as np
 from nnlab.errors import NNLabError
 
 PREICTAL, INTERICTAL, EXCLUDED = 1, 0, -1
+ICTAL = 1  # detection's class 1, where prediction has PREICTAL
 
 
 @dataclass
@@ -113,4 +115,34 @@ def label_windows(starts, ends, seizures, cfg: LabelConfig) -> np.ndarray:
     labels = np.full(len(a), EXCLUDED, dtype=np.int8)
     labels[interictal] = INTERICTAL
     labels[preictal] = PREICTAL  # wins over interictal when G < SOP + SPH
+    return labels
+
+
+def label_ictal(starts, ends, seizures, gap_s: float) -> np.ndarray:
+    """(W,) int8 labels for seizure *detection* of the windows [a, b) (W,) given the seizures
+    (K, 2) [on, off]:
+
+        1  (ictal)       if some seizure covers at least half the window: |[a, b) & [on, off)| >=
+                         (b - a) / 2, so a window's label is what most of it shows;
+        0  (interictal)  if for every seizure: b <= on - gap or a >= off + gap;
+       -1  (excluded)    otherwise: the edges of a seizure and the `gap` around it (annotated
+                         onsets and offsets are uncertain by seconds; post-ictal EEG is neither).
+
+    Without seizures every window is interictal."""
+    a = np.asarray(starts, dtype=np.float64).reshape(-1, 1)  # (W, 1)
+    b = np.asarray(ends, dtype=np.float64).reshape(-1, 1)
+    if a.shape != b.shape:
+        raise NNLabError(f"{a.shape[0]} window starts but {b.shape[0]} ends")
+    if np.any(b < a):
+        raise NNLabError("a window ends before it starts")
+    if gap_s < 0:
+        raise NNLabError(f"the interictal gap must be >= 0, got {gap_s}")
+    s = _as_seizures(seizures)
+    on, off = s[:, 0][None, :], s[:, 1][None, :]  # (1, K)
+    covered = np.clip(np.minimum(b, off) - np.maximum(a, on), 0, None)  # (W, K) seconds
+    ictal = (covered >= (b - a) / 2).any(axis=1) & (covered > 0).any(axis=1)
+    interictal = ((b <= on - gap_s) | (a >= off + gap_s)).all(axis=1)
+    labels = np.full(len(a), EXCLUDED, dtype=np.int8)
+    labels[interictal] = INTERICTAL
+    labels[ictal] = ICTAL
     return labels

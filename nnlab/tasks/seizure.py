@@ -93,9 +93,15 @@ class SeizureConfig:
     cache: str = ""  # folder of the prepared windows ('': $NNLAB_CACHE/eeg-windows/<patient>)
     channels: tuple[str, ...] = ()  # channel labels to use ('': those common to the files)
     fs: float = 256.0  # the model's sampling rate in Hz; other rates are resampled to it
+    # prediction: preictal against interictal windows (alarms before a seizure); detection:
+    # ictal against interictal windows (alarms during one; every seizure is an event, the SOP,
+    # SPH and lead gap are unused)
+    target: str = "prediction"
     sop_s: float = 1800.0  # seizure occurrence period: preictal = [on - SPH - SOP, on - SPH)
     sph_s: float = 300.0  # seizure prediction horizon in seconds
-    interictal_gap_s: float = 14400.0  # interictal windows are this far from every seizure
+    # interictal windows are this far from every seizure; -1: the target's (prediction 4 h,
+    # detection 60 s: only the uncertain edges of a seizure and the post-ictal minute are left out)
+    interictal_gap_s: float = -1.0
     # a seizure this soon after the previous one ends is no new event to predict; -1: SOP + SPH
     lead_gap_s: float = -1.0
     window_s: float = 5.0  # window length (and hop) in seconds
@@ -109,10 +115,14 @@ class SeizureConfig:
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
     val_fraction: float = 0.2  # of every training block, the last part (by time) validates
     guard_s: float = 0.0  # training windows this close to a test window are dropped too
-    threshold: float = 0.5  # a window is positive when P(preictal) >= this
-    alarm_k: int = 24  # k of the k-of-n rule: an alarm needs k positives among n windows
-    alarm_n: int = 30  # n of the k-of-n rule
-    refractory_s: float = -1.0  # no new alarm this long after one; -1: the SOP
+    threshold: float = 0.5  # a window is positive when P(class 1) >= this
+    # k of the k-of-n rule: an alarm needs k positives among n windows; 0: the target's
+    # (prediction 24 of 30, Yan et al.; detection 2 of 3, one alarm per run of windows that meet
+    # it: a 5-s window is positive once most of it is ictal, so 10 s of seizure raise the alarm)
+    alarm_k: int = 0
+    alarm_n: int = 0  # n of the k-of-n rule; 0: the target's
+    # no new alarm this long after one; -1: the target's (prediction the SOP, detection 60 s)
+    refractory_s: float = -1.0
     model: str = "eeg_transformer"  # eeg_transformer
     # the model config's fields; channels, frames, freqs come from the data; small by default
     # (dim 32, depth 1, 2 heads); one channel: the temporal and spectral towers only
@@ -130,11 +140,34 @@ class SeizureConfig:
         )
     )
 
+    @property
+    def detects(self) -> bool:
+        return self.target == "detection"
+
+    @property
+    def positive(self) -> str:
+        """The name of class 1: what P(...) is the probability of."""
+        return "ictal" if self.detects else "preictal"
+
+    @property
+    def gap_s(self) -> float:
+        if self.interictal_gap_s >= 0:
+            return self.interictal_gap_s
+        return 60.0 if self.detects else 14400.0
+
+    @property
+    def k(self) -> int:
+        return self.alarm_k or (2 if self.detects else 24)
+
+    @property
+    def n(self) -> int:
+        return self.alarm_n or (3 if self.detects else 30)
+
     def labels(self) -> LabelConfig:
         return LabelConfig(
             self.sop_s,
             self.sph_s,
-            self.interictal_gap_s,
+            self.gap_s,
             None if self.lead_gap_s < 0 else self.lead_gap_s,
         )
 
@@ -154,7 +187,9 @@ class SeizureConfig:
 
     @property
     def refractory(self) -> float:
-        return self.sop_s if self.refractory_s < 0 else self.refractory_s
+        if self.refractory_s >= 0:
+            return self.refractory_s
+        return 60.0 if self.detects else self.sop_s
 
     def cache_dir(self) -> Path:
         from nnlab.data.registry import cache_dir
@@ -172,7 +207,7 @@ class SeizureConfig:
             raise NNLabError(f"--val-fraction must be in (0, 0.5), got {self.val_fraction}")
         if self.guard_s < 0:
             raise NNLabError(f"--guard-s must be >= 0, got {self.guard_s}")
-        check_alarms(self.threshold, self.alarm_k, self.alarm_n)
+        check_alarms(self.threshold, self.k, self.n)
         model_config(self.model, **self.model_args)
         folder = Path(self.data).expanduser()
         if not any(
@@ -190,6 +225,8 @@ def check_prepare(cfg: SeizureConfig) -> None:
         raise NNLabError("--data is required: a CHB-MIT patient folder (or the one above it)")
     if not cfg.fs > 0:
         raise NNLabError(f"--fs must be > 0, got {cfg.fs}")
+    if cfg.target not in ("prediction", "detection"):
+        raise NNLabError(f"--target must be prediction or detection, got '{cfg.target}'")
     if cfg.fmax < 0 or cfg.mains <= 0 or cfg.notch_width < 0:
         raise NNLabError("need --fmax >= 0, --mains > 0 and --notch-width >= 0")
     cfg.labels()  # raises on a bad SOP / SPH / gap
@@ -239,14 +276,15 @@ def model_samples(n_in: int, fs_in: float, fs: float) -> int:
     return n_in if up == down else -(-n_in * up // down)
 
 
-def empty_row(f) -> dict[str, Any]:
-    """A file's row of the prepare table before its windows are counted."""
+def empty_row(f, positive: str = "preictal") -> dict[str, Any]:
+    """A file's row of the prepare table before its windows are counted (`positive`: the name
+    of class 1, preictal or ictal)."""
     return {
         "file": f.name,
         "start h": f.start_s / 3600,
         "minutes": f.duration_s / 60,
         "windows": 0,
-        "preictal": 0,
+        positive: 0,
         "interictal": 0,
         "excluded": 0,
         "oversampled": 0,
@@ -260,14 +298,29 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
     writes <cache>/<patient>-prepared.json (parameters and per-file counts)."""
     from nnlab.data.eeg import load_patient
     from nnlab.signal.cache import WindowStore, prepare_cached
-    from nnlab.signal.labels import label_windows, leading_seizures, preictal_intervals
+    from nnlab.signal.labels import (
+        label_ictal,
+        label_windows,
+        leading_seizures,
+        preictal_intervals,
+    )
     from nnlab.signal.spectral import oversample_minority, window_starts
 
     check_prepare(cfg)
     patient = load_patient(cfg.data, cfg.patient, list(cfg.channels) or None)
     lcfg, spec, fs = cfg.labels(), cfg.spectral(), cfg.fs
     seizures = patient.seizures
-    P = preictal_intervals(seizures, lcfg)  # (K', 2)
+    positive = cfg.positive
+
+    def labels(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        if cfg.detects:
+            return label_ictal(start, end, seizures, cfg.gap_s)
+        return label_windows(start, end, seizures, lcfg)
+
+    # the events, one fold each: prediction's leading seizures, or every seizure for detection
+    leading = seizures if cfg.detects else leading_seizures(seizures, lcfg.lead_gap_s)
+    leading = np.asarray(leading, dtype=np.float64).reshape(-1, 2)
+    P = leading if cfg.detects else preictal_intervals(seizures, lcfg)  # (K', 2)
     L = spec.window_length(fs)
     cache = cfg.cache_dir()
     recordings, cols, rows = [], {k: [] for k in ("file", "start", "label", "base")}, []
@@ -293,11 +346,9 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
             n = model_samples(int(round(f.duration_s * f.fs)), f.fs, fs)
             base = window_starts(n, fs, spec.window_s, spec.hop_s)  # (W,) samples at fs
             if len(base) == 0:  # shorter than one window: nothing to cache
-                rows.append({**empty_row(f), "minutes": f.duration_s / 60})
+                rows.append({**empty_row(f, positive), "minutes": f.duration_s / 60})
                 continue
-            base_label = label_windows(
-                f.start_s + base / fs, f.start_s + (base + L) / fs, seizures, lcfg
-            )
+            base_label = labels(f.start_s + base / fs, f.start_s + (base + L) / fs)
             starts = base
             if cfg.oversample > 1:
                 dense, _ = oversample_minority(base, base_label, L, cfg.oversample, PREICTAL)
@@ -312,7 +363,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
                 params={"channels": list(patient.channels), "file_fs": f.fs, "fs": fs},
             )
             t0 = f.start_s + starts / fs
-            label = label_windows(t0, t0 + L / fs, seizures, lcfg)
+            label = labels(t0, t0 + L / fs)
             is_base = np.isin(starts, base)
             recordings.append(rec)
             cols["file"].append(np.full(len(starts), i))
@@ -324,9 +375,9 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
             b = label[is_base]
             rows.append(
                 {
-                    **empty_row(f),
+                    **empty_row(f, positive),
                     "windows": int(len(b)),
-                    "preictal": int((b == PREICTAL).sum()),
+                    positive: int((b == PREICTAL).sum()),
                     "interictal": int((b == INTERICTAL).sum()),
                     "excluded": int((b == EXCLUDED).sum()),
                     "oversampled": int((~is_base).sum()),
@@ -340,8 +391,12 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
     start = np.concatenate(cols["start"])
     label = np.concatenate(cols["label"]).astype(np.int8)
     end = start + L / fs
-    # the leading seizure whose preictal period holds each preictal window
-    inside = (start[:, None] >= P[None, :, 0]) & (end[:, None] <= P[None, :, 1])  # (N, K')
+    # the event of each class-1 window: the leading seizure whose preictal period holds it, or
+    # (detection) the seizure it overlaps
+    if cfg.detects:
+        inside = (start[:, None] < P[None, :, 1]) & (end[:, None] > P[None, :, 0])  # (N, K)
+    else:
+        inside = (start[:, None] >= P[None, :, 0]) & (end[:, None] <= P[None, :, 1])  # (N, K')
     episode = np.where((label == PREICTAL) & inside.any(axis=1), inside.argmax(axis=1), -1)
     prepared = PreparedPatient(
         patient=patient,
@@ -353,7 +408,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
         base=np.concatenate(cols["base"]),
         episode=episode,
         names=names,
-        leading=leading_seizures(seizures, lcfg.lead_gap_s),
+        leading=leading,
         rows=rows,
         cache_dir=cache,
     )
@@ -361,6 +416,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
         cache / f"{cfg.patient}-prepared.json",
         {
             "patient": cfg.patient,
+            "target": cfg.target,
             "data": str(Path(cfg.data).resolve()),
             "channels": list(patient.channels),
             "fs": fs,
@@ -421,7 +477,7 @@ def loso_folds(
     inter = order[(label[order] == INTERICTAL) & base[order]]  # time order
     if K < 2:
         raise NNLabError(
-            f"leave-one-seizure-out needs at least 2 leading seizures with preictal windows, "
+            f"leave-one-seizure-out needs at least 2 (leading) seizures with windows of class 1, "
             f"got {K} (check --sop-s, --sph-s and --lead-gap-s against the recordings)"
         )
     if len(inter) < K:
@@ -678,12 +734,14 @@ def alarm_windows(
     k: int,
     n: int,
     refractory: float,
+    episodes: bool = False,
 ) -> np.ndarray:
     """Indices of the windows (in time order) that raise an alarm: p >= threshold is a positive;
     window i satisfies the rule when at least k of the last n windows *of its stretch* are
     positive (a stretch: consecutive windows, each starting where the previous one ends or
     earlier; the rule never reaches across a gap); after an alarm none for `refractory` seconds
-    (`k_of_n_alarms`, times = window ends)."""
+    (`k_of_n_alarms`, times = window ends); with `episodes`, one alarm per run of windows that
+    satisfy the rule."""
     from nnlab.signal.alarms import k_of_n_alarms
 
     check_alarms(threshold, k, n)
@@ -698,7 +756,7 @@ def alarm_windows(
     i = np.arange(W)
     counts = c[i + 1] - c[np.maximum(first, i + 1 - n)]  # positives among the last n of the stretch
     # the refractory period runs across stretches: an alarm is an alarm, wherever it fell
-    return k_of_n_alarms(counts >= k, end_s, k=1, n=1, refractory=refractory)
+    return k_of_n_alarms(counts >= k, end_s, 1, 1, refractory, episodes)
 
 
 def read_heldout(run: RunDir) -> dict[str, np.ndarray]:
@@ -732,8 +790,10 @@ def evaluate_heldout(h: dict[str, np.ndarray], cfg: SeizureConfig) -> dict[str, 
 
     sop, sph = cfg.sop_s, cfg.sph_s
     start, end, prob, label = h["start_s"], h["end_s"], h["prob"], h["label"]
-    idx = alarm_windows(prob, start, end, cfg.threshold, cfg.alarm_k, cfg.alarm_n, cfg.refractory)
+    idx = alarm_windows(prob, start, end, cfg.threshold, cfg.k, cfg.n, cfg.refractory, cfg.detects)
     alarm_s = end[idx]
+    if cfg.detects:
+        return evaluate_detection(h, cfg, idx)
     t = alarm_s - END_S  # inside the alarm window's own [start, end)
     held = int(h["held_out"])
     onsets = h["leading"][[held], 0] if held >= 0 else np.zeros(0)
@@ -765,11 +825,59 @@ def evaluate_heldout(h: dict[str, np.ndarray], cfg: SeizureConfig) -> dict[str, 
     }
 
 
-def gates_by_class(gates: np.ndarray, label: np.ndarray, towers: list[str]) -> list[dict[str, Any]]:
-    """Mean gate weight of each tower over the windows of each true class: one row per class."""
+def evaluate_detection(h: dict[str, np.ndarray], cfg: SeizureConfig, idx: np.ndarray):
+    """`evaluate_heldout` for a detection run: the held-out seizure is found when an alarm falls
+    between its onset and one window past its offset (`match_alarms`), with that alarm's
+    latency; every alarm in interictal time is false (interictal windows are at least the gap
+    from any seizure); no warning intervals (time in warning is NaN)."""
+    from nnlab.metrics.seizure import (
+        covered_seconds,
+        interval_union,
+        match_alarms,
+        segment_auc,
+        segment_scores,
+    )
+
+    start, end, prob, label = h["start_s"], h["end_s"], h["prob"], h["label"]
+    alarm_s = end[idx]
+    t = alarm_s - END_S  # inside the alarm window's own [start, end)
+    held = int(h["held_out"])
+    seizure = h["leading"][[held]] if held >= 0 else np.zeros((0, 2))
+    latency, _ = match_alarms(t, seizure, after=cfg.window_s)
+    inter = label == INTERICTAL
+    inter_iv = interval_union(np.stack([start[inter], end[inter]], axis=1))
+    false = ((t[:, None] >= inter_iv[None, :, 0]) & (t[:, None] < inter_iv[None, :, 1])).any(1)
+    inter_h = covered_seconds(inter_iv) / 3600
+    true = label == PREICTAL  # class 1: ictal here
+    seg = segment_scores(prob >= cfg.threshold, true)
+    found = len(latency) == 1 and not np.isnan(latency[0])
+    return {
+        "alarm_s": alarm_s,
+        "alarm_window": idx,
+        "false": false,
+        "onset_s": float(seizure[0, 0]) if len(seizure) else float("nan"),
+        "predicted": int(found),  # detected, for a detection run
+        "latency_s": float(latency[0]) if found else float("nan"),
+        "false_alarms": int(false.sum()),
+        "interictal_h": inter_h,
+        "fpr_per_h": float(false.sum() / inter_h) if inter_h else float("nan"),
+        "recorded_s": covered_seconds(np.stack([start, end], axis=1)),
+        "time_in_warning": float("nan"),
+        "preictal_windows": int(true.sum()),
+        "interictal_windows": int(inter.sum()),
+        **{f"segment/{k}": v for k, v in seg.items()},
+        "segment/auc": segment_auc(prob, true),
+    }
+
+
+def gates_by_class(
+    gates: np.ndarray, label: np.ndarray, towers: list[str], names=CLASS_NAMES
+) -> list[dict[str, Any]]:
+    """Mean gate weight of each tower over the windows of each true class: one row per class
+    (`names`: of class 0 and class 1)."""
     return [
         {
-            "class": CLASS_NAMES[c],
+            "class": names[c],
             "windows": int((label == c).sum()),
             **{
                 t: float(gates[label == c, i].mean()) if (label == c).any() else float("nan")
@@ -801,7 +909,7 @@ def evaluate_run(
     cfg = load_config(run, SeizureCV)
     given = {"threshold": threshold, "alarm_k": alarm_k, "alarm_n": alarm_n}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
-    check_alarms(cfg.threshold, cfg.alarm_k, cfg.alarm_n)
+    check_alarms(cfg.threshold, cfg.k, cfg.n)
     folds = fold_runs(run)
     if not folds:
         raise NNLabError(f"{run.path}: no fold runs yet")
@@ -810,17 +918,18 @@ def evaluate_run(
         h = read_heldout(child)
         r = evaluate_heldout(h, cfg)
         s = child.summary()
+        found = {"detected": r["predicted"], "latency s": r["latency_s"]} if cfg.detects else {}
         rows.append(
             {
                 "fold": child.path.name,
                 "onset h": r["onset_s"] / 3600,
-                "preictal windows": r["preictal_windows"],
+                f"{cfg.positive} windows": r["preictal_windows"],
                 "interictal h": r["interictal_h"],
                 "alarms": len(r["alarm_s"]),
-                "predicted": r["predicted"],
+                **(found or {"predicted": r["predicted"]}),
                 "false alarms": r["false_alarms"],
                 "FPR/h": r["fpr_per_h"],
-                "time in warning": r["time_in_warning"],
+                **({} if cfg.detects else {"time in warning": r["time_in_warning"]}),
                 "sensitivity": r["segment/sensitivity"],
                 "specificity": r["segment/specificity"],
                 "precision": r["segment/precision"],
@@ -840,29 +949,39 @@ def evaluate_run(
     predicted = sum(r["predicted"] for r in results)
     n_false = sum(r["false_alarms"] for r in results)
     seg = segment_scores(prob >= cfg.threshold, label == PREICTAL)
+    latency = np.array([r.get("latency_s", np.nan) for r in results])
     summary = {
         **{k: v for k, v in run.summary().items() if k in ("wall_s", "train_time_s")},
         "task": SeizureCV.name,
+        "target": cfg.target,
         "patient": cfg.patient,
         "model": cfg.model,
         "towers": towers,
         "folds": len(folds),
-        "seizures_predicted": predicted,
+        "seizures_predicted": predicted,  # detected, for a detection run
         "event_sensitivity": predicted / len(folds),
         "false_alarms": n_false,
         "interictal_h": inter_h,
         "fpr_per_h": n_false / inter_h if inter_h else float("nan"),
         "time_in_warning": sum(r["time_in_warning"] * r["recorded_s"] for r in results) / recorded,
+        **(
+            {
+                "latency_s": latency.tolist(),
+                "median_latency_s": float(np.nanmedian(latency)) if predicted else None,
+            }
+            if cfg.detects
+            else {}
+        ),
         **{f"segment/{k}": v for k, v in seg.items()},
         "segment/auc": segment_auc(prob, label == PREICTAL),
         "threshold": cfg.threshold,
-        "alarm_k": cfg.alarm_k,
-        "alarm_n": cfg.alarm_n,
+        "alarm_k": cfg.k,
+        "alarm_n": cfg.n,
         "refractory_s": cfg.refractory,
         "sop_s": cfg.sop_s,
         "sph_s": cfg.sph_s,
         "rows": rows,
-        "gates": gates_by_class(gates, label, towers),
+        "gates": gates_by_class(gates, label, towers, ("interictal", cfg.positive)),
     }
     run.save_summary(summary)
     for name in [p.stem for p in run.figures() if p.stem.startswith("timeline_")]:
@@ -888,10 +1007,13 @@ def evaluate_run(
             alarms_s=alarms,
             sop_s=cfg.sop_s,
             sph_s=cfg.sph_s,
+            warnings=not cfg.detects,
             seizures=held[0]["seizures"],
             origin_s=float(span[f, 0]),
             length_s=float(span[f, 1] - span[f, 0]),
-            title=f"{cfg.patient} {fname}: held-out P(preictal), each window from the fold "
+            ylabel=f"P({cfg.positive})",
+            positive=cfg.positive,
+            title=f"{cfg.patient} {fname}: held-out P({cfg.positive}), each window from the fold "
             "that held it out",
         )
         run.save_figure(f"timeline_{Path(str(fname)).stem}", fig)
@@ -927,7 +1049,8 @@ def run_seizure_cv(
     if console is not None:
         console.print(
             f"{cfg.patient}: {len(prep.patient.files)} files, {len(prep.leading)} leading "
-            f"seizures, {n_folds} folds; {int((prep.label[prep.base] == PREICTAL).sum())} preictal "
+            f"seizures, {n_folds} folds; {int((prep.label[prep.base] == PREICTAL).sum())} "
+            f"{cfg.positive} "
             f"and {int((prep.label[prep.base] == INTERICTAL).sum())} interictal windows "
             f"(+{int((~prep.base).sum())} oversampled)",
             highlight=False,
@@ -1039,14 +1162,13 @@ DETECTION_REFRACTORY_S = 60.0
 
 def detect_settings(run: RunDir) -> tuple[SeizureConfig, str, int]:
     """The alarm settings of a run, what its class 1 is and how many windows start per window
-    length: its own config, "preictal" and 1 (the windows it was trained on: no overlap) for a
-    seizure-prediction run (parent or fold); the detection rule above and "seizure" otherwise (a
-    Bonn detection model)."""
+    length: its own config, "preictal" (or "ictal" for a detection run) and 1 (the windows it was
+    trained and evaluated on: no overlap) for a `seizure train` run (parent or fold); the
+    detection rule above and "seizure" otherwise (a Bonn detection model)."""
     task = run.config().get("task")
-    if task == SeizureCV.name:
-        return load_config(run, SeizureCV), "preictal", 1
-    if task == SeizureFoldTask.name:
-        return load_config(run, SeizureFoldTask), "preictal", 1
+    if task in (SeizureCV.name, SeizureFoldTask.name):
+        cfg = load_config(run, SeizureCV if task == SeizureCV.name else SeizureFoldTask)
+        return cfg, cfg.positive, 1
     cfg = SeizureConfig(
         alarm_k=DETECTION_K, alarm_n=DETECTION_N, refractory_s=DETECTION_REFRACTORY_S
     )
@@ -1159,7 +1281,7 @@ def detect_file(
     given = {"threshold": threshold, "alarm_k": alarm_k, "alarm_n": alarm_n}
     given["refractory_s"] = refractory_s
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
-    check_alarms(cfg.threshold, cfg.alarm_k, cfg.alarm_n)
+    check_alarms(cfg.threshold, cfg.k, cfg.n)
     if refractory_s is not None and refractory_s < 0:
         raise NNLabError(f"--refractory-s must be >= 0, got {refractory_s}")
     if hop_s is not None and not hop_s > 0:
@@ -1277,9 +1399,9 @@ def detect_file(
     prob = np.where(read, np.where(np.isnan(per_channel), -1.0, per_channel).max(1), np.nan)
     start_s = starts / m0.fs
     end_s = start_s + L / m0.fs
-    predicts = positive == "preictal"
+    predicts = positive == "preictal"  # else a detection model: "ictal" or "seizure"
     alarm_idx = k_of_n_alarms(
-        prob >= cfg.threshold, end_s, cfg.alarm_k, cfg.alarm_n, cfg.refractory, not predicts
+        prob >= cfg.threshold, end_s, cfg.k, cfg.n, cfg.refractory, not predicts
     )
     alarm_s = end_s[alarm_idx]
     warn = warning_intervals(alarm_s, cfg.sop_s, cfg.sph_s)
@@ -1340,8 +1462,8 @@ def detect_file(
         length_s=duration_s,
         ylabel=f"P({positive})",
         title=f"{path.name}: P({positive}) per {spec.window_s:.3g}-s window every {hop:.3g} s "
-        f"({rule}; {len(models)} model{'s' if len(models) > 1 else ''}), alarms {cfg.alarm_k} of "
-        f"{cfg.alarm_n}",
+        f"({rule}; {len(models)} model{'s' if len(models) > 1 else ''}), alarms {cfg.k} of "
+        f"{cfg.n}",
     )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -1359,8 +1481,8 @@ def detect_file(
         "windows": len(prob),
         "window_s": spec.window_s,
         "hop_s": hop,
-        "alarm_k": cfg.alarm_k,
-        "alarm_n": cfg.alarm_n,
+        "alarm_k": cfg.k,
+        "alarm_n": cfg.n,
         "refractory_s": cfg.refractory,
         "positive": int((prob >= cfg.threshold).sum()),
         "alarms_s": alarm_s.tolist(),
@@ -1375,18 +1497,28 @@ def prepare_rows(prep: PreparedPatient, cfg: SeizureConfig) -> tuple[list[dict[s
     rows = [dict(r) for r in prep.rows]
     total = {k: ("total" if k == "file" else 0) for k in rows[0]}
     for r in rows:
-        for k in ("windows", "preictal", "interictal", "excluded", "oversampled", "seizures"):
+        for k in ("windows", cfg.positive, "interictal", "excluded", "oversampled", "seizures"):
             total[k] += r[k]
     total["start h"] = ""
     total["minutes"] = sum(r["minutes"] for r in rows)
     lcfg = cfg.labels()
     skipped = "; ".join(f"{name} skipped ({why})" for name, why in prep.patient.skipped)
+    if cfg.detects:
+        events = (
+            f"detection: ictal = windows at least half inside a seizure, interictal >= "
+            f"{cfg.gap_s:g} s from any seizure; {len(prep.leading)} seizures"
+        )
+    else:
+        events = (
+            f"SOP {lcfg.sop_s:g} s, SPH {lcfg.sph_s:g} s, interictal >= "
+            f"{lcfg.interictal_gap_s:g} s from any seizure, leading seizures >= "
+            f"{lcfg.lead_gap_s:g} s after the previous one: {len(prep.leading)} of "
+            f"{len(prep.patient.seizures)}"
+        )
     note = (
         f"{len(prep.patient.channels)} channels at {cfg.fs:g} Hz, windows "
-        f"{prep.store.window_shape} (C, T, F); SOP {lcfg.sop_s:g} s, SPH {lcfg.sph_s:g} s, "
-        f"interictal >= {lcfg.interictal_gap_s:g} s from any seizure, leading seizures "
-        f">= {lcfg.lead_gap_s:g} s after the previous one: {len(prep.leading)} of "
-        f"{len(prep.patient.seizures)}; preictal windows {cfg.oversample}x as dense for training; "
-        f"cache {prep.cache_dir}" + (f"; {skipped}" if skipped else "")
+        f"{prep.store.window_shape} (C, T, F); {events}; {cfg.positive} windows "
+        f"{cfg.oversample}x as dense for training; cache {prep.cache_dir}"
+        + (f"; {skipped}" if skipped else "")
     )
     return rows + [total], note

@@ -49,6 +49,7 @@ def timeline_figure(
     origin_s: float = 0.0,
     length_s: float | None = None,
     ylabel: str = "P(preictal)",
+    positive: str = "preictal",
     title: str = "",
 ) -> Figure:
     """One recording: the probability (`ylabel`) per window (plotted at the window's end, when it is
@@ -83,7 +84,7 @@ def timeline_figure(
                 ymax=0.06,
                 color="tab:green",
                 alpha=0.8,
-                label="preictal windows" if i == 0 else None,
+                label=f"{positive} windows" if i == 0 else None,
             )
         for i, (a, b) in enumerate(_runs(start[lab == 0], end[lab == 0])):
             ax.axvspan(
