@@ -33,18 +33,28 @@ recordings or between the preictal run and the interictal block) with a refracto
 (`nnlab.metrics.seizure`), and the segment scores. A window's prediction, and so an alarm it
 raises, is available at the window's end.
 
-**Detection** (`detect_file`). A trained run on one EDF file of any length, rate and montage:
-resampled to the model's rate; a multi-channel model reads its channels by label (a missing one
-is an error naming it); a single-channel model reads every EEG channel of the file's main rate
-(or the ones asked for; ECG, EOG, oximetry, annotation and flat channels are left out and
+**The detection target** (`target` "detection"). The same pipeline for seizure *detection*:
+class 1 is ictal (windows at least half inside a seizure, `nnlab.signal.labels.label_ictal`),
+interictal windows are at least `gap_s` (default 60 s) from any seizure, every seizure is an event
+and a fold, the alarm rule defaults to 2 of 3 windows with one alarm per run of them
+(`k_of_n_alarms(episodes=True)`) and a 60-s refractory period, and a fold's held-out seizure is
+found by an alarm between its onset and one window past its offset, its latency reported
+(`evaluate_detection`); every alarm in interictal time is false. `bench/seizure_detect_synthetic.py`
+measures it.
+
+**Detection on a file** (`detect_file`). A trained run on one EDF file of any length, rate and
+montage: resampled to the model's rate; a multi-channel model reads its channels by label (a
+missing one is an error naming it); a single-channel model reads every EEG channel of the file's
+main rate (or the ones asked for; ECG, EOG, oximetry, annotation and flat channels are left out and
 listed) and the recording's probability per window is the **maximum over channels** (a seizure
 focus is usually seen on a few channels only: the mean would dilute it). A cross-validation run
 predicts with every fold's model and averages their probabilities (each model with its own
-normaliser). A prediction model's windows and alarms are those it was trained and evaluated with;
-a detection model (Bonn: class 1 is "seizure") reads windows every quarter window and raises one
-alarm per run of windows meeting 3 of 4 (`DETECTION_*`). Given the file's seizures (a CHB-MIT
-summary), each seizure's alarm latency and the false alarms are reported
-(`nnlab.metrics.seizure.match_alarms`); `bench/eeg_onset.py` measures them on real EEG.
+normaliser). A `seizure train` run's windows and alarms are those it was trained and evaluated with
+(a detection run's: one alarm per run of windows meeting the rule); a Bonn model (class 1
+"seizure") reads windows every quarter window and raises one alarm per run of windows meeting 3 of
+4 (`DETECTION_*`). Given the file's seizures (a CHB-MIT summary), each seizure's alarm latency and
+the false alarms are reported (`nnlab.metrics.seizure.match_alarms`); `bench/eeg_onset.py` measures
+them on real EEG.
 """
 
 from __future__ import annotations
@@ -659,7 +669,7 @@ class SeizureFoldTask(Task):
             "seizure_onset_s": float(self.prep.leading[held_out, 0]) if held_out >= 0 else None,
             "towers": towers,
             "windows": {k: int(len(v)) for k, v in self.part_index.items()},
-            "test_preictal": int((self.prep.label[test_idx] == PREICTAL).sum()),
+            f"test_{self.cfg.positive}": int((self.prep.label[test_idx] == PREICTAL).sum()),
             "test_interictal": int((self.prep.label[test_idx] == INTERICTAL).sum()),
         }
 
