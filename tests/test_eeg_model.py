@@ -325,6 +325,17 @@ def detect_stitched(fold, data, index, tmp_path, capsys, monkeypatch):
     assert f"seizure {onset:.0f}-{offset:.0f} s:" in text and "false alarms:" in text
     assert run_cli(*argv[:-2], "--hop-s", "0", "--overwrite") == 1
     assert "--hop-s must be > 0" in capsys.readouterr().err
+    # the seizures by hand instead of a summary: the same scoring
+    given = [a for a in argv if a not in ("--summary", str(summary))]
+    assert run_cli(*given, "--seizures", f"{onset:.3f}-{offset:.3f}", "--overwrite") == 0
+    assert text.split("\n", 1)[1] == capsys.readouterr().out.split("\n", 1)[1]
+    for bad, message in (
+        (["--seizures", "12-x"], "'12-x' is not ONSET-OFFSET"),
+        (["--seizures", "30-20"], "the offset not earlier"),
+        (["--seizures", "1-2", "--summary", str(summary)], "not both"),
+    ):
+        assert run_cli(*given, *bad, "--overwrite") == 1
+        assert message in capsys.readouterr().err
 
     # the timing, end to end (resampling, windows, the rule, the matching): a stand-in model whose
     # P(seizure) is "the window's mean is above 50 uV" on noise that steps up by 100 uV at the

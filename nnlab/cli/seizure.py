@@ -159,6 +159,11 @@ def detect(
         help="A CHB-MIT chbNN-summary.txt listing this file: its seizures are drawn and each "
         "one's alarm latency and the false alarms are reported.",
     ),
+    seizures: Optional[str] = typer.Option(
+        None,
+        help="The file's seizures as ONSET-OFFSET seconds from its start, comma-separated (e.g. "
+        "2996-3036,4100.5-4160), for annotations in another format than --summary's.",
+    ),
     overwrite: bool = typer.Option(False, help="Replace outputs that exist already."),
     device: str = DeviceOpt,
 ) -> None:
@@ -172,6 +177,17 @@ def detect(
     if not edf.is_file():
         raise NNLabError(f"{edf}: no such EDF file")
     picked = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    spans = None
+    if seizures is not None:
+        spans = []
+        for part in filter(None, (p.strip() for p in seizures.split(","))):
+            on, _, off = part.partition("-")
+            try:
+                spans.append((float(on), float(off)))
+            except ValueError:
+                raise NNLabError(
+                    f"--seizures: '{part}' is not ONSET-OFFSET seconds (e.g. 2996-3036)"
+                ) from None
     found = detect_file(
         edf,
         RunDir.open(model),
@@ -187,6 +203,7 @@ def detect(
         alarm_n=alarm_n,
         refractory_s=refractory_s,
         summary=summary,
+        seizures=spans,
     )
     alarms = ", ".join(f"{a:.0f} s" for a in found["alarms_s"]) or "none"
     console.print(

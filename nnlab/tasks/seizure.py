@@ -1255,6 +1255,7 @@ def detect_file(
     alarm_n: int | None = None,
     refractory_s: float | None = None,
     summary: str | Path | None = None,
+    seizures: Sequence[tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Run a trained model on one EDF file (see the module docstring). A single-channel model
     reads `channels` (labels), or else every EEG channel of the file's main rate: channels named
@@ -1266,7 +1267,8 @@ def detect_file(
     Windows start every `hop_s` seconds and alarms follow the k-of-n rule (`alarm_k` of
     `alarm_n`, then `refractory_s` without alarms); each defaults to the run's own (a prediction
     run: its windows, no overlap) or, for a detection model, to `DETECTION_*` above. With a
-    CHB-MIT `summary` that lists the file, its seizures are drawn and each is scored
+    CHB-MIT `summary` that lists the file (or the file's `seizures` given as (onset, offset)
+    seconds from its start, for annotations in any other format), they are drawn and each is scored
     (`nnlab.metrics.seizure.match_alarms`): the latency of its first alarm from the onset
     (detection: from the onset to one window past the offset; prediction: from SOP + SPH before
     it) and the false alarms.
@@ -1297,11 +1299,16 @@ def detect_file(
     if hop_s is not None and not hop_s > 0:
         raise NNLabError(f"--hop-s must be > 0, got {hop_s}")
     head = edf_header(path)  # one-line error for a missing or unreadable file
-    seizures = None
+    if summary is not None and seizures is not None:
+        raise NNLabError("give the seizures by --summary or by --seizures, not both")
     if summary is not None:  # before the work: a file the summary lacks is named at once
         from nnlab.data.eeg import read_summary
 
-        seizures = np.array(read_summary(summary).file(path.name).seizures, float).reshape(-1, 2)
+        seizures = read_summary(summary).file(path.name).seizures
+    if seizures is not None:
+        seizures = np.array(seizures, dtype=float).reshape(-1, 2)
+        if not np.isfinite(seizures).all() or (seizures[:, 1] < seizures[:, 0]).any():
+            raise NNLabError("each seizure must be ONSET-OFFSET seconds, the offset not earlier")
     models = load_fold_models(run, fold, device)
     m0 = models[0]
     skipped: list[str] = []
