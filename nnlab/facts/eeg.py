@@ -1,6 +1,6 @@
 """EEG preprocessing and alarm facts: the STFT power the models read is Welch's PSD frame by frame,
-the k-of-n rule's firing probability is a binomial tail, and the notch removes line noise without
-touching the other bins."""
+the k-of-n rule's firing probability is a binomial tail, the notch removes line noise without
+touching the other bins, and a detector's latency is set by its windows and its rule."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import scipy.signal
 import scipy.stats
 
 from nnlab.facts import fact
-from nnlab.signal.alarms import k_of_n_counts
+from nnlab.signal.alarms import k_of_n_alarms, k_of_n_counts
 from nnlab.signal.spectral import log_spectrogram
 
 FS, NPERSEG, NOVERLAP = 256.0, 256, 128  # 1-s Hann segments with half overlap: 1-Hz bins
@@ -91,3 +91,31 @@ def notch_leaves_other_bins() -> float:
     noisy, freqs_noisy = log_spectrogram(x + line, FS, NPERSEG, NOVERLAP)
     assert np.array_equal(freqs, freqs_noisy)
     return float(np.abs(noisy.astype(np.float64) - clean).max())
+
+
+@fact(
+    "detection-latency-k-of-n",
+    "with windows of W seconds every h seconds, each positive exactly when more than half of it "
+    "lies past a seizure's onset, the k-of-n rule's first alarm comes between W/2 + (k-1) h and "
+    "W/2 + k h after the onset (18-s windows every 4.5 s, 3 of 4: 18 to 22.5 s)",
+    topic="eeg",
+    tol=1e-9,
+)
+def detection_latency_k_of_n() -> float:
+    """Largest distance outside (W/2 + (k-1) h, W/2 + k h] of the latency of the first alarm
+    (`k_of_n_alarms`, one per run, alarm at the window's end) over 2,000 onsets drawn uniformly,
+    W = 18, h = 4.5, k = 3, n = 4 (a Bonn model's detection rule in `nnlab seizure detect`). The
+    first positive window j0 ends within (W/2, W/2 + h] after the onset (windows end h apart);
+    past a step the positives are consecutive, so the k-th of them, j0 + k - 1, raises the
+    alarm, (k - 1) h later."""
+    W, h, k, n = 18.0, 4.5, 3, 4
+    starts = np.arange(0.0, 600.0, h)
+    ends = starts + W
+    lo, hi = W / 2 + (k - 1) * h, W / 2 + k * h
+    worst = 0.0
+    for onset in np.random.default_rng(0).uniform(100.0, 400.0, 2000):
+        positive = ends - onset > W / 2
+        first = k_of_n_alarms(positive, ends, k, n, refractory=0.0, episodes=True)[0]
+        latency = ends[first] - onset
+        worst = max(worst, lo - latency if latency <= lo else 0.0, latency - hi)
+    return float(worst)

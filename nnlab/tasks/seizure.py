@@ -488,7 +488,8 @@ def loso_folds(
     if K < 2:
         raise NNLabError(
             f"leave-one-seizure-out needs at least 2 (leading) seizures with windows of class 1, "
-            f"got {K} (check --sop-s, --sph-s and --lead-gap-s against the recordings)"
+            f"got {K} (check the summary's seizures, and for prediction --sop-s, --sph-s and "
+            "--lead-gap-s, against the recordings)"
         )
     if len(inter) < K:
         raise NNLabError(
@@ -801,9 +802,9 @@ def evaluate_heldout(h: dict[str, np.ndarray], cfg: SeizureConfig) -> dict[str, 
     sop, sph = cfg.sop_s, cfg.sph_s
     start, end, prob, label = h["start_s"], h["end_s"], h["prob"], h["label"]
     idx = alarm_windows(prob, start, end, cfg.threshold, cfg.k, cfg.n, cfg.refractory, cfg.detects)
-    alarm_s = end[idx]
     if cfg.detects:
         return evaluate_detection(h, cfg, idx)
+    alarm_s = end[idx]
     t = alarm_s - END_S  # inside the alarm window's own [start, end)
     held = int(h["held_out"])
     onsets = h["leading"][[held], 0] if held >= 0 else np.zeros(0)
