@@ -520,6 +520,96 @@ def test_bonn_sets_from_nnlab_data(real_data):
         load_bonn("AB")
 
 
+SIENA_LIST = """Seizures list of patient PN05
+
+Seizure n 1
+File name: PN05-1.edf
+Registration start time: 09.10.00
+Registration end time: 09.12.00
+Seizure start time: 09.10.30
+Seizure end time: 09.10.50
+
+Seizure n 2
+File name: PN05-1.edf
+Registration start time: 09.10.00
+Registration end time:  09.12.00
+Start time: 09.11.10
+End time: 09.11.25
+
+Seizure n 3
+File name: PN05-2.edf
+Registration start time: 23.59.00
+Registration end time: 0.02.20
+Seizure start time: 1 6.00.00
+Seizure end time: 16.00.05
+
+Seizure n 4
+File name: PN05-2.edf
+Registration start time: 23:59:00
+Registration end time: 00:02:20
+Seizure start time: 00:01:30
+Seizure end time: 01:01:40
+"""
+
+
+def siena_folder(root):
+    """A Siena Scalp EEG-like patient: 512 Hz, 'EEG Fp1'-style labels beside EKG and SpO2, its
+    Seizures-list file (dotted clock times, both seizure-time spellings, an hour with a stray
+    space, a recording across midnight and a seizure end an hour too late, as published lists
+    have them)."""
+    from nnlab.data.eeg import Recording, write_edf
+
+    folder = root / "PN05"
+    rng = np.random.default_rng(0)
+    labels = ["EEG Fp1", "EEG F3", "EEG C3", "EEG Fp2", "EKG EKG", "SPO2"]
+    for name, seconds in (("PN05-1.edf", 120), ("PN05-2.edf", 200)):
+        data = rng.normal(0, 20, (len(labels), seconds * 512)).astype(np.float32)
+        write_edf(folder / name, Recording(name, 512.0, labels, data))
+    (folder / "Seizures-list-PN05.txt").write_text(SIENA_LIST)
+    return folder
+
+
+def test_a_siena_seizure_list_reads_as_a_summary(tmp_path):
+    from nnlab.data.eeg import parse_seizure_list, read_summary
+
+    s = parse_seizure_list(SIENA_LIST)
+    assert s.fs is None and [f.name for f in s.files] == ["PN05-1.edf", "PN05-2.edf"]
+    one, two = s.files
+    assert (one.clock_start_s, one.clock_end_s) == (9 * 3600 + 600, 9 * 3600 + 720)
+    assert one.seizures == ((30.0, 50.0), (70.0, 85.0))
+    # 23:59:00 -> '1 6.00.00' is 16:00:00, 16 h 1 min after the start (mod a day); 00:01:30 is
+    # 150 s after it, across midnight
+    assert two.seizures == ((150.0, 3760.0), (57660.0, 57665.0))
+    folder = siena_folder(tmp_path)
+    assert read_summary(folder / "Seizures-list-PN05.txt").files == s.files
+    with pytest.raises(NNLabError, match="line 3: a seizure end without its start"):
+        parse_seizure_list("File name: a.edf\nRegistration start time: 10.00.00\nEnd time: 1.0.0")
+
+
+def test_a_siena_patient_loads_with_its_eeg_channels_and_seizures(tmp_path):
+    from nnlab.tasks.seizure import SeizureConfig
+
+    siena_folder(tmp_path)
+    with pytest.warns(UserWarning) as caught:
+        p = load_patient(tmp_path, "PN05")
+    text = " | ".join(str(w.message) for w in caught)
+    assert "EKG EKG (labelled EKG)" in text and "SPO2" in text  # not EEG: left out, named
+    assert p.channels == ["EEG Fp1", "EEG F3", "EEG C3", "EEG Fp2"]
+    assert [f.fs for f in p.files] == [512.0, 512.0]
+    # the second recording starts at 23:59:00, 14 h 49 min after the first (09:10:00)
+    start2 = 14 * 3600 + 49 * 60
+    assert [f.start_s for f in p.files] == [0.0, float(start2)]
+    # the seizure ending an hour after its recording is cut at the recording's end, with a
+    # warning; the one 16 h after the start lies outside the file and is kept as listed
+    assert "PN05-2.edf: the seizure at 150-3760 s ends after the file (200 s)" in text
+    assert "the seizure at 57660-57665 s starts after the file's end (200 s)" in text
+    np.testing.assert_array_equal(
+        p.seizures,
+        [[30, 50], [70, 85], [start2 + 150, start2 + 200], [start2 + 57660, start2 + 57665]],
+    )
+    SeizureConfig(data=str(tmp_path), patient="PN05").check()  # found by its seizure list
+
+
 def test_an_ecg_lead_in_every_file_is_not_a_model_input(tmp_path):
     """From the first file on, the montage holds an ECG channel: the common set leaves it out
     (with a warning that names it), unless --channels names it."""

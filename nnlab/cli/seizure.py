@@ -156,8 +156,9 @@ def detect(
     ),
     summary: Optional[Path] = typer.Option(
         None,
-        help="A CHB-MIT chbNN-summary.txt listing this file: its seizures are drawn and each "
-        "one's alarm latency and the false alarms are reported.",
+        help="A CHB-MIT chbNN-summary.txt (or a Siena Seizures-list-PNxx.txt) listing this "
+        "file: its seizures are drawn and each one's alarm latency and the false alarms are "
+        "reported.",
     ),
     seizures: Optional[str] = typer.Option(
         None,

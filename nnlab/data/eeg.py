@@ -486,13 +486,85 @@ def summary_lines(
     return lines + [""]
 
 
+# the Siena Scalp EEG Database's Seizures-list-PNxx.txt (PhysioNet): one block per seizure
+_SIENA_FILE = re.compile(r"^file\s*name\s*:\s*(\S+)", re.I)
+_SIENA_TIME = re.compile(
+    r"^(registration|seizure)?\s*(start|end)\s*time\s*:\s*(\d{1,2}(?:\s\d)?)\s*[.:]\s*"
+    r"(\d{1,2})\s*[.:]\s*(\d{1,2})",
+    re.I,
+)
+
+
+def parse_seizure_list(text: str, source: str = "seizure list") -> Summary:
+    """Parse a Siena Scalp EEG Database `Seizures-list-PNxx.txt` into the `Summary` a CHB-MIT
+    summary gives.
+
+    Each seizure is a block: 'File name: PN00-1.edf', 'Registration start time: 19.39.33',
+    'Registration end time: 20.22.58', 'Seizure start time: 19.58.36' (or 'Start time:'),
+    'Seizure end time: 19.59.46' (or 'End time:'). Clock times are HH.MM.SS or HH:MM:SS (an hour
+    written with a stray space, '1 6', is read as 16, as one published list has it). A file
+    is the recording that starts at its registration start; its seizures are their clock times
+    minus that start, modulo a day (a recording may pass midnight), in seconds. A file named in
+    several blocks (several seizures) is one file. There is no sampling rate (fs None) and no
+    montage: the EDF headers have them."""
+    files: dict[str, dict] = {}
+    current = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if m := _SIENA_FILE.match(line):
+            name = m.group(1)
+            current = files.setdefault(name, {"start": None, "end": None, "seizures": []})
+            current["onset"] = None
+        elif m := _SIENA_TIME.match(line):
+            if current is None:
+                raise NNLabError(f"{source}: line {lineno}: a time before any 'File name:'")
+            what, edge = (m.group(1) or "seizure").lower(), m.group(2).lower()
+            h = int(m.group(3).replace(" ", ""))
+            clock = h * 3600 + int(m.group(4)) * 60 + int(m.group(5))
+            if what == "registration":
+                current[edge] = clock
+            elif edge == "start":
+                current["onset"] = clock
+            else:
+                if current["onset"] is None or current["start"] is None:
+                    raise NNLabError(
+                        f"{source}: line {lineno}: a seizure end without its start or the "
+                        "registration start before it"
+                    )
+                on = (current["onset"] - current["start"]) % DAY_S
+                off = (clock - current["start"]) % DAY_S
+                if off < on:
+                    raise NNLabError(f"{source}: line {lineno}: the seizure ends before it starts")
+                current["seizures"].append((float(on), float(off)))
+                current["onset"] = None
+    out = [
+        SummaryFile(name, f["start"], f["end"], tuple(sorted(f["seizures"])), ())
+        for name, f in files.items()
+    ]
+    return Summary(None, tuple(out))
+
+
 def read_summary(path: str | os.PathLike) -> Summary:
+    """A patient's seizure annotations: a CHB-MIT `chbNN-summary.txt`, or a Siena Scalp EEG
+    `Seizures-list-PNxx.txt` (told apart by its 'Registration start time' lines)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise NNLabError(f"{path}: cannot read summary ({e.strerror})") from None
+    if re.search(r"^\s*registration\s+start\s+time\s*:", text, re.I | re.M):
+        return parse_seizure_list(text, source=str(path))
     return parse_summary(text, source=str(path))
+
+
+def summary_path(folder: Path, patient: str) -> Path | None:
+    """Where a patient's annotations are: <patient>-summary.txt (CHB-MIT) or
+    Seizures-list-<patient>.txt (Siena), in `folder` or `folder`/<patient>; None if nowhere."""
+    for candidate in (folder, folder / patient):
+        for name in (f"{patient}-summary.txt", f"Seizures-list-{patient}.txt"):
+            if (candidate / name).is_file():
+                return candidate / name
+    return None
 
 
 def global_starts(clock_starts: Sequence[int]) -> list[int]:
@@ -618,13 +690,14 @@ class Patient:
         return resample_recording(rec, fs) if fs is not None else rec
 
 
-def _patient_folder(folder: Path, patient: str) -> Path:
-    for candidate in (folder, folder / patient):
-        if (candidate / f"{patient}-summary.txt").is_file():
-            return candidate
-    raise NNLabError(
-        f"no {patient}-summary.txt in {folder} or {folder / patient} (a CHB-MIT patient folder)"
-    )
+def _patient_summary(folder: Path, patient: str) -> Path:
+    path = summary_path(folder, patient)
+    if path is None:
+        raise NNLabError(
+            f"no {patient}-summary.txt or Seizures-list-{patient}.txt in {folder} or "
+            f"{folder / patient} (a CHB-MIT or Siena Scalp EEG patient folder)"
+        )
+    return path
 
 
 def load_patient(
@@ -633,7 +706,8 @@ def load_patient(
     channels: Sequence[str] | None = None,
     min_fraction: float = 0.5,
 ) -> Patient:
-    """Index a CHB-MIT patient: `folder` is the patient's folder or the one above it.
+    """Index a CHB-MIT patient (or a Siena Scalp EEG one, by its seizure list: `read_summary`):
+    `folder` is the patient's folder or the one above it.
 
     Files are taken in summary order. Each file's start is its 'File Start Time' made global by
     `global_starts`; its duration comes from the EDF header. When the summary has no clock times
@@ -643,10 +717,11 @@ def load_patient(
     Files that are unreadable, lack a channel of the set, or mix rates within it are skipped with
     a warning naming them; their seizures stay in `Patient.seizures`.
     """
-    folder = _patient_folder(Path(folder), patient)
-    summary = read_summary(folder / f"{patient}-summary.txt")
+    path = _patient_summary(Path(folder), patient)
+    folder = path.parent
+    summary = read_summary(path)
     if not summary.files:
-        raise NNLabError(f"{folder / f'{patient}-summary.txt'}: lists no files")
+        raise NNLabError(f"{path}: lists no files")
     skipped: list[tuple[str, str]] = []
 
     def skip(name: str, why: str) -> None:
@@ -682,6 +757,32 @@ def load_patient(
         )
         lengths = [h.duration_s if h is not None else 0.0 for h in headers]
         starts = [float(t) for t in np.cumsum([0.0, *lengths[:-1]])]
+
+    def within(sf: SummaryFile, head: EDFHeader | None) -> SummaryFile:
+        """A seizure that starts in the file but ends after it (a typo in the hour, say) is cut
+        at the file's end, with a warning naming it: the labels must not run past the EEG. One
+        that starts after the file's end is kept (it bounds the interictal time) and named."""
+        if head is None:
+            return sf
+        cut = []
+        for on, off in sf.seizures:
+            if on >= head.duration_s:
+                warnings.warn(
+                    f"{patient}: {sf.name}: the seizure at {on:g}-{off:g} s starts after the "
+                    f"file's end ({head.duration_s:.0f} s); kept as listed, check the list",
+                    stacklevel=3,
+                )
+            elif head.duration_s < off - 1:  # annotations are whole seconds
+                warnings.warn(
+                    f"{patient}: {sf.name}: the seizure at {on:g}-{off:g} s ends after the "
+                    f"file ({head.duration_s:.0f} s); cut at its end",
+                    stacklevel=3,
+                )
+                off = head.duration_s
+            cut.append((on, off))
+        return replace(sf, seizures=tuple(cut))
+
+    summary = replace(summary, files=tuple(within(sf, h) for sf, h in zip(summary.files, headers)))
     seizures = sorted(
         (start + on, start + off)
         for sf, start in zip(summary.files, starts)

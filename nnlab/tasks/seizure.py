@@ -98,7 +98,7 @@ END_S = 1e-6
 
 @dataclass
 class SeizureConfig:
-    data: str = ""  # a CHB-MIT patient folder, or the folder holding it
+    data: str = ""  # a CHB-MIT (or Siena Scalp EEG) patient folder, or the folder holding it
     patient: str = "chb01"  # the patient: <data>/<patient>-summary.txt or <data>/<patient>/...
     cache: str = ""  # folder of the prepared windows ('': $NNLAB_CACHE/eeg-windows/<patient>)
     channels: tuple[str, ...] = ()  # channel labels to use ('': those common to the files)
@@ -219,13 +219,13 @@ class SeizureConfig:
             raise NNLabError(f"--guard-s must be >= 0, got {self.guard_s}")
         check_alarms(self.threshold, self.k, self.n)
         model_config(self.model, **self.model_args)
+        from nnlab.data.eeg import summary_path
+
         folder = Path(self.data).expanduser()
-        if not any(
-            (d / f"{self.patient}-summary.txt").is_file() for d in (folder, folder / self.patient)
-        ):
+        if summary_path(folder, self.patient) is None:
             raise NNLabError(
-                f"no {self.patient}-summary.txt in {folder} or {folder / self.patient} "
-                "(--data: a CHB-MIT patient folder)"
+                f"no {self.patient}-summary.txt or Seizures-list-{self.patient}.txt in {folder} "
+                f"or {folder / self.patient} (--data: a CHB-MIT or Siena patient folder)"
             )
 
 
