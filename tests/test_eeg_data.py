@@ -609,6 +609,20 @@ def test_a_siena_patient_loads_with_its_eeg_channels_and_seizures(tmp_path):
     )
     SeizureConfig(data=str(tmp_path), patient="PN05").check()  # found by its seizure list
 
+    # prepared for detection: 512 Hz resampled to the model's 256, four EEG channels, and the
+    # ictal windows where the list puts the seizures (5-s windows at least half inside one)
+    from nnlab.tasks.seizure import prepare_patient
+
+    cfg = SeizureConfig(
+        data=str(tmp_path), patient="PN05", target="detection", cache=str(tmp_path / "cache")
+    )
+    with pytest.warns(UserWarning):
+        prep = prepare_patient(cfg)
+    assert prep.store.window_shape[0] == 4
+    ictal = prep.base & (prep.label == 1)
+    assert [r["ictal"] for r in prep.rows] == [7, 10]  # 20 s + 15 s; 50 s cut at the file's end
+    assert ((prep.start_s[ictal] < 50) | (prep.start_s[ictal] >= 70)).all()
+
 
 def test_an_ecg_lead_in_every_file_is_not_a_model_input(tmp_path):
     """From the first file on, the montage holds an ECG channel: the common set leaves it out
