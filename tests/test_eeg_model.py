@@ -562,3 +562,22 @@ def test_without_crops_the_loss_is_the_plain_whole_segment_one():
         logits = model(x)
     torch.testing.assert_close(out.losses["loss"], F.cross_entropy(logits, y))
     torch.testing.assert_close(out.preds, torch.softmax(logits, 1)[:, 1])
+
+
+def test_segments_with_line_noise_the_notch_misses_are_warned_about():
+    """American segments (60-Hz line noise) read with the Bonn default --mains 50: the notch
+    would leave the line in, and the front end says so; with --mains 60, or with the bins above
+    40 Hz dropped, it does not."""
+    import warnings
+
+    from nnlab.tasks.bonn import BonnConfig, spectrograms
+
+    fs = 256.0
+    t = np.arange(int(20 * fs)) / fs
+    x = np.random.default_rng(0).normal(0, 10, (12, len(t))) + 8 * np.sin(2 * np.pi * 60 * t)
+    with pytest.warns(UserWarning, match="line noise at 60 Hz, but the notch is set for 50 Hz"):
+        spectrograms(x, fs, BonnConfig(data="/some/folder", fmax=0))
+    for cfg in (BonnConfig(data="/some/folder", fmax=0, mains=60), BonnConfig(fmax=-1)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            spectrograms(x, fs, cfg)

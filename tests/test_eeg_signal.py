@@ -403,3 +403,41 @@ def test_cache_files_have_the_default_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert rec.path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_line_frequency_finds_the_mains_in_the_data(tmp_path):
+    import warnings
+
+    from nnlab.data.synthetic import EEGSynthConfig, make_chbmit_folder
+    from nnlab.signal.spectral import SpectralConfig, line_frequency, mains_mismatch
+    from nnlab.tasks.seizure import SeizureConfig, prepare_patient
+
+    fs = 256.0
+    t = np.arange(int(90 * fs)) / fs
+    noise = np.cumsum(rng(0).normal(size=(3, len(t))), axis=1) * 0.2 + rng(1).normal(
+        0, 5, (3, len(t))
+    )
+    assert line_frequency(noise, fs) is None  # no line noise (filtered before it was stored)
+    for f in (50.0, 60.0):
+        assert line_frequency(noise + 5 * np.sin(2 * np.pi * f * t), fs) == f
+    both = noise + 5 * np.sin(2 * np.pi * 50 * t) + 1.5 * np.sin(2 * np.pi * 60 * t)
+    assert line_frequency(both, fs) == 50.0  # the more prominent
+    assert line_frequency(noise[:, ::3], fs / 3) is None  # 85 Hz: neither below Nyquist - 6
+    hum = noise + 5 * np.sin(2 * np.pi * 50 * t)
+    message = mains_mismatch(hum, fs, SpectralConfig(mains=60.0), "rec.edf")
+    assert (
+        message
+        == "rec.edf: line noise at 50 Hz, but the notch is set for 60 Hz (--mains 50 removes it)"
+    )
+    assert mains_mismatch(hum, fs, SpectralConfig(mains=50.0), "rec.edf") is None
+    assert mains_mismatch(hum, fs, SpectralConfig(notch=False), "rec.edf") is None
+
+    # prepare says so, once, for a recording made where the mains is 50 Hz
+    make_chbmit_folder(tmp_path, "chb01", n_files=2, hours=0.05, cfg=EEGSynthConfig(line_hz=50.0))
+    base = dict(data=str(tmp_path), patient="chb01", interictal_gap_s=30.0)
+    with pytest.warns(UserWarning, match="line noise at 50 Hz, but the notch is set for 60 Hz"):
+        prepare_patient(SeizureConfig(**base, cache=str(tmp_path / "c60")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepare_patient(SeizureConfig(**base, mains=50.0, cache=str(tmp_path / "c50")))
+    assert not [w for w in caught if "line noise" in str(w.message)]

@@ -158,6 +158,55 @@ def frame_windows(x: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     return np.ascontiguousarray(every[:, starts].transpose(1, 0, 2))  # (W, C, L)
 
 
+# ---- which mains frequency is in the data --------------------------------------------------------
+def line_frequency(
+    x: np.ndarray, fs: float, candidates: tuple[float, ...] = (50.0, 60.0), ratio: float = 5.0
+) -> float | None:
+    """The mains frequency whose line noise shows in x (C, N) at fs Hz, or None.
+
+    Welch PSD with 1-Hz bins (at most the first minute), the median over channels; a candidate f
+    below Nyquist - 6 Hz *shows* when its bin stands `ratio` times above the median of the bins
+    2 to 6 Hz away on either side (a 1-Hz-wide peak of that height at exactly 50 or 60 Hz is line
+    noise: cortical gamma is broadband). Of those that show, the most prominent is returned: 50
+    Hz in Europe, Asia and most of the world, 60 Hz in the Americas. None: no line noise (removed
+    by a notch filter before it was stored, or the rate too low to hold it)."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    n = min(x.shape[-1], int(60 * fs))
+    nperseg = int(round(fs))
+    if n < nperseg:
+        return None
+    f, S = scipy.signal.welch(x[:, :n], fs, nperseg=nperseg)  # (F,), (C, F)
+    S = np.median(S, axis=0)
+    best, best_ratio = None, ratio
+    for c in candidates:
+        if c > fs / 2 - 6:
+            continue
+        i = int(np.argmin(np.abs(f - c)))
+        near = np.abs(f - c)
+        around = np.median(S[(near >= 2) & (near <= 6)])
+        prominence = S[i] / max(around, 1e-30)
+        if prominence >= best_ratio:
+            best, best_ratio = c, prominence
+    return best
+
+
+def mains_mismatch(x: np.ndarray, fs: float, cfg: SpectralConfig, where: str) -> str | None:
+    """A warning when the line noise in x is at another frequency than the notch removes (the
+    line noise would reach the model), else None. No warning without a notch (asked for), or when
+    `fmax` drops the line's bins anyway (Bonn: band-passed at 40 Hz, bins above 40 Hz dropped)."""
+    if not cfg.notch:
+        return None
+    found = line_frequency(x, fs)
+    if found is None or abs(found - cfg.mains) < 1:
+        return None
+    if cfg.fmax is not None and found - cfg.notch_width > cfg.fmax:
+        return None
+    return (
+        f"{where}: line noise at {found:g} Hz, but the notch is set for {cfg.mains:g} Hz "
+        f"(--mains {found:g} removes it)"
+    )
+
+
 # ---- the configuration and the whole front end -----------------------------------------------
 @dataclass(frozen=True)
 class SpectralConfig:

@@ -282,10 +282,13 @@ def _segments(data: str, pair: str, fs: float, where):
 
 
 def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Segments (N, L) -> (log power (N, 1, T, F) float32 before normalisation, freqs (F,))."""
-    from nnlab.signal.spectral import log_spectrogram
+    """Segments (N, L) -> (log power (N, 1, T, F) float32 before normalisation, freqs (F,)).
+    Line noise at another frequency than --mains is warned about (`mains_mismatch`)."""
+    from nnlab.signal.spectral import log_spectrogram, mains_mismatch
 
     spec = cfg.spectral()
+    if why := mains_mismatch(x, fs, spec, f"{cfg.data} {cfg.pair}"):
+        warnings.warn(why, stacklevel=2)
     logp, freqs = log_spectrogram(
         x,
         fs,

@@ -64,6 +64,7 @@ import io
 import json
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,7 +315,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
         leading_seizures,
         preictal_intervals,
     )
-    from nnlab.signal.spectral import oversample_minority, window_starts
+    from nnlab.signal.spectral import mains_mismatch, oversample_minority, window_starts
 
     check_prepare(cfg)
     patient = load_patient(cfg.data, cfg.patient, list(cfg.channels) or None)
@@ -334,6 +335,16 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
     L = spec.window_length(fs)
     cache = cfg.cache_dir()
     recordings, cols, rows = [], {k: [] for k in ("file", "start", "label", "base")}, []
+    mains_checked = []
+
+    def checked(x: np.ndarray, name: str) -> np.ndarray:
+        """The first recording read is checked for line noise the notch would miss (once)."""
+        if not mains_checked:
+            mains_checked.append(name)
+            if why := mains_mismatch(x, fs, spec, f"{cfg.patient} {name}"):
+                warnings.warn(why, stacklevel=2)
+        return x
+
     names: list[str] = []
 
     progress = None
@@ -365,7 +376,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
                 starts = np.union1d(base, dense)  # sorted, each start once
             rec = prepare_cached(
                 f.path,
-                lambda i=i: patient.read(i, fs=fs).data,
+                lambda i=i: checked(patient.read(i, fs=fs).data, patient.files[i].name),
                 fs,
                 spec,
                 cache,
@@ -1286,7 +1297,7 @@ def detect_file(
         unique_labels,
     )
     from nnlab.signal.alarms import k_of_n_alarms, warning_intervals
-    from nnlab.signal.spectral import window_starts
+    from nnlab.signal.spectral import mains_mismatch, window_starts
     from nnlab.viz.eeg import timeline_figure
 
     path = Path(path)
@@ -1395,6 +1406,8 @@ def detect_file(
             x, first, raw, a0 = read_resampled(
                 path, channels, fs_file, n_file, m0.fs, part[0], part[-1] + L
             )
+            if i == 0 and (why := mains_mismatch(x, m0.fs, spec, path.name)):
+                warnings.warn(why, stacklevel=2)
             p = window_probabilities(models, x, part - first)  # (w, C')
             if single:  # a channel flat throughout a window (disconnected, padding) is not read
                 for j, g in enumerate(part):  # the window's file samples, before resampling
