@@ -447,6 +447,33 @@ def test_detection_target_trains_on_ictal_windows_and_scores_each_seizure_latenc
     (event,) = found["events"]["seizures"]
     assert (event["onset_s"], event["offset_s"]) == (250.0, 280.0)
 
+    # a patient's folder at once: every file, scored by the summary, with totals
+    capsys.readouterr()
+    argv = ["seizure", "detect", str(folder / "chb01"), "--model", str(out)]
+    assert cli(*argv, "--summary", str(summary_txt), "--out", str(tmp_path / "all")) == 0
+    text = capsys.readouterr().out
+    assert all(f"chb01_0{i}.edf: " in text for i in (1, 2, 3))
+    h = 3 * 360 / 3600  # three 6-minute files
+    assert f"3 files, {h:.2f} h: " in text and " of 2 seizures found" in text
+    from nnlab.tasks.seizure import detection_totals
+
+    one = detect_file(folder / "chb01" / "chb01_03.edf", run, tmp_path / "d", summary=summary_txt)
+    t = detection_totals([found, one])
+    assert t["seizures"] == 2 and t["hours"] == pytest.approx(2 * 360 / 3600)
+    assert t["false_alarms"] == found["events"]["false_alarms"] + one["events"]["false_alarms"]
+    assert t["false_per_h"] == pytest.approx(t["false_alarms"] / ((720 - 60) / 3600))
+    # a file the summary does not list is named before any file is read
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "x.edf").write_bytes((folder / "chb01" / "chb01_01.edf").read_bytes())
+    assert (
+        cli("seizure", "detect", str(stray), "--model", str(out), "--summary", str(summary_txt))
+        == 1
+    )
+    assert "does not list x.edf" in capsys.readouterr().err
+    assert cli("seizure", "detect", str(tmp_path / "nothing"), "--model", str(out)) == 1
+    assert "no such EDF file or folder" in capsys.readouterr().err
+
 
 def test_non_eeg_channels_are_named_by_label_or_unit():
     from nnlab.data.eeg import non_eeg_reason

@@ -127,7 +127,11 @@ def evaluate(
 
 
 def detect(
-    edf: Path = typer.Argument(..., help="An EDF/EDF+ recording (any length, rate, montage)."),
+    edfs: list[Path] = typer.Argument(
+        ...,
+        help="EDF/EDF+ recordings (any length, rate, montage), or folders of them.",
+        metavar="EDF...",
+    ),
     model: Path = typer.Option(..., "--model", help="A seizure run (or one fold of it)."),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Output folder (default RUN/detections)."
@@ -146,37 +150,55 @@ def detect(
         "model's window / 4).",
     ),
     alarm_k: Optional[int] = typer.Option(
-        None, help="k of the k-of-n alarm rule (default: the run's; detection: 3)."
+        None, help="k of the k-of-n alarm rule (default: the run's; a Bonn model: 3)."
     ),
     alarm_n: Optional[int] = typer.Option(
-        None, help="n of the k-of-n alarm rule (default: the run's; detection: 4)."
+        None, help="n of the k-of-n alarm rule (default: the run's; a Bonn model: 4)."
     ),
     refractory_s: Optional[float] = typer.Option(
-        None, help="No new alarm this long after one (default: the run's SOP; detection: 300 s)."
+        None, help="No new alarm this long after one (default: the run's; a Bonn model: 60 s)."
     ),
     summary: Optional[Path] = typer.Option(
         None,
-        help="A CHB-MIT chbNN-summary.txt (or a Siena Seizures-list-PNxx.txt) listing this "
-        "file: its seizures are drawn and each one's alarm latency and the false alarms are "
-        "reported.",
+        help="A CHB-MIT chbNN-summary.txt (or a Siena Seizures-list-PNxx.txt) listing the "
+        "files: their seizures are drawn and each one's alarm latency and the false alarms are "
+        "reported, with totals over the files.",
     ),
     seizures: Optional[str] = typer.Option(
         None,
-        help="The file's seizures as ONSET-OFFSET seconds from its start, comma-separated (e.g. "
+        help="One file's seizures as ONSET-OFFSET seconds from its start, comma-separated (e.g. "
         "2996-3036,4100.5-4160), for annotations in another format than --summary's.",
     ),
     overwrite: bool = typer.Option(False, help="Replace outputs that exist already."),
     device: str = DeviceOpt,
 ) -> None:
-    """Run a trained model on a recording: resampled to the model's rate, channels by label (a
+    """Run a trained model on recordings: each resampled to the model's rate, channels by label (a
     single-channel model reads every EEG channel -- ECG, EOG, oximetry, annotation and flat
-    channels left out -- and the maximum probability over channels decides); writes
-    per-window probabilities (CSV), the alarms (CSV) and a timeline figure; with --summary, each
-    annotated seizure's alarm latency."""
-    from nnlab.tasks.seizure import detect_file
+    channels left out -- and the maximum probability over channels decides); writes per-window
+    probabilities (CSV), the alarms (CSV) and a timeline figure per file; with --summary, each
+    annotated seizure's alarm latency and the false alarms, and their totals."""
+    from nnlab.tasks.seizure import detect_file, detection_totals
 
-    if not edf.is_file():
-        raise NNLabError(f"{edf}: no such EDF file")
+    files = []
+    for path in edfs:
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.suffix.lower() == ".edf")
+            if not inside:
+                raise NNLabError(f"{path}: no .edf files in this folder")
+            files += inside
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise NNLabError(f"{path}: no such EDF file or folder")
+    if seizures is not None and len(files) > 1:
+        raise NNLabError(f"--seizures gives one file's seizures; {len(files)} files were given")
+    if summary is not None:  # every file listed, before any is read
+        from nnlab.data.eeg import read_summary
+
+        listed = {f.name for f in read_summary(summary).files}
+        unlisted = [f.name for f in files if f.name not in listed]
+        if unlisted:
+            raise NNLabError(f"{summary} does not list {', '.join(unlisted)}")
     picked = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
     spans = None
     if seizures is not None:
@@ -189,23 +211,41 @@ def detect(
                 raise NNLabError(
                     f"--seizures: '{part}' is not ONSET-OFFSET seconds (e.g. 2996-3036)"
                 ) from None
-    found = detect_file(
-        edf,
-        RunDir.open(model),
-        out,
-        fold,
-        device,
-        overwrite,
-        threshold,
-        channels=picked,
-        console=console,
-        hop_s=hop_s,
-        alarm_k=alarm_k,
-        alarm_n=alarm_n,
-        refractory_s=refractory_s,
-        summary=summary,
-        seizures=spans,
-    )
+    run = RunDir.open(model)
+    every = []
+    for edf in files:
+        found = detect_file(
+            edf,
+            run,
+            out,
+            fold,
+            device,
+            overwrite,
+            threshold,
+            channels=picked,
+            console=console,
+            hop_s=hop_s,
+            alarm_k=alarm_k,
+            alarm_n=alarm_n,
+            refractory_s=refractory_s,
+            summary=summary,
+            seizures=spans,
+        )
+        show_detection(found)
+        every.append(found)
+    if len(every) > 1 and every[0]["events"] is not None:
+        t = detection_totals(every)
+        late = t["median_latency_s"]
+        console.print(
+            f"{t['files']} files, {t['hours']:.2f} h: {t['found']} of {t['seizures']} seizures "
+            "found"
+            + (f" (median latency {late:+.1f} s)" if late is not None else "")
+            + f", {t['false_alarms']} false alarms ({t['false_per_h']:.2f} per hour outside "
+            "seizures)"
+        )
+
+
+def show_detection(found: dict) -> None:
     alarms = ", ".join(f"{a:.0f} s" for a in found["alarms_s"]) or "none"
     console.print(
         f"{found['file']}: {found['duration_s']:.0f} s at {found['file_fs']:g} Hz -> "

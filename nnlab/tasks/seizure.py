@@ -1522,6 +1522,34 @@ def detect_file(
     }
 
 
+def detection_totals(found: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over files of `detect_file` results that were scored (a summary or seizures given):
+    seizures, those found, the median latency of the found ones, false alarms, the recorded
+    hours and the false alarms per hour outside the seizures."""
+    seizures = [e for f in found for e in f["events"]["seizures"]]
+    latency = [e["latency_s"] for e in seizures if e["latency_s"] is not None]
+    false = sum(f["events"]["false_alarms"] for f in found)
+    hours = sum(f["duration_s"] for f in found) / 3600
+    ictal_h = (
+        sum(
+            max(0.0, min(e["offset_s"], f["duration_s"]) - e["onset_s"])
+            for f in found
+            for e in f["events"]["seizures"]
+        )
+        / 3600
+    )
+    outside = hours - ictal_h
+    return {
+        "files": len(found),
+        "hours": hours,
+        "seizures": len(seizures),
+        "found": len(latency),
+        "median_latency_s": float(np.median(latency)) if latency else None,
+        "false_alarms": false,
+        "false_per_h": false / outside if outside > 0 else float("nan"),
+    }
+
+
 def prepare_rows(prep: PreparedPatient, cfg: SeizureConfig) -> tuple[list[dict[str, Any]], str]:
     """The per-recording table of `nnlab seizure prepare` (with a total row) and a note on the
     labelling parameters, the channels and the cache."""
