@@ -288,10 +288,15 @@ def test_k_of_n_alarm_indices_and_refractory():
     assert alarms(11) == [4, 15]  # 14 is still within 11 windows of 4
     # times in seconds: window ends of 5-s windows, refractory 15 s = 3 windows
     assert alarms(15.0, 5.0 * np.arange(1, 17)) == [4, 7, 14]
-    # episodes: one alarm per run of satisfying windows (4-8, 14-15), then the refractory period
-    runs = list(k_of_n_alarms(pred, index, k=3, n=4, refractory=0, episodes=True))
-    assert runs == [4, 14]
-    assert list(k_of_n_alarms(pred, index, k=3, n=4, refractory=11, episodes=True)) == [4]
+
+    # episodes: one alarm per run of satisfying windows (4-8, 14-15), then the refractory period;
+    # a run that starts inside it raises its alarm at its first window after it, if any
+    def episodes(refractory):
+        return list(k_of_n_alarms(pred, index, k=3, n=4, refractory=refractory, episodes=True))
+
+    assert episodes(0) == episodes(10) == [4, 14]
+    assert episodes(11) == [4, 15]
+    assert episodes(12) == [4]  # the second run ends (window 15) before 4 + 12
     ends = 5.0 * np.arange(1, 401)
     assert len(k_of_n_alarms(np.ones(23, bool), ends[:23])) == 0  # 24 of 30 needs 24 windows
     # the default refractory period is the SOP, 1800 s = 360 windows of 5 s

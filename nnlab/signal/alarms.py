@@ -41,13 +41,14 @@ def k_of_n_alarms(
     Window i satisfies the rule when s_i >= k (`k_of_n_counts`: at least k of the last n window
     predictions are positive). The first satisfying window raises an alarm; after an alarm at window
     a no new alarm is raised while times[i] < times[a] + refractory; the first satisfying window at
-    or after that time raises the next one. With `episodes`, only a satisfying window whose
-    predecessor does not satisfy the rule may raise one: one alarm per run of satisfying windows (a
-    seizure under way is announced once, however long it lasts, and a second seizure soon after it
-    is announced too, without a long refractory period). times (W,) are the windows' times in
-    seconds (typically their ends, when the prediction becomes available; pass np.arange(W) to count
-    the refractory period in windows); it defaults to the SOP, 1800 s. Windows are counted by
-    position: the caller splits at gaps between recordings if they must not be bridged.
+    or after that time raises the next one. With `episodes`, at most one alarm per run of
+    consecutive satisfying windows: a run's first window, or, when that falls in the refractory
+    period of an earlier alarm, the run's first window after it (a seizure under way is announced
+    once, however long it lasts; one that begins soon after a false alarm is still announced, once
+    the refractory period is over). times (W,) are the windows' times in seconds (typically their
+    ends, when the prediction becomes available; pass np.arange(W) to count the refractory period
+    in windows); it defaults to the SOP, 1800 s. Windows are counted by position: the caller
+    splits at gaps between recordings if they must not be bridged.
     """
     pred = np.asarray(pred)
     if not 1 <= k <= n:
@@ -61,16 +62,19 @@ def k_of_n_alarms(
     if len(t) > 1 and (np.diff(t) < 0).any():
         raise NNLabError("window times must be non-decreasing")
     sat = counts >= k
-    if episodes:
-        sat = sat & ~np.r_[False, sat[:-1]]  # the first window of each satisfying run
     fire = np.flatnonzero(sat)  # (S,) windows that may raise an alarm
     t_fire = t[fire]
+    # the run of satisfying windows each belongs to: (S,), non-decreasing
+    run = np.cumsum(sat & ~np.r_[False, sat[:-1]])[fire]
     alarms = []
     j = 0
     # one step per alarm, each a binary search: the refractory rule is sequential by nature
     while j < len(fire):
         alarms.append(fire[j])
-        j = max(j + 1, int(np.searchsorted(t_fire, t_fire[j] + refractory, side="left")))
+        after = int(np.searchsorted(t_fire, t_fire[j] + refractory, side="left"))
+        if episodes:  # and not in the run that has just raised its alarm
+            after = max(after, int(np.searchsorted(run, run[j], side="right")))
+        j = max(j + 1, after)
     return np.asarray(alarms, dtype=np.int64)
 
 
