@@ -343,9 +343,10 @@ def detect_stitched(fold, data, index, tmp_path, capsys, monkeypatch):
     # onset, j0 h > onset - W / 2, and the third positive window raises the alarm at its end.
     import nnlab.tasks.seizure as sz
 
-    def mean_above(models, x, starts, chunk=128):
+    def mean_above(models, x, starts, chunk=128, gates=False):
         L = models[0].spectral.window_length(models[0].fs)
-        return np.array([[x[0, s : s + L].mean() > 50] for s in starts], dtype=np.float64)
+        p = np.array([[x[0, s : s + L].mean() > 50] for s in starts], dtype=np.float64)
+        return (p, np.full((*p.shape, 2), 0.5)) if gates else p
 
     monkeypatch.setattr(sz, "window_probabilities", mean_above)
     t = np.arange(n) / 256.0

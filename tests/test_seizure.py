@@ -314,9 +314,13 @@ def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
     with open(tmp_path / "out" / "other_windows.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == found["windows"] == 72
-    assert list(rows[0]) == ["start_s", "end_s", "probability", "positive", "alarm"]
+    towers = [f"gate[{t}]" for t in ("spatial", "temporal", "spectral")]
+    assert list(rows[0]) == ["start_s", "end_s", "probability", "positive", "alarm", *towers]
     p = np.array([float(r["probability"]) for r in rows])
     assert np.all((p >= 0) & (p <= 1))
+    g = np.array([[float(r[t]) for t in towers] for r in rows])
+    np.testing.assert_allclose(g.sum(axis=1), 1.0, atol=2e-4)  # a softmax, 4 decimals each
+    assert set(found["gates"]) == {"positive", "negative"}
     alarms = [float(r["end_s"]) for r in rows if r["alarm"] == "1"]
     assert alarms == pytest.approx(found["alarms_s"])
     assert (tmp_path / "out" / "other_alarms.csv").exists()
@@ -362,6 +366,16 @@ def test_a_single_channel_model_reads_every_eeg_channel_and_takes_the_maximum(fo
     per_channel = np.array([[float(r[f"p[{c}]"]) for c in found["channels"]] for r in rows])
     p = np.array([float(r["probability"]) for r in rows])
     np.testing.assert_allclose(p, per_channel.max(axis=1), atol=2e-6)
+    # the gate columns are those of the channel that decides each window
+    from nnlab.tasks.seizure import load_fold_models, window_probabilities
+
+    models = load_fold_models(run, device="cpu")
+    x = read_edf(edf, found["channels"]).data  # at the model's 256 Hz already
+    L = 5 * 256
+    q, g = window_probabilities(models, x, np.arange(len(rows)) * L, gates=True)
+    want = g[np.arange(len(rows)), q.argmax(axis=1)]  # (W, 2)
+    got = np.array([[float(r["gate[temporal]"]), float(r["gate[spectral]"])] for r in rows])
+    np.testing.assert_allclose(got, want, atol=2e-4)
 
     # a clinical file: an EKG lead and a disconnected (flat) electrode are not read; the other
     # channels give the same probabilities as before

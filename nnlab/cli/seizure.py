@@ -262,6 +262,10 @@ def show_detection(found: dict) -> None:
                 + ("no alarm" if late is None else f"first alarm {late:+.0f} s from the onset")
             )
         console.print(f"  false alarms: {found['events']['false_alarms']}")
+    for name, mean in found["gates"].items():
+        if mean is not None:
+            weights = ", ".join(f"{t} {w:.2f}" for t, w in mean.items())
+            console.print(f"  mean gate weights of the {name} windows: {weights}")
     if found["skipped"]:
         console.print(f"  left out: {', '.join(found['skipped'])}")
     for path in found["outputs"]:

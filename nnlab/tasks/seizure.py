@@ -1227,17 +1227,24 @@ def read_resampled(
 
 @torch.no_grad()
 def window_probabilities(
-    models: list[FoldModel], x: np.ndarray, starts: np.ndarray, chunk: int = 128
-) -> np.ndarray:
-    """P(preictal) (W, C') of the windows at `starts` of x (C, N) at the models' rate: C' = 1 for
+    models: list[FoldModel],
+    x: np.ndarray,
+    starts: np.ndarray,
+    chunk: int = 128,
+    gates: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """P(class 1) (W, C') of the windows at `starts` of x (C, N) at the models' rate: C' = 1 for
     a multi-channel model, C' = C for a single-channel one (every channel on its own); the mean
-    over the fold models."""
+    over the fold models. With `gates`, also the towers' gate weights (W, C', M), the mean over
+    the fold models too."""
     from nnlab.signal.spectral import prepare_windows
 
     m0 = models[0]
     C = x.shape[0]
     single = m0.model.cfg.channels == 1
+    M = len(m0.model.cfg.towers)
     out = np.zeros((len(starts), C if single else 1), dtype=np.float64)
+    weights = np.zeros((*out.shape, M), dtype=np.float64)
     for i in range(0, len(starts), chunk):
         spec = prepare_windows(x, m0.fs, m0.spectral, starts[i : i + chunk])  # (w, C, T, F)
         w = len(spec)
@@ -1246,9 +1253,11 @@ def window_probabilities(
         for m in models:
             device = next(m.model.parameters()).device
             xt = torch.from_numpy(m.norm(spec)).to(device)
-            p = torch.softmax(m.model(xt).float(), 1)[:, 1].cpu().numpy()
+            logits, g = m.model(xt, return_gates=True)
+            p = torch.softmax(logits.float(), 1)[:, 1].cpu().numpy()
             out[i : i + w] += p.reshape(w, -1) / len(models)
-    return out
+            weights[i : i + w] += g.float().cpu().numpy().reshape(w, -1, M) / len(models)
+    return (out, weights) if gates else out
 
 
 def detect_file(
@@ -1286,10 +1295,11 @@ def detect_file(
     it) and the false alarms.
 
     Writes into `out` (default RUN/detections): <stem>_windows.csv (start_s, end_s, probability
-    of class 1 -- preictal, or seizure for a Bonn model --, positive, alarm; one probability column
-    per channel for a single-channel model), <stem>_alarms.csv (alarm time and, for a prediction
-    model, its warning interval), <stem>_timeline.png and, with a summary, <stem>_seizures.csv
-    (onset, offset, first alarm, latency). Returns what was found."""
+    of class 1 -- preictal, or seizure for a Bonn model --, positive, alarm, the gate weight of
+    each tower -- of the channel that decides, for a single-channel model --; one probability
+    column per channel for a single-channel model), <stem>_alarms.csv (alarm time and, for a
+    prediction model, its warning interval), <stem>_timeline.png and, with a summary,
+    <stem>_seizures.csv (onset, offset, first alarm, latency). Returns what was found."""
     from nnlab.data.eeg import (
         edf_header,
         non_eeg_reason,
@@ -1387,6 +1397,8 @@ def detect_file(
     starts = window_starts(n_model, m0.fs, spec.window_s, hop)
     single = rule == "maximum over channels"
     per_channel = np.full((len(starts), len(channels) if single else 1), np.nan)  # (W, C')
+    towers = list(m0.model.cfg.towers)
+    gate = np.full((*per_channel.shape, len(towers)), np.nan)  # (W, C', M)
     # chunks of about chunk_s, each read and resampled on its own (`read_resampled`): memory
     # stays that of one chunk for a recording of any length
     per_chunk = max(1, int(chunk_s / hop))
@@ -1408,12 +1420,13 @@ def detect_file(
             )
             if i == 0 and (why := mains_mismatch(x, m0.fs, spec, path.name)):
                 warnings.warn(why, stacklevel=2)
-            p = window_probabilities(models, x, part - first)  # (w, C')
+            p, w = window_probabilities(models, x, part - first, gates=True)  # (w, C'), (w, C', M)
             if single:  # a channel flat throughout a window (disconnected, padding) is not read
                 for j, g in enumerate(part):  # the window's file samples, before resampling
                     seg = raw[:, g * down // up - a0 : -(-(g + L) * down // up) - a0]
                     p[j, np.ptp(seg, axis=1) == 0] = np.nan
             per_channel[i : i + len(part)] = p
+            gate[i : i + len(part)] = w
             if progress is not None:
                 progress.advance(bar)
     finally:
@@ -1425,9 +1438,12 @@ def detect_file(
             raise NNLabError(f"{path}: every channel is flat ({', '.join(channels)})")
         skipped += [f"{c} (flat)" for c, f in zip(channels, flat) if f]
         channels = [c for c, f in zip(channels, flat) if not f]
-        per_channel = per_channel[:, ~flat]
+        per_channel, gate = per_channel[:, ~flat], gate[:, ~flat]
     read = ~np.isnan(per_channel).all(axis=1)  # (W,) windows with a channel to read
     prob = np.where(read, np.where(np.isnan(per_channel), -1.0, per_channel).max(1), np.nan)
+    # the gate weights of the channel that decides each window (the most probable one)
+    decides = np.where(np.isnan(per_channel), -1.0, per_channel).argmax(1)  # (W,)
+    gate = np.where(read[:, None], gate[np.arange(len(prob)), decides], np.nan)  # (W, M)
     start_s = starts / m0.fs
     end_s = start_s + L / m0.fs
     predicts = positive == "preictal"  # else a detection model: "ictal" or "seizure"
@@ -1441,11 +1457,13 @@ def detect_file(
     alarm_flag = np.zeros(len(prob), dtype=int)
     alarm_flag[alarm_idx] = 1
     header = ["start_s", "end_s", "probability", "positive", "alarm"]
+    header += [f"gate[{t}]" for t in towers]
     extra = [f"p[{c}]" for c in channels] if per_channel.shape[1] > 1 else []
     lines = [",".join(header + extra)]
     for j in range(len(prob)):
         values = [f"{start_s[j]:.3f}", f"{end_s[j]:.3f}", f"{prob[j]:.6f}"]
         values += [str(int(prob[j] >= cfg.threshold)), str(alarm_flag[j])]
+        values += [f"{v:.4f}" for v in gate[j]]
         values += [f"{p:.6f}" for p in per_channel[j]] if extra else []
         lines.append(",".join(values))
     atomic_write_text(targets[0], "\n".join(lines) + "\n")
@@ -1516,6 +1534,11 @@ def detect_file(
         "alarm_n": cfg.n,
         "refractory_s": cfg.refractory,
         "positive": int((prob >= cfg.threshold).sum()),
+        # mean gate weights over the positive and the negative windows
+        "gates": {
+            name: dict(zip(towers, np.nanmean(gate[m], axis=0).tolist())) if m.any() else None
+            for name, m in (("positive", prob >= cfg.threshold), ("negative", prob < cfg.threshold))
+        },
         "alarms_s": alarm_s.tolist(),
         "events": events,
         "outputs": [str(p) for p in targets],
