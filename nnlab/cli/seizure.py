@@ -130,7 +130,7 @@ def detect(
     edfs: list[Path] = typer.Argument(
         ...,
         help="EDF/EDF+ recordings (any length, rate, montage), or folders of them.",
-        metavar="EDF...",
+        metavar="EDF",
     ),
     model: Path = typer.Option(..., "--model", help="A seizure run (or one fold of it)."),
     out: Optional[Path] = typer.Option(
