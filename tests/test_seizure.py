@@ -487,6 +487,14 @@ def test_detection_target_trains_on_ictal_windows_and_scores_each_seizure_latenc
     assert "does not list x.edf" in capsys.readouterr().err
     assert cli("seizure", "detect", str(tmp_path / "nothing"), "--model", str(out)) == 1
     assert "no such EDF file or folder" in capsys.readouterr().err
+    # a damaged file among good ones: named and skipped, the others read, the exit status 1
+    (stray / "x.edf").write_bytes(b"not an EDF file")
+    (stray / "y.edf").write_bytes((folder / "chb01" / "chb01_02.edf").read_bytes())
+    assert cli("seizure", "detect", str(stray), "--model", str(out), "--out", str(stray)) == 1
+    captured = capsys.readouterr()
+    assert "x.edf: skipped:" in captured.out and "y.edf: " in captured.out
+    assert "1 of 2 files skipped: x.edf" in captured.err
+    assert (stray / "y_windows.csv").exists() and not (stray / "x_windows.csv").exists()
 
 
 def test_non_eeg_channels_are_named_by_label_or_unit():

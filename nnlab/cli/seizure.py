@@ -212,25 +212,32 @@ def detect(
                     f"--seizures: '{part}' is not ONSET-OFFSET seconds (e.g. 2996-3036)"
                 ) from None
     run = RunDir.open(model)
-    every = []
+    every, failed = [], []
     for edf in files:
-        found = detect_file(
-            edf,
-            run,
-            out,
-            fold,
-            device,
-            overwrite,
-            threshold,
-            channels=picked,
-            console=console,
-            hop_s=hop_s,
-            alarm_k=alarm_k,
-            alarm_n=alarm_n,
-            refractory_s=refractory_s,
-            summary=summary,
-            seizures=spans,
-        )
+        try:
+            found = detect_file(
+                edf,
+                run,
+                out,
+                fold,
+                device,
+                overwrite,
+                threshold,
+                channels=picked,
+                console=console,
+                hop_s=hop_s,
+                alarm_k=alarm_k,
+                alarm_n=alarm_n,
+                refractory_s=refractory_s,
+                summary=summary,
+                seizures=spans,
+            )
+        except NNLabError as e:
+            if len(files) == 1:
+                raise
+            console.print(f"{edf.name}: skipped: {e}", highlight=False)
+            failed.append(edf.name)  # the other files are still read
+            continue
         show_detection(found)
         every.append(found)
     if len(every) > 1 and every[0]["events"] is not None:
@@ -243,6 +250,8 @@ def detect(
             + f", {t['false_alarms']} false alarms ({t['false_per_h']:.2f} per hour outside "
             "seizures)"
         )
+    if failed:
+        raise NNLabError(f"{len(failed)} of {len(files)} files skipped: {', '.join(failed)}")
 
 
 def show_detection(found: dict) -> None:
