@@ -52,6 +52,32 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
         {"crop_s": 18.0, "test_crops": 5, "checkpoint": "last", "fmax": 40.0},
         {},
     ),
+    # 2026-11-27, against the incumbent above (listed after it, so a tie keeps it): capacity,
+    # regularisation and length of training, one at a time
+    "fmax40-dim64": (
+        {
+            "crop_s": 18.0,
+            "test_crops": 5,
+            "checkpoint": "last",
+            "fmax": 40.0,
+            "model_args": {"towers": ["temporal", "spectral"], "dim": 64},
+        },
+        {},
+    ),
+    "fmax40-dropout3": (
+        {
+            "crop_s": 18.0,
+            "test_crops": 5,
+            "checkpoint": "last",
+            "fmax": 40.0,
+            "model_args": {"towers": ["temporal", "spectral"], "dim": 32, "dropout": 0.3},
+        },
+        {},
+    ),
+    "fmax40-60ep": (
+        {"crop_s": 18.0, "test_crops": 5, "checkpoint": "last", "fmax": 40.0},
+        {"epochs": 60},
+    ),
 }
 
 
