@@ -245,7 +245,7 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys, monkeyp
     # a run saved before crops existed resumes with its own recipe, not today's defaults
     from nnlab.tasks.bonn import BonnCV, BonnTask
 
-    assert BonnCV.config_from_run(run).crop_s == 18.0
+    assert BonnCV.config_from_run(run).crop_s == -1.0  # 18-s crops of 23.6-s segments
     for cls, r in ((BonnCV, run), (BonnTask, children[0])):
         raw = r.config()
         older = {k: v for k, v in raw.items() if k not in ("crop_s", "checkpoint")}
@@ -467,6 +467,9 @@ def test_crop_frames_of_the_config():
 
     # 1-s STFT segments every 0.5 s: a 23.6-s segment has 46 frames, an 18-s crop 35
     assert BonnConfig(crop_s=0.0).crop_frames(46) == 46  # no crops: the whole segment
+    # the default: 18-s crops of a segment longer than 18 s, the whole of a shorter one
+    assert BonnConfig().crop_frames(46) == 35 and BonnConfig().crop_frames(35) == 35
+    assert BonnConfig().crop_frames(11) == 11  # 6-s segments
     assert BonnConfig(crop_s=18.0).crop_frames(46) == 35
     assert BonnConfig(crop_s=1.0).crop_frames(46) == 1
     assert BonnConfig(crop_s=23.6).crop_frames(46) == 46

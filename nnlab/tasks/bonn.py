@@ -76,6 +76,7 @@ from nnlab.viz.eeg import cv_figure
 CLASS_NAMES = ("non-seizure", "seizure")
 SEGMENT_S = 4097 / 173.61  # one Bonn segment, 23.6 s
 BONN_BAND_HZ = 40.0  # Bonn's recordings were band-passed at 0.53-40 Hz before digitisation
+DEFAULT_CROP_S = 18.0  # `crop_s` -1: crops of 18 s where segments are longer
 
 
 @dataclass
@@ -104,8 +105,9 @@ class BonnConfig:
     # was band-passed at 0.53-40 Hz: 40, chosen by nested validation; a folder: Nyquist)
     fmax: float = -1.0
     # train on random time crops of this many seconds (18 s: 35 of 46 frames; chosen by nested
-    # validation over 14 s and the whole segment); 0: the whole segment
-    crop_s: float = 18.0
+    # validation over 14 s and the whole segment); 0: the whole segment; -1: 18 s when segments
+    # are longer than that (Bonn's 23.6 s), else the whole segment (a dataset of shorter ones)
+    crop_s: float = -1.0
     test_crops: int = 5  # with crop_s: evenly spaced crops whose probabilities val/test average
     model: str = "eeg_transformer"  # eeg_transformer
     # the model config's fields (channels, frames, freqs, num_classes come from the data): the
@@ -150,10 +152,15 @@ class BonnConfig:
                 f"need 0 <= --overlap-s < --segment-s <= {seconds:.1f} (one segment), got "
                 f"{self.overlap_s}, {self.segment_s}"
             )
-        if self.crop_s and not self.segment_s <= self.crop_s <= seconds + 1e-6:
+        if (
+            self.crop_s != -1
+            and self.crop_s
+            and not self.segment_s <= self.crop_s <= seconds + 1e-6
+        ):
             raise NNLabError(
-                f"--crop-s must be 0 (no crops: the whole segment) or in [--segment-s, "
-                f"{seconds:.1f}] (a segment is {seconds:.1f} s), got {self.crop_s}"
+                f"--crop-s must be 0 (no crops: the whole segment), -1 (18 s if the segments are "
+                f"longer) or in [--segment-s, {seconds:.1f}] (a segment is {seconds:.1f} s), got "
+                f"{self.crop_s}"
             )
         if self.test_crops < 1:
             raise NNLabError(f"--test-crops must be >= 1, got {self.test_crops}")
@@ -206,11 +213,16 @@ class BonnConfig:
         return dataclasses.replace(spec, window_s=window_s, hop_s=window_s)
 
     def crop_frames(self, frames: int) -> int:
-        """L: the STFT frames of a crop_s-second crop (all `frames` without crops)."""
-        if not self.crop_s:
-            return frames
+        """L: the STFT frames of a crop_s-second crop (all `frames` without crops; with -1, of an
+        18-s crop when the segment of `frames` frames is longer than 18 s)."""
         hop = self.segment_s - self.overlap_s
-        return min(frames, int((self.crop_s - self.segment_s) / hop + 1e-9) + 1)
+        crop_s = self.crop_s
+        if crop_s == -1:
+            seconds = (frames - 1) * hop + self.segment_s
+            crop_s = DEFAULT_CROP_S if seconds > DEFAULT_CROP_S else 0.0
+        if not crop_s:
+            return frames
+        return min(frames, int((crop_s - self.segment_s) / hop + 1e-9) + 1)
 
     def fold_numbers(self) -> list[int]:
         """The folds a cross-validation run trains."""
