@@ -203,11 +203,12 @@ def stitch(segments: list[np.ndarray] | np.ndarray, fs: float, fade_s: float = 0
     w = (np.arange(F) + 0.5) / F if F else np.zeros(0)  # (F,) from 0 to 1, symmetric
     out = [segs[0][: len(segs[0]) - F]]
     bounds = [0]
+    pos = len(out[0])  # where the next junction's cross-fade begins
     for prev, seg in zip(segs[:-1], segs[1:]):
-        pos = sum(len(o) for o in out)  # where this junction's cross-fade begins
         out.append((1 - w) * prev[len(prev) - F :] + w * seg[:F])
         bounds.append(pos + F // 2)
         out.append(seg[F : len(seg) - F])
+        pos += F + len(out[-1])
     out.append(segs[-1][len(segs[-1]) - F :] if F else np.zeros(0))
     x = np.concatenate(out).astype(np.float32)
     return x, np.asarray(bounds + [len(x)], dtype=np.int64)

@@ -64,8 +64,8 @@ def k_of_n_alarms(
     sat = counts >= k
     fire = np.flatnonzero(sat)  # (S,) windows that may raise an alarm
     t_fire = t[fire]
-    # the run of satisfying windows each belongs to: (S,), non-decreasing
-    run = np.cumsum(sat & ~np.r_[False, sat[:-1]])[fire]
+    if episodes:  # the run of satisfying windows each belongs to: (S,), non-decreasing
+        run = np.cumsum(sat & ~np.r_[False, sat[:-1]])[fire]
     alarms = []
     j = 0
     # one step per alarm, each a binary search: the refractory rule is sequential by nature

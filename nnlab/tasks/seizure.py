@@ -1420,13 +1420,13 @@ def detect_file(
             )
             if i == 0 and (why := mains_mismatch(x, m0.fs, spec, path.name)):
                 warnings.warn(why, stacklevel=2)
-            p, w = window_probabilities(models, x, part - first, gates=True)  # (w, C'), (w, C', M)
+            p, weights = window_probabilities(models, x, part - first, gates=True)  # (w, C'[, M])
             if single:  # a channel flat throughout a window (disconnected, padding) is not read
                 for j, g in enumerate(part):  # the window's file samples, before resampling
                     seg = raw[:, g * down // up - a0 : -(-(g + L) * down // up) - a0]
                     p[j, np.ptp(seg, axis=1) == 0] = np.nan
             per_channel[i : i + len(part)] = p
-            gate[i : i + len(part)] = w
+            gate[i : i + len(part)] = weights
             if progress is not None:
                 progress.advance(bar)
     finally:
