@@ -337,9 +337,12 @@ def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
 
 def test_detect_errors_name_the_problem(folder, trained, tmp_path):
     run, _ = trained
-    edf = remontaged(folder, tmp_path / "less.edf", drop=("T7-P7",))
+    edf = remontaged(folder, tmp_path / "less.edf", drop=("T7-P7", "P7-T7"))
     with pytest.raises(NNLabError, match="needs channel\\(s\\) T7-P7"):
         detect_file(edf, run, tmp_path)
+    # with P7-T7 still there, T7-P7 is its negative
+    found = detect_file(remontaged(folder, tmp_path / "rev.edf", drop=("T7-P7",)), run, tmp_path)
+    assert found["derived"] == ["T7-P7 = -(P7-T7)"]
     with pytest.raises(NNLabError, match="--channels is for a single-channel model"):
         detect_file(edf, run, tmp_path, channels=["FP1-F7"])
     short = tmp_path / "short.edf"
@@ -350,6 +353,52 @@ def test_detect_errors_name_the_problem(folder, trained, tmp_path):
     bad.write_bytes(b"not an EDF file at all")
     with pytest.raises(NNLabError, match="not a readable EDF"):
         detect_file(bad, run, tmp_path)
+
+
+def test_detect_on_a_referential_recording_derives_the_bipolar_channels(folder, trained, tmp_path):
+    """The chain FP1-F7, F7-T7, T7-P7, P7-O1 written as five electrodes against a common reference
+    (a large, noisy one, with the old names T3, T5 for T7, P7, as TUH files have them): detect
+    derives the bipolar channels and gives the bipolar file's probabilities and alarms."""
+    from nnlab.data.montage import referential_montage
+
+    run, _ = trained
+    source = folder / "chb01" / "chb01_02.edf"
+    rec = read_edf(source, list(CHANNELS))
+    rng = np.random.default_rng(0)
+    t = np.arange(rec.n_samples) / rec.fs
+    reference = 80 * rng.standard_normal(rec.n_samples) + 30 * np.sin(2 * np.pi * 60 * t)
+    E, labels = referential_montage(rec.data, CHANNELS, reference)
+    assert labels == ["EEG FP1-REF", "EEG F7-REF", "EEG T7-REF", "EEG P7-REF", "EEG O1-REF"]
+    labels = [lab.replace("T7", "T3").replace("P7", "T5") for lab in labels]
+    order = [4, 2, 0, 3, 1]  # any order in the file
+    write_edf(tmp_path / "ref.edf", Recording("ref", rec.fs, [labels[i] for i in order], E[order]))
+
+    bipolar = detect_file(source, run, tmp_path / "bip")
+    found = detect_file(tmp_path / "ref.edf", run, tmp_path / "ref")
+    assert found["derived"] == [
+        "FP1-F7 = EEG FP1-REF - EEG F7-REF",
+        "F7-T7 = EEG F7-REF - EEG T3-REF",
+        "T7-P7 = EEG T3-REF - EEG T5-REF",
+        "P7-O1 = EEG T5-REF - EEG O1-REF",
+    ]
+    assert "4 of them derived" in found["rule"] and bipolar["derived"] == []
+
+    def probabilities(path):
+        with open(path) as f:
+            return np.array([float(r["probability"]) for r in csv.DictReader(f)])
+
+    p = probabilities(tmp_path / "bip" / "chb01_02_windows.csv")
+    q = probabilities(tmp_path / "ref" / "ref_windows.csv")
+    assert p.std() > 0.01  # the model's output moves: equal probabilities are not a constant
+    np.testing.assert_allclose(q, p, atol=2e-3)  # 16-bit EDF samples of other ranges
+    assert found["alarms_s"] == bipolar["alarms_s"]
+    # without the reference's name on the pair, no derivation: an error naming the channel
+    write_edf(
+        tmp_path / "mixed.edf",
+        Recording("m", rec.fs, ["EEG FP1-REF", "EEG F7-LE", *CHANNELS[1:]], E[[0, 1, 2, 3, 4]]),
+    )
+    with pytest.raises(NNLabError, match="needs channel\\(s\\) FP1-F7, which the file neither"):
+        detect_file(tmp_path / "mixed.edf", run, tmp_path / "mixed")
 
 
 def test_a_single_channel_model_reads_every_eeg_channel_and_takes_the_maximum(folder, tmp_path):

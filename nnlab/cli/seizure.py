@@ -277,6 +277,12 @@ def show_detection(found: dict) -> None:
             console.print(f"  mean gate weights of the {name} windows: {weights}")
     if found["skipped"]:
         console.print(f"  left out: {', '.join(found['skipped'])}")
+    if found["derived"]:
+        console.print(
+            f"  {len(found['derived'])} channel(s) found under another label or derived: "
+            + "; ".join(found["derived"]),
+            highlight=False,
+        )
     for path in found["outputs"]:
         console.print(f"  {path}")
 

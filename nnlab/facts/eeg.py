@@ -1,6 +1,7 @@
 """EEG preprocessing and alarm facts: the STFT power the models read is Welch's PSD frame by frame,
 the k-of-n rule's firing probability is a binomial tail, the notch removes line noise without
-touching the other bins, and a detector's latency is set by its windows and its rule."""
+touching the other bins, a detector's latency is set by its windows and its rule, and a bipolar
+channel is the difference of two referential ones."""
 
 from __future__ import annotations
 
@@ -119,3 +120,32 @@ def detection_latency_k_of_n() -> float:
         latency = ends[first] - onset
         worst = max(worst, lo - latency if latency <= lo else 0.0, latency - hi)
     return float(worst)
+
+
+@fact(
+    "bipolar-from-referential",
+    "a bipolar channel is the difference of its two electrodes on any common reference: "
+    "(A - R) - (B - R) = A - B, so a model trained on bipolar EEG reads a referential recording "
+    "through derived channels (`nnlab.data.montage.derive_channels`)",
+    topic="eeg",
+    tol=1e-4,
+)
+def bipolar_from_referential() -> float:
+    """Largest |derived - bipolar| (uV) over the four channels of the chain FP1-F7, F7-T7, T7-P7,
+    P7-O1: electrode potentials drawn at random, put against a large noisy reference with 60-Hz
+    hum (`referential_montage`), labelled as TUH files label them (old names T3, T5), then
+    mixed back by `derive_channels`' matrix. Float32 samples of ~100 uV: rounding at 1e-5."""
+    from nnlab.data.montage import derive_channels, referential_montage
+
+    rng = np.random.default_rng(0)
+    labels = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1"]
+    potentials = 30 * rng.standard_normal((5, 2560))  # Fp1, F7, T7, P7, O1
+    bipolar = potentials[:-1] - potentials[1:]
+    t = np.arange(2560) / 256.0
+    reference = 80 * rng.standard_normal(2560) + 30 * np.sin(2 * np.pi * 60 * t)
+    E, names = referential_montage(bipolar, labels, reference)
+    names = [n.replace("T7", "T3").replace("P7", "T5") for n in names]
+    derivation, missing = derive_channels(labels, names[::-1])
+    assert not missing
+    x = E[[names.index(s) for s in derivation.sources]]
+    return float(np.abs(derivation.apply(x) - bipolar).max())

@@ -79,6 +79,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from nnlab.config import to_dict
+from nnlab.data.montage import Derivation, derive_channels
 from nnlab.data.splits import load_split, save_split
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_outputs
@@ -1205,10 +1206,13 @@ def read_resampled(
     fs: float,
     first: int,
     last: int,
+    derivation: Derivation | None = None,
 ) -> tuple[np.ndarray, int, np.ndarray, int]:
     """The samples [first, last) at rate `fs` of `channels` of an EDF file of n_file samples at
     fs_file, read from the file with a margin: (x (C, n) at fs, the fs-sample index of x's
-    first column, the file samples read (C, m), the file index of their first column).
+    first column, the file samples read (C, m), the file index of their first column). With a
+    `derivation` (`nnlab.data.montage`), `channels` are its sources and x and the samples read
+    are its channels, mixed from them.
 
     x's samples equal those of the whole recording resampled at once (`resample`): the read
     starts at a multiple of `down` file samples (up/down = fs / the file's rate), where the
@@ -1221,6 +1225,8 @@ def read_resampled(
     a0 = max(0, first * down // up // down * down - margin)  # file samples
     a1 = min(n_file, -(-last * down // up) + margin)
     raw = read_edf(path, channels, start_s=a0 / fs_file, duration_s=(a1 - a0) / fs_file).data
+    if derivation is not None:
+        raw = derivation.apply(raw)
     x, _ = resample(raw, fs_file, fs)  # (C, n)
     return x, a0 * up // down, raw, a0
 
@@ -1334,6 +1340,7 @@ def detect_file(
     models = load_fold_models(run, fold, device)
     m0 = models[0]
     skipped: list[str] = []
+    derivation = None  # how a multi-channel model's channels come from the file's
     if m0.model.cfg.channels == 1:
         if channels:
             missing = [c for c in channels if head.find(c) is None]
@@ -1365,13 +1372,21 @@ def detect_file(
                 f"{m0.model.cfg.channels} channels by label"
             )
         channels = list(m0.channels or [])
-        missing = [c for c in channels if head.find(c) is None]
+        derivation, missing = derive_channels(channels, head.labels)
         if missing:
             raise NNLabError(
                 f"{path}: the model needs channel(s) {', '.join(missing)}, which the file "
-                f"lacks (it has {', '.join(unique_labels(head.labels))})"
+                "neither has nor can give from two channels on one reference (it has "
+                f"{', '.join(unique_labels(head.labels))})"
             )
         rule = "the model's channels by label"
+        if derivation.notes:
+            rule += f", {len(derivation.notes)} of them derived"
+        rates = sorted({head.fs[head.find(c)] for c in derivation.sources})
+        if len(rates) > 1:
+            raise NNLabError(
+                f"{path}: the channels the model needs are at different rates {rates} Hz"
+            )
     out = Path(out) if out is not None else run.path / "detections"
     stem = path.stem
     targets = [
@@ -1383,8 +1398,9 @@ def detect_file(
         targets.append(out / f"{stem}_seizures.csv")
     claim_outputs(targets, overwrite)  # before the work: a long file is not read for nothing
     spec = m0.spectral
-    fs_file = head.fs[head.find(channels[0])]
-    n_file = min(head.n_samples[head.find(c)] for c in channels)
+    sources = derivation.sources if derivation is not None else channels  # the labels read
+    fs_file = head.fs[head.find(sources[0])]
+    n_file = min(head.n_samples[head.find(c)] for c in sources)
     duration_s = n_file / fs_file
     up, down = resample_ratio(fs_file, m0.fs)
     L = spec.window_length(m0.fs)
@@ -1416,7 +1432,7 @@ def detect_file(
         for i in chunks:
             part = starts[i : i + per_chunk]  # (w,) model-rate starts
             x, first, raw, a0 = read_resampled(
-                path, channels, fs_file, n_file, m0.fs, part[0], part[-1] + L
+                path, sources, fs_file, n_file, m0.fs, part[0], part[-1] + L, derivation
             )
             if i == 0 and (why := mains_mismatch(x, m0.fs, spec, path.name)):
                 warnings.warn(why, stacklevel=2)
@@ -1523,6 +1539,7 @@ def detect_file(
         "file_fs": fs_file,
         "model_fs": m0.fs,
         "channels": channels,
+        "derived": list(derivation.notes) if derivation is not None else [],
         "skipped": skipped,
         "rule": rule,
         "positive_class": positive,
