@@ -108,3 +108,32 @@ def test_referential_montage_gives_back_a_chain_exactly_and_a_loop_by_least_squa
     np.testing.assert_allclose(y, x - x.sum(0) / 3, atol=1e-5)
     with pytest.raises(ValueError, match="not a bipolar pair"):
         referential_montage(x[:1], ["EEG FP1-REF"])
+
+
+def test_a_referential_file_among_bipolar_ones_is_read_through_derived_channels(tmp_path):
+    """A patient's third file written against a common reference (as when a montage changes
+    mid-stay): load_patient keeps it, says so, and reads the bipolar channels from it."""
+    from nnlab.data.eeg import Recording, load_patient, read_edf, write_edf
+    from nnlab.data.synthetic import make_small_patient
+
+    chain = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1"]
+    make_small_patient(tmp_path)
+    third = tmp_path / "chb01" / "chb01_03.edf"
+    before = read_edf(third, chain)
+    E, names = referential_montage(
+        before.data, chain, reference=np.random.default_rng(2).normal(0, 50, before.n_samples)
+    )
+    write_edf(third, Recording("chb01_03", before.fs, names, E))
+    with pytest.warns(UserWarning, match="derived from two on one reference in 1 file"):
+        patient = load_patient(tmp_path, "chb01", channels=chain)
+    assert [f.name for f in patient.files] == ["chb01_01.edf", "chb01_02.edf", "chb01_03.edf"]
+    assert patient.files[0].derivation is None
+    assert patient.files[2].derivation.notes[0] == "FP1-F7 = EEG FP1-REF - EEG F7-REF"
+    after = patient.read(2, start_s=10.0, duration_s=20.0)
+    assert after.labels == chain and after.start_s == patient.files[2].start_s + 10.0
+    n0 = int(10 * before.fs)
+    np.testing.assert_allclose(after.data, before.data[:, n0 : n0 + after.n_samples], atol=0.05)
+    # a channel that no file can give is still missing: the file is skipped, named
+    with pytest.warns(UserWarning, match="skipping chb01_03.edf: missing channel\\(s\\) FZ-CZ"):
+        patient = load_patient(tmp_path, "chb01", channels=[*chain, "FZ-CZ"])
+    assert len(patient.files) == 2

@@ -35,11 +35,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nnlab.errors import NNLabError
 from nnlab.io import UMASK
+
+if TYPE_CHECKING:
+    from nnlab.data.montage import Derivation
 
 DAY_S = 86400
 DUMMY_LABELS = ("-", ".", "")
@@ -630,6 +634,9 @@ class FileEntry:
     start_s: float
     seizures: tuple[tuple[float, float], ...]  # (onset, offset), global seconds
     labels: tuple[str, ...]  # every channel label in the file, as stored
+    # how the patient's channels come from this file's when they are not all stored under their
+    # own labels (`nnlab.data.montage`); None: read as labelled
+    derivation: Derivation | None = None
 
     @property
     def end_s(self) -> float:
@@ -685,7 +692,11 @@ class Patient:
         `start_s` / `duration_s` are relative to the file's start. Rows follow `channels`; the
         Recording's start_s is global."""
         f = self.entry(key)
-        rec = read_edf(f.path, self.channels, start_s, duration_s)
+        if f.derivation is None:
+            rec = read_edf(f.path, self.channels, start_s, duration_s)
+        else:
+            rec = read_edf(f.path, f.derivation.sources, start_s, duration_s)
+            rec = replace(rec, labels=list(self.channels), data=f.derivation.apply(rec.data))
         rec.start_s += f.start_s
         return resample_recording(rec, fs) if fs is not None else rec
 
@@ -714,9 +725,14 @@ def load_patient(
     (some patients' summaries omit them) the files are placed back to back and a warning says so.
     `channels` overrides the common channel set (`common_channels(..., min_fraction)`, less the
     channels that are not EEG by `non_eeg_reason`, such as an ECG lead; a warning names them).
-    Files that are unreadable, lack a channel of the set, or mix rates within it are skipped with
-    a warning naming them; their seizures stay in `Patient.seizures`.
+    A channel of the set that a file stores under another label, reversed, or as two channels on
+    one reference (a referential file among bipolar ones) is found there by
+    `nnlab.data.montage.derive_channels`, with a warning naming the file. Files that are
+    unreadable, lack a channel of the set even so, or mix rates within it are skipped with a
+    warning naming them; their seizures stay in `Patient.seizures`.
     """
+    from nnlab.data.montage import derive_channels
+
     path = _patient_summary(Path(folder), patient)
     folder = path.parent
     summary = read_summary(path)
@@ -808,15 +824,17 @@ def load_patient(
         chosen = [c for c in common if c not in reasons]
     if not chosen:
         raise NNLabError(f"{patient}: no channel is common to the files")
-    files = []
+    files, derived = [], []
     for sf, head, start in zip(summary.files, headers, starts):
         if head is None:
             continue
-        found = [head.find(c) for c in chosen]
-        missing = [c for c, i in zip(chosen, found) if i is None]
+        derivation, missing = derive_channels(chosen, head.labels)  # as labelled, or else found
         if missing:
             skip(sf.name, f"missing channel(s) {', '.join(missing)}")
             continue
+        if derivation.notes:
+            derived.append(f"{sf.name} ({'; '.join(derivation.notes)})")
+        found = [head.find(c) for c in derivation.sources]
         rates = sorted({head.fs[i] for i in found})
         if len(rates) > 1:
             skip(sf.name, f"channels at different sampling rates {rates} Hz")
@@ -830,7 +848,15 @@ def load_patient(
                 start_s=start,
                 seizures=tuple((start + on, start + off) for on, off in sf.seizures),
                 labels=head.labels,
+                derivation=None if derivation.identity else derivation,
             )
+        )
+    if derived:
+        warnings.warn(
+            f"{patient}: channels found under other labels or derived from two on one reference "
+            f"in {len(derived)} file(s): {'; '.join(derived[:3])}"
+            + (f"; and {len(derived) - 3} more" if len(derived) > 3 else ""),
+            stacklevel=2,
         )
     if not files:
         raise NNLabError(f"{patient}: every file was skipped ({skipped[0][1]}, ...)")

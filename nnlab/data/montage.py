@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class Derivation:
 
     labels: tuple[str, ...]
     sources: tuple[str, ...]
-    mix: np.ndarray  # (C, S) float32: +1 / -1 entries
+    mix: np.ndarray = field(compare=False)  # (C, S) float32, +1 / -1 entries: set by the rest
     notes: tuple[str, ...]
 
     @property

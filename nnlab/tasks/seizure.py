@@ -43,8 +43,10 @@ found by an alarm between its onset and one window past its offset, its latency 
 measures it.
 
 **Detection on a file** (`detect_file`). A trained run on one EDF file of any length, rate and
-montage: resampled to the model's rate; a multi-channel model reads its channels by label (a
-missing one is an error naming it); a single-channel model reads every EEG channel of the file's
+montage: resampled to the model's rate; a multi-channel model reads its channels by label, or
+finds them under another name, reversed, or as the difference of two channels on one reference in
+a referential recording (`nnlab.data.montage`; one it cannot find is an error naming it); a
+single-channel model reads every EEG channel of the file's
 main rate (or the ones asked for; ECG, EOG, oximetry, annotation and flat channels are left out and
 listed) and the recording's probability per window is the **maximum over channels** (a seizure
 focus is usually seen on a few channels only: the mean would dilute it). A cross-validation run
@@ -382,7 +384,8 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
                 spec,
                 cache,
                 starts=starts,
-                params={"channels": list(patient.channels), "file_fs": f.fs, "fs": fs},
+                params={"channels": list(patient.channels), "file_fs": f.fs, "fs": fs}
+                | ({"derived": list(f.derivation.notes)} if f.derivation is not None else {}),
             )
             t0 = f.start_s + starts / fs
             label = labels(t0, t0 + L / fs)
