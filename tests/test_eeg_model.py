@@ -433,7 +433,7 @@ def test_segment_folders_of_another_dataset_cross_validate(tmp_path, capsys):
         (["--pair", "calm"], "--pair must be CLASSES-CLASSES"),
         (["--pair", "calm-calm"], "distinct"),
         (["--crop-s", "18"], "a segment is 6.0 s"),
-        (["--fs", "200", "--crop-s", "0"], "the EDF segments say 256"),
+        (["--fs", "200", "--crop-s", "0"], "the segment files say 256"),
     ],
 )
 def test_segment_folders_bad_options(tmp_path, capsys, args, message):
@@ -459,6 +459,43 @@ def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
     (root / "calm" / "c05.txt").write_text("\n".join(["1"] * 1000))  # a shorter segment
     found = load_segment_folders(root, "calm-spiky", fs=256)
     assert found.x.shape == (24, 1000) and found.cut == 23
+
+
+def test_mat_segment_files_with_and_without_a_rate(tmp_path):
+    """.mat segments (the New Delhi set's layout: one array a file), their rate read from an fs
+    variable; a file with two arrays, a v7.3 file and one that is not MATLAB at all are errors
+    naming the file."""
+    import scipy.io
+
+    from nnlab.data.segments import load_segment_folders
+
+    root = segment_folders(tmp_path / "set", edf=False)
+    for i, txt in enumerate(sorted((root / "calm").glob("*.txt"))):
+        x = np.loadtxt(txt)
+        txt.unlink()
+        # a column vector as MATLAB saves one; the first file also says its rate
+        scipy.io.savemat(
+            root / "calm" / f"c{i:02d}.mat",
+            {"interictal": x[:, None]} | ({"Fs": 256.0} if i == 0 else {}),
+        )
+    found = load_segment_folders(root, "calm-spiky")
+    assert found.fs == 256 and found.x.shape == (24, 1536)
+    np.testing.assert_allclose(
+        found.x[0], scipy.io.loadmat(root / "calm" / "c00.mat")["interictal"][:, 0], rtol=1e-6
+    )
+    with pytest.raises(NNLabError, match="--fs 200 but the segment files say 256"):
+        load_segment_folders(root, "calm-spiky", fs=200)
+    scipy.io.savemat(root / "calm" / "c03.mat", {"a": np.ones(10), "b": np.ones(10)})
+    with pytest.raises(
+        NNLabError, match="c03.mat: a segment file holds one array of samples, this one 2: a, b"
+    ):
+        load_segment_folders(root, "calm-spiky")
+    (root / "calm" / "c03.mat").write_bytes(b"MATLAB 7.3 MAT-file" + bytes(200))
+    with pytest.raises(NNLabError, match="c03.mat: (a MATLAB v7.3|not a readable .mat)"):
+        load_segment_folders(root, "calm-spiky")
+    (root / "calm" / "c03.mat").write_bytes(b"not matlab")
+    with pytest.raises(NNLabError, match="c03.mat: not a readable .mat file"):
+        load_segment_folders(root, "calm-spiky")
 
 
 # ---- random time crops and test-time averaging ---------------------------------------------
@@ -585,3 +622,18 @@ def test_segments_with_line_noise_the_notch_misses_are_warned_about():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             spectrograms(x, fs, cfg)
+
+
+def test_pair_names_class_folders_that_hold_a_dash():
+    from nnlab.data.segments import parse_pair
+
+    classes = ["ictal", "interictal", "pre-ictal"]
+    assert parse_pair("pre-ictal-ictal", classes) == (("pre-ictal",), ("ictal",))
+    assert parse_pair("interictal+pre-ictal-ictal", classes) == (
+        ("interictal", "pre-ictal"),
+        ("ictal",),
+    )
+    with pytest.raises(NNLabError, match="splits into class folders in 2 ways"):
+        parse_pair("a-b-c", ["a", "b", "c", "a-b", "b-c"])
+    with pytest.raises(NNLabError, match="no class folder seizure"):
+        parse_pair("interictal-seizure", classes)

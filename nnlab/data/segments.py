@@ -8,12 +8,14 @@ so that `nnlab seizure bonn --data DIR --pair interictal-ictal --fs 173.61` runs
 cross-validation on other segment datasets (other rates, other lengths, other class names).
 
 A segment file holds one channel: text or CSV with one sample per line (as the Bonn
-distribution's .txt files), a one-dimensional .npy array, or an EDF/EDF+ file with one signal
-(its rate read from the file, its values in microvolts). Text and .npy files carry no rate:
-`fs` gives it. Segments are stacked into one array: longer ones are cut to the shortest, and
-the loader says how many were cut. Files of other types in a class folder are ignored; an
-unreadable segment file is an error naming it (a dataset with holes would silently change the
-folds).
+distribution's .txt files), a one-dimensional .npy array, a MATLAB .mat file with one array of
+samples (as the Neurology & Sleep Centre, New Delhi, set ships its 5.12-s segments; a scalar
+variable named fs, srate, sfreq or sampling_rate gives the rate), or an EDF/EDF+ file with one
+signal (its rate read from the file, its values in microvolts). Text, .npy and .mat files without
+a rate variable carry no rate: `fs` gives it. Segments are stacked into one array: longer ones
+are cut to the shortest, and the loader says how many were cut. Files of other types in a class
+folder are ignored; an unreadable segment file is an error naming it (a dataset with holes would
+silently change the folds).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import numpy as np
 
 from nnlab.errors import NNLabError
 
-SUFFIXES = (".txt", ".csv", ".npy", ".edf")
+SUFFIXES = (".txt", ".csv", ".npy", ".mat", ".edf")
+# names of a .mat file's scalar that holds the sampling rate (compared in lower case)
+RATE_NAMES = frozenset({"fs", "srate", "sfreq", "sampling_rate", "samplingrate", "sample_rate"})
 
 
 @dataclass
@@ -51,20 +55,34 @@ def class_folders(root: str | Path) -> list[str]:
 
 def parse_pair(pair: str, classes: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """'interictal+normal-ictal' -> (('interictal', 'normal'), ('ictal',)): the class folders of
-    label 0 and of label 1 (the seizure class)."""
-    if pair.count("-") != 1:
-        raise NNLabError(
-            f"--pair must be CLASSES-CLASSES (class folders joined by '+'), e.g. "
-            f"{'+'.join(classes[:-1]) or 'a'}-{classes[-1] if classes else 'b'}; got '{pair}'"
+    label 0 and of label 1 (the seizure class). Folder names may hold a '-' themselves
+    ('pre-ictal-ictal'): the pair is split at the one '-' that leaves class folders on both
+    sides."""
+
+    def sides(i: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(n for n in pair[:i].split("+") if n), tuple(
+            n for n in pair[i + 1 :].split("+") if n
         )
-    sides = tuple(tuple(n for n in side.split("+") if n) for side in pair.split("-"))
-    unknown = [n for side in sides for n in side if n not in classes]
-    if unknown:
+
+    dashes = [i for i, ch in enumerate(pair) if ch == "-"]
+    fits = [sides(i) for i in dashes if all(n in classes for side in sides(i) for n in side)]
+    if len(fits) > 1:
+        raise NNLabError(
+            f"--pair '{pair}' splits into class folders in {len(fits)} ways "
+            f"({'; '.join(' vs '.join('+'.join(s) for s in f) for f in fits)}); rename a folder"
+        )
+    if not fits:
+        if len(dashes) != 1:
+            raise NNLabError(
+                f"--pair must be CLASSES-CLASSES (class folders joined by '+'), e.g. "
+                f"{'+'.join(classes[:-1]) or 'a'}-{classes[-1] if classes else 'b'}; got '{pair}'"
+            )
+        unknown = [n for side in sides(dashes[0]) for n in side if n not in classes]
         raise NNLabError(
             f"--pair: no class folder {', '.join(unknown)} (the folders with segments: "
             f"{', '.join(classes) or 'none'})"
         )
-    negative, positive = sides
+    negative, positive = fits[0]
     if not negative or not positive or set(negative) & set(positive):
         raise NNLabError(f"--pair needs distinct, non-empty classes on both sides, got '{pair}'")
     return negative, positive
@@ -85,6 +103,9 @@ def read_segment(path: Path) -> tuple[np.ndarray, float | None]:
                 )
             rec = read_edf(path)
             return rec.data[0], float(rec.fs)
+        if suffix == ".mat":
+            x, rate = read_mat(path)
+            return checked(path, x), rate
         if suffix == ".npy":
             x = np.load(path, allow_pickle=False)
         else:
@@ -93,6 +114,11 @@ def read_segment(path: Path) -> tuple[np.ndarray, float | None]:
         raise
     except (OSError, ValueError) as e:
         raise NNLabError(f"{path}: not a readable segment ({type(e).__name__}: {e})") from None
+    return checked(path, x), None
+
+
+def checked(path: Path, x) -> np.ndarray:
+    """x as one channel of float32 samples, or an error naming the file."""
     x = np.asarray(x)
     if x.ndim == 2 and 1 in x.shape:
         x = x.reshape(-1)
@@ -103,7 +129,38 @@ def read_segment(path: Path) -> tuple[np.ndarray, float | None]:
         )
     if not np.isfinite(x).all():
         raise NNLabError(f"{path}: has non-finite samples (NaN or inf)")
-    return x.astype(np.float32), None
+    return x.astype(np.float32)
+
+
+def read_mat(path: Path) -> tuple[np.ndarray, float | None]:
+    """(the one numeric array of a .mat file, its rate variable or None)."""
+    import scipy.io
+
+    try:
+        content = scipy.io.loadmat(path)
+    except NotImplementedError:  # scipy reads MATLAB v4 to v7.2; v7.3 is HDF5
+        raise NNLabError(
+            f"{path}: a MATLAB v7.3 (HDF5) file; save it with save(..., '-v7') to read it here"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - scipy raises MatReadError, ValueError, TypeError...
+        raise NNLabError(f"{path}: not a readable .mat file ({type(e).__name__}: {e})") from None
+    arrays = {
+        k: v
+        for k, v in content.items()
+        if not k.startswith("__")
+        and isinstance(v, np.ndarray)
+        and np.issubdtype(v.dtype, np.number)
+    }
+    rates = [float(v.item()) for k, v in arrays.items() if k.lower() in RATE_NAMES and v.size == 1]
+    signals = {k: v for k, v in arrays.items() if v.size > 1}
+    if len(signals) != 1:
+        raise NNLabError(
+            f"{path}: a segment file holds one array of samples, this one "
+            + (f"{len(signals)}: {', '.join(signals)}" if signals else "none")
+        )
+    if rates and not rates[0] > 0:
+        raise NNLabError(f"{path}: its sampling rate variable says {rates[0]}")
+    return next(iter(signals.values())), rates[0] if rates else None
 
 
 def load_segment_folders(root: str | Path, pair: str, fs: float = 0.0) -> SegmentSet:
@@ -123,11 +180,11 @@ def load_segment_folders(root: str | Path, pair: str, fs: float = 0.0) -> Segmen
     if len(set(names)) != len(names):
         raise NNLabError(f"{root}: two segment files of one class share a name (stem)")
     if len(rates) > 1:
-        raise NNLabError(f"{root}: EDF segments at different rates {sorted(rates)} Hz")
-    if rates:  # EDF files say their rate (text files beside them are taken to share it)
+        raise NNLabError(f"{root}: segments at different rates {sorted(rates)} Hz")
+    if rates:  # EDF (and some .mat) files say their rate; the others are taken to share it
         (rate,) = rates
         if fs and abs(fs - rate) > 1e-6 * rate:
-            raise NNLabError(f"{root}: --fs {fs} but the EDF segments say {rate} Hz")
+            raise NNLabError(f"{root}: --fs {fs} but the segment files say {rate} Hz")
         fs = rate
     if not fs > 0:
         raise NNLabError(
