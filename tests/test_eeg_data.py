@@ -633,3 +633,58 @@ def test_an_ecg_lead_in_every_file_is_not_a_model_input(tmp_path):
     assert "ECG" not in p.channels and len(p.channels) == 22
     kept = load_patient(tmp_path / "chb09", "chb09", channels=["FP1-F7", "ECG"])
     assert kept.channels == ["FP1-F7", "ECG"] and kept.read(0).data.shape[0] == 2
+
+
+# ---- TUH EEG Seizure Corpus annotations ----------------------------------------------------------
+TUH_CSV_BI = """# version = csv_v1.0.0
+# bname = aaaaaajy_s001_t000
+# duration = 1750.0000 secs
+# montage_file = $NEDC_NFC/lib/nedc_eas_default_montage.txt
+#
+channel,start_time,stop_time,label,confidence
+TERM,0.0000,36.8868,bckg,1.0000
+TERM,36.8868,183.3055,seiz,1.0000
+TERM,183.3055,1100.0000,bckg,1.0000
+TERM,1100.0000,1160.5000,seiz,1.0000
+TERM,1160.5000,1750.0000,bckg,1.0000
+"""
+
+TUH_CSV = """# version = csv_v1.0.0
+# bname = aaaaaajy_s001_t000
+channel,start_time,stop_time,label,confidence
+FP1-F7,0.0000,40.0000,bckg,1.0000
+FP1-F7,40.0000,180.0000,fnsz,1.0000
+F7-T7,36.8868,150.0000,fnsz,1.0000
+F7-T7,150.0000,183.3055,fnsz,1.0000
+T7-P7,1100.0000,1160.5000,gnsz,1.0000
+T7-P7,1200.0000,1210.0000,eyem,1.0000
+"""
+
+TUH_TSE = """version = tse_v1.0.0
+
+0.0000 36.8868 bckg 1.0000
+36.8868 183.3055 seiz 1.0000
+183.3055 1750.0000 bckg 1.0000
+"""
+
+
+def test_tuh_annotations_read_as_a_one_file_summary(tmp_path):
+    from nnlab.data.eeg import read_summary, tuh_sidecar
+
+    expected = ((36.8868, 183.3055), (1100.0, 1160.5))
+    for suffix, text in ((".csv_bi", TUH_CSV_BI), (".csv", TUH_CSV)):
+        path = tmp_path / f"x{suffix}"
+        path.write_text(text)
+        summary = read_summary(path)
+        (f,) = summary.files
+        # the per-channel rows of one seizure are merged; an eye-movement artifact is no seizure
+        assert f.name == "aaaaaajy_s001_t000.edf" and f.seizures == expected
+        assert summary.file("aaaaaajy_s001_t000.edf") is f
+    (tmp_path / "rec.tse_bi").write_text(TUH_TSE)
+    assert read_summary(tmp_path / "rec.tse_bi").file("rec.edf").seizures == ((36.8868, 183.3055),)
+    (tmp_path / "rec.csv").write_text("a,b\n1,2\n")  # a CSV that is not TUH's: not a sidecar
+    assert tuh_sidecar(tmp_path / "rec.edf") == tmp_path / "rec.tse_bi"
+    assert tuh_sidecar(tmp_path / "none.edf") is None
+    (tmp_path / "bad.csv_bi").write_text(TUH_CSV_BI.replace("1100.0000,1160", "soon,1160"))
+    with pytest.raises(NNLabError, match="bad.csv_bi: line 10: not an annotation row"):
+        read_summary(tmp_path / "bad.csv_bi")

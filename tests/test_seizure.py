@@ -373,8 +373,15 @@ def test_detect_on_a_referential_recording_derives_the_bipolar_channels(folder, 
     order = [4, 2, 0, 3, 1]  # any order in the file
     write_edf(tmp_path / "ref.edf", Recording("ref", rec.fs, [labels[i] for i in order], E[order]))
 
-    bipolar = detect_file(source, run, tmp_path / "bip")
+    # its seizure in a TUH annotation file beside it, found by detect without --summary
+    (tmp_path / "ref.csv_bi").write_text(
+        "# version = csv_v1.0.0\n# bname = ref\nchannel,start_time,stop_time,label,confidence\n"
+        "TERM,0.0,250.0,bckg,1.0\nTERM,250.0,280.0,seiz,1.0\nTERM,280.0,360.0,bckg,1.0\n"
+    )
+    bipolar = detect_file(source, run, tmp_path / "bip", seizures=[(250, 280)])
     found = detect_file(tmp_path / "ref.edf", run, tmp_path / "ref")
+    assert found["annotations"] == str(tmp_path / "ref.csv_bi")
+    assert found["events"] == bipolar["events"] and found["events"]["seizures"][0]["onset_s"] == 250
     assert found["derived"] == [
         "FP1-F7 = EEG FP1-REF - EEG F7-REF",
         "F7-T7 = EEG F7-REF - EEG T3-REF",

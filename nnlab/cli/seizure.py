@@ -160,9 +160,10 @@ def detect(
     ),
     summary: Optional[Path] = typer.Option(
         None,
-        help="A CHB-MIT chbNN-summary.txt (or a Siena Seizures-list-PNxx.txt) listing the "
-        "files: their seizures are drawn and each one's alarm latency and the false alarms are "
-        "reported, with totals over the files.",
+        help="A CHB-MIT chbNN-summary.txt (or a Siena Seizures-list-PNxx.txt, or one file's TUH "
+        ".csv_bi) listing the files: their seizures are drawn and each one's alarm latency and "
+        "the false alarms are reported, with totals over the files. Without it, a TUH .csv_bi or "
+        ".tse_bi file beside an EDF file (same name) is read for that file.",
     ),
     seizures: Optional[str] = typer.Option(
         None,
@@ -264,6 +265,8 @@ def show_detection(found: dict) -> None:
         f"{found['alarm_n']}, refractory {found['refractory_s']:g} s) at {alarms}"
     )
     if found["events"] is not None:
+        if found["annotations"] is not None:
+            console.print(f"  seizures from {found['annotations']}", highlight=False)
         for e in found["events"]["seizures"]:
             late = e["latency_s"]
             console.print(

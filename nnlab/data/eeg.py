@@ -548,9 +548,84 @@ def parse_seizure_list(text: str, source: str = "seizure list") -> Summary:
     return Summary(None, tuple(out))
 
 
+# TUH EEG Seizure Corpus labels: 'seiz' (the .csv_bi / .tse_bi files) and the seizure types of
+# the multi-class files (focal, generalised, simple / complex partial, absence, tonic, clonic,
+# tonic-clonic, atonic, myoclonic non-specific ...); 'bckg' and artifact labels are not seizures
+TUH_SEIZURE_LABELS = frozenset("seiz fnsz gnsz spsz cpsz absz tnsz cnsz tcsz atsz mysz".split())
+TUH_SUFFIXES = (".csv_bi", ".tse_bi", ".csv", ".tse")
+_TUH_CSV = re.compile(r"^\s*channel\s*,\s*start_time\s*,\s*stop_time\s*,\s*label", re.I | re.M)
+_TUH_TSE = re.compile(r"^\s*version\s*=\s*tse_v", re.I | re.M)
+_TUH_NAME = re.compile(r"^#\s*bname\s*=\s*(\S+)", re.I | re.M)
+
+
+def is_tuh_annotation(text: str) -> bool:
+    """A TUH EEG annotation file: a .csv / .csv_bi ('channel,start_time,stop_time,label,...'
+    header) or an older .tse / .tse_bi ('version = tse_v1.0.0')."""
+    return bool(_TUH_CSV.search(text) or _TUH_TSE.search(text))
+
+
+def parse_tuh_annotations(text: str, name: str, source: str = "annotations") -> Summary:
+    """The seizures of one recording from its TUH EEG Seizure Corpus annotation file, as a
+    `Summary` of that one file (named by the file's '# bname' line + '.edf', else `name`).
+
+    .csv / .csv_bi: '#' comment lines, the header 'channel,start_time,stop_time,label,confidence',
+    then one row per event (a channel name or TERM for the whole recording); .tse / .tse_bi:
+    'start stop label confidence' rows after the version line. Rows whose label is a seizure
+    (`TUH_SEIZURE_LABELS`) are kept; the per-channel rows of one seizure overlap, and every
+    overlapping or touching stretch becomes one seizure (onset, offset) in seconds."""
+    csv_format = bool(_TUH_CSV.search(text))
+    events: list[tuple[float, float]] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#") or _TUH_CSV.match(line) or _TUH_TSE.match(line):
+            continue
+        fields = [f.strip() for f in line.split(",")] if csv_format else line.split()
+        try:
+            start, stop, label = (
+                (float(fields[1]), float(fields[2]), fields[3])
+                if csv_format
+                else (float(fields[0]), float(fields[1]), fields[2])
+            )
+        except (IndexError, ValueError):
+            raise NNLabError(f"{source}: line {lineno}: not an annotation row: '{line}'") from None
+        if label.lower() not in TUH_SEIZURE_LABELS:
+            continue
+        if stop < start:
+            raise NNLabError(f"{source}: line {lineno}: the event ends before it starts")
+        events.append((start, stop))
+    merged: list[list[float]] = []
+    for on, off in sorted(events):
+        if merged and on <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], off)
+        else:
+            merged.append([on, off])
+    if m := _TUH_NAME.search(text):
+        name = m.group(1) if m.group(1).lower().endswith(".edf") else m.group(1) + ".edf"
+    seizures = tuple((float(on), float(off)) for on, off in merged)
+    return Summary(None, (SummaryFile(name, None, None, seizures, ()),))
+
+
+def tuh_sidecar(edf: str | os.PathLike) -> Path | None:
+    """The TUH annotation file beside an EDF file (same stem: .csv_bi first, then .tse_bi,
+    .csv, .tse), or None when there is none."""
+    edf = Path(edf)
+    for suffix in TUH_SUFFIXES:
+        candidate = edf.with_suffix(suffix)
+        if candidate.is_file():
+            try:
+                head = candidate.read_text(encoding="utf-8", errors="replace")[:4096]
+            except OSError:
+                continue
+            if is_tuh_annotation(head):
+                return candidate
+    return None
+
+
 def read_summary(path: str | os.PathLike) -> Summary:
-    """A patient's seizure annotations: a CHB-MIT `chbNN-summary.txt`, or a Siena Scalp EEG
-    `Seizures-list-PNxx.txt` (told apart by its 'Registration start time' lines)."""
+    """Seizure annotations: a CHB-MIT `chbNN-summary.txt`, a Siena Scalp EEG
+    `Seizures-list-PNxx.txt` (told apart by its 'Registration start time' lines), or one
+    recording's TUH EEG Seizure Corpus .csv_bi / .csv / .tse_bi / .tse file (`is_tuh_annotation`;
+    a Summary of that one file)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -558,6 +633,8 @@ def read_summary(path: str | os.PathLike) -> Summary:
         raise NNLabError(f"{path}: cannot read summary ({e.strerror})") from None
     if re.search(r"^\s*registration\s+start\s+time\s*:", text, re.I | re.M):
         return parse_seizure_list(text, source=str(path))
+    if is_tuh_annotation(text):
+        return parse_tuh_annotations(text, path.stem + ".edf", source=str(path))
     return parse_summary(text, source=str(path))
 
 

@@ -1297,8 +1297,10 @@ def detect_file(
     Windows start every `hop_s` seconds and alarms follow the k-of-n rule (`alarm_k` of
     `alarm_n`, then `refractory_s` without alarms); each defaults to the run's own (a prediction
     run: its windows, no overlap) or, for a detection model, to `DETECTION_*` above. With a
-    CHB-MIT `summary` that lists the file (or the file's `seizures` given as (onset, offset)
-    seconds from its start, for annotations in any other format), they are drawn and each is scored
+    CHB-MIT `summary` that lists the file (or a Siena list, or a TUH .csv_bi / .tse_bi file --
+    found beside the EDF file by itself when neither is given: `tuh_sidecar` --, or the file's
+    `seizures` given as (onset, offset) seconds from its start, for annotations in any other
+    format), they are drawn and each is scored
     (`nnlab.metrics.seizure.match_alarms`): the latency of its first alarm from the onset
     (detection: from the onset to one window past the offset; prediction: from SOP + SPH before
     it) and the false alarms.
@@ -1332,6 +1334,10 @@ def detect_file(
     head = edf_header(path)  # one-line error for a missing or unreadable file
     if summary is not None and seizures is not None:
         raise NNLabError("give the seizures by --summary or by --seizures, not both")
+    if summary is None and seizures is None:  # a TUH recording's own annotations, beside it
+        from nnlab.data.eeg import tuh_sidecar
+
+        summary = tuh_sidecar(path)
     if summary is not None:  # before the work: a file the summary lacks is named at once
         from nnlab.data.eeg import read_summary
 
@@ -1561,6 +1567,7 @@ def detect_file(
         },
         "alarms_s": alarm_s.tolist(),
         "events": events,
+        "annotations": str(summary) if summary is not None else None,
         "outputs": [str(p) for p in targets],
     }
 
