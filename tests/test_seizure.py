@@ -524,7 +524,7 @@ def test_detection_target_trains_on_ictal_windows_and_scores_each_seizure_latenc
     text = capsys.readouterr().out
     assert all(f"chb01_0{i}.edf: " in text for i in (1, 2, 3))
     h = 3 * 360 / 3600  # three 6-minute files
-    assert f"3 files, {h:.2f} h: " in text and " of 2 seizures found" in text
+    assert f"3 annotated file(s), {h:.2f} h: " in text and " of 2 seizures found" in text
     from nnlab.tasks.seizure import detection_totals
 
     one = detect_file(folder / "chb01" / "chb01_03.edf", run, tmp_path / "d", summary=summary_txt)
@@ -621,6 +621,42 @@ def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path):
     err = capsys.readouterr().err
     assert "EDF+D (discontinuous)" in err and err.count("\n") == 1
     assert not list(tmp_path.glob("gappy_*"))
+
+
+def test_cli_detect_on_a_tuh_like_tree(capsys, folder, trained, tmp_path):
+    """A folder of sessions as the TUH corpus lays them out: recordings in subfolders, one with
+    its .csv_bi annotation beside it, one a BDF file without one. detect finds both, scores the
+    annotated one and totals over it; two recordings of one name are refused before any work."""
+    import pyedflib
+    from pyedflib import highlevel
+
+    run, _ = trained
+    tree = tmp_path / "tuh"
+    (tree / "s001" / "01_tcp_ar").mkdir(parents=True)
+    (tree / "s002" / "01_tcp_ar").mkdir(parents=True)
+    annotated = remontaged(folder, tree / "s001" / "01_tcp_ar" / "p_s001_t000.edf")
+    annotated.with_suffix(".csv_bi").write_text(
+        "# version = csv_v1.0.0\nchannel,start_time,stop_time,label,confidence\n"
+        "TERM,250.0,280.0,seiz,1.0\n"
+    )
+    rec = read_edf(folder / "chb01" / "chb01_01.edf", list(CHANNELS))
+    headers = highlevel.make_signal_headers(
+        list(CHANNELS), sample_frequency=rec.fs, physical_min=-2000, physical_max=2000
+    )
+    bdf = tree / "s002" / "01_tcp_ar" / "p_s002_t000.bdf"
+    highlevel.write_edf(
+        str(bdf), np.clip(rec.data, -2000, 2000), headers, file_type=pyedflib.FILETYPE_BDFPLUS
+    )
+    argv = ["seizure", "detect", str(tree), "--model", str(run.path), "--out", str(tmp_path / "o")]
+    assert cli(*argv) == 0
+    text = capsys.readouterr().out
+    assert "p_s001_t000.edf: " in text and "p_s002_t000.bdf: " in text
+    assert f"seizures from {annotated.with_suffix('.csv_bi')}" in text
+    assert "1 annotated file(s), 0.10 h: " in text and " of 1 seizures found" in text
+    (tree / "s002" / "copy").mkdir()
+    (tree / "s002" / "copy" / "p_s001_t000.edf").write_bytes(annotated.read_bytes())
+    assert cli(*argv) == 1
+    assert "two recordings named p_s001_t000" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fs_file", [200.0, 256.0, 512.0, 173.0])

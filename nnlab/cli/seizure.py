@@ -129,7 +129,8 @@ def evaluate(
 def detect(
     edfs: list[Path] = typer.Argument(
         ...,
-        help="EDF/EDF+ recordings (any length, rate, montage), or folders of them.",
+        help="EDF/EDF+ (or BDF) recordings of any length, rate and montage, or folders of them "
+        "(subfolders included).",
         metavar="EDF",
     ),
     model: Path = typer.Option(..., "--model", help="A seizure run (or one fold of it)."),
@@ -182,15 +183,21 @@ def detect(
 
     files = []
     for path in edfs:
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.suffix.lower() == ".edf")
+        if path.is_dir():  # its recordings, also in subfolders (a TUH session/montage tree)
+            inside = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in (".edf", ".bdf") and p.is_file()
+            )
             if not inside:
-                raise NNLabError(f"{path}: no .edf files in this folder")
+                raise NNLabError(f"{path}: no .edf or .bdf files in this folder or below it")
             files += inside
         elif path.is_file():
             files.append(path)
         else:
             raise NNLabError(f"{path}: no such EDF file or folder")
+    stems = [f.stem for f in files]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:  # the outputs are named by the recording's stem
+        raise NNLabError(f"two recordings named {twice[0]} (outputs are named by file name)")
     if seizures is not None and len(files) > 1:
         raise NNLabError(f"--seizures gives one file's seizures; {len(files)} files were given")
     if summary is not None:  # every file listed, before any is read
@@ -241,12 +248,12 @@ def detect(
             continue
         show_detection(found)
         every.append(found)
-    if len(every) > 1 and every[0]["events"] is not None:
-        t = detection_totals(every)
+    if len(every) > 1 and any(f["events"] is not None for f in every):
+        t = detection_totals([f for f in every if f["events"] is not None])  # the scored ones
         late = t["median_latency_s"]
         console.print(
-            f"{t['files']} files, {t['hours']:.2f} h: {t['found']} of {t['seizures']} seizures "
-            "found"
+            f"{t['files']} annotated file(s), {t['hours']:.2f} h: {t['found']} of "
+            f"{t['seizures']} seizures found"
             + (f" (median latency {late:+.1f} s)" if late is not None else "")
             + f", {t['false_alarms']} false alarms ({t['false_per_h']:.2f} per hour outside "
             "seizures)"

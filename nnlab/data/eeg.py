@@ -143,7 +143,7 @@ def _open_edf(path: Path):
         raise NNLabError(f"{path}: no such EDF file")
     with open(path, "rb") as f:  # the header's 44-byte reserved field: "EDF+C" or "EDF+D"
         reserved = f.read(236)[192:236]
-    if reserved.startswith(b"EDF+D"):  # EDFlib refuses these too, without saying what to do
+    if reserved.startswith((b"EDF+D", b"BDF+D")):  # EDFlib refuses these too, saying nothing
         raise NNLabError(
             f"{path}: an EDF+D (discontinuous) file, whose data records may have gaps in time; "
             "nnlab reads continuous recordings only: split it into EDF+C files first "
