@@ -137,3 +137,20 @@ def test_a_referential_file_among_bipolar_ones_is_read_through_derived_channels(
     with pytest.warns(UserWarning, match="skipping chb01_03.edf: missing channel\\(s\\) FZ-CZ"):
         patient = load_patient(tmp_path, "chb01", channels=[*chain, "FZ-CZ"])
     assert len(patient.files) == 2
+
+
+def test_a_named_montage_expands_to_its_channels(tmp_path):
+    from nnlab.data.montage import MONTAGES, montage_channels
+    from nnlab.data.synthetic import CHBMIT_LABELS, make_small_patient
+    from nnlab.tasks.seizure import SeizureConfig, prepare_patient
+
+    banana = MONTAGES["double-banana"]
+    assert montage_channels(["Double-Banana"]) == list(banana) == list(CHBMIT_LABELS[:18])
+    assert montage_channels(["FP1-F7", "EKG"]) == ["FP1-F7", "EKG"]
+    make_small_patient(tmp_path)
+    cfg = SeizureConfig(
+        data=str(tmp_path), cache=str(tmp_path / "cache"), channels=("double-banana",),
+        sop_s=60.0, sph_s=10.0, interictal_gap_s=120.0,
+    )  # fmt: skip
+    prep = prepare_patient(cfg)
+    assert prep.patient.channels == list(banana) and prep.store.window_shape[0] == 18

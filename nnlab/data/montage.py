@@ -38,6 +38,27 @@ ELECTRODE = re.compile(r"^(?:FP|AF|FT|FC|TP|CP|PO|F|C|T|P|O|I|N|A|M)(?:Z|[0-9]{1
 PREFIXES = frozenset({"EEG", "POL"})
 
 
+# named montages a model can be trained on: the 18 longitudinal bipolar pairs ("double banana")
+# of the 10-20 system, the first 18 channels of CHB-MIT, derivable from any referential recording
+# of the 19 10-20 electrodes (TUH, Siena), so that a model trained on one set reads the others
+MONTAGES = {
+    "double-banana": (
+        "FP1-F7", "F7-T7", "T7-P7", "P7-O1", "FP1-F3", "F3-C3", "C3-P3", "P3-O1",
+        "FP2-F4", "F4-C4", "C4-P4", "P4-O2", "FP2-F8", "F8-T8", "T8-P8", "P8-O2",
+        "FZ-CZ", "CZ-PZ",
+    ),
+}  # fmt: skip
+
+
+def montage_channels(channels: Sequence[str]) -> list[str]:
+    """`channels` with the name of a montage of `MONTAGES` ('double-banana') replaced by its
+    channel labels."""
+    out: list[str] = []
+    for c in channels:
+        out += MONTAGES.get(c.strip().lower(), (c,))
+    return out
+
+
 def electrode(name: str) -> str | None:
     """The 10-10 name of an electrode ('Fp1' -> 'FP1', 'T3' -> 'T7'), or None for anything else
     (a reference word such as 'REF', 'LE', 'AVG'; an ECG lead)."""

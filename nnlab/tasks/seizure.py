@@ -81,7 +81,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from nnlab.config import to_dict
-from nnlab.data.montage import Derivation, derive_channels
+from nnlab.data.montage import Derivation, derive_channels, montage_channels
 from nnlab.data.splits import load_split, save_split
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_outputs
@@ -105,7 +105,9 @@ class SeizureConfig:
     data: str = ""  # a CHB-MIT (or Siena Scalp EEG) patient folder, or the folder holding it
     patient: str = "chb01"  # the patient: <data>/<patient>-summary.txt or <data>/<patient>/...
     cache: str = ""  # folder of the prepared windows ('': $NNLAB_CACHE/eeg-windows/<patient>)
-    channels: tuple[str, ...] = ()  # channel labels to use ('': those common to the files)
+    # channel labels to use ('': those common to the files); 'double-banana': the 18 longitudinal
+    # bipolar pairs (FP1-F7 ... CZ-PZ), derived from two electrodes in a referential file
+    channels: tuple[str, ...] = ()
     fs: float = 256.0  # the model's sampling rate in Hz; other rates are resampled to it
     # prediction: preictal against interictal windows (alarms before a seizure); detection:
     # ictal against interictal windows (alarms during one; every seizure is an event, the SOP,
@@ -321,7 +323,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
     from nnlab.signal.spectral import mains_mismatch, oversample_minority, window_starts
 
     check_prepare(cfg)
-    patient = load_patient(cfg.data, cfg.patient, list(cfg.channels) or None)
+    patient = load_patient(cfg.data, cfg.patient, montage_channels(cfg.channels) or None)
     lcfg, spec, fs = cfg.labels(), cfg.spectral(), cfg.fs
     seizures = patient.seizures
     positive = cfg.positive
