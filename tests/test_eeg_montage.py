@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nnlab.data.montage import derive_channels, electrode, parse_label, referential_montage
+from nnlab.errors import NNLabError
 
 
 @pytest.mark.parametrize(
@@ -154,3 +155,113 @@ def test_a_named_montage_expands_to_its_channels(tmp_path):
     )  # fmt: skip
     prep = prepare_patient(cfg)
     assert prep.patient.channels == list(banana) and prep.store.window_shape[0] == 18
+
+
+def tuh_tree(tmp_path, dates=True):
+    """The small patient's three files as a TUH Seizure Corpus patient 'p1': referential EDF
+    files ('EEG FP1-REF', the chain's five electrodes) in session / montage folders, a .csv_bi
+    beside each but the last of an extra session, start dates from the original clock."""
+    from datetime import datetime, timedelta
+
+    from nnlab.data.eeg import Recording, load_patient, read_edf, write_edf
+    from nnlab.data.synthetic import make_small_patient
+
+    chain = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1"]
+    small = make_small_patient(tmp_path / "chb")
+    truth = load_patient(small.folder, "chb01", channels=chain)
+    day0 = datetime(2003, 7, 18, 9, 0, 0)
+    tree = tmp_path / "tuh"
+    for i, f in enumerate(truth.files):
+        folder = tree / "p1" / f"s00{i + 1}_2003" / "01_tcp_ar"
+        folder.mkdir(parents=True)
+        rec = read_edf(f.path, chain)
+        E, names = referential_montage(rec.data, chain)
+        stem = f"p1_s00{i + 1}_t000"
+        start = day0 + timedelta(seconds=f.start_s) if dates else datetime(2001, 1, 1)
+        write_edf(folder / f"{stem}.edf", Recording(stem, rec.fs, names, E), start)
+        rows = "".join(
+            f"TERM,{on - f.start_s},{off - f.start_s},seiz,1.0\n" for on, off in f.seizures
+        )
+        (folder / f"{stem}.csv_bi").write_text(
+            f"# version = csv_v1.0.0\n# bname = {stem}\n"
+            "channel,start_time,stop_time,label,confidence\n" + rows
+        )
+    extra = tree / "p1" / "s009_2004" / "01_tcp_ar"
+    extra.mkdir(parents=True)
+    (extra / "p1_s009_t000.edf").write_bytes((folder / f"{stem}.edf").read_bytes())
+    return tree, truth, chain
+
+
+def test_a_tuh_patient_indexes_from_its_annotated_files(tmp_path):
+    from nnlab.data.eeg import load_patient
+
+    tree, truth, chain = tuh_tree(tmp_path)
+    with pytest.warns(UserWarning, match="1 EDF file\\(s\\) without a TUH annotation file"):
+        patient = load_patient(tree, "p1", channels=chain)
+    assert [f.name for f in patient.files] == [
+        f"p1/s00{i}_2003/01_tcp_ar/p1_s00{i}_t000.edf" for i in (1, 2, 3)
+    ]
+    # placed in time by the headers' dates: the same starts and seizures as the CHB-MIT folder
+    assert [f.start_s for f in patient.files] == [f.start_s for f in truth.files]
+    np.testing.assert_allclose(patient.seizures, truth.seizures)
+    assert all(f.derivation is not None for f in patient.files)  # referential: derived
+    x = patient.read(1, start_s=240.0, duration_s=30.0).data
+    y = truth.read(1, start_s=240.0, duration_s=30.0).data
+    np.testing.assert_allclose(x, y, atol=0.05)
+    # the folder above the patient's, by file names: the same
+    assert len(load_patient(tree / "p1", "p1", channels=chain).files) == 3
+    with pytest.raises(NNLabError, match="no p2-summary.txt .* no EDF files of p2 with TUH"):
+        load_patient(tree, "p2")
+
+
+def test_tuh_files_with_equal_dates_are_placed_back_to_back(tmp_path):
+    from nnlab.data.eeg import load_patient
+
+    tree, truth, chain = tuh_tree(tmp_path, dates=False)
+    with pytest.warns(UserWarning, match="start dates are missing or overlap; files are placed"):
+        patient = load_patient(tree, "p1", channels=chain)
+    assert [f.start_s for f in patient.files] == [0.0, 360.0, 720.0]
+    assert patient.seizures.tolist() == [[610.0, 640.0], [970.0, 1000.0]]
+
+
+def test_seizure_train_and_detect_on_a_tuh_patient(tmp_path, capsys):
+    """The command line end to end on the TUH-like patient: detection training through derived
+    channels (2 folds, one per seizure), then detect on one of its files, scored by the .csv_bi
+    beside it."""
+    import torch
+
+    from nnlab.cli import main
+    from nnlab.run import RunDir
+
+    tree, _, chain = tuh_tree(tmp_path)
+    out = tmp_path / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(
+                [
+                    "seizure",
+                    "train",
+                    "--data",
+                    str(tree),
+                    "--patient",
+                    "p1",
+                    "--target",
+                    "detection",
+                ]
+                + ["--channels", ",".join(chain), "--cache", str(tmp_path / "cache")]
+                + ["--epochs", "1", "--batch-size", "32", "-m", "dim=16", "--out", str(out)]
+            )
+        assert e.value.code == 0
+        s = RunDir.open(out).summary()
+        assert s["folds"] == 2 and s["target"] == "detection"
+        edf = tree / "p1" / "s002_2003" / "01_tcp_ar" / "p1_s002_t000.edf"
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            main(["seizure", "detect", str(edf), "--model", str(out), "--out", str(tmp_path / "d")])
+        assert e.value.code == 0
+    finally:
+        torch.set_num_threads(threads)
+    text = capsys.readouterr().out
+    assert "4 of them derived" in text and "seizure 250-280 s: " in text

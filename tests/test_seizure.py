@@ -380,7 +380,7 @@ def test_detect_on_a_referential_recording_derives_the_bipolar_channels(folder, 
     )
     bipolar = detect_file(source, run, tmp_path / "bip", seizures=[(250, 280)])
     found = detect_file(tmp_path / "ref.edf", run, tmp_path / "ref")
-    assert found["annotations"] == str(tmp_path / "ref.csv_bi")
+    assert found["sidecar"] == str(tmp_path / "ref.csv_bi") and bipolar["sidecar"] is None
     assert found["events"] == bipolar["events"] and found["events"]["seizures"][0]["onset_s"] == 250
     assert found["derived"] == [
         "FP1-F7 = EEG FP1-REF - EEG F7-REF",

@@ -272,8 +272,8 @@ def show_detection(found: dict) -> None:
         f"{found['alarm_n']}, refractory {found['refractory_s']:g} s) at {alarms}"
     )
     if found["events"] is not None:
-        if found["annotations"] is not None:
-            console.print(f"  seizures from {found['annotations']}", highlight=False)
+        if found["sidecar"] is not None:
+            console.print(f"  seizures from {found['sidecar']}", highlight=False)
         for e in found["events"]["seizures"]:
             late = e["latency_s"]
             console.print(

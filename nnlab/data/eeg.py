@@ -778,14 +778,59 @@ class Patient:
         return resample_recording(rec, fs) if fs is not None else rec
 
 
+def tuh_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] | None:
+    """A TUH EEG Seizure Corpus patient as a `Summary` of its annotated recordings: the EDF files
+    under `folder`/<patient> (v2: <patient>/<session>/<montage>/<patient>_s001_t000.edf) or, when
+    there is no such folder, those under `folder` whose names start with '<patient>_' (v1.5:
+    <montage>/<group>/<patient>/<session>/...), each with its annotation file beside it
+    (`tuh_sidecar`). File names are paths relative to `folder`; files are in name order (sessions,
+    then tokens) and carry no clock times (see `load_patient`). Also returns the EDF files that
+    have no annotation file. None when no EDF file is found."""
+    mine = folder / patient
+    root = mine if mine.is_dir() else folder
+    edfs = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() == ".edf" and p.is_file()
+        and (root == mine or p.stem.startswith(f"{patient}_"))
+    )  # fmt: skip
+    if not edfs:
+        return None
+    files, bare = [], []
+    for edf in edfs:
+        name = edf.relative_to(folder).as_posix()
+        sidecar = tuh_sidecar(edf)
+        if sidecar is None:
+            bare.append(name)
+            continue
+        (sf,) = read_summary(sidecar).files
+        files.append(replace(sf, name=name))
+    return Summary(None, tuple(files)), bare
+
+
 def _patient_summary(folder: Path, patient: str) -> Path:
     path = summary_path(folder, patient)
     if path is None:
         raise NNLabError(
             f"no {patient}-summary.txt or Seizures-list-{patient}.txt in {folder} or "
-            f"{folder / patient} (a CHB-MIT or Siena Scalp EEG patient folder)"
+            f"{folder / patient} (a CHB-MIT or Siena Scalp EEG patient folder), and no EDF files "
+            f"of {patient} with TUH annotations (.csv_bi, .tse_bi) beside them"
         )
     return path
+
+
+def header_starts(headers: Sequence[EDFHeader]) -> list[float] | None:
+    """Patient-global start seconds of files from their EDF headers' start date and time (0 = the
+    earliest), or None when they cannot be trusted: a date missing, or two files that overlap in
+    time (de-identified dates are often shifted or set alike)."""
+    if any(h.start is None for h in headers):
+        return None
+    t0 = min(h.start for h in headers)
+    starts = [(h.start - t0).total_seconds() for h in headers]
+    spans = sorted(zip(starts, (h.duration_s for h in headers)))
+    if any(a + d > b + 1 for (a, d), (b, _) in zip(spans, spans[1:])):
+        return None
+    return starts
 
 
 def load_patient(
@@ -797,9 +842,13 @@ def load_patient(
     """Index a CHB-MIT patient (or a Siena Scalp EEG one, by its seizure list: `read_summary`):
     `folder` is the patient's folder or the one above it.
 
+    A TUH EEG Seizure Corpus patient, which has no summary, is indexed from its annotated EDF
+    files (`tuh_patient`), placed in time by their headers' start dates (`header_starts`).
+
     Files are taken in summary order. Each file's start is its 'File Start Time' made global by
     `global_starts`; its duration comes from the EDF header. When the summary has no clock times
-    (some patients' summaries omit them) the files are placed back to back and a warning says so.
+    (some patients' summaries omit them; TUH headers whose dates overlap) the files are placed
+    back to back and a warning says so.
     `channels` overrides the common channel set (`common_channels(..., min_fraction)`, less the
     channels that are not EEG by `non_eeg_reason`, such as an ECG lead; a warning names them).
     A channel of the set that a file stores under another label, reversed, or as two channels on
@@ -810,9 +859,23 @@ def load_patient(
     """
     from nnlab.data.montage import derive_channels
 
-    path = _patient_summary(Path(folder), patient)
-    folder = path.parent
-    summary = read_summary(path)
+    folder = Path(folder)
+    tuh = summary_path(folder, patient) is None and tuh_patient(folder, patient)
+    if tuh:
+        summary, bare = tuh
+        path = folder / patient
+        if bare:
+            warnings.warn(
+                f"{patient}: {len(bare)} EDF file(s) without a TUH annotation file beside them "
+                f"are ignored (no seizure labels): {', '.join(bare[:5])}",
+                stacklevel=2,
+            )
+        if not summary.files:
+            raise NNLabError(f"{patient}: none of its {len(bare)} EDF files has annotations")
+    else:
+        path = _patient_summary(folder, patient)
+        folder = path.parent
+        summary = read_summary(path)
     if not summary.files:
         raise NNLabError(f"{path}: lists no files")
     skipped: list[tuple[str, str]] = []
@@ -840,12 +903,25 @@ def load_patient(
         )
 
     clocks = [sf.clock_start_s for sf in summary.files]
+    read = [h for h in headers if h is not None]
+    from_headers = header_starts(read) if tuh and read else None
     if all(c is not None for c in clocks):
         starts = [float(t) for t in global_starts(clocks)]
+    elif from_headers is not None:  # TUH: the EDF headers' dates and times
+        found = iter(from_headers)
+        starts = [next(found) if h is not None else 0.0 for h in headers]
+        order = sorted(range(len(starts)), key=lambda i: (headers[i] is None, starts[i]))
+        summary = replace(summary, files=tuple(summary.files[i] for i in order))
+        headers = [headers[i] for i in order]
+        starts = [starts[i] for i in order]
     else:
+        why = (
+            "the EDF headers' start dates are missing or overlap"
+            if tuh
+            else "the summary lacks file start times"
+        )
         warnings.warn(
-            f"{patient}: the summary lacks file start times; files are placed back to back "
-            "(gaps between them unknown)",
+            f"{patient}: {why}; files are placed back to back (gaps between them unknown)",
             stacklevel=2,
         )
         lengths = [h.duration_s if h is not None else 0.0 for h in headers]
@@ -901,7 +977,8 @@ def load_patient(
         chosen = [c for c in common if c not in reasons]
     if not chosen:
         raise NNLabError(f"{patient}: no channel is common to the files")
-    files, derived = [], []
+    files: list[FileEntry] = []
+    derived: dict[str, list[str]] = {}
     for sf, head, start in zip(summary.files, headers, starts):
         if head is None:
             continue
@@ -909,8 +986,8 @@ def load_patient(
         if missing:
             skip(sf.name, f"missing channel(s) {', '.join(missing)}")
             continue
-        if derivation.notes:
-            derived.append(f"{sf.name} ({'; '.join(derivation.notes)})")
+        if derivation.notes:  # files of one montage share their notes: said once
+            derived.setdefault("; ".join(derivation.notes), []).append(Path(sf.name).name)
         found = [head.find(c) for c in derivation.sources]
         rates = sorted({head.fs[i] for i in found})
         if len(rates) > 1:
@@ -928,11 +1005,11 @@ def load_patient(
                 derivation=None if derivation.identity else derivation,
             )
         )
-    if derived:
+    for notes, names in derived.items():
         warnings.warn(
             f"{patient}: channels found under other labels or derived from two on one reference "
-            f"in {len(derived)} file(s): {'; '.join(derived[:3])}"
-            + (f"; and {len(derived) - 3} more" if len(derived) > 3 else ""),
+            f"in {len(names)} file(s) ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+            f": {notes}",
             stacklevel=2,
         )
     if not files:

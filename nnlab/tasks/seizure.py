@@ -102,7 +102,7 @@ END_S = 1e-6
 
 @dataclass
 class SeizureConfig:
-    data: str = ""  # a CHB-MIT (or Siena Scalp EEG) patient folder, or the folder holding it
+    data: str = ""  # a CHB-MIT, Siena or TUH Seizure Corpus patient folder, or the one above
     patient: str = "chb01"  # the patient: <data>/<patient>-summary.txt or <data>/<patient>/...
     cache: str = ""  # folder of the prepared windows ('': $NNLAB_CACHE/eeg-windows/<patient>)
     # channel labels to use ('': those common to the files); 'double-banana': the 18 longitudinal
@@ -225,13 +225,17 @@ class SeizureConfig:
             raise NNLabError(f"--guard-s must be >= 0, got {self.guard_s}")
         check_alarms(self.threshold, self.k, self.n)
         model_config(self.model, **self.model_args)
-        from nnlab.data.eeg import summary_path
+        from nnlab.data.eeg import summary_path, tuh_patient
 
         folder = Path(self.data).expanduser()
-        if summary_path(folder, self.patient) is None:
+        if summary_path(folder, self.patient) is None and not (
+            folder.is_dir() and (tuh := tuh_patient(folder, self.patient)) and tuh[0].files
+        ):
             raise NNLabError(
                 f"no {self.patient}-summary.txt or Seizures-list-{self.patient}.txt in {folder} "
-                f"or {folder / self.patient} (--data: a CHB-MIT or Siena patient folder)"
+                f"or {folder / self.patient}, and no EDF files of {self.patient} with TUH "
+                "annotations beside them (--data: a CHB-MIT, Siena or TUH patient folder, or "
+                "the folder above it)"
             )
 
 
@@ -1336,10 +1340,11 @@ def detect_file(
     head = edf_header(path)  # one-line error for a missing or unreadable file
     if summary is not None and seizures is not None:
         raise NNLabError("give the seizures by --summary or by --seizures, not both")
+    sidecar = None
     if summary is None and seizures is None:  # a TUH recording's own annotations, beside it
         from nnlab.data.eeg import tuh_sidecar
 
-        summary = tuh_sidecar(path)
+        summary = sidecar = tuh_sidecar(path)
     if summary is not None:  # before the work: a file the summary lacks is named at once
         from nnlab.data.eeg import read_summary
 
@@ -1569,7 +1574,7 @@ def detect_file(
         },
         "alarms_s": alarm_s.tolist(),
         "events": events,
-        "annotations": str(summary) if summary is not None else None,
+        "sidecar": str(sidecar) if sidecar is not None else None,  # annotations found beside it
         "outputs": [str(p) for p in targets],
     }
 
