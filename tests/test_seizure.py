@@ -457,8 +457,16 @@ def test_a_single_channel_model_reads_every_eeg_channel_and_takes_the_maximum(fo
     # --channels picks; a label the file lacks is named
     found = detect_file(clinical, run, tmp_path / "two", channels=["fp1-f7", "F7-T7"])
     assert found["channels"] == ["fp1-f7", "F7-T7"] and found["skipped"] == []
-    with pytest.raises(NNLabError, match="no channel\\(s\\) CZ"):
+    with pytest.raises(NNLabError, match="no channel\\(s\\) CZ, nor two channels"):
         detect_file(clinical, run, tmp_path / "three", channels=["CZ"])
+    # a pair the file stores the other way round is read negated (a spectrogram: the same p)
+    found = detect_file(clinical, run, tmp_path / "four", channels=["F7-FP1", "F7-T7"])
+    assert found["derived"] == ["F7-FP1 = -(FP1-F7)"]
+    with open(tmp_path / "two" / "clinical_windows.csv") as f:
+        two = np.array([float(r["p[fp1-f7]"]) for r in csv.DictReader(f)])
+    with open(tmp_path / "four" / "clinical_windows.csv") as f:
+        four = np.array([float(r["p[F7-FP1]"]) for r in csv.DictReader(f)])
+    np.testing.assert_allclose(four, two, atol=1e-4)
 
 
 def test_detection_target_trains_on_ictal_windows_and_scores_each_seizure_latency(

@@ -143,7 +143,9 @@ def detect(
     ),
     channels: Optional[str] = typer.Option(
         None,
-        help="Comma-separated labels a single-channel model reads (default: every EEG channel).",
+        help="Comma-separated labels a single-channel model reads (default: every EEG channel); "
+        "a pair such as FP1-F7 is derived from two referential channels when the file has no such "
+        "channel.",
     ),
     hop_s: Optional[float] = typer.Option(
         None,

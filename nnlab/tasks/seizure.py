@@ -1358,14 +1358,17 @@ def detect_file(
     skipped: list[str] = []
     derivation = None  # how a multi-channel model's channels come from the file's
     if m0.model.cfg.channels == 1:
-        if channels:
-            missing = [c for c in channels if head.find(c) is None]
+        if channels:  # as labelled, or found otherwise (a pair from a referential file)
+            channels = unique_labels(channels)
+            derivation, missing = derive_channels(channels, head.labels)
             if missing:
                 raise NNLabError(
-                    f"{path}: no channel(s) {', '.join(missing)} (it has "
+                    f"{path}: no channel(s) {', '.join(missing)}, nor two channels on one "
+                    "reference to derive them from (it has "
                     f"{', '.join(unique_labels(head.labels))})"
                 )
-            channels = unique_labels(channels)
+            if derivation.identity:
+                derivation = None
         else:
             channels = []
             for c in unique_labels(head.labels):
@@ -1376,10 +1379,13 @@ def detect_file(
                     channels.append(c)
             if not channels:
                 raise NNLabError(f"{path}: no EEG channels (skipped: {', '.join(skipped)})")
-        rates = [head.fs[head.find(c)] for c in channels]
-        rate = max(set(rates), key=rates.count)  # every channel of the file's main rate
-        skipped += [f"{c} ({r:g} Hz)" for c, r in zip(channels, rates) if r != rate]
-        channels = [c for c, r in zip(channels, rates) if r == rate]
+        if derivation is None:
+            rates = [head.fs[head.find(c)] for c in channels]
+            rate = max(set(rates), key=rates.count)  # every channel of the file's main rate
+            skipped += [f"{c} ({r:g} Hz)" for c, r in zip(channels, rates) if r != rate]
+            channels = [c for c, r in zip(channels, rates) if r == rate]
+        elif len({head.fs[head.find(c)] for c in derivation.sources}) > 1:
+            raise NNLabError(f"{path}: the channels asked for are at different sampling rates")
         rule = "maximum over channels"
     else:
         if channels:
