@@ -861,7 +861,7 @@ def load_patient(
 
     folder = Path(folder)
     tuh = summary_path(folder, patient) is None and tuh_patient(folder, patient)
-    if tuh:
+    if tuh and tuh[0].files:
         summary, bare = tuh
         path = folder / patient
         if bare:
@@ -870,9 +870,7 @@ def load_patient(
                 f"are ignored (no seizure labels): {', '.join(bare[:5])}",
                 stacklevel=2,
             )
-        if not summary.files:
-            raise NNLabError(f"{patient}: none of its {len(bare)} EDF files has annotations")
-    else:
+    else:  # a summary, or the error that names every kind of annotation looked for
         path = _patient_summary(folder, patient)
         folder = path.parent
         summary = read_summary(path)
