@@ -134,6 +134,18 @@ def test_a_referential_file_among_bipolar_ones_is_read_through_derived_channels(
     assert after.labels == chain and after.start_s == patient.files[2].start_s + 10.0
     n0 = int(10 * before.fs)
     np.testing.assert_allclose(after.data, before.data[:, n0 : n0 + after.n_samples], atol=0.05)
+    # at another rate: a stretch read and resampled alone equals the whole file resampled
+    from nnlab.data.eeg import resample
+
+    write_edf(third, Recording("chb01_03", 200.0, names, resample(E, before.fs, 200.0)[0]))
+    with pytest.warns(UserWarning, match="derived"):
+        patient = load_patient(tmp_path, "chb01", channels=chain)
+    whole = patient.read(2, fs=256.0).data
+    n = whole.shape[1]
+    for a, b in ((0, 1280), (5000, 9001), (n - 1280, n)):
+        np.testing.assert_allclose(patient.read_span(2, 256.0, a, b), whole[:, a:b], atol=1e-3)
+    with pytest.raises(NNLabError, match="outside the file"):
+        patient.read_span(2, 256.0, n - 10, n + 10)
     # a channel that no file can give is still missing: the file is skipped, named
     with pytest.warns(UserWarning, match="skipping chb01_03.edf: missing channel\\(s\\) FZ-CZ"):
         patient = load_patient(tmp_path, "chb01", channels=[*chain, "FZ-CZ"])

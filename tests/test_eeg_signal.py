@@ -182,6 +182,30 @@ def test_cache_round_trip_equals_direct_and_is_reused(tmp_path):
     assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".json", ".npy"]
 
 
+def test_cache_read_a_stretch_at_a_time_equals_the_whole(tmp_path):
+    """prepare_cached(read=...): one stretch read per chunk of windows, only the stretch the
+    chunk's windows cover (overlapping, unevenly spaced starts), the same windows as a load of
+    the whole recording."""
+    fs, cfg = 128.0, SpectralConfig()
+    path, x = _recording(tmp_path)
+    L = cfg.window_length(fs)
+    starts = np.sort(np.concatenate([window_starts(x.shape[1], fs), [100, 333, 2000]]))
+    reads = []
+
+    def read(a, b):
+        reads.append((a, b))
+        return x[:, a:b]
+
+    rec = sc.prepare_cached(path, None, fs, cfg, tmp_path / "c", starts=starts, chunk=4, read=read)
+    np.testing.assert_array_equal(rec.windows, prepare_windows(x, fs, cfg, starts))
+    assert len(reads) == -(-len(starts) // 4)
+    assert all(b - a <= starts[3] - starts[0] + L for a, b in reads[:1])  # a stretch, not all
+    with pytest.raises(ValueError, match="ascending"):
+        sc.prepare_cached(path, None, fs, cfg, tmp_path / "d", starts=starts[::-1], read=read)
+    with pytest.raises(ValueError, match="needs load, or read and starts"):
+        sc.prepare_cached(path, None, fs, cfg, tmp_path / "d", read=read)
+
+
 def test_cache_key_changes_with_parameters_and_source(tmp_path):
     path, _ = _recording(tmp_path)
     ident = sc.source_identity(path)

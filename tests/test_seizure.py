@@ -672,7 +672,8 @@ def test_a_stretch_read_and_resampled_alone_equals_the_whole_file_resampled(tmp_
     """detect reads long files in chunks: any stretch [first, last) at the model's rate, read
     with its margin and resampled alone, has the samples of the whole recording resampled at
     once (float32 round-off: 1e-3 uV on signals of about 100 uV)."""
-    from nnlab.tasks.seizure import model_samples, read_resampled
+    from nnlab.data.eeg import read_resampled
+    from nnlab.tasks.seizure import model_samples
 
     rng = np.random.default_rng(0)
     n = int(fs_file) * 20  # 20 s of whole 1-s data records

@@ -699,6 +699,37 @@ def common_channels(label_lists: Sequence[Sequence[str]], min_fraction: float = 
     return [first[k] for k in first if count[k] > min_fraction * n]
 
 
+def read_resampled(
+    path: Path,
+    channels: Sequence[str],
+    fs_file: float,
+    n_file: int,
+    fs: float,
+    first: int,
+    last: int,
+    derivation: Derivation | None = None,
+) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """The samples [first, last) at rate `fs` of `channels` of an EDF file of n_file samples at
+    fs_file, read from the file with a margin: (x (C, n) at fs, the fs-sample index of x's
+    first column, the file samples read (C, m), the file index of their first column). With a
+    `derivation` (`nnlab.data.montage`), `channels` are its sources and x and the samples read
+    are its channels, mixed from them.
+
+    x's samples equal those of the whole recording resampled at once (`resample`): the read
+    starts at a multiple of `down` file samples (up/down = fs / the file's rate), where the
+    resampled grid meets the file's, and the margin is twice the filter's half-length, so that
+    resample_poly's zero-padded edges fall outside [first, last)."""
+    up, down = resample_ratio(fs_file, fs)
+    margin = 0 if up == down else down * (1 + -(-20 * max(up, down) // (up * down)))
+    a0 = max(0, first * down // up // down * down - margin)  # file samples
+    a1 = min(n_file, -(-last * down // up) + margin)
+    raw = read_edf(path, channels, start_s=a0 / fs_file, duration_s=(a1 - a0) / fs_file).data
+    if derivation is not None:
+        raw = derivation.apply(raw)
+    x, _ = resample(raw, fs_file, fs)  # (C, n)
+    return x, a0 * up // down, raw, a0
+
+
 # ---- a patient's recordings ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class FileEntry:
@@ -757,6 +788,18 @@ class Patient:
                     return f
             raise NNLabError(f"{self.patient}: no indexed file '{key}'")
         return self.files[key]
+
+    def read_span(self, key: int | str, fs: float, first: int, last: int) -> np.ndarray:
+        """Samples [first, last) at rate `fs` (C, last - first) of the patient's channels in one
+        file, read from the file with a margin (`read_resampled`): equal to those of the whole
+        file resampled at once, in memory only a stretch of it."""
+        f = self.entry(key)
+        sources = f.derivation.sources if f.derivation is not None else self.channels
+        n_file = int(round(f.duration_s * f.fs))
+        x, x0, _, _ = read_resampled(f.path, sources, f.fs, n_file, fs, first, last, f.derivation)
+        if first < x0 or x.shape[1] < last - x0:
+            raise NNLabError(f"{f.name}: samples {first}-{last} at {fs:g} Hz are outside the file")
+        return x[:, first - x0 : last - x0]
 
     def read(
         self,

@@ -2,7 +2,7 @@
 
 A patient's tens of hours of prepared windows (about 68 MB per hour of 23-channel EEG at the
 default `SpectralConfig`) never have to be in memory at once: `prepare_cached` streams a
-recording's windows, a chunk at a time, into a memory-mapped `.npy` and `WindowStore` reads windows
+recording's windows, a chunk at a time, into a `.npy` file and `WindowStore` reads windows
 on demand from many such files.
 
 - The cache file is named by a key: a hash of the preprocessing (sampling rate, `SpectralConfig`,
@@ -143,7 +143,7 @@ def open_cached(npy: str | os.PathLike, key: str | None = None) -> CachedRecordi
 
 def prepare_cached(
     source: str | os.PathLike,
-    load: Callable[[], np.ndarray],
+    load: Callable[[], np.ndarray] | None,
     fs: float,
     cfg: SpectralConfig,
     cache_dir: str | os.PathLike,
@@ -151,29 +151,55 @@ def prepare_cached(
     starts: np.ndarray | None = None,
     params: dict[str, Any] | None = None,
     chunk: int = 64,
+    read: Callable[[int, int], np.ndarray] | None = None,
 ) -> CachedRecording:
     """The prepared windows of the recording in `source`, from the cache when a whole entry with
     the same key exists, else computed and cached.
 
     load() returns the recording x (C, N) at fs Hz and is called only on a cache miss; `params`
     must name everything load() depends on besides the file (channels, resampling rate). Windows
-    are transformed `chunk` at a time straight into a memory-mapped temporary .npy in cache_dir,
+    are transformed `chunk` at a time and written straight to a temporary .npy in cache_dir,
     which is renamed onto its final name when complete: peak memory is the recording plus one
-    chunk, whatever the number of recordings cached before."""
+    chunk, whatever the number of recordings cached before. With `read` instead of `load` (and
+    `starts` given), read(a, b) returns the samples [a, b) (C, b - a) at fs and is called once
+    per chunk of windows: peak memory is one chunk's stretch, whatever the recording's length."""
+    if (load is None) == (read is None) or (read is not None and starts is None):
+        raise ValueError("prepare_cached needs load, or read and starts")
     key = cache_key(source_identity(source), fs, cfg, starts, params)
     npy, meta_path = cache_paths(cache_dir, source, key)
     if npy.exists():
         with contextlib.suppress(NNLabError):
             return open_cached(npy, key)
         # not whole (truncated, corrupt, no metadata): rebuilt below, never used
-    x = np.asarray(load())
-    if x.ndim != 2:
-        raise NNLabError(f"{source}: the loader returned shape {x.shape}, not (channels, samples)")
-    C, N = x.shape
-    if starts is None:
-        starts = window_starts(N, fs, cfg.window_s, cfg.hop_s)
-    starts = np.asarray(starts, dtype=np.int64)
+    L = cfg.window_length(fs)
     freqs = cfg.freqs(fs)
+    if read is not None:
+        starts = np.asarray(starts, dtype=np.int64)
+        if np.any(np.diff(starts) < 0):
+            raise ValueError("prepare_cached with read needs ascending starts")
+
+        def block(part: np.ndarray) -> np.ndarray:  # one stretch read for the chunk's windows
+            a = int(part[0])
+            return prepare_chunk(np.asarray(read(a, int(part[-1]) + L)), fs, cfg, part - a)
+
+        # the channel count comes with the first chunk
+        first = block(starts[:chunk]) if len(starts) else None
+        C = first.shape[1] if first is not None else 0
+    else:
+        x = np.asarray(load())
+        if x.ndim != 2:
+            raise NNLabError(
+                f"{source}: the loader returned shape {x.shape}, not (channels, samples)"
+            )
+        C, N = x.shape
+        if starts is None:
+            starts = window_starts(N, fs, cfg.window_s, cfg.hop_s)
+        starts = np.asarray(starts, dtype=np.int64)
+
+        def block(part: np.ndarray) -> np.ndarray:
+            return prepare_chunk(x, fs, cfg, part)
+
+        first = None
     shape = (len(starts), C, cfg.frames(fs), len(freqs))  # (W, C, T, F)
 
     npy.parent.mkdir(parents=True, exist_ok=True)
@@ -181,12 +207,15 @@ def prepare_cached(
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~UMASK)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        for i in range(0, len(starts), chunk):
-            out[i : i + chunk] = prepare_chunk(x, fs, cfg, starts[i : i + chunk])
-        out.flush()
-        del out
-        with open(tmp, "rb+") as f:
+        # written chunk by chunk through the file, not a memory map: a map's written pages count
+        # as the process's memory until they are written back, so it would grow with the file
+        with open(tmp, "wb") as f:
+            header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_2_0(f, header)
+            for i in range(0, len(starts), chunk):
+                part = first if i == 0 and first is not None else block(starts[i : i + chunk])
+                f.write(np.ascontiguousarray(part, dtype="<f4").tobytes())
+            f.flush()
             os.fsync(f.fileno())
         meta = {
             "key": key,

@@ -81,7 +81,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from nnlab.config import to_dict
-from nnlab.data.montage import Derivation, derive_channels, montage_channels
+from nnlab.data.eeg import read_resampled
+from nnlab.data.montage import derive_channels, montage_channels
 from nnlab.data.splits import load_split, save_split
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_outputs
@@ -383,12 +384,15 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
             if cfg.oversample > 1:
                 dense, _ = oversample_minority(base, base_label, L, cfg.oversample, PREICTAL)
                 starts = np.union1d(base, dense)  # sorted, each start once
-            rec = prepare_cached(
+            rec = prepare_cached(  # read a stretch at a time: files of any length fit in memory
                 f.path,
-                lambda i=i: checked(patient.read(i, fs=fs).data, patient.files[i].name),
+                None,
                 fs,
                 spec,
                 cache,
+                read=lambda a, b, i=i: checked(
+                    patient.read_span(i, fs, a, b), patient.files[i].name
+                ),
                 starts=starts,
                 params={"channels": list(patient.channels), "file_fs": f.fs, "fs": fs}
                 | ({"derived": list(f.derivation.notes)} if f.derivation is not None else {}),
@@ -1205,39 +1209,6 @@ def detect_settings(run: RunDir) -> tuple[SeizureConfig, str, int]:
         alarm_k=DETECTION_K, alarm_n=DETECTION_N, refractory_s=DETECTION_REFRACTORY_S
     )
     return cfg, "seizure", DETECTION_HOPS
-
-
-def read_resampled(
-    path: Path,
-    channels: Sequence[str],
-    fs_file: float,
-    n_file: int,
-    fs: float,
-    first: int,
-    last: int,
-    derivation: Derivation | None = None,
-) -> tuple[np.ndarray, int, np.ndarray, int]:
-    """The samples [first, last) at rate `fs` of `channels` of an EDF file of n_file samples at
-    fs_file, read from the file with a margin: (x (C, n) at fs, the fs-sample index of x's
-    first column, the file samples read (C, m), the file index of their first column). With a
-    `derivation` (`nnlab.data.montage`), `channels` are its sources and x and the samples read
-    are its channels, mixed from them.
-
-    x's samples equal those of the whole recording resampled at once (`resample`): the read
-    starts at a multiple of `down` file samples (up/down = fs / the file's rate), where the
-    resampled grid meets the file's, and the margin is twice the filter's half-length, so that
-    resample_poly's zero-padded edges fall outside [first, last)."""
-    from nnlab.data.eeg import read_edf, resample, resample_ratio
-
-    up, down = resample_ratio(fs_file, fs)
-    margin = 0 if up == down else down * (1 + -(-20 * max(up, down) // (up * down)))
-    a0 = max(0, first * down // up // down * down - margin)  # file samples
-    a1 = min(n_file, -(-last * down // up) + margin)
-    raw = read_edf(path, channels, start_s=a0 / fs_file, duration_s=(a1 - a0) / fs_file).data
-    if derivation is not None:
-        raw = derivation.apply(raw)
-    x, _ = resample(raw, fs_file, fs)  # (C, n)
-    return x, a0 * up // down, raw, a0
 
 
 @torch.no_grad()
