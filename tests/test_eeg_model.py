@@ -434,6 +434,7 @@ def test_segment_folders_of_another_dataset_cross_validate(tmp_path, capsys):
         (["--pair", "calm-calm"], "distinct"),
         (["--crop-s", "18"], "a segment is 6.0 s"),
         (["--fs", "200", "--crop-s", "0"], "the segment files say 256"),
+        (["--column", "-2"], "--column picks a channel"),
     ],
 )
 def test_segment_folders_bad_options(tmp_path, capsys, args, message):
@@ -450,9 +451,14 @@ def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
     with pytest.raises(NNLabError, match="give it with --fs"):
         load_segment_folders(root, "calm-spiky")
     assert load_segment_folders(root, "calm-spiky", fs=256).fs == 256
-    np.savetxt(root / "calm" / "c05.txt", np.ones((100, 2)))
-    with pytest.raises(NNLabError, match="c05.txt: a segment file holds one channel"):
+    two = np.loadtxt(root / "calm" / "c05.txt")
+    np.savetxt(root / "calm" / "c05.txt", np.stack([two, -two], axis=1))  # x and y columns
+    with pytest.raises(NNLabError, match="c05.txt: 2 channels of 1536 samples; .* --column"):
         load_segment_folders(root, "calm-spiky", fs=256)
+    found = load_segment_folders(root, "calm-spiky", fs=256, column=1)  # the Bern-Barcelona way
+    np.testing.assert_allclose(found.x[5], -two, atol=1e-6)
+    with pytest.raises(NNLabError, match="c05.txt: 2 channels"):
+        load_segment_folders(root, "calm-spiky", fs=256, column=2)
     (root / "calm" / "c05.txt").write_text("1\n2\nthree\n")
     with pytest.raises(NNLabError, match="c05.txt: not a readable segment"):
         load_segment_folders(root, "calm-spiky", fs=256)

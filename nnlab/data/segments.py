@@ -88,24 +88,26 @@ def parse_pair(pair: str, classes: list[str]) -> tuple[tuple[str, ...], tuple[st
     return negative, positive
 
 
-def read_segment(path: Path) -> tuple[np.ndarray, float | None]:
-    """(samples (L,) float32, the file's rate or None) of one segment file."""
+def read_segment(path: Path, column: int = -1) -> tuple[np.ndarray, float | None]:
+    """(samples (L,) float32, the file's rate or None) of one segment file. A file of several
+    channels (columns of a text file, rows or columns of an array: samples run along the longer
+    axis; signals of an EDF file) is read only with `column`, the channel to take (0-based)."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".edf":
             from nnlab.data.eeg import edf_header, read_edf
 
             head = edf_header(path)
-            if len(head.labels) != 1:
+            if len(head.labels) != 1 and not 0 <= column < len(head.labels):
                 raise NNLabError(
                     f"{path}: {len(head.labels)} signals ({', '.join(head.labels)}); a segment "
-                    "file holds one channel"
+                    "file holds one channel, or pick one with --column (0-based)"
                 )
-            rec = read_edf(path)
+            rec = read_edf(path, [head.labels[max(column, 0)]])
             return rec.data[0], float(rec.fs)
         if suffix == ".mat":
             x, rate = read_mat(path)
-            return checked(path, x), rate
+            return checked(path, x, column), rate
         if suffix == ".npy":
             x = np.load(path, allow_pickle=False)
         else:
@@ -114,14 +116,23 @@ def read_segment(path: Path) -> tuple[np.ndarray, float | None]:
         raise
     except (OSError, ValueError) as e:
         raise NNLabError(f"{path}: not a readable segment ({type(e).__name__}: {e})") from None
-    return checked(path, x), None
+    return checked(path, x, column), None
 
 
-def checked(path: Path, x) -> np.ndarray:
-    """x as one channel of float32 samples, or an error naming the file."""
+def checked(path: Path, x, column: int = -1) -> np.ndarray:
+    """x as one channel of float32 samples (channel `column` of a 2-D array whose samples run
+    along its longer axis), or an error naming the file."""
     x = np.asarray(x)
     if x.ndim == 2 and 1 in x.shape:
         x = x.reshape(-1)
+    elif x.ndim == 2 and np.issubdtype(x.dtype, np.number):
+        channels = x if x.shape[0] < x.shape[1] else x.T  # (K, L)
+        if not 0 <= column < len(channels):
+            raise NNLabError(
+                f"{path}: {len(channels)} channels of {channels.shape[1]} samples; a segment "
+                "file holds one channel, or pick one with --column (0-based)"
+            )
+        x = channels[column]
     if x.ndim != 1 or len(x) < 2 or not np.issubdtype(x.dtype, np.number):
         raise NNLabError(
             f"{path}: a segment file holds one channel of samples (one per line), got shape "
@@ -163,15 +174,18 @@ def read_mat(path: Path) -> tuple[np.ndarray, float | None]:
     return next(iter(signals.values())), rates[0] if rates else None
 
 
-def load_segment_folders(root: str | Path, pair: str, fs: float = 0.0) -> SegmentSet:
-    """The segments of the class folders named in `pair`, stacked (N, L), labelled 0 / 1."""
+def load_segment_folders(
+    root: str | Path, pair: str, fs: float = 0.0, column: int = -1
+) -> SegmentSet:
+    """The segments of the class folders named in `pair`, stacked (N, L), labelled 0 / 1
+    (channel `column` of files with several: `read_segment`)."""
     root = Path(root)
     negative, positive = parse_pair(pair, class_folders(root))
     rows, labels, names, rates = [], [], [], set()
     for label, side in ((0, negative), (1, positive)):
         for name in side:
             for path in segment_files(root / name):
-                x, rate = read_segment(path)
+                x, rate = read_segment(path, column)
                 rows.append(x)
                 labels.append(label)
                 names.append(f"{name}/{path.stem}")

@@ -88,6 +88,9 @@ class BonnConfig:
     # folder, class folders joined by '+', e.g. interictal+normal-ictal
     pair: str = "AD-E"
     fs: float = 0.0  # Hz, of a folder's text/.npy segments (Bonn: 173.61; EDF files: their own)
+    # the channel to read from segment files of several (columns of a text file, such as the
+    # x and y of the Bern-Barcelona set; signals of an EDF file), 0-based; -1: one channel a file
+    column: int = -1
     folds: int = 10  # stratified k-fold cross-validation
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
     fold_limit: int = 0  # > 0: only the first N folds (quick runs)
@@ -135,6 +138,11 @@ class BonnConfig:
             )
         if self.fs < 0:
             raise NNLabError(f"--fs must be >= 0 (0: Bonn's or the files' own), got {self.fs}")
+        if self.column < -1 or (self.column >= 0 and self.data == "bonn"):
+            raise NNLabError(
+                f"--column picks a channel of a folder's segment files (0-based; -1: files of "
+                f"one channel), got {self.column} with --data {self.data}"
+            )
         if self.folds < 2:
             raise NNLabError(f"--folds must be >= 2, got {self.folds}")
         if not -1 <= self.fold < self.folds:
@@ -269,11 +277,11 @@ def bonn_segments(cfg: BonnConfig):
     else:
         root = Path(cfg.data).resolve()
         where = (str(root), *(d.stat().st_mtime_ns for d in [root, *root.iterdir()] if d.is_dir()))
-    return _segments(cfg.data, cfg.pair, cfg.fs, where)
+    return _segments(cfg.data, cfg.pair, cfg.fs, cfg.column, where)
 
 
 @functools.lru_cache(maxsize=2)
-def _segments(data: str, pair: str, fs: float, where):
+def _segments(data: str, pair: str, fs: float, column: int, where):
     if data == "bonn":
         from nnlab.data.bonn import load_bonn, pair_labels
 
@@ -283,7 +291,7 @@ def _segments(data: str, pair: str, fs: float, where):
         return x, y, names, bonn.fs
     from nnlab.data.segments import load_segment_folders
 
-    found = load_segment_folders(data, pair, fs)
+    found = load_segment_folders(data, pair, fs, column)
     if found.cut:
         warnings.warn(
             f"{data}: {found.cut} segment(s) longer than the shortest ({found.x.shape[1]} "
