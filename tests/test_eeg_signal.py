@@ -470,3 +470,15 @@ def test_line_frequency_finds_the_mains_in_the_data(tmp_path):
         warnings.simplefilter("always")
         prepare_patient(SeizureConfig(**base, mains=50.0, cache=str(tmp_path / "c50")))
     assert not [w for w in caught if "line noise" in str(w.message)]
+
+
+def test_implausible_amplitudes_are_named():
+    from nnlab.signal.spectral import implausible_amplitude
+
+    rng = np.random.default_rng(0)
+    eeg = 30 * rng.standard_normal((4, 2560))
+    assert implausible_amplitude(eeg, "uV") is None
+    assert implausible_amplitude(np.concatenate([eeg, np.zeros((9, 2560))]), "flat") is None
+    assert "in volts or millivolts?" in implausible_amplitude(eeg * 1e-6, "volts")
+    assert "smaller than microvolts" in implausible_amplitude(eeg * 1e3, "nanovolts")
+    assert implausible_amplitude(np.zeros((2, 10)), "flat") is None

@@ -353,6 +353,12 @@ def test_detect_errors_name_the_problem(folder, trained, tmp_path):
     bad.write_bytes(b"not an EDF file at all")
     with pytest.raises(NNLabError, match="not a readable EDF"):
         detect_file(bad, run, tmp_path)
+    # samples in volts under a uV header: read, and said
+    rec = read_edf(folder / "chb01" / "chb01_02.edf", list(CHANNELS))
+    volts = tmp_path / "volts.edf"
+    write_edf(volts, Recording("v", rec.fs, list(CHANNELS), rec.data * 1e-6))
+    with pytest.warns(UserWarning, match="volts.edf: the EEG's median standard deviation is"):
+        detect_file(volts, run, tmp_path / "v")
 
 
 def test_detect_on_a_referential_recording_derives_the_bipolar_channels(folder, trained, tmp_path):

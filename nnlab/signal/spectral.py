@@ -207,6 +207,32 @@ def mains_mismatch(x: np.ndarray, fs: float, cfg: SpectralConfig, where: str) ->
     )
 
 
+# EEG in microvolts: scalp channels have a standard deviation of some 5-100 uV, intracranial ones
+# and seizures up to a few hundred; outside these bounds the units are most likely wrong
+PLAUSIBLE_UV = (0.5, 5000.0)
+
+
+def implausible_amplitude(x: np.ndarray, where: str) -> str | None:
+    """A warning when x (C, N), meant to be EEG in microvolts, has a median channel standard
+    deviation (flat channels aside) outside `PLAUSIBLE_UV`: samples in volts or millivolts under
+    a missing or wrong unit in the file's header, say. A model reads log power, so a scale off by
+    1000 moves every input by 6 (natural-log) units: far outside what it was trained on."""
+    sd = np.std(np.asarray(x, dtype=np.float64), axis=1)
+    sd = sd[sd > 0]
+    if not len(sd):
+        return None
+    median = float(np.median(sd))
+    lo, hi = PLAUSIBLE_UV
+    if lo <= median <= hi:
+        return None
+    guess = "volts or millivolts" if median < lo else "a unit smaller than microvolts"
+    return (
+        f"{where}: the EEG's median standard deviation is {median:.3g} uV, outside the "
+        f"{lo:g}-{hi:g} uV of EEG: are the samples in {guess}? (the header's physical dimension "
+        "sets the unit; an empty one is read as uV)"
+    )
+
+
 # ---- the configuration and the whole front end -----------------------------------------------
 @dataclass(frozen=True)
 class SpectralConfig:

@@ -303,12 +303,15 @@ def _segments(data: str, pair: str, fs: float, column: int, where):
 
 def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray, np.ndarray]:
     """Segments (N, L) -> (log power (N, 1, T, F) float32 before normalisation, freqs (F,)).
-    Line noise at another frequency than --mains is warned about (`mains_mismatch`)."""
-    from nnlab.signal.spectral import log_spectrogram, mains_mismatch
+    Line noise at another frequency than --mains, and amplitudes that are not microvolts', are
+    warned about (`mains_mismatch`, `implausible_amplitude`: the segments' median)."""
+    from nnlab.signal.spectral import implausible_amplitude, log_spectrogram, mains_mismatch
 
     spec = cfg.spectral()
-    if why := mains_mismatch(x, fs, spec, f"{cfg.data} {cfg.pair}"):
-        warnings.warn(why, stacklevel=2)
+    where = f"{cfg.data} {cfg.pair}"
+    for why in (mains_mismatch(x, fs, spec, where), implausible_amplitude(x, where)):
+        if why:
+            warnings.warn(why, stacklevel=2)
     logp, freqs = log_spectrogram(
         x,
         fs,

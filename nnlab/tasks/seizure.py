@@ -325,7 +325,12 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
         leading_seizures,
         preictal_intervals,
     )
-    from nnlab.signal.spectral import mains_mismatch, oversample_minority, window_starts
+    from nnlab.signal.spectral import (
+        implausible_amplitude,
+        mains_mismatch,
+        oversample_minority,
+        window_starts,
+    )
 
     check_prepare(cfg)
     patient = load_patient(cfg.data, cfg.patient, montage_channels(cfg.channels) or None)
@@ -351,8 +356,12 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
         """The first recording read is checked for line noise the notch would miss (once)."""
         if not mains_checked:
             mains_checked.append(name)
-            if why := mains_mismatch(x, fs, spec, f"{cfg.patient} {name}"):
-                warnings.warn(why, stacklevel=2)
+            for why in (
+                mains_mismatch(x, fs, spec, f"{cfg.patient} {name}"),
+                implausible_amplitude(x, f"{cfg.patient} {name}"),
+            ):
+                if why:
+                    warnings.warn(why, stacklevel=2)
         return x
 
     names: list[str] = []
@@ -1295,7 +1304,7 @@ def detect_file(
         unique_labels,
     )
     from nnlab.signal.alarms import k_of_n_alarms, warning_intervals
-    from nnlab.signal.spectral import mains_mismatch, window_starts
+    from nnlab.signal.spectral import implausible_amplitude, mains_mismatch, window_starts
     from nnlab.viz.eeg import timeline_figure
 
     path = Path(path)
@@ -1427,8 +1436,13 @@ def detect_file(
             x, first, raw, a0 = read_resampled(
                 path, sources, fs_file, n_file, m0.fs, part[0], part[-1] + L, derivation
             )
-            if i == 0 and (why := mains_mismatch(x, m0.fs, spec, path.name)):
-                warnings.warn(why, stacklevel=2)
+            for why in (
+                (mains_mismatch(x, m0.fs, spec, path.name), implausible_amplitude(x, path.name))
+                if i == 0
+                else ()
+            ):
+                if why:
+                    warnings.warn(why, stacklevel=2)
             p, weights = window_probabilities(models, x, part - first, gates=True)  # (w, C'[, M])
             if single:  # a channel flat throughout a window (disconnected, padding) is not read
                 for j, g in enumerate(part):  # the window's file samples, before resampling
