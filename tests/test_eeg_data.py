@@ -669,7 +669,7 @@ TUH_TSE = """version = tse_v1.0.0
 
 
 def test_tuh_annotations_read_as_a_one_file_summary(tmp_path):
-    from nnlab.data.eeg import read_summary, tuh_sidecar
+    from nnlab.data.eeg import annotation_sidecar, read_summary
 
     expected = ((36.8868, 183.3055), (1100.0, 1160.5))
     for suffix, text in ((".csv_bi", TUH_CSV_BI), (".csv", TUH_CSV)):
@@ -683,8 +683,40 @@ def test_tuh_annotations_read_as_a_one_file_summary(tmp_path):
     (tmp_path / "rec.tse_bi").write_text(TUH_TSE)
     assert read_summary(tmp_path / "rec.tse_bi").file("rec.edf").seizures == ((36.8868, 183.3055),)
     (tmp_path / "rec.csv").write_text("a,b\n1,2\n")  # a CSV that is not TUH's: not a sidecar
-    assert tuh_sidecar(tmp_path / "rec.edf") == tmp_path / "rec.tse_bi"
-    assert tuh_sidecar(tmp_path / "none.edf") is None
+    assert annotation_sidecar(tmp_path / "rec.edf") == tmp_path / "rec.tse_bi"
+    assert annotation_sidecar(tmp_path / "none.edf") is None
     (tmp_path / "bad.csv_bi").write_text(TUH_CSV_BI.replace("1100.0000,1160", "soon,1160"))
     with pytest.raises(NNLabError, match="bad.csv_bi: line 10: not an annotation row"):
         read_summary(tmp_path / "bad.csv_bi")
+
+
+BIDS_EVENTS = (
+    "onset\tduration\teventType\tconfidence\tchannels\tdateTime\trecordingDuration\n"
+    "0.00\t3600.00\tbckg\tn/a\tn/a\t2000-01-01 09:00:00\t3600.00\n"
+    "2996.00\t40.00\tsz\tn/a\tn/a\t2000-01-01 09:00:00\t3600.00\n"
+    "3020.00\t30.00\tsz_foc_ia_m_automatisms\tn/a\tn/a\t2000-01-01 09:00:00\t3600.00\n"
+    "3300.50\t12.50\tSZ_GEN_M_TONICCLONIC\tn/a\tn/a\t2000-01-01 09:00:00\t3600.00\n"
+)
+
+
+def test_bids_events_read_as_a_one_file_summary(tmp_path):
+    """SzCORE's BIDS events (CHB-MIT, Siena, TUSZ, SeizeIT converted): seizures by an eventType
+    that starts with 'sz', overlapping ones merged; found beside X_eeg.edf as X_events.tsv."""
+    from nnlab.data.eeg import annotation_sidecar, read_summary
+
+    eeg = tmp_path / "sub-01" / "ses-01" / "eeg"
+    eeg.mkdir(parents=True)
+    events = eeg / "sub-01_ses-01_task-szMonitoring_run-00_events.tsv"
+    events.write_text(BIDS_EVENTS)
+    edf = eeg / "sub-01_ses-01_task-szMonitoring_run-00_eeg.edf"
+    assert annotation_sidecar(edf) == events
+    (f,) = read_summary(events).files
+    assert f.name == edf.name and f.seizures == ((2996.0, 3050.0), (3300.5, 3313.0))
+    (tmp_path / "t_events.tsv").write_text("onset\tduration\ttrial_type\n10\t5\tseizure\n")
+    assert read_summary(tmp_path / "t_events.tsv").files[0].seizures == ((10.0, 15.0),)
+    (tmp_path / "n_events.tsv").write_text("onset\tduration\teventType\n10\tn/a\tsz\n")
+    with pytest.raises(NNLabError, match="line 2: a seizure needs a numeric onset and duration"):
+        read_summary(tmp_path / "n_events.tsv")
+    (tmp_path / "x_events.tsv").write_text("onset\tduration\tsample\n10\t5\t2560\n")
+    with pytest.raises(NNLabError, match="no eventType, trial_type or value column"):
+        read_summary(tmp_path / "x_events.tsv")

@@ -1,8 +1,11 @@
 """A model's channels found in a recording of another montage (`nnlab.data.montage`): labels
 parsed, renamed, reversed and derived from two channels on one reference; never mixed across
-references."""
+references. Patients without a summary (TUH, BIDS), indexed from their annotated files and read
+through derived channels, and the commands end to end on one."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,7 +211,7 @@ def test_a_tuh_patient_indexes_from_its_annotated_files(tmp_path):
     from nnlab.data.eeg import load_patient
 
     tree, truth, chain = tuh_tree(tmp_path)
-    with pytest.warns(UserWarning, match="1 EDF file\\(s\\) without a TUH annotation file"):
+    with pytest.warns(UserWarning, match="1 EDF file\\(s\\) without an annotation file"):
         patient = load_patient(tree, "p1", channels=chain)
     assert [f.name for f in patient.files] == [
         f"p1/s00{i}_2003/01_tcp_ar/p1_s00{i}_t000.edf" for i in (1, 2, 3)
@@ -222,7 +225,9 @@ def test_a_tuh_patient_indexes_from_its_annotated_files(tmp_path):
     np.testing.assert_allclose(x, y, atol=0.05)
     # the folder above the patient's, by file names: the same
     assert len(load_patient(tree / "p1", "p1", channels=chain).files) == 3
-    with pytest.raises(NNLabError, match="no p2-summary.txt .* no EDF files of p2 with TUH"):
+    with pytest.raises(
+        NNLabError, match="no p2-summary.txt .* no EDF files of p2 with annotations"
+    ):
         load_patient(tree, "p2")
 
 
@@ -277,3 +282,35 @@ def test_seizure_train_and_detect_on_a_tuh_patient(tmp_path, capsys):
         torch.set_num_threads(threads)
     text = capsys.readouterr().out
     assert "4 of them derived" in text and "seizure 250-280 s: " in text
+
+
+def test_a_bids_patient_indexes_from_its_events_files(tmp_path):
+    """The same three recordings as a BIDS subject (SzCORE's layout): sub-01/ses-0N/eeg/
+    ..._eeg.edf with ..._events.tsv beside each, referential."""
+    from datetime import datetime, timedelta
+
+    from nnlab.data.eeg import Recording, load_patient, read_edf, write_edf
+    from nnlab.data.synthetic import make_small_patient
+
+    chain = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1"]
+    small = make_small_patient(tmp_path / "chb")
+    truth = load_patient(small.folder, "chb01", channels=chain)
+    for i, f in enumerate(truth.files):
+        eeg = tmp_path / "bids" / "sub-01" / f"ses-0{i + 1}" / "eeg"
+        eeg.mkdir(parents=True)
+        stem = f"sub-01_ses-0{i + 1}_task-szMonitoring_run-00"
+        rec = read_edf(f.path, chain)
+        E, names = referential_montage(rec.data, chain)
+        start = datetime(2000, 1, 1, 9) + timedelta(seconds=f.start_s)
+        write_edf(eeg / f"{stem}_eeg.edf", Recording(stem, rec.fs, names, E), start)
+        rows = "".join(f"{on - f.start_s:.2f}\t{off - on:.2f}\tsz\tn/a\n" for on, off in f.seizures)
+        (eeg / f"{stem}_events.tsv").write_text(
+            "onset\tduration\teventType\tconfidence\n0.00\t360.00\tbckg\tn/a\n" + rows
+        )
+    with pytest.warns(UserWarning, match="derived"):
+        patient = load_patient(tmp_path / "bids", "sub-01", channels=chain)
+    assert [Path(f.name).name for f in patient.files] == [
+        f"sub-01_ses-0{i}_task-szMonitoring_run-00_eeg.edf" for i in (1, 2, 3)
+    ]
+    assert [f.start_s for f in patient.files] == [f.start_s for f in truth.files]
+    np.testing.assert_allclose(patient.seizures, truth.seizures)

@@ -166,7 +166,8 @@ def detect(
         help="A CHB-MIT chbNN-summary.txt (or a Siena Seizures-list-PNxx.txt, or one file's TUH "
         ".csv_bi) listing the files: their seizures are drawn and each one's alarm latency and "
         "the false alarms are reported, with totals over the files. Without it, a TUH .csv_bi or "
-        ".tse_bi file beside an EDF file (same name) is read for that file.",
+        ".tse_bi file beside an EDF file (same name), or a BIDS X_events.tsv beside X_eeg.edf, "
+        "is read for that file.",
     ),
     seizures: Optional[str] = typer.Option(
         None,

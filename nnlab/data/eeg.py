@@ -593,30 +593,82 @@ def parse_tuh_annotations(text: str, name: str, source: str = "annotations") -> 
         if stop < start:
             raise NNLabError(f"{source}: line {lineno}: the event ends before it starts")
         events.append((start, stop))
+    if m := _TUH_NAME.search(text):
+        name = m.group(1) if m.group(1).lower().endswith(".edf") else m.group(1) + ".edf"
+    return Summary(None, (SummaryFile(name, None, None, merged_events(events), ()),))
+
+
+# BIDS (and the SzCORE conversions of CHB-MIT, Siena, TUSZ and SeizeIT to it): a recording's
+# X_eeg.edf has its events in X_events.tsv: tab-separated, with onset and duration (seconds) and
+# the event's type in eventType (SzCORE: 'sz', 'sz_foc_ia_m_automatisms', ...; 'bckg'), or in
+# trial_type / value; a type that starts with 'sz' or names a seizure is a seizure
+_BIDS_TYPE_COLUMNS = ("eventtype", "trial_type", "value")
+
+
+def is_bids_events(text: str) -> bool:
+    """A BIDS events table: a tab-separated header with onset and duration columns."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    columns = [c.strip().lower() for c in first.split("\t")]
+    return "onset" in columns and "duration" in columns
+
+
+def parse_bids_events(text: str, name: str, source: str = "events") -> Summary:
+    """The seizures of one recording from its BIDS events table, as a `Summary` of that one file
+    named `name`: rows whose type (eventType, else trial_type, else value) starts with 'sz' or
+    contains 'seiz' (case-insensitive), from onset to onset + duration; overlapping or touching
+    ones merged. A duration of 'n/a' is an error naming the row: a seizure needs an end."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    columns = [c.strip().lower() for c in lines[0].split("\t")]
+    kind = next((columns.index(c) for c in _BIDS_TYPE_COLUMNS if c in columns), None)
+    if kind is None:
+        raise NNLabError(
+            f"{source}: no eventType, trial_type or value column to tell seizures by "
+            f"(columns: {', '.join(columns)})"
+        )
+    on_col, dur_col = columns.index("onset"), columns.index("duration")
+    events = []
+    for lineno, line in enumerate(lines[1:], 2):
+        fields = [f.strip() for f in line.split("\t")]
+        label = fields[kind].lower() if kind < len(fields) else ""
+        if not (label.startswith("sz") or "seiz" in label):
+            continue
+        try:
+            onset, duration = float(fields[on_col]), float(fields[dur_col])
+        except (IndexError, ValueError):
+            raise NNLabError(
+                f"{source}: line {lineno}: a seizure needs a numeric onset and duration: '{line}'"
+            ) from None
+        if duration < 0:
+            raise NNLabError(f"{source}: line {lineno}: negative duration")
+        events.append((onset, onset + duration))
+    return Summary(None, (SummaryFile(name, None, None, merged_events(events), ()),))
+
+
+def merged_events(events: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """(onset, offset) events sorted, the overlapping or touching ones merged into one."""
     merged: list[list[float]] = []
     for on, off in sorted(events):
         if merged and on <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], off)
         else:
             merged.append([on, off])
-    if m := _TUH_NAME.search(text):
-        name = m.group(1) if m.group(1).lower().endswith(".edf") else m.group(1) + ".edf"
-    seizures = tuple((float(on), float(off)) for on, off in merged)
-    return Summary(None, (SummaryFile(name, None, None, seizures, ()),))
+    return tuple((float(on), float(off)) for on, off in merged)
 
 
-def tuh_sidecar(edf: str | os.PathLike) -> Path | None:
-    """The TUH annotation file beside an EDF file (same stem: .csv_bi first, then .tse_bi,
-    .csv, .tse), or None when there is none."""
+def annotation_sidecar(edf: str | os.PathLike) -> Path | None:
+    """The annotation file of one recording, beside it: TUH's (same stem: .csv_bi first, then
+    .tse_bi, .csv, .tse) or BIDS' (X_eeg.edf -> X_events.tsv); None when there is none."""
     edf = Path(edf)
-    for suffix in TUH_SUFFIXES:
-        candidate = edf.with_suffix(suffix)
+    candidates = [edf.with_suffix(suffix) for suffix in TUH_SUFFIXES]
+    stem = edf.stem[: -len("_eeg")] if edf.stem.endswith("_eeg") else edf.stem
+    candidates.append(edf.with_name(f"{stem}_events.tsv"))
+    for candidate in candidates:
         if candidate.is_file():
             try:
                 head = candidate.read_text(encoding="utf-8", errors="replace")[:4096]
             except OSError:
                 continue
-            if is_tuh_annotation(head):
+            if is_tuh_annotation(head) or is_bids_events(head):
                 return candidate
     return None
 
@@ -625,7 +677,8 @@ def read_summary(path: str | os.PathLike) -> Summary:
     """Seizure annotations: a CHB-MIT `chbNN-summary.txt`, a Siena Scalp EEG
     `Seizures-list-PNxx.txt` (told apart by its 'Registration start time' lines), or one
     recording's TUH EEG Seizure Corpus .csv_bi / .csv / .tse_bi / .tse file (`is_tuh_annotation`;
-    a Summary of that one file)."""
+    a Summary of that one file), or a BIDS X_events.tsv (`is_bids_events`; a Summary of
+    X_eeg.edf)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -635,6 +688,9 @@ def read_summary(path: str | os.PathLike) -> Summary:
         return parse_seizure_list(text, source=str(path))
     if is_tuh_annotation(text):
         return parse_tuh_annotations(text, path.stem + ".edf", source=str(path))
+    if is_bids_events(text):  # X_events.tsv annotates X_eeg.edf
+        stem = path.stem[: -len("_events")] if path.stem.endswith("_events") else path.stem
+        return parse_bids_events(text, f"{stem}_eeg.edf", source=str(path))
     return parse_summary(text, source=str(path))
 
 
@@ -821,14 +877,16 @@ class Patient:
         return resample_recording(rec, fs) if fs is not None else rec
 
 
-def tuh_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] | None:
-    """A TUH EEG Seizure Corpus patient as a `Summary` of its annotated recordings: the EDF files
-    under `folder`/<patient> (v2: <patient>/<session>/<montage>/<patient>_s001_t000.edf) or, when
-    there is no such folder, those under `folder` whose names start with '<patient>_' (v1.5:
-    <montage>/<group>/<patient>/<session>/...), each with its annotation file beside it
-    (`tuh_sidecar`). File names are paths relative to `folder`; files are in name order (sessions,
-    then tokens) and carry no clock times (see `load_patient`). Also returns the EDF files that
-    have no annotation file. None when no EDF file is found."""
+def annotated_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] | None:
+    """A patient without a summary, as a `Summary` of its annotated recordings: the EDF files
+    under `folder`/<patient> or, when there is no such folder, those under `folder` whose names
+    start with '<patient>_', each with its annotation file beside it (`annotation_sidecar`). The
+    TUH Seizure Corpus (v2: <patient>/<session>/<montage>/<patient>_s001_t000.edf + .csv_bi; v1.5:
+    <montage>/<group>/<patient>/<session>/...) and BIDS datasets (sub-01/ses-01/eeg/
+    sub-01_ses-01_task-x_run-01_eeg.edf + _events.tsv) are laid out so. File names are paths
+    relative to `folder`; files are in name order (sessions, then tokens or runs) and carry no
+    clock times (see `load_patient`). Also returns the EDF files that have no annotation file.
+    None when no EDF file is found."""
     mine = folder / patient
     root = mine if mine.is_dir() else folder
     edfs = sorted(
@@ -842,7 +900,7 @@ def tuh_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] | None:
     files, bare = [], []
     for edf in edfs:
         name = edf.relative_to(folder).as_posix()
-        sidecar = tuh_sidecar(edf)
+        sidecar = annotation_sidecar(edf)
         if sidecar is None:
             bare.append(name)
             continue
@@ -857,7 +915,7 @@ def _patient_summary(folder: Path, patient: str) -> Path:
         raise NNLabError(
             f"no {patient}-summary.txt or Seizures-list-{patient}.txt in {folder} or "
             f"{folder / patient} (a CHB-MIT or Siena Scalp EEG patient folder), and no EDF files "
-            f"of {patient} with TUH annotations (.csv_bi, .tse_bi) beside them"
+            f"of {patient} with annotations beside them (TUH .csv_bi, .tse_bi; BIDS _events.tsv)"
         )
     return path
 
@@ -885,8 +943,8 @@ def load_patient(
     """Index a CHB-MIT patient (or a Siena Scalp EEG one, by its seizure list: `read_summary`):
     `folder` is the patient's folder or the one above it.
 
-    A TUH EEG Seizure Corpus patient, which has no summary, is indexed from its annotated EDF
-    files (`tuh_patient`), placed in time by their headers' start dates (`header_starts`).
+    A patient without a summary (TUH EEG Seizure Corpus, BIDS) is indexed from its annotated EDF
+    files (`annotated_patient`), placed in time by their headers' start dates (`header_starts`).
 
     Files are taken in summary order. Each file's start is its 'File Start Time' made global by
     `global_starts`; its duration comes from the EDF header. When the summary has no clock times
@@ -903,13 +961,13 @@ def load_patient(
     from nnlab.data.montage import derive_channels
 
     folder = Path(folder)
-    tuh = summary_path(folder, patient) is None and tuh_patient(folder, patient)
+    tuh = summary_path(folder, patient) is None and annotated_patient(folder, patient)
     if tuh and tuh[0].files:
         summary, bare = tuh
         path = folder / patient
         if bare:
             warnings.warn(
-                f"{patient}: {len(bare)} EDF file(s) without a TUH annotation file beside them "
+                f"{patient}: {len(bare)} EDF file(s) without an annotation file beside them "
                 f"are ignored (no seizure labels): {', '.join(bare[:5])}",
                 stacklevel=2,
             )

@@ -226,17 +226,19 @@ class SeizureConfig:
             raise NNLabError(f"--guard-s must be >= 0, got {self.guard_s}")
         check_alarms(self.threshold, self.k, self.n)
         model_config(self.model, **self.model_args)
-        from nnlab.data.eeg import summary_path, tuh_patient
+        from nnlab.data.eeg import annotated_patient, summary_path
 
         folder = Path(self.data).expanduser()
         if summary_path(folder, self.patient) is None and not (
-            folder.is_dir() and (tuh := tuh_patient(folder, self.patient)) and tuh[0].files
+            folder.is_dir()
+            and (found := annotated_patient(folder, self.patient))
+            and found[0].files
         ):
             raise NNLabError(
                 f"no {self.patient}-summary.txt or Seizures-list-{self.patient}.txt in {folder} "
-                f"or {folder / self.patient}, and no EDF files of {self.patient} with TUH "
-                "annotations beside them (--data: a CHB-MIT, Siena or TUH patient folder, or "
-                "the folder above it)"
+                f"or {folder / self.patient}, and no EDF files of {self.patient} with annotations "
+                "beside them (--data: a CHB-MIT, Siena, TUH or BIDS patient folder, or the "
+                "folder above it)"
             )
 
 
@@ -1284,7 +1286,8 @@ def detect_file(
     `alarm_n`, then `refractory_s` without alarms); each defaults to the run's own (a prediction
     run: its windows, no overlap) or, for a detection model, to `DETECTION_*` above. With a
     CHB-MIT `summary` that lists the file (or a Siena list, or a TUH .csv_bi / .tse_bi file --
-    found beside the EDF file by itself when neither is given: `tuh_sidecar` --, or the file's
+    or a BIDS _events.tsv, found beside the EDF file by itself when neither is given:
+    `annotation_sidecar` --, or the file's
     `seizures` given as (onset, offset) seconds from its start, for annotations in any other
     format), they are drawn and each is scored
     (`nnlab.metrics.seizure.match_alarms`): the latency of its first alarm from the onset
@@ -1321,10 +1324,10 @@ def detect_file(
     if summary is not None and seizures is not None:
         raise NNLabError("give the seizures by --summary or by --seizures, not both")
     sidecar = None
-    if summary is None and seizures is None:  # a TUH recording's own annotations, beside it
-        from nnlab.data.eeg import tuh_sidecar
+    if summary is None and seizures is None:  # the recording's own annotations, beside it
+        from nnlab.data.eeg import annotation_sidecar
 
-        summary = sidecar = tuh_sidecar(path)
+        summary = sidecar = annotation_sidecar(path)
     if summary is not None:  # before the work: a file the summary lacks is named at once
         from nnlab.data.eeg import read_summary
 
