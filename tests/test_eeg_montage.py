@@ -208,7 +208,7 @@ def tuh_tree(tmp_path, dates=True):
 
 
 def test_a_tuh_patient_indexes_from_its_annotated_files(tmp_path):
-    from nnlab.data.eeg import load_patient
+    from nnlab.data.eeg import Recording, load_patient, read_edf, write_edf
 
     tree, truth, chain = tuh_tree(tmp_path)
     with pytest.warns(UserWarning, match="1 EDF file\\(s\\) without an annotation file"):
@@ -223,6 +223,13 @@ def test_a_tuh_patient_indexes_from_its_annotated_files(tmp_path):
     x = patient.read(1, start_s=240.0, duration_s=30.0).data
     y = truth.read(1, start_s=240.0, duration_s=30.0).data
     np.testing.assert_allclose(x, y, atol=0.05)
+    # channels on a named reference: a file on another is skipped, with the way out named
+    le = tree / "p1" / "s003_2003" / "01_tcp_ar" / "p1_s003_t000.edf"
+    rec = read_edf(le)
+    write_edf(le, Recording("le", rec.fs, [c.replace("REF", "LE") for c in rec.labels], rec.data))
+    with pytest.warns(UserWarning, match="p1_s003_t000.edf: missing channel.* double-banana"):
+        assert len(load_patient(tree, "p1", channels=["EEG FP1-REF", "EEG F7-REF"]).files) == 2
+    assert len(load_patient(tree, "p1", channels=chain).files) == 3  # bipolar: every reference
     # the folder above the patient's, by file names: the same
     assert len(load_patient(tree / "p1", "p1", channels=chain).files) == 3
     with pytest.raises(

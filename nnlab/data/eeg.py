@@ -958,7 +958,7 @@ def load_patient(
     unreadable, lack a channel of the set even so, or mix rates within it are skipped with a
     warning naming them; their seizures stay in `Patient.seizures`.
     """
-    from nnlab.data.montage import derive_channels
+    from nnlab.data.montage import derive_channels, electrode, parse_label
 
     folder = Path(folder)
     tuh = summary_path(folder, patient) is None and annotated_patient(folder, patient)
@@ -1078,12 +1078,17 @@ def load_patient(
         raise NNLabError(f"{patient}: no channel is common to the files")
     files: list[FileEntry] = []
     derived: dict[str, list[str]] = {}
+    # channels against a named reference ('EEG FP1-REF') are missing from files on another one
+    # ('EEG FP1-LE'); the bipolar pairs are not: say so where such a file is skipped
+    referential = any((k := parse_label(c)) and electrode(k[1]) is None for c in chosen)
+    hint = " (bipolar --channels, such as double-banana, read files of any reference)"
+    hint = hint if referential else ""
     for sf, head, start in zip(summary.files, headers, starts):
         if head is None:
             continue
         derivation, missing = derive_channels(chosen, head.labels)  # as labelled, or else found
         if missing:
-            skip(sf.name, f"missing channel(s) {', '.join(missing)}")
+            skip(sf.name, f"missing channel(s) {', '.join(missing)}{hint}")
             continue
         if derivation.notes:  # files of one montage share their notes: said once
             derived.setdefault("; ".join(derivation.notes), []).append(Path(sf.name).name)
