@@ -667,6 +667,10 @@ def test_cli_detect_on_a_tuh_like_tree(capsys, folder, trained, tmp_path):
     assert "p_s001_t000.edf: " in text and "p_s002_t000.bdf: " in text
     assert f"seizures from {annotated.with_suffix('.csv_bi')}" in text
     assert "1 annotated file(s), 0.10 h: " in text and " of 1 seizures found" in text
+    # the BDF file's own BIDS-style events (no seizure), whatever file name they imply
+    bdf.with_name("p_s002_t000_events.tsv").write_text("onset\tduration\teventType\n0\t360\tbckg\n")
+    assert cli(*argv, "--overwrite") == 0
+    assert "2 annotated file(s), 0.20 h: " in capsys.readouterr().out
     (tree / "s002" / "copy").mkdir()
     (tree / "s002" / "copy" / "p_s001_t000.edf").write_bytes(annotated.read_bytes())
     assert cli(*argv) == 1

@@ -46,17 +46,17 @@ measures it.
 montage: resampled to the model's rate; a multi-channel model reads its channels by label, or
 finds them under another name, reversed, or as the difference of two channels on one reference in
 a referential recording (`nnlab.data.montage`; one it cannot find is an error naming it); a
-single-channel model reads every EEG channel of the file's
-main rate (or the ones asked for; ECG, EOG, oximetry, annotation and flat channels are left out and
-listed) and the recording's probability per window is the **maximum over channels** (a seizure
-focus is usually seen on a few channels only: the mean would dilute it). A cross-validation run
+single-channel model reads every EEG channel of the file's main rate (or the ones asked for;
+ECG, EOG, oximetry, annotation and flat channels are left out and listed) and the recording's
+probability per window is the **maximum over channels** (a seizure focus is usually seen on a
+few channels only: the mean would dilute it). A cross-validation run
 predicts with every fold's model and averages their probabilities (each model with its own
 normaliser). A `seizure train` run's windows and alarms are those it was trained and evaluated with
 (a detection run's: one alarm per run of windows meeting the rule); a Bonn model (class 1
 "seizure") reads windows every quarter window and raises one alarm per run of windows meeting 3 of
-4 (`DETECTION_*`). Given the file's seizures (a CHB-MIT summary), each seizure's alarm latency and
-the false alarms are reported (`nnlab.metrics.seizure.match_alarms`); `bench/eeg_onset.py` measures
-them on real EEG.
+4 (`DETECTION_*`). Given the file's seizures (a CHB-MIT summary or Siena list, the TUH or BIDS
+annotations beside the file), each seizure's alarm latency and the false alarms are reported
+(`nnlab.metrics.seizure.match_alarms`); `bench/eeg_onset.py` measures them on real EEG.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ END_S = 1e-6
 
 @dataclass
 class SeizureConfig:
-    data: str = ""  # a CHB-MIT, Siena or TUH Seizure Corpus patient folder, or the one above
+    data: str = ""  # a CHB-MIT, Siena, TUH Seizure Corpus or BIDS patient folder, or the one above
     patient: str = "chb01"  # the patient: <data>/<patient>-summary.txt or <data>/<patient>/...
     cache: str = ""  # folder of the prepared windows ('': $NNLAB_CACHE/eeg-windows/<patient>)
     # channel labels to use ('': those common to the files); 'double-banana': the 18 longitudinal
@@ -1285,11 +1285,10 @@ def detect_file(
     Windows start every `hop_s` seconds and alarms follow the k-of-n rule (`alarm_k` of
     `alarm_n`, then `refractory_s` without alarms); each defaults to the run's own (a prediction
     run: its windows, no overlap) or, for a detection model, to `DETECTION_*` above. With a
-    CHB-MIT `summary` that lists the file (or a Siena list, or a TUH .csv_bi / .tse_bi file --
-    or a BIDS _events.tsv, found beside the EDF file by itself when neither is given:
-    `annotation_sidecar` --, or the file's
-    `seizures` given as (onset, offset) seconds from its start, for annotations in any other
-    format), they are drawn and each is scored
+    `summary` that lists the file (a CHB-MIT summary, a Siena list, or the file's own TUH or BIDS
+    annotations), or with the file's `seizures` given as (onset, offset) seconds from its start,
+    or else with the TUH or BIDS annotations found beside the file (`annotation_sidecar`), the
+    seizures are drawn and each is scored
     (`nnlab.metrics.seizure.match_alarms`): the latency of its first alarm from the onset
     (detection: from the onset to one window past the offset; prediction: from SOP + SPH before
     it) and the false alarms.
@@ -1323,14 +1322,14 @@ def detect_file(
     head = edf_header(path)  # one-line error for a missing or unreadable file
     if summary is not None and seizures is not None:
         raise NNLabError("give the seizures by --summary or by --seizures, not both")
+    from nnlab.data.eeg import annotation_sidecar, read_summary
+
     sidecar = None
     if summary is None and seizures is None:  # the recording's own annotations, beside it
-        from nnlab.data.eeg import annotation_sidecar
-
-        summary = sidecar = annotation_sidecar(path)
+        sidecar = annotation_sidecar(path)
+        if sidecar is not None:  # one file's, whatever name it gives that file (.bdf, .EDF)
+            seizures = read_summary(sidecar).files[0].seizures
     if summary is not None:  # before the work: a file the summary lacks is named at once
-        from nnlab.data.eeg import read_summary
-
         seizures = read_summary(summary).file(path.name).seizures
     if seizures is not None:
         seizures = np.array(seizures, dtype=float).reshape(-1, 2)
@@ -1339,7 +1338,7 @@ def detect_file(
     models = load_fold_models(run, fold, device)
     m0 = models[0]
     skipped: list[str] = []
-    derivation = None  # how a multi-channel model's channels come from the file's
+    derivation = None  # how the channels read come from the file's, when not all as labelled
     if m0.model.cfg.channels == 1:
         if channels:  # as labelled, or found otherwise (a pair from a referential file)
             channels = unique_labels(channels)
@@ -1568,7 +1567,7 @@ def detect_file(
         },
         "alarms_s": alarm_s.tolist(),
         "events": events,
-        "sidecar": str(sidecar) if sidecar is not None else None,  # annotations found beside it
+        "sidecar": str(sidecar) if sidecar is not None else None,  # the annotations beside it
         "outputs": [str(p) for p in targets],
     }
 
