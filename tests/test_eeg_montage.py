@@ -207,6 +207,7 @@ def tuh_tree(tmp_path, dates=True):
     return tree, truth, chain
 
 
+@pytest.mark.filterwarnings("ignore:p1:UserWarning")  # asserted with pytest.warns where meant
 def test_a_tuh_patient_indexes_from_its_annotated_files(tmp_path):
     from nnlab.data.eeg import Recording, load_patient, read_edf, write_edf
 
@@ -238,6 +239,7 @@ def test_a_tuh_patient_indexes_from_its_annotated_files(tmp_path):
         load_patient(tree, "p2")
 
 
+@pytest.mark.filterwarnings("ignore:p1:UserWarning")  # asserted with pytest.warns where meant
 def test_tuh_files_with_equal_dates_are_placed_back_to_back(tmp_path):
     from nnlab.data.eeg import load_patient
 
@@ -248,6 +250,7 @@ def test_tuh_files_with_equal_dates_are_placed_back_to_back(tmp_path):
     assert patient.seizures.tolist() == [[610.0, 640.0], [970.0, 1000.0]]
 
 
+@pytest.mark.filterwarnings("ignore:p1:UserWarning")  # asserted with pytest.warns where meant
 def test_seizure_train_and_detect_on_a_tuh_patient(tmp_path, capsys):
     """The command line end to end on the TUH-like patient: detection training through derived
     channels (2 folds, one per seizure), then detect on one of its files, scored by the .csv_bi
@@ -291,6 +294,7 @@ def test_seizure_train_and_detect_on_a_tuh_patient(tmp_path, capsys):
     assert "4 of them derived" in text and "seizure 250-280 s: " in text
 
 
+@pytest.mark.filterwarnings("ignore:sub-01:UserWarning")
 def test_a_bids_patient_indexes_from_its_events_files(tmp_path):
     """The same three recordings as a BIDS subject (SzCORE's layout): sub-01/ses-0N/eeg/
     ..._eeg.edf with ..._events.tsv beside each, referential."""
