@@ -468,6 +468,8 @@ def test_a_single_channel_model_reads_every_eeg_channel_and_takes_the_maximum(fo
     # a pair the file stores the other way round is read negated (a spectrogram: the same p)
     found = detect_file(clinical, run, tmp_path / "four", channels=["F7-FP1", "F7-T7"])
     assert found["derived"] == ["F7-FP1 = -(FP1-F7)"]
+    banana = detect_file(clinical, run, tmp_path / "five", channels=["double-banana"])
+    assert len(banana["channels"]) == 17 and banana["skipped"] == ["T7-P7 (flat)"]  # 18 less one
     with open(tmp_path / "two" / "clinical_windows.csv") as f:
         two = np.array([float(r["p[fp1-f7]"]) for r in csv.DictReader(f)])
     with open(tmp_path / "four" / "clinical_windows.csv") as f:

@@ -145,7 +145,7 @@ def detect(
         None,
         help="Comma-separated labels a single-channel model reads (default: every EEG channel); "
         "a pair such as FP1-F7 is derived from two referential channels when the file has no such "
-        "channel.",
+        "channel; double-banana names the 18 longitudinal pairs.",
     ),
     hop_s: Optional[float] = typer.Option(
         None,

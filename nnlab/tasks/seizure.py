@@ -1341,7 +1341,7 @@ def detect_file(
     derivation = None  # how the channels read come from the file's, when not all as labelled
     if m0.model.cfg.channels == 1:
         if channels:  # as labelled, or found otherwise (a pair from a referential file)
-            channels = unique_labels(channels)
+            channels = unique_labels(montage_channels(channels))  # 'double-banana': its 18
             derivation, missing = derive_channels(channels, head.labels)
             if missing:
                 raise NNLabError(
