@@ -36,6 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=Path("runs/sz-detect"))
     ap.add_argument("--out", type=Path, default=None, help="default ROOT/montage")
+    ap.add_argument("--figure", type=Path, default=None, help="P(ictal) of the montages (PNG)")
     args = ap.parse_args()
     out = args.out or args.root / "montage"
 
@@ -125,8 +126,41 @@ def main() -> None:
             + ("-" if dp is None else f"{dp:.4f}")
             + " |"
         )
+    if args.figure is not None:
+        figure(probs, seizures, 5.0, args.figure)
+        print(f"figure: {args.figure}")
     (out / "results.json").write_text(json.dumps({"energy_kept": kept, "rows": rows}, indent=2))
     print(f"written: {out / 'results.json'}")
+
+
+def figure(probs: dict, seizures, window_s: float, path: Path) -> None:
+    """P(ictal) per window of each montage over the hour, and zoomed on the seizure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2))
+    whole, zoom = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+    styles = {
+        "original": ("0.6", "-", 2.5),
+        "bipolar": ("C0", "-", 1.5),
+        "referential": ("C3", "--", 1.2),
+        "referential 250 Hz": ("C2", ":", 1.2),
+    }
+    for ax in (whole, zoom):
+        for name, p in probs.items():
+            colour, style, width = styles[name]
+            t = np.arange(len(p)) * window_s / 60  # window starts, minutes
+            ax.plot(t, p, style, color=colour, lw=width, label=name)
+        for on, off in seizures:
+            ax.axvspan(on / 60, off / 60, color="C1", alpha=0.2, lw=0)
+        ax.set_xlabel("minutes")
+    (on, off) = seizures[0]
+    zoom.set_xlim(on / 60 - 2, off / 60 + 2)
+    whole.set_ylabel("P(ictal) per 5-s window")
+    whole.set_title("one model, one synthetic hour, three montages (seizure shaded)")
+    zoom.set_title("around the seizure")
+    whole.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
