@@ -116,7 +116,7 @@ class Derivation:
 
 
 def derive_channels(
-    wanted: Sequence[str], available: Sequence[str], source: str = "the file"
+    wanted: Sequence[str], available: Sequence[str]
 ) -> tuple[Derivation | None, list[str]]:
     """(the Derivation of `wanted` from `available`, []) or (None, the wanted labels that cannot
     be found) -- see the module docstring for the four ways, tried in that order. `available`
