@@ -248,6 +248,13 @@ def test_tuh_files_with_equal_dates_are_placed_back_to_back(tmp_path):
         patient = load_patient(tree, "p1", channels=chain)
     assert [f.start_s for f in patient.files] == [0.0, 360.0, 720.0]
     assert patient.seizures.tolist() == [[610.0, 640.0], [970.0, 1000.0]]
+    # an unreadable file: skipped, and its seizure, whose time nothing gives, left out
+    second = tree / "p1" / "s002_2003" / "01_tcp_ar" / "p1_s002_t000.edf"
+    second.write_bytes(b"truncated")
+    with pytest.warns(UserWarning, match="skipping p1/s002_2003/01_tcp_ar/p1_s002_t000.edf"):
+        patient = load_patient(tree, "p1", channels=chain)
+    assert [f.start_s for f in patient.files] == [0.0, 360.0]
+    assert patient.seizures.tolist() == [[610.0, 640.0]]
 
 
 @pytest.mark.filterwarnings("ignore:p1:UserWarning")  # asserted with pytest.warns where meant

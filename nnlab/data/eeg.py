@@ -956,7 +956,8 @@ def load_patient(
     one reference (a referential file among bipolar ones) is found there by
     `nnlab.data.montage.derive_channels`, with a warning naming the file. Files that are
     unreadable, lack a channel of the set even so, or mix rates within it are skipped with a
-    warning naming them; their seizures stay in `Patient.seizures`.
+    warning naming them; their seizures stay in `Patient.seizures` (an unreadable file's only
+    when the summary's clock times place it: its header, which would, cannot be read).
     """
     from nnlab.data.montage import derive_channels, electrode, parse_label
 
@@ -1002,9 +1003,10 @@ def load_patient(
         )
 
     clocks = [sf.clock_start_s for sf in summary.files]
+    clocks_known = all(c is not None for c in clocks)
     read = [h for h in headers if h is not None]
     from_headers = header_starts(read) if tuh and read else None
-    if all(c is not None for c in clocks):
+    if clocks_known:
         starts = [float(t) for t in global_starts(clocks)]
     elif from_headers is not None:  # TUH: the EDF headers' dates and times
         found = iter(from_headers)
@@ -1051,9 +1053,13 @@ def load_patient(
         return replace(sf, seizures=tuple(cut))
 
     summary = replace(summary, files=tuple(within(sf, h) for sf, h in zip(summary.files, headers)))
+    # an unreadable file's seizures count where its start is known (a summary's clock); placed
+    # by headers or back to back, its start is not, and they would be put at a wrong time
+    timed = [h is not None or clocks_known for h in headers]
     seizures = sorted(
         (start + on, start + off)
-        for sf, start in zip(summary.files, starts)
+        for sf, start, ok in zip(summary.files, starts, timed)
+        if ok
         for on, off in sf.seizures
     )
 
