@@ -359,6 +359,14 @@ def test_detect_errors_name_the_problem(folder, trained, tmp_path):
     write_edf(volts, Recording("v", rec.fs, list(CHANNELS), rec.data * 1e-6))
     with pytest.warns(UserWarning, match="volts.edf: the EEG's median standard deviation is"):
         detect_file(volts, run, tmp_path / "v")
+    # a channel the model needs, disconnected all along: read (it must be), and said
+    data = rec.data.copy()
+    data[CHANNELS.index("F7-T7")] = 0.0
+    dead = tmp_path / "dead.edf"
+    write_edf(dead, Recording("d", rec.fs, list(CHANNELS), data))
+    with pytest.warns(UserWarning, match="dead.edf: channel\\(s\\) F7-T7 are flat through"):
+        found = detect_file(dead, run, tmp_path / "d")
+    assert found["flat"] == ["F7-T7"] and found["skipped"] == []
 
 
 def test_detect_on_a_referential_recording_derives_the_bipolar_channels(folder, trained, tmp_path):

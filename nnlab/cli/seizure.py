@@ -290,6 +290,10 @@ def show_detection(found: dict) -> None:
             console.print(f"  mean gate weights of the {name} windows: {weights}")
     if found["skipped"]:
         console.print(f"  left out: {', '.join(found['skipped'])}")
+    if found["flat"]:
+        console.print(
+            f"  flat all along, read anyway (the model needs them): {', '.join(found['flat'])}"
+        )
     if found["derived"]:
         console.print(
             f"  {len(found['derived'])} channel(s) found under another label or derived: "

@@ -1416,6 +1416,7 @@ def detect_file(
     hop = spec.window_s / hops if hop_s is None else hop_s
     starts = window_starts(n_model, m0.fs, spec.window_s, hop)
     single = rule == "maximum over channels"
+    dead = np.ones(len(channels), dtype=bool)  # a multi-channel model's channels flat so far
     per_channel = np.full((len(starts), len(channels) if single else 1), np.nan)  # (W, C')
     towers = list(m0.model.cfg.towers)
     gate = np.full((*per_channel.shape, len(towers)), np.nan)  # (W, C', M)
@@ -1450,6 +1451,8 @@ def detect_file(
                 for j, g in enumerate(part):  # the window's file samples, before resampling
                     seg = raw[:, g * down // up - a0 : -(-(g + L) * down // up) - a0]
                     p[j, np.ptp(seg, axis=1) == 0] = np.nan
+            else:  # a multi-channel model needs them all: a dead one is said, not skipped
+                dead &= np.ptp(raw, axis=1) == 0
             per_channel[i : i + len(part)] = p
             gate[i : i + len(part)] = weights
             if progress is not None:
@@ -1457,6 +1460,13 @@ def detect_file(
     finally:
         if progress is not None:
             progress.stop()
+    if not single and dead.any():
+        warnings.warn(
+            f"{path.name}: channel(s) {', '.join(c for c, d in zip(channels, dead) if d)} are "
+            "flat through the whole recording (disconnected?); the model reads them as silence, "
+            "so its probabilities here mean little",
+            stacklevel=2,
+        )
     if single:
         flat = np.isnan(per_channel).all(axis=0)  # (C,) flat through the whole recording
         if flat.all():
@@ -1549,6 +1559,8 @@ def detect_file(
         "model_fs": m0.fs,
         "channels": channels,
         "derived": list(derivation.notes) if derivation is not None else [],
+        # a multi-channel model's channels that were flat all along (read: the model needs them)
+        "flat": [c for c, d in zip(channels, dead) if d] if not single else [],
         "skipped": skipped,
         "rule": rule,
         "positive_class": positive,
