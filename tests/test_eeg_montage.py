@@ -332,3 +332,28 @@ def test_a_bids_patient_indexes_from_its_events_files(tmp_path):
     ]
     assert [f.start_s for f in patient.files] == [f.start_s for f in truth.files]
     np.testing.assert_allclose(patient.seizures, truth.seizures)
+
+
+def test_auxiliary_channels_among_named_electrodes_are_left_out(tmp_path):
+    """A Siena-like patient: 'EEG Fp1' ... plus channels named '1', '2' and 'MK' in every file;
+    the common set keeps the electrodes, and says why the others are out."""
+    from nnlab.data.eeg import Recording, load_patient, read_edf, write_edf
+    from nnlab.data.synthetic import make_small_patient
+
+    chain = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1"]
+    small = make_small_patient(tmp_path)
+    for f in sorted(small.folder.glob("*.edf")):
+        rec = read_edf(f, chain)
+        E, names = referential_montage(rec.data, chain)
+        extra = np.random.default_rng(0).normal(0, 5, (3, rec.n_samples))
+        labels = [n.replace("-REF", "") for n in names] + ["1", "2", "MK"]
+        write_edf(f, Recording(f.stem, rec.fs, labels, np.concatenate([E, extra])))
+    with pytest.warns(UserWarning, match="1 .no 10-20 electrode name.*MK"):
+        patient = load_patient(tmp_path, "chb01")
+    assert patient.channels == ["EEG FP1", "EEG F7", "EEG T7", "EEG P7", "EEG O1"]
+    # with its contacts' own names (an intracranial set), nothing is taken for auxiliary
+    for f in sorted(small.folder.glob("*.edf")):
+        rec = read_edf(f)
+        write_edf(f, Recording(f.stem, rec.fs, ["LA1", "LA2", "LA3", "RH1", "RH2", "1", "2", "MK"],
+                               rec.data))  # fmt: skip
+    assert len(load_patient(tmp_path, "chb01").channels) == 8

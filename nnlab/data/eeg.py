@@ -951,7 +951,8 @@ def load_patient(
     (some patients' summaries omit them; TUH headers whose dates overlap) the files are placed
     back to back and a warning says so.
     `channels` overrides the common channel set (`common_channels(..., min_fraction)`, less the
-    channels that are not EEG by `non_eeg_reason`, such as an ECG lead; a warning names them).
+    channels that are not EEG by `non_eeg_reason`, such as an ECG lead, and, where most channels
+    carry 10-20 names, those that name no electrode ('1', 'MK'); a warning names them).
     A channel of the set that a file stores under another label, reversed, or as two channels on
     one reference (a referential file among bipolar ones) is found there by
     `nnlab.data.montage.derive_channels`, with a warning naming the file. Files that are
@@ -1073,6 +1074,14 @@ def load_patient(
             why = non_eeg_reason(c, head.units[head.find(c)])
             if why:
                 reasons[c] = why
+        # where most channels carry 10-20 names, one that names no electrode ('1', 'MK') is an
+        # auxiliary input of the recorder, not a scalp channel (intracranial sets, whose contacts
+        # carry other names, are not touched: there most names are no 10-20 name)
+        named = [c for c in common if c not in reasons and parse_label(c) is not None]
+        if len(named) > (len(common) - len(reasons)) / 2:
+            for c in common:
+                if c not in reasons and parse_label(c) is None:
+                    reasons[c] = "no 10-20 electrode name among 10-20 names"
         if reasons:
             warnings.warn(
                 f"{patient}: not EEG, left out of the channel set (name them in --channels to "
