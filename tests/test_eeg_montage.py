@@ -357,3 +357,11 @@ def test_auxiliary_channels_among_named_electrodes_are_left_out(tmp_path):
         write_edf(f, Recording(f.stem, rec.fs, ["LA1", "LA2", "LA3", "RH1", "RH2", "1", "2", "MK"],
                                rec.data))  # fmt: skip
     assert len(load_patient(tmp_path, "chb01").channels) == 8
+
+
+def test_auxiliary_names_only_among_electrode_names():
+    from nnlab.data.montage import auxiliary
+
+    assert auxiliary(["EEG Fp1", "EEG F7", "EEG T3", "1", "MK"]) == ["1", "MK"]
+    assert auxiliary(["LA1", "LA2", "RH1", "1"]) == []  # depth contacts: no 10-20 names at all
+    assert auxiliary(["HIPP-REF"]) == [] and auxiliary([]) == []

@@ -960,7 +960,7 @@ def load_patient(
     warning naming them; their seizures stay in `Patient.seizures` (an unreadable file's only
     when the summary's clock times place it: its header, which would, cannot be read).
     """
-    from nnlab.data.montage import derive_channels, electrode, parse_label
+    from nnlab.data.montage import auxiliary, derive_channels, electrode, parse_label
 
     folder = Path(folder)
     tuh = summary_path(folder, patient) is None and annotated_patient(folder, patient)
@@ -1074,14 +1074,8 @@ def load_patient(
             why = non_eeg_reason(c, head.units[head.find(c)])
             if why:
                 reasons[c] = why
-        # where most channels carry 10-20 names, one that names no electrode ('1', 'MK') is an
-        # auxiliary input of the recorder, not a scalp channel (intracranial sets, whose contacts
-        # carry other names, are not touched: there most names are no 10-20 name)
-        named = [c for c in common if c not in reasons and parse_label(c) is not None]
-        if len(named) > (len(common) - len(reasons)) / 2:
-            for c in common:
-                if c not in reasons and parse_label(c) is None:
-                    reasons[c] = "no 10-20 electrode name among 10-20 names"
+        for c in auxiliary([c for c in common if c not in reasons]):  # '1', 'MK' among 'EEG Fp1'
+            reasons[c] = "no 10-20 electrode name among 10-20 names"
         if reasons:
             warnings.warn(
                 f"{patient}: not EEG, left out of the channel set (name them in --channels to "

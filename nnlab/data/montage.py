@@ -90,6 +90,14 @@ def parse_label(label: str) -> tuple[str, str] | None:
     return plus, electrode(minus) or minus
 
 
+def auxiliary(labels: Sequence[str]) -> list[str]:
+    """The labels that name no electrode (`parse_label` None: '1', 'MK') when most of `labels`
+    carry 10-20 names: a recorder's auxiliary inputs among scalp channels. Empty when most do not
+    (an intracranial set, whose contacts carry other names: 'LA1', 'RH2')."""
+    unnamed = [c for c in labels if parse_label(c) is None]
+    return unnamed if len(unnamed) < len(labels) / 2 else []
+
+
 @dataclass(frozen=True)
 class Derivation:
     """How to get `labels` (the model's channels) from a file: read `sources` (the file's labels,

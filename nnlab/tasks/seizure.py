@@ -82,7 +82,7 @@ from torch.utils.data import Dataset
 
 from nnlab.config import to_dict
 from nnlab.data.eeg import read_resampled
-from nnlab.data.montage import derive_channels, montage_channels
+from nnlab.data.montage import auxiliary, derive_channels, montage_channels
 from nnlab.data.splits import load_split, save_split
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_outputs
@@ -1359,6 +1359,9 @@ def detect_file(
                     skipped.append(f"{c} ({why})")
                 else:
                     channels.append(c)
+            aux = auxiliary(channels)  # '1', 'MK' among 'EEG Fp1', ...: not scalp channels
+            skipped += [f"{c} (no 10-20 electrode name among 10-20 names)" for c in aux]
+            channels = [c for c in channels if c not in aux]
             if not channels:
                 raise NNLabError(f"{path}: no EEG channels (skipped: {', '.join(skipped)})")
         if derivation is None:
