@@ -459,6 +459,18 @@ def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
     np.testing.assert_allclose(found.x[5], -two, atol=1e-6)
     with pytest.raises(NNLabError, match="c05.txt: 2 channels"):
         load_segment_folders(root, "calm-spiky", fs=256, column=2)
+    from nnlab.data.eeg import Recording, write_edf  # an EDF file of two signals: the same rule
+
+    np.savetxt(root / "calm" / "c05.txt", two)
+    pair = np.stack([two, -two]).astype(np.float32)
+    write_edf(root / "calm" / "c07.edf", Recording("c07", 256.0, ["X", "Y"], pair))
+    (root / "calm" / "c07.txt").unlink()
+    with pytest.raises(NNLabError, match="c07.edf: 2 signals \\(X, Y\\); .* --column"):
+        load_segment_folders(root, "calm-spiky", fs=256)
+    found = load_segment_folders(root, "calm-spiky", column=1)  # the EDF file gives the rate
+    np.testing.assert_allclose(found.x[7], -two, atol=0.05)  # 16-bit EDF samples
+    (root / "calm" / "c07.edf").unlink()
+    np.savetxt(root / "calm" / "c07.txt", two)
     (root / "calm" / "c05.txt").write_text("1\n2\nthree\n")
     with pytest.raises(NNLabError, match="c05.txt: not a readable segment"):
         load_segment_folders(root, "calm-spiky", fs=256)

@@ -103,7 +103,7 @@ def read_segment(path: Path, column: int = -1) -> tuple[np.ndarray, float | None
                     f"{path}: {len(head.labels)} signals ({', '.join(head.labels)}); a segment "
                     "file holds one channel, or pick one with --column (0-based)"
                 )
-            rec = read_edf(path, [head.labels[max(column, 0)]])
+            rec = read_edf(path, [head.labels[column if len(head.labels) > 1 else 0]])
             return rec.data[0], float(rec.fs)
         if suffix == ".mat":
             x, rate = read_mat(path)
