@@ -41,6 +41,19 @@ def crops_probability(models, x: np.ndarray, crops: int = 5) -> np.ndarray:
     return np.array([window_probabilities(models, seg[None], starts).mean() for seg in x])
 
 
+def z_squared(model, x: np.ndarray) -> np.ndarray:
+    """(N,) the mean of z^2 over the normalised log spectrogram of 3 crops (start, middle, end)
+    of each segment in x (N, L): how far a segment's input lies from the training mean."""
+    from nnlab.signal.spectral import prepare_windows
+
+    L = model.spectral.window_length(model.fs)
+    starts = np.array([0, (x.shape[1] - L) // 2, x.shape[1] - L])
+    return np.array(
+        [float((model.norm(prepare_windows(s[None], model.fs, model.spectral, starts)) ** 2).mean())
+         for s in x]
+    )  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, default=Path("runs/bonn_DE"))
@@ -88,6 +101,24 @@ def main() -> None:
     # the mean of 10 models pulls probabilities toward the middle; each model alone, like D and E
     alone = [int((crops_probability([m], A.x) >= 0.5).sum()) for m in models]
     print(f"A segments called seizure by each fold's model alone: {alone}")
+    # are A's inputs out of the range the models were trained on? The mean squared normalised
+    # log power of a segment (its 3 crops), against the 99th percentile of the fold's training
+    # segments'
+    beyond, medians = [], []
+    for m in models:
+        split = json.loads((m.run.path / "split.json").read_text())
+        sets = {s: load_bonn(s) for s in "DE"}
+        train = np.stack([sets[n[0]].x[sets[n[0]].names.index(n)] for n in split["train"]])
+        q99 = np.quantile(z_squared(m, train), 0.99)
+        zA = z_squared(m, A.x)
+        beyond.append(int((zA > q99).sum()))
+        medians.append((float(np.median(z_squared(m, train))), float(np.median(zA))))
+    print(
+        "A segments beyond the 99th percentile of each fold's training segments in mean squared "
+        f"normalised log power: {beyond}; median, training vs A: "
+        + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in medians[:3])
+        + " ..."
+    )
     worst = np.argsort(-pA)[:5]
     print("A segments most like seizures: " + ", ".join(f"{A.names[i]} {pA[i]:.3f}" for i in worst))
 
@@ -119,6 +150,7 @@ def main() -> None:
                 "A_prob": dict(zip(A.names, pA.round(6).tolist())),
                 "A_positive": int((pA >= 0.5).sum()),
                 "A_positive_per_model": alone,
+                "A_beyond_training_q99_per_model": beyond,
                 "stitched_false_alarms": alarms,
                 "stitched_hours": hours,
             },
