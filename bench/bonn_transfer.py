@@ -116,8 +116,7 @@ def main() -> None:
     print(
         "A segments beyond the 99th percentile of each fold's training segments in mean squared "
         f"normalised log power: {beyond}; median, training vs A: "
-        + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in medians[:3])
-        + " ..."
+        + ", ".join(f"{a:.2f}/{b:.2f}" for a, b in medians)
     )
     worst = np.argsort(-pA)[:5]
     print("A segments most like seizures: " + ", ".join(f"{A.names[i]} {pA[i]:.3f}" for i in worst))
