@@ -177,11 +177,13 @@ def detect(
     overwrite: bool = typer.Option(False, help="Replace outputs that exist already."),
     device: str = DeviceOpt,
 ) -> None:
-    """Run a trained model on recordings: each resampled to the model's rate, channels by label (a
-    single-channel model reads every EEG channel -- ECG, EOG, oximetry, annotation and flat
-    channels left out -- and the maximum probability over channels decides); writes per-window
-    probabilities (CSV), the alarms (CSV) and a timeline figure per file; with --summary, each
-    annotated seizure's alarm latency and the false alarms, and their totals."""
+    """Run a trained model on recordings: each resampled to the model's rate, channels by label
+    or, in a file of another montage, renamed, reversed or derived from two channels on one
+    reference (a single-channel model reads every EEG channel -- ECG, EOG, oximetry, annotation
+    and flat channels left out -- and the maximum probability over channels decides); writes
+    per-window probabilities (CSV), the alarms (CSV) and a timeline figure per file; with
+    annotations (--summary, or TUH / BIDS files beside the recordings), each seizure's alarm
+    latency and the false alarms, and their totals."""
     from nnlab.tasks.seizure import detect_file, detection_totals
 
     files = []
