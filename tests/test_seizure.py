@@ -681,6 +681,20 @@ def test_cli_detect_on_a_tuh_like_tree(capsys, folder, trained, tmp_path):
     bdf.with_name("p_s002_t000_events.tsv").write_text("onset\tduration\teventType\n0\t360\tbckg\n")
     assert cli(*argv, "--overwrite") == 0
     assert "2 annotated file(s), 0.20 h: " in capsys.readouterr().out
+    # resumed: nothing is read again, the totals are the same
+    outputs = sorted((tmp_path / "o").iterdir())
+    stamps = [q.stat().st_mtime_ns for q in outputs]
+    assert cli(*argv, "--resume") == 0
+    text = capsys.readouterr().out
+    assert text.count("(done before, read back)") == 2 and "2 annotated file(s), 0.20 h: " in text
+    assert [q.stat().st_mtime_ns for q in outputs] == stamps
+    # an interrupted one (outputs but no _detect.json) is made again; other arguments refused
+    (tmp_path / "o" / "p_s001_t000_detect.json").unlink()
+    assert cli(*argv, "--resume") == 0
+    assert capsys.readouterr().out.count("(done before, read back)") == 1
+    assert cli(*argv, "--resume", "--alarm-k", "1", "--alarm-n", "1") == 1
+    said = capsys.readouterr()
+    assert said.out.count("was made with other arguments") == 2 and "2 of 2 files" in said.err
     (tree / "s002" / "copy").mkdir()
     (tree / "s002" / "copy" / "p_s001_t000.edf").write_bytes(annotated.read_bytes())
     assert cli(*argv) == 1

@@ -175,6 +175,11 @@ def detect(
         "2996-3036,4100.5-4160), for annotations in another format than --summary's.",
     ),
     overwrite: bool = typer.Option(False, help="Replace outputs that exist already."),
+    resume: bool = typer.Option(
+        False,
+        help="Skip the recordings done before with the same arguments (their results are read "
+        "back for the totals); an interrupted one is made again.",
+    ),
     device: str = DeviceOpt,
 ) -> None:
     """Run a trained model on recordings: each resampled to the model's rate, channels by label
@@ -244,6 +249,7 @@ def detect(
                 refractory_s=refractory_s,
                 summary=summary,
                 seizures=spans,
+                resume=resume,
             )
         except NNLabError as e:
             if len(files) == 1:
@@ -270,7 +276,8 @@ def detect(
 def show_detection(found: dict) -> None:
     alarms = ", ".join(f"{a:.0f} s" for a in found["alarms_s"]) or "none"
     console.print(
-        f"{found['file']}: {found['duration_s']:.0f} s at {found['file_fs']:g} Hz -> "
+        ("(done before, read back) " if found.get("resumed") else "")
+        + f"{found['file']}: {found['duration_s']:.0f} s at {found['file_fs']:g} Hz -> "
         f"{found['model_fs']:g} Hz, {len(found['channels'])} channel(s) ({found['rule']}), "
         f"{found['models']} model(s); {found['windows']} {found['window_s']:.3g}-s windows every "
         f"{found['hop_s']:.3g} s, {found['positive']} positive; alarms ({found['alarm_k']} of "

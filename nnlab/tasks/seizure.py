@@ -1274,6 +1274,7 @@ def detect_file(
     refractory_s: float | None = None,
     summary: str | Path | None = None,
     seizures: Sequence[tuple[float, float]] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run a trained model on one EDF file (see the module docstring). A single-channel model
     reads `channels` (labels), or else every EEG channel of the file's main rate: channels named
@@ -1298,7 +1299,10 @@ def detect_file(
     each tower -- of the channel that decides, for a single-channel model --; one probability
     column per channel for a single-channel model), <stem>_alarms.csv (alarm time and, for a
     prediction model, its warning interval), <stem>_timeline.png and, with a summary,
-    <stem>_seizures.csv (onset, offset, first alarm, latency). Returns what was found."""
+    <stem>_seizures.csv (onset, offset, first alarm, latency), and <stem>_detect.json: what is
+    returned, with the arguments that made it. With `resume`, a file whose <stem>_detect.json
+    was made with the same arguments is not read again: that result is returned (a folder of
+    recordings, interrupted, goes on where it stopped). Returns what was found."""
     from nnlab.data.eeg import (
         edf_header,
         non_eeg_reason,
@@ -1310,6 +1314,40 @@ def detect_file(
     from nnlab.viz.eeg import timeline_figure
 
     path = Path(path)
+    from nnlab.signal.cache import source_identity
+
+    request = {  # what decides the result, as asked (defaults unresolved): compared on resume
+        "recording": source_identity(path) if path.is_file() else str(path),
+        "model": str(run.path.resolve()),
+        "fold": fold,
+        "threshold": threshold,
+        "channels": list(channels) if channels else None,
+        "hop_s": hop_s,
+        "alarm_k": alarm_k,
+        "alarm_n": alarm_n,
+        "refractory_s": refractory_s,
+        "summary": str(Path(summary).resolve()) if summary is not None else None,
+        "seizures": [list(map(float, s)) for s in seizures] if seizures is not None else None,
+        "sidecar": None,  # set below when the annotations beside the file are read
+    }
+    from nnlab.data.eeg import annotation_sidecar, read_summary
+
+    if summary is None and seizures is None and path.is_file():
+        found_beside = annotation_sidecar(path)
+        request["sidecar"] = str(found_beside) if found_beside is not None else None
+    done = (Path(out) if out is not None else run.path / "detections") / f"{path.stem}_detect.json"
+    if resume and not overwrite and done.exists():
+        try:
+            earlier = json.loads(done.read_text())
+        except (OSError, json.JSONDecodeError):
+            earlier = None  # written atomically, so not expected; made again below
+        if earlier is not None and earlier.get("request") == request:
+            return {**earlier, "resumed": True}
+        if earlier is not None:
+            raise NNLabError(
+                f"{done} was made with other arguments or another version of the recording; "
+                "--overwrite makes it again"
+            )
     cfg, positive, hops = detect_settings(run)
     given = {"threshold": threshold, "alarm_k": alarm_k, "alarm_n": alarm_n}
     given["refractory_s"] = refractory_s
@@ -1322,8 +1360,6 @@ def detect_file(
     head = edf_header(path)  # one-line error for a missing or unreadable file
     if summary is not None and seizures is not None:
         raise NNLabError("give the seizures by --summary or by --seizures, not both")
-    from nnlab.data.eeg import annotation_sidecar, read_summary
-
     sidecar = None
     if summary is None and seizures is None:  # the recording's own annotations, beside it
         sidecar = annotation_sidecar(path)
@@ -1403,7 +1439,10 @@ def detect_file(
     ]
     if seizures is not None:
         targets.append(out / f"{stem}_seizures.csv")
-    claim_outputs(targets, overwrite)  # before the work: a long file is not read for nothing
+    targets.append(out / f"{stem}_detect.json")
+    # before the work: a long file is not read for nothing; resumed, a file without its
+    # <stem>_detect.json was interrupted, and its partial outputs are made again
+    claim_outputs(targets, overwrite or resume)
     spec = m0.spectral
     sources = derivation.sources if derivation is not None else channels  # the labels read
     fs_file = head.fs[head.find(sources[0])]
@@ -1555,7 +1594,7 @@ def detect_file(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(targets[2], buf.getvalue())
-    return {
+    found = {
         "file": path.name,
         "duration_s": duration_s,
         "file_fs": fs_file,
@@ -1584,7 +1623,11 @@ def detect_file(
         "events": events,
         "sidecar": str(sidecar) if sidecar is not None else None,  # the annotations beside it
         "outputs": [str(p) for p in targets],
+        "request": request,
     }
+    found = json.loads(json.dumps(found, default=float))  # NumPy scalars as plain numbers
+    atomic_write_json(targets[-1], found)  # the last output: its presence means all are there
+    return found
 
 
 def detection_totals(found: Sequence[dict[str, Any]]) -> dict[str, Any]:
