@@ -963,9 +963,10 @@ def load_patient(
     from nnlab.data.montage import auxiliary, derive_channels, electrode, parse_label
 
     folder = Path(folder)
-    tuh = summary_path(folder, patient) is None and annotated_patient(folder, patient)
-    if tuh and tuh[0].files:
-        summary, bare = tuh
+    # no summary: a TUH or BIDS patient, indexed from the annotation files beside its recordings
+    annotated = summary_path(folder, patient) is None and annotated_patient(folder, patient)
+    if annotated and annotated[0].files:
+        summary, bare = annotated
         path = folder / patient
         if bare:
             warnings.warn(
@@ -1006,7 +1007,7 @@ def load_patient(
     clocks = [sf.clock_start_s for sf in summary.files]
     clocks_known = all(c is not None for c in clocks)
     read = [h for h in headers if h is not None]
-    from_headers = header_starts(read) if tuh and read else None
+    from_headers = header_starts(read) if annotated and read else None
     if clocks_known:
         starts = [float(t) for t in global_starts(clocks)]
     elif from_headers is not None:  # TUH: the EDF headers' dates and times
@@ -1019,7 +1020,7 @@ def load_patient(
     else:
         why = (
             "the EDF headers' start dates are missing or overlap"
-            if tuh
+            if annotated
             else "the summary lacks file start times"
         )
         warnings.warn(

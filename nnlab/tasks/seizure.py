@@ -1328,14 +1328,15 @@ def detect_file(
         "refractory_s": refractory_s,
         "summary": str(Path(summary).resolve()) if summary is not None else None,
         "seizures": [list(map(float, s)) for s in seizures] if seizures is not None else None,
-        "sidecar": None,  # set below when the annotations beside the file are read
     }
     from nnlab.data.eeg import annotation_sidecar, read_summary
 
+    sidecar = None  # the recording's own annotations, beside it: read when nothing else is given
     if summary is None and seizures is None and path.is_file():
-        found_beside = annotation_sidecar(path)
-        request["sidecar"] = str(found_beside) if found_beside is not None else None
-    done = (Path(out) if out is not None else run.path / "detections") / f"{path.stem}_detect.json"
+        sidecar = annotation_sidecar(path)
+    request["sidecar"] = str(sidecar) if sidecar is not None else None
+    out = Path(out) if out is not None else run.path / "detections"
+    done = out / f"{path.stem}_detect.json"
     if resume and not overwrite and done.exists():
         try:
             earlier = json.loads(done.read_text())
@@ -1360,11 +1361,8 @@ def detect_file(
     head = edf_header(path)  # one-line error for a missing or unreadable file
     if summary is not None and seizures is not None:
         raise NNLabError("give the seizures by --summary or by --seizures, not both")
-    sidecar = None
-    if summary is None and seizures is None:  # the recording's own annotations, beside it
-        sidecar = annotation_sidecar(path)
-        if sidecar is not None:  # one file's, whatever name it gives that file (.bdf, .EDF)
-            seizures = read_summary(sidecar).files[0].seizures
+    if sidecar is not None:  # one file's, whatever name it gives that file (.bdf, .EDF)
+        seizures = read_summary(sidecar).files[0].seizures
     if summary is not None:  # before the work: a file the summary lacks is named at once
         seizures = read_summary(summary).file(path.name).seizures
     if seizures is not None:
@@ -1430,7 +1428,6 @@ def detect_file(
             raise NNLabError(
                 f"{path}: the channels the model needs are at different rates {rates} Hz"
             )
-    out = Path(out) if out is not None else run.path / "detections"
     stem = path.stem
     targets = [
         out / f"{stem}_windows.csv",
