@@ -4,11 +4,16 @@ print what ran, its throughput and peak GPU memory; exit 1 if anything failed.
 Paths: bf16 autocast, fp16 autocast with GradScaler, pinned memory with worker processes,
 channels_last, EMA of the weights, gradient accumulation, resume on the GPU (an interrupted run
 continued from its mid-epoch checkpoint, against an uninterrupted one), DDP with NCCL through
-torchrun (1 process, and one per GPU when there are several). Data: the embedded digits and
-generated polyp images, so nothing needs downloading. Under 5 minutes on one GPU.
+torchrun (1 process, and one per GPU when there are several); the EEG paths: the three-tower
+transformer trained leave-one-seizure-out on a generated patient (windows read lazily from the
+memory-mapped cache by worker processes), `seizure detect` on this device against the CPU (the
+same probabilities), and one Bonn fold (single channel: two towers; the real D-E segments when
+NNLAB_DATA holds bonn-eeg, else generated segments). Data: the embedded digits, generated polyp
+images and a generated EEG patient, so nothing needs downloading. Under 5 minutes on one GPU.
 
     python bench/gpu_check.py             # on a CUDA machine
     python bench/gpu_check.py --cpu       # the same checks on the CPU (fp32, gloo), to test it
+    python bench/gpu_check.py --only seizure,DDP     # the checks whose names hold these words
 
 Without CUDA (and without --cpu) it says so in one line and exits 0.
 """
@@ -16,6 +21,8 @@ Without CUDA (and without --cpu) it says so in one line and exits 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -25,15 +32,18 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from nnlab.data.synthetic import make_polyp_folder
+from nnlab.data.synthetic import make_polyp_folder, make_small_patient
 from nnlab.run import RunDir
 from nnlab.tasks.base import run_task
+from nnlab.tasks.bonn import BonnConfig, run_bonn_cv
 from nnlab.tasks.classify import ClassifyConfig, ClassifyTask
 from nnlab.tasks.compress import AutoencodeConfig, AutoencodeTask
 from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask
 from nnlab.tasks.segment import SegmentConfig, SegmentTask
+from nnlab.tasks.seizure import SeizureConfig, detect_file, run_seizure_cv
 from nnlab.train import TrainConfig
 from nnlab.train.core import read_checkpoint
 
@@ -140,6 +150,109 @@ def resume_check(work: Path, precision: str) -> dict:
     }
 
 
+def seizure_check(work: Path, **train) -> dict:
+    """Leave one seizure out on the tiny generated patient (3 files of 6 min, 2 seizures: 2
+    folds), 4 bipolar channels, all three towers; then `detect` on its last file with the fold
+    models on `device` and on the CPU: the same window probabilities, up to TF32 matmuls."""
+    data = work / "eeg"
+    make_small_patient(data)
+    cfg = SeizureConfig(
+        data=str(data),
+        patient="chb01",
+        cache=str(data / "cache"),
+        channels=("FP1-F7", "F7-T7", "T7-P7", "P7-O1"),
+        sop_s=60.0,
+        sph_s=10.0,
+        interictal_gap_s=120.0,
+        alarm_k=3,
+        alarm_n=5,
+        model_args={"dim": 32},
+        train=dataclasses.replace(SeizureConfig().train, epochs=3, batch_size=32, **train),
+    )
+    run = RunDir.create("seizure", work / "seizure")
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    summary = run_seizure_cv(cfg, run)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
+    recording = data / "chb01" / "chb01_03.edf"
+    device = train["device"]
+    found = [
+        detect_file(recording, run, out=work / f"detect-{i}", device=d)
+        for i, d in enumerate((device, "cpu"))
+    ]
+    prob = [np.loadtxt(f["outputs"][0], delimiter=",", skiprows=1, usecols=2) for f in found]
+    diff = float(np.abs(prob[0] - prob[1]).max())
+    if not diff < 1e-2:
+        raise RuntimeError(f"detect on {device} and on the CPU differ by up to {diff:.3g}")
+    folds = fold_runs_of(run)
+    return {
+        "device": folds[0].summary()["device"],
+        "samples/s": float(np.mean([samples_per_s(r) for r in folds])),
+        "peak MiB": peak,
+        "note": f"{len(folds)} folds, segment AUC {summary['segment/auc']:.3f}; detect "
+        f"{found[0]['windows']} windows, max |P {device} - P cpu| {diff:.1e}",
+    }
+
+
+def fold_runs_of(run: RunDir) -> list[RunDir]:
+    return [RunDir(p) for p in sorted(run.path.glob("fold*")) if (p / "summary.json").exists()]
+
+
+def samples_per_s(run: RunDir) -> float:
+    """Training samples a second of a finished run: optimizer steps x batch size / train time."""
+    last = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
+    batch = run.config()["train"]["batch_size"]
+    return last["step"] * batch / run.summary()["train_time_s"]
+
+
+def segment_folder(root: Path, n: int = 40, fs: float = 173.61, seed: int = 0) -> Path:
+    """Single-channel segments of 23.6 s in two class folders, for the Bonn check without Bonn:
+    1/f background, plus a 3-Hz spike-and-wave in the ictal ones."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(4097) / fs
+    for name in ("interictal", "ictal"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            x = np.cumsum(rng.normal(size=t.size)) * 2.0
+            x -= np.convolve(x, np.ones(173) / 173, mode="same")
+            if name == "ictal":
+                x += 80 * np.sin(2 * np.pi * 3 * t + rng.uniform(0, 6)) ** 9
+            np.save(root / name / f"{name}{i:03d}.npy", x.astype(np.float32))
+    return root
+
+
+def bonn_check(work: Path, **train) -> dict:
+    """Fold 0 of 10 of D-E (or of the generated segments), the task's defaults (30 epochs)."""
+    real = (Path(os.environ.get("NNLAB_DATA", "")) / "bonn-eeg").is_dir()
+    data = (
+        {"data": "bonn", "pair": "D-E"}
+        if real
+        else {
+            "data": str(segment_folder(work / "segments")),
+            "pair": "interictal-ictal",
+            "fs": 173.61,
+        }
+    )
+    base = BonnConfig()
+    cfg = dataclasses.replace(
+        base, **data, fold_limit=1, train=dataclasses.replace(base.train, **train)
+    )
+    run = RunDir.create("bonn", work / "bonn")
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    summary = run_bonn_cv(cfg, run)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
+    child = fold_runs_of(run)[0]
+    fold = child.summary()
+    return {
+        "device": fold["device"],
+        "samples/s": samples_per_s(child),
+        "peak MiB": peak,
+        "note": f"{'Bonn D-E' if real else 'generated segments'}, fold 0: acc {summary['acc']:.3f}"
+        f" ({fold['test_items']} segments), towers {'+'.join(summary['towers'])}",
+    }
+
+
 def ddp_check(work: Path, nproc: int, device: str) -> dict:
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     out = work / f"ddp{nproc}"
@@ -184,6 +297,9 @@ def ddp_check(work: Path, nproc: int, device: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="run the checks on the CPU (fp32, gloo)")
+    parser.add_argument(
+        "--only", default="", help="run only the checks whose names hold one of these words (a,b)"
+    )
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     if not cuda and not args.cpu:
@@ -281,9 +397,20 @@ def main() -> int:
             lambda: resume_check(work / "resume", fp("fp16")),
         ),
         ("DDP (NCCL on CUDA), 1 process", lambda: ddp_check(work, 1, device)),
+        (
+            "seizure LOSO, 3 towers, bf16, lazy windows, workers; detect vs CPU",
+            lambda: seizure_check(work, precision=fp("bf16"), **common),
+        ),
+        (
+            "seizure bonn, 2 towers, fp16 + GradScaler, crops",
+            lambda: bonn_check(work, precision=fp("fp16"), **common),
+        ),
     ]
     if gpus > 1:
         checks.append((f"DDP (NCCL), {gpus} processes", lambda: ddp_check(work, gpus, device)))
+    if args.only:
+        words = args.only.split(",")
+        checks = [(n, c) for n, c in checks if any(w in n for w in words)]
     rows, failed = [], 0
     for name, check in checks:
         t0 = time.perf_counter()
