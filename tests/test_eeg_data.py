@@ -683,7 +683,10 @@ def test_tuh_annotations_read_as_a_one_file_summary(tmp_path):
     (tmp_path / "rec.tse_bi").write_text(TUH_TSE)
     assert read_summary(tmp_path / "rec.tse_bi").file("rec.edf").seizures == ((36.8868, 183.3055),)
     (tmp_path / "rec.csv").write_text("a,b\n1,2\n")  # a CSV that is not TUH's: not a sidecar
-    assert annotation_sidecar(tmp_path / "rec.edf") == tmp_path / "rec.tse_bi"
+    sidecar = annotation_sidecar(tmp_path / "rec.edf")
+    assert sidecar.paths == (tmp_path / "rec.tse_bi",)
+    assert sidecar.seizures == ((36.8868, 183.3055),)
+    assert str(sidecar) == str(tmp_path / "rec.tse_bi")
     assert annotation_sidecar(tmp_path / "none.edf") is None
     (tmp_path / "bad.csv_bi").write_text(TUH_CSV_BI.replace("1100.0000,1160", "soon,1160"))
     with pytest.raises(NNLabError, match="bad.csv_bi: line 10: not an annotation row"):
@@ -709,7 +712,7 @@ def test_bids_events_read_as_a_one_file_summary(tmp_path):
     events = eeg / "sub-01_ses-01_task-szMonitoring_run-00_events.tsv"
     events.write_text(BIDS_EVENTS)
     edf = eeg / "sub-01_ses-01_task-szMonitoring_run-00_eeg.edf"
-    assert annotation_sidecar(edf) == events
+    assert annotation_sidecar(edf).paths == (events,)
     (f,) = read_summary(events).files
     assert f.name == edf.name and f.seizures == ((2996.0, 3050.0), (3300.5, 3313.0))
     (tmp_path / "t_events.tsv").write_text("onset\tduration\ttrial_type\n10\t5\tseizure\n")
@@ -720,3 +723,47 @@ def test_bids_events_read_as_a_one_file_summary(tmp_path):
     (tmp_path / "x_events.tsv").write_text("onset\tduration\tsample\n10\t5\t2560\n")
     with pytest.raises(NNLabError, match="no eventType, trial_type or value column"):
         read_summary(tmp_path / "x_events.tsv")
+
+
+def helsinki_table(columns: dict[int, list[int]]) -> str:
+    """One annotator's per-second table as the Helsinki neonatal set writes it: a header of
+    recording numbers, one row a second, empty cells past a shorter recording's end."""
+    n = max(len(v) for v in columns.values())
+    rows = [",".join(f'"{k}"' for k in columns)]
+    for i in range(n):
+        rows.append(",".join(str(v[i]) if i < len(v) else "" for v in columns.values()))
+    return "\n".join(rows) + "\n"
+
+
+def test_helsinki_per_second_tables_one_annotator_and_the_majority(tmp_path):
+    """Each annotator's table is a summary of eegN.edf; beside eegN.edf the tables vote: a second
+    is ictal when more than half of them mark it."""
+    from nnlab.data.eeg import annotation_sidecar, is_per_second_table, read_summary
+
+    a = {1: [0, 1, 1, 1, 0, 0, 1, 1], 3: [0, 0, 0, 0, 0]}
+    b = {1: [0, 0, 1, 1, 1, 0, 0, 1], 3: [0, 0, 0, 1, 1]}
+    c = {1: [0, 0, 0, 1, 1, 0, 0, 0], 3: [0, 0, 0, 1, 1]}
+    for name, table in zip("ABC", (a, b, c)):
+        (tmp_path / f"annotations_2017_{name}.csv").write_text(helsinki_table(table))
+    assert is_per_second_table(helsinki_table(a))
+    assert not is_per_second_table("a,b\n1,2\n") and not is_per_second_table("1,2\n")
+    one = read_summary(tmp_path / "annotations_2017_A.csv")
+    assert [f.name for f in one.files] == ["eeg1.edf", "eeg3.edf"]
+    assert one.file("eeg1.edf").seizures == ((1.0, 4.0), (6.0, 8.0))  # row i: [i, i + 1) s
+    assert one.file("eeg3.edf").seizures == ()
+    # the three vote, per second
+    (tmp_path / "eeg1.edf").write_bytes(b"")  # found by name only; not read here
+    s1 = annotation_sidecar(tmp_path / "eeg1.edf")
+    assert [p.name for p in s1.paths] == [f"annotations_2017_{k}.csv" for k in "ABC"]
+    assert s1.seizures == ((2.0, 5.0), (7.0, 8.0)) and "more than half of 3 annotators" in str(s1)
+    assert annotation_sidecar(tmp_path / "eeg3.edf").seizures == ((3.0, 5.0),)
+    assert annotation_sidecar(tmp_path / "eeg2.edf") is None  # no column 2
+    # a bad cell is named: a 2, or a hole before the column's end
+    (tmp_path / "annotations_2017_C.csv").write_text(helsinki_table({1: [0, 2, 0], 3: [0, 0, 0]}))
+    with pytest.raises(NNLabError, match="annotations_2017_C.csv: line 3: column 1: .*not 0 or 1"):
+        annotation_sidecar(tmp_path / "eeg1.edf")
+    (tmp_path / "bad.csv").write_text('"7"\n0\n\n1\n')  # a blank line is no hole: skipped
+    assert read_summary(tmp_path / "bad.csv").file("eeg7.edf").seizures == ((1.0, 2.0),)
+    (tmp_path / "bad.csv").write_text('"7","8"\n0,1\n,1\n1,0\n')
+    with pytest.raises(NNLabError, match="bad.csv: line 3: column 7"):
+        read_summary(tmp_path / "bad.csv")

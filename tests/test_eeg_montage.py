@@ -365,3 +365,62 @@ def test_auxiliary_names_only_among_electrode_names():
     assert auxiliary(["EEG Fp1", "EEG F7", "EEG T3", "1", "MK"]) == ["1", "MK"]
     assert auxiliary(["LA1", "LA2", "RH1", "1"]) == []  # depth contacts: no 10-20 names at all
     assert auxiliary(["HIPP-REF"]) == [] and auxiliary([]) == []
+
+
+@pytest.mark.filterwarnings("ignore:eeg1:UserWarning")  # the derived channels, named
+def test_seizure_train_and_detect_on_a_helsinki_recording(tmp_path, capsys):
+    """The Helsinki neonatal set's layout: eeg1.edf (referential, 'EEG Fp1-Ref'), one recording
+    a patient, and three annotators' per-second tables beside it that disagree at the edges.
+    `seizure train --patient eeg1` labels by their majority (2 folds: one per seizure), and
+    `detect` scores the recording by the same vote without --summary."""
+    import torch
+
+    from nnlab.cli import main
+    from nnlab.data.eeg import Recording, load_patient, read_edf, write_edf
+    from nnlab.data.synthetic import EEGSynthConfig, make_chbmit_folder
+    from nnlab.run import RunDir
+
+    chain = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1"]
+    one = make_chbmit_folder(
+        tmp_path / "chb", "chb01", n_files=1, hours=0.2,
+        seizures={0: [(250, 280), (560, 590)]}, cfg=EEGSynthConfig(preictal_s=90.0),
+    )  # fmt: skip
+    rec = read_edf(one.folder / "chb01_01.edf", chain)
+    E, names = referential_montage(rec.data, chain)
+    names = [n.replace("FP1", "Fp1").replace("REF", "Ref") for n in names]
+    data = tmp_path / "helsinki"
+    data.mkdir()
+    write_edf(data / "eeg1.edf", Recording("eeg1", rec.fs, names, E))
+    n = int(rec.data.shape[1] / rec.fs)
+    for annotator, (d0, d1) in zip("ABC", ((0, 0), (-3, 2), (2, -4))):  # edges that disagree
+        marks = np.zeros(n, dtype=int)
+        for on, off in ((250, 280), (560, 590)):
+            marks[on + d0 : off + d1] = 1
+        (data / f"annotations_2017_{annotator}.csv").write_text(
+            '"1","2"\n' + "".join(f"{m},0\n" for m in marks)
+        )
+    patient = load_patient(data, "eeg1", channels=chain)
+    assert [f.name for f in patient.files] == ["eeg1.edf"]
+    assert patient.seizures.tolist() == [[250.0, 280.0], [560.0, 590.0]]  # 2 of 3 agree there
+    out = tmp_path / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(
+                ["seizure", "train", "--data", str(data), "--patient", "eeg1"]
+                + ["--target", "detection", "--channels", ",".join(chain)]
+                + ["--cache", str(tmp_path / "cache"), "--epochs", "1", "--batch-size", "32"]
+                + ["-m", "dim=16", "--out", str(out)]
+            )
+        assert e.value.code == 0
+        assert RunDir.open(out).summary()["folds"] == 2
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            main(["seizure", "detect", str(data / "eeg1.edf"), "--model", str(out)])
+        assert e.value.code == 0
+    finally:
+        torch.set_num_threads(threads)
+    text = capsys.readouterr().out
+    assert "more than half of 3 annotators" in text
+    assert "seizure 250-280 s: " in text and "seizure 560-590 s: " in text

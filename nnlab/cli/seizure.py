@@ -163,11 +163,13 @@ def detect(
     ),
     summary: Optional[Path] = typer.Option(
         None,
-        help="A CHB-MIT chbNN-summary.txt (or a Siena Seizures-list-PNxx.txt, or one file's TUH "
-        ".csv_bi) listing the files: their seizures are drawn and each one's alarm latency and "
-        "the false alarms are reported, with totals over the files. Without it, a TUH .csv_bi or "
-        ".tse_bi file beside an EDF file (same name), or a BIDS X_events.tsv beside X_eeg.edf, "
-        "is read for that file.",
+        help="A CHB-MIT chbNN-summary.txt (or a Siena Seizures-list-PNxx.txt, one file's TUH "
+        ".csv_bi, or one annotator's table of the Helsinki neonatal set) listing the files: their "
+        "seizures are drawn and each one's alarm latency and the false alarms are reported, with "
+        "totals over the files. Without it, a TUH .csv_bi or .tse_bi file beside an EDF file "
+        "(same name), a BIDS X_events.tsv beside X_eeg.edf, or the Helsinki set's per-second "
+        "tables beside eegN.edf (a second ictal when most annotators mark it) are read for that "
+        "file.",
     ),
     seizures: Optional[str] = typer.Option(
         None,
@@ -187,8 +189,8 @@ def detect(
     reference (a single-channel model reads every EEG channel -- ECG, EOG, oximetry, annotation
     and flat channels left out -- and the maximum probability over channels decides); writes
     per-window probabilities (CSV), the alarms (CSV) and a timeline figure per file; with
-    annotations (--summary, or TUH / BIDS files beside the recordings), each seizure's alarm
-    latency and the false alarms, and their totals."""
+    annotations (--summary, or TUH / BIDS / Helsinki files beside the recordings), each seizure's
+    alarm latency and the false alarms, and their totals."""
     from nnlab.tasks.seizure import detect_file, detection_totals
 
     files = []

@@ -26,6 +26,7 @@ names it and the missing labels.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -655,9 +656,109 @@ def merged_events(events: Sequence[tuple[float, float]]) -> tuple[tuple[float, f
     return tuple((float(on), float(off)) for on, off in merged)
 
 
-def annotation_sidecar(edf: str | os.PathLike) -> Path | None:
-    """The annotation file of one recording, beside it: TUH's (same stem: .csv_bi first, then
-    .tse_bi, .csv, .tse) or BIDS' (X_eeg.edf -> X_events.tsv); None when there is none."""
+# The Helsinki neonatal EEG set (Stevenson et al. 2019, Sci. Data 6:190039): one table per
+# annotator (annotations_2017_A.csv, _B, _C) beside eeg1.edf ... eeg79.edf. The header holds
+# recording numbers (column N annotates eegN.edf); then one row per second of recording, 1 where
+# that annotator marked a seizure, 0 elsewhere, cells past a recording's end empty
+_NUMBER = re.compile(r'^"?(\d+)"?$')
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+def is_per_second_table(text: str) -> bool:
+    """A per-second annotation table: a header of recording numbers only, then rows of numbers
+    (or empty cells)."""
+    lines = [line for line in text.splitlines()[:3] if line.strip()]
+    if len(lines) < 2:
+        return False
+    head = [c.strip() for c in lines[0].split(",")]
+    cells = [c.strip().strip('"') for c in lines[1].split(",")]
+    return all(_NUMBER.match(c) for c in head) and all(
+        c == "" or re.fullmatch(r"[-+]?\d+(\.\d*)?", c) for c in cells
+    )
+
+
+def per_second_columns(text: str, source: str = "annotations") -> dict[int, np.ndarray]:
+    """Each recording number of a per-second table with its column as a boolean array, one value
+    a second (True: marked as seizure), as long as the column's cells are filled. A cell that is
+    neither 0 nor 1, or an empty one before the column's end, is an error naming it."""
+    import io
+
+    lines = text.splitlines()
+    numbers = [int(_NUMBER.match(c.strip()).group(1)) for c in lines[0].split(",")]
+    try:
+        table = np.genfromtxt(io.StringIO(text), delimiter=",", skip_header=1, dtype=np.float64)
+    except ValueError as e:  # rows of unequal length
+        raise NNLabError(f"{source}: not a table of 0 and 1: {str(e).splitlines()[-1]}") from None
+    table = table.reshape(-1, len(numbers))
+    out = {}
+    for j, number in enumerate(numbers):
+        column = table[:, j]
+        filled = np.flatnonzero(~np.isnan(column))
+        n = int(filled[-1]) + 1 if len(filled) else 0
+        bad = np.flatnonzero(~np.isin(column[:n], (0.0, 1.0)))
+        if len(bad):
+            raise NNLabError(
+                f"{source}: line {int(bad[0]) + 2}: column {number}: a cell that is not 0 or 1"
+            )
+        out[number] = column[:n] == 1.0
+    return out
+
+
+def seconds_to_events(marked: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """(onset, offset) seconds of the runs of marked seconds (row i covers [i, i + 1) s)."""
+    edges = np.diff(np.concatenate([[0], marked.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return tuple((float(a), float(b)) for a, b in zip(starts, ends))
+
+
+def parse_per_second_table(text: str, source: str = "annotations") -> Summary:
+    """One annotator's per-second table as a `Summary` of the recordings it covers, column N
+    naming eegN.edf (the Helsinki set's names)."""
+    return Summary(
+        None,
+        tuple(
+            SummaryFile(f"eeg{n}.edf", None, None, seconds_to_events(marked), ())
+            for n, marked in per_second_columns(text, source).items()
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A recording's own seizure annotations, found beside it (`annotation_sidecar`): the files
+    read and the seizures, (onset, offset) seconds from the recording's start."""
+
+    paths: tuple[Path, ...]
+    seizures: tuple[tuple[float, float], ...]
+    rule: str = ""  # how several annotators' marks were combined
+
+    def __str__(self) -> str:
+        return ", ".join(map(str, self.paths)) + (f" ({self.rule})" if self.rule else "")
+
+
+def _cached_columns(path: Path) -> dict[int, np.ndarray]:
+    """`per_second_columns` of a file, read once while the file is unchanged (a folder of 79
+    recordings shares three tables)."""
+    st = path.stat()
+    return _columns_of(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _columns_of(path: str, mtime_ns: int, size: int) -> dict[int, np.ndarray]:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise NNLabError(f"{path}: cannot read annotations ({e.strerror})") from None
+    return per_second_columns(text, path)
+
+
+def annotation_sidecar(edf: str | os.PathLike) -> Sidecar | None:
+    """The seizure annotations of one recording, beside it, read: TUH's (same stem: .csv_bi
+    first, then .tse_bi, .csv, .tse), BIDS' (X_eeg.edf -> X_events.tsv), or the Helsinki
+    neonatal set's per-second tables in the recording's folder (`is_per_second_table`) that hold
+    a column for the number its name ends in (eeg9.edf: column 9). With several such tables, one
+    per annotator, a second is ictal when more than half of them mark it (2 of 3). None when
+    there is none."""
     edf = Path(edf)
     candidates = [edf.with_suffix(suffix) for suffix in TUH_SUFFIXES]
     stem = edf.stem[: -len("_eeg")] if edf.stem.endswith("_eeg") else edf.stem
@@ -669,16 +770,39 @@ def annotation_sidecar(edf: str | os.PathLike) -> Path | None:
             except OSError:
                 continue
             if is_tuh_annotation(head) or is_bids_events(head):
-                return candidate
-    return None
+                (sf,) = read_summary(candidate).files
+                return Sidecar((candidate,), sf.seizures)
+    number = _TRAILING_NUMBER.search(edf.stem)
+    if number is None or not edf.parent.is_dir():
+        return None
+    marks, paths = [], []
+    for table in sorted(edf.parent.glob("*.csv")):
+        try:
+            with open(table, encoding="utf-8", errors="replace") as f:
+                head = f.read(4096)
+        except OSError:
+            continue
+        if not is_per_second_table(head):
+            continue
+        columns = _cached_columns(table)
+        if int(number.group(1)) in columns:
+            marks.append(columns[int(number.group(1))])
+            paths.append(table)
+    if not marks:
+        return None
+    n = max(len(m) for m in marks)
+    votes = sum(np.pad(m, (0, n - len(m))).astype(np.int32) for m in marks)
+    rule = f"a second marked by more than half of {len(marks)} annotators" if len(marks) > 1 else ""
+    return Sidecar(tuple(paths), seconds_to_events(2 * votes > len(marks)), rule)
 
 
 def read_summary(path: str | os.PathLike) -> Summary:
     """Seizure annotations: a CHB-MIT `chbNN-summary.txt`, a Siena Scalp EEG
     `Seizures-list-PNxx.txt` (told apart by its 'Registration start time' lines), or one
     recording's TUH EEG Seizure Corpus .csv_bi / .csv / .tse_bi / .tse file (`is_tuh_annotation`;
-    a Summary of that one file), or a BIDS X_events.tsv (`is_bids_events`; a Summary of
-    X_eeg.edf)."""
+    a Summary of that one file), a BIDS X_events.tsv (`is_bids_events`; a Summary of
+    X_eeg.edf), or one annotator's per-second table of the Helsinki neonatal set
+    (`is_per_second_table`; a Summary of eeg1.edf, eeg2.edf, ...)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -691,6 +815,8 @@ def read_summary(path: str | os.PathLike) -> Summary:
     if is_bids_events(text):  # X_events.tsv annotates X_eeg.edf
         stem = path.stem[: -len("_events")] if path.stem.endswith("_events") else path.stem
         return parse_bids_events(text, f"{stem}_eeg.edf", source=str(path))
+    if is_per_second_table(text):
+        return parse_per_second_table(text, source=str(path))
     return parse_summary(text, source=str(path))
 
 
@@ -879,11 +1005,13 @@ class Patient:
 
 def annotated_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] | None:
     """A patient without a summary, as a `Summary` of its annotated recordings: the EDF files
-    under `folder`/<patient> or, when there is no such folder, those under `folder` whose names
-    start with '<patient>_', each with its annotation file beside it (`annotation_sidecar`). The
-    TUH Seizure Corpus (v2: <patient>/<session>/<montage>/<patient>_s001_t000.edf + .csv_bi; v1.5:
-    <montage>/<group>/<patient>/<session>/...) and BIDS datasets (sub-01/ses-01/eeg/
-    sub-01_ses-01_task-x_run-01_eeg.edf + _events.tsv) are laid out so. File names are paths
+    under `folder`/<patient> or, when there is no such folder, those under `folder` named
+    <patient> or starting with '<patient>_', each with its annotations beside it
+    (`annotation_sidecar`). The TUH Seizure Corpus (v2: <patient>/<session>/<montage>/
+    <patient>_s001_t000.edf + .csv_bi; v1.5: <montage>/<group>/<patient>/<session>/...), BIDS
+    datasets (sub-01/ses-01/eeg/sub-01_ses-01_task-x_run-01_eeg.edf + _events.tsv) and the
+    Helsinki neonatal set (eeg9.edf, one recording a patient, with the annotators' tables beside
+    it) are laid out so. File names are paths
     relative to `folder`; files are in name order (sessions, then tokens or runs) and carry no
     clock times (see `load_patient`). Also returns the EDF files that have no annotation file.
     None when no EDF file is found."""
@@ -893,7 +1021,7 @@ def annotated_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] |
         p
         for p in root.rglob("*")
         if p.suffix.lower() == ".edf" and p.is_file()
-        and (root == mine or p.stem.startswith(f"{patient}_"))
+        and (root == mine or p.stem == patient or p.stem.startswith(f"{patient}_"))
     )  # fmt: skip
     if not edfs:
         return None
@@ -904,8 +1032,7 @@ def annotated_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] |
         if sidecar is None:
             bare.append(name)
             continue
-        (sf,) = read_summary(sidecar).files
-        files.append(replace(sf, name=name))
+        files.append(SummaryFile(name, None, None, sidecar.seizures, ()))
     return Summary(None, tuple(files)), bare
 
 
@@ -915,7 +1042,8 @@ def _patient_summary(folder: Path, patient: str) -> Path:
         raise NNLabError(
             f"no {patient}-summary.txt or Seizures-list-{patient}.txt in {folder} or "
             f"{folder / patient} (a CHB-MIT or Siena Scalp EEG patient folder), and no EDF files "
-            f"of {patient} with annotations beside them (TUH .csv_bi, .tse_bi; BIDS _events.tsv)"
+            f"of {patient} with annotations beside them (TUH .csv_bi, .tse_bi; BIDS _events.tsv; "
+            "the Helsinki set's per-second tables)"
         )
     return path
 

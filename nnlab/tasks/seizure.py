@@ -54,9 +54,9 @@ predicts with every fold's model and averages their probabilities (each model wi
 normaliser). A `seizure train` run's windows and alarms are those it was trained and evaluated with
 (a detection run's: one alarm per run of windows meeting the rule); a Bonn model (class 1
 "seizure") reads windows every quarter window and raises one alarm per run of windows meeting 3 of
-4 (`DETECTION_*`). Given the file's seizures (a CHB-MIT summary or Siena list, the TUH or BIDS
-annotations beside the file), each seizure's alarm latency and the false alarms are reported
-(`nnlab.metrics.seizure.match_alarms`); `bench/eeg_onset.py` measures them on real EEG.
+4 (`DETECTION_*`). Given the file's seizures (a CHB-MIT summary or Siena list, the TUH, BIDS or
+Helsinki annotations beside the file), each seizure's alarm latency and the false alarms are
+reported (`nnlab.metrics.seizure.match_alarms`); `bench/eeg_onset.py` measures them on real EEG.
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ END_S = 1e-6
 
 @dataclass
 class SeizureConfig:
-    data: str = ""  # a CHB-MIT, Siena, TUH Seizure Corpus or BIDS patient folder, or the one above
+    # a CHB-MIT, Siena, TUH Seizure Corpus, BIDS or Helsinki neonatal patient folder, or the one
+    # above
+    data: str = ""
     patient: str = "chb01"  # the patient: <data>/<patient>-summary.txt or <data>/<patient>/...
     cache: str = ""  # folder of the prepared windows ('': $NNLAB_CACHE/eeg-windows/<patient>)
     # channel labels to use ('': those common to the files); 'double-banana': the 18 longitudinal
@@ -237,8 +239,8 @@ class SeizureConfig:
             raise NNLabError(
                 f"no {self.patient}-summary.txt or Seizures-list-{self.patient}.txt in {folder} "
                 f"or {folder / self.patient}, and no EDF files of {self.patient} with annotations "
-                "beside them (--data: a CHB-MIT, Siena, TUH or BIDS patient folder, or the "
-                "folder above it)"
+                "beside them (--data: a CHB-MIT, Siena, TUH, BIDS or Helsinki patient folder, or "
+                "the folder above it)"
             )
 
 
@@ -1288,7 +1290,8 @@ def detect_file(
     run: its windows, no overlap) or, for a detection model, to `DETECTION_*` above. With a
     `summary` that lists the file (a CHB-MIT summary, a Siena list, or the file's own TUH or BIDS
     annotations), or with the file's `seizures` given as (onset, offset) seconds from its start,
-    or else with the TUH or BIDS annotations found beside the file (`annotation_sidecar`), the
+    or else with the TUH, BIDS or Helsinki annotations found beside the file
+    (`annotation_sidecar`), the
     seizures are drawn and each is scored
     (`nnlab.metrics.seizure.match_alarms`): the latency of its first alarm from the onset
     (detection: from the onset to one window past the offset; prediction: from SOP + SPH before
@@ -1361,8 +1364,8 @@ def detect_file(
     head = edf_header(path)  # one-line error for a missing or unreadable file
     if summary is not None and seizures is not None:
         raise NNLabError("give the seizures by --summary or by --seizures, not both")
-    if sidecar is not None:  # one file's, whatever name it gives that file (.bdf, .EDF)
-        seizures = read_summary(sidecar).files[0].seizures
+    if sidecar is not None:  # the file's own, whatever name they give it (.bdf, .EDF)
+        seizures = sidecar.seizures
     if summary is not None:  # before the work: a file the summary lacks is named at once
         seizures = read_summary(summary).file(path.name).seizures
     if seizures is not None:
