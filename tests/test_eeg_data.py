@@ -758,10 +758,14 @@ def test_helsinki_per_second_tables_one_annotator_and_the_majority(tmp_path):
     assert s1.seizures == ((2.0, 5.0), (7.0, 8.0)) and "more than half of 3 annotators" in str(s1)
     assert annotation_sidecar(tmp_path / "eeg3.edf").seizures == ((3.0, 5.0),)
     assert annotation_sidecar(tmp_path / "eeg2.edf") is None  # no column 2
-    # a bad cell is named: a 2, or a hole before the column's end
+    # a bad cell is named: a 2, or a hole before the column's end; beside a recording, that
+    # table is left out with a warning and the others vote (both of 2)
     (tmp_path / "annotations_2017_C.csv").write_text(helsinki_table({1: [0, 2, 0], 3: [0, 0, 0]}))
     with pytest.raises(NNLabError, match="annotations_2017_C.csv: line 3: column 1: .*not 0 or 1"):
-        annotation_sidecar(tmp_path / "eeg1.edf")
+        read_summary(tmp_path / "annotations_2017_C.csv")
+    with pytest.warns(UserWarning, match="annotations_2017_C.csv: line 3: .*not read as seizure"):
+        s1 = annotation_sidecar(tmp_path / "eeg1.edf")
+    assert len(s1.paths) == 2 and s1.seizures == ((2.0, 4.0), (7.0, 8.0))
     (tmp_path / "bad.csv").write_text('"7"\n0\n\n1\n')  # a blank line is no hole: skipped
     assert read_summary(tmp_path / "bad.csv").file("eeg7.edf").seizures == ((1.0, 2.0),)
     (tmp_path / "bad.csv").write_text('"7","8"\n0,1\n,1\n1,0\n')

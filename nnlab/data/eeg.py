@@ -757,8 +757,9 @@ def annotation_sidecar(edf: str | os.PathLike) -> Sidecar | None:
     first, then .tse_bi, .csv, .tse), BIDS' (X_eeg.edf -> X_events.tsv), or the Helsinki
     neonatal set's per-second tables in the recording's folder (`is_per_second_table`) that hold
     a column for the number its name ends in (eeg9.edf: column 9). With several such tables, one
-    per annotator, a second is ictal when more than half of them mark it (2 of 3). None when
-    there is none."""
+    per annotator, a second is ictal when more than half of them mark it (2 of 3). A table with
+    a cell that is neither 0 nor 1 is left out with a warning (it may be some other table of
+    numbers). None when there is none."""
     edf = Path(edf)
     candidates = [edf.with_suffix(suffix) for suffix in TUH_SUFFIXES]
     stem = edf.stem[: -len("_eeg")] if edf.stem.endswith("_eeg") else edf.stem
@@ -784,7 +785,11 @@ def annotation_sidecar(edf: str | os.PathLike) -> Sidecar | None:
             continue
         if not is_per_second_table(head):
             continue
-        columns = _cached_columns(table)
+        try:
+            columns = _cached_columns(table)
+        except NNLabError as e:  # a table of numbers that is no annotation: not a reason to stop
+            warnings.warn(f"{e}: not read as seizure annotations", stacklevel=2)
+            continue
         if int(number.group(1)) in columns:
             marks.append(columns[int(number.group(1))])
             paths.append(table)
