@@ -24,11 +24,7 @@ BONN_ARGS=${BONN_ARGS:-}  # more options for every Bonn run, e.g. "--fold-limit 
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
-{
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    $py -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
-    nproc
-} 2>&1 | tee "$OUT/device.txt"
+bash bench/gpu_info.sh "$py" 2>&1 | tee "$OUT/device.txt"
 if [ "$CHECK" != 0 ]; then
     SECONDS=0
     timeout 300 $py bench/gpu_check.py ${ONLY:+--only $ONLY} 2>&1 | tee "$OUT/gpu_check.log"

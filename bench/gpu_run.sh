@@ -30,11 +30,7 @@ BENCH_S=${BENCH_S:-400}  # the diffusion bench's hard limit, seconds
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
-{
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    $py -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
-    nproc
-} 2>&1 | tee "$OUT/device.txt"
+bash bench/gpu_info.sh "$py" 2>&1 | tee "$OUT/device.txt"
 # the card's clocks, temperature, power and load every 10 s (read only): on one lease
 # the step slowed from about 33 to 50 ms within minutes, on every setting alike
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,temperature.gpu,power.draw,utilization.gpu \

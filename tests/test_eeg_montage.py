@@ -257,47 +257,45 @@ def test_tuh_files_with_equal_dates_are_placed_back_to_back(tmp_path):
     assert patient.seizures.tolist() == [[610.0, 640.0]]
 
 
-@pytest.mark.filterwarnings("ignore:p1:UserWarning")  # asserted with pytest.warns where meant
-def test_seizure_train_and_detect_on_a_tuh_patient(tmp_path, capsys):
-    """The command line end to end on the TUH-like patient: detection training through derived
-    channels (2 folds, one per seizure), then detect on one of its files, scored by the .csv_bi
-    beside it."""
+def train_and_detect(tmp_path, data, patient, chain, edf, capsys) -> str:
+    """`seizure train --target detection` on `patient` (1 epoch, 2 folds: one per seizure),
+    then `seizure detect` on `edf` with the annotations beside it; detect's output."""
     import torch
 
     from nnlab.cli import main
     from nnlab.run import RunDir
 
-    tree, _, chain = tuh_tree(tmp_path)
     out = tmp_path / "run"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with pytest.raises(SystemExit) as e:
             main(
-                [
-                    "seizure",
-                    "train",
-                    "--data",
-                    str(tree),
-                    "--patient",
-                    "p1",
-                    "--target",
-                    "detection",
-                ]
-                + ["--channels", ",".join(chain), "--cache", str(tmp_path / "cache")]
-                + ["--epochs", "1", "--batch-size", "32", "-m", "dim=16", "--out", str(out)]
+                ["seizure", "train", "--data", str(data), "--patient", patient]
+                + ["--target", "detection", "--channels", ",".join(chain)]
+                + ["--cache", str(tmp_path / "cache"), "--epochs", "1", "--batch-size", "32"]
+                + ["-m", "dim=16", "--out", str(out)]
             )
         assert e.value.code == 0
         s = RunDir.open(out).summary()
         assert s["folds"] == 2 and s["target"] == "detection"
-        edf = tree / "p1" / "s002_2003" / "01_tcp_ar" / "p1_s002_t000.edf"
         capsys.readouterr()
         with pytest.raises(SystemExit) as e:
             main(["seizure", "detect", str(edf), "--model", str(out), "--out", str(tmp_path / "d")])
         assert e.value.code == 0
     finally:
         torch.set_num_threads(threads)
-    text = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:p1:UserWarning")  # asserted with pytest.warns where meant
+def test_seizure_train_and_detect_on_a_tuh_patient(tmp_path, capsys):
+    """The command line end to end on the TUH-like patient: detection training through derived
+    channels (2 folds, one per seizure), then detect on one of its files, scored by the .csv_bi
+    beside it."""
+    tree, _, chain = tuh_tree(tmp_path)
+    edf = tree / "p1" / "s002_2003" / "01_tcp_ar" / "p1_s002_t000.edf"
+    text = train_and_detect(tmp_path, tree, "p1", chain, edf, capsys)
     assert "4 of them derived" in text and "seizure 250-280 s: " in text
 
 
@@ -373,12 +371,8 @@ def test_seizure_train_and_detect_on_a_helsinki_recording(tmp_path, capsys):
     a patient, and three annotators' per-second tables beside it that disagree at the edges.
     `seizure train --patient eeg1` labels by their majority (2 folds: one per seizure), and
     `detect` scores the recording by the same vote without --summary."""
-    import torch
-
-    from nnlab.cli import main
     from nnlab.data.eeg import Recording, load_patient, read_edf, write_edf
     from nnlab.data.synthetic import EEGSynthConfig, make_chbmit_folder
-    from nnlab.run import RunDir
 
     chain = ["FP1-F7", "F7-T7", "T7-P7", "P7-O1"]
     one = make_chbmit_folder(
@@ -402,25 +396,6 @@ def test_seizure_train_and_detect_on_a_helsinki_recording(tmp_path, capsys):
     patient = load_patient(data, "eeg1", channels=chain)
     assert [f.name for f in patient.files] == ["eeg1.edf"]
     assert patient.seizures.tolist() == [[250.0, 280.0], [560.0, 590.0]]  # 2 of 3 agree there
-    out = tmp_path / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.raises(SystemExit) as e:
-            main(
-                ["seizure", "train", "--data", str(data), "--patient", "eeg1"]
-                + ["--target", "detection", "--channels", ",".join(chain)]
-                + ["--cache", str(tmp_path / "cache"), "--epochs", "1", "--batch-size", "32"]
-                + ["-m", "dim=16", "--out", str(out)]
-            )
-        assert e.value.code == 0
-        assert RunDir.open(out).summary()["folds"] == 2
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as e:
-            main(["seizure", "detect", str(data / "eeg1.edf"), "--model", str(out)])
-        assert e.value.code == 0
-    finally:
-        torch.set_num_threads(threads)
-    text = capsys.readouterr().out
+    text = train_and_detect(tmp_path, data, "eeg1", chain, data / "eeg1.edf", capsys)
     assert "more than half of 3 annotators" in text
     assert "seizure 250-280 s: " in text and "seizure 560-590 s: " in text
