@@ -4,7 +4,8 @@ print what ran, its throughput and peak GPU memory; exit 1 if anything failed.
 Paths: bf16 autocast, fp16 autocast with GradScaler, pinned memory with worker processes,
 channels_last, EMA of the weights, gradient accumulation, resume on the GPU (an interrupted run
 continued from its mid-epoch checkpoint, against an uninterrupted one), DDP with NCCL through
-torchrun (1 process, and one per GPU when there are several); the EEG paths: the three-tower
+torchrun (1 process, and one per GPU when there are several); the CTC line recogniser of OCR
+(variable-width lines, CTC loss, both heads); the EEG paths: the three-tower
 transformer trained leave-one-seizure-out on a generated patient (windows read lazily from the
 memory-mapped cache by worker processes), `seizure detect` on this device against the CPU (the
 same probabilities), and one Bonn fold (single channel: two towers; the real D-E segments when
@@ -42,6 +43,7 @@ from nnlab.tasks.bonn import BonnConfig, run_bonn_cv
 from nnlab.tasks.classify import ClassifyConfig, ClassifyTask
 from nnlab.tasks.compress import AutoencodeConfig, AutoencodeTask
 from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask
+from nnlab.tasks.ocr_ctc import CTCConfig, CTCLineTask
 from nnlab.tasks.segment import SegmentConfig, SegmentTask
 from nnlab.tasks.seizure import SeizureConfig, detect_file, run_seizure_cv
 from nnlab.train import TrainConfig
@@ -92,6 +94,23 @@ def autoencode(**train) -> AutoencodeTask:
     return AutoencodeTask(cfg)
 
 
+def ctc_lines(head: str, **train) -> CTCLineTask:
+    """The CTC line recogniser of `nnlab ocr train-ctc` on lines of the stroke font (no data
+    files): variable-width lines padded per batch, CTC loss in fp32 under autocast."""
+    cfg = CTCConfig(
+        data="strokes",
+        model_args={"head": head},
+        train_lines=256,
+        val_lines=32,
+        test_lines=32,
+        beam=2,
+        train=TrainConfig(
+            **{"epochs": 2, "batch_size": 16, "monitor": "val/cer", "mode": "min", **train}
+        ),
+    )
+    return CTCLineTask(cfg)
+
+
 def segment(root: Path, model: str, **train) -> SegmentTask:
     args = {
         "unet": {"base": 16, "depth": 3},
@@ -115,12 +134,16 @@ def timed(task, work: Path, name: str, metric: str) -> dict:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     summary = run_task(task, run)
-    samples = len(task.sets["train"]) * summary["epochs"]
+    sets = getattr(task, "sets", None)  # a task that keeps no sets: steps x batch size
+    if sets:
+        speed = len(sets["train"]) * summary["epochs"] / summary["train_time_s"]
+    else:
+        speed = samples_per_s(run)
     meta = read_checkpoint(run.checkpoint_dir / "last.safetensors", "pt")[1]
     peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
     return {
         "device": summary["device"],
-        "samples/s": samples / summary["train_time_s"],
+        "samples/s": speed,
         "peak MiB": peak,
         "note": f"{metric} {summary[metric]:.3f}"
         + (", GradScaler state saved" if "scaler" in meta else ""),
@@ -397,6 +420,18 @@ def main() -> int:
             lambda: resume_check(work / "resume", fp("fp16")),
         ),
         ("DDP (NCCL on CUDA), 1 process", lambda: ddp_check(work, 1, device)),
+        (
+            "ocr ctc lines, transformer head, bf16, workers",
+            lambda: timed(
+                ctc_lines("transformer", precision=fp("bf16"), **common), work, "o-tf", "test/cer"
+            ),
+        ),
+        (
+            "ocr ctc lines, BiLSTM head, fp16 + GradScaler",
+            lambda: timed(
+                ctc_lines("lstm", precision=fp("fp16"), **common), work, "o-lstm", "test/cer"
+            ),
+        ),
         (
             "seizure LOSO, 3 towers, bf16, lazy windows, workers; detect vs CPU",
             lambda: seizure_check(work, precision=fp("bf16"), **common),
