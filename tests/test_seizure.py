@@ -197,6 +197,22 @@ def test_loso_folds_cut_interictal_time_into_ordered_blocks_and_validate_on_the_
         loso_folds(start, start + 1, np.where(episode == 0, 1, 0), np.ones(42, bool), episode)
 
 
+@pytest.mark.parametrize("target", ["prediction", "detection"])
+def test_a_patient_without_seizures_prepares_and_is_refused_for_training(tmp_path, target):
+    """Prepare caches a seizure-free recording (all of it interictal); leave one seizure out then
+    says in one line that it needs seizures (it raised a NumPy error before)."""
+    from nnlab.data.synthetic import make_chbmit_folder
+
+    make_chbmit_folder(tmp_path, "chb01", n_files=1, hours=0.05, seizures={})
+    cfg = dataclasses.replace(
+        config(tmp_path, target=target), cache=str(tmp_path / "cache"), interictal_gap_s=-1.0
+    )
+    prep = prepare_patient(cfg)
+    assert len(prep.label) == 36 and (prep.label == INTERICTAL).all() and (prep.episode == -1).all()
+    with pytest.raises(NNLabError, match="at least 2 \\(leading\\) seizures .*got 0"):
+        fold_parts(prep, cfg)
+
+
 # ---- train, evaluate, resume ---------------------------------------------------------------------
 def test_train_and_evaluate_end_to_end(trained):
     run, summary = trained

@@ -445,7 +445,8 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
         inside = (start[:, None] < P[None, :, 1]) & (end[:, None] > P[None, :, 0])  # (N, K)
     else:
         inside = (start[:, None] >= P[None, :, 0]) & (end[:, None] <= P[None, :, 1])  # (N, K')
-    episode = np.where((label == PREICTAL) & inside.any(axis=1), inside.argmax(axis=1), -1)
+    first = inside.argmax(axis=1) if inside.shape[1] else np.zeros(len(start), dtype=np.int64)
+    episode = np.where((label == PREICTAL) & inside.any(axis=1), first, -1)  # -1: no seizure
     prepared = PreparedPatient(
         patient=patient,
         store=WindowStore(recordings),
