@@ -244,3 +244,20 @@ def test_tables_print_brackets_as_text():
     out = Console(width=200, record=True)
     out.print(table([{"statement": "N(0, [[1, c], [c, 1]])"}]))
     assert "N(0, [[1, c], [c, 1]])" in out.export_text()
+
+
+def test_nnlab_warnings_are_one_line_others_as_python_writes_them():
+    import warnings
+    from pathlib import Path
+
+    import nnlab.cli as cli
+    from nnlab.cli import _warning_line
+
+    default = warnings.formatwarning
+    inside = str(Path(cli.__file__).parent / "seizure.py")
+    line = _warning_line("a.edf: odd", UserWarning, inside, 3, "code()", default=default)
+    assert line == "nnlab: warning: a.edf: odd\n"
+    other = _warning_line("deprecated", UserWarning, "/elsewhere/lib.py", 3, "x", default=default)
+    assert other == default("deprecated", UserWarning, "/elsewhere/lib.py", 3, "x")
+    dep = _warning_line("old", DeprecationWarning, inside, 3, "x", default=default)
+    assert "DeprecationWarning" in dep

@@ -482,3 +482,18 @@ def test_implausible_amplitudes_are_named():
     assert "in volts or millivolts?" in implausible_amplitude(eeg * 1e-6, "volts")
     assert "smaller than microvolts" in implausible_amplitude(eeg * 1e3, "nanovolts")
     assert implausible_amplitude(np.zeros((2, 10)), "flat") is None
+
+
+def test_missing_band_warns_when_the_recording_is_slower_than_the_bins_read():
+    from nnlab.signal.spectral import SpectralConfig, missing_band
+
+    cfg = SpectralConfig()  # 1-Hz bins to Nyquist, 60-Hz notch: 114 bins at 256 Hz
+    why = missing_band(200.0, 256.0, cfg, "a.edf")
+    assert why.startswith("a.edf: recorded at 200 Hz, below the model's 256 Hz: 21 of the 114")
+    assert "(101-128 Hz)" in why and "--fmax below 100" in why
+    assert missing_band(256.0, 256.0, cfg, "a.edf") is None  # same rate
+    assert missing_band(512.0, 256.0, cfg, "a.edf") is None  # faster: downsampled
+    assert missing_band(100.0, 256.0, SpectralConfig(fmax=40.0), "a.edf") is None  # reads <= 40 Hz
+    assert "1 of the 40 frequency bins it reads (40 Hz)" in missing_band(
+        79.0, 256.0, SpectralConfig(fmax=40.0), "a.edf"
+    )

@@ -324,7 +324,9 @@ def remontaged(folder, path, fs=200.0, drop=(), extra=True):
 def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
     run, _ = trained
     edf = remontaged(folder, tmp_path / "other.edf")
-    found = detect_file(edf, run, tmp_path / "out")
+    # 200 Hz: the model's bins above 100 Hz hold nothing there, and detect says so
+    with pytest.warns(UserWarning, match="other.edf: recorded at 200 Hz, .* 21 of the 114 freq"):
+        found = detect_file(edf, run, tmp_path / "out")
     assert found["file_fs"] == 200.0 and found["model_fs"] == 256.0 and found["models"] == 2
     assert found["channels"] == list(CHANNELS) and found["positive_class"] == "preictal"
     with open(tmp_path / "out" / "other_windows.csv") as f:
@@ -344,13 +346,15 @@ def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
     with pytest.raises(NNLabError, match="exists"):
         detect_file(edf, run, tmp_path / "out")
     # read in 1-minute chunks (each resampled on its own), the same probabilities
-    chunked = detect_file(edf, run, tmp_path / "chunked", chunk_s=60)
+    with pytest.warns(UserWarning, match="recorded at 200 Hz"):
+        chunked = detect_file(edf, run, tmp_path / "chunked", chunk_s=60)
     with open(tmp_path / "chunked" / "other_windows.csv") as f:
         q = np.array([float(r["probability"]) for r in csv.DictReader(f)])
     np.testing.assert_allclose(q, p, atol=1e-4)  # float32, batches of other sizes
     assert chunked["alarms_s"] == found["alarms_s"]
 
 
+@pytest.mark.filterwarnings("ignore:.*recorded at 200 Hz:UserWarning")  # remontaged(): 200 Hz
 def test_detect_errors_name_the_problem(folder, trained, tmp_path):
     run, _ = trained
     edf = remontaged(folder, tmp_path / "less.edf", drop=("T7-P7", "P7-T7"))
@@ -639,6 +643,7 @@ def test_config_checks(folder):
             dataclasses.replace(config(folder), **over).check()
 
 
+@pytest.mark.filterwarnings("ignore:.*recorded at 200 Hz:UserWarning")  # remontaged(): 200 Hz
 def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path):
     run, _ = trained
     assert cli("seizure", "prepare", *cli_args(folder)) == 0
@@ -663,6 +668,7 @@ def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path):
     assert not list(tmp_path.glob("gappy_*"))
 
 
+@pytest.mark.filterwarnings("ignore:.*recorded at 200 Hz:UserWarning")  # remontaged(): 200 Hz
 def test_cli_detect_on_a_tuh_like_tree(capsys, folder, trained, tmp_path):
     """A folder of sessions as the TUH corpus lays them out: recordings in subfolders, one with
     its .csv_bi annotation beside it, one a BDF file without one. detect finds both, scores the

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
+from pathlib import Path
 
 import typer
 
@@ -53,10 +55,24 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     return app
 
 
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _warning_line(message, category, filename, lineno, line=None, *, default=None) -> str:
+    """nnlab's own warnings (about the user's data or options) as one line, 'nnlab: warning:
+    ...', without the source line that Python's format adds; other libraries' as Python writes
+    them."""
+    if issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(_PACKAGE):
+        return f"nnlab: warning: {message}\n"
+    return default(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn user errors into one line on stderr and an exit code (1, usage 2)."""
     argv = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(build_app(argv))
+    default = warnings.formatwarning
+    warnings.formatwarning = lambda *a, **k: _warning_line(*a, **k, default=default)
     try:
         code = command.main(args=argv, prog_name="nnlab", standalone_mode=False)
     except NNLabError as e:
@@ -73,4 +89,6 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("nnlab: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        warnings.formatwarning = default
     sys.exit(code if isinstance(code, int) else 0)

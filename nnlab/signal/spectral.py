@@ -207,6 +207,25 @@ def mains_mismatch(x: np.ndarray, fs: float, cfg: SpectralConfig, where: str) ->
     )
 
 
+def missing_band(fs_file: float, fs_model: float, cfg: SpectralConfig, where: str) -> str | None:
+    """A warning when a recording is sampled too slowly for some of the frequency bins a model
+    reads (a 200-Hz file for a 256-Hz model that reads up to 128 Hz), else None. Upsampled to the
+    model's rate, the bins above the file's Nyquist frequency hold no EEG, only the resampling
+    filter's floor: far below anything the model was trained on."""
+    freqs = cfg.freqs(fs_model)
+    above = freqs[freqs > fs_file / 2]
+    if fs_file >= fs_model or not len(above):
+        return None
+    band = f"{above[0]:g}" + (f"-{above[-1]:g}" if len(above) > 1 else "")
+    return (
+        f"{where}: recorded at {fs_file:g} Hz, below the model's {fs_model:g} Hz: {len(above)} of "
+        f"the {len(freqs)} frequency bins it reads ({band} Hz) lie above "
+        f"this recording's Nyquist frequency ({fs_file / 2:g} Hz) and hold no EEG; its "
+        f"probabilities may be off (a model trained with --fmax below {fs_file / 2:g} reads such "
+        "recordings as it was trained)"
+    )
+
+
 # EEG in microvolts: scalp channels have a standard deviation of some 5-100 uV, intracranial ones
 # and seizures up to a few hundred; outside these bounds the units are most likely wrong
 PLAUSIBLE_UV = (0.5, 5000.0)

@@ -332,6 +332,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
     from nnlab.signal.spectral import (
         implausible_amplitude,
         mains_mismatch,
+        missing_band,
         oversample_minority,
         window_starts,
     )
@@ -339,6 +340,11 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
     check_prepare(cfg)
     patient = load_patient(cfg.data, cfg.patient, montage_channels(cfg.channels) or None)
     lcfg, spec, fs = cfg.labels(), cfg.spectral(), cfg.fs
+    for rate in sorted({f.fs for f in patient.files}):  # one warning per rate too low
+        slow = [f.name for f in patient.files if f.fs == rate]
+        where = f"{cfg.patient} {slow[0]}" + (f" and {len(slow) - 1} more" if len(slow) > 1 else "")
+        if why := missing_band(rate, fs, spec, where):
+            warnings.warn(why, stacklevel=2)
     seizures = patient.seizures
     positive = cfg.positive
 
@@ -1314,7 +1320,12 @@ def detect_file(
         unique_labels,
     )
     from nnlab.signal.alarms import k_of_n_alarms, warning_intervals
-    from nnlab.signal.spectral import implausible_amplitude, mains_mismatch, window_starts
+    from nnlab.signal.spectral import (
+        implausible_amplitude,
+        mains_mismatch,
+        missing_band,
+        window_starts,
+    )
     from nnlab.viz.eeg import timeline_figure
 
     path = Path(path)
@@ -1483,7 +1494,11 @@ def detect_file(
                 path, sources, fs_file, n_file, m0.fs, part[0], part[-1] + L, derivation
             )
             for why in (
-                (mains_mismatch(x, m0.fs, spec, path.name), implausible_amplitude(x, path.name))
+                (
+                    mains_mismatch(x, m0.fs, spec, path.name),
+                    implausible_amplitude(x, path.name),
+                    missing_band(fs_file, m0.fs, spec, path.name),
+                )
                 if i == 0
                 else ()
             ):
