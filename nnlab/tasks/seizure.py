@@ -1384,6 +1384,15 @@ def detect_file(
         seizures = np.array(seizures, dtype=float).reshape(-1, 2)
         if not np.isfinite(seizures).all() or (seizures[:, 1] < seizures[:, 0]).any():
             raise NNLabError("each seizure must be ONSET-OFFSET seconds, the offset not earlier")
+        after = seizures[:, 0] >= head.duration_s  # annotations of another file, or clock times
+        if after.any():
+            warnings.warn(
+                f"{path.name}: seizure(s) "
+                + ", ".join(f"{on:g}-{off:g} s" for on, off in seizures[after])
+                + f" start after the recording ends ({head.duration_s:g} s): not scored",
+                stacklevel=2,
+            )
+            seizures = seizures[~after]
     models = load_fold_models(run, fold, device)
     m0 = models[0]
     skipped: list[str] = []
