@@ -4,6 +4,7 @@ synthetic CHB-MIT stand-in, prediction labels, and the Bonn sets."""
 from __future__ import annotations
 
 import warnings
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -130,20 +131,51 @@ def test_a_damaged_or_foreign_file_is_an_error_naming_it(tmp_path, damage):
             reader(path)
 
 
-def test_a_discontinuous_edf_plus_d_file_is_refused(tmp_path):
-    """An EDF+D file's records may have gaps, so times after one would be wrong: EDFlib refuses
-    it ("The file is discontinuous and cannot be read"), and nnlab says what to do instead, in
-    one line (tests/test_seizure.py runs `seizure detect` on one). The same file marked EDF+C
-    (what write_edf writes) reads."""
-    good = write_edf(tmp_path / "c.edf", _recording())
+@pytest.mark.parametrize("kind", ["edf", "bdf"])
+def test_an_edf_plus_d_file_reads_when_its_records_have_no_gaps(tmp_path, kind, edf_plus_d):
+    """EDFlib refuses every EDF+D file ("The file is discontinuous and cannot be read"); some
+    recorders mark all their files so. nnlab reads one whose data records follow each other
+    (`ContinuousEDFD`: the same samples as the file marked EDF+C, all of it or a part), and
+    refuses one with a gap in one line that names it (tests/test_seizure.py runs `seizure
+    detect` on one)."""
+    import pyedflib
+
+    rec = _recording(n_s=6)
+    good = tmp_path / f"c.{kind}"
+    if kind == "edf":
+        write_edf(good, rec)
+    else:  # 24-bit samples
+        w = pyedflib.EdfWriter(str(good), 3, pyedflib.FILETYPE_BDFPLUS)
+        w.setSignalHeaders([
+            {"label": lab, "dimension": "uV", "sample_frequency": 256, "physical_max": 1000.0,
+             "physical_min": -1000.0, "digital_max": 8388607, "digital_min": -8388608}
+            for lab in ("FP1-F7", "C3", "EKG")
+        ])  # fmt: skip
+        w.setStartdatetime(datetime(2003, 7, 18, 9, 30, 5))
+        w.writeSamples([x.astype(np.float64) for x in rec.data])
+        w.close()
     raw = good.read_bytes()
-    assert raw[192:197] == b"EDF+C"
-    path = tmp_path / "d.edf"
-    path.write_bytes(raw[:192] + b"EDF+D" + raw[197:])
+    path = tmp_path / f"d.{kind}"
+    path.write_bytes(edf_plus_d(raw))
+    want, got = edf_header(good), edf_header(path)
+    assert got.labels == want.labels and got.fs == want.fs and got.n_samples == want.n_samples
+    assert got.units == want.units and got.duration_s == want.duration_s == 6.0
+    assert got.start == want.start
+    for part in ({}, {"start_s": 1.5, "duration_s": 2.25}, {"start_s": 5.0}):
+        a, b = read_edf(good, **part), read_edf(path, **part)
+        assert b.labels == a.labels and b.start_s == a.start_s
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-6, atol=1e-6)
+    path.write_bytes(edf_plus_d(raw, gap_after=2))
     for reader in (edf_header, read_edf):
-        assert reader(good) is not None
-        with pytest.raises(NNLabError, match=r"d\.edf: an EDF\+D \(discontinuous\) file"):
+        with pytest.raises(
+            NNLabError,
+            match=rf"d\.{kind}: an EDF\+D \(discontinuous\) file whose data records have gaps "
+            r"in time \(the first: record 3 starts at 5 s, not 3 s\)",
+        ):
             reader(path)
+    path.write_bytes(edf_plus_d(raw)[:-700])  # truncated
+    with pytest.raises(NNLabError, match="file size is less than the header says"):
+        edf_header(path)
 
 
 def test_write_edf_refuses_partial_records_and_leaves_nothing(tmp_path):

@@ -646,7 +646,7 @@ def test_config_checks(folder):
 
 
 @pytest.mark.filterwarnings("ignore:.*recorded at 200 Hz:UserWarning")  # remontaged(): 200 Hz
-def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path):
+def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path, edf_plus_d):
     run, _ = trained
     assert cli("seizure", "prepare", *cli_args(folder)) == 0
     out = capsys.readouterr().out
@@ -659,9 +659,18 @@ def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path):
     assert code == 0 and "x_windows.csv" in capsys.readouterr().out
     assert cli("seizure", "detect", str(tmp_path / "none.edf"), "--model", str(run.path)) == 1
     assert "no such EDF file" in capsys.readouterr().err
-    raw = edf.read_bytes()  # the same file marked discontinuous (EDF+D): one line, no outputs
+    # the same file marked discontinuous (EDF+D) but without a gap: read directly, alike
+    marked = tmp_path / "marked.edf"
+    marked.write_bytes(edf_plus_d(edf.read_bytes()))
+    assert (
+        cli("seizure", "detect", str(marked), "--model", str(run.path), "--out", str(tmp_path)) == 0
+    )
+    capsys.readouterr()
+    same = [(tmp_path / f"{stem}_windows.csv").read_text() for stem in ("x", "marked")]
+    assert same[0] == same[1]
+    # the same file marked discontinuous (EDF+D), a gap after 60 s: one line, no outputs
     gappy = tmp_path / "gappy.edf"
-    gappy.write_bytes(raw[:192] + b"EDF+D" + raw[197:])
+    gappy.write_bytes(edf_plus_d(edf.read_bytes(), gap_after=59, gap_s=10.0))
     assert (
         cli("seizure", "detect", str(gappy), "--model", str(run.path), "--out", str(tmp_path)) == 1
     )

@@ -21,6 +21,9 @@ channel listed twice such as "T8-P8"). A patient's channels are therefore chosen
 the labels present (after dropping dummies and duplicates) in at least `min_fraction` of the
 files, in order of first appearance; a file missing one of them is skipped with a warning that
 names it and the missing labels.
+
+EDF+D ("discontinuous") files, which EDFlib refuses, are read by `ContinuousEDFD` when their data
+records follow each other without a gap, and refused with the first gap named otherwise.
 """
 
 from __future__ import annotations
@@ -144,18 +147,151 @@ def _open_edf(path: Path):
         raise NNLabError(f"{path}: no such EDF file")
     with open(path, "rb") as f:  # the header's 44-byte reserved field: "EDF+C" or "EDF+D"
         reserved = f.read(236)[192:236]
-    if reserved.startswith((b"EDF+D", b"BDF+D")):  # EDFlib refuses these too, saying nothing
-        raise NNLabError(
-            f"{path}: an EDF+D (discontinuous) file, whose data records may have gaps in time; "
-            "nnlab reads continuous recordings only: split it into EDF+C files first "
-            "(EDFbrowser: Tools > Convert EDF+D to EDF+C)"
-        )
+    if reserved.startswith((b"EDF+D", b"BDF+D")):  # EDFlib refuses these, saying nothing
+        return ContinuousEDFD(path)
     try:
         # annotations are not used; reading them would scan every data record of an EDF+ file
         return pyedflib.EdfReader(str(path), pyedflib.DO_NOT_READ_ANNOTATIONS)
     except OSError as e:  # EDFlib refuses truncated (file size) and malformed headers alike
         reason = str(e).removeprefix(f"{path}: ").strip() or type(e).__name__
         raise NNLabError(f"{path}: not a readable EDF/EDF+ file ({reason})") from None
+
+
+class ContinuousEDFD:
+    """An EDF+D (or BDF+D) file read directly, when its data records follow each other without a
+    gap: EDFlib refuses every "discontinuous" file, and some recorders mark all their files so.
+    The header is parsed and the records memory-mapped; each record's start comes from the first
+    time-keeping entry ('+onset' then 0x14 0x14) of its annotation signal. A file with real gaps
+    is an error that names the first of them. Offers the part of pyedflib's EdfReader that
+    `read_edf` and `edf_header` use; annotation signals are not listed, as there."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        size = path.stat().st_size
+        malformed = f"{path}: not a readable EDF/EDF+ file (malformed header)"
+        with open(path, "rb") as f:
+            fixed = f.read(256)
+            try:
+                ns = int(fixed[252:256])
+                ext = f.read(256 * ns)
+                header_bytes = int(fixed[184:192])
+                records = int(fixed[236:244])
+                self.record_s = float(fixed[244:252])
+            except ValueError:
+                raise NNLabError(malformed) from None
+        if len(ext) < 256 * ns or self.record_s <= 0:
+            raise NNLabError(malformed)
+
+        def field(offset: int, width: int) -> list[str]:
+            start = offset * ns
+            return [
+                ext[start + i * width : start + (i + 1) * width].decode("latin-1").strip()
+                for i in range(ns)
+            ]
+
+        labels, dims = field(0, 16), field(96, 8)
+        try:
+            pmin, pmax, dmin, dmax = (
+                np.array([float(v) for v in field(off, 8)]) for off in (104, 112, 120, 128)
+            )
+            per_record = np.array([int(v) for v in field(216, 8)])
+        except ValueError:
+            raise NNLabError(malformed) from None
+        self.width = 3 if fixed[:1] == b"\xff" else 2  # BDF: 24-bit samples
+        record_bytes = int(per_record.sum()) * self.width
+        if records < 0:  # -1: unknown, from the file's size
+            records = (size - header_bytes) // record_bytes
+        if size < header_bytes + records * record_bytes:
+            raise NNLabError(
+                f"{path}: not a readable EDF/EDF+ file (the file size is less than the header "
+                f"says: {records} data records of {record_bytes} bytes)"
+            )
+        offsets = np.concatenate([[0], np.cumsum(per_record[:-1])]) * self.width
+        data = np.memmap(path, np.uint8, "r", offset=header_bytes, shape=(records, record_bytes))
+        notes = [
+            i for i, label in enumerate(labels) if label in ("EDF Annotations", "BDF Annotations")
+        ]
+        if not notes or records == 0:
+            raise NNLabError(f"{path}: an EDF+D file without time-keeping annotations")
+        a = notes[0]
+        onsets = np.empty(records)
+        for k in range(records):
+            tal = bytes(data[k, offsets[a] : offsets[a] + per_record[a] * self.width])
+            try:
+                onsets[k] = float(tal.split(b"\x14", 1)[0].decode("latin-1"))
+            except ValueError:
+                raise NNLabError(
+                    f"{path}: data record {k} has no time-keeping annotation (+onset)"
+                ) from None
+        expected = onsets[0] + self.record_s * np.arange(records)
+        gaps = np.flatnonzero(np.abs(onsets - expected) > 1e-3)
+        if len(gaps):
+            k = int(gaps[0])
+            raise NNLabError(
+                f"{path}: an EDF+D (discontinuous) file whose data records have gaps in time "
+                f"(the first: record {k} starts at {onsets[k]:g} s, not "
+                f"{onsets[k - 1] + self.record_s:g} s); nnlab reads continuous recordings only: "
+                "split it into EDF+C files first (EDFbrowser: Tools > Convert EDF+D to EDF+C)"
+            )
+        self._data, self._offsets, self._per_record = data, offsets, per_record
+        self._signals = [i for i in range(ns) if i not in notes]
+        self._labels, self._dims = labels, dims
+        self._scale = (pmax - pmin) / np.where(dmax == dmin, 1.0, dmax - dmin)
+        self._pmin, self._dmin = pmin, dmin
+        self._records = records
+        self._start = _edf_start(fixed[168:176], fixed[176:184], float(onsets[0]))
+        self.signals_in_file = len(self._signals)
+        self.file_duration = records * self.record_s
+
+    def getLabel(self, i: int) -> str:  # noqa: N802 -- pyedflib's names
+        return self._labels[self._signals[i]]
+
+    def getPhysicalDimension(self, i: int) -> str:  # noqa: N802
+        return self._dims[self._signals[i]]
+
+    def getSampleFrequency(self, i: int) -> float:  # noqa: N802
+        return self._per_record[self._signals[i]] / self.record_s
+
+    def getNSamples(self) -> np.ndarray:  # noqa: N802
+        return self._per_record[self._signals] * self._records
+
+    def getStartdatetime(self) -> datetime:  # noqa: N802
+        if self._start is None:
+            raise ValueError("no start date")
+        return self._start
+
+    def readSignal(self, i: int, start: int = 0, n: int | None = None) -> np.ndarray:  # noqa: N802
+        """Samples start .. start + n of signal i, in the header's physical unit (float64)."""
+        j = self._signals[i]
+        s = int(self._per_record[j])
+        n = s * self._records - start if n is None else n
+        first, last = start // s, (start + n - 1) // s + 1
+        raw = self._data[first:last, self._offsets[j] : self._offsets[j] + s * self.width]
+        raw = np.ascontiguousarray(raw).reshape(-1, self.width).astype(np.int32)
+        if self.width == 2:
+            digital = (raw[:, 0] | (raw[:, 1] << 8)).astype(np.int16).astype(np.float64)
+        else:
+            value = raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
+            digital = np.where(value >= 1 << 23, value - (1 << 24), value).astype(np.float64)
+        digital = digital[start - first * s : start - first * s + n]
+        return self._pmin[j] + (digital - self._dmin[j]) * self._scale[j]
+
+    def close(self) -> None:
+        self._data = None
+
+
+def _edf_start(date: bytes, clock: bytes, offset_s: float) -> datetime | None:
+    """The header's start date and time (dd.mm.yy, hh.mm.ss; years 85-99 are 19xx), moved by the
+    first record's onset; None when they do not parse."""
+    from datetime import timedelta
+
+    try:
+        d, m, y = (int(v) for v in date.decode("latin-1").split("."))
+        hh, mm, ss = (int(v) for v in clock.decode("latin-1").split("."))
+        start = datetime(1900 + y if y >= 85 else 2000 + y, m, d, hh, mm, ss)
+    except ValueError:
+        return None
+    return start + timedelta(seconds=offset_s)
 
 
 def _header_of(reader, path: Path) -> EDFHeader:
