@@ -176,6 +176,11 @@ def test_an_edf_plus_d_file_reads_when_its_records_have_no_gaps(tmp_path, kind, 
     path.write_bytes(edf_plus_d(raw)[:-700])  # truncated
     with pytest.raises(NNLabError, match="file size is less than the header says"):
         edf_header(path)
+    bad = bytearray(edf_plus_d(raw))
+    bad[256 + 216 * 4 : 256 + 216 * 4 + 8] = b"-5      "  # a signal's samples per record
+    path.write_bytes(bytes(bad))
+    with pytest.raises(NNLabError, match="malformed header"):
+        read_edf(path)
 
 
 def test_write_edf_refuses_partial_records_and_leaves_nothing(tmp_path):

@@ -197,6 +197,8 @@ class ContinuousEDFD:
             per_record = np.array([int(v) for v in field(216, 8)])
         except ValueError:
             raise NNLabError(malformed) from None
+        if ns < 1 or (per_record < 1).any():
+            raise NNLabError(malformed)
         self.width = 3 if fixed[:1] == b"\xff" else 2  # BDF: 24-bit samples
         record_bytes = int(per_record.sum()) * self.width
         if records < 0:  # -1: unknown, from the file's size
@@ -207,12 +209,12 @@ class ContinuousEDFD:
                 f"says: {records} data records of {record_bytes} bytes)"
             )
         offsets = np.concatenate([[0], np.cumsum(per_record[:-1])]) * self.width
-        data = np.memmap(path, np.uint8, "r", offset=header_bytes, shape=(records, record_bytes))
         notes = [
             i for i, label in enumerate(labels) if label in ("EDF Annotations", "BDF Annotations")
         ]
         if not notes or records == 0:
-            raise NNLabError(f"{path}: an EDF+D file without time-keeping annotations")
+            raise NNLabError(f"{path}: an EDF+D file without data records or time-keeping")
+        data = np.memmap(path, np.uint8, "r", offset=header_bytes, shape=(records, record_bytes))
         a = notes[0]
         onsets = np.empty(records)
         for k in range(records):
