@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,6 +182,32 @@ def test_an_edf_plus_d_file_reads_when_its_records_have_no_gaps(tmp_path, kind, 
     path.write_bytes(bytes(bad))
     with pytest.raises(NNLabError, match="malformed header"):
         read_edf(path)
+
+
+def test_the_edf_plus_d_reader_agrees_with_edflib_on_files_edflib_wrote(tmp_path, edf_plus_d):
+    """pyedflib's own test recordings (EDF+ and BDF+, written by EDFlib: 6-12 signals of several
+    rates, data records of 0.5, 1 and 2 s, a start with a fraction of a second), each marked
+    EDF+D: `ContinuousEDFD` gives what EDFlib reads from the original (to float32 rounding)."""
+    import pyedflib
+
+    folder = Path(pyedflib.__file__).parent / "tests" / "data"
+    files = [f for f in sorted(folder.glob("*.*df")) if f.read_bytes()[193:197] == b"DF+C"]
+    if len(files) < 3:
+        pytest.skip(f"pyedflib's test recordings are not installed in {folder}")
+    for f in files:
+        path = tmp_path / f.name
+        path.write_bytes(edf_plus_d(f.read_bytes()))
+        want, got = edf_header(f), edf_header(path)
+        assert got.labels == want.labels and got.fs == want.fs, f.name
+        assert got.n_samples == want.n_samples and got.units == want.units, f.name
+        assert got.duration_s == want.duration_s, f.name
+        # to the second: EDFlib's fraction of a second is 10x too small (0.039 for '+0.3945312')
+        assert got.start.replace(microsecond=0) == want.start.replace(microsecond=0), f.name
+        for part in ({}, {"start_s": 0.75, "duration_s": 3.0}):
+            for rate in sorted(set(want.fs)):
+                channels = [lab for lab, fs in zip(want.labels, want.fs) if fs == rate]
+                a, b = read_edf(f, channels, **part), read_edf(path, channels, **part)
+                np.testing.assert_allclose(b.data, a.data, rtol=1e-6, atol=1e-6, err_msg=f.name)
 
 
 def test_write_edf_refuses_partial_records_and_leaves_nothing(tmp_path):
