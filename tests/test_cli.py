@@ -65,6 +65,7 @@ COMMANDS = [
     ["seizure", "train"],
     ["seizure", "evaluate"],
     ["seizure", "detect"],
+    ["seizure", "split"],
 ]
 
 
@@ -136,6 +137,7 @@ BAD = [
     (["seizure", "train", "--data", ".", "--alarm-k", "31"], 1, "--alarm-k <= --alarm-n"),
     (["seizure", "evaluate", "no/such/run"], 1, "no such run directory"),
     (["seizure", "detect", "none.edf", "--model", "x"], 1, "none.edf: no such EDF file"),
+    (["seizure", "split", "none.edf"], 1, "none.edf: no such EDF file"),
 ]
 
 

@@ -23,6 +23,7 @@ from nnlab.data.eeg import (
     read_edf,
     resample,
     resample_ratio,
+    split_discontinuous,
     write_edf,
 )
 from nnlab.data.synthetic import CHBMIT_LABELS, EEGSynthConfig, make_chbmit_folder, synthetic_eeg
@@ -208,6 +209,60 @@ def test_the_edf_plus_d_reader_agrees_with_edflib_on_files_edflib_wrote(tmp_path
                 channels = [lab for lab, fs in zip(want.labels, want.fs) if fs == rate]
                 a, b = read_edf(f, channels, **part), read_edf(path, channels, **part)
                 np.testing.assert_allclose(b.data, a.data, rtol=1e-6, atol=1e-6, err_msg=f.name)
+
+
+@pytest.mark.parametrize("kind", ["edf", "bdf"])
+def test_split_writes_the_continuous_pieces_of_an_edf_plus_d_file(tmp_path, kind, edf_plus_d):
+    """`nnlab seizure split`: an EDF+D file with a gap of 2.5 s after its third second becomes
+    two EDF+C files that EDFlib reads: the same samples, bit for bit; the second piece's header
+    clock 5 s after the first's (its first record at +0.5 s inside it). Existing pieces are not
+    replaced without --overwrite; an EDF+C file has nothing to split."""
+    from nnlab.cli import main
+
+    good = tmp_path / f"c.{kind}"
+    if kind == "edf":
+        rec = _recording(n_s=6)
+        rec = Recording("rec", rec.fs, ["FP1-F7", "C3", "C4"], rec.data)
+        write_edf(good, rec, start=datetime(2003, 7, 18, 23, 59, 58))
+    else:
+        import pyedflib
+
+        w = pyedflib.EdfWriter(str(good), 2, pyedflib.FILETYPE_BDFPLUS)
+        w.setSignalHeaders([
+            {"label": lab, "dimension": "uV", "sample_frequency": fs, "physical_max": 1000.0,
+             "physical_min": -1000.0, "digital_max": 8388607, "digital_min": -8388608}
+            for lab, fs in (("C3", 256), ("EKG", 128))
+        ])  # fmt: skip
+        w.setStartdatetime(datetime(2003, 7, 18, 23, 59, 58))
+        rng = np.random.default_rng(1)
+        w.writeSamples([rng.normal(0, 50, 6 * 256), rng.normal(0, 50, 6 * 128)])
+        w.close()
+    gappy = tmp_path / f"gappy.{kind}"
+    gappy.write_bytes(edf_plus_d(good.read_bytes(), gap_after=2, gap_s=2.5))
+    with pytest.raises(NNLabError, match="`nnlab seizure split gappy.* writes its 2 continuous"):
+        read_edf(gappy)
+    with pytest.raises(SystemExit) as e:
+        main(["seizure", "split", str(gappy)])
+    assert e.value.code == 0
+    parts = sorted((tmp_path / "gappy_parts").iterdir())
+    assert [p.name for p in parts] == [f"gappy_part01.{kind}", f"gappy_part02.{kind}"]
+    whole, heads = edf_header(good), [edf_header(p) for p in parts]
+    assert [h.duration_s for h in heads] == [3.0, 3.0] and all(
+        h.labels == whole.labels for h in heads
+    )
+    assert heads[0].start == whole.start.replace(microsecond=0)
+    # 2.5 s of gap: the second piece's clock 5 s after the first's, across midnight
+    assert heads[1].start.replace(microsecond=0) == datetime(2003, 7, 19, 0, 0, 3)
+    for rate in sorted(set(whole.fs)):
+        channels = [lab for lab, fs in zip(whole.labels, whole.fs) if fs == rate]
+        x = read_edf(good, channels).data
+        y = np.concatenate([read_edf(p, channels).data for p in parts], axis=1)
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(SystemExit) as e:
+        main(["seizure", "split", str(gappy)])
+    assert e.value.code == 1
+    with pytest.raises(NNLabError, match="not an EDF\\+D .*nothing to split"):
+        split_discontinuous(good, tmp_path / "none")
 
 
 def test_write_edf_refuses_partial_records_and_leaves_nothing(tmp_path):

@@ -1,6 +1,7 @@
 """`nnlab seizure ...`: EEG seizures. `bonn`: k-fold cross-validated segment classification on the
 Bonn sets with the three-tower transformer. `prepare | train | evaluate | detect`: patient-specific
-seizure prediction on long recordings (CHB-MIT layout), leave one seizure out. Each command is
+seizure prediction on long recordings (CHB-MIT layout), leave one seizure out. `split`: an EDF+D
+recording's continuous pieces as EDF+C files. Each command is
 registered on the one `seizure` group in `register`; a new command adds its function and one line
 there."""
 
@@ -315,6 +316,33 @@ def show_detection(found: dict) -> None:
         console.print(f"  {path}")
 
 
+def split(
+    edf: Path = typer.Argument(..., help="An EDF+D (or BDF+D) recording with gaps in time."),
+    out: Optional[Path] = typer.Option(
+        None, help="Folder for the pieces (default: <file's folder>/<stem>_parts)."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace pieces written before."),
+) -> None:
+    """Write each continuous piece of a discontinuous EDF+D recording as its own EDF+C file,
+    <stem>_part01.edf, ... (data records copied byte for byte; each piece's header starts at its
+    own time; the file's other annotations are not carried over), so that prepare, train and
+    detect read them."""
+    from nnlab.data.eeg import split_discontinuous
+
+    out = out if out is not None else edf.parent / f"{edf.stem}_parts"
+    pieces = split_discontinuous(edf, out, overwrite)
+    rows = [
+        {
+            "piece": p["file"].name,
+            "from s": round(p["onset_s"], 3),
+            "to s": round(p["onset_s"] + p["duration_s"], 3),
+            "duration s": round(p["duration_s"], 3),
+        }
+        for p in pieces
+    ]
+    console.print(table(rows, f"{edf.name}: {len(pieces)} continuous piece(s) in {out}"))
+
+
 def register(app: typer.Typer) -> None:
     from nnlab.tasks.bonn import BonnCV
     from nnlab.tasks.seizure import SeizureCV
@@ -348,4 +376,5 @@ def register(app: typer.Typer) -> None:
     )
     seizure.command("evaluate")(evaluate)
     seizure.command("detect")(detect)
+    seizure.command("split")(split)
     app.add_typer(seizure)

@@ -165,7 +165,7 @@ class ContinuousEDFD:
     is an error that names the first of them. Offers the part of pyedflib's EdfReader that
     `read_edf` and `edf_header` use; annotation signals are not listed, as there."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, gaps_ok: bool = False):
         self.path = path
         size = path.stat().st_size
         malformed = f"{path}: not a readable EDF/EDF+ file (malformed header)"
@@ -225,17 +225,24 @@ class ContinuousEDFD:
                 raise NNLabError(
                     f"{path}: data record {k} has no time-keeping annotation (+onset)"
                 ) from None
-        expected = onsets[0] + self.record_s * np.arange(records)
-        gaps = np.flatnonzero(np.abs(onsets - expected) > 1e-3)
-        if len(gaps):
-            k = int(gaps[0])
+        # a record that does not start where the one before it ends starts a new piece
+        breaks = np.flatnonzero(np.abs(np.diff(onsets) - self.record_s) > 1e-3) + 1
+        bounds = [0, *breaks.tolist(), records]
+        # (first record, end record, onset in seconds from the header's start time)
+        self.pieces = [(a, b, float(onsets[a])) for a, b in zip(bounds, bounds[1:])]
+        if len(breaks) and not gaps_ok:
+            k = int(breaks[0])
             raise NNLabError(
                 f"{path}: an EDF+D (discontinuous) file whose data records have gaps in time "
                 f"(the first: record {k} starts at {onsets[k]:g} s, not "
                 f"{onsets[k - 1] + self.record_s:g} s); nnlab reads continuous recordings only: "
-                "split it into EDF+C files first (EDFbrowser: Tools > Convert EDF+D to EDF+C)"
+                f"`nnlab seizure split {path.name}` writes its {len(self.pieces)} continuous "
+                "pieces as EDF+C files"
             )
+        self._header = fixed + ext[: 256 * ns]
+        self._header_bytes, self._annotation = header_bytes, (int(offsets[a]), per_record[a])
         self._data, self._offsets, self._per_record = data, offsets, per_record
+        self._onsets = onsets
         self._signals = [i for i in range(ns) if i not in notes]
         self._labels, self._dims = labels, dims
         self._scale = (pmax - pmin) / np.where(dmax == dmin, 1.0, dmax - dmin)
@@ -280,6 +287,80 @@ class ContinuousEDFD:
 
     def close(self) -> None:
         self._data = None
+
+
+_MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()  # EDF+ dates: 02-MAR-2002
+
+
+def split_discontinuous(
+    path: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False
+) -> list[dict]:
+    """Write each continuous piece of an EDF+D (BDF+D) file as an EDF+C (BDF+C) file in `out`,
+    <stem>_partNN<suffix>, written atomically. The data records are copied byte for byte, so
+    every signal keeps its rate, range and samples. The header gets the piece's start date and
+    time and its number of records; each record's time-keeping entry is rewritten from the
+    piece's start, and the file's other annotations (events) are not carried over. Returns per
+    piece: the file written, its onset in seconds from the original's start, its duration. An
+    existing file is not replaced unless `overwrite`."""
+    from datetime import timedelta
+
+    from nnlab.io import claim_outputs
+
+    path, out = Path(path), Path(out)
+    if not path.is_file():
+        raise NNLabError(f"{path}: no such EDF file")
+    with open(path, "rb") as f:
+        if not f.read(236)[192:236].startswith((b"EDF+D", b"BDF+D")):
+            raise NNLabError(f"{path}: not an EDF+D (discontinuous) file: nothing to split")
+    reader = ContinuousEDFD(path, gaps_ok=True)
+    head = bytearray(reader._header)
+    start = _edf_start(bytes(head[168:176]), bytes(head[176:184]), 0.0)
+    at, size = reader._annotation[0], int(reader._annotation[1]) * reader.width
+    head[192:197] = head[192:197].replace(b"+D", b"+C")
+    targets = [
+        out / f"{path.stem}_part{n:02d}{path.suffix}" for n in range(1, len(reader.pieces) + 1)
+    ]
+    try:
+        claim_outputs(targets, overwrite)
+    except NNLabError:
+        reader.close()
+        raise
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    try:
+        for target, (first, end, onset) in zip(targets, reader.pieces):
+            whole = float(np.floor(onset))  # the header's clock has whole seconds
+            if start is not None:
+                when = start + timedelta(seconds=whole)
+                head[168:176] = when.strftime("%d.%m.%y").encode()
+                head[176:184] = when.strftime("%H.%M.%S").encode()
+                if head[88:98] == b"Startdate " and head[98:109].count(b"-") == 2:
+                    month = _MONTHS[when.month - 1]
+                    head[98:109] = f"{when.day:02d}-{month}-{when.year}".encode()
+            head[236:244] = f"{end - first:<8d}".encode()
+            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{target.stem}.", suffix=path.suffix)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(head)
+                    for k in range(first, end):
+                        record = bytearray(reader._data[k])
+                        own = f"{reader._onsets[k] - whole:.7f}".rstrip("0").rstrip(".")
+                        tal = f"+{own}".encode() + b"\x14\x14\x00"
+                        if len(tal) > size:
+                            raise NNLabError(f"{path}: no room for the time-keeping of record {k}")
+                        record[at : at + size] = tal.ljust(size, b"\x00")
+                        f.write(record)
+                os.chmod(tmp, 0o666 & ~UMASK)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            duration = (end - first) * reader.record_s
+            written.append({"file": target, "onset_s": onset, "duration_s": duration})
+    finally:
+        reader.close()
+    return written
 
 
 def _edf_start(date: bytes, clock: bytes, offset_s: float) -> datetime | None:
