@@ -1,9 +1,8 @@
 """`nnlab seizure ...`: EEG seizures. `bonn`: k-fold cross-validated segment classification on the
 Bonn sets with the three-tower transformer. `prepare | train | evaluate | detect`: patient-specific
 seizure prediction on long recordings (CHB-MIT layout), leave one seizure out. `split`: an EDF+D
-recording's continuous pieces as EDF+C files. Each command is
-registered on the one `seizure` group in `register`; a new command adds its function and one line
-there."""
+recording's continuous pieces as EDF+C files. Each command is registered on the one `seizure`
+group in `register`; a new command adds its function and one line there."""
 
 from __future__ import annotations
 

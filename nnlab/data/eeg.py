@@ -23,7 +23,8 @@ files, in order of first appearance; a file missing one of them is skipped with 
 names it and the missing labels.
 
 EDF+D ("discontinuous") files, which EDFlib refuses, are read by `ContinuousEDFD` when their data
-records follow each other without a gap, and refused with the first gap named otherwise.
+records follow each other without a gap; otherwise they are refused with the first gap named,
+and `split_discontinuous` (`nnlab seizure split`) writes their continuous pieces as EDF+C files.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ class ContinuousEDFD:
     gap: EDFlib refuses every "discontinuous" file, and some recorders mark all their files so.
     The header is parsed and the records memory-mapped; each record's start comes from the first
     time-keeping entry ('+onset' then 0x14 0x14) of its annotation signal. A file with real gaps
-    is an error that names the first of them. Offers the part of pyedflib's EdfReader that
+    is an error that names the first of them, unless `gaps_ok`: `pieces` then lists its
+    continuous stretches (for `split_discontinuous`). Offers the part of pyedflib's EdfReader that
     `read_edf` and `edf_header` use; annotation signals are not listed, as there."""
 
     def __init__(self, path: Path, gaps_ok: bool = False):
@@ -173,13 +175,13 @@ class ContinuousEDFD:
             fixed = f.read(256)
             try:
                 ns = int(fixed[252:256])
-                ext = f.read(256 * ns)
+                ext = f.read(256 * max(ns, 0))
                 header_bytes = int(fixed[184:192])
                 records = int(fixed[236:244])
                 self.record_s = float(fixed[244:252])
             except ValueError:
                 raise NNLabError(malformed) from None
-        if len(ext) < 256 * ns or self.record_s <= 0:
+        if ns < 1 or len(ext) < 256 * ns or self.record_s <= 0:
             raise NNLabError(malformed)
 
         def field(offset: int, width: int) -> list[str]:
@@ -197,7 +199,7 @@ class ContinuousEDFD:
             per_record = np.array([int(v) for v in field(216, 8)])
         except ValueError:
             raise NNLabError(malformed) from None
-        if ns < 1 or (per_record < 1).any():
+        if (per_record < 1).any():
             raise NNLabError(malformed)
         self.width = 3 if fixed[:1] == b"\xff" else 2  # BDF: 24-bit samples
         record_bytes = int(per_record.sum()) * self.width
