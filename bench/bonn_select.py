@@ -84,8 +84,10 @@ class InnerTask(BonnTask):
         super().__init__(cfg)
         self.inner, self.inner_folds = inner, inner_folds
 
-    def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
+    def split(self, y: np.ndarray, names=None) -> dict[str, np.ndarray]:
         c = self.cfg
+        if c.group:
+            raise SystemExit("bonn_select.py: nested selection by --group is not written")
         o = fold_parts(y, c.folds, c.fold, c.train.seed, c.val_fraction)
         rest = np.sort(np.concatenate([o["train"], o["val"]]))  # the outer test fold: out
         p = fold_parts(y[rest], self.inner_folds, self.inner, c.train.seed, c.val_fraction)

@@ -655,3 +655,100 @@ def test_pair_names_class_folders_that_hold_a_dash():
         parse_pair("a-b-c", ["a", "b", "c", "a-b", "b-c"])
     with pytest.raises(NNLabError, match="no class folder seizure"):
         parse_pair("interictal-seizure", classes)
+
+
+def uci_table(path, rows: int = 60, seed: int = 0):
+    """A table laid out as the UCI 'Epileptic Seizure Recognition' set: a header ',X1..X178,y',
+    then one 1-s segment (178 samples at 173.61 Hz) a row, named 'X21.V1.791', classes 1-5 (1:
+    a seizure, here a 3-Hz spike-wave rhythm)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(178) / 173.61
+    lines = ["," + ",".join(f"X{i}" for i in range(1, 179)) + ",y"]
+    for n in range(rows):
+        y = n % 5 + 1
+        x = rng.normal(0, 30, 178) + (y == 1) * 200 * np.sin(2 * np.pi * 3 * t + n) ** 9
+        lines.append(f"X{n}.V1.{n}," + ",".join(str(int(v)) for v in x) + f",{y}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_table_of_segments_cross_validates(tmp_path, capsys):
+    """`nnlab seizure bonn --data table.csv`: one segment a row, the classes from its y column
+    (2+3+4+5 against 1, as the UCI set is used), the rows named by the first column."""
+    from nnlab.data.segments import load_segment_table
+    from nnlab.run import RunDir
+
+    table = uci_table(tmp_path / "uci.csv")
+    found = load_segment_table(table, "2+3+4+5-1", fs=173.61)
+    assert found.x.shape == (60, 178) and found.fs == 173.61
+    assert found.y.tolist() == [1, 0, 0, 0, 0] * 12
+    assert found.names[:2] == ["1/X0.V1.0", "2/X1.V1.1"]
+    assert load_segment_table(table, "2-1", fs=173.61).x.shape == (24, 178)  # only those classes
+    out = tmp_path / "cv"
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "2", "--device", "cpu")
+    args = ("--data", str(table), "--pair", "2+3+4+5-1", "--fs", "173.61", "--folds", "2")
+    args += ("--segment-s", "0.25", "--overlap-s", "0.125")
+    assert run_cli("seizure", "bonn", *args, *quick, "--out", str(out)) == 0
+    s = RunDir.open(out).summary()
+    assert s["pooled"]["segments"] == 60 and s["folds_run"] == 2
+    assert "segments of uci.csv 2+3+4+5-1: test folds" in capsys.readouterr().out
+
+
+def test_a_table_of_segments_bad_input_is_named(tmp_path, capsys):
+    from nnlab.data.segments import load_segment_table
+
+    table = uci_table(tmp_path / "uci.csv", rows=10)
+    with pytest.raises(NNLabError, match="a table carries no sampling rate"):
+        load_segment_table(table, "2-1")
+    with pytest.raises(NNLabError, match="no class 6 \\(the table's classes: 1, 2, 3, 4, 5\\)"):
+        load_segment_table(table, "2-6", fs=173.61)
+    lines = table.read_text().splitlines()
+    lines[3] = lines[3].replace(",", ",x", 1)
+    (tmp_path / "bad.csv").write_text("\n".join(lines))
+    with pytest.raises(NNLabError, match="bad.csv: line 4: 'x.*' is not a number"):
+        load_segment_table(tmp_path / "bad.csv", "2-1", fs=173.61)
+    lines[3] = lines[3] + ",7"
+    (tmp_path / "bad.csv").write_text("\n".join(lines))
+    with pytest.raises(NNLabError, match="bad.csv: line 4 has 181 cells, the header 180"):
+        load_segment_table(tmp_path / "bad.csv", "2-1", fs=173.61)
+    args = ("--data", str(table), "--pair", "2-1", "--fs", "173.61", "--column", "0")
+    assert run_cli("seizure", "bonn", *args) == 1
+    assert "--column picks a channel" in capsys.readouterr().err
+    assert run_cli("seizure", "bonn", "--data", str(tmp_path / "no.csv"), "--pair", "2-1") == 1
+    assert "or a .csv / .tsv table of segments" in capsys.readouterr().err
+
+
+def test_group_keeps_the_chunks_of_one_recording_in_one_fold(tmp_path, capsys):
+    """--group: a regular expression on the segments' names; segments whose names give the same
+    match never lie on both sides of a fold (nor of the validation split). Bad patterns are one
+    line."""
+    from nnlab.data.segments import load_segment_table
+    from nnlab.run import RunDir
+    from nnlab.tasks.bonn import fold_parts, segment_groups
+
+    table = uci_table(tmp_path / "uci.csv", rows=60)
+    found = load_segment_table(table, "2+3+4+5-1", fs=173.61)
+    groups = segment_groups(found.names, r"\.V1\.(\d+)$")
+    assert groups[:3].tolist() == ["0", "1", "2"]
+    recording = np.array([str(int(g) // 5) for g in groups])  # 5 rows a "recording"
+    for k in range(3):
+        parts = fold_parts(found.y, 3, k, 0, 0.2, recording)
+        sides = [set(recording[idx]) for idx in parts.values()]
+        assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert segment_groups(found.names, "") is None
+    with pytest.raises(NNLabError, match="does not match the segment name '1/X0.V1.0'"):
+        segment_groups(found.names, "Z+")
+    out = tmp_path / "cv"
+    args = ("--data", str(table), "--pair", "2+3+4+5-1", "--fs", "173.61", "--folds", "2")
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "1")
+    group = ("--group", r"V1\.(\d)")  # the first digit of the row number: 10 groups
+    assert run_cli("seizure", "bonn", *args, *quick, *group, "--out", str(out)) == 0
+    names = [json.loads((c.path / "split.json").read_text()) for c in RunDir.open(out).children()]
+    firsts = [{n.split(".")[-1][0] for n in s["test"]} for s in names]
+    assert not firsts[0] & firsts[1]  # no group in both test folds
+    assert run_cli("seizure", "bonn", *args, "--group", "(") == 1
+    assert "is not a regular expression" in capsys.readouterr().err
+    assert run_cli("seizure", "bonn", *args, "--folds", "3", "--group", "(V1)") == 1  # one group
+    assert "3 folds need at least 3 groups (--group) of each class; 2+3+4+5-1 has [1, 1]" in (
+        capsys.readouterr().err
+    )

@@ -16,10 +16,15 @@ a rate variable carry no rate: `fs` gives it. Segments are stacked into one arra
 are cut to the shortest, and the loader says how many were cut. Files of other types in a class
 folder are ignored; an unreadable segment file is an error naming it (a dataset with holes would
 silently change the folds).
+
+A dataset may also be one table (`load_segment_table`): a .csv or .tsv file of one segment per
+row, such as the UCI "Epileptic Seizure Recognition" set (Bonn's recordings cut into 11,500 1-s
+rows of 178 samples, X1..X178, and a class y from 1, seizure, to 5).
 """
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,11 +58,16 @@ def class_folders(root: str | Path) -> list[str]:
     return sorted(d.name for d in root.iterdir() if d.is_dir() and segment_files(d))
 
 
-def parse_pair(pair: str, classes: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def parse_pair(
+    pair: str,
+    classes: list[str],
+    noun: str = "class folder",
+    among: str = "the folders with segments",
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """'interictal+normal-ictal' -> (('interictal', 'normal'), ('ictal',)): the class folders of
     label 0 and of label 1 (the seizure class). Folder names may hold a '-' themselves
     ('pre-ictal-ictal'): the pair is split at the one '-' that leaves class folders on both
-    sides."""
+    sides. `noun` and `among` name the classes in the messages (a table's: class values)."""
 
     def sides(i: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return tuple(n for n in pair[:i].split("+") if n), tuple(
@@ -68,19 +78,18 @@ def parse_pair(pair: str, classes: list[str]) -> tuple[tuple[str, ...], tuple[st
     fits = [sides(i) for i in dashes if all(n in classes for side in sides(i) for n in side)]
     if len(fits) > 1:
         raise NNLabError(
-            f"--pair '{pair}' splits into class folders in {len(fits)} ways "
+            f"--pair '{pair}' splits into {noun}s in {len(fits)} ways "
             f"({'; '.join(' vs '.join('+'.join(s) for s in f) for f in fits)}); rename a folder"
         )
     if not fits:
         if len(dashes) != 1:
             raise NNLabError(
-                f"--pair must be CLASSES-CLASSES (class folders joined by '+'), e.g. "
+                f"--pair must be CLASSES-CLASSES ({noun}s joined by '+'), e.g. "
                 f"{'+'.join(classes[:-1]) or 'a'}-{classes[-1] if classes else 'b'}; got '{pair}'"
             )
         unknown = [n for side in sides(dashes[0]) for n in side if n not in classes]
         raise NNLabError(
-            f"--pair: no class folder {', '.join(unknown)} (the folders with segments: "
-            f"{', '.join(classes) or 'none'})"
+            f"--pair: no {noun} {', '.join(unknown)} ({among}: {', '.join(classes) or 'none'})"
         )
     negative, positive = fits[0]
     if not negative or not positive or set(negative) & set(positive):
@@ -208,3 +217,68 @@ def load_segment_folders(
     cut = sum(len(x) > length for x in rows)
     x = np.stack([r[:length] for r in rows]).astype(np.float32)
     return SegmentSet(x, np.array(labels, dtype=np.int64), names, float(fs), cut)
+
+
+# the names of a table's class column (compared in lower case); else its last column
+TABLE_LABELS = ("y", "label", "labels", "class", "target")
+TABLE_SUFFIXES = (".csv", ".tsv")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def load_segment_table(path: str | Path, pair: str, fs: float = 0.0) -> SegmentSet:
+    """The segments of one table: a .csv (.tsv: tab-separated) file with a header row, then one
+    segment per row. The class is in the column named y, label, class or target (else the last
+    column); a first column that is unnamed or holds text names the rows (e.g. 'X21.V1.791');
+    every other column is a sample. `pair` joins class values as it joins class folders
+    ('2+3+4+5-1'); a class written 1.0 is class 1. The table carries no rate: `fs` gives it. A
+    cell that is not a number, or a row of another length, is an error naming its line."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            rows = list(csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+    except OSError as e:
+        raise NNLabError(f"{path}: cannot read the table ({e.strerror})") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise NNLabError(f"{path}: a table needs a header row and one segment per row")
+    header = [h.strip() for h in rows[0]]
+    named = [i for i, h in enumerate(header) if h.lower() in TABLE_LABELS]
+    label = named[-1] if named else len(header) - 1
+    first = rows[1][0].strip() if rows[1] else ""
+    ids = 0 if label != 0 and (header[0] in ("", "id", "name") or _number(first) is None) else None
+    samples = [i for i in range(len(header)) if i not in (label, ids)]
+    if len(samples) < 2:
+        raise NNLabError(f"{path}: no sample columns beside the class column '{header[label]}'")
+    x = np.empty((len(rows) - 1, len(samples)), dtype=np.float64)
+    classes, names = [], []
+    for n, row in enumerate(rows[1:]):
+        if len(row) != len(header):
+            raise NNLabError(f"{path}: line {n + 2} has {len(row)} cells, the header {len(header)}")
+        try:
+            x[n] = [float(row[i]) for i in samples]
+        except ValueError:
+            bad = next(row[i] for i in samples if _number(row[i]) is None)
+            raise NNLabError(f"{path}: line {n + 2}: '{bad}' is not a number") from None
+        value = row[label].strip()
+        number = _number(value)
+        classes.append(str(int(number)) if number is not None and number.is_integer() else value)
+        names.append(row[ids].strip() if ids is not None else f"row{n + 1}")
+    if not np.isfinite(x).all():
+        line = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0]) + 2
+        raise NNLabError(f"{path}: line {line}: a sample is NaN or infinite")
+    negative, positive = parse_pair(pair, sorted(set(classes)), "class", "the table's classes")
+    keep = [i for i, c in enumerate(classes) if c in negative or c in positive]
+    if len({names[i] for i in keep}) != len(keep):
+        names = [f"row{n + 1}" for n in range(len(classes))]  # names that repeat: row numbers
+    if not fs > 0:
+        raise NNLabError(f"{path}: a table carries no sampling rate: give it with --fs (Hz)")
+    y = np.array([int(classes[i] in positive) for i in keep], dtype=np.int64)
+    return SegmentSet(
+        x[keep].astype(np.float32), y, [f"{classes[i]}/{names[i]}" for i in keep], float(fs), 0
+    )

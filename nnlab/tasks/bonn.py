@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from nnlab.config import to_dict
-from nnlab.data.splits import kfold, load_split, save_split, split_by_item
+from nnlab.data.splits import kfold, load_split, save_split, split_by_group, split_by_item
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_json
 from nnlab.metrics.binary import binary_metrics
@@ -81,11 +82,13 @@ DEFAULT_CROP_S = 18.0  # `crop_s` -1: crops of 18 s where segments are longer
 
 @dataclass
 class BonnConfig:
-    # bonn (the .mat files or the original Z/O/N/F/S text zips), or a folder with one subfolder
-    # of single-channel segment files (.txt, .csv, .npy, .edf) per class
+    # bonn (the .mat files or the original Z/O/N/F/S text zips), a folder with one subfolder
+    # of single-channel segment files (.txt, .csv, .npy, .edf) per class, or a .csv / .tsv table
+    # of one segment per row and a class column (y, label, class or target)
     data: str = "bonn"
     # sets of class 0 '-' sets of class 1 (the seizure class), e.g. A-E, D-E, AD-E, ABCD-E; for a
-    # folder, class folders joined by '+', e.g. interictal+normal-ictal
+    # folder, class folders joined by '+', e.g. interictal+normal-ictal; for a table, its class
+    # values, e.g. 2+3+4+5-1
     pair: str = "AD-E"
     fs: float = 0.0  # Hz, of a folder's text/.npy segments (Bonn: 173.61; EDF files: their own)
     # the channel to read from segment files of several (columns of a text file, such as the
@@ -94,6 +97,10 @@ class BonnConfig:
     folds: int = 10  # stratified k-fold cross-validation
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
     fold_limit: int = 0  # > 0: only the first N folds (quick runs)
+    # a regular expression on the segments' names ('class/stem'): segments whose names give the
+    # same match (its first group, if any) lie in one fold, e.g. cut from one recording; '': each
+    # segment on its own
+    group: str = ""
     val_fraction: float = 0.1  # of the training folds, held out to choose the checkpoint
     # best: the epoch of lowest validation loss | last: no validation part (it trains too), the
     # final epoch is tested; last was chosen by nested validation (bench/bonn_select.py): 12-18
@@ -132,13 +139,14 @@ class BonnConfig:
     )
 
     def check(self) -> None:
-        if self.data != "bonn" and not Path(self.data).is_dir():
+        if self.data != "bonn" and not Path(self.data).is_dir() and not self.table:
             raise NNLabError(
-                f"--data must be bonn or a folder of class folders of segments, got '{self.data}'"
+                f"--data must be bonn, a folder of class folders of segments or a .csv / .tsv "
+                f"table of segments, got '{self.data}'"
             )
         if self.fs < 0:
             raise NNLabError(f"--fs must be >= 0 (0: Bonn's or the files' own), got {self.fs}")
-        if self.column < -1 or (self.column >= 0 and self.data == "bonn"):
+        if self.column < -1 or (self.column >= 0 and (self.data == "bonn" or self.table)):
             raise NNLabError(
                 f"--column picks a channel of a folder's segment files (0-based; -1: files of "
                 f"one channel), got {self.column} with --data {self.data}"
@@ -181,10 +189,26 @@ class BonnConfig:
                 f"{self.folds} folds need at least {self.folds} segments of each class; "
                 f"{self.pair} has {np.bincount(y, minlength=2).tolist()}"
             )
+        groups = segment_groups(bonn_segments(self)[2], self.group)
+        if groups is not None:
+            per_class = [len(set(groups[y == c])) for c in (0, 1)]
+            if min(per_class) < self.folds:
+                raise NNLabError(
+                    f"{self.folds} folds need at least {self.folds} groups (--group) of each "
+                    f"class; {self.pair} has {per_class}"
+                )
         try:  # the model's own checks (towers, heads dividing dim, ...) on a stand-in shape
             build_model(self.model, model_config(self.model, **self.model_args))
         except ValueError as e:
             raise NNLabError(f"--model-arg: {e}") from None
+
+    @property
+    def table(self) -> bool:
+        """--data names one table file of segments (`load_segment_table`)."""
+        from nnlab.data.segments import TABLE_SUFFIXES
+
+        path = Path(self.data)
+        return path.suffix.lower() in TABLE_SUFFIXES and path.is_file()
 
     def spectral(self, seconds: float = SEGMENT_S):
         """The front end's settings (a whole segment of `seconds` is one window)."""
@@ -242,7 +266,10 @@ class BonnConfig:
 # ---- data ----------------------------------------------------------------------------------------
 def dataset_name(cfg: BonnConfig) -> str:
     """'bonn', or a folder dataset's folder name (run directories, titles)."""
-    return "bonn" if cfg.data == "bonn" else Path(cfg.data).resolve().name.replace(" ", "_")
+    if cfg.data == "bonn":
+        return "bonn"
+    path = Path(cfg.data).resolve()
+    return (path.stem if cfg.table else path.name).replace(" ", "_")
 
 
 def dataset_title(cfg: BonnConfig) -> str:
@@ -250,16 +277,50 @@ def dataset_title(cfg: BonnConfig) -> str:
 
 
 def fold_parts(
-    y: np.ndarray, folds: int, fold: int, seed: int, val_fraction: float
+    y: np.ndarray,
+    folds: int,
+    fold: int,
+    seed: int,
+    val_fraction: float,
+    groups: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """{"train", "val", "test"} indices of fold `fold` of stratified k-fold on labels y (N,):
     test = test fold `fold` of `kfold(N, folds, seed, labels=y)`; val = a stratified
-    `val_fraction` of the remaining folds; train = the rest."""
-    rest, test = kfold(len(y), folds, seed, labels=y)[fold]
-    inner = split_by_item(
-        len(rest), (1 - val_fraction, val_fraction), seed, labels=y[rest], parts=("train", "val")
-    )
+    `val_fraction` of the remaining folds; train = the rest. With `groups` (N,), no group is
+    split between the parts (stratified group k-fold; the validation part by whole groups)."""
+    rest, test = kfold(len(y), folds, seed, labels=y, groups=groups)[fold]
+    if groups is None:
+        inner = split_by_item(
+            len(rest),
+            (1 - val_fraction, val_fraction),
+            seed,
+            labels=y[rest],
+            parts=("train", "val"),
+        )
+    else:
+        inner = split_by_group(
+            groups[rest], (1 - val_fraction, val_fraction), seed, parts=("train", "val")
+        )
     return {"train": rest[inner["train"]], "val": rest[inner["val"]], "test": np.sort(test)}
+
+
+def segment_groups(names: list[str], pattern: str) -> np.ndarray | None:
+    """The group of each segment: the first match of `pattern` in its name (its first
+    parenthesised group, if it has one); None without a pattern. A name it does not match is an
+    error naming it."""
+    if not pattern:
+        return None
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise NNLabError(f"--group '{pattern}' is not a regular expression ({e})") from None
+    out = []
+    for name in names:
+        m = rx.search(name)
+        if m is None:
+            raise NNLabError(f"--group '{pattern}' does not match the segment name '{name}'")
+        out.append(m.group(1) if rx.groups else m.group(0))
+    return np.asarray(out)
 
 
 def without_validation(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -274,6 +335,9 @@ def bonn_segments(cfg: BonnConfig):
     location and folders are unchanged: every fold of a cross-validation reads the same files."""
     if cfg.data == "bonn":
         where = os.environ.get("NNLAB_DATA", "")
+    elif cfg.table:
+        root = Path(cfg.data).resolve()
+        where = (str(root), root.stat().st_mtime_ns, root.stat().st_size)
     else:
         root = Path(cfg.data).resolve()
         where = (str(root), *(d.stat().st_mtime_ns for d in [root, *root.iterdir()] if d.is_dir()))
@@ -289,9 +353,12 @@ def _segments(data: str, pair: str, fs: float, column: int, where):
         bonn = load_bonn(negative + positive)
         x, y, names = bonn.binary(pair)
         return x, y, names, bonn.fs
-    from nnlab.data.segments import load_segment_folders
+    from nnlab.data.segments import load_segment_folders, load_segment_table
 
-    found = load_segment_folders(data, pair, fs, column)
+    if Path(data).is_file():
+        found = load_segment_table(data, pair, fs)
+    else:
+        found = load_segment_folders(data, pair, fs, column)
     if found.cut:
         warnings.warn(
             f"{data}: {found.cut} segment(s) longer than the shortest ({found.x.shape[1]} "
@@ -390,14 +457,16 @@ class BonnTask(Task):
         if resume:
             parts = load_split(path, names)
         else:
-            parts = self.split(y)
+            parts = self.split(y, names)
+            how = "stratified group k-fold (--group)" if cfg.group else "stratified k-fold"
             save_split(
                 path,
                 parts,
                 names,
-                method="stratified k-fold, validation carved from the training folds"
+                method=f"{how}, validation carved from the training folds"
                 if "val" in parts
-                else "stratified k-fold, every training fold trains (final epoch tested)",
+                else f"{how}, every training fold trains (final epoch tested)",
+                group=cfg.group,
                 pair=cfg.pair,
                 k=cfg.folds,
                 fold=cfg.fold,
@@ -423,11 +492,13 @@ class BonnTask(Task):
             for k, idx in parts.items()
         }
 
-    def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
+    def split(self, y: np.ndarray, names: list[str] | None = None) -> dict[str, np.ndarray]:
         """{"train", "val", "test"} indices of this fold (bench/bonn_select.py narrows it to an
-        inner fold of an outer training part); {"train", "test"} with checkpoint "last"."""
+        inner fold of an outer training part); {"train", "test"} with checkpoint "last". With
+        --group, by whole groups of the segments' `names`."""
         cfg = self.cfg
-        parts = fold_parts(y, cfg.folds, cfg.fold, cfg.train.seed, cfg.val_fraction)
+        groups = segment_groups(names, cfg.group) if names is not None else None
+        parts = fold_parts(y, cfg.folds, cfg.fold, cfg.train.seed, cfg.val_fraction, groups)
         return parts if cfg.checkpoint == "best" else without_validation(parts)
 
     def model_config(self, train: TensorDataset):
