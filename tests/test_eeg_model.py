@@ -708,8 +708,14 @@ def test_a_table_of_segments_bad_input_is_named(tmp_path, capsys):
     with pytest.raises(NNLabError, match="bad.csv: line 4: 'x.*' is not a number"):
         load_segment_table(tmp_path / "bad.csv", "2-1", fs=173.61)
     lines[3] = lines[3] + ",7"
+    (tmp_path / "bad.csv").write_text("\n".join(lines[:2] + [""] + lines[2:]))  # a blank line
+    with pytest.raises(NNLabError, match="bad.csv: line 5 has 181 cells, the header 180"):
+        load_segment_table(tmp_path / "bad.csv", "2-1", fs=173.61)
+    lines = table.read_text().splitlines()
+    cells = lines[3].split(",")
+    lines[3] = ",".join([cells[0], "nan", *cells[2:]])
     (tmp_path / "bad.csv").write_text("\n".join(lines))
-    with pytest.raises(NNLabError, match="bad.csv: line 4 has 181 cells, the header 180"):
+    with pytest.raises(NNLabError, match="bad.csv: line 4: a sample is NaN"):
         load_segment_table(tmp_path / "bad.csv", "2-1", fs=173.61)
     args = ("--data", str(table), "--pair", "2-1", "--fs", "173.61", "--column", "0")
     assert run_cli("seizure", "bonn", *args) == 1

@@ -244,33 +244,35 @@ def load_segment_table(path: str | Path, pair: str, fs: float = 0.0) -> SegmentS
             rows = list(csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
     except OSError as e:
         raise NNLabError(f"{path}: cannot read the table ({e.strerror})") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    lines = [i + 1 for i, r in enumerate(rows) if any(cell.strip() for cell in r)]
+    rows = [rows[i - 1] for i in lines]  # blank lines dropped; `lines` numbers the rest
     if len(rows) < 2:
         raise NNLabError(f"{path}: a table needs a header row and one segment per row")
     header = [h.strip() for h in rows[0]]
     named = [i for i, h in enumerate(header) if h.lower() in TABLE_LABELS]
     label = named[-1] if named else len(header) - 1
     first = rows[1][0].strip() if rows[1] else ""
-    ids = 0 if label != 0 and (header[0] in ("", "id", "name") or _number(first) is None) else None
+    unnamed = header[0].lower() in ("", "id", "name", "index", "unnamed: 0")
+    ids = 0 if label != 0 and (unnamed or _number(first) is None) else None
     samples = [i for i in range(len(header)) if i not in (label, ids)]
     if len(samples) < 2:
         raise NNLabError(f"{path}: no sample columns beside the class column '{header[label]}'")
     x = np.empty((len(rows) - 1, len(samples)), dtype=np.float64)
     classes, names = [], []
-    for n, row in enumerate(rows[1:]):
+    for n, (line, row) in enumerate(zip(lines[1:], rows[1:])):
         if len(row) != len(header):
-            raise NNLabError(f"{path}: line {n + 2} has {len(row)} cells, the header {len(header)}")
+            raise NNLabError(f"{path}: line {line} has {len(row)} cells, the header {len(header)}")
         try:
             x[n] = [float(row[i]) for i in samples]
         except ValueError:
             bad = next(row[i] for i in samples if _number(row[i]) is None)
-            raise NNLabError(f"{path}: line {n + 2}: '{bad}' is not a number") from None
+            raise NNLabError(f"{path}: line {line}: '{bad}' is not a number") from None
         value = row[label].strip()
         number = _number(value)
         classes.append(str(int(number)) if number is not None and number.is_integer() else value)
         names.append(row[ids].strip() if ids is not None else f"row{n + 1}")
     if not np.isfinite(x).all():
-        line = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0]) + 2
+        line = lines[1 + int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])]
         raise NNLabError(f"{path}: line {line}: a sample is NaN or infinite")
     negative, positive = parse_pair(pair, sorted(set(classes)), "class", "the table's classes")
     keep = [i for i, c in enumerate(classes) if c in negative or c in positive]
