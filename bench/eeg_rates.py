@@ -3,11 +3,11 @@
 EEG.
 
     python bench/seizure_detect_synthetic.py --root runs/sz-detect     # the model and the hour
-    python bench/eeg_rates.py --root runs/sz-detect [--fmax 60] [--rates 256,200,128]
+    python bench/eeg_rates.py --root runs/sz-detect [--fmax 60] [--rates 256,250,200,128]
 
 The detection bench's model reads 1-Hz bins up to 128 Hz, its rate's Nyquist frequency. Copies
-of its unseen hour (a seizure at 2400-2460 s) resampled to 200 Hz lack the bins above 100 Hz,
-and at 128 Hz those above 64 Hz. `detect` upsamples each to 256 Hz and warns
+of its unseen hour (a seizure at 2400-2460 s) resampled to 250 Hz lack the bins above 125 Hz
+(3 of 114), at 200 Hz those above 100 Hz, and at 128 Hz those above 64 Hz. `detect` upsamples each to 256 Hz and warns
 (`nnlab.signal.spectral.missing_band`). A second model is trained on the same patient with the
 same recipe but `--fmax F`: it reads bins up to F Hz only, which every rate above 2F holds.
 Printed per model and rate: whether detect warned, the seizure's alarm latency, the false alarms
@@ -30,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=Path("runs/sz-detect"))
     ap.add_argument("--fmax", type=float, default=60.0, help="the second model's --fmax (Hz)")
-    ap.add_argument("--rates", default="256,200,128", help="the hour's copies, Hz")
+    ap.add_argument("--rates", default="256,250,200,128", help="the hour's copies, Hz")
     ap.add_argument("--out", type=Path, default=None, help="default ROOT/rates")
     args = ap.parse_args()
     out = args.out or args.root / "rates"
