@@ -7,7 +7,8 @@ EEG.
 
 The detection bench's model reads 1-Hz bins up to 128 Hz, its rate's Nyquist frequency. Copies
 of its unseen hour (a seizure at 2400-2460 s) resampled to 250 Hz lack the bins above 125 Hz
-(3 of 114), at 200 Hz those above 100 Hz, and at 128 Hz those above 64 Hz. `detect` upsamples each to 256 Hz and warns
+(3 of 114), at 200 Hz those above 100 Hz, and at 128 Hz those above 64 Hz. `detect` upsamples
+each to 256 Hz and warns where more than 5% of the bins are missing
 (`nnlab.signal.spectral.missing_band`). A second model is trained on the same patient with the
 same recipe but `--fmax F`: it reads bins up to F Hz only, which every rate above 2F holds.
 Printed per model and rate: whether detect warned, the seizure's alarm latency, the false alarms
