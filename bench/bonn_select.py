@@ -61,6 +61,11 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
         {},
     ),
     "fmax40-60ep": (FMAX40, {"epochs": 60}),
+    # 2026-11-27 (a later session), against the incumbent: the STFT's resolution. 2-s segments
+    # halve the bins' width (0.5 Hz: seizure rhythms of 3-20 Hz resolved finer); 0.5-s segments
+    # halve the frames' hop (0.25 s: spikes and their spacing resolved finer)
+    "fmax40-seg2": ({**FMAX40, "segment_s": 2.0, "overlap_s": 1.0}, {}),
+    "fmax40-seg05": ({**FMAX40, "segment_s": 0.5, "overlap_s": 0.25}, {}),
 }
 
 
