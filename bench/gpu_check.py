@@ -45,7 +45,7 @@ from nnlab.tasks.compress import AutoencodeConfig, AutoencodeTask
 from nnlab.tasks.diffusion import DiffusionConfig, DiffusionTask
 from nnlab.tasks.ocr_ctc import CTCConfig, CTCLineTask
 from nnlab.tasks.segment import SegmentConfig, SegmentTask
-from nnlab.tasks.seizure import SeizureConfig, detect_file, run_seizure_cv
+from nnlab.tasks.seizure import SeizureConfig, detect_file, fold_runs, run_seizure_cv
 from nnlab.train import TrainConfig
 from nnlab.train.core import read_checkpoint
 
@@ -207,7 +207,7 @@ def seizure_check(work: Path, **train) -> dict:
     diff = float(np.abs(prob[0] - prob[1]).max())
     if not diff < 1e-2:
         raise RuntimeError(f"detect on {device} and on the CPU differ by up to {diff:.3g}")
-    folds = fold_runs_of(run)
+    folds = fold_runs(run)
     return {
         "device": folds[0].summary()["device"],
         "samples/s": float(np.mean([samples_per_s(r) for r in folds])),
@@ -215,10 +215,6 @@ def seizure_check(work: Path, **train) -> dict:
         "note": f"{len(folds)} folds, segment AUC {summary['segment/auc']:.3f}; detect "
         f"{found[0]['windows']} windows, max |P {device} - P cpu| {diff:.1e}",
     }
-
-
-def fold_runs_of(run: RunDir) -> list[RunDir]:
-    return [RunDir(p) for p in sorted(run.path.glob("fold*")) if (p / "summary.json").exists()]
 
 
 def samples_per_s(run: RunDir) -> float:
@@ -265,7 +261,7 @@ def bonn_check(work: Path, **train) -> dict:
         torch.cuda.reset_peak_memory_stats()
     summary = run_bonn_cv(cfg, run)
     peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
-    child = fold_runs_of(run)[0]
+    child = fold_runs(run)[0]
     fold = child.summary()
     return {
         "device": fold["device"],

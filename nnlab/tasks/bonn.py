@@ -161,7 +161,7 @@ class BonnConfig:
             raise NNLabError(f"--checkpoint must be best or last, got '{self.checkpoint}'")
         if not 0.0 < self.val_fraction < 0.5:
             raise NNLabError(f"--val-fraction must be in (0, 0.5), got {self.val_fraction}")
-        x, y, _, fs = bonn_segments(self)  # the files are there and readable
+        x, y, names, fs = bonn_segments(self)  # the files are there and readable
         seconds = x.shape[1] / fs
         if not 0.0 <= self.overlap_s < self.segment_s <= seconds:
             raise NNLabError(
@@ -189,7 +189,7 @@ class BonnConfig:
                 f"{self.folds} folds need at least {self.folds} segments of each class; "
                 f"{self.pair} has {np.bincount(y, minlength=2).tolist()}"
             )
-        groups = segment_groups(bonn_segments(self)[2], self.group)
+        groups = segment_groups(names, self.group)
         if groups is not None:
             per_class = [len(set(groups[y == c])) for c in (0, 1)]
             if min(per_class) < self.folds:
