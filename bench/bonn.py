@@ -113,8 +113,9 @@ def random_forest(cfg: BonnConfig, folds: list[int]) -> dict:
     from nnlab.signal.features import baseline_features
 
     t0 = time.perf_counter()
-    x, y, _, fs = bonn_segments(cfg)
-    features = baseline_features(x, fs)  # (N, 8)
+    found = bonn_segments(cfg)
+    y = found.y
+    features = baseline_features(found.x, found.fs).reshape(len(y), -1)  # (N, 8 C)
     per_fold = []
     for k in folds:
         parts = fold_parts(y, cfg.folds, k, cfg.train.seed, cfg.val_fraction)
@@ -153,16 +154,17 @@ def braindecode_eegnet(cfg: BonnConfig, folds: list[int], epochs: int) -> dict |
     from nnlab.train import TrainConfig, Trainer
 
     t0 = time.perf_counter()
-    x, y, _, _ = bonn_segments(cfg)
+    found = bonn_segments(cfg)
+    x, y = found.x, found.y  # (N, C, L)
     per_fold = []
     for k in folds:
         parts = fold_parts(y, cfg.folds, k, cfg.train.seed, cfg.val_fraction)
         train = np.concatenate([parts["train"], parts["val"]])
         mu, sd = x[train].mean(), x[train].std()
-        z = torch.from_numpy((x - mu) / sd).float()[:, None]  # (N, 1, 4097)
+        z = torch.from_numpy((x - mu) / sd).float()  # (N, C, 4097)
         labels = torch.from_numpy(y)
         torch.manual_seed(cfg.train.seed)
-        model = EEGNet(n_chans=1, n_outputs=2, n_times=x.shape[1])
+        model = EEGNet(n_chans=x.shape[1], n_outputs=2, n_times=x.shape[2])
         tcfg = TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=cfg.train.seed, device="cpu")
         trainer = Trainer(model, RawSegmentTask(cfg), tcfg)
         trainer.fit(TensorDataset(z[train], labels[train]))

@@ -208,7 +208,7 @@ def test_bonn_cross_validation_end_to_end(bonn_folder, tmp_path, capsys, monkeyp
     children = run.children()
     assert [c.path.name for c in children] == ["fold00", "fold01"]
     data = load_bonn("ADE")
-    logp, _ = spectrograms(data.x, data.fs, BonnConfig())
+    logp, _ = spectrograms(data.x[:, None], data.fs, BonnConfig())
     index = {name: i for i, name in enumerate(data.names)}
     tested = []
     for k, child in enumerate(children):
@@ -411,7 +411,7 @@ def test_segment_folders_of_another_dataset_cross_validate(tmp_path, capsys):
 
     root = segment_folders(tmp_path / "other set")
     found = load_segment_folders(root, "calm-spiky")
-    assert found.x.shape == (24, 1536) and found.fs == 256 and found.cut == 0
+    assert found.x.shape == (24, 1, 1536) and found.fs == 256 and found.cut == 0
     assert found.y.tolist() == [0] * 12 + [1] * 12 and found.names[0] == "calm/c00"
     out = tmp_path / "cv"
     quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "2", "--device", "cpu")
@@ -453,11 +453,12 @@ def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
     assert load_segment_folders(root, "calm-spiky", fs=256).fs == 256
     two = np.loadtxt(root / "calm" / "c05.txt")
     np.savetxt(root / "calm" / "c05.txt", np.stack([two, -two], axis=1))  # x and y columns
-    with pytest.raises(NNLabError, match="c05.txt: 2 channels of 1536 samples; .* --column"):
+    # every file of a dataset has the same channels
+    with pytest.raises(NNLabError, match="c05.txt: 2 channel\\(s\\), calm/c00 1: .* --column"):
         load_segment_folders(root, "calm-spiky", fs=256)
     found = load_segment_folders(root, "calm-spiky", fs=256, column=1)  # the Bern-Barcelona way
-    np.testing.assert_allclose(found.x[5], -two, atol=1e-6)
-    with pytest.raises(NNLabError, match="c05.txt: 2 channels"):
+    np.testing.assert_allclose(found.x[5, 0], -two, atol=1e-6)
+    with pytest.raises(NNLabError, match="c05.txt: 2 channel\\(s\\) .* --column 2 is not"):
         load_segment_folders(root, "calm-spiky", fs=256, column=2)
     from nnlab.data.eeg import Recording, write_edf  # an EDF file of two signals: the same rule
 
@@ -465,10 +466,10 @@ def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
     pair = np.stack([two, -two]).astype(np.float32)
     write_edf(root / "calm" / "c07.edf", Recording("c07", 256.0, ["X", "Y"], pair))
     (root / "calm" / "c07.txt").unlink()
-    with pytest.raises(NNLabError, match="c07.edf: 2 signals \\(X, Y\\); .* --column"):
+    with pytest.raises(NNLabError, match="c07.edf: 2 channel\\(s\\), calm/c00 1"):
         load_segment_folders(root, "calm-spiky", fs=256)
     found = load_segment_folders(root, "calm-spiky", column=1)  # the EDF file gives the rate
-    np.testing.assert_allclose(found.x[7], -two, atol=0.05)  # 16-bit EDF samples
+    np.testing.assert_allclose(found.x[7, 0], -two, atol=0.05)  # 16-bit EDF samples
     (root / "calm" / "c07.edf").unlink()
     np.savetxt(root / "calm" / "c07.txt", two)
     (root / "calm" / "c05.txt").write_text("1\n2\nthree\n")
@@ -476,7 +477,7 @@ def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
         load_segment_folders(root, "calm-spiky", fs=256)
     (root / "calm" / "c05.txt").write_text("\n".join(["1"] * 1000))  # a shorter segment
     found = load_segment_folders(root, "calm-spiky", fs=256)
-    assert found.x.shape == (24, 1000) and found.cut == 23
+    assert found.x.shape == (24, 1, 1000) and found.cut == 23
 
 
 def test_mat_segment_files_with_and_without_a_rate(tmp_path):
@@ -497,15 +498,16 @@ def test_mat_segment_files_with_and_without_a_rate(tmp_path):
             {"interictal": x[:, None]} | ({"Fs": 256.0} if i == 0 else {}),
         )
     found = load_segment_folders(root, "calm-spiky")
-    assert found.fs == 256 and found.x.shape == (24, 1536)
+    assert found.fs == 256 and found.x.shape == (24, 1, 1536)
     np.testing.assert_allclose(
-        found.x[0], scipy.io.loadmat(root / "calm" / "c00.mat")["interictal"][:, 0], rtol=1e-6
+        found.x[0, 0], scipy.io.loadmat(root / "calm" / "c00.mat")["interictal"][:, 0], rtol=1e-6
     )
     with pytest.raises(NNLabError, match="--fs 200 but the segment files say 256"):
         load_segment_folders(root, "calm-spiky", fs=200)
     scipy.io.savemat(root / "calm" / "c03.mat", {"a": np.ones(10), "b": np.ones(10)})
     with pytest.raises(
-        NNLabError, match="c03.mat: a segment file holds one array of samples, this one 2: a, b"
+        NNLabError,
+        match="c03.mat: a segment file holds one array of samples, this one 2 of 10 values: a, b",
     ):
         load_segment_folders(root, "calm-spiky")
     (root / "calm" / "c03.mat").write_bytes(b"MATLAB 7.3 MAT-file" + bytes(200))
@@ -514,6 +516,160 @@ def test_mat_segment_files_with_and_without_a_rate(tmp_path):
     (root / "calm" / "c03.mat").write_bytes(b"not matlab")
     with pytest.raises(NNLabError, match="c03.mat: not a readable .mat file"):
         load_segment_folders(root, "calm-spiky")
+
+
+# ---- segments of several channels: the Kaggle and Melbourne layouts ---------------------------
+KAGGLE_CHANNELS = ("LT1", "LT2", "RT1", "RT2")
+
+
+def kaggle_folders(root, fs=200.0, seconds=8, n=8):
+    """Segments as the Kaggle seizure prediction set ships them: one .mat file each holding a
+    struct (data: channels x samples, sampling_frequency, channels: a cell of names, ...).
+    'interictal' is noise on four named channels; 'ictal' adds a 3-Hz spike-wave rhythm to the
+    two left ones. The second file of each class lists its channels in reverse order."""
+    import scipy.io
+
+    rng = np.random.default_rng(2)
+    t = np.arange(int(fs * seconds)) / fs
+    for cls in ("interictal", "ictal"):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            x = 40 * rng.standard_normal((4, len(t)))
+            if cls == "ictal":
+                x[:2] += 200 * np.sin(2 * np.pi * 3 * t + rng.uniform(0, 6)) ** 15
+            names = list(KAGGLE_CHANNELS)
+            if i == 1:
+                x, names = x[::-1], names[::-1]
+            struct = {
+                "data": x,
+                "data_length_sec": seconds,
+                "sampling_frequency": fs,
+                "channels": np.array(names, dtype=object),
+                "sequence": i % 6 + 1,
+            }
+            name = f"Dog_1_{cls}_segment_{i + 1:04d}.mat"
+            scipy.io.savemat(root / cls / name, {f"{cls}_segment_{i + 1}": struct})
+    return root
+
+
+def test_segments_of_several_named_channels_train_three_towers_and_detect(tmp_path, capsys):
+    """Kaggle-style .mat structs of four named channels: read by name (a file in another order
+    is reordered), cross-validated by all three towers, and the fold model run by `detect` on an
+    EDF recording at another rate whose channels come in another order, with an ECG among them:
+    the model reads its four by name, so the order of the file's signals changes nothing."""
+    import csv
+
+    import scipy.io
+
+    from nnlab.data.eeg import Recording, write_edf
+    from nnlab.data.segments import load_segment_folders
+    from nnlab.run import RunDir
+    from nnlab.tasks.seizure import detect_file
+
+    root = kaggle_folders(tmp_path / "Dog_1")
+    found = load_segment_folders(root, "interictal-ictal")
+    assert found.x.shape == (16, 4, 1600) and found.fs == 200.0
+    assert found.channels == list(KAGGLE_CHANNELS)
+    raw = scipy.io.loadmat(
+        root / "interictal" / "Dog_1_interictal_segment_0002.mat", simplify_cells=True
+    )["interictal_segment_2"]["data"]
+    np.testing.assert_allclose(found.x[1], raw[::-1], rtol=1e-6)  # back in the first's order
+    out = tmp_path / "cv"
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "2", "--device", "cpu")
+    args = ("--data", str(root), "--pair", "interictal-ictal", "--folds", "2", "--crop-s", "4")
+    assert run_cli("seizure", "bonn", *args, *quick, "--mains", "60", "--out", str(out)) == 0
+    s = RunDir.open(out).summary()
+    assert s["towers"] == ["spatial", "temporal", "spectral"] and s["pooled"]["segments"] == 16
+    fold = RunDir.open(out).children()[0]
+    meta = json.loads((fold.path / "normalizer.json").read_text())
+    assert meta["channels"] == list(KAGGLE_CHANNELS) and meta["fs"] == 200.0
+
+    rng = np.random.default_rng(3)
+    fs, n = 256.0, 256 * 40
+    t = np.arange(n) / fs
+    signals = {c: 40 * rng.standard_normal(n) for c in (*KAGGLE_CHANNELS, "ECG")}
+    for c in ("LT1", "LT2"):
+        signals[c][20 * 256 :] += 200 * np.sin(2 * np.pi * 3 * t[20 * 256 :]) ** 15
+    outputs = []
+    for k, order in enumerate(
+        (["RT2", "ECG", "LT1", "LT2", "RT1"], ["LT2", "RT1", "ECG", "RT2", "LT1"])
+    ):
+        edf = tmp_path / f"order{k}" / "dog.edf"
+        edf.parent.mkdir()
+        data = np.stack([signals[c] for c in order]).astype(np.float32)
+        write_edf(edf, Recording("dog", fs, order, data))
+        got = detect_file(edf, fold, tmp_path / f"det{k}", device="cpu")
+        assert got["channels"] == list(KAGGLE_CHANNELS) and got["rule"] != "maximum over channels"
+        with open(tmp_path / f"det{k}" / "dog_windows.csv") as f:
+            outputs.append([(r["start_s"], r["probability"]) for r in csv.DictReader(f)])
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 10
+    assert all(0.0 <= float(p) <= 1.0 for _, p in outputs[0])
+
+
+def test_segments_of_unnamed_channels_at_two_rates(tmp_path, capsys):
+    """The Melbourne set's layout (a struct dataStruct of samples x channels and
+    iEEGsamplingRate, channels unnamed), one patient at 400 Hz and one file at 500: refused
+    without --rate, read at 200 Hz with it; a dropout (all zeros) is warned about. A model of
+    unnamed channels cannot be run on a recording, whose channels it could only take by
+    position: `detect` says so."""
+    import scipy.io
+
+    from nnlab.data.eeg import Recording, resample, write_edf
+    from nnlab.data.segments import load_segment_folders
+    from nnlab.run import RunDir
+
+    rng = np.random.default_rng(4)
+    kept = {}
+    for cls in ("0", "1"):
+        (tmp_path / "train_1" / cls).mkdir(parents=True)
+        for i in range(6):
+            fs = 500.0 if (cls, i) == ("1", 5) else 400.0
+            x = 30 * rng.standard_normal((int(fs * 6), 3))  # samples x channels
+            if cls == "1":
+                x[:, 0] += 150 * np.sin(2 * np.pi * 4 * np.arange(len(x)) / fs) ** 9
+            if (cls, i) == ("0", 2):
+                x[:] = 0.0  # a dropout: warned about
+            kept[(cls, i)] = (x, fs)
+            struct = {"data": x, "iEEGsamplingRate": fs, "nSamplesSegment": float(len(x))}
+            struct |= {"channelIndices": np.arange(1.0, 4.0)[None], "sequence": 1.0}
+            mat = tmp_path / "train_1" / cls / f"1_{i + 1}_{cls}.mat"
+            scipy.io.savemat(mat, {"dataStruct": struct})
+    root = tmp_path / "train_1"
+    with pytest.raises(NNLabError, match=r"different rates \[400.0, 500.0\] Hz; .* --rate HZ"):
+        load_segment_folders(root, "0-1")
+    found = load_segment_folders(root, "0-1", rate=200.0)
+    assert found.x.shape == (12, 3, 1200) and found.fs == 200.0 and found.channels is None
+    x, fs = kept[("1", 5)]
+    np.testing.assert_allclose(found.x[11], resample(x.T, fs, 200.0)[0], rtol=1e-5, atol=1e-3)
+    out = tmp_path / "cv"
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "1", "--device", "cpu")
+    args = ("--data", str(root), "--pair", "0-1", "--folds", "2", "--rate", "200", "--mains", "60")
+    with pytest.warns(UserWarning, match=r"1 segment\(s\) are flat in every channel, no signal"):
+        assert run_cli("seizure", "bonn", *args, *quick, "--out", str(out)) == 0
+    fold = RunDir.open(out).children()[0]
+    edf = tmp_path / "rec.edf"
+    write_edf(edf, Recording("rec", 200.0, ["A", "B", "C"], np.zeros((3, 200 * 30), np.float32)))
+    capsys.readouterr()
+    assert run_cli("seizure", "detect", str(edf), "--model", str(fold.path)) == 1
+    err = capsys.readouterr().err
+    assert "reads 3 channels, but the segments it learnt from did not name them" in err
+    assert err.count("\n") == 1
+
+
+def test_long_segments_are_covered_by_the_test_crops():
+    """A 10-minute segment of 1199 frames read in 18-s crops of 35 frames: the test averages at
+    least enough evenly spaced crops to cover every frame (35), Bonn's 46 frames still 5."""
+    from nnlab.tasks.bonn import BonnConfig, BonnTask, crop_starts
+
+    task = BonnTask(BonnConfig())
+    for T, k in ((1199, 35), (46, 5)):
+        x = torch.zeros(1, 1, T, 4)
+        L = task.cfg.crop_frames(T)
+        assert L == 35 and task.k_crops(x) == k
+        covered = np.zeros(T, bool)
+        for s in crop_starts(T, L, task.k_crops(x)):
+            covered[s : s + L] = True
+        assert covered.all()
 
 
 # ---- random time crops and test-time averaging ---------------------------------------------
@@ -633,7 +789,7 @@ def test_segments_with_line_noise_the_notch_misses_are_warned_about():
 
     fs = 256.0
     t = np.arange(int(20 * fs)) / fs
-    x = np.random.default_rng(0).normal(0, 10, (12, len(t))) + 8 * np.sin(2 * np.pi * 60 * t)
+    x = np.random.default_rng(0).normal(0, 10, (12, 1, len(t))) + 8 * np.sin(2 * np.pi * 60 * t)
     with pytest.warns(UserWarning, match="line noise at 60 Hz, but the notch is set for 50 Hz"):
         spectrograms(x, fs, BonnConfig(data="/some/folder", fmax=0))
     for cfg in (BonnConfig(data="/some/folder", fmax=0, mains=60), BonnConfig(fmax=-1)):
@@ -680,10 +836,10 @@ def test_a_table_of_segments_cross_validates(tmp_path, capsys):
 
     table = uci_table(tmp_path / "uci.csv")
     found = load_segment_table(table, "2+3+4+5-1", fs=173.61)
-    assert found.x.shape == (60, 178) and found.fs == 173.61
+    assert found.x.shape == (60, 1, 178) and found.fs == 173.61
     assert found.y.tolist() == [1, 0, 0, 0, 0] * 12
     assert found.names[:2] == ["1/X0.V1.0", "2/X1.V1.1"]
-    assert load_segment_table(table, "2-1", fs=173.61).x.shape == (24, 178)  # only those classes
+    assert load_segment_table(table, "2-1", fs=173.61).x.shape == (24, 1, 178)  # only those classes
     out = tmp_path / "cv"
     quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "2", "--device", "cpu")
     args = ("--data", str(table), "--pair", "2+3+4+5-1", "--fs", "173.61", "--folds", "2")

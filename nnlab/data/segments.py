@@ -1,4 +1,4 @@
-"""Single-channel EEG segments of any dataset laid out as one folder per class:
+"""EEG segments of any dataset laid out as one folder per class:
 
     DIR/
       interictal/   seg001.txt  seg002.txt  ...
@@ -7,15 +7,18 @@
 so that `nnlab seizure bonn --data DIR --pair interictal-ictal --fs 173.61` runs the Bonn
 cross-validation on other segment datasets (other rates, other lengths, other class names).
 
-A segment file holds one channel: text or CSV with one sample per line (as the Bonn
-distribution's .txt files), a one-dimensional .npy array, a MATLAB .mat file with one array of
-samples (as the Neurology & Sleep Centre, New Delhi, set ships its 5.12-s segments; a scalar
-variable named fs, srate, sfreq or sampling_rate gives the rate), or an EDF/EDF+ file with one
-signal (its rate read from the file, its values in microvolts). Text, .npy and .mat files without
-a rate variable carry no rate: `fs` gives it. Segments are stacked into one array: longer ones
-are cut to the shortest, and the loader says how many were cut. Files of other types in a class
-folder are ignored; an unreadable segment file is an error naming it (a dataset with holes would
-silently change the folds).
+A segment file holds one channel or several: text or CSV with one sample per line (as the Bonn
+distribution's .txt files; columns for channels), a .npy array, a MATLAB .mat file (as the
+Neurology & Sleep Centre, New Delhi, set ships its 5.12-s segments, or a struct of data, rate and
+channel names, as the Kaggle seizure prediction and detection sets and the Melbourne set ship
+theirs: `read_mat`), or an EDF/EDF+ file (its rate read from the file, its values in
+microvolts). A 2-D array's samples run along its longer axis. Every file of a dataset has the same
+channels: all of them, or the one `column` picks. Text, .npy and .mat files without a rate
+variable carry no rate: `fs` gives it. With `rate`, every segment is resampled to that rate as it
+is read (segments at several rates, or a high rate that would not fit in memory). Segments are
+stacked into one array (N, C, L): longer ones are cut to the shortest, and the loader says how
+many were cut. Files of other types in a class folder are ignored; an unreadable segment file is
+an error naming it (a dataset with holes would silently change the folds).
 
 A dataset may also be one table (`load_segment_table`): a .csv or .tsv file of one segment per
 row, such as the UCI "Epileptic Seizure Recognition" set (Bonn's recordings cut into 11,500 1-s
@@ -34,16 +37,44 @@ from nnlab.errors import NNLabError
 
 SUFFIXES = (".txt", ".csv", ".npy", ".mat", ".edf")
 # names of a .mat file's scalar that holds the sampling rate (compared in lower case)
-RATE_NAMES = frozenset({"fs", "srate", "sfreq", "sampling_rate", "samplingrate", "sample_rate"})
+RATE_NAMES = frozenset(
+    {
+        "fs",
+        "srate",
+        "sfreq",
+        "freq",  # the Kaggle seizure detection set's
+        "fsample",  # FieldTrip's
+        "sampling_rate",
+        "samplingrate",
+        "sample_rate",
+        "sampling_frequency",  # the Kaggle seizure prediction set's
+        "samplingfrequency",
+        "ieegsamplingrate",  # the Melbourne (NIH) seizure prediction set's
+    }
+)
+# names of a .mat file's list of channel names (compared in lower case)
+LABEL_NAMES = frozenset(
+    {"channels", "labels", "channel_names", "channel_labels", "chanlabels", "ch_names"}
+)
 
 
 @dataclass
 class SegmentSet:
-    x: np.ndarray  # (N, L) float32, one segment per row
+    x: np.ndarray  # (N, C, L) float32, one segment per row
     y: np.ndarray  # (N,) int64: 1 for the classes after '-' in the pair, 0 before
     names: list[str]  # "class/file stem", unique
     fs: float  # Hz
     cut: int  # segments that were longer than L and were cut to it
+    channels: list[str] | None = None  # the channels' names, where every file gives them
+
+
+@dataclass
+class Segment:
+    """One segment file, read."""
+
+    x: np.ndarray  # (C, L) float32
+    fs: float | None  # Hz, where the file says
+    labels: list[str] | None  # the channels' names, where the file gives them
 
 
 def segment_files(folder: Path) -> list[Path]:
@@ -97,126 +128,227 @@ def parse_pair(
     return negative, positive
 
 
-def read_segment(path: Path, column: int = -1) -> tuple[np.ndarray, float | None]:
-    """(samples (L,) float32, the file's rate or None) of one segment file. A file of several
-    channels (columns of a text file, rows or columns of an array: samples run along the longer
-    axis; signals of an EDF file) is read only with `column`, the channel to take (0-based)."""
+def read_segment(path: Path, column: int = -1) -> Segment:
+    """One segment file: its channels (all of them, or with `column` >= 0 that one, 0-based),
+    its rate (None where the file does not say) and its channels' names (None where it does not
+    give them). A text file's columns, a 2-D array's rows or columns (samples run along the
+    longer axis) and an EDF file's signals are its channels."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".edf":
-            from nnlab.data.eeg import edf_header, read_edf
-
-            head = edf_header(path)
-            if len(head.labels) != 1 and not 0 <= column < len(head.labels):
-                raise NNLabError(
-                    f"{path}: {len(head.labels)} signals ({', '.join(head.labels)}); a segment "
-                    "file holds one channel, or pick one with --column (0-based)"
-                )
-            rec = read_edf(path, [head.labels[column if len(head.labels) > 1 else 0]])
-            return rec.data[0], float(rec.fs)
+            return read_edf_segment(path, column)
+        labels = None
         if suffix == ".mat":
-            x, rate = read_mat(path)
-            return checked(path, x, column), rate
-        if suffix == ".npy":
-            x = np.load(path, allow_pickle=False)
+            x, rate, labels = read_mat(path)
+        elif suffix == ".npy":
+            x, rate = np.load(path, allow_pickle=False), None
         else:
-            x = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, dtype=np.float64)
+            delimiter = "," if suffix == ".csv" else None
+            x, rate = np.loadtxt(path, delimiter=delimiter, dtype=np.float64), None
     except NNLabError:
         raise
     except (OSError, ValueError) as e:
         raise NNLabError(f"{path}: not a readable segment ({type(e).__name__}: {e})") from None
-    return checked(path, x, column), None
+    x = checked(path, x, column)
+    if labels is not None and column >= 0:
+        labels = [labels[column]] if column < len(labels) else None
+    if labels is not None and len(labels) != len(x):
+        labels = None  # names that do not fit the channels name nothing
+    return Segment(x, rate, labels)
+
+
+def read_edf_segment(path: Path, column: int) -> Segment:
+    from nnlab.data.eeg import edf_header, read_edf
+
+    head = edf_header(path)
+    if column >= len(head.labels):
+        raise NNLabError(
+            f"{path}: {len(head.labels)} signals ({', '.join(head.labels)}); --column {column} "
+            "is not one of them (0-based)"
+        )
+    labels = [head.labels[column]] if column >= 0 else list(head.labels)
+    rates = sorted({head.fs[head.labels.index(c)] for c in labels})
+    if len(rates) > 1:
+        raise NNLabError(
+            f"{path}: signals at {len(rates)} rates ({', '.join(f'{r:g}' for r in rates)} Hz); "
+            "pick one signal with --column (0-based)"
+        )
+    if len(set(labels)) != len(labels):
+        raise NNLabError(f"{path}: two signals share a label; pick one with --column (0-based)")
+    rec = read_edf(path, labels)
+    return Segment(checked(path, rec.data), float(rec.fs), labels)
 
 
 def checked(path: Path, x, column: int = -1) -> np.ndarray:
-    """x as one channel of float32 samples (channel `column` of a 2-D array whose samples run
-    along its longer axis), or an error naming the file."""
+    """x as (C, L) float32 samples: a 1-D array is one channel, a 2-D one holds channels along
+    its shorter axis (all of them, or channel `column`); else an error naming the file."""
     x = np.asarray(x)
-    if x.ndim == 2 and 1 in x.shape:
-        x = x.reshape(-1)
-    elif x.ndim == 2 and np.issubdtype(x.dtype, np.number):
-        channels = x if x.shape[0] < x.shape[1] else x.T  # (K, L)
-        if not 0 <= column < len(channels):
+    if x.ndim == 2 and np.issubdtype(x.dtype, np.number):
+        x = x if x.shape[0] <= x.shape[1] else x.T  # (K, L)
+        if column >= len(x):
             raise NNLabError(
-                f"{path}: {len(channels)} channels of {channels.shape[1]} samples; a segment "
-                "file holds one channel, or pick one with --column (0-based)"
+                f"{path}: {len(x)} channel(s) of {x.shape[1]} samples; --column {column} is not "
+                "one of them (0-based)"
             )
-        x = channels[column]
-    if x.ndim != 1 or len(x) < 2 or not np.issubdtype(x.dtype, np.number):
+        x = x[column : column + 1] if column >= 0 else x
+    elif x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] < 2 or not np.issubdtype(x.dtype, np.number):
         raise NNLabError(
-            f"{path}: a segment file holds one channel of samples (one per line), got shape "
-            f"{x.shape}"
+            f"{path}: a segment file holds channels of samples (one sample per line, a column "
+            f"a channel), got shape {x.shape}"
         )
     if not np.isfinite(x).all():
         raise NNLabError(f"{path}: has non-finite samples (NaN or inf)")
     return x.astype(np.float32)
 
 
-def read_mat(path: Path) -> tuple[np.ndarray, float | None]:
-    """(the one numeric array of a .mat file, its rate variable or None)."""
+def _mat_items(value, key: str = ""):
+    """(name, value) of every variable of a .mat file read with simplify_cells, the fields of its
+    structs included (a field by its own name)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not k.startswith("__"):
+                yield from _mat_items(v, k)
+    else:
+        yield key, value
+
+
+def _names(value) -> list[str] | None:
+    """A MATLAB cell array or char matrix of channel names as a list of str, or None."""
+    if isinstance(value, str):
+        return [value.strip()]
+    if isinstance(value, np.ndarray) and value.dtype.kind == "U":
+        return [str(v).strip() for v in value.reshape(-1)]
+    items = value.reshape(-1).tolist() if isinstance(value, np.ndarray) else value
+    if isinstance(items, (list, tuple)) and items and all(isinstance(v, str) for v in items):
+        return [v.strip() for v in items]
+    return None
+
+
+def read_mat(path: Path) -> tuple[np.ndarray, float | None, list[str] | None]:
+    """(the samples, the rate or None, the channels' names or None) of a .mat file. The samples
+    are its largest numeric array, among its variables and the fields of its structs: one array
+    (the New Delhi set), or a struct such as the Kaggle seizure prediction set's
+    (`interictal_segment_1` with data, sampling_frequency and channels), the Kaggle detection
+    set's (data, freq, channels) or the Melbourne set's (`dataStruct` with data and
+    iEEGsamplingRate). A scalar named as in RATE_NAMES gives the rate, a list of names as in
+    LABEL_NAMES the channels' names. Two largest arrays of one size are an error."""
     import scipy.io
 
     try:
-        content = scipy.io.loadmat(path)
+        content = scipy.io.loadmat(path, simplify_cells=True)
     except NotImplementedError:  # scipy reads MATLAB v4 to v7.2; v7.3 is HDF5
         raise NNLabError(
             f"{path}: a MATLAB v7.3 (HDF5) file; save it with save(..., '-v7') to read it here"
         ) from None
     except Exception as e:  # noqa: BLE001 - scipy raises MatReadError, ValueError, TypeError...
         raise NNLabError(f"{path}: not a readable .mat file ({type(e).__name__}: {e})") from None
-    arrays = {
-        k: v
-        for k, v in content.items()
-        if not k.startswith("__")
-        and isinstance(v, np.ndarray)
-        and np.issubdtype(v.dtype, np.number)
-    }
-    rates = [float(v.item()) for k, v in arrays.items() if k.lower() in RATE_NAMES and v.size == 1]
-    signals = {k: v for k, v in arrays.items() if v.size > 1}
-    if len(signals) != 1:
+    rates, labels, signals = [], None, {}
+    for key, value in _mat_items(content):
+        if key.lower() in LABEL_NAMES and _names(value) is not None:
+            labels = labels or _names(value)
+            continue
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            value = np.asarray(value)
+        if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.number):
+            continue
+        if value.size == 1 and key.lower() in RATE_NAMES:
+            rates.append(float(value.item()))
+        elif value.size > 1:
+            signals[key] = value
+    largest = max((v.size for v in signals.values()), default=0)
+    top = [k for k, v in signals.items() if v.size == largest]
+    if len(top) != 1:
         raise NNLabError(
             f"{path}: a segment file holds one array of samples, this one "
-            + (f"{len(signals)}: {', '.join(signals)}" if signals else "none")
+            + (f"{len(top)} of {largest} values: {', '.join(top)}" if top else "none")
         )
     if rates and not rates[0] > 0:
         raise NNLabError(f"{path}: its sampling rate variable says {rates[0]}")
-    return next(iter(signals.values())), rates[0] if rates else None
+    return signals[top[0]], rates[0] if rates else None, labels
 
 
 def load_segment_folders(
-    root: str | Path, pair: str, fs: float = 0.0, column: int = -1
+    root: str | Path, pair: str, fs: float = 0.0, column: int = -1, rate: float = 0.0
 ) -> SegmentSet:
-    """The segments of the class folders named in `pair`, stacked (N, L), labelled 0 / 1
-    (channel `column` of files with several: `read_segment`)."""
+    """The segments of the class folders named in `pair`, stacked (N, C, L), labelled 0 / 1:
+    every channel of each file, or channel `column` (`read_segment`); with `rate` > 0, each
+    resampled to `rate` Hz as it is read. The files must agree on their channels: on their
+    number, and where they name them, on the names (a file with the names in another order is
+    reordered)."""
+    from nnlab.data.eeg import resample
+
     root = Path(root)
     negative, positive = parse_pair(pair, class_folders(root))
     rows, labels, names, rates = [], [], [], set()
+    first: tuple[str, Segment] | None = None
+    named = True  # every file names its channels
     for label, side in ((0, negative), (1, positive)):
         for name in side:
             for path in segment_files(root / name):
-                x, rate = read_segment(path, column)
-                rows.append(x)
+                seg = read_segment(path, column)
+                if first is None:
+                    first = (f"{name}/{path.stem}", seg)
+                seg = agreeing(path, seg, *first)
+                named = named and seg.labels is not None
+                own = seg.fs if seg.fs is not None else fs
+                if rate > 0:
+                    if not own > 0:
+                        raise NNLabError(
+                            f"{path}: carries no sampling rate to resample from: give it with --fs"
+                        )
+                    if fs and seg.fs is not None and abs(fs - seg.fs) > 1e-6 * seg.fs:
+                        raise NNLabError(f"{path}: --fs {fs} but the file says {seg.fs} Hz")
+                    seg.x = resample(seg.x, own, rate)[0]
+                elif seg.fs is not None:
+                    rates.add(seg.fs)
+                rows.append(seg.x)
                 labels.append(label)
                 names.append(f"{name}/{path.stem}")
-                if rate is not None:
-                    rates.add(rate)
     if len(set(names)) != len(names):
         raise NNLabError(f"{root}: two segment files of one class share a name (stem)")
-    if len(rates) > 1:
-        raise NNLabError(f"{root}: segments at different rates {sorted(rates)} Hz")
-    if rates:  # EDF (and some .mat) files say their rate; the others are taken to share it
-        (rate,) = rates
-        if fs and abs(fs - rate) > 1e-6 * rate:
-            raise NNLabError(f"{root}: --fs {fs} but the segment files say {rate} Hz")
+    if rate > 0:
         fs = rate
+    elif len(rates) > 1:
+        raise NNLabError(
+            f"{root}: segments at different rates {sorted(rates)} Hz; resample them as they are "
+            "read with --rate HZ"
+        )
+    elif rates:  # EDF (and some .mat) files say their rate; the others are taken to share it
+        (own,) = rates
+        if fs and abs(fs - own) > 1e-6 * own:
+            raise NNLabError(f"{root}: --fs {fs} but the segment files say {own} Hz")
+        fs = own
     if not fs > 0:
         raise NNLabError(
             f"{root}: text and .npy segments carry no sampling rate: give it with --fs (Hz)"
         )
-    length = min(len(x) for x in rows)
-    cut = sum(len(x) > length for x in rows)
-    x = np.stack([r[:length] for r in rows]).astype(np.float32)
-    return SegmentSet(x, np.array(labels, dtype=np.int64), names, float(fs), cut)
+    length = min(x.shape[1] for x in rows)
+    cut = sum(x.shape[1] > length for x in rows)
+    x = np.stack([r[:, :length] for r in rows]).astype(np.float32)
+    channels = first[1].labels if named and first is not None else None
+    return SegmentSet(x, np.array(labels, dtype=np.int64), names, float(fs), cut, channels)
+
+
+def agreeing(path: Path, seg: Segment, first_name: str, first: Segment) -> Segment:
+    """seg with its channels in the first file's order, or an error naming the file: another
+    number of channels, or other names (where both files name them)."""
+    if len(seg.x) != len(first.x):
+        raise NNLabError(
+            f"{path}: {len(seg.x)} channel(s), {first_name} {len(first.x)}: the files of a "
+            "dataset need the same channels (pick one with --column, 0-based)"
+        )
+    if seg.labels is None or first.labels is None or seg.labels == first.labels:
+        return seg
+    missing = [c for c in first.labels if c not in seg.labels]
+    if missing or len(set(seg.labels)) != len(seg.labels):
+        raise NNLabError(
+            f"{path}: its channels ({', '.join(seg.labels)}) are not {first_name}'s "
+            f"({', '.join(first.labels)})"
+        )
+    order = [seg.labels.index(c) for c in first.labels]
+    return Segment(seg.x[order], seg.fs, list(first.labels))
 
 
 # the names of a table's class column (compared in lower case); else its last column
@@ -282,5 +414,9 @@ def load_segment_table(path: str | Path, pair: str, fs: float = 0.0) -> SegmentS
         raise NNLabError(f"{path}: a table carries no sampling rate: give it with --fs (Hz)")
     y = np.array([int(classes[i] in positive) for i in keep], dtype=np.int64)
     return SegmentSet(
-        x[keep].astype(np.float32), y, [f"{classes[i]}/{names[i]}" for i in keep], float(fs), 0
+        x[keep, None].astype(np.float32),
+        y,
+        [f"{classes[i]}/{names[i]}" for i in keep],
+        float(fs),
+        0,
     )

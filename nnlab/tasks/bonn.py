@@ -1,17 +1,19 @@
 """Bonn segment classification (issue 16 item 2): is a 23.6-s single-channel segment ictal (set E)
 or not (A healthy, D interictal)? Stratified k-fold cross-validation, one child run per fold.
 
-Other datasets of single-channel segments run the same way from a folder with one subfolder per
-class (`--data DIR --pair interictal-ictal --fs 256`; `nnlab.data.segments`): any rate, any
-segment length (the checks and the saved front end follow the data's), the mains frequency set
-with `--mains`. Below, the numbers are Bonn's.
+Other datasets of segments run the same way from a folder with one subfolder per class (`--data
+DIR --pair interictal-ictal --fs 256`; `nnlab.data.segments`): any rate (`--rate` resamples), any
+segment length (the checks and the saved front end follow the data's), any number of channels
+(every file the same; `--column` picks one), the mains frequency set with `--mains`. Segments of
+several channels are read by all three towers: the spatial tower's tokens are the channels. Below,
+the numbers are Bonn's.
 
 Each segment x (4097 samples at 173.61 Hz) goes through the shared front end
 (`nnlab.signal.spectral.log_spectrogram`): STFT segments of `segment_s` seconds overlapping by
 `overlap_s` (1 s, 0.5 s: T = 46 frames of 1-Hz bins), DC, the bins around the mains frequency and
 its harmonics and the bins above the recordings' band (`fmax`; Bonn: 40 Hz) removed, log power,
 normalised per frequency with the mean and standard deviation of the fold's *training* segments
-only. The (1, T, F) spectrogram is the model's input: the STFT frames
+only. The (C, T, F) spectrogram (Bonn: C = 1) is the model's input: the STFT frames
 (sub-windows of the segment) are the temporal tower's tokens, the frequency bins the spectral
 tower's. The spatial tower reads one token per channel and Bonn has one channel, so the Bonn model
 uses the temporal and spectral towers only.
@@ -39,6 +41,7 @@ spaced over the segment and average their probabilities (and gate weights):
     p(seizure | x) = (1/K) sum_k softmax(f(x[:, :, s_k : s_k + L, :]))_1,
     s_k = round(k (T - L) / (K - 1)),  k = 0..K-1
 
+(K = test_crops, or more where a long segment needs more crops of L frames to cover its T)
 so the crops together cover every frame, and the validation loss (which picks the checkpoint with
 `checkpoint` "best") is the cross-entropy of that average, the same prediction the test reads.
 """
@@ -64,6 +67,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from nnlab.config import to_dict
+from nnlab.data.segments import SegmentSet, load_segment_folders, load_segment_table
 from nnlab.data.splits import kfold, load_split, save_split, split_by_group, split_by_item
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_write_json
@@ -83,17 +87,20 @@ DEFAULT_CROP_S = 18.0  # `crop_s` -1: crops of 18 s where segments are longer
 @dataclass
 class BonnConfig:
     # bonn (the .mat files or the original Z/O/N/F/S text zips), a folder with one subfolder
-    # of single-channel segment files (.txt, .csv, .npy, .edf) per class, or a .csv / .tsv table
-    # of one segment per row and a class column (y, label, class or target)
+    # of segment files (.txt, .csv, .npy, .mat, .edf) per class, or a .csv / .tsv table of one
+    # segment per row and a class column (y, label, class or target)
     data: str = "bonn"
     # sets of class 0 '-' sets of class 1 (the seizure class), e.g. A-E, D-E, AD-E, ABCD-E; for a
     # folder, class folders joined by '+', e.g. interictal+normal-ictal; for a table, its class
     # values, e.g. 2+3+4+5-1
     pair: str = "AD-E"
     fs: float = 0.0  # Hz, of a folder's text/.npy segments (Bonn: 173.61; EDF files: their own)
-    # the channel to read from segment files of several (columns of a text file, such as the
-    # x and y of the Bern-Barcelona set; signals of an EDF file), 0-based; -1: one channel a file
+    # the one channel to read from segment files of several (columns of a text file, such as the
+    # x and y of the Bern-Barcelona set; signals of an EDF file), 0-based; -1: every channel
     column: int = -1
+    # Hz: resample every segment to this rate as it is read (segments at several rates, or at a
+    # rate too high to hold in memory); 0: the data's own rate
+    rate: float = 0.0
     folds: int = 10  # stratified k-fold cross-validation
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
     fold_limit: int = 0  # > 0: only the first N folds (quick runs)
@@ -120,12 +127,11 @@ class BonnConfig:
     crop_s: float = -1.0
     test_crops: int = 5  # with crop_s: evenly spaced crops whose probabilities val/test average
     model: str = "eeg_transformer"  # eeg_transformer
-    # the model config's fields (channels, frames, freqs, num_classes come from the data): the
-    # temporal and spectral towers (one channel: a spatial tower would read a single token), and
-    # dim 32 so that a fold trains in well under a minute on a shared CPU
-    model_args: dict[str, Any] = field(
-        default_factory=lambda: {"towers": ["temporal", "spectral"], "dim": 32}
-    )
+    # the model config's fields (channels, frames, freqs, num_classes come from the data): dim 32
+    # so that a fold trains in well under a minute on a shared CPU; towers: without one given,
+    # temporal and spectral for one channel (a spatial tower would read a single token), all
+    # three for several
+    model_args: dict[str, Any] = field(default_factory=lambda: {"dim": 32})
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             epochs=30,
@@ -144,8 +150,10 @@ class BonnConfig:
                 f"--data must be bonn, a folder of class folders of segments or a .csv / .tsv "
                 f"table of segments, got '{self.data}'"
             )
-        if self.fs < 0:
-            raise NNLabError(f"--fs must be >= 0 (0: Bonn's or the files' own), got {self.fs}")
+        if self.fs < 0 or self.rate < 0:
+            raise NNLabError(
+                f"--fs and --rate must be >= 0 (0: the data's own rate), got {self.fs}, {self.rate}"
+            )
         if self.column < -1 or (self.column >= 0 and (self.data == "bonn" or self.table)):
             raise NNLabError(
                 f"--column picks a channel of a folder's segment files (0-based; -1: files of "
@@ -161,8 +169,9 @@ class BonnConfig:
             raise NNLabError(f"--checkpoint must be best or last, got '{self.checkpoint}'")
         if not 0.0 < self.val_fraction < 0.5:
             raise NNLabError(f"--val-fraction must be in (0, 0.5), got {self.val_fraction}")
-        x, y, names, fs = bonn_segments(self)  # the files are there and readable
-        seconds = x.shape[1] / fs
+        found = bonn_segments(self)  # the files are there and readable
+        y, names = found.y, found.names
+        seconds = found.x.shape[-1] / found.fs
         if not 0.0 <= self.overlap_s < self.segment_s <= seconds:
             raise NNLabError(
                 f"need 0 <= --overlap-s < --segment-s <= {seconds:.1f} (one segment), got "
@@ -329,10 +338,11 @@ def without_validation(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"train": np.sort(np.concatenate([parts["train"], parts["val"]])), "test": parts["test"]}
 
 
-def bonn_segments(cfg: BonnConfig):
-    """(x (N, L) float32, y (N,) int64, names, fs) of the segments of cfg.pair: Bonn's sets
-    ('AD-E') or a folder's classes ('interictal-ictal'). Kept between calls while the data's
-    location and folders are unchanged: every fold of a cross-validation reads the same files."""
+def bonn_segments(cfg: BonnConfig) -> SegmentSet:
+    """The segments of cfg.pair (x (N, C, L) float32, y (N,) int64, names, fs, channels): Bonn's
+    sets ('AD-E', C = 1) or a folder's classes ('interictal-ictal'), at cfg.rate where given.
+    Kept between calls while the data's location and folders are unchanged: every fold of a
+    cross-validation reads the same files."""
     if cfg.data == "bonn":
         where = os.environ.get("NNLAB_DATA", "")
     elif cfg.table:
@@ -341,41 +351,53 @@ def bonn_segments(cfg: BonnConfig):
     else:
         root = Path(cfg.data).resolve()
         where = (str(root), *(d.stat().st_mtime_ns for d in [root, *root.iterdir()] if d.is_dir()))
-    return _segments(cfg.data, cfg.pair, cfg.fs, cfg.column, where)
+    return _segments(cfg.data, cfg.pair, cfg.fs, cfg.column, cfg.rate, where)
 
 
 @functools.lru_cache(maxsize=2)
-def _segments(data: str, pair: str, fs: float, column: int, where):
+def _segments(data: str, pair: str, fs: float, column: int, rate: float, where) -> SegmentSet:
+    from nnlab.data.eeg import resample
+
     if data == "bonn":
         from nnlab.data.bonn import load_bonn, pair_labels
 
         negative, positive = pair_labels(pair)
         bonn = load_bonn(negative + positive)
         x, y, names = bonn.binary(pair)
-        return x, y, names, bonn.fs
-    from nnlab.data.segments import load_segment_folders, load_segment_table
-
-    if Path(data).is_file():
+        found = SegmentSet(x[:, None], y, names, bonn.fs, 0)
+    elif Path(data).is_file():
         found = load_segment_table(data, pair, fs)
     else:
-        found = load_segment_folders(data, pair, fs, column)
+        found = load_segment_folders(data, pair, fs, column, rate)
+    if rate > 0 and found.fs != rate:  # Bonn's and a table's segments: resampled here
+        found = dataclasses.replace(found, x=resample(found.x, found.fs, rate)[0], fs=rate)
     if found.cut:
         warnings.warn(
-            f"{data}: {found.cut} segment(s) longer than the shortest ({found.x.shape[1]} "
+            f"{data}: {found.cut} segment(s) longer than the shortest ({found.x.shape[-1]} "
             "samples) were cut to it",
             stacklevel=2,
         )
-    return found.x, found.y, found.names, found.fs
+    flat = [n for n, x in zip(found.names, found.x) if (x.max(axis=-1) == x.min(axis=-1)).all()]
+    if flat:  # a recorder's dropout (the Melbourne set has such files): no EEG to learn from
+        warnings.warn(
+            f"{data}: {len(flat)} segment(s) are flat in every channel, no signal at all "
+            f"({', '.join(flat[:3])}{', ...' if len(flat) > 3 else ''}); they are kept with "
+            "their class: remove them if they are dropouts",
+            stacklevel=2,
+        )
+    return found
 
 
 def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Segments (N, L) -> (log power (N, 1, T, F) float32 before normalisation, freqs (F,)).
+    """Segments (N, C, L) -> (log power (N, C, T, F) float32 before normalisation, freqs (F,)).
     Line noise at another frequency than --mains, and amplitudes that are not microvolts', are
     warned about (`mains_mismatch`, `implausible_amplitude`: the segments' median)."""
     from nnlab.signal.spectral import implausible_amplitude, log_spectrogram, mains_mismatch
 
     spec = cfg.spectral()
     where = f"{cfg.data} {cfg.pair}"
+    N, C, _ = x.shape
+    x = x.reshape(N * C, -1)  # every channel of every segment on its own
     for why in (mains_mismatch(x, fs, spec, where), implausible_amplitude(x, where)):
         if why:
             warnings.warn(why, stacklevel=2)
@@ -389,8 +411,8 @@ def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray,
         notch_width=spec.notch_width,
         fmax=spec.fmax,
         eps=spec.eps,
-    )  # (N, T, F)
-    return logp[:, None], freqs  # (N, 1, T, F)
+    )  # (N C, T, F)
+    return logp.reshape(N, C, *logp.shape[1:]), freqs  # (N, C, T, F)
 
 
 def crop(x: torch.Tensor, length: int, starts: torch.Tensor) -> torch.Tensor:
@@ -452,7 +474,8 @@ class BonnTask(Task):
         from nnlab.signal.spectral import Normalizer
 
         cfg = self.cfg
-        x, y, names, fs = bonn_segments(cfg)
+        found = bonn_segments(cfg)
+        x, y, names, fs = found.x, found.y, found.names, found.fs
         path = run.path / "split.json"
         if resume:
             parts = load_split(path, names)
@@ -483,7 +506,10 @@ class BonnTask(Task):
                 "freqs": freqs.tolist(),
                 "fs": fs,
                 # what the model reads (nnlab seizure detect's windows): with crops, one crop
-                "spectral": cfg.input_spectral(fs, logp.shape[2], x.shape[1] / fs).to_dict(),
+                "spectral": cfg.input_spectral(fs, logp.shape[2], x.shape[-1] / fs).to_dict(),
+                # a model of several channels reads them by name (none: one channel, which
+                # `detect` runs on every channel of a recording)
+                "channels": found.channels if x.shape[1] > 1 else None,
             },
         )
         self.names, self.y, self.parts, self.freqs = names, y, parts, freqs
@@ -504,11 +530,14 @@ class BonnTask(Task):
     def model_config(self, train: TensorDataset):
         _, C, T, F_ = train.tensors[0].shape
         L = self.cfg.crop_frames(T)
-        args = {**self.cfg.model_args, "channels": C, "frames": L, "freqs": F_, "num_classes": 2}
+        args = dict(self.cfg.model_args)
+        if C == 1:  # one token: nothing for a spatial tower to attend over
+            args.setdefault("towers", ("temporal", "spectral"))
+        args.update(channels=C, frames=L, freqs=F_, num_classes=2)
         return model_config(self.cfg.model, **args)
 
     def loss(self, model: nn.Module, batch) -> StepOutput:
-        x, y = batch  # (B, 1, T, F), (B,)
+        x, y = batch  # (B, C, T, F), (B,)
         B, _, T, _ = x.shape
         L = self.cfg.crop_frames(T)
         if L == T:
@@ -520,7 +549,7 @@ class BonnTask(Task):
             logits = model(crop(x, L, starts))  # (B, 2)
             prob = torch.softmax(logits.float(), dim=1)[:, 1]
             return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
-        probs, _ = averaged_prediction(model, x, L, self.cfg.test_crops)  # (B, 2)
+        probs, _ = averaged_prediction(model, x, L, self.k_crops(x))  # (B, 2)
         loss = F.nll_loss(probs.clamp_min(1e-12).log(), y)
         return StepOutput({"loss": loss}, probs[:, 1], y)
 
@@ -564,8 +593,12 @@ class BonnTask(Task):
         return recipe_of_older_runs(run, load_config(run, cls))
 
     def k_crops(self, x: torch.Tensor) -> int:
-        """Crops averaged at test time: test_crops with crops, one (the whole segment) without."""
-        return self.cfg.test_crops if self.cfg.crop_frames(x.shape[2]) < x.shape[2] else 1
+        """Crops averaged at test time: one (the whole segment) without crops; with crops,
+        test_crops, or more where the segment's T frames need more crops of L to cover them
+        (a 10-min segment: 35 crops of 18 s)."""
+        T = x.shape[2]
+        L = self.cfg.crop_frames(T)
+        return max(self.cfg.test_crops, -(-T // L)) if L < T else 1
 
     def run_name(self) -> str:
         return f"{dataset_name(self.cfg)}-{self.cfg.pair}-fold{self.cfg.fold}"

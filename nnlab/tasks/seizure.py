@@ -1436,7 +1436,14 @@ def detect_file(
                 "--channels is for a single-channel model; this model reads its own "
                 f"{m0.model.cfg.channels} channels by label"
             )
-        channels = list(m0.channels or [])
+        if not m0.channels:  # a segment model of text or .npy files: channels by position
+            raise NNLabError(
+                f"{run.path}: its model reads {m0.model.cfg.channels} channels, but the segments "
+                "it learnt from did not name them, so which of the file's channels to read is "
+                "unknown (train on segment files that name their channels: EDF, or .mat with "
+                "their names)"
+            )
+        channels = list(m0.channels)
         derivation, missing = derive_channels(channels, head.labels)
         if missing:
             raise NNLabError(
