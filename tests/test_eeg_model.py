@@ -606,6 +606,51 @@ def test_segments_of_several_named_channels_train_three_towers_and_detect(tmp_pa
     assert all(0.0 <= float(p) <= 1.0 for _, p in outputs[0])
 
 
+def test_one_folder_of_segments_classes_by_name_and_hours_as_groups(tmp_path, capsys):
+    """The Kaggle sets keep a patient's segments in one folder, the class in each file's name,
+    test segments beside them; consecutive 10-minute segments of one hour must not be split
+    between training and test: --class-pattern and --group with --group-block."""
+    import shutil
+
+    from nnlab.data.segments import load_segment_folders
+    from nnlab.run import RunDir
+    from nnlab.tasks.bonn import fold_parts, segment_groups
+
+    flat = tmp_path / "Dog_1"
+    flat.mkdir()
+    for f in kaggle_folders(tmp_path / "k").glob("*/*.mat"):
+        f.rename(flat / f.name)
+    shutil.copy(flat / "Dog_1_ictal_segment_0001.mat", flat / "Dog_1_test_segment_0001.mat")
+    pattern = "_(interictal|ictal)_"
+    found = load_segment_folders(flat, "interictal-ictal", class_pattern=pattern)
+    assert found.x.shape == (16, 4, 1600) and found.y.tolist() == [0] * 8 + [1] * 8
+    assert found.names[0] == "interictal/Dog_1_interictal_segment_0001"
+    with pytest.raises(NNLabError, match="no class test .*classes in .*Dog_1: ictal, interictal"):
+        load_segment_folders(flat, "interictal-test", class_pattern=pattern)
+    groups = segment_groups(found.names, r"_(\d+)$", 6)
+    hours = ["interictal/0"] * 6 + ["interictal/1"] * 2 + ["ictal/0"] * 6 + ["ictal/1"] * 2
+    assert groups.tolist() == hours
+    for k in (0, 1):
+        parts = fold_parts(found.y, 2, k, 0, 0.1, groups)
+        test = set(groups[parts["test"]])
+        assert not test & set(groups[np.concatenate([parts["train"], parts["val"]])])
+    base = ("seizure", "bonn", "--data", str(flat), "--pair", "interictal-ictal")
+    base += ("--class-pattern", pattern, "--folds", "2")
+    assert run_cli(*base, "--group-block", "6") == 1
+    assert "--group-block must be >= 0 and needs --group" in capsys.readouterr().err
+    assert run_cli(*base, "--group", "_(\\w+)_segment", "--group-block", "6") == 1
+    assert "needs a --group match that is a number" in capsys.readouterr().err
+    out = tmp_path / "cv"
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "1", "--device", "cpu")
+    grouped = ("--group", r"_(\d+)$", "--group-block", "6", "--crop-s", "4", "--mains", "60")
+    assert run_cli(*base, *grouped, *quick, "--out", str(out)) == 0
+    for fold in RunDir.open(out).children():
+        split = json.loads((fold.path / "split.json").read_text())
+        index = {name: i for i, name in enumerate(found.names)}
+        test = {groups[index[n]] for n in split["test"]}
+        assert not test & {groups[index[n]] for n in split["train"]}
+
+
 def test_segments_of_unnamed_channels_at_two_rates(tmp_path, capsys):
     """The Melbourne set's layout (a struct dataStruct of samples x channels and
     iEEGsamplingRate, channels unnamed), one patient at 400 Hz and one file at 500: refused

@@ -28,6 +28,8 @@ rows of 178 samples, X1..X178, and a class y from 1, seizure, to 5).
 from __future__ import annotations
 
 import csv
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,43 +271,85 @@ def read_mat(path: Path) -> tuple[np.ndarray, float | None, list[str] | None]:
     return signals[top[0]], rates[0] if rates else None, labels
 
 
+def classified_files(root: Path, pair: str, pattern: str = "") -> list[tuple[int, str, Path]]:
+    """(label, class, path) of every segment file of the classes in `pair`: the files of each
+    class folder, or with `pattern` the files of `root` itself, each of the class its name (stem)
+    gives: the pattern's first group (or whole match), as the Kaggle sets' single folder
+    ('Dog_1_preictal_segment_0001.mat': '_(interictal|preictal)_') and the Melbourne set's
+    ('1_12_0.mat': '_(\\d)$'). Files the pattern does not match (test segments) are left out."""
+    if not pattern:
+        negative, positive = parse_pair(pair, class_folders(root))
+        return [
+            (label, name, path)
+            for label, side in ((0, negative), (1, positive))
+            for name in side
+            for path in segment_files(root / name)
+        ]
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise NNLabError(f"--class-pattern '{pattern}' is not a regular expression ({e})") from None
+    if not root.is_dir():
+        raise NNLabError(f"{root}: no such folder")
+    found = []
+    for path in segment_files(root):
+        m = rx.search(path.stem)
+        if m is not None:
+            found.append((m.group(1) if rx.groups else m.group(0), path))
+    classes = sorted({c for c, _ in found})
+    negative, positive = parse_pair(pair, classes, "class", f"--class-pattern's classes in {root}")
+    return [
+        (int(c in positive), c, path)
+        for side in (negative, positive)
+        for c, path in found
+        if c in side
+    ]
+
+
 def load_segment_folders(
-    root: str | Path, pair: str, fs: float = 0.0, column: int = -1, rate: float = 0.0
+    root: str | Path,
+    pair: str,
+    fs: float = 0.0,
+    column: int = -1,
+    rate: float = 0.0,
+    class_pattern: str = "",
+    progress: Callable[[int, int], None] | None = None,
 ) -> SegmentSet:
-    """The segments of the class folders named in `pair`, stacked (N, C, L), labelled 0 / 1:
+    """The segments of the classes named in `pair` (class folders, or with `class_pattern` the
+    classes of the files' names: `classified_files`), stacked (N, C, L), labelled 0 / 1:
     every channel of each file, or channel `column` (`read_segment`); with `rate` > 0, each
     resampled to `rate` Hz as it is read. The files must agree on their channels: on their
     number, and where they name them, on the names (a file with the names in another order is
-    reordered)."""
+    reordered). `progress(files read, files)` is called after each file."""
     from nnlab.data.eeg import resample
 
     root = Path(root)
-    negative, positive = parse_pair(pair, class_folders(root))
     rows, labels, names, rates = [], [], [], set()
     first: tuple[str, Segment] | None = None
     named = True  # every file names its channels
-    for label, side in ((0, negative), (1, positive)):
-        for name in side:
-            for path in segment_files(root / name):
-                seg = read_segment(path, column)
-                if first is None:
-                    first = (f"{name}/{path.stem}", seg)
-                seg = agreeing(path, seg, *first)
-                named = named and seg.labels is not None
-                own = seg.fs if seg.fs is not None else fs
-                if rate > 0:
-                    if not own > 0:
-                        raise NNLabError(
-                            f"{path}: carries no sampling rate to resample from: give it with --fs"
-                        )
-                    if fs and seg.fs is not None and abs(fs - seg.fs) > 1e-6 * seg.fs:
-                        raise NNLabError(f"{path}: --fs {fs} but the file says {seg.fs} Hz")
-                    seg.x = resample(seg.x, own, rate)[0]
-                elif seg.fs is not None:
-                    rates.add(seg.fs)
-                rows.append(seg.x)
-                labels.append(label)
-                names.append(f"{name}/{path.stem}")
+    files = classified_files(root, pair, class_pattern)
+    for i, (label, name, path) in enumerate(files):
+        seg = read_segment(path, column)
+        if first is None:
+            first = (f"{name}/{path.stem}", seg)
+        seg = agreeing(path, seg, *first)
+        named = named and seg.labels is not None
+        own = seg.fs if seg.fs is not None else fs
+        if rate > 0:
+            if not own > 0:
+                raise NNLabError(
+                    f"{path}: carries no sampling rate to resample from: give it with --fs"
+                )
+            if fs and seg.fs is not None and abs(fs - seg.fs) > 1e-6 * seg.fs:
+                raise NNLabError(f"{path}: --fs {fs} but the file says {seg.fs} Hz")
+            seg.x = resample(seg.x, own, rate)[0]
+        elif seg.fs is not None:
+            rates.add(seg.fs)
+        rows.append(seg.x)
+        labels.append(label)
+        names.append(f"{name}/{path.stem}")
+        if progress is not None:
+            progress(i + 1, len(files))
     if len(set(names)) != len(names):
         raise NNLabError(f"{root}: two segment files of one class share a name (stem)")
     if rate > 0:

@@ -101,6 +101,11 @@ class BonnConfig:
     # Hz: resample every segment to this rate as it is read (segments at several rates, or at a
     # rate too high to hold in memory); 0: the data's own rate
     rate: float = 0.0
+    # a regular expression on a folder's file names (stems) whose first group is the class, for
+    # datasets of one folder, e.g. '_(interictal|preictal)_' (Kaggle: Dog_1_preictal_segment_
+    # 0001.mat), '_(\\d)$' (Melbourne: 1_12_0.mat); files it does not match are left out; '':
+    # one subfolder per class
+    class_pattern: str = ""
     folds: int = 10  # stratified k-fold cross-validation
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
     fold_limit: int = 0  # > 0: only the first N folds (quick runs)
@@ -108,6 +113,10 @@ class BonnConfig:
     # same match (its first group, if any) lie in one fold, e.g. cut from one recording; '': each
     # segment on its own
     group: str = ""
+    # > 0: the --group match is a number counted from 1, and each run of this many (within a
+    # class) is one group: the Kaggle and Melbourne sets' hours of six 10-minute segments
+    # ('--group "_(\\d+)(_\\d)?$" --group-block 6')
+    group_block: int = 0
     val_fraction: float = 0.1  # of the training folds, held out to choose the checkpoint
     # best: the epoch of lowest validation loss | last: no validation part (it trains too), the
     # final epoch is tested; last was chosen by nested validation (bench/bonn_select.py): 12-18
@@ -156,8 +165,15 @@ class BonnConfig:
             )
         if self.column < -1 or (self.column >= 0 and (self.data == "bonn" or self.table)):
             raise NNLabError(
-                f"--column picks a channel of a folder's segment files (0-based; -1: files of "
-                f"one channel), got {self.column} with --data {self.data}"
+                f"--column picks a channel of a folder's segment files (0-based; -1: every "
+                f"channel), got {self.column} with --data {self.data}"
+            )
+        if self.class_pattern and (self.data == "bonn" or self.table):
+            raise NNLabError("--class-pattern reads the classes of a folder's file names")
+        if self.group_block < 0 or (self.group_block and not self.group):
+            raise NNLabError(
+                f"--group-block must be >= 0 and needs --group (the segment number), got "
+                f"{self.group_block}"
             )
         if self.folds < 2:
             raise NNLabError(f"--folds must be >= 2, got {self.folds}")
@@ -198,7 +214,7 @@ class BonnConfig:
                 f"{self.folds} folds need at least {self.folds} segments of each class; "
                 f"{self.pair} has {np.bincount(y, minlength=2).tolist()}"
             )
-        groups = segment_groups(names, self.group)
+        groups = segment_groups(names, self.group, self.group_block)
         if groups is not None:
             per_class = [len(set(groups[y == c])) for c in (0, 1)]
             if min(per_class) < self.folds:
@@ -313,10 +329,13 @@ def fold_parts(
     return {"train": rest[inner["train"]], "val": rest[inner["val"]], "test": np.sort(test)}
 
 
-def segment_groups(names: list[str], pattern: str) -> np.ndarray | None:
+def segment_groups(names: list[str], pattern: str, block: int = 0) -> np.ndarray | None:
     """The group of each segment: the first match of `pattern` in its name (its first
-    parenthesised group, if it has one); None without a pattern. A name it does not match is an
-    error naming it."""
+    parenthesised group, if it has one); None without a pattern. With `block` > 0 the match is a
+    number n counted from 1 and the group is the class (the name before its '/') and
+    (n - 1) // block: runs of `block` consecutive segments of a class, such as the hours of six
+    10-minute segments of the Kaggle and Melbourne sets. A name it does not match is an error
+    naming it."""
     if not pattern:
         return None
     try:
@@ -328,7 +347,15 @@ def segment_groups(names: list[str], pattern: str) -> np.ndarray | None:
         m = rx.search(name)
         if m is None:
             raise NNLabError(f"--group '{pattern}' does not match the segment name '{name}'")
-        out.append(m.group(1) if rx.groups else m.group(0))
+        found = m.group(1) if rx.groups else m.group(0)
+        if block > 0:
+            if not found.isdigit() or int(found) < 1:
+                raise NNLabError(
+                    f"--group-block needs a --group match that is a number from 1; "
+                    f"'{pattern}' gives '{found}' in '{name}'"
+                )
+            found = f"{name.split('/')[0]}/{(int(found) - 1) // block}"
+        out.append(found)
     return np.asarray(out)
 
 
@@ -351,11 +378,13 @@ def bonn_segments(cfg: BonnConfig) -> SegmentSet:
     else:
         root = Path(cfg.data).resolve()
         where = (str(root), *(d.stat().st_mtime_ns for d in [root, *root.iterdir()] if d.is_dir()))
-    return _segments(cfg.data, cfg.pair, cfg.fs, cfg.column, cfg.rate, where)
+    return _segments(cfg.data, cfg.pair, cfg.fs, cfg.column, cfg.rate, cfg.class_pattern, where)
 
 
 @functools.lru_cache(maxsize=2)
-def _segments(data: str, pair: str, fs: float, column: int, rate: float, where) -> SegmentSet:
+def _segments(
+    data: str, pair: str, fs: float, column: int, rate: float, class_pattern: str, where
+) -> SegmentSet:
     from nnlab.data.eeg import resample
 
     if data == "bonn":
@@ -368,7 +397,25 @@ def _segments(data: str, pair: str, fs: float, column: int, rate: float, where) 
     elif Path(data).is_file():
         found = load_segment_table(data, pair, fs)
     else:
-        found = load_segment_folders(data, pair, fs, column, rate)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(
+            TextColumn(f"reading {Path(data).name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("read", total=None)
+            found = load_segment_folders(
+                data,
+                pair,
+                fs,
+                column,
+                rate,
+                class_pattern,
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )
     if rate > 0 and found.fs != rate:  # Bonn's and a table's segments: resampled here
         found = dataclasses.replace(found, x=resample(found.x, found.fs, rate)[0], fs=rate)
     if found.cut:
@@ -523,7 +570,7 @@ class BonnTask(Task):
         inner fold of an outer training part); {"train", "test"} with checkpoint "last". With
         --group, by whole groups of the segments' `names`."""
         cfg = self.cfg
-        groups = segment_groups(names, cfg.group) if names is not None else None
+        groups = segment_groups(names, cfg.group, cfg.group_block) if names is not None else None
         parts = fold_parts(y, cfg.folds, cfg.fold, cfg.train.seed, cfg.val_fraction, groups)
         return parts if cfg.checkpoint == "best" else without_validation(parts)
 
