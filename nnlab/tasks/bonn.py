@@ -399,12 +399,14 @@ def _segments(
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+        err = Console(stderr=True)
         with Progress(
             TextColumn(f"reading {Path(data).name}"),
             BarColumn(),
             MofNCompleteColumn(),
-            console=Console(stderr=True),
+            console=err,
             transient=True,
+            disable=not err.is_terminal,  # no bar in logs and pipes
         ) as bar:
             task = bar.add_task("read", total=None)
             found = load_segment_folders(
