@@ -701,6 +701,23 @@ def test_segments_of_unnamed_channels_at_two_rates(tmp_path, capsys):
     assert err.count("\n") == 1
 
 
+def test_short_clips_warn_that_the_temporal_tower_reads_few_frames(tmp_path):
+    """1-s clips (the Kaggle detection set's) with the default 1-s STFT segments: one frame, one
+    temporal token, said in a warning that gives shorter segments; with those, no warning."""
+    import warnings
+
+    from nnlab.tasks.bonn import BonnConfig
+
+    root = segment_folders(tmp_path / "clips", seconds=1, edf=False)
+    with pytest.warns(UserWarning, match=r"segments of 1 s give 1 STFT frame\(s\) of 1 s: .*"):
+        BonnConfig(data=str(root), pair="calm-spiky", fs=256, folds=2).check()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = BonnConfig(data=str(root), pair="calm-spiky", fs=256, folds=2, mains=60)
+        cfg.segment_s, cfg.overlap_s = 0.25, 0.125
+        cfg.check()
+
+
 def test_long_segments_are_covered_by_the_test_crops():
     """A 10-minute segment of 1199 frames read in 18-s crops of 35 frames: the test averages at
     least enough evenly spaced crops to cover every frame (35), Bonn's 46 frames still 5."""

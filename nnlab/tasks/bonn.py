@@ -193,6 +193,14 @@ class BonnConfig:
                 f"need 0 <= --overlap-s < --segment-s <= {seconds:.1f} (one segment), got "
                 f"{self.overlap_s}, {self.segment_s}"
             )
+        frames = int((seconds - self.segment_s) / (self.segment_s - self.overlap_s) + 1e-9) + 1
+        if frames < 4:  # 1-s clips (the Kaggle detection set) with 1-s STFT segments: one frame
+            warnings.warn(
+                f"segments of {seconds:.3g} s give {frames} STFT frame(s) of {self.segment_s:g} "
+                f"s: the temporal tower reads {frames} token(s); shorter STFT segments give it "
+                f"more (e.g. --segment-s {seconds / 4:.3g} --overlap-s {seconds / 8:.3g})",
+                stacklevel=2,
+            )
         if (
             self.crop_s != -1
             and self.crop_s
