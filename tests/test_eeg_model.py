@@ -703,7 +703,8 @@ def test_segments_of_unnamed_channels_at_two_rates(tmp_path, capsys):
 
 def test_short_clips_warn_that_the_temporal_tower_reads_few_frames(tmp_path):
     """1-s clips (the Kaggle detection set's) with the default 1-s STFT segments: one frame, one
-    temporal token, said in a warning that gives shorter segments; with those, no warning."""
+    temporal token, said in a warning that gives shorter segments; with those, no warning. And
+    a set of one class four times the other's: a warning names the balanced sampler."""
     import warnings
 
     from nnlab.tasks.bonn import BonnConfig
@@ -715,6 +716,15 @@ def test_short_clips_warn_that_the_temporal_tower_reads_few_frames(tmp_path):
         warnings.simplefilter("error")
         cfg = BonnConfig(data=str(root), pair="calm-spiky", fs=256, folds=2, mains=60)
         cfg.segment_s, cfg.overlap_s = 0.25, 0.125
+        cfg.check()
+    # a class four times the other's size: the balanced sampler is suggested
+    for f in sorted((root / "spiky").glob("*.npy"))[3:]:
+        f.unlink()
+    with pytest.warns(UserWarning, match="calm-spiky: 12 segments against 3; .* 80% .* balanced"):
+        cfg.check()
+    cfg.train.sampler = "balanced"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         cfg.check()
 
 

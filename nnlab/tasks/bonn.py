@@ -222,6 +222,14 @@ class BonnConfig:
                 f"{self.folds} folds need at least {self.folds} segments of each class; "
                 f"{self.pair} has {np.bincount(y, minlength=2).tolist()}"
             )
+        counts = np.bincount(y, minlength=2)
+        if counts.max() > 3 * counts.min() and self.train.sampler == "shuffle":
+            warnings.warn(  # 20 interictal segments to 1 preictal: the Kaggle prediction sets
+                f"{self.pair}: {counts[0]} segments against {counts[1]}; a model can score "
+                f"{counts.max() / counts.sum():.0%} by naming one class: --sampler balanced draws "
+                "both equally often (and read the sensitivity, specificity and AUC)",
+                stacklevel=2,
+            )
         groups = segment_groups(names, self.group, self.group_block)
         if groups is not None:
             per_class = [len(set(groups[y == c])) for c in (0, 1)]
