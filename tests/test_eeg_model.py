@@ -600,6 +600,7 @@ def test_segments_of_several_named_channels_train_three_towers_and_detect(tmp_pa
         write_edf(edf, Recording("dog", fs, order, data))
         got = detect_file(edf, fold, tmp_path / f"det{k}", device="cpu")
         assert got["channels"] == list(KAGGLE_CHANNELS) and got["rule"] != "maximum over channels"
+        assert got["positive_class"] == "ictal"  # the pair's class 1, by name
         with open(tmp_path / f"det{k}" / "dog_windows.csv") as f:
             outputs.append([(r["start_s"], r["probability"]) for r in csv.DictReader(f)])
     assert outputs[0] == outputs[1] and len(outputs[0]) > 10

@@ -1220,15 +1220,20 @@ def detect_settings(run: RunDir) -> tuple[SeizureConfig, str, int]:
     """The alarm settings of a run, what its class 1 is and how many windows start per window
     length: its own config, "preictal" (or "ictal" for a detection run) and 1 (the windows it was
     trained and evaluated on: no overlap) for a `seizure train` run (parent or fold); the
-    detection rule above and "seizure" otherwise (a Bonn detection model)."""
-    task = run.config().get("task")
+    detection rule above and "seizure" otherwise (a Bonn detection model; a model of another
+    segment dataset: the class after the '-' of its pair)."""
+    saved = run.config()
+    task = saved.get("task")
     if task in (SeizureCV.name, SeizureFoldTask.name):
         cfg = load_config(run, SeizureCV if task == SeizureCV.name else SeizureFoldTask)
         return cfg, cfg.positive, 1
     cfg = SeizureConfig(
         alarm_k=DETECTION_K, alarm_n=DETECTION_N, refractory_s=DETECTION_REFRACTORY_S
     )
-    return cfg, "seizure", DETECTION_HOPS
+    # a segment model of another dataset: its class 1 by name ('interictal-preictal': preictal)
+    pair = str(saved.get("pair", ""))
+    other = saved.get("data", "bonn") != "bonn" and pair.count("-") == 1
+    return cfg, pair.split("-")[1] if other else "seizure", DETECTION_HOPS
 
 
 @torch.no_grad()
