@@ -133,11 +133,80 @@ def test_a_damaged_or_foreign_file_is_an_error_naming_it(tmp_path, damage):
             reader(path)
 
 
+def _header_field(raw: bytes, ns: int, offset: int, width: int, i: int = 0) -> slice:
+    """Where signal i's field at `offset` (per signal, as in the standard) lies in the header."""
+    start = 256 + offset * ns + i * width
+    return slice(start, start + width)
+
+
+NONCOMPLIANT = {
+    # a clinical exporter's unit in Latin-1, and in UTF-8
+    "unit_latin1": lambda b, ns: b.__setitem__(_header_field(b, ns, 96, 8), b"\xb5V      "),
+    "unit_utf8": lambda b, ns: b.__setitem__(_header_field(b, ns, 96, 8), b"\xc2\xb5V     "),
+    "name": lambda b, ns: b.__setitem__(slice(8, 88), "Müller".encode("latin-1").ljust(80)),
+    "date": lambda b, ns: b.__setitem__(slice(168, 176), b"01/02/03"),
+    "records": lambda b, ns: b.__setitem__(slice(236, 244), b"-1      "),
+    "label_nul": lambda b, ns: b.__setitem__(_header_field(b, ns, 0, 16), b"Fp1\x00".ljust(16)),
+    "comma": lambda b, ns: b.__setitem__(
+        _header_field(b, ns, 104, 8), bytes(b[_header_field(b, ns, 104, 8)]).replace(b".", b",")
+    ),
+}
+
+
+def _decimal_minimum(good: bytes) -> bytes:
+    """good with its first signal's physical minimum given a decimal fraction ('-195.5')."""
+    raw = bytearray(good)
+    where = _header_field(raw, int(raw[252:256]), 104, 8)
+    raw[where] = (bytes(raw[where]).strip() + b".5").ljust(8)
+    return bytes(raw)
+
+
+@pytest.mark.filterwarnings("ignore:.*EDFlib refuses it")
+@pytest.mark.parametrize("damage", sorted(NONCOMPLIANT))
+def test_a_file_edflib_refuses_for_the_letter_of_the_standard_reads(tmp_path, damage):
+    """Real exporters write 'µV', names with accents, 01/02/03 dates, decimal commas, NULs and
+    '-1' records; EDFlib refuses each. nnlab reads such a file with its own reader and says so
+    (EDFlib's reason in a warning): the same labels, rate and samples as the compliant file. A
+    truncated file stays an error (but for '-1' records: a recording still being written, read to
+    its last whole record)."""
+    import pyedflib
+
+    rec = Recording("c", 256.0, ["Fp1", "Fp2", "Cz"], _recording().data[:3])
+    good = write_edf(tmp_path / "good.edf", rec).read_bytes()
+    if damage == "comma":  # a decimal point to write as a comma
+        good = _decimal_minimum(good)
+        (tmp_path / "good.edf").write_bytes(good)
+    raw = bytearray(good)
+    ns = int(raw[252:256])
+    NONCOMPLIANT[damage](raw, ns)
+    path = tmp_path / f"{damage}.edf"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(OSError):  # EDFlib refuses it
+        pyedflib.EdfReader(str(path)).close()
+    with pytest.warns(UserWarning, match=f"{damage}.edf: EDFlib refuses it .*own EDF reader"):
+        head = edf_header(path)
+        got = read_edf(path)
+    want = read_edf(tmp_path / "good.edf")
+    assert head.labels == ("Fp1", "Fp2", "Cz") and head.fs == (256.0,) * 3
+    assert got.fs == want.fs and got.labels == want.labels
+    np.testing.assert_allclose(got.data, want.data, rtol=1e-6, atol=1e-6)
+    if damage.startswith("unit"):
+        assert head.units[0] == "µV"  # read as microvolts: no scaling
+    part = read_edf(path, ["Cz"], start_s=2.0, duration_s=3.0)
+    np.testing.assert_allclose(part.data, want.data[2:, 512 : 512 + 768], rtol=1e-6, atol=1e-6)
+    path.write_bytes(bytes(raw[:-1000]))  # and truncated: an error, EDFlib's reason in it
+    if damage == "records":  # '-1': still being recorded; the whole records there are read
+        assert read_edf(path).data.shape == (3, 256 * 3)
+        return
+    with pytest.raises(NNLabError, match=f"{damage}.edf: not a readable EDF/EDF\\+ file"):
+        read_edf(path)
+
+
 @pytest.mark.parametrize("kind", ["edf", "bdf"])
 def test_an_edf_plus_d_file_reads_when_its_records_have_no_gaps(tmp_path, kind, edf_plus_d):
     """EDFlib refuses every EDF+D file ("The file is discontinuous and cannot be read"); some
     recorders mark all their files so. nnlab reads one whose data records follow each other
-    (`ContinuousEDFD`: the same samples as the file marked EDF+C, all of it or a part), and
+    (`EDFRecords`: the same samples as the file marked EDF+C, all of it or a part), and
     refuses one with a gap in one line that names it (tests/test_seizure.py runs `seizure
     detect` on one)."""
     import pyedflib
@@ -188,7 +257,7 @@ def test_an_edf_plus_d_file_reads_when_its_records_have_no_gaps(tmp_path, kind, 
 def test_the_edf_plus_d_reader_agrees_with_edflib_on_files_edflib_wrote(tmp_path, edf_plus_d):
     """pyedflib's own test recordings (EDF+ and BDF+, written by EDFlib: 6-12 signals of several
     rates, data records of 0.5, 1 and 2 s, a start with a fraction of a second), each marked
-    EDF+D: `ContinuousEDFD` gives what EDFlib reads from the original (to float32 rounding)."""
+    EDF+D: `EDFRecords` gives what EDFlib reads from the original (to float32 rounding)."""
     import pyedflib
 
     folder = Path(pyedflib.__file__).parent / "tests" / "data"

@@ -22,9 +22,13 @@ the labels present (after dropping dummies and duplicates) in at least `min_frac
 files, in order of first appearance; a file missing one of them is skipped with a warning that
 names it and the missing labels.
 
-EDF+D ("discontinuous") files, which EDFlib refuses, are read by `ContinuousEDFD` when their data
+EDF+D ("discontinuous") files, which EDFlib refuses, are read by `EDFRecords` when their data
 records follow each other without a gap; otherwise they are refused with the first gap named,
 and `split_discontinuous` (`nnlab seizure split`) writes their continuous pieces as EDF+C files.
+Files that EDFlib refuses for the letter of the standard -- 'µV' as a unit, a letter that is not
+ASCII in a name, a date written 01/02/03, a comma for a decimal point, '-1' data records -- are
+read by `EDFRecords` too, with a warning that gives EDFlib's reason; a file shorter than its
+header says stays an error.
 """
 
 from __future__ import annotations
@@ -149,22 +153,51 @@ def _open_edf(path: Path):
     with open(path, "rb") as f:  # the header's 44-byte reserved field: "EDF+C" or "EDF+D"
         reserved = f.read(236)[192:236]
     if reserved.startswith((b"EDF+D", b"BDF+D")):  # EDFlib refuses these, saying nothing
-        return ContinuousEDFD(path)
+        return EDFRecords(path)
     try:
         # annotations are not used; reading them would scan every data record of an EDF+ file
         return pyedflib.EdfReader(str(path), pyedflib.DO_NOT_READ_ANNOTATIONS)
     except OSError as e:  # EDFlib refuses truncated (file size) and malformed headers alike
         reason = str(e).removeprefix(f"{path}: ").strip() or type(e).__name__
+    try:  # many clinical exporters write 'µV', local dates or names: read it all the same
+        reader = EDFRecords(path)
+    except NNLabError:  # truncated, or a header that is not EDF at all
         raise NNLabError(f"{path}: not a readable EDF/EDF+ file ({reason})") from None
+    warnings.warn(
+        f"{path.name}: EDFlib refuses it ({reason.removeprefix('the file is ')}); read by "
+        "nnlab's own EDF reader, which accepts that",
+        stacklevel=1,  # one place: said once per file, however often the file is opened
+    )
+    return reader
 
 
-class ContinuousEDFD:
-    """An EDF+D (or BDF+D) file read directly, when its data records follow each other without a
-    gap: EDFlib refuses every "discontinuous" file, and some recorders mark all their files so.
-    The header is parsed and the records memory-mapped; each record's start comes from the first
-    time-keeping entry ('+onset' then 0x14 0x14) of its annotation signal. A file with real gaps
-    is an error that names the first of them, unless `gaps_ok`: `pieces` then lists its
-    continuous stretches (for `split_discontinuous`). Offers the part of pyedflib's EdfReader that
+def _edf_number(text: str) -> float:
+    """A header number, read leniently: NULs and spaces around it, a decimal comma."""
+    return float(text.strip("\x00 ").replace(",", "."))
+
+
+def _edf_text(raw: bytes) -> str:
+    """A header field: UTF-8 where it is (some exporters write 'µV' so), else Latin-1; NULs and
+    spaces around it dropped."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.strip("\x00 ")
+
+
+class EDFRecords:
+    """An EDF/EDF+/BDF file read directly: its header parsed, its data records memory-mapped.
+    For what EDFlib will not read:
+    - EDF+D (or BDF+D) files whose data records follow each other without a gap: EDFlib refuses
+      every "discontinuous" file, and some recorders mark all their files so. Each record's start
+      comes from the first time-keeping entry ('+onset' then 0x14 0x14) of its annotation signal.
+      A file with real gaps is an error that names the first of them, unless `gaps_ok`: `pieces`
+      then lists its continuous stretches (for `split_discontinuous`).
+    - files that break the letter of the standard in ways that do not change the samples: a unit
+      or a name that is not ASCII ('µV', in Latin-1 or UTF-8), NULs in a field, a date with other
+      separators, a decimal comma, '-1' data records (counted from the file's size).
+    A file shorter than its header says is an error. Offers the part of pyedflib's EdfReader that
     `read_edf` and `edf_header` use; annotation signals are not listed, as there."""
 
     def __init__(self, path: Path, gaps_ok: bool = False):
@@ -174,29 +207,28 @@ class ContinuousEDFD:
         with open(path, "rb") as f:
             fixed = f.read(256)
             try:
-                ns = int(fixed[252:256])
+                ns = int(_edf_number(fixed[252:256].decode("latin-1")))
                 ext = f.read(256 * max(ns, 0))
-                header_bytes = int(fixed[184:192])
-                records = int(fixed[236:244])
-                self.record_s = float(fixed[244:252])
+                header_bytes = int(_edf_number(fixed[184:192].decode("latin-1")))
+                records = int(_edf_number(fixed[236:244].decode("latin-1")))
+                self.record_s = _edf_number(fixed[244:252].decode("latin-1"))
             except ValueError:
                 raise NNLabError(malformed) from None
-        if ns < 1 or len(ext) < 256 * ns or self.record_s <= 0:
+        if len(fixed) < 256 or ns < 1 or len(ext) < 256 * ns or not self.record_s > 0:
+            raise NNLabError(malformed)
+        if header_bytes != 256 * (ns + 1):
             raise NNLabError(malformed)
 
         def field(offset: int, width: int) -> list[str]:
             start = offset * ns
-            return [
-                ext[start + i * width : start + (i + 1) * width].decode("latin-1").strip()
-                for i in range(ns)
-            ]
+            return [_edf_text(ext[start + i * width : start + (i + 1) * width]) for i in range(ns)]
 
         labels, dims = field(0, 16), field(96, 8)
         try:
             pmin, pmax, dmin, dmax = (
-                np.array([float(v) for v in field(off, 8)]) for off in (104, 112, 120, 128)
+                np.array([_edf_number(v) for v in field(off, 8)]) for off in (104, 112, 120, 128)
             )
-            per_record = np.array([int(v) for v in field(216, 8)])
+            per_record = np.array([int(_edf_number(v)) for v in field(216, 8)])
         except ValueError:
             raise NNLabError(malformed) from None
         if (per_record < 1).any():
@@ -214,19 +246,24 @@ class ContinuousEDFD:
         notes = [
             i for i, label in enumerate(labels) if label in ("EDF Annotations", "BDF Annotations")
         ]
-        if not notes or records == 0:
-            raise NNLabError(f"{path}: an EDF+D file without data records or time-keeping")
+        discontinuous = fixed[192:197] in (b"EDF+D", b"BDF+D")
+        if records < 1 or (discontinuous and not notes):
+            raise NNLabError(f"{path}: an EDF file without data records or time-keeping")
         data = np.memmap(path, np.uint8, "r", offset=header_bytes, shape=(records, record_bytes))
-        a = notes[0]
-        onsets = np.empty(records)
-        for k in range(records):
+        a = notes[0] if notes else None
+        onsets = np.arange(records) * self.record_s  # EDF, EDF+C: one record after the other
+        # EDF+D: every record says when it starts; EDF+C: the first, a fraction of a second
+        for k in range(records if discontinuous else 1 if notes else 0):
             tal = bytes(data[k, offsets[a] : offsets[a] + per_record[a] * self.width])
             try:
                 onsets[k] = float(tal.split(b"\x14", 1)[0].decode("latin-1"))
             except ValueError:
-                raise NNLabError(
-                    f"{path}: data record {k} has no time-keeping annotation (+onset)"
-                ) from None
+                if discontinuous:
+                    raise NNLabError(
+                        f"{path}: data record {k} has no time-keeping annotation (+onset)"
+                    ) from None
+        if not discontinuous:  # the other records follow the first
+            onsets[1:] = onsets[0] + np.arange(1, records) * self.record_s
         # a record that does not start where the one before it ends starts a new piece
         breaks = np.flatnonzero(np.abs(np.diff(onsets) - self.record_s) > 1e-3) + 1
         bounds = [0, *breaks.tolist(), records]
@@ -242,7 +279,8 @@ class ContinuousEDFD:
                 "pieces as EDF+C files"
             )
         self._header = fixed + ext[: 256 * ns]
-        self._header_bytes, self._annotation = header_bytes, (int(offsets[a]), per_record[a])
+        self._header_bytes = header_bytes
+        self._annotation = (int(offsets[a]), per_record[a]) if a is not None else None
         self._data, self._offsets, self._per_record = data, offsets, per_record
         self._onsets = onsets
         self._signals = [i for i in range(ns) if i not in notes]
@@ -314,7 +352,7 @@ def split_discontinuous(
     with open(path, "rb") as f:
         if not f.read(236)[192:236].startswith((b"EDF+D", b"BDF+D")):
             raise NNLabError(f"{path}: not an EDF+D (discontinuous) file: nothing to split")
-    reader = ContinuousEDFD(path, gaps_ok=True)
+    reader = EDFRecords(path, gaps_ok=True)
     head = bytearray(reader._header)
     start = _edf_start(bytes(head[168:176]), bytes(head[176:184]), 0.0)
     at, size = reader._annotation[0], int(reader._annotation[1]) * reader.width
@@ -366,13 +404,14 @@ def split_discontinuous(
 
 
 def _edf_start(date: bytes, clock: bytes, offset_s: float) -> datetime | None:
-    """The header's start date and time (dd.mm.yy, hh.mm.ss; years 85-99 are 19xx), moved by the
-    first record's onset; None when they do not parse."""
+    """The header's start date and time (dd.mm.yy, hh.mm.ss; years 85-99 are 19xx; other
+    separators than '.' are read too), moved by the first record's onset; None when they do not
+    parse."""
     from datetime import timedelta
 
     try:
-        d, m, y = (int(v) for v in date.decode("latin-1").split("."))
-        hh, mm, ss = (int(v) for v in clock.decode("latin-1").split("."))
+        d, m, y = (int(v) for v in re.split(r"[^0-9]+", date.decode("latin-1").strip()))
+        hh, mm, ss = (int(v) for v in re.split(r"[^0-9]+", clock.decode("latin-1").strip()))
         start = datetime(1900 + y if y >= 85 else 2000 + y, m, d, hh, mm, ss)
     except ValueError:
         return None
