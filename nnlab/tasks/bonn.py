@@ -103,7 +103,7 @@ class BonnConfig:
     rate: float = 0.0
     # a regular expression on a folder's file names (stems) whose first group is the class, for
     # datasets of one folder, e.g. '_(interictal|preictal)_' (Kaggle: Dog_1_preictal_segment_
-    # 0001.mat), '_(\\d)$' (Melbourne: 1_12_0.mat); files it does not match are left out; '':
+    # 0001.mat), '_(\d)$' (Melbourne: 1_12_0.mat); files it does not match are left out; '':
     # one subfolder per class
     class_pattern: str = ""
     folds: int = 10  # stratified k-fold cross-validation
@@ -115,7 +115,7 @@ class BonnConfig:
     group: str = ""
     # > 0: the --group match is a number counted from 1, and each run of this many (within a
     # class) is one group: the Kaggle and Melbourne sets' hours of six 10-minute segments
-    # ('--group "_(\\d+)(_\\d)?$" --group-block 6')
+    # (Kaggle: --group '_(\d+)$' --group-block 6; Melbourne: --group '_(\d+)_\d$')
     group_block: int = 0
     val_fraction: float = 0.1  # of the training folds, held out to choose the checkpoint
     # best: the epoch of lowest validation loss | last: no validation part (it trains too), the
