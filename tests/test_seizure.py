@@ -16,7 +16,15 @@ import pytest
 import torch
 
 from nnlab.cli import main
-from nnlab.data.eeg import Recording, edf_header, read_edf, resample, unique_labels, write_edf
+from nnlab.data.eeg import (
+    Recording,
+    edf_header,
+    read_edf,
+    resample,
+    split_discontinuous,
+    unique_labels,
+    write_edf,
+)
 from nnlab.data.synthetic import make_small_patient
 from nnlab.errors import NNLabError
 from nnlab.run import RunDir
@@ -668,15 +676,37 @@ def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path, edf_plus
     capsys.readouterr()
     same = [(tmp_path / f"{stem}_windows.csv").read_text() for stem in ("x", "marked")]
     assert same[0] == same[1]
-    # the same file marked discontinuous (EDF+D), a gap after 60 s: one line, no outputs
+    # the same file marked discontinuous (EDF+D), a gap of 10 s after 60 s: read stretch by
+    # stretch, each as if it were a file of its own -- as `nnlab seizure split` writes them
     gappy = tmp_path / "gappy.edf"
     gappy.write_bytes(edf_plus_d(edf.read_bytes(), gap_after=59, gap_s=10.0))
     assert (
-        cli("seizure", "detect", str(gappy), "--model", str(run.path), "--out", str(tmp_path)) == 1
+        cli("seizure", "detect", str(gappy), "--model", str(run.path), "--out", str(tmp_path)) == 0
     )
-    err = capsys.readouterr().err
-    assert "EDF+D (discontinuous)" in err and err.count("\n") == 1
-    assert not list(tmp_path.glob("gappy_*"))
+    capsys.readouterr()
+    found = json.loads((tmp_path / "gappy_detect.json").read_text())
+    whole = edf_header(edf).duration_s
+    assert found["gaps"] == [[60.0, 70.0]] and found["span_s"] == whole + 10.0
+    assert found["duration_s"] == whole
+    pieces = split_discontinuous(gappy, tmp_path / "pieces")
+    expect = []
+    for piece in pieces:
+        argv = ("seizure", "detect", str(piece["file"]), "--model", str(run.path))
+        assert cli(*argv, "--out", str(tmp_path / "pieces")) == 0
+        stem = piece["file"].stem
+        with open(tmp_path / "pieces" / f"{stem}_windows.csv") as f:
+            for row in csv.DictReader(f):
+                row["start_s"] = f"{float(row['start_s']) + piece['onset_s']:.3f}"
+                row["end_s"] = f"{float(row['end_s']) + piece['onset_s']:.3f}"
+                expect.append(row)
+    with open(tmp_path / "gappy_windows.csv") as f:
+        got = list(csv.DictReader(f))
+    assert got == expect and any(float(r["start_s"]) >= 70.0 for r in got)
+    assert all(float(r["end_s"]) <= 60.0 or float(r["start_s"]) >= 70.0 for r in got)
+    # a seizure in the gap was not recorded: warned about, not scored
+    argv = ("seizure", "detect", str(gappy), "--model", str(run.path), "--out", str(tmp_path))
+    with pytest.warns(UserWarning, match="62-68 s lie in a gap of the recording: not scored"):
+        assert cli(*argv, "--seizures", "62-68", "--overwrite") == 0
 
 
 @pytest.mark.filterwarnings("ignore:.*recorded at 200 Hz:UserWarning")  # remontaged(): 200 Hz

@@ -23,8 +23,10 @@ files, in order of first appearance; a file missing one of them is skipped with 
 names it and the missing labels.
 
 EDF+D ("discontinuous") files, which EDFlib refuses, are read by `EDFRecords` when their data
-records follow each other without a gap; otherwise they are refused with the first gap named,
-and `split_discontinuous` (`nnlab seizure split`) writes their continuous pieces as EDF+C files.
+records follow each other without a gap; otherwise `edf_header(gaps_ok=True)` gives their
+continuous stretches (`nnlab seizure detect` reads each), other readers refuse them with the first
+gap named, and `split_discontinuous` (`nnlab seizure split`) writes their continuous pieces as
+EDF+C files.
 Files that EDFlib refuses for the letter of the standard -- 'µV' as a unit, a letter that is not
 ASCII in a name, a date written 01/02/03, a comma for a decimal point, '-1' data records -- are
 read by `EDFRecords` too, with a warning that gives EDFlib's reason; a file shorter than its
@@ -133,8 +135,17 @@ class EDFHeader:
     fs: tuple[float, ...]
     n_samples: tuple[int, ...]
     units: tuple[str, ...]
-    duration_s: float
+    duration_s: float  # of the samples, read end to end
     start: datetime | None
+    # the continuous stretches: (from, to) seconds of the samples read end to end, and when the
+    # stretch starts, in seconds from the first sample; one for every file but an EDF+D file
+    # with gaps (read with gaps_ok)
+    stretches: tuple[tuple[float, float, float], ...] = ()
+
+    @property
+    def span_s(self) -> float:
+        """From the first sample to the last, gaps included."""
+        return max((t - f + at for f, t, at in self.stretches), default=self.duration_s)
 
     def find(self, label: str) -> int | None:
         """Index of the first channel called `label` (compared by `norm_label`), or None."""
@@ -145,7 +156,7 @@ class EDFHeader:
         return None
 
 
-def _open_edf(path: Path):
+def _open_edf(path: Path, gaps_ok: bool = False):
     import pyedflib
 
     if not path.is_file():
@@ -153,7 +164,7 @@ def _open_edf(path: Path):
     with open(path, "rb") as f:  # the header's 44-byte reserved field: "EDF+C" or "EDF+D"
         reserved = f.read(236)[192:236]
     if reserved.startswith((b"EDF+D", b"BDF+D")):  # EDFlib refuses these, saying nothing
-        return EDFRecords(path)
+        return EDFRecords(path, gaps_ok)
     try:
         # annotations are not used; reading them would scan every data record of an EDF+ file
         return pyedflib.EdfReader(str(path), pyedflib.DO_NOT_READ_ANNOTATIONS)
@@ -274,9 +285,9 @@ class EDFRecords:
             raise NNLabError(
                 f"{path}: an EDF+D (discontinuous) file whose data records have gaps in time "
                 f"(the first: record {k} starts at {onsets[k]:g} s, not "
-                f"{onsets[k - 1] + self.record_s:g} s); nnlab reads continuous recordings only: "
-                f"`nnlab seizure split {path.name}` writes its {len(self.pieces)} continuous "
-                "pieces as EDF+C files"
+                f"{onsets[k - 1] + self.record_s:g} s); `nnlab seizure detect` reads it stretch "
+                f"by stretch, but to prepare or train on it, `nnlab seizure split {path.name}` "
+                f"writes its {len(self.pieces)} continuous pieces as EDF+C files"
             )
         self._header = fixed + ext[: 256 * ns]
         self._header_bytes = header_bytes
@@ -291,6 +302,11 @@ class EDFRecords:
         self._start = _edf_start(fixed[168:176], fixed[176:184], float(onsets[0]))
         self.signals_in_file = len(self._signals)
         self.file_duration = records * self.record_s
+        # (from, to) seconds of the records read end to end, and the onset from the first's
+        self.stretches = tuple(
+            (a * self.record_s, b * self.record_s, float(onsets[a] - onsets[0]))
+            for a, b, _ in self.pieces
+        )
 
     def getLabel(self, i: int) -> str:  # noqa: N802 -- pyedflib's names
         return self._labels[self._signals[i]]
@@ -432,13 +448,15 @@ def _header_of(reader, path: Path) -> EDFHeader:
         units=tuple(reader.getPhysicalDimension(i).strip() for i in range(n)),
         duration_s=float(reader.file_duration),
         start=start,
+        stretches=getattr(reader, "stretches", ((0.0, float(reader.file_duration), 0.0),)),
     )
 
 
-def edf_header(path: str | os.PathLike) -> EDFHeader:
-    """Labels, rates, lengths and units of an EDF file, without reading its samples."""
+def edf_header(path: str | os.PathLike, gaps_ok: bool = False) -> EDFHeader:
+    """Labels, rates, lengths and units of an EDF file, without reading its samples. An EDF+D
+    file with gaps is an error unless `gaps_ok` (its `stretches` then say where they are)."""
     path = Path(path)
-    reader = _open_edf(path)
+    reader = _open_edf(path, gaps_ok)
     try:
         return _header_of(reader, path)
     finally:
@@ -455,6 +473,7 @@ def read_edf(
     channels: Sequence[str] | None = None,
     start_s: float = 0.0,
     duration_s: float | None = None,
+    gaps_ok: bool = False,
 ) -> Recording:
     """The samples of `channels` (labels, in that order; all channels when None) as a Recording.
 
@@ -462,10 +481,11 @@ def read_edf(
     occurrence; rows are labelled as asked. The selected channels must share one sampling rate
     (from a file that mixes rates, select channels of one rate). `start_s` / `duration_s` read a
     part of the file. Values are converted to microvolts from the header's physical dimension
-    (mV, V, nV; an empty or unknown dimension is taken as uV).
+    (mV, V, nV; an empty or unknown dimension is taken as uV). An EDF+D file with gaps is an
+    error unless `gaps_ok`: its samples are then read end to end, `start_s` counted so.
     """
     path = Path(path)
-    reader = _open_edf(path)
+    reader = _open_edf(path, gaps_ok)
     try:
         head = _header_of(reader, path)
         if channels is None:
@@ -1155,6 +1175,8 @@ def read_resampled(
     first: int,
     last: int,
     derivation: Derivation | None = None,
+    offset: int = 0,
+    gaps_ok: bool = False,
 ) -> tuple[np.ndarray, int, np.ndarray, int]:
     """The samples [first, last) at rate `fs` of `channels` of an EDF file of n_file samples at
     fs_file, read from the file with a margin: (x (C, n) at fs, the fs-sample index of x's
@@ -1165,12 +1187,22 @@ def read_resampled(
     x's samples equal those of the whole recording resampled at once (`resample`): the read
     starts at a multiple of `down` file samples (up/down = fs / the file's rate), where the
     resampled grid meets the file's, and the margin is twice the filter's half-length, so that
-    resample_poly's zero-padded edges fall outside [first, last)."""
+    resample_poly's zero-padded edges fall outside [first, last).
+
+    With `offset`, the n_file samples are those from file sample `offset` on: one continuous
+    stretch of an EDF+D file with gaps (`gaps_ok`; its samples read end to end,
+    `EDFHeader.stretches`), read as if it were a file of its own."""
     up, down = resample_ratio(fs_file, fs)
     margin = 0 if up == down else down * (1 + -(-20 * max(up, down) // (up * down)))
     a0 = max(0, first * down // up // down * down - margin)  # file samples
     a1 = min(n_file, -(-last * down // up) + margin)
-    raw = read_edf(path, channels, start_s=a0 / fs_file, duration_s=(a1 - a0) / fs_file).data
+    raw = read_edf(
+        path,
+        channels,
+        start_s=(offset + a0) / fs_file,
+        duration_s=(a1 - a0) / fs_file,
+        gaps_ok=gaps_ok,
+    ).data
     if derivation is not None:
         raw = derivation.apply(raw)
     x, _ = resample(raw, fs_file, fs)  # (C, n)

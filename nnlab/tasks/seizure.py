@@ -1290,10 +1290,13 @@ def detect_file(
     seizures: Sequence[tuple[float, float]] | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """Run a trained model on one EDF file (see the module docstring). A single-channel model
-    reads `channels` (labels), or else every EEG channel of the file's main rate: channels named
-    or measured as something else (ECG, EOG, SpO2, annotations: `non_eeg_reason`) and channels
-    that are flat throughout are left out and listed under "skipped"; a channel flat through one
+    """Run a trained model on one EDF file (see the module docstring); an EDF+D file with gaps
+    stretch by stretch, each continuous stretch read as if it were a file of its own (its
+    windows, its k-of-n alarms), its times counted from its first sample, gaps included. A
+    single-channel model reads `channels` (labels), or else every EEG channel of the file's main
+    rate: channels named or measured as something else (ECG, EOG, SpO2, annotations:
+    `non_eeg_reason`) and channels that are flat throughout are left out and listed under
+    "skipped"; a channel flat through one
     window is not read in that window (its probability there is nan). The file is read in
     chunks of about `chunk_s` seconds.
 
@@ -1378,7 +1381,9 @@ def detect_file(
         raise NNLabError(f"--refractory-s must be >= 0, got {refractory_s}")
     if hop_s is not None and not hop_s > 0:
         raise NNLabError(f"--hop-s must be > 0, got {hop_s}")
-    head = edf_header(path)  # one-line error for a missing or unreadable file
+    # one-line error for a missing or unreadable file; an EDF+D file with gaps is read stretch by
+    # stretch (`head.stretches`), its times counted from its first sample, gaps included
+    head = edf_header(path, gaps_ok=True)
     if summary is not None and seizures is not None:
         raise NNLabError("give the seizures by --summary or by --seizures, not both")
     if sidecar is not None:  # the file's own, whatever name they give it (.bdf, .EDF)
@@ -1389,15 +1394,27 @@ def detect_file(
         seizures = np.array(seizures, dtype=float).reshape(-1, 2)
         if not np.isfinite(seizures).all() or (seizures[:, 1] < seizures[:, 0]).any():
             raise NNLabError("each seizure must be ONSET-OFFSET seconds, the offset not earlier")
-        after = seizures[:, 0] >= head.duration_s  # annotations of another file, or clock times
+        after = seizures[:, 0] >= head.span_s  # annotations of another file, or clock times
         if after.any():
             warnings.warn(
                 f"{path.name}: seizure(s) "
                 + ", ".join(f"{on:g}-{off:g} s" for on, off in seizures[after])
-                + f" start after the recording ends ({head.duration_s:g} s): not scored",
+                + f" start after the recording ends ({head.span_s:g} s): not scored",
                 stacklevel=2,
             )
             seizures = seizures[~after]
+        recorded = [(at, at + t - f) for f, t, at in head.stretches]
+        unseen = np.array(
+            [not any(on < b and off > a for a, b in recorded) for on, off in seizures], bool
+        )
+        if unseen.any():  # an EDF+D file's gap: none of the seizure was recorded
+            warnings.warn(
+                f"{path.name}: seizure(s) "
+                + ", ".join(f"{on:g}-{off:g} s" for on, off in seizures[unseen])
+                + " lie in a gap of the recording: not scored",
+                stacklevel=2,
+            )
+            seizures = seizures[~unseen]
     models = load_fold_models(run, fold, device)
     m0 = models[0]
     skipped: list[str] = []
@@ -1480,16 +1497,37 @@ def detect_file(
     sources = derivation.sources if derivation is not None else channels  # the labels read
     fs_file = head.fs[head.find(sources[0])]
     n_file = min(head.n_samples[head.find(c)] for c in sources)
-    duration_s = n_file / fs_file
+    duration_s = n_file / fs_file  # of EEG: an EDF+D file's gaps not counted
     up, down = resample_ratio(fs_file, m0.fs)
     L = spec.window_length(m0.fs)
-    n_model = model_samples(n_file, fs_file, m0.fs)
-    if n_model < L:
+    hop = spec.window_s / hops if hop_s is None else hop_s
+    # each continuous stretch (one, but for an EDF+D file with gaps) read as a file of its own:
+    # (its first file sample, its samples, its onset in seconds, its windows' model-rate starts)
+    stretches = []
+    for f0, f1, at in head.stretches:
+        o = int(round(f0 * fs_file))
+        n = min(int(round(f1 * fs_file)), n_file) - o
+        if model_samples(n, fs_file, m0.fs) >= L:
+            n_model = model_samples(n, fs_file, m0.fs)
+            stretches.append((o, n, at, window_starts(n_model, m0.fs, spec.window_s, hop)))
+    if not stretches:
         raise NNLabError(
             f"{path}: {duration_s:.1f} s of EEG is shorter than one {spec.window_s:g}-s window"
+            + (" (in each of its continuous stretches)" if len(head.stretches) > 1 else "")
         )
-    hop = spec.window_s / hops if hop_s is None else hop_s
-    starts = window_starts(n_model, m0.fs, spec.window_s, hop)
+    if len(stretches) < len(head.stretches):
+        warnings.warn(
+            f"{path.name}: {len(head.stretches) - len(stretches)} of its "
+            f"{len(head.stretches)} continuous stretches are shorter than one "
+            f"{spec.window_s:g}-s window: not read",
+            stacklevel=2,
+        )
+    gaps = [  # (from, to) seconds: where an EDF+D file recorded nothing
+        (at + t - f, next_at)
+        for (f, t, at), (_, _, next_at) in zip(head.stretches, head.stretches[1:])
+    ]
+    starts = np.concatenate([st for *_, st in stretches])  # within their stretches
+    first_window = np.cumsum([0] + [len(st) for *_, st in stretches])  # of each stretch
     single = rule == "maximum over channels"
     dead = np.ones(len(channels), dtype=bool)  # a multi-channel model's channels flat so far
     per_channel = np.full((len(starts), len(channels) if single else 1), np.nan)  # (W, C')
@@ -1498,7 +1536,7 @@ def detect_file(
     # chunks of about chunk_s, each read and resampled on its own (`read_resampled`): memory
     # stays that of one chunk for a recording of any length
     per_chunk = max(1, int(chunk_s / hop))
-    chunks = range(0, len(starts), per_chunk)
+    chunks = [(k, i) for k, (*_, st) in enumerate(stretches) for i in range(0, len(st), per_chunk)]
     progress = None
     if console is not None and len(chunks) > 1:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -1509,18 +1547,29 @@ def detect_file(
         progress.start()
         bar = progress.add_task("chunks", total=len(chunks))
     try:
-        for i in chunks:
-            part = starts[i : i + per_chunk]  # (w,) model-rate starts
+        for k, i in chunks:
+            o, n, _, st = stretches[k]
+            part = st[i : i + per_chunk]  # (w,) model-rate starts within the stretch
             x, first, raw, a0 = read_resampled(
-                path, sources, fs_file, n_file, m0.fs, part[0], part[-1] + L, derivation
+                path,
+                sources,
+                fs_file,
+                n,
+                m0.fs,
+                part[0],
+                part[-1] + L,
+                derivation,
+                offset=o,
+                gaps_ok=len(stretches) > 1,
             )
+            i += first_window[k]  # the row of the chunk's first window
             for why in (
                 (
                     mains_mismatch(x, m0.fs, spec, path.name),
                     implausible_amplitude(x, path.name),
                     missing_band(fs_file, m0.fs, spec, path.name),
                 )
-                if i == 0
+                if (k, i) == (0, 0)
                 else ()
             ):
                 if why:
@@ -1558,12 +1607,18 @@ def detect_file(
     # the gate weights of the channel that decides each window (the most probable one)
     decides = np.where(np.isnan(per_channel), -1.0, per_channel).argmax(1)  # (W,)
     gate = np.where(read[:, None], gate[np.arange(len(prob)), decides], np.nan)  # (W, M)
-    start_s = starts / m0.fs
+    start_s = np.concatenate([at + st / m0.fs for _, _, at, st in stretches])
     end_s = start_s + L / m0.fs
     predicts = positive == "preictal"  # else a detection model: "ictal" or "seizure"
-    alarm_idx = k_of_n_alarms(
-        prob >= cfg.threshold, end_s, cfg.k, cfg.n, cfg.refractory, not predicts
-    )
+    alarm_idx = np.concatenate(  # the k-of-n rule within each continuous stretch
+        [
+            a
+            + k_of_n_alarms(
+                prob[a:b] >= cfg.threshold, end_s[a:b], cfg.k, cfg.n, cfg.refractory, not predicts
+            )
+            for a, b in zip(first_window, first_window[1:])
+        ]
+    ).astype(int)
     alarm_s = end_s[alarm_idx]
     warn = warning_intervals(alarm_s, cfg.sop_s, cfg.sph_s)
 
@@ -1622,7 +1677,8 @@ def detect_file(
         warnings=predicts,
         seizures=seizures,
         channel_probs={c: per_channel[:, i] for i, c in enumerate(channels)} if extra else None,
-        length_s=duration_s,
+        length_s=head.span_s,
+        gaps=gaps,
         ylabel=f"P({positive})",
         title=f"{path.name}: P({positive}) per {spec.window_s:.3g}-s window every {hop:.3g} s "
         f"({rule}; {len(models)} model{'s' if len(models) > 1 else ''}), alarms {cfg.k} of "
@@ -1634,6 +1690,8 @@ def detect_file(
     found = {
         "file": path.name,
         "duration_s": duration_s,
+        "span_s": head.span_s,  # gaps included
+        "gaps": [list(g) for g in gaps],
         "file_fs": fs_file,
         "model_fs": m0.fs,
         "channels": channels,

@@ -51,13 +51,15 @@ def timeline_figure(
     ylabel: str = "P(preictal)",
     positive: str = "preictal",
     title: str = "",
+    gaps: Sequence[tuple[float, float]] = (),
 ) -> Figure:
     """One recording: the probability (`ylabel`) per window (plotted at the window's end, when it is
     known; a colour per `group`, e.g. the fold that held the window out; broken at gaps), the
     threshold, alarms (red triangles) and, for prediction (`warnings`), their warning intervals
     [alarm + SPH, alarm + SPH + SOP) (orange), seizures (red: onset line and ictal span), windows
     labelled preictal and interictal (green and grey bands; `label` 1/0/-1) and, for a
-    single-channel model run on every channel, each channel's probability (thin grey). Times are
+    single-channel model run on every channel, each channel's probability (thin grey), and the
+    `gaps` (from, to) in which an EDF+D file recorded nothing (light grey). Times are
     seconds in any clock; `origin_s` is the recording's start in it, and the axis shows minutes
     (hours past two hours) from there."""
     start = np.asarray(start_s, np.float64) - origin_s
@@ -70,6 +72,13 @@ def timeline_figure(
 
     fig = Figure(figsize=(12, 3.2))
     ax = fig.subplots()
+    for i, (a, b) in enumerate(gaps):
+        ax.axvspan(
+            (a - origin_s) / scale,
+            (b - origin_s) / scale,
+            color="0.88",
+            label="not recorded" if i == 0 else None,
+        )
     if channel_probs:
         for i, p in enumerate(channel_probs.values()):
             x, y = _broken(end / scale, np.asarray(p)[order], start, end)
