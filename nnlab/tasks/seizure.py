@@ -1296,9 +1296,8 @@ def detect_file(
     single-channel model reads `channels` (labels), or else every EEG channel of the file's main
     rate: channels named or measured as something else (ECG, EOG, SpO2, annotations:
     `non_eeg_reason`) and channels that are flat throughout are left out and listed under
-    "skipped"; a channel flat through one
-    window is not read in that window (its probability there is nan). The file is read in
-    chunks of about `chunk_s` seconds.
+    "skipped"; a channel flat through one window is not read in that window (its probability
+    there is nan). The file is read in chunks of about `chunk_s` seconds.
 
     Windows start every `hop_s` seconds and alarms follow the k-of-n rule (`alarm_k` of
     `alarm_n`, then `refractory_s` without alarms); each defaults to the run's own (a prediction
