@@ -11,6 +11,9 @@ once per outer fold.
     NNLAB_DATA=../shared/data nice -n 5 python bench/bonn_select.py --out DIR [--pair D-E]
         [--outer 0,1] [--inner 3] [--candidates base,crop18,...] [--jobs 2] [--seed 0]
     python bench/bonn_select.py --combine DIR1,DIR2   # pool the tables of earlier selections
+    # another segment dataset, its segments grouped by recording (outer and inner folds alike):
+    python bench/bonn_select.py --out DIR --data SET --pair interictal-ictal --group 'REGEX'
+        [--group-block 6] [--set fs=256 --set mains=60 ...]   # other `seizure bonn` options
 
 Each inner run is read twice: with the checkpoint the task chooses (lowest loss on its own small
 validation part) and with the final epoch's weights (`NAME@last`): with 12-18 validation segments
@@ -36,10 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from nnlab.run import RunDir
-from nnlab.tasks.bonn import BonnTask, fold_parts, without_validation
+from nnlab.tasks.bonn import BonnTask, fold_parts, segment_groups, without_validation
 
-# the defaults since 2026-11-27 (crop18-all-fmax40 below), and the Bonn model's towers
-FMAX40 = {"crop_s": 18.0, "test_crops": 5, "checkpoint": "last", "fmax": 40.0}
+# the defaults since 2026-11-27 (crop18-all-fmax40 below), and the Bonn model's towers; crops of
+# 18 s where segments are longer (-1: Bonn's 23.6-s ones), whole segments of another dataset
+FMAX40 = {"crop_s": -1.0, "test_crops": 5, "checkpoint": "last", "fmax": 40.0}
 TWO_TOWERS = ["temporal", "spectral"]
 
 # name -> (BonnConfig fields, TrainConfig fields); cheapest first (the tie-break)
@@ -69,11 +73,13 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
 }
 
 
-def inner_config(name: str, pair: str, folds: int, outer: int, seed: int):
+def inner_config(name: str, pair: str, folds: int, outer: int, seed: int, data: dict | None = None):
+    """The candidate's config for outer fold `outer`; `data`: BonnConfig fields of the dataset
+    (data, group, group_block, fs, mains, ...), which the candidates leave alone."""
     from nnlab.tasks.bonn import BonnConfig
 
     fields, train = CANDIDATES[name]
-    base = BonnConfig()
+    base = BonnConfig(**(data or {}))
     # the pre-change task defaults, whatever the defaults are now: candidates differ only in
     # what they name
     fields = {"crop_s": 0.0, "test_crops": 5, "checkpoint": "best", **fields}
@@ -90,12 +96,13 @@ class InnerTask(BonnTask):
         self.inner, self.inner_folds = inner, inner_folds
 
     def split(self, y: np.ndarray, names=None) -> dict[str, np.ndarray]:
+        """With --group, the outer and the inner folds both keep each group whole."""
         c = self.cfg
-        if c.group:
-            raise SystemExit("bonn_select.py: nested selection by --group is not written")
-        o = fold_parts(y, c.folds, c.fold, c.train.seed, c.val_fraction)
+        groups = segment_groups(names, c.group, c.group_block) if names is not None else None
+        o = fold_parts(y, c.folds, c.fold, c.train.seed, c.val_fraction, groups)
         rest = np.sort(np.concatenate([o["train"], o["val"]]))  # the outer test fold: out
-        p = fold_parts(y[rest], self.inner_folds, self.inner, c.train.seed, c.val_fraction)
+        inner = groups[rest] if groups is not None else None
+        p = fold_parts(y[rest], self.inner_folds, self.inner, c.train.seed, c.val_fraction, inner)
         p = p if c.checkpoint == "best" else without_validation(p)
         return {k: rest[v] for k, v in p.items()}
 
@@ -120,7 +127,7 @@ def last_epoch_cases(task: InnerTask, run: RunDir) -> list[dict]:
     ]
 
 
-def run_inner(job: tuple[str, str, int, int, int, int, str, int]) -> dict:
+def run_inner(job: tuple[str, str, int, int, int, int, str, int, dict]) -> dict:
     """One candidate on one inner fold of one outer fold: its inner-test predictions (of the
     checkpoint the task chooses and of the final epoch)."""
     import shutil
@@ -129,11 +136,11 @@ def run_inner(job: tuple[str, str, int, int, int, int, str, int]) -> dict:
 
     from nnlab.tasks.base import run_task
 
-    name, pair, folds, outer, inner, inner_folds, out, seed = job
+    name, pair, folds, outer, inner, inner_folds, out, seed, data = job
     torch.set_num_threads(1)
     path = Path(out) / name / f"outer{outer}-inner{inner}"
     done = path / "inner_result.json"
-    task = InnerTask(inner_config(name, pair, folds, outer, seed), inner, inner_folds)
+    task = InnerTask(inner_config(name, pair, folds, outer, seed, data), inner, inner_folds)
     if done.exists():
         result = json.loads(done.read_text())
         if "last_cases" not in result:  # written before the final-epoch predictions were added
@@ -205,6 +212,29 @@ def combine(dirs: list[Path]) -> None:
     print(f"choice: {choice} ({CANDIDATES[choice.split('@')[0]]})")
 
 
+def dataset_fields(args) -> dict:
+    """The BonnConfig fields of the dataset: --data, --group, --group-block and each --set
+    KEY=VALUE (a JSON value, else the text), checked as `nnlab seizure bonn` checks them."""
+    from nnlab.tasks.bonn import BonnConfig
+
+    fields = {"data": args.data, "group": args.group, "group_block": args.group_block}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            fields[key] = json.loads(value)
+        except json.JSONDecodeError:
+            fields[key] = value
+    from nnlab.errors import NNLabError
+
+    try:
+        BonnConfig(**fields, pair=args.pair, folds=args.folds).check()
+    except TypeError as e:
+        raise SystemExit(f"bonn_select.py: --set: {e}") from None
+    except NNLabError as e:
+        raise SystemExit(f"bonn_select.py: {e}") from None
+    return fields
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,6 +248,16 @@ def main() -> None:
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="processes, one torch thread each")
+    ap.add_argument("--data", default="bonn", help="as `nnlab seizure bonn --data`")
+    ap.add_argument("--group", default="", help="as `nnlab seizure bonn --group`")
+    ap.add_argument("--group-block", type=int, default=0, help="as `seizure bonn --group-block`")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another `seizure bonn` option of the dataset: fs, rate, mains, column, class_pattern",
+    )
     args = ap.parse_args()
     if args.combine:
         return combine([Path(d) for d in args.combine.split(",")])
@@ -225,8 +265,9 @@ def main() -> None:
         ap.error("--out is needed (or --combine)")
     names = args.candidates.split(",")
     outers = [int(k) for k in args.outer.split(",")]
+    data = dataset_fields(args)
     jobs = [
-        (n, args.pair, args.folds, k, j, args.inner, str(args.out), args.seed)
+        (n, args.pair, args.folds, k, j, args.inner, str(args.out), args.seed, data)
         for n in names
         for k in outers
         for j in range(args.inner)
@@ -246,9 +287,10 @@ def main() -> None:
     (args.out / "selection.json").write_text(
         json.dumps({"args": vars(args) | {"out": str(args.out)}, "table": table, "choice": choice})
     )
+    where = "Bonn" if args.data == "bonn" else args.data
     print(
-        f"Bonn {args.pair}: inner {args.inner}-fold CV inside the training parts of outer folds "
-        f"{outers} (seed {args.seed}); pooled inner-test predictions"
+        f"{where} {args.pair}: inner {args.inner}-fold CV inside the training parts of outer "
+        f"folds {outers} (seed {args.seed}); pooled inner-test predictions"
     )
     print(f"{'candidate':16s} {'n':>4s} {'acc':>7s} {'errors':>6s} {'log loss':>9s} {'AUC':>7s}")
     for n in rows:

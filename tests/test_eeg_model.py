@@ -652,6 +652,34 @@ def test_one_folder_of_segments_classes_by_name_and_hours_as_groups(tmp_path, ca
         assert not test & {groups[index[n]] for n in split["train"]}
 
 
+def test_nested_selection_keeps_groups_whole_in_outer_and_inner_folds(tmp_path):
+    """bench/bonn_select.py with --group: neither the outer test fold nor an inner fold splits a
+    group (the hours of the Kaggle layout), and no outer test segment is in an inner part."""
+    import importlib.util
+    from pathlib import Path
+
+    from nnlab.data.segments import load_segment_folders
+    from nnlab.tasks.bonn import fold_parts, segment_groups
+
+    bench = Path(__file__).parents[1] / "bench" / "bonn_select.py"
+    spec = importlib.util.spec_from_file_location("bonn_select", bench)
+    select = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(select)
+    root = kaggle_folders(tmp_path / "Dog_1", n=12)
+    found = load_segment_folders(root, "interictal-ictal")
+    data = {"data": str(root), "group": r"_(\d+)$", "group_block": 3, "mains": 60.0}
+    groups = segment_groups(found.names, data["group"], data["group_block"])
+    for outer in (0, 1):
+        test = set(fold_parts(found.y, 2, outer, 0, 0.1, groups)["test"].tolist())
+        for inner in (0, 1):
+            cfg = select.inner_config("crop18-all-fmax40", "interictal-ictal", 2, outer, 0, data)
+            parts = select.InnerTask(cfg, inner, 2).split(found.y, found.names)
+            train, inner_test = parts["train"], parts["test"]
+            assert not test & set(train.tolist()) and not test & set(inner_test.tolist())
+            assert not set(groups[train]) & set(groups[inner_test])
+            assert len(train) + len(inner_test) + len(test) == len(found.y)
+
+
 def test_segments_of_unnamed_channels_at_two_rates(tmp_path, capsys):
     """The Melbourne set's layout (a struct dataStruct of samples x channels and
     iEEGsamplingRate, channels unnamed), one patient at 400 Hz and one file at 500: refused
