@@ -397,6 +397,56 @@ def test_detect_errors_name_the_problem(folder, trained, tmp_path):
     assert found["flat"] == ["F7-T7"] and found["skipped"] == []
 
 
+def mixed_rates(path, rec, fast: set[str], zero: str = ""):
+    """rec written with the channels in `fast` upsampled to twice its rate (EDF allows a rate
+    per signal), the channel `zero` flat."""
+    import pyedflib
+
+    writer = pyedflib.EdfWriter(str(path), len(rec.labels), file_type=pyedflib.FILETYPE_EDFPLUS)
+    signals, headers = [], []
+    for label, x in zip(rec.labels, rec.data):
+        x = np.zeros_like(x) if label == zero else x
+        fs = rec.fs * (2 if label in fast else 1)
+        signals.append((resample(x[None], rec.fs, fs)[0][0] if label in fast else x).astype(float))
+        headers.append(
+            {"label": label, "dimension": "uV", "sample_frequency": fs, "physical_min": -3000.0}
+            | {"physical_max": 3000.0, "digital_min": -32768, "digital_max": 32767}
+            | {"transducer": "", "prefilter": ""}
+        )
+    writer.setSignalHeaders(headers)
+    writer.writeSamples(signals)
+    writer.close()
+    return path
+
+
+def test_detect_reads_the_model_channels_at_several_rates(folder, trained, tmp_path):
+    """A file whose channels the model needs are at two rates (two of them at 512 Hz, the rest
+    at 256): each rate is read and resampled on its own, then stacked. The probabilities are
+    those of one 256-Hz file holding the same samples (the 512-Hz channels resampled whole),
+    to the file's 16-bit rounding. A flat channel at the other rate is still found."""
+    run, _ = trained
+    rec = read_edf(folder / "chb01" / "chb01_02.edf", list(CHANNELS))
+    fast = list(CHANNELS[:2])
+    two = mixed_rates(tmp_path / "two.edf", rec, fast=set(fast))
+    assert sorted(set(edf_header(two).fs)) == [256.0, 512.0]
+    back = resample(read_edf(two, fast).data, 512.0, 256.0)[0][:, : rec.data.shape[1]]
+    one = tmp_path / "one.edf"
+    write_edf(one, dataclasses.replace(rec, data=np.concatenate([back, rec.data[2:]])))
+    want = detect_file(one, run, tmp_path / "one")
+    got = detect_file(two, run, tmp_path / "two")
+    assert got["channels"] == want["channels"] and got["windows"] == want["windows"]
+    p, q = (
+        np.array([float(r["probability"]) for r in csv.DictReader(open(d / f"{n}_windows.csv"))])
+        for d, n in ((tmp_path / "one", "one"), (tmp_path / "two", "two"))
+    )
+    assert np.abs(p - q).max() < 2e-3, np.abs(p - q).max()
+    assert got["alarms_s"] == want["alarms_s"]
+    dead = mixed_rates(tmp_path / "dead.edf", rec, fast={CHANNELS[0]}, zero=CHANNELS[0])
+    with pytest.warns(UserWarning, match=f"dead.edf: channel\\(s\\) {CHANNELS[0]} are flat"):
+        found = detect_file(dead, run, tmp_path / "dead")
+    assert found["flat"] == [CHANNELS[0]]
+
+
 def test_detect_on_a_referential_recording_derives_the_bipolar_channels(folder, trained, tmp_path):
     """The chain FP1-F7, F7-T7, T7-P7, P7-O1 written as five electrodes against a common reference
     (a large, noisy one, with the old names T3, T5 for T7, P7, as TUH files have them): detect
@@ -513,6 +563,19 @@ def test_a_single_channel_model_reads_every_eeg_channel_and_takes_the_maximum(fo
     with open(tmp_path / "four" / "clinical_windows.csv") as f:
         four = np.array([float(r["p[F7-FP1]"]) for r in csv.DictReader(f)])
     np.testing.assert_allclose(four, two, atol=1e-4)
+    # channels asked for at two rates: each read at its own (FP1-F7 at 512 Hz here); F7-T7,
+    # at 256 Hz, gives what it gives in the same file at one rate
+    plain = mixed_rates(tmp_path / "plain.edf", rec, fast=set())
+    mixed = mixed_rates(tmp_path / "mixed.edf", rec, fast={"FP1-F7"})
+    detect_file(plain, run, tmp_path / "six", channels=["F7-T7"])
+    found = detect_file(mixed, run, tmp_path / "six", channels=["FP1-F7", "F7-T7"])
+    assert found["channels"] == ["FP1-F7", "F7-T7"] and found["skipped"] == []
+    with open(tmp_path / "six" / "plain_windows.csv") as f:
+        before = np.array([float(r["probability"]) for r in csv.DictReader(f)])
+    with open(tmp_path / "six" / "mixed_windows.csv") as f:
+        rows = list(csv.DictReader(f))
+    np.testing.assert_allclose([float(r["p[F7-T7]"]) for r in rows], before, atol=1e-4)
+    assert all(0 <= float(r["p[FP1-F7]"]) <= 1 for r in rows)
 
 
 def test_detection_target_trains_on_ictal_windows_and_scores_each_seizure_latency(

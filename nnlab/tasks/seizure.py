@@ -67,7 +67,7 @@ import json
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from nnlab.config import to_dict
-from nnlab.data.eeg import read_resampled
+from nnlab.data.eeg import read_resampled, resample_ratio
 from nnlab.data.montage import auxiliary, derive_channels, montage_channels
 from nnlab.data.splits import load_split, save_split
 from nnlab.errors import NNLabError
@@ -295,8 +295,6 @@ class PreparedPatient:
 def model_samples(n_in: int, fs_in: float, fs: float) -> int:
     """Samples of a recording of n_in samples at fs_in after `resample` to fs
     (resample_poly gives ceil(n_in up / down))."""
-    from nnlab.data.eeg import resample_ratio
-
     up, down = resample_ratio(fs_in, fs)
     return n_in if up == down else -(-n_in * up // down)
 
@@ -1271,6 +1269,72 @@ def window_probabilities(
     return (out, weights) if gates else out
 
 
+def stretch_samples(head, labels: Sequence[str], rate: float, f0: float, f1: float):
+    """(first file sample, samples) of the channels `labels` at `rate` in the stretch [f0, f1)
+    seconds of the samples read end to end (`EDFHeader.stretches`)."""
+    n_file = min(head.n_samples[head.find(c)] for c in labels if head.fs[head.find(c)] == rate)
+    o = int(round(f0 * rate))
+    return o, min(int(round(f1 * rate)), n_file) - o
+
+
+def read_sources(
+    path: Path,
+    head,
+    sources: Sequence[str],
+    fs: float,
+    stretch: tuple[float, float],
+    first: int,
+    last: int,
+    derivation=None,
+    gaps_ok: bool = False,
+) -> tuple[np.ndarray, int, Callable[[int, int], np.ndarray]]:
+    """The model-rate samples of `sources` in one stretch from model-rate index `first` to at
+    least `last`, as `read_resampled` reads them: (x (C, n), x's first model-rate index, flat),
+    flat(g0, g1) -> (C,) bool: the channels whose *file* samples behind the model-rate samples
+    [g0, g1) are all equal (exactly: before resampling, which leaves a constant constant only to
+    rounding). Sources at several rates are read a rate at a time, each resampled to fs, and
+    stacked, x cut to [first, last); a derivation mixes them after resampling (both are linear),
+    and a derived channel is flat when all of its sources are."""
+
+    def flat_of(raw: np.ndarray, a0: int, rate: float):
+        up, down = resample_ratio(rate, fs)
+        return lambda g0, g1: (
+            np.ptp(raw[:, g0 * down // up - a0 : -(-g1 * down // up) - a0], 1) == 0
+        )
+
+    f0, f1 = stretch
+    groups: dict[float, list[int]] = {}
+    for i, c in enumerate(sources):
+        groups.setdefault(head.fs[head.find(c)], []).append(i)
+    if len(groups) == 1:
+        ((rate, _),) = groups.items()
+        o, n = stretch_samples(head, sources, rate, f0, f1)
+        x, at, raw, a0 = read_resampled(
+            path, sources, rate, n, fs, first, last, derivation, offset=o, gaps_ok=gaps_ok
+        )
+        return x, at, flat_of(raw, a0, rate)
+    x = np.empty((len(sources), last - first), dtype=np.float32)
+    flats = []
+    for rate, rows in groups.items():
+        labels = [sources[i] for i in rows]
+        o, n = stretch_samples(head, labels, rate, f0, f1)
+        part, at, raw, a0 = read_resampled(
+            path, labels, rate, n, fs, first, last, offset=o, gaps_ok=gaps_ok
+        )
+        x[rows] = part[:, first - at : last - at]
+        flats.append((rows, flat_of(raw, a0, rate)))
+
+    def flat(g0: int, g1: int) -> np.ndarray:
+        each = np.zeros(len(sources), dtype=bool)
+        for rows, f in flats:
+            each[rows] = f(g0, g1)
+        if derivation is None:
+            return each
+        return ~((derivation.mix != 0) & ~each[None, :]).any(axis=1)
+
+    return (derivation.apply(x) if derivation is not None else x), first, flat
+
+
 def detect_file(
     path: str | Path,
     run: RunDir,
@@ -1323,7 +1387,6 @@ def detect_file(
     from nnlab.data.eeg import (
         edf_header,
         non_eeg_reason,
-        resample_ratio,
         unique_labels,
     )
     from nnlab.signal.alarms import k_of_n_alarms, warning_intervals
@@ -1443,13 +1506,12 @@ def detect_file(
             channels = [c for c in channels if c not in aux]
             if not channels:
                 raise NNLabError(f"{path}: no EEG channels (skipped: {', '.join(skipped)})")
-        if derivation is None:
+            # every channel of the file's main rate: one at another is seldom scalp EEG (those
+            # asked for by --channels are read at their own rates)
             rates = [head.fs[head.find(c)] for c in channels]
-            rate = max(set(rates), key=rates.count)  # every channel of the file's main rate
+            rate = max(set(rates), key=rates.count)
             skipped += [f"{c} ({r:g} Hz)" for c, r in zip(channels, rates) if r != rate]
             channels = [c for c, r in zip(channels, rates) if r == rate]
-        elif len({head.fs[head.find(c)] for c in derivation.sources}) > 1:
-            raise NNLabError(f"{path}: the channels asked for are at different sampling rates")
         rule = "maximum over channels"
     else:
         if channels:
@@ -1475,11 +1537,6 @@ def detect_file(
         rule = "the model's channels by label"
         if derivation.notes:
             rule += f", {len(derivation.notes)} of them derived"
-        rates = sorted({head.fs[head.find(c)] for c in derivation.sources})
-        if len(rates) > 1:
-            raise NNLabError(
-                f"{path}: the channels the model needs are at different rates {rates} Hz"
-            )
     stem = path.stem
     targets = [
         out / f"{stem}_windows.csv",
@@ -1494,21 +1551,24 @@ def detect_file(
     claim_outputs(targets, overwrite or resume)
     spec = m0.spectral
     sources = derivation.sources if derivation is not None else channels  # the labels read
-    fs_file = head.fs[head.find(sources[0])]
-    n_file = min(head.n_samples[head.find(c)] for c in sources)
-    duration_s = n_file / fs_file  # of EEG: an EDF+D file's gaps not counted
-    up, down = resample_ratio(fs_file, m0.fs)
+    rates = [head.fs[head.find(c)] for c in sources]  # one rate, or several (each resampled)
+    fs_file = min(rates)
+    duration_s = min(head.n_samples[head.find(c)] / r for c, r in zip(sources, rates))
     L = spec.window_length(m0.fs)
     hop = spec.window_s / hops if hop_s is None else hop_s
     # each continuous stretch (one, but for an EDF+D file with gaps) read as a file of its own:
-    # (its first file sample, its samples, its onset in seconds, its windows' model-rate starts)
+    # (its first and end second of the samples read end to end, its onset in seconds, its
+    # windows' model-rate starts)
     stretches = []
     for f0, f1, at in head.stretches:
-        o = int(round(f0 * fs_file))
-        n = min(int(round(f1 * fs_file)), n_file) - o
-        if model_samples(n, fs_file, m0.fs) >= L:
-            n_model = model_samples(n, fs_file, m0.fs)
-            stretches.append((o, n, at, window_starts(n_model, m0.fs, spec.window_s, hop)))
+        n_model = min(
+            model_samples(n, rate, m0.fs)
+            for rate, (_, n) in (
+                (rate, stretch_samples(head, sources, rate, f0, f1)) for rate in set(rates)
+            )
+        )
+        if n_model >= L:
+            stretches.append((f0, f1, at, window_starts(n_model, m0.fs, spec.window_s, hop)))
     if not stretches:
         raise NNLabError(
             f"{path}: {duration_s:.1f} s of EEG is shorter than one {spec.window_s:g}-s window"
@@ -1547,18 +1607,17 @@ def detect_file(
         bar = progress.add_task("chunks", total=len(chunks))
     try:
         for k, i in chunks:
-            o, n, _, st = stretches[k]
+            f0, f1, _, st = stretches[k]
             part = st[i : i + per_chunk]  # (w,) model-rate starts within the stretch
-            x, first, raw, a0 = read_resampled(
+            x, first, flat = read_sources(
                 path,
+                head,
                 sources,
-                fs_file,
-                n,
                 m0.fs,
+                (f0, f1),
                 part[0],
                 part[-1] + L,
                 derivation,
-                offset=o,
                 gaps_ok=len(stretches) > 1,
             )
             i += first_window[k]  # the row of the chunk's first window
@@ -1576,10 +1635,9 @@ def detect_file(
             p, weights = window_probabilities(models, x, part - first, gates=True)  # (w, C'[, M])
             if single:  # a channel flat throughout a window (disconnected, padding) is not read
                 for j, g in enumerate(part):  # the window's file samples, before resampling
-                    seg = raw[:, g * down // up - a0 : -(-(g + L) * down // up) - a0]
-                    p[j, np.ptp(seg, axis=1) == 0] = np.nan
+                    p[j, flat(g, g + L)] = np.nan
             else:  # a multi-channel model needs them all: a dead one is said, not skipped
-                dead &= np.ptp(raw, axis=1) == 0
+                dead &= flat(part[0], part[-1] + L)
             per_channel[i : i + len(part)] = p
             gate[i : i + len(part)] = weights
             if progress is not None:
