@@ -329,6 +329,43 @@ def remontaged(folder, path, fs=200.0, drop=(), extra=True):
     return path
 
 
+def test_a_patient_file_with_gaps_is_read_as_its_continuous_stretches(tmp_path, edf_plus_d):
+    """A patient's EDF+D file with a 30-s gap after 120 s is indexed as two files, named as the
+    pieces `nnlab seizure split` writes, placed in time around the gap; each reads the samples
+    of that piece (resampled, in part, or whole), and `prepare` caches their windows, none
+    across the gap."""
+    import shutil
+
+    from nnlab.data.eeg import load_patient, read_resampled
+
+    root = tmp_path / "eeg"
+    make_small_patient(root)
+    edf = root / "chb01" / "chb01_01.edf"
+    edf.write_bytes(edf_plus_d(edf.read_bytes(), gap_after=119, gap_s=30.0))
+    with pytest.warns(UserWarning, match="chb01_01.edf has gaps .* chb01_01_part01.edf, chb01_01"):
+        patient = load_patient(root, "chb01", CHANNELS)
+    one, two = patient.files[:2]
+    assert (one.name, two.name) == ("chb01_01_part01.edf", "chb01_01_part02.edf")
+    assert two.start_s == one.start_s + 150.0 and (one.duration_s, two.duration_s) == (120, 240)
+    pieces = split_discontinuous(edf, tmp_path / "pieces")
+    piece = pieces[1]["file"]
+    assert pieces[1]["onset_s"] == 150.0
+    # at another rate, a part of it: the piece's samples resampled alike
+    want, at, _, _ = read_resampled(piece, CHANNELS, 256.0, 240 * 256, 200.0, 1000, 9000)
+    got = patient.read_span(1, 200.0, 1000, 9000)
+    np.testing.assert_array_equal(got, want[:, 1000 - at : 9000 - at])
+    whole = patient.read(1)
+    np.testing.assert_array_equal(whole.data, read_edf(piece, list(CHANNELS)).data)
+    assert whole.start_s == two.start_s
+    cfg = config(root, cache=str(tmp_path / "cache"))
+    with pytest.warns(UserWarning, match="has gaps"):
+        prep = prepare_patient(cfg)
+    assert prep.end_s[prep.file == 0].max() <= one.end_s  # no window across the gap
+    assert prep.start_s[prep.file == 1].min() >= two.start_s
+    assert prep.names[int(np.flatnonzero(prep.file == 1)[0])].startswith("chb01_01_part02@")
+    shutil.rmtree(tmp_path / "pieces")
+
+
 def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
     run, _ = trained
     edf = remontaged(folder, tmp_path / "other.edf")

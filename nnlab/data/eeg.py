@@ -24,9 +24,9 @@ names it and the missing labels.
 
 EDF+D ("discontinuous") files, which EDFlib refuses, are read by `EDFRecords` when their data
 records follow each other without a gap; otherwise `edf_header(gaps_ok=True)` gives their
-continuous stretches (`nnlab seizure detect` reads each), other readers refuse them with the first
-gap named, and `split_discontinuous` (`nnlab seizure split`) writes their continuous pieces as
-EDF+C files.
+continuous stretches (`nnlab seizure detect` reads each, and `load_patient` indexes each as a file
+of its own), other readers refuse them with the first gap named, and `split_discontinuous`
+(`nnlab seizure split`) writes their continuous pieces as EDF+C files.
 Files that EDFlib refuses for the letter of the standard -- 'µV' as a unit, a letter that is not
 ASCII in a name, a date written 01/02/03, a comma for a decimal point, '-1' data records -- are
 read by `EDFRecords` too, with a warning that gives EDFlib's reason; a file shorter than its
@@ -285,9 +285,10 @@ class EDFRecords:
             raise NNLabError(
                 f"{path}: an EDF+D (discontinuous) file whose data records have gaps in time "
                 f"(the first: record {k} starts at {onsets[k]:g} s, not "
-                f"{onsets[k - 1] + self.record_s:g} s); `nnlab seizure detect` reads it stretch "
-                f"by stretch, but to prepare or train on it, `nnlab seizure split {path.name}` "
-                f"writes its {len(self.pieces)} continuous pieces as EDF+C files"
+                f"{onsets[k - 1] + self.record_s:g} s), read here as one continuous recording: "
+                f"`nnlab seizure split {path.name}` writes its {len(self.pieces)} continuous "
+                "pieces as EDF+C files (`seizure detect`, `prepare` and `train` read such a file "
+                "stretch by stretch)"
             )
         self._header = fixed + ext[: 256 * ns]
         self._header_bytes = header_bytes
@@ -1224,6 +1225,10 @@ class FileEntry:
     # how the patient's channels come from this file's when they are not all stored under their
     # own labels (`nnlab.data.montage`); None: read as labelled
     derivation: Derivation | None = None
+    # one continuous stretch of an EDF+D file with gaps (its name that of the piece `split`
+    # writes, <stem>_partNN): where its samples begin among the file's, read end to end
+    offset_s: float = 0.0
+    stretch: bool = False
 
     @property
     def end_s(self) -> float:
@@ -1275,7 +1280,18 @@ class Patient:
         f = self.entry(key)
         sources = f.derivation.sources if f.derivation is not None else self.channels
         n_file = int(round(f.duration_s * f.fs))
-        x, x0, _, _ = read_resampled(f.path, sources, f.fs, n_file, fs, first, last, f.derivation)
+        x, x0, _, _ = read_resampled(
+            f.path,
+            sources,
+            f.fs,
+            n_file,
+            fs,
+            first,
+            last,
+            f.derivation,
+            offset=int(round(f.offset_s * f.fs)),
+            gaps_ok=f.stretch,
+        )
         if first < x0 or x.shape[1] < last - x0:
             raise NNLabError(f"{f.name}: samples {first}-{last} at {fs:g} Hz are outside the file")
         return x[:, first - x0 : last - x0]
@@ -1291,12 +1307,13 @@ class Patient:
         `start_s` / `duration_s` are relative to the file's start. Rows follow `channels`; the
         Recording's start_s is global."""
         f = self.entry(key)
-        if f.derivation is None:
-            rec = read_edf(f.path, self.channels, start_s, duration_s)
-        else:
-            rec = read_edf(f.path, f.derivation.sources, start_s, duration_s)
+        if f.stretch and duration_s is None:  # to the stretch's end, not the file's
+            duration_s = f.duration_s - start_s
+        labels = self.channels if f.derivation is None else f.derivation.sources
+        rec = read_edf(f.path, labels, f.offset_s + start_s, duration_s, gaps_ok=f.stretch)
+        if f.derivation is not None:
             rec = replace(rec, labels=list(self.channels), data=f.derivation.apply(rec.data))
-        rec.start_s += f.start_s
+        rec.start_s += f.start_s - f.offset_s
         return resample_recording(rec, fs) if fs is not None else rec
 
 
@@ -1353,7 +1370,7 @@ def header_starts(headers: Sequence[EDFHeader]) -> list[float] | None:
         return None
     t0 = min(h.start for h in headers)
     starts = [(h.start - t0).total_seconds() for h in headers]
-    spans = sorted(zip(starts, (h.duration_s for h in headers)))
+    spans = sorted(zip(starts, (h.span_s for h in headers)))
     if any(a + d > b + 1 for (a, d), (b, _) in zip(spans, spans[1:])):
         return None
     return starts
@@ -1380,9 +1397,11 @@ def load_patient(
     carry 10-20 names, those that name no electrode ('1', 'MK'); a warning names them).
     A channel of the set that a file stores under another label, reversed, or as two channels on
     one reference (a referential file among bipolar ones) is found there by
-    `nnlab.data.montage.derive_channels`, with a warning naming the file. Files that are
-    unreadable, lack a channel of the set even so, or mix rates within it are skipped with a
-    warning naming them; their seizures stay in `Patient.seizures` (an unreadable file's only
+    `nnlab.data.montage.derive_channels`, with a warning naming the file. An EDF+D file with
+    gaps is indexed as its continuous stretches, each a file of its own named as the piece
+    `split_discontinuous` would write (<stem>_partNN), placed in time around the gaps, with a
+    warning. Files that are unreadable, lack a channel of the set even so, or mix rates within
+    it are skipped with a warning naming them; their seizures stay in `Patient.seizures` (an unreadable file's only
     when the summary's clock times place it: its header, which would, cannot be read).
     """
     from nnlab.data.montage import auxiliary, derive_channels, electrode, parse_label
@@ -1414,7 +1433,7 @@ def load_patient(
     headers: list[EDFHeader | None] = []
     for sf in summary.files:
         try:
-            headers.append(edf_header(folder / sf.name))
+            headers.append(edf_header(folder / sf.name, gaps_ok=True))
         except NNLabError as e:
             headers.append(None)
             skip(sf.name, str(e))
@@ -1452,7 +1471,7 @@ def load_patient(
             f"{patient}: {why}; files are placed back to back (gaps between them unknown)",
             stacklevel=2,
         )
-        lengths = [h.duration_s if h is not None else 0.0 for h in headers]
+        lengths = [h.span_s if h is not None else 0.0 for h in headers]
         starts = [float(t) for t in np.cumsum([0.0, *lengths[:-1]])]
 
     def within(sf: SummaryFile, head: EDFHeader | None) -> SummaryFile:
@@ -1462,20 +1481,21 @@ def load_patient(
         if head is None:
             return sf
         cut = []
+        end = head.span_s  # an EDF+D file's gaps included
         for on, off in sf.seizures:
-            if on >= head.duration_s:
+            if on >= end:
                 warnings.warn(
                     f"{patient}: {sf.name}: the seizure at {on:g}-{off:g} s starts after the "
-                    f"file's end ({head.duration_s:.0f} s); kept as listed, check the list",
+                    f"file's end ({end:.0f} s); kept as listed, check the list",
                     stacklevel=3,
                 )
-            elif head.duration_s < off - 1:  # annotations are whole seconds
+            elif end < off - 1:  # annotations are whole seconds
                 warnings.warn(
                     f"{patient}: {sf.name}: the seizure at {on:g}-{off:g} s ends after the "
-                    f"file ({head.duration_s:.0f} s); cut at its end",
+                    f"file ({end:.0f} s); cut at its end",
                     stacklevel=3,
                 )
-                off = head.duration_s
+                off = end
             cut.append((on, off))
         return replace(sf, seizures=tuple(cut))
 
@@ -1532,18 +1552,36 @@ def load_patient(
         if len(rates) > 1:
             skip(sf.name, f"channels at different sampling rates {rates} Hz")
             continue
-        files.append(
-            FileEntry(
-                name=sf.name,
-                path=head.path,
-                fs=rates[0],
-                duration_s=min(head.n_samples[i] for i in found) / rates[0],
-                start_s=start,
-                seizures=tuple((start + on, start + off) for on, off in sf.seizures),
-                labels=head.labels,
-                derivation=None if derivation.identity else derivation,
+        n = min(head.n_samples[i] for i in found)
+        whole = len(head.stretches) == 1
+        for k, (f0, f1, at) in enumerate(head.stretches):  # one, but for an EDF+D file with gaps
+            o = int(round(f0 * rates[0]))
+            duration = (min(int(round(f1 * rates[0])), n) - o) / rates[0]
+            name = Path(sf.name)
+            files.append(
+                FileEntry(
+                    name=sf.name if whole else f"{name.stem}_part{k + 1:02d}{name.suffix}",
+                    path=head.path,
+                    fs=rates[0],
+                    duration_s=duration,
+                    start_s=start + at,
+                    seizures=tuple(
+                        (start + on, start + off)
+                        for on, off in sf.seizures
+                        if whole or (on < at + duration and off > at)
+                    ),
+                    labels=head.labels,
+                    derivation=None if derivation.identity else derivation,
+                    offset_s=o / rates[0],
+                    stretch=not whole,
+                )
             )
-        )
+        if not whole:
+            warnings.warn(
+                f"{patient}: {sf.name} has gaps (EDF+D): read as its {len(head.stretches)} "
+                "continuous stretches, " + ", ".join(f.name for f in files[-len(head.stretches) :]),
+                stacklevel=2,
+            )
     for notes, names in derived.items():
         warnings.warn(
             f"{patient}: channels found under other labels or derived from two on one reference "

@@ -412,7 +412,8 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
                 ),
                 starts=starts,
                 params={"channels": list(patient.channels), "file_fs": f.fs, "fs": fs}
-                | ({"derived": list(f.derivation.notes)} if f.derivation is not None else {}),
+                | ({"derived": list(f.derivation.notes)} if f.derivation is not None else {})
+                | ({"stretch": [f.offset_s, f.duration_s]} if f.stretch else {}),
             )
             t0 = f.start_s + starts / fs
             label = labels(t0, t0 + L / fs)
