@@ -1401,8 +1401,9 @@ def load_patient(
     gaps is indexed as its continuous stretches, each a file of its own named as the piece
     `split_discontinuous` would write (<stem>_partNN), placed in time around the gaps, with a
     warning. Files that are unreadable, lack a channel of the set even so, or mix rates within
-    it are skipped with a warning naming them; their seizures stay in `Patient.seizures` (an unreadable file's only
-    when the summary's clock times place it: its header, which would, cannot be read).
+    it are skipped with a warning naming them; their seizures stay in `Patient.seizures` (an
+    unreadable file's only when the summary's clock times place it: its header, which would,
+    cannot be read).
     """
     from nnlab.data.montage import auxiliary, derive_channels, electrode, parse_label
 
