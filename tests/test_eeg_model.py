@@ -757,6 +757,24 @@ def test_short_clips_warn_that_the_temporal_tower_reads_few_frames(tmp_path):
         cfg.check()
 
 
+def test_segments_too_large_for_the_memory_are_warned_about(tmp_path, monkeypatch):
+    """The samples and twice the spectrograms, against the machine's memory (here made small):
+    a warning gives the sizes and names --rate and --fmax."""
+    import warnings
+
+    from nnlab.tasks import bonn
+    from nnlab.tasks.bonn import BonnConfig
+
+    root = segment_folders(tmp_path / "set", edf=False)
+    cfg = BonnConfig(data=str(root), pair="calm-spiky", fs=256, folds=2, mains=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg.check()  # a few hundred kB: no warning on any machine
+    monkeypatch.setattr(bonn, "physical_memory", lambda: 2**18)  # 256 kiB
+    with pytest.warns(UserWarning, match=r"24 segments need about 0\.0 GiB .* --rate .* --fmax"):
+        cfg.check()
+
+
 def test_long_segments_are_covered_by_the_test_crops():
     """A 10-minute segment of 1199 frames read in 18-s crops of 35 frames: the test averages at
     least enough evenly spaced crops to cover every frame (35), Bonn's 46 frames still 5."""

@@ -238,6 +238,7 @@ class BonnConfig:
                     f"{self.folds} folds need at least {self.folds} groups (--group) of each "
                     f"class; {self.pair} has {per_class}"
                 )
+        memory_check(found, self)
         try:  # the model's own checks (towers, heads dividing dim, ...) on a stand-in shape
             build_model(self.model, model_config(self.model, **self.model_args))
         except ValueError as e:
@@ -302,6 +303,37 @@ class BonnConfig:
         if self.fold >= 0:
             return [self.fold]
         return list(range(min(self.folds, self.fold_limit or self.folds)))
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, where the system says (None elsewhere)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_check(found: SegmentSet, cfg: BonnConfig) -> None:
+    """A warning when the segments and their spectrograms (twice: as computed, and normalised
+    for the fold) would fill more than 80% of this machine's memory: 10-minute segments of 16
+    channels at 400 Hz, say, with no --rate."""
+    have = physical_memory()
+    if not have or not len(found.x):
+        return
+    with warnings.catch_warnings():  # said once, for all the segments, when they are read
+        warnings.simplefilter("ignore")
+        one, _ = spectrograms(found.x[:1], found.fs, cfg)  # (1, C, T, F): one segment's
+    spectra = 2 * one.nbytes * len(found.x)
+    need = found.x.nbytes + spectra
+    if need > 0.8 * have:
+        gib = 2**30
+        warnings.warn(
+            f"{len(found.x)} segments need about {need / gib:.1f} GiB of memory (their samples "
+            f"{found.x.nbytes / gib:.1f}, their spectrograms twice {spectra / gib:.1f}), and this "
+            f"machine has {have / gib:.1f} GiB: a lower --rate (fewer samples) or --fmax (fewer "
+            "bins) makes them smaller",
+            stacklevel=3,
+        )
 
 
 # ---- data ----------------------------------------------------------------------------------------
