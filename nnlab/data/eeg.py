@@ -172,7 +172,7 @@ def _open_edf(path: Path, gaps_ok: bool = False):
         reason = str(e).removeprefix(f"{path}: ").strip() or type(e).__name__
     try:  # many clinical exporters write 'µV', local dates or names: read it all the same
         reader = EDFRecords(path)
-    except NNLabError:  # truncated, or a header that is not EDF at all
+    except Exception:  # noqa: BLE001 - truncated, or not EDF at all: EDFlib's reason is the error
         raise NNLabError(f"{path}: not a readable EDF/EDF+ file ({reason})") from None
     warnings.warn(
         f"{path.name}: EDFlib refuses it ({reason.removeprefix('the file is ')}); read by "
