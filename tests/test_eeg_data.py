@@ -202,6 +202,29 @@ def test_a_file_edflib_refuses_for_the_letter_of_the_standard_reads(tmp_path, da
         read_edf(path)
 
 
+def test_a_corrupted_header_is_read_or_refused_in_one_line(tmp_path):
+    """200 files, each with one to three header bytes set at random: each is read (EDFlib, or
+    nnlab's own reader) or refused with an NNLabError; nothing else escapes."""
+    good = write_edf(tmp_path / "good.edf", _recording()).read_bytes()
+    rng = np.random.default_rng(0)
+    path = tmp_path / "bad.edf"
+    outcomes = set()
+    for _ in range(200):
+        raw = bytearray(good)
+        for _ in range(rng.integers(1, 4)):
+            raw[int(rng.integers(0, 256 * 4))] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(raw))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                read_edf(path, ["FP1-F7"])
+                outcomes.add("read")
+            except NNLabError as e:
+                assert "bad.edf" in str(e) and "\n" not in str(e)
+                outcomes.add("refused")
+    assert outcomes == {"read", "refused"}
+
+
 @pytest.mark.parametrize("kind", ["edf", "bdf"])
 def test_an_edf_plus_d_file_reads_when_its_records_have_no_gaps(tmp_path, kind, edf_plus_d):
     """EDFlib refuses every EDF+D file ("The file is discontinuous and cannot be read"); some
