@@ -275,7 +275,7 @@ def classified_files(root: Path, pair: str, pattern: str = "") -> list[tuple[int
     """(label, class, path) of every segment file of the classes in `pair`: the files of each
     class folder, or with `pattern` the files of `root` itself, each of the class its name (stem)
     gives: the pattern's first group (or whole match), as the Kaggle sets' single folder
-    ('Dog_1_preictal_segment_0001.mat': '_(interictal|preictal)_') and the Melbourne set's
+    ('Dog_1_preictal_segment_0001.mat': '(interictal|preictal)_segment') and the Melbourne set's
     ('1_12_0.mat': '_(\\d)$'). Files the pattern does not match (test segments) are left out."""
     if not pattern:
         negative, positive = parse_pair(pair, class_folders(root))

@@ -102,9 +102,9 @@ class BonnConfig:
     # rate too high to hold in memory); 0: the data's own rate
     rate: float = 0.0
     # a regular expression on a folder's file names (stems) whose first group is the class, for
-    # datasets of one folder, e.g. '_(interictal|preictal)_' (Kaggle: Dog_1_preictal_segment_
-    # 0001.mat), '_(\d)$' (Melbourne: 1_12_0.mat); files it does not match are left out; '':
-    # one subfolder per class
+    # datasets of one folder, e.g. '(interictal|preictal)_segment' (Kaggle:
+    # Dog_1_preictal_segment_0001.mat), '_(\d)$' (Melbourne: 1_12_0.mat); files it does not match
+    # are left out; '': one subfolder per class
     class_pattern: str = ""
     folds: int = 10  # stratified k-fold cross-validation
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
