@@ -41,7 +41,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
@@ -1208,6 +1208,72 @@ def read_resampled(
         raw = derivation.apply(raw)
     x, _ = resample(raw, fs_file, fs)  # (C, n)
     return x, a0 * up // down, raw, a0
+
+
+def stretch_samples(head: EDFHeader, labels: Sequence[str], rate: float, f0: float, f1: float):
+    """(first file sample, samples) of the channels `labels` at `rate` in the stretch [f0, f1)
+    seconds of the samples read end to end (`EDFHeader.stretches`)."""
+    n_file = min(head.n_samples[head.find(c)] for c in labels if head.fs[head.find(c)] == rate)
+    o = int(round(f0 * rate))
+    return o, min(int(round(f1 * rate)), n_file) - o
+
+
+def read_sources(
+    path: Path,
+    head: EDFHeader,
+    sources: Sequence[str],
+    fs: float,
+    stretch: tuple[float, float],
+    first: int,
+    last: int,
+    derivation=None,
+    gaps_ok: bool = False,
+) -> tuple[np.ndarray, int, Callable[[int, int], np.ndarray]]:
+    """The model-rate samples of `sources` in one stretch from model-rate index `first` to at
+    least `last`, as `read_resampled` reads them: (x (C, n), x's first model-rate index, flat),
+    flat(g0, g1) -> (C,) bool: the channels whose *file* samples behind the model-rate samples
+    [g0, g1) are all equal (exactly: before resampling, which leaves a constant constant only to
+    rounding). Sources at several rates are read a rate at a time, each resampled to fs, and
+    stacked, x cut to [first, last); a derivation mixes them after resampling (both are linear),
+    and a derived channel is flat when all of its sources are."""
+
+    def flat_of(raw: np.ndarray, a0: int, rate: float):
+        up, down = resample_ratio(rate, fs)
+        return lambda g0, g1: (
+            np.ptp(raw[:, g0 * down // up - a0 : -(-g1 * down // up) - a0], 1) == 0
+        )
+
+    f0, f1 = stretch
+    groups: dict[float, list[int]] = {}
+    for i, c in enumerate(sources):
+        groups.setdefault(head.fs[head.find(c)], []).append(i)
+    if len(groups) == 1:
+        ((rate, _),) = groups.items()
+        o, n = stretch_samples(head, sources, rate, f0, f1)
+        x, at, raw, a0 = read_resampled(
+            path, sources, rate, n, fs, first, last, derivation, offset=o, gaps_ok=gaps_ok
+        )
+        return x, at, flat_of(raw, a0, rate)
+    x = np.empty((len(sources), last - first), dtype=np.float32)
+    flats = []
+    for rate, rows in groups.items():
+        labels = [sources[i] for i in rows]
+        o, n = stretch_samples(head, labels, rate, f0, f1)
+        part, at, raw, a0 = read_resampled(
+            path, labels, rate, n, fs, first, last, offset=o, gaps_ok=gaps_ok
+        )
+        x[rows] = part[:, first - at : last - at]
+        flats.append((rows, flat_of(raw, a0, rate)))
+
+    def flat(g0: int, g1: int) -> np.ndarray:
+        each = np.zeros(len(sources), dtype=bool)
+        for rows, f in flats:
+            each[rows] = f(g0, g1)
+        if derivation is None:
+            return each
+        return ~((derivation.mix != 0) & ~each[None, :]).any(axis=1)
+
+    return (derivation.apply(x) if derivation is not None else x), first, flat
 
 
 # ---- a patient's recordings ----------------------------------------------------------------------
