@@ -64,7 +64,7 @@ import torch.nn.functional as F
 import torchmetrics
 from rich.console import Console
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from nnlab.config import to_dict
 from nnlab.data.segments import SegmentSet, load_segment_folders, load_segment_table
@@ -314,22 +314,23 @@ def physical_memory() -> int | None:
 
 
 def memory_check(found: SegmentSet, cfg: BonnConfig) -> None:
-    """A warning when the segments and their spectrograms (twice: as computed, and normalised
-    for the fold) would fill more than 80% of this machine's memory: 10-minute segments of 16
-    channels at 400 Hz, say, with no --rate."""
+    """A warning when the segments and their spectrograms (a fold's: all of them, and the
+    held-out part's normalised copy made in float64, about 1.3 times in all) would fill more than
+    80% of this machine's memory: 10-minute segments of 16 channels at 400 Hz, say, with no
+    --rate."""
     have = physical_memory()
     if not have or not len(found.x):
         return
     with warnings.catch_warnings():  # said once, for all the segments, when they are read
         warnings.simplefilter("ignore")
         one, _ = spectrograms(found.x[:1], found.fs, cfg)  # (1, C, T, F): one segment's
-    spectra = 2 * one.nbytes * len(found.x)
+    spectra = int(1.3 * one.nbytes * len(found.x))
     need = found.x.nbytes + spectra
     if need > 0.8 * have:
         gib = 2**30
         warnings.warn(
             f"{len(found.x)} segments need about {need / gib:.1f} GiB of memory (their samples "
-            f"{found.x.nbytes / gib:.1f}, their spectrograms twice {spectra / gib:.1f}), and this "
+            f"{found.x.nbytes / gib:.1f}, their spectrograms {spectra / gib:.1f}), and this "
             f"machine has {have / gib:.1f} GiB: a lower --rate (fewer samples) or --fmax (fewer "
             "bins) makes them smaller",
             stacklevel=3,
@@ -544,6 +545,32 @@ def averaged_prediction(
 
 
 # ---- one fold --------------------------------------------------------------------------------
+class NormalisedSegments(Dataset):
+    """Segments `index` of the log spectrograms (N, C, T, F), normalised as they are read (one
+    batch at a time, `__getitems__`): a fold's training part is not copied, so a large set of
+    many-channel segments is held once."""
+
+    def __init__(self, logp: np.ndarray, y: np.ndarray, index: np.ndarray, norm):
+        self.logp, self.index, self.norm = logp, np.asarray(index, np.int64), norm
+        self.labels = torch.from_numpy(np.asarray(y)[self.index])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, T, F) of one segment."""
+        return tuple(self.logp.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, items: list[int]):
+        x = torch.from_numpy(self.norm(self.logp[self.index[items]]))  # (B, C, T, F)
+        y = self.labels[items]
+        return [(x[j], y[j]) for j in range(len(items))]
+
+
 class BonnTask(Task):
     """One fold: train on the training folds (less the validation part with checkpoint "best"),
     test on test fold k."""
@@ -567,7 +594,7 @@ class BonnTask(Task):
         if self.cfg.fold < 0:
             raise NNLabError("a Bonn fold run needs --fold >= 0")
 
-    def datasets(self, run: RunDir, resume: bool) -> dict[str, TensorDataset]:
+    def datasets(self, run: RunDir, resume: bool) -> dict[str, Dataset]:
         from nnlab.signal.spectral import Normalizer
 
         cfg = self.cfg
@@ -594,8 +621,13 @@ class BonnTask(Task):
                 val_fraction=cfg.val_fraction,
             )
         logp, freqs = spectrograms(x, fs, cfg)
-        # statistics of the training part only: the test fold must not shape the input
-        norm = Normalizer(per="frequency").fit(logp[parts["train"]])
+        # statistics of the training part only: the test fold must not shape the input; fitted
+        # in chunks of at most 2^24 values (in float64), so a large set is never copied whole
+        train = parts["train"]
+        step = max(1, 2**24 // int(np.prod(logp.shape[1:])))
+        norm = Normalizer(per="frequency").fit(
+            logp[train[i : i + step]] for i in range(0, len(train), step)
+        )
         atomic_write_json(
             run.path / "normalizer.json",
             {
@@ -610,8 +642,10 @@ class BonnTask(Task):
             },
         )
         self.names, self.y, self.parts, self.freqs = names, y, parts, freqs
-        return {
-            k: TensorDataset(torch.from_numpy(norm(logp[idx])), torch.from_numpy(y[idx]))
+        return {  # the training part normalised as it is read, not copied; the others copied
+            k: NormalisedSegments(logp, y, idx, norm)
+            if k == "train"
+            else TensorDataset(torch.from_numpy(norm(logp[idx])), torch.from_numpy(y[idx]))
             for k, idx in parts.items()
         }
 
@@ -625,7 +659,7 @@ class BonnTask(Task):
         return parts if cfg.checkpoint == "best" else without_validation(parts)
 
     def model_config(self, train: TensorDataset):
-        _, C, T, F_ = train.tensors[0].shape
+        C, T, F_ = train.shape
         L = self.cfg.crop_frames(T)
         args = dict(self.cfg.model_args)
         if C == 1:  # one token: nothing for a spatial tower to attend over
@@ -653,8 +687,8 @@ class BonnTask(Task):
     def metrics(self) -> torchmetrics.MetricCollection:
         return binary_metrics()  # sensitivity: of the seizure class
 
-    def sample_labels(self, data: TensorDataset) -> torch.Tensor:
-        return data.tensors[1]
+    def sample_labels(self, data: NormalisedSegments | TensorDataset) -> torch.Tensor:
+        return data.labels if isinstance(data, NormalisedSegments) else data.tensors[1]
 
     def finish(self, trainer, data, test) -> dict[str, Any]:
         model, (x, y) = trainer.module.eval(), data["test"].tensors
