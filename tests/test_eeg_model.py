@@ -775,6 +775,32 @@ def test_segments_too_large_for_the_memory_are_warned_about(tmp_path, monkeypatc
         cfg.check()
 
 
+def test_the_training_part_is_normalised_as_it_is_read():
+    """NormalisedSegments gives what normalising the training part at once gives, batch by batch
+    and item by item; the normaliser fitted in chunks equals the one fitted at once."""
+    from nnlab.signal.spectral import Normalizer
+    from nnlab.tasks.bonn import NormalisedSegments
+
+    rng = np.random.default_rng(0)
+    logp = rng.normal(3, 2, (40, 2, 7, 5)).astype(np.float32)
+    y = rng.integers(0, 2, 40)
+    idx = rng.permutation(40)[:30]
+    whole = Normalizer(per="frequency").fit(logp[idx])
+    chunked = Normalizer(per="frequency").fit(logp[idx[i : i + 7]] for i in range(0, 30, 7))
+    np.testing.assert_allclose(chunked.mean, whole.mean, rtol=1e-12)
+    np.testing.assert_allclose(chunked.std, whole.std, rtol=1e-12)
+    data = NormalisedSegments(logp, y, idx, whole)
+    assert len(data) == 30 and data.shape == (2, 7, 5)
+    batch = data.__getitems__([3, 0, 29])
+    want = whole(logp[idx[[3, 0, 29]]])
+    for (x, label), w, i in zip(batch, want, [3, 0, 29]):
+        np.testing.assert_array_equal(x.numpy(), w)
+        assert int(label) == y[idx[i]]
+    x, label = data[5]
+    np.testing.assert_array_equal(x.numpy(), whole(logp[idx[5]]))
+    assert data.labels.tolist() == y[idx].tolist()
+
+
 def test_long_segments_are_covered_by_the_test_crops():
     """A 10-minute segment of 1199 frames read in 18-s crops of 35 frames: the test averages at
     least enough evenly spaced crops to cover every frame (35), Bonn's 46 frames still 5."""
