@@ -680,6 +680,34 @@ def test_nested_selection_keeps_groups_whole_in_outer_and_inner_folds(tmp_path):
             assert len(train) + len(inner_test) + len(test) == len(found.y)
 
 
+def test_an_edf_segment_with_signals_at_two_rates_reads_at_the_higher(tmp_path):
+    """An EDF segment file of two signals, at 256 and 128 Hz: both read, the slower resampled to
+    256 Hz, as `resample` gives it."""
+    import pyedflib
+
+    from nnlab.data.eeg import read_edf, resample
+    from nnlab.data.segments import read_segment
+
+    path = tmp_path / "two.edf"
+    writer = pyedflib.EdfWriter(str(path), 2, file_type=pyedflib.FILETYPE_EDFPLUS)
+    headers = [
+        {"label": label, "dimension": "uV", "sample_frequency": fs, "physical_min": -500.0}
+        | {"physical_max": 500.0, "digital_min": -32768, "digital_max": 32767}
+        | {"transducer": "", "prefilter": ""}
+        for label, fs in (("F3", 256), ("F4", 128))
+    ]
+    writer.setSignalHeaders(headers)
+    rng = np.random.default_rng(0)
+    writer.writeSamples([rng.normal(0, 40, 256 * 6), rng.normal(0, 40, 128 * 6)])
+    writer.close()
+    seg = read_segment(path)
+    assert seg.x.shape == (2, 256 * 6) and seg.fs == 256.0 and seg.labels == ["F3", "F4"]
+    np.testing.assert_array_equal(seg.x[0], read_edf(path, ["F3"]).data[0])
+    np.testing.assert_allclose(seg.x[1], resample(read_edf(path, ["F4"]).data, 128, 256)[0][0])
+    one = read_segment(path, column=1)
+    assert one.fs == 128.0 and one.x.shape == (1, 128 * 6)
+
+
 def test_segments_of_unnamed_channels_at_two_rates(tmp_path, capsys):
     """The Melbourne set's layout (a struct dataStruct of samples x channels and
     iEEGsamplingRate, channels unnamed), one patient at 400 Hz and one file at 500: refused

@@ -11,14 +11,15 @@ A segment file holds one channel or several: text or CSV with one sample per lin
 distribution's .txt files; columns for channels), a .npy array, a MATLAB .mat file (as the
 Neurology & Sleep Centre, New Delhi, set ships its 5.12-s segments, or a struct of data, rate and
 channel names, as the Kaggle seizure prediction and detection sets and the Melbourne set ship
-theirs: `read_mat`), or an EDF/EDF+ file (its rate read from the file, its values in
-microvolts). A 2-D array's samples run along its longer axis. Every file of a dataset has the same
-channels: all of them, or the one `column` picks. Text, .npy and .mat files without a rate
-variable carry no rate: `fs` gives it. With `rate`, every segment is resampled to that rate as it
-is read (segments at several rates, or a high rate that would not fit in memory). Segments are
-stacked into one array (N, C, L): longer ones are cut to the shortest, and the loader says how
-many were cut. Files of other types in a class folder are ignored; an unreadable segment file is
-an error naming it (a dataset with holes would silently change the folds).
+theirs: `read_mat`), or an EDF/EDF+ file (its rate read from the file, signals at several rates
+each resampled to the highest, its values in microvolts). A 2-D array's samples run along its
+longer axis. Every file of a dataset has the same channels: all of them, or the one `column` picks.
+Text, .npy and .mat files without a rate variable carry no rate: `fs` gives it. With `rate`, every
+segment is resampled to that rate as it is read (segments at several rates, or a high rate that
+would not fit in memory). Segments are stacked into one array (N, C, L): longer ones are cut to the
+shortest, and the loader says how many were cut. Files of other types in a class folder are
+ignored; an unreadable segment file is an error naming it (a dataset with holes would silently
+change the folds).
 
 A dataset may also be one table (`load_segment_table`): a .csv or .tsv file of one segment per
 row, such as the UCI "Epileptic Seizure Recognition" set (Bonn's recordings cut into 11,500 1-s
@@ -160,7 +161,9 @@ def read_segment(path: Path, column: int = -1) -> Segment:
 
 
 def read_edf_segment(path: Path, column: int) -> Segment:
-    from nnlab.data.eeg import edf_header, read_edf
+    """Every signal of an EDF segment file (or signal `column`), in microvolts; signals at
+    several rates are each resampled to the highest of them."""
+    from nnlab.data.eeg import edf_header, read_edf, resample
 
     head = edf_header(path)
     if column >= len(head.labels):
@@ -169,16 +172,21 @@ def read_edf_segment(path: Path, column: int) -> Segment:
             "is not one of them (0-based)"
         )
     labels = [head.labels[column]] if column >= 0 else list(head.labels)
-    rates = sorted({head.fs[head.labels.index(c)] for c in labels})
-    if len(rates) > 1:
-        raise NNLabError(
-            f"{path}: signals at {len(rates)} rates ({', '.join(f'{r:g}' for r in rates)} Hz); "
-            "pick one signal with --column (0-based)"
-        )
     if len(set(labels)) != len(labels):
         raise NNLabError(f"{path}: two signals share a label; pick one with --column (0-based)")
-    rec = read_edf(path, labels)
-    return Segment(checked(path, rec.data), float(rec.fs), labels)
+    rates = [head.fs[head.labels.index(c)] for c in labels]
+    top = max(rates)
+    x = None
+    for rate in sorted(set(rates)):  # signals at several rates: each brought to the highest
+        rows = [i for i, r in enumerate(rates) if r == rate]
+        part = read_edf(path, [labels[i] for i in rows]).data
+        part = resample(part, rate, top)[0] if rate != top else part
+        if x is None:
+            x = np.zeros((len(labels), part.shape[1]), dtype=np.float32)
+        n = min(x.shape[1], part.shape[1])
+        x, part = x[:, :n], part[:, :n]
+        x[rows] = part
+    return Segment(checked(path, x), float(top), labels)
 
 
 def checked(path: Path, x, column: int = -1) -> np.ndarray:
