@@ -783,7 +783,7 @@ def test_cli_prepare_evaluate_detect(capsys, folder, trained, tmp_path, edf_plus
     assert (
         cli("seizure", "detect", str(gappy), "--model", str(run.path), "--out", str(tmp_path)) == 0
     )
-    capsys.readouterr()
+    assert "2 continuous stretches over 370 s; not recorded: 60-70 s" in capsys.readouterr().out
     found = json.loads((tmp_path / "gappy_detect.json").read_text())
     whole = edf_header(edf).duration_s
     assert found["gaps"] == [[60.0, 70.0]] and found["span_s"] == whole + 10.0

@@ -285,6 +285,12 @@ def show_detection(found: dict) -> None:
         f"{found['hop_s']:.3g} s, {found['positive']} positive; alarms ({found['alarm_k']} of "
         f"{found['alarm_n']}, refractory {found['refractory_s']:g} s) at {alarms}"
     )
+    gaps = found.get("gaps") or []  # an EDF+D file's, read stretch by stretch
+    if gaps:
+        console.print(
+            f"  {len(gaps) + 1} continuous stretches over {found['span_s']:.0f} s; not recorded: "
+            + ", ".join(f"{a:.0f}-{b:.0f} s" for a, b in gaps)
+        )
     if found["events"] is not None:
         if found["sidecar"] is not None:
             console.print(f"  seizures from {found['sidecar']}", highlight=False)
