@@ -607,6 +607,36 @@ def test_segments_of_several_named_channels_train_three_towers_and_detect(tmp_pa
     assert all(0.0 <= float(p) <= 1.0 for _, p in outputs[0])
 
 
+def test_segment_files_of_several_montages_keep_the_channels_they_share(tmp_path):
+    """Named channels that only some files have (one file lacks RT2, another adds an EKG) are left
+    out with a warning naming them; the rest are read by name in the first file's order."""
+    import scipy.io
+
+    from nnlab.data.segments import load_segment_folders
+
+    root = kaggle_folders(tmp_path / "Dog_1")
+    lacking = root / "interictal" / "Dog_1_interictal_segment_0003.mat"
+    struct = scipy.io.loadmat(lacking, simplify_cells=True)["interictal_segment_3"]
+    struct["data"], struct["channels"] = struct["data"][:3], np.array(["LT1", "LT2", "RT1"], object)
+    scipy.io.savemat(lacking, {"interictal_segment_3": struct})
+    extra = root / "ictal" / "Dog_1_ictal_segment_0004.mat"
+    struct = scipy.io.loadmat(extra, simplify_cells=True)["ictal_segment_4"]
+    struct["data"] = np.concatenate([np.zeros((1, struct["data"].shape[1])), struct["data"]])
+    struct["channels"] = np.array(["EKG", *KAGGLE_CHANNELS], object)
+    scipy.io.savemat(extra, {"ictal_segment_4": struct})
+    with pytest.warns(UserWarning, match=r"channel\(s\) RT2, EKG are not in every segment file"):
+        found = load_segment_folders(root, "interictal-ictal")
+    assert found.channels == ["LT1", "LT2", "RT1"] and found.x.shape == (16, 3, 1600)
+    np.testing.assert_allclose(found.x[8 + 3], struct["data"][1:4], rtol=1e-6)  # EKG left out
+    for f in root.glob("*/*.mat"):  # no channel in common: an error
+        if f not in (lacking, extra):
+            f.unlink()
+    struct["channels"] = np.array(["A", "B", "C", "D", "E"], object)
+    scipy.io.savemat(extra, {"ictal_segment_4": struct})
+    with pytest.raises(NNLabError, match="no channel is named in every segment file"):
+        load_segment_folders(root, "interictal-ictal")
+
+
 def test_one_folder_of_segments_classes_by_name_and_hours_as_groups(tmp_path, capsys):
     """The Kaggle sets keep a patient's segments in one folder, the class in each file's name,
     test segments beside them; consecutive 10-minute segments of one hour must not be split

@@ -326,22 +326,24 @@ def load_segment_folders(
     """The segments of the classes named in `pair` (class folders, or with `class_pattern` the
     classes of the files' names: `classified_files`), stacked (N, C, L), labelled 0 / 1:
     every channel of each file, or channel `column` (`read_segment`); with `rate` > 0, each
-    resampled to `rate` Hz as it is read. The files must agree on their channels: on their
-    number, and where they name them, on the names (a file with the names in another order is
-    reordered). `progress(files read, files)` is called after each file."""
+    resampled to `rate` Hz as it is read. The files must agree on their channels: where every
+    file names them, the channels every file has are kept, in the first file's order (the others
+    left out with a warning); else they are taken by position, as many in every file.
+    `progress(files read, files)` is called after each file."""
     from nnlab.data.eeg import resample
 
     root = Path(root)
     rows, labels, names, rates = [], [], [], set()
     first: tuple[str, Segment] | None = None
-    named = True  # every file names its channels
+    channel_names: list[list[str] | None] = []  # each file's
     files = classified_files(root, pair, class_pattern)
     for i, (label, name, path) in enumerate(files):
         seg = read_segment(path, column)
         if first is None:
             first = (f"{name}/{path.stem}", seg)
-        seg = agreeing(path, seg, *first)
-        named = named and seg.labels is not None
+        if seg.labels is None or first[1].labels is None:  # by position: as many of them
+            same_count(path, seg, *first)
+        channel_names.append(seg.labels)
         own = seg.fs if seg.fs is not None else fs
         if rate > 0:
             if not own > 0:
@@ -376,31 +378,45 @@ def load_segment_folders(
         raise NNLabError(
             f"{root}: text and .npy segments carry no sampling rate: give it with --fs (Hz)"
         )
+    channels = None
+    if channel_names and all(c is not None for c in channel_names):  # by name: the common ones
+        channels = common_names(root, channel_names)
+        rows = [
+            x if own == channels else x[[own.index(c) for c in channels]]
+            for x, own in zip(rows, channel_names)
+        ]
     length = min(x.shape[1] for x in rows)
     cut = sum(x.shape[1] > length for x in rows)
     x = np.stack([r[:, :length] for r in rows]).astype(np.float32)
-    channels = first[1].labels if named and first is not None else None
     return SegmentSet(x, np.array(labels, dtype=np.int64), names, float(fs), cut, channels)
 
 
-def agreeing(path: Path, seg: Segment, first_name: str, first: Segment) -> Segment:
-    """seg with its channels in the first file's order, or an error naming the file: another
-    number of channels, or other names (where both files name them)."""
+def common_names(root: Path, each: list[list[str]]) -> list[str]:
+    """The channels every file names, in the first file's order; those only some files have are
+    left out with a warning naming them (files exported from recordings of several montages)."""
+    import warnings
+
+    common = [c for c in dict.fromkeys(each[0]) if all(c in own for own in each[1:])]
+    if not common:
+        raise NNLabError(f"{root}: no channel is named in every segment file")
+    some = [c for c in dict.fromkeys(c for own in each for c in own) if c not in common]
+    if some:
+        warnings.warn(
+            f"{root}: channel(s) {', '.join(some)} are not in every segment file: left out, "
+            f"{len(common)} kept ({', '.join(common)})",
+            stacklevel=3,
+        )
+    return common
+
+
+def same_count(path: Path, seg: Segment, first_name: str, first: Segment) -> None:
+    """An error naming the file when its channels, taken by position, are not as many as the
+    first file's."""
     if len(seg.x) != len(first.x):
         raise NNLabError(
             f"{path}: {len(seg.x)} channel(s), {first_name} {len(first.x)}: the files of a "
             "dataset need the same channels (pick one with --column, 0-based)"
         )
-    if seg.labels is None or first.labels is None or seg.labels == first.labels:
-        return seg
-    missing = [c for c in first.labels if c not in seg.labels]
-    if missing or len(set(seg.labels)) != len(seg.labels):
-        raise NNLabError(
-            f"{path}: its channels ({', '.join(seg.labels)}) are not {first_name}'s "
-            f"({', '.join(first.labels)})"
-        )
-    order = [seg.labels.index(c) for c in first.labels]
-    return Segment(seg.x[order], seg.fs, list(first.labels))
 
 
 # the names of a table's class column (compared in lower case); else its last column
