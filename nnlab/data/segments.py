@@ -385,6 +385,9 @@ def load_segment_folders(
             x if own == channels else x[[own.index(c) for c in channels]]
             for x, own in zip(rows, channel_names)
         ]
+    else:  # by position (named files of several sets among unnamed ones: counted here)
+        for (*_, path), x in zip(files, rows):
+            same_count(path, Segment(x, None, None), *first)
     length = min(x.shape[1] for x in rows)
     cut = sum(x.shape[1] > length for x in rows)
     x = np.stack([r[:, :length] for r in rows]).astype(np.float32)
