@@ -580,6 +580,9 @@ def test_segments_of_several_named_channels_train_three_towers_and_detect(tmp_pa
     assert run_cli("seizure", "bonn", *args, *quick, "--mains", "60", "--out", str(out)) == 0
     s = RunDir.open(out).summary()
     assert s["towers"] == ["spatial", "temporal", "spectral"] and s["pooled"]["segments"] == 16
+    assert s["classes"] == ["interictal", "ictal"]  # the pair's names, not Bonn's
+    assert set(s["gates_by_class"]) == {"interictal", "ictal"}
+    assert "ictal called interictal, " in capsys.readouterr().out
     fold = RunDir.open(out).children()[0]
     meta = json.loads((fold.path / "normalizer.json").read_text())
     assert meta["channels"] == list(KAGGLE_CHANNELS) and meta["fs"] == 200.0

@@ -31,14 +31,15 @@ def show_bonn(runner, summary) -> None:
     console.print(table(rows, f"{data} {summary['pair']}: test folds"))
     sd = {m: summary[f"{m}_sd"] for m in ("acc", "sensitivity", "specificity", "auc")}
     pooled = summary["pooled"]
+    negative, positive = summary.get("classes", ("non-seizure", "seizure"))  # older runs: Bonn
     console.print(
         f"mean over {summary['folds_run']} of {summary['folds']} folds: "
         f"accuracy {summary['acc']:.4f} ± {sd['acc']:.4f}, "
         f"sensitivity {summary['sensitivity']:.4f} ± {sd['sensitivity']:.4f}, "
         f"specificity {summary['specificity']:.4f} ± {sd['specificity']:.4f}, "
         f"AUC {summary['auc']:.4f}; {pooled['errors']} of {pooled['segments']} test segments "
-        f"wrong ({pooled['false_negatives']} missed seizures, "
-        f"{pooled['false_positives']} false alarms)"
+        f"wrong ({pooled['false_negatives']} {positive} called {negative}, "
+        f"{pooled['false_positives']} {negative} called {positive})"
     )
     gates = [{"true class": name, **values} for name, values in summary["gates_by_class"].items()]
     console.print(table(gates, "mean gate weight of each tower"))

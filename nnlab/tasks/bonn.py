@@ -716,7 +716,7 @@ class BonnTask(Task):
             "frames": int(x.shape[2]),
             "crop_frames": L,
             "freqs": int(x.shape[3]),
-            "gates_by_class": gates_by_class(gates, y, towers),
+            "gates_by_class": gates_by_class(gates, y, towers, class_names(self.cfg)),
         }
 
     @classmethod
@@ -749,10 +749,22 @@ def recipe_of_older_runs(run: RunDir, cfg: BonnConfig) -> BonnConfig:
     return dataclasses.replace(cfg, **{k: v for k, v in BEFORE_CROPS.items() if k not in saved})
 
 
-def gates_by_class(gates: np.ndarray, y: np.ndarray, towers: list[str]) -> dict[str, Any]:
-    """Mean gate weight of each tower over the segments of each true class (and their count)."""
+def class_names(cfg: BonnConfig) -> tuple[str, str]:
+    """The names of class 0 and class 1: Bonn's and a table's "non-seizure" and "seizure"; a
+    folder's, its pair's two sides ('interictal-preictal': interictal, preictal)."""
+    if cfg.data == "bonn" or cfg.table or cfg.pair.count("-") != 1:
+        return CLASS_NAMES
+    negative, positive = cfg.pair.split("-")
+    return negative, positive
+
+
+def gates_by_class(
+    gates: np.ndarray, y: np.ndarray, towers: list[str], names: tuple[str, str] = CLASS_NAMES
+) -> dict[str, Any]:
+    """Mean gate weight of each tower over the segments of each true class (and their count),
+    by the classes' `names`."""
     return {
-        CLASS_NAMES[c]: {
+        names[c]: {
             "segments": int((y == c).sum()),
             **{
                 t: float(gates[y == c, i].mean()) if (y == c).any() else None
@@ -816,14 +828,15 @@ def run_bonn_cv(
             "false_negatives": int(((pred == 0) & (y == 1)).sum()),
             "false_positives": int(((pred == 1) & (y == 0)).sum()),
         },
-        "gates_by_class": gates_by_class(gates, y, towers),
+        "classes": list(class_names(cfg)),
+        "gates_by_class": gates_by_class(gates, y, towers, class_names(cfg)),
         "rows": rows,
         "wall_s": time.perf_counter() - t0,
     }
     run.save_summary(summary)
     run.save_figure(
         "folds_and_gates",
-        cv_figure(summary, CLASS_NAMES, f"{cfg.model}, {dataset_title(cfg)} {cfg.pair}"),
+        cv_figure(summary, class_names(cfg), f"{cfg.model}, {dataset_title(cfg)} {cfg.pair}"),
     )
     return summary
 
