@@ -373,6 +373,9 @@ def detect_stitched(fold, data, index, tmp_path, capsys, monkeypatch):
         (["--crop-s", "0.5"], "--crop-s"),
         (["--crop-s", "18", "--test-crops", "0"], "--test-crops"),
         (["-m", 'towers=["spatial","time"]'], "towers"),
+        (["--rate", "-5"], "--fs and --rate must be >= 0"),
+        (["--class-pattern", "x"], "--class-pattern reads the classes of a folder's file names"),
+        (["--group-block", "6"], "--group-block must be >= 0 and needs --group"),
     ],
 )
 def test_bonn_bad_options(bonn_folder, capsys, args, message):
