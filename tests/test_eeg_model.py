@@ -361,6 +361,20 @@ def detect_stitched(fold, data, index, tmp_path, capsys, monkeypatch):
     assert len(found["alarms_s"]) == 1 and found["events"]["false_alarms"] == 0  # one episode
 
 
+def test_bonn_resampled_with_rate(bonn_folder):
+    """--rate on Bonn itself: every segment resampled from 173.61 Hz, as `resample` gives it."""
+    from nnlab.data.bonn import load_bonn
+    from nnlab.data.eeg import resample
+    from nnlab.tasks.bonn import BonnConfig, bonn_segments
+
+    found = bonn_segments(BonnConfig(pair="D-E", rate=128.0))
+    bonn = load_bonn("DE")
+    want, fs = resample(bonn.binary("D-E")[0], bonn.fs, 128.0)
+    assert found.fs == 128.0 and found.x.shape == (24, 1, want.shape[1])
+    np.testing.assert_allclose(found.x[:, 0], want, rtol=1e-6)
+    assert abs(fs - 128.0) < 0.1  # the rational approximation of 128 / 173.61
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
