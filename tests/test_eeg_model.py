@@ -629,7 +629,8 @@ def test_segments_of_several_named_channels_train_three_towers_and_detect(tmp_pa
 
 def test_segment_files_of_several_montages_keep_the_channels_they_share(tmp_path):
     """Named channels that only some files have (one file lacks RT2, another adds an EKG) are left
-    out with a warning naming them; the rest are read by name in the first file's order."""
+    out with a warning naming them; the rest are read by name (as labels compare: 'lt1 ' is
+    LT1) in the first file's order."""
     import scipy.io
 
     from nnlab.data.segments import load_segment_folders
@@ -642,7 +643,7 @@ def test_segment_files_of_several_montages_keep_the_channels_they_share(tmp_path
     extra = root / "ictal" / "Dog_1_ictal_segment_0004.mat"
     struct = scipy.io.loadmat(extra, simplify_cells=True)["ictal_segment_4"]
     struct["data"] = np.concatenate([np.zeros((1, struct["data"].shape[1])), struct["data"]])
-    struct["channels"] = np.array(["EKG", *KAGGLE_CHANNELS], object)
+    struct["channels"] = np.array(["EKG", "lt1 ", *KAGGLE_CHANNELS[1:]], object)  # 'lt1 ': LT1
     scipy.io.savemat(extra, {"ictal_segment_4": struct})
     with pytest.warns(UserWarning, match=r"channel\(s\) RT2, EKG are not in every segment file"):
         found = load_segment_folders(root, "interictal-ictal")

@@ -380,9 +380,12 @@ def load_segment_folders(
         )
     channels = None
     if channel_names and all(c is not None for c in channel_names):  # by name: the common ones
+        from nnlab.data.eeg import norm_label
+
         channels = common_names(root, channel_names)
+        keys = [norm_label(c) for c in channels]
         rows = [
-            x if own == channels else x[[own.index(c) for c in channels]]
+            x[[[norm_label(c) for c in own].index(k) for k in keys]]
             for x, own in zip(rows, channel_names)
         ]
     else:  # by position (named files of several sets among unnamed ones: counted here)
@@ -395,14 +398,20 @@ def load_segment_folders(
 
 
 def common_names(root: Path, each: list[list[str]]) -> list[str]:
-    """The channels every file names, in the first file's order; those only some files have are
-    left out with a warning naming them (files exported from recordings of several montages)."""
+    """The channels every file names (compared as `norm_label` compares them: 'Fp1' is 'FP1 '),
+    spelled and ordered as in the first file; those only some files have are left out with a
+    warning naming them (files exported from recordings of several montages)."""
     import warnings
 
-    common = [c for c in dict.fromkeys(each[0]) if all(c in own for own in each[1:])]
+    from nnlab.data.eeg import norm_label
+
+    keys = [{norm_label(c) for c in own} for own in each]
+    first = list(dict.fromkeys(each[0]))
+    common = [c for c in first if all(norm_label(c) in k for k in keys[1:])]
     if not common:
         raise NNLabError(f"{root}: no channel is named in every segment file")
-    some = [c for c in dict.fromkeys(c for own in each for c in own) if c not in common]
+    kept = {norm_label(c) for c in common}
+    some = list(dict.fromkeys(c for own in each for c in own if norm_label(c) not in kept))
     if some:
         warnings.warn(
             f"{root}: channel(s) {', '.join(some)} are not in every segment file: left out, "
