@@ -366,6 +366,37 @@ def test_a_patient_file_with_gaps_is_read_as_its_continuous_stretches(tmp_path, 
     shutil.rmtree(tmp_path / "pieces")
 
 
+def test_a_patient_file_whose_channels_are_at_two_rates_is_read(tmp_path):
+    """A patient file with two of the model's channels at 512 Hz and the rest at 256: indexed
+    (not skipped), each rate read and resampled on its own -- the samples of each channel as
+    resampling that channel whole gives them --, and prepared like the others."""
+    from nnlab.data.eeg import load_patient
+
+    root = tmp_path / "eeg"
+    make_small_patient(root)
+    edf = root / "chb01" / "chb01_02.edf"
+    rec = read_edf(edf, unique_labels(edf_header(edf).labels))
+    fast = list(CHANNELS[:2])
+    mixed_rates(edf, rec, fast=set(fast))
+    with pytest.warns(UserWarning, match="several rates in 1 file\\(s\\) \\(chb01_02.edf\\)"):
+        patient = load_patient(root, "chb01", CHANNELS)
+    entry = patient.entry("chb01_02.edf")
+    assert entry.rates == (256.0, 512.0) and entry.duration_s == rec.data.shape[1] / 256
+    got = patient.read_span("chb01_02.edf", 200.0, 3000, 9000)
+    for row, c in enumerate(CHANNELS):
+        x = read_edf(edf, [c]).data
+        want = resample(x, 512.0 if c in fast else 256.0, 200.0)[0][0, 3000:9000]
+        np.testing.assert_allclose(got[row], want, rtol=1e-5, atol=1e-3)
+    whole = patient.read("chb01_02.edf")
+    assert whole.fs == 512.0 and whole.data.shape == (4, rec.data.shape[1] * 2)
+    cfg = config(root, cache=str(tmp_path / "cache"))
+    with pytest.warns(UserWarning, match="several rates"):
+        prep = prepare_patient(cfg)
+    i = patient.files.index(entry)
+    # as many windows as a 256-Hz file as long (less the extra ones oversampling adds)
+    assert prep.base[prep.file == i].sum() == prep.base[prep.file == 0].sum() == 72
+
+
 def test_detect_on_a_resampled_remontaged_recording(folder, trained, tmp_path):
     run, _ = trained
     edf = remontaged(folder, tmp_path / "other.edf")

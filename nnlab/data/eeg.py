@@ -1295,6 +1295,9 @@ class FileEntry:
     # writes, <stem>_partNN): where its samples begin among the file's, read end to end
     offset_s: float = 0.0
     stretch: bool = False
+    # the rates of the channels read, when they are several (each read and resampled on its
+    # own: `read_sources`); `fs` is then the lowest
+    rates: tuple[float, ...] = ()
 
     @property
     def end_s(self) -> float:
@@ -1345,6 +1348,13 @@ class Patient:
         file resampled at once, in memory only a stretch of it."""
         f = self.entry(key)
         sources = f.derivation.sources if f.derivation is not None else self.channels
+        if f.rates:  # channels at several rates
+            head = edf_header(f.path, gaps_ok=f.stretch)
+            stretch = (f.offset_s, f.offset_s + f.duration_s)
+            x, x0, _ = read_sources(
+                f.path, head, sources, fs, stretch, first, last, f.derivation, f.stretch
+            )
+            return x[:, first - x0 : last - x0]
         n_file = int(round(f.duration_s * f.fs))
         x, x0, _, _ = read_resampled(
             f.path,
@@ -1373,6 +1383,13 @@ class Patient:
         `start_s` / `duration_s` are relative to the file's start. Rows follow `channels`; the
         Recording's start_s is global."""
         f = self.entry(key)
+        if f.rates:  # channels at several rates: each resampled to fs, or to the highest
+            target = fs if fs is not None else max(f.rates)
+            first = int(round(start_s * target))
+            span = f.duration_s - start_s if duration_s is None else duration_s
+            x = self.read_span(key, target, first, first + int(span * target))
+            name = Path(f.name).stem
+            return Recording(name, target, list(self.channels), x, f.start_s + first / target)
         if f.stretch and duration_s is None:  # to the stretch's end, not the file's
             duration_s = f.duration_s - start_s
         labels = self.channels if f.derivation is None else f.derivation.sources
@@ -1466,8 +1483,9 @@ def load_patient(
     `nnlab.data.montage.derive_channels`, with a warning naming the file. An EDF+D file with
     gaps is indexed as its continuous stretches, each a file of its own named as the piece
     `split_discontinuous` would write (<stem>_partNN), placed in time around the gaps, with a
-    warning. Files that are unreadable, lack a channel of the set even so, or mix rates within
-    it are skipped with a warning naming them; their seizures stay in `Patient.seizures` (an
+    warning. A file whose channels of the set are at several rates reads each rate on its own
+    (`read_sources`), with a warning. Files that are unreadable or lack a channel of the set
+    even so are skipped with a warning naming them; their seizures stay in `Patient.seizures` (an
     unreadable file's only when the summary's clock times place it: its header, which would,
     cannot be read).
     """
@@ -1600,6 +1618,7 @@ def load_patient(
         raise NNLabError(f"{patient}: no channel is common to the files")
     files: list[FileEntry] = []
     derived: dict[str, list[str]] = {}
+    mixed: list[str] = []  # files whose channels are at several rates
     # channels against a named reference ('EEG FP1-REF') are missing from files on another one
     # ('EEG FP1-LE'); the bipolar pairs are not: say so where such a file is skipped
     referential = any((k := parse_label(c)) and electrode(k[1]) is None for c in chosen)
@@ -1615,15 +1634,15 @@ def load_patient(
         if derivation.notes:  # files of one montage share their notes: said once
             derived.setdefault("; ".join(derivation.notes), []).append(Path(sf.name).name)
         found = [head.find(c) for c in derivation.sources]
-        rates = sorted({head.fs[i] for i in found})
+        rates = sorted({head.fs[i] for i in found})  # several: each read at its own
         if len(rates) > 1:
-            skip(sf.name, f"channels at different sampling rates {rates} Hz")
-            continue
-        n = min(head.n_samples[i] for i in found)
+            mixed.append(Path(sf.name).name)
         whole = len(head.stretches) == 1
         for k, (f0, f1, at) in enumerate(head.stretches):  # one, but for an EDF+D file with gaps
             o = int(round(f0 * rates[0]))
-            duration = (min(int(round(f1 * rates[0])), n) - o) / rates[0]
+            duration = min(
+                stretch_samples(head, derivation.sources, r, f0, f1)[1] / r for r in rates
+            )
             name = Path(sf.name)
             files.append(
                 FileEntry(
@@ -1641,6 +1660,7 @@ def load_patient(
                     derivation=None if derivation.identity else derivation,
                     offset_s=o / rates[0],
                     stretch=not whole,
+                    rates=tuple(rates) if len(rates) > 1 else (),
                 )
             )
         if not whole:
@@ -1649,6 +1669,13 @@ def load_patient(
                 "continuous stretches, " + ", ".join(f.name for f in files[-len(head.stretches) :]),
                 stacklevel=2,
             )
+    if mixed:
+        warnings.warn(
+            f"{patient}: the channels are at several rates in {len(mixed)} file(s) "
+            f"({', '.join(mixed[:3])}{', ...' if len(mixed) > 3 else ''}): each rate read and "
+            "resampled on its own",
+            stacklevel=2,
+        )
     for notes, names in derived.items():
         warnings.warn(
             f"{patient}: channels found under other labels or derived from two on one reference "

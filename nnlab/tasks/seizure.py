@@ -391,7 +391,9 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
         for i, f in enumerate(patient.files):
             if progress is not None:
                 progress.update(bar, description=f"preparing {f.name}")
-            n = model_samples(int(round(f.duration_s * f.fs)), f.fs, fs)
+            n = min(  # channels at several rates (f.rates): what every rate gives
+                model_samples(int(round(f.duration_s * r)), r, fs) for r in f.rates or (f.fs,)
+            )
             base = window_starts(n, fs, spec.window_s, spec.hop_s)  # (W,) samples at fs
             if len(base) == 0:  # shorter than one window: nothing to cache
                 rows.append({**empty_row(f, positive), "minutes": f.duration_s / 60})
@@ -411,7 +413,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
                     patient.read_span(i, fs, a, b), patient.files[i].name
                 ),
                 starts=starts,
-                params={"channels": list(patient.channels), "file_fs": f.fs, "fs": fs}
+                params={"channels": list(patient.channels), "file_fs": f.rates or f.fs, "fs": fs}
                 | ({"derived": list(f.derivation.notes)} if f.derivation is not None else {})
                 | ({"stretch": [f.offset_s, f.duration_s]} if f.stretch else {}),
             )
