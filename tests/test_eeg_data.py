@@ -303,6 +303,35 @@ def test_the_edf_plus_d_reader_agrees_with_edflib_on_files_edflib_wrote(tmp_path
                 np.testing.assert_allclose(b.data, a.data, rtol=1e-6, atol=1e-6, err_msg=f.name)
 
 
+def test_the_fallback_reader_agrees_with_edflib_on_plain_and_continuous_files():
+    """nnlab's own reader (`EDFRecords`, what reads the files EDFlib refuses) on pyedflib's test
+    recordings as they are -- EDF, BDF, EDF+C, a legacy EDF without '+' --: every signal EDFlib
+    reads, the same rate, length and samples. (A legacy file's 'EDF Annotations' signal, read by
+    EDFlib as data, is not a signal here.)"""
+    import pyedflib
+
+    from nnlab.data.eeg import EDFRecords
+
+    folder = Path(pyedflib.__file__).parent / "tests" / "data"
+    files = sorted(folder.glob("*.*df"))
+    if len(files) < 3:
+        pytest.skip(f"pyedflib's test recordings are not installed in {folder}")
+    for f in files:
+        want, got = pyedflib.EdfReader(str(f)), EDFRecords(f)
+        try:
+            theirs = [want.getLabel(i).strip() for i in range(want.signals_in_file)]
+            assert got.signals_in_file >= want.signals_in_file - 1, f.name
+            for i in range(got.signals_in_file):
+                j = theirs.index(got.getLabel(i))
+                assert got.getSampleFrequency(i) == want.getSampleFrequency(j), f.name
+                np.testing.assert_allclose(
+                    got.readSignal(i), want.readSignal(j), rtol=0, atol=1e-9, err_msg=f.name
+                )
+        finally:
+            want.close()
+            got.close()
+
+
 @pytest.mark.parametrize("kind", ["edf", "bdf"])
 def test_split_writes_the_continuous_pieces_of_an_edf_plus_d_file(tmp_path, kind, edf_plus_d):
     """`nnlab seizure split`: an EDF+D file with a gap of 2.5 s after its third second becomes
