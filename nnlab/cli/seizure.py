@@ -362,9 +362,11 @@ def register(app: typer.Typer) -> None:
         train_command(
             BonnCV,
             "seizure",
-            "Bonn segments (A vs E, D vs E, AD vs E): stratified k-fold cross-validation of the "
-            "three-tower transformer on log spectrograms (one child run per fold); mean "
-            "accuracy, sensitivity, specificity and the gate weights per class.",
+            "Bonn segments (A vs E, D vs E, AD vs E), or any set of EEG segments (--data: class "
+            "folders, one folder with --class-pattern, or a table; one channel or several): "
+            "stratified k-fold cross-validation of the three-tower transformer on log "
+            "spectrograms (one child run per fold); mean accuracy, sensitivity, specificity and "
+            "the gate weights per class.",
             show=show_bonn,
         )
     )
