@@ -880,6 +880,27 @@ def test_the_training_part_is_normalised_as_it_is_read():
     assert data.labels.tolist() == y[idx].tolist()
 
 
+def test_the_folds_of_a_run_share_one_array_of_spectrograms(tmp_path):
+    """`fold_spectrograms`: the same segments with the same front end give the array made last
+    (read only, shared by the folds); another front end makes a new one, equal to
+    `spectrograms`."""
+    import dataclasses
+
+    from nnlab.tasks.bonn import BonnConfig, bonn_segments, fold_spectrograms, spectrograms
+
+    root = segment_folders(tmp_path / "set", edf=False)
+    cfg = BonnConfig(data=str(root), pair="calm-spiky", fs=256, folds=2, mains=60)
+    found = bonn_segments(cfg)
+    a, _ = fold_spectrograms(found, cfg)
+    b, _ = fold_spectrograms(found, dataclasses.replace(cfg, fold=1))
+    assert a is b and not a.flags.writeable
+    c, _ = fold_spectrograms(found, dataclasses.replace(cfg, fmax=30.0))
+    assert c is not a and c.shape[-1] < a.shape[-1]
+    np.testing.assert_array_equal(
+        c, spectrograms(found.x, found.fs, dataclasses.replace(cfg, fmax=30.0))[0]
+    )
+
+
 def test_long_segments_are_covered_by_the_test_crops():
     """A 10-minute segment of 1199 frames read in 18-s crops of 35 frames: the test averages at
     least enough evenly spaced crops to cover every frame (35), Bonn's 46 frames still 5."""

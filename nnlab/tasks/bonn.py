@@ -513,6 +513,25 @@ def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray,
     return logp.reshape(N, C, *logp.shape[1:]), freqs  # (N, C, T, F)
 
 
+_LAST_SPECTROGRAMS: list = []  # [(segments, front-end settings, logp, freqs)]: the last made
+
+
+def fold_spectrograms(found: SegmentSet, cfg: BonnConfig) -> tuple[np.ndarray, np.ndarray]:
+    """`spectrograms` of the segments, made once for all the folds of a run: the same segments
+    (the very object `bonn_segments` keeps) with the same front end give the array made last,
+    which the folds only read."""
+    settings = (cfg.data, cfg.pair, cfg.segment_s, cfg.overlap_s, cfg.notch, cfg.mains)
+    settings += (cfg.notch_width, cfg.top_frequency())
+    if _LAST_SPECTROGRAMS and _LAST_SPECTROGRAMS[0][0] is found:
+        if _LAST_SPECTROGRAMS[0][1] == settings:
+            return _LAST_SPECTROGRAMS[0][2], _LAST_SPECTROGRAMS[0][3]
+    _LAST_SPECTROGRAMS.clear()  # the old array goes before the new one is made
+    logp, freqs = spectrograms(found.x, found.fs, cfg)
+    logp.setflags(write=False)  # shared by the folds: read only
+    _LAST_SPECTROGRAMS.append((found, settings, logp, freqs))
+    return logp, freqs
+
+
 def crop(x: torch.Tensor, length: int, starts: torch.Tensor) -> torch.Tensor:
     """x: (B, C, T, F), starts: (B,) first frames -> (B, C, length, F), row b = frames
     starts[b] .. starts[b] + length - 1 of x[b]."""
@@ -620,7 +639,7 @@ class BonnTask(Task):
                 seed=cfg.train.seed,
                 val_fraction=cfg.val_fraction,
             )
-        logp, freqs = spectrograms(x, fs, cfg)
+        logp, freqs = fold_spectrograms(found, cfg)
         # statistics of the training part only: the test fold must not shape the input; fitted
         # in chunks of at most 2^24 values (in float64), so a large set is never copied whole
         train = parts["train"]
