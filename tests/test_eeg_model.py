@@ -599,7 +599,12 @@ def test_segments_of_several_named_channels_train_three_towers_and_detect(tmp_pa
     assert s["towers"] == ["spatial", "temporal", "spectral"] and s["pooled"]["segments"] == 16
     assert s["classes"] == ["interictal", "ictal"]  # the pair's names, not Bonn's
     assert set(s["gates_by_class"]) == {"interictal", "ictal"}
-    assert "ictal called interictal, " in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "ictal called interictal, " in said
+    assert (
+        "16 segments (8 interictal, 8 ictal) of 4 channels (LT1, LT2, RT1, RT2), 8 s at 200 Hz"
+        in said
+    )
     fold = RunDir.open(out).children()[0]
     meta = json.loads((fold.path / "normalizer.json").read_text())
     assert meta["channels"] == list(KAGGLE_CHANNELS) and meta["fs"] == 200.0

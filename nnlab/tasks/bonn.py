@@ -768,6 +768,20 @@ def recipe_of_older_runs(run: RunDir, cfg: BonnConfig) -> BonnConfig:
     return dataclasses.replace(cfg, **{k: v for k, v in BEFORE_CROPS.items() if k not in saved})
 
 
+def segments_line(found: SegmentSet, cfg: BonnConfig) -> str:
+    """What was read, in one line: so many segments of each class, their channels, rate and
+    length (the check of a class pattern, a channel set or a rate)."""
+    names = class_names(cfg)
+    counts = np.bincount(found.y, minlength=2)
+    N, C, L = found.x.shape
+    channels = f" ({', '.join(found.channels)})" if found.channels and C <= 8 else ""
+    return (
+        f"{dataset_title(cfg)}: {N} segments ({counts[0]} {names[0]}, {counts[1]} {names[1]}) "
+        f"of {C} channel{'s' if C > 1 else ''}{channels}, {L / found.fs:.3g} s at "
+        f"{found.fs:g} Hz"
+    )
+
+
 def class_names(cfg: BonnConfig) -> tuple[str, str]:
     """The names of class 0 and class 1: Bonn's and a table's "non-seizure" and "seizure"; a
     folder's, its pair's two sides ('interictal-preictal': interictal, preictal)."""
@@ -808,6 +822,8 @@ def run_bonn_cv(
     t0 = time.perf_counter()
     if not resume:
         run.save_config({"task": BonnCV.name, **to_dict(cfg)})
+    if console is not None:
+        console.print(segments_line(bonn_segments(cfg), cfg), highlight=False)
     jobs = {
         f"fold{k:02d}": lambda child, k=k: run_task(
             BonnTask(dataclasses.replace(cfg, fold=k), console), child
