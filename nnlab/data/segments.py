@@ -342,7 +342,7 @@ def load_segment_folders(
         if first is None:
             first = (f"{name}/{path.stem}", seg)
         if seg.labels is None or first[1].labels is None:  # by position: as many of them
-            same_count(path, seg, *first)
+            same_count(path, len(seg.x), first[0], len(first[1].x))
         channel_names.append(seg.labels)
         own = seg.fs if seg.fs is not None else fs
         if rate > 0:
@@ -390,7 +390,7 @@ def load_segment_folders(
         ]
     else:  # by position (named files of several sets among unnamed ones: counted here)
         for (*_, path), x in zip(files, rows):
-            same_count(path, Segment(x, None, None), *first)
+            same_count(path, len(x), first[0], len(first[1].x))
     length = min(x.shape[1] for x in rows)
     cut = sum(x.shape[1] > length for x in rows)
     x = np.stack([r[:, :length] for r in rows]).astype(np.float32)
@@ -421,12 +421,12 @@ def common_names(root: Path, each: list[list[str]]) -> list[str]:
     return common
 
 
-def same_count(path: Path, seg: Segment, first_name: str, first: Segment) -> None:
+def same_count(path: Path, channels: int, first_name: str, first_channels: int) -> None:
     """An error naming the file when its channels, taken by position, are not as many as the
     first file's."""
-    if len(seg.x) != len(first.x):
+    if channels != first_channels:
         raise NNLabError(
-            f"{path}: {len(seg.x)} channel(s), {first_name} {len(first.x)}: the files of a "
+            f"{path}: {channels} channel(s), {first_name} {first_channels}: the files of a "
             "dataset need the same channels (pick one with --column, 0-based)"
         )
 
