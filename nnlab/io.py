@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from nnlab.errors import NNLabError
 
 
@@ -96,3 +98,76 @@ def claim_outputs(paths: list[Path], overwrite: bool = False) -> None:
     if existing:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise NNLabError(f"{existing[0]} exists{more}; use --overwrite to replace it")
+
+
+# ---- files on disk: identity, whole arrays ------------------------------------------------------
+def source_identity(path: str | os.PathLike) -> dict[str, Any]:
+    """The identity of a source file: resolved path, size in bytes, modification time (ns)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise NNLabError(f"cannot read {path}: {e.strerror}") from None
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def npy_problem(path: Path, shape: tuple[int, ...] | None) -> str | None:
+    """Why the .npy at path cannot be used (None: it is whole and float32 of the given shape)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                hshape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                hshape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except (OSError, ValueError) as e:
+        return f"unreadable header ({e})"
+    if dtype != np.float32 or fortran:
+        return f"dtype {dtype}, fortran order {fortran}"
+    if shape is not None and tuple(hshape) != tuple(shape):
+        return f"shape {hshape} instead of {shape}"
+    expected = offset + int(np.prod(hshape)) * 4
+    size = path.stat().st_size
+    if size != expected:
+        return f"{size} bytes instead of {expected} (truncated or corrupt)"
+    return None
+
+
+@contextlib.contextmanager
+def atomic_npy(
+    path: str | os.PathLike, shape: tuple[int, ...]
+) -> Iterator[tuple[np.ndarray, dict]]:
+    """(a float32 memory map of `shape` on a temporary sibling of the .npy `path`, a dict of
+    metadata): on leaving the block without an error the map is flushed, the metadata is written
+    to path's .json, and only then the array is renamed onto `path`; on an error nothing is
+    left. So `path` holds a whole array whose metadata is beside it, or nothing, and the array
+    is never in memory at once: only what the writer touches."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        meta: dict = {}
+        yield out, meta
+        out.flush()
+        del out
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)
+        atomic_write_json(path.with_suffix(".json"), meta)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def open_npy(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The float32 .npy at `path` as a read-only memory map, where it is whole and of `shape`;
+    None where it is missing, cut short or otherwise unusable (to be rebuilt, never read)."""
+    path = Path(path)
+    if not path.is_file() or npy_problem(path, shape) is not None:
+        return None
+    return np.load(path, mmap_mode="r")

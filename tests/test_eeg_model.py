@@ -4,6 +4,7 @@ segment-classification task end to end on generated stand-in segments."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -855,8 +856,102 @@ def test_segments_too_large_for_the_memory_are_warned_about(tmp_path, monkeypatc
         warnings.simplefilter("error")
         cfg.check()  # a few hundred kB: no warning on any machine
     monkeypatch.setattr(bonn, "physical_memory", lambda: 2**18)  # 256 kiB
+    monkeypatch.setattr(bonn, "ON_DISK_SHARE", 100.0)  # the set kept in memory all the same
     with pytest.warns(UserWarning, match=r"24 segments need about 0\.0 GiB .* --rate .* --fmax"):
         cfg.check()
+    monkeypatch.setattr(bonn, "ON_DISK_SHARE", 0.125)  # as by default: on disk, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg.check()
+    assert isinstance(bonn.bonn_segments(cfg).x, np.memmap)
+
+
+def test_a_set_too_large_for_the_memory_is_put_on_disk_and_read_back(tmp_path, monkeypatch):
+    """Above ON_DISK_SHARE of the memory a folder set goes to $NNLAB_CACHE/segments: a memory map
+    of the same samples, names and classes; a second reading reads no file and gives the first
+    one's warnings again; a changed file makes a new entry; a cut-short entry is rebuilt, never
+    read; the spectrograms are stored beside it, equal to those made in memory."""
+    import os
+
+    from nnlab.data import segments
+    from nnlab.data.segments import load_segment_folders
+    from nnlab.tasks import bonn
+    from nnlab.tasks.bonn import BonnConfig, fold_spectrograms, spectrograms
+
+    root = segment_folders(tmp_path / "set", edf=False)
+    np.save(root / "spiky" / "s05.npy", np.zeros(1536, np.float32))  # one flat segment
+    store = tmp_path / "cache" / "segments"
+    held = load_segment_folders(root, "calm-spiky", fs=256)
+    assert not isinstance(held.x, np.memmap) and held.flat == ["spiky/s05"]
+    found = load_segment_folders(root, "calm-spiky", fs=256, store=store, memory_limit=1000)
+    assert isinstance(found.x, np.memmap) and Path(found.x.filename).parent == store
+    np.testing.assert_array_equal(found.x, held.x)
+    assert found.names == held.names and found.y.tolist() == held.y.tolist()
+    assert (found.fs, found.cut, found.flat) == (256, 0, ["spiky/s05"])
+    assert not [p for p in store.iterdir() if p.is_dir() or p.suffix == ".tmp"]  # no leftovers
+    elsewhere = tmp_path / "other cache"  # under the limit: in memory, nothing stored
+    small = load_segment_folders(root, "calm-spiky", fs=256, store=elsewhere, memory_limit=10**9)
+    assert not isinstance(small.x, np.memmap) and not elsewhere.exists()
+    # read back: no segment file is read
+    monkeypatch.setattr(segments, "read_segment", lambda *a: pytest.fail("a file was read"))
+    again = load_segment_folders(root, "calm-spiky", fs=256, store=store, memory_limit=1000)
+    assert again.x.filename == found.x.filename and again.flat == found.flat
+    monkeypatch.undo()
+    # another file: a new entry; a cut-short one: rebuilt
+    np.save(root / "calm" / "c99.npy", np.ones((1, 1536), np.float32))
+    other = load_segment_folders(root, "calm-spiky", fs=256, store=store, memory_limit=1000)
+    assert other.x.filename != found.x.filename and len(other.x) == 25
+    npy = Path(other.x.filename)
+    del other
+    with open(npy, "r+b") as f:
+        f.truncate(os.path.getsize(npy) - 100)
+    rebuilt = load_segment_folders(root, "calm-spiky", fs=256, store=store, memory_limit=1000)
+    assert os.path.getsize(npy) == rebuilt.x.nbytes + 128 and rebuilt.x[-1].any()
+    # the warnings of the first reading are given again
+    from nnlab.data.eeg import Recording, write_edf
+
+    named = tmp_path / "named"
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (named / c).mkdir(parents=True)
+        for i, labels in enumerate((["T3", "T4"], ["T4", "T3", "EKG"])):
+            x = rng.normal(0, 30, (len(labels), 1024))
+            write_edf(named / c / f"{i}.edf", Recording(f"{i}", 256, labels, x))
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="EKG are not in every segment file"):
+            on_disk = load_segment_folders(named, "a-b", store=store, memory_limit=1)
+        assert isinstance(on_disk.x, np.memmap) and on_disk.channels == ["T3", "T4"]
+    # the spectrograms, made on disk beside the samples
+    cfg = BonnConfig(data=str(root), pair="calm-spiky", fs=256, folds=2, mains=60)
+    monkeypatch.setattr(bonn, "ON_DISK_SHARE", 0.0)
+    logp, freqs = fold_spectrograms(bonn.bonn_segments(cfg), cfg)
+    assert isinstance(logp, np.memmap) and Path(logp.filename).parent.name == "segments"
+    want, want_freqs = spectrograms(np.asarray(rebuilt.x), 256, cfg)
+    np.testing.assert_array_equal(logp, want)
+    np.testing.assert_array_equal(freqs, want_freqs)
+
+
+def test_a_fold_on_disk_gives_what_a_fold_in_memory_gives(tmp_path, monkeypatch, capsys):
+    """`nnlab seizure bonn` on a set put on disk (memory mapped samples and spectrograms): the
+    same test probabilities and gate weights as on the set held in memory."""
+    from nnlab.run import RunDir
+    from nnlab.tasks import bonn
+
+    root = segment_folders(tmp_path / "set", edf=False)
+    quick = ("-m", "dim=16", "-m", "depth=1", "-m", "heads=2", "--epochs", "1", "--device", "cpu")
+    args = ("--data", str(root), "--pair", "calm-spiky", "--folds", "2", "--fold", "0")
+    args += ("--fs", "256", "--crop-s", "4", "--mains", "60", *quick)
+    assert run_cli("seizure", "bonn", *args, "--out", str(tmp_path / "memory")) == 0
+    monkeypatch.setattr(bonn, "ON_DISK_SHARE", 0.0)
+    assert run_cli("seizure", "bonn", *args, "--out", str(tmp_path / "disk")) == 0
+    assert list((tmp_path / "cache" / "segments").glob("set-*-spectra-*.npy"))
+    cases = [
+        json.loads(
+            (RunDir.open(tmp_path / d).children()[0].path / "test_predictions.json").read_text()
+        )
+        for d in ("memory", "disk")
+    ]
+    assert cases[0] == cases[1] and len(cases[0]) == 12
 
 
 def test_the_training_part_is_normalised_as_it_is_read():

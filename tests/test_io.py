@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nnlab.errors import NNLabError
@@ -63,3 +65,39 @@ def test_claim_outputs_refuses_to_replace_without_overwrite(tmp_path):
     with pytest.raises(NNLabError, match=r"a.png exists \(and 1 more\); use --overwrite"):
         claim_outputs([tmp_path / "b.png", tmp_path / "a.png", tmp_path / "a.png"])
     claim_outputs([tmp_path / "a.png"], overwrite=True)
+
+
+def test_an_array_written_to_disk_is_whole_or_absent(tmp_path):
+    """atomic_npy: the array and its metadata appear together when the block ends; an error in
+    the block leaves neither, nor a temporary file; open_npy refuses a cut-short array."""
+    import numpy as np
+
+    from nnlab.io import atomic_npy, open_npy
+
+    path = tmp_path / "a.npy"
+    with pytest.raises(RuntimeError), atomic_npy(path, (3, 4)) as (x, meta):
+        x[:] = 1
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_npy(path, (3, 4)) as (x, meta):
+        x[:] = np.arange(12).reshape(3, 4)
+        meta["shape"] = [3, 4]
+        assert not path.exists()  # not before the block ends
+    assert json.loads(path.with_suffix(".json").read_text()) == {"shape": [3, 4]}
+    np.testing.assert_array_equal(open_npy(path, (3, 4)), np.arange(12).reshape(3, 4))
+    assert open_npy(path, (4, 3)) is None and open_npy(tmp_path / "b.npy", (3, 4)) is None
+    path.write_bytes(path.read_bytes()[:-4])
+    assert open_npy(path, (3, 4)) is None
+
+
+def test_too_little_disk_is_one_clear_error(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from nnlab.data.segments import disk_check
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(2**40, 2**40 - 2**30, 2**30))
+    disk_check(tmp_path, 2**29, "the segments")
+    with pytest.raises(NNLabError, match=r"the segments need about 2\.0 GiB .* 1\.0 GiB free"):
+        disk_check(tmp_path, 2**31, "the segments")

@@ -28,6 +28,7 @@ rows of 178 samples, X1..X178, and a class y from 1, seizure, to 5).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 from collections.abc import Callable
@@ -69,6 +70,7 @@ class SegmentSet:
     fs: float  # Hz
     cut: int  # segments that were longer than L and were cut to it
     channels: list[str] | None = None  # the channels' names, where every file gives them
+    flat: list[str] | None = None  # names of the segments flat in every channel (None: unchecked)
 
 
 @dataclass
@@ -322,6 +324,8 @@ def load_segment_folders(
     rate: float = 0.0,
     class_pattern: str = "",
     progress: Callable[[int, int], None] | None = None,
+    store: str | Path | None = None,
+    memory_limit: int = 0,
 ) -> SegmentSet:
     """The segments of the classes named in `pair` (class folders, or with `class_pattern` the
     classes of the files' names: `classified_files`), stacked (N, C, L), labelled 0 / 1:
@@ -329,14 +333,121 @@ def load_segment_folders(
     resampled to `rate` Hz as it is read. The files must agree on their channels: where every
     file names them, the channels every file has are kept, in the first file's order (the others
     left out with a warning); else they are taken by position, as many in every file.
-    `progress(files read, files)` is called after each file."""
-    from nnlab.data.eeg import resample
+    `progress(files read, files)` is called after each file.
 
+    With `store` (a folder), a set whose samples would take more than `memory_limit` bytes (as
+    many files as the first) is put on disk: a .npy in `store`, memory-mapped, read as it is
+    used, named by a key of the files (path, size, time) and the reading options. A later call
+    on the same files finds it and reads no file; the warnings of the first reading are given
+    again. A set on disk is held in memory one file at a time while it is read."""
     root = Path(root)
-    rows, labels, names, rates = [], [], [], set()
+    files = classified_files(root, pair, class_pattern)
+    spill = None
+    if store is not None:
+        key = segments_key(files, pair, fs, column, rate)
+        npy = Path(store) / f"{root.name}-{key}.npy"
+        found = stored_segments(npy, key)
+        if found is not None:
+            return found
+        spill = (npy, key, memory_limit)
+    return _read_segment_files(root, files, fs, column, rate, progress, spill)
+
+
+def segments_key(
+    files: list[tuple[int, str, Path]], pair: str, fs: float, column: int, rate: float
+):
+    """16 hex digits of SHA-256 over each file's label, class and identity (path, size,
+    modification time) and the options the samples depend on."""
+    import hashlib
+    import json
+
+    from nnlab.io import source_identity
+
+    payload = {
+        "version": STORE_VERSION,
+        "files": [[label, name, source_identity(path)] for label, name, path in files],
+        "pair": pair,
+        "fs": fs,
+        "column": column,
+        "rate": rate,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+STORE_VERSION = 1  # bump when what a stored set holds changes
+
+
+def stored_segments(npy: Path, key: str) -> SegmentSet | None:
+    """A set put on disk by `load_segment_folders`, where it is whole (its metadata readable,
+    of this key, and the array of the shape it gives); else None."""
+    import json
+    import warnings
+
+    from nnlab.io import open_npy
+
+    try:
+        meta = json.loads(npy.with_suffix(".json").read_text())
+        if meta.get("key") != key:
+            return None
+        x = open_npy(npy, tuple(meta["shape"]))
+        if x is None:
+            return None
+        found = SegmentSet(
+            x,
+            np.asarray(meta["y"], dtype=np.int64),
+            list(meta["names"]),
+            float(meta["fs"]),
+            int(meta["cut"]),
+            meta["channels"],
+            list(meta["flat"]),
+        )
+        said = list(meta["warnings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for message in said:
+        warnings.warn(message, stacklevel=3)
+    return found
+
+
+def _read_segment_files(
+    root: Path,
+    files: list[tuple[int, str, Path]],
+    fs: float,
+    column: int,
+    rate: float,
+    progress: Callable[[int, int], None] | None,
+    spill: tuple[Path, str, int] | None,
+) -> SegmentSet:
+    """`load_segment_folders`' reading. With `spill` (the .npy, its key, the memory limit), a
+    set too large for the limit goes to disk: each file's samples into a temporary folder beside
+    the .npy as they are read, then stacked into the .npy."""
+    import warnings
+
+    with contextlib.ExitStack() as stack:
+        caught = stack.enter_context(warnings.catch_warnings(record=True))
+        warnings.simplefilter("always")  # kept (and stored with a set on disk), given below
+        try:
+            found = _read_rows(root, files, fs, column, rate, progress, spill, stack, caught)
+        finally:
+            said = [(w.message, w.category, w.filename, w.lineno) for w in caught]
+            stack.close()  # the warnings' filters restored, a spill folder removed
+            for message, category, filename, lineno in said:
+                warnings.warn_explicit(message, category, filename, lineno)
+    return found
+
+
+def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) -> SegmentSet:
+    """`_read_segment_files`' work; `stack` holds a spill folder, `caught` the warnings so far
+    (a set on disk keeps them)."""
+    import tempfile
+
+    from nnlab.data.eeg import resample
+    from nnlab.io import atomic_npy
+
+    rows, labels, names, rates, flat = [], [], [], set(), []
     first: tuple[str, Segment] | None = None
     channel_names: list[list[str] | None] = []  # each file's
-    files = classified_files(root, pair, class_pattern)
+    folder = None  # where the samples of a set on disk wait to be stacked
     for i, (label, name, path) in enumerate(files):
         seg = read_segment(path, column)
         if first is None:
@@ -352,9 +463,17 @@ def load_segment_folders(
                 )
             if fs and seg.fs is not None and abs(fs - seg.fs) > 1e-6 * seg.fs:
                 raise NNLabError(f"{path}: --fs {fs} but the file says {seg.fs} Hz")
-            seg.x = resample(seg.x, own, rate)[0]
+            seg.x = resample(seg.x, own, rate)[0].astype(np.float32, copy=False)
         elif seg.fs is not None:
             rates.add(seg.fs)
+        if i == 0 and spill is not None and seg.x.nbytes * len(files) > spill[2]:
+            disk_check(spill[0].parent, 2 * seg.x.nbytes * len(files), "the segments")
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=spill[0].parent)))
+        if (seg.x.max(axis=-1) == seg.x.min(axis=-1)).all():
+            flat.append(f"{name}/{path.stem}")
+        if folder is not None:  # on disk until stacked: read back as it is copied
+            np.save(folder / f"{i}.npy", seg.x)
+            seg.x = np.load(folder / f"{i}.npy", mmap_mode="r")
         rows.append(seg.x)
         labels.append(label)
         names.append(f"{name}/{path.stem}")
@@ -384,17 +503,48 @@ def load_segment_folders(
 
         channels = common_names(root, channel_names)
         keys = [norm_label(c) for c in channels]
-        rows = [
-            x[[[norm_label(c) for c in own].index(k) for k in keys]]
-            for x, own in zip(rows, channel_names)
-        ]
+        order = [[[norm_label(c) for c in own].index(k) for k in keys] for own in channel_names]
     else:  # by position (named files of several sets among unnamed ones: counted here)
         for (*_, path), x in zip(files, rows):
             same_count(path, len(x), first[0], len(first[1].x))
+        order = [slice(None)] * len(rows)
     length = min(x.shape[1] for x in rows)
     cut = sum(x.shape[1] > length for x in rows)
-    x = np.stack([r[:, :length] for r in rows]).astype(np.float32)
-    return SegmentSet(x, np.array(labels, dtype=np.int64), names, float(fs), cut, channels)
+    shape = (len(rows), len(rows[0][order[0]]), length)
+    y = np.array(labels, dtype=np.int64)
+
+    def stack_rows(x: np.ndarray) -> None:
+        for i, pick in enumerate(order):  # each file's samples let go once copied: held once
+            x[i] = rows[i][pick, :length]
+            rows[i] = None
+
+    if folder is None:
+        x = np.empty(shape, dtype=np.float32)
+        stack_rows(x)
+        return SegmentSet(x, y, names, float(fs), cut, channels, flat)
+    npy, key, _ = spill
+    with atomic_npy(npy, shape) as (x, meta):
+        stack_rows(x)
+        meta.update(key=key, shape=list(shape), y=y.tolist(), names=names, fs=float(fs))
+        meta.update(cut=cut, channels=channels, flat=flat)
+        meta.update(warnings=[str(w.message) for w in caught])
+    return SegmentSet(np.load(npy, mmap_mode="r"), y, names, float(fs), cut, channels, flat)
+
+
+def disk_check(folder: Path, need: int, what: str) -> None:
+    """An error, before anything is written, when `folder`'s disk has less than `need` bytes
+    free."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        gib = 2**30
+        raise NNLabError(
+            f"{what} need about {need / gib:.1f} GiB on disk in {folder}, which has "
+            f"{free / gib:.1f} GiB free: point NNLAB_CACHE at a larger disk, or read fewer "
+            "samples (--rate)"
+        )
 
 
 def common_names(root: Path, each: list[list[str]]) -> list[str]:

@@ -29,20 +29,10 @@ from typing import Any
 import numpy as np
 
 from nnlab.errors import NNLabError
-from nnlab.io import UMASK, atomic_write_json
+from nnlab.io import UMASK, atomic_write_json, npy_problem, source_identity
 from nnlab.signal.spectral import SpectralConfig, prepare_chunk, window_starts
 
 CACHE_VERSION = 1  # bump when the preprocessing code changes what it writes
-
-
-def source_identity(path: str | os.PathLike) -> dict[str, Any]:
-    """The identity of a source file: resolved path, size in bytes, modification time (ns)."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise NNLabError(f"cannot read {path}: {e.strerror}") from None
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def cache_key(
@@ -93,29 +83,6 @@ def cache_paths(
     return Path(cache_dir) / f"{stem}.npy", Path(cache_dir) / f"{stem}.json"
 
 
-def _npy_problem(path: Path, shape: tuple[int, ...] | None) -> str | None:
-    """Why the .npy at path cannot be used (None: it is whole and float32 of the given shape)."""
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                hshape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                hshape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            offset = f.tell()
-    except (OSError, ValueError) as e:
-        return f"unreadable header ({e})"
-    if dtype != np.float32 or fortran:
-        return f"dtype {dtype}, fortran order {fortran}"
-    if shape is not None and tuple(hshape) != tuple(shape):
-        return f"shape {hshape} instead of {shape}"
-    expected = offset + int(np.prod(hshape)) * 4
-    size = path.stat().st_size
-    if size != expected:
-        return f"{size} bytes instead of {expected} (truncated or corrupt)"
-    return None
-
-
 def open_cached(npy: str | os.PathLike, key: str | None = None) -> CachedRecording:
     """Open a cache entry lazily (np.load with mmap_mode="r"), after checking it is whole: the
     metadata's key (when given) and shape agree with the file and its size with its header.
@@ -128,7 +95,7 @@ def open_cached(npy: str | os.PathLike, key: str | None = None) -> CachedRecordi
         raise NNLabError(f"{meta_path}: no readable cache metadata ({e})") from None
     if key is not None and meta.get("key") != key:
         raise NNLabError(f"{npy}: cache key {meta.get('key')} is not {key}")
-    problem = _npy_problem(npy, tuple(meta["shape"]))
+    problem = npy_problem(npy, tuple(meta["shape"]))
     if problem is not None:
         raise NNLabError(f"{npy}: {problem}")
     return CachedRecording(

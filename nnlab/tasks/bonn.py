@@ -48,6 +48,7 @@ so the crops together cover every frame, and the validation loss (which picks th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -305,6 +306,17 @@ class BonnConfig:
         return list(range(min(self.folds, self.fold_limit or self.folds)))
 
 
+# a folder set whose samples would take more than this share of the machine's memory is put on
+# disk, memory-mapped, with its spectrograms ($NNLAB_CACHE/segments: `load_segment_folders`)
+ON_DISK_SHARE = 0.125
+
+
+def memory_limit() -> int:
+    """The bytes of samples above which a folder set goes on disk (`ON_DISK_SHARE`)."""
+    have = physical_memory()
+    return int(ON_DISK_SHARE * have) if have else 4 * 2**30
+
+
 def physical_memory() -> int | None:
     """This machine's memory in bytes, where the system says (None elsewhere)."""
     try:
@@ -319,8 +331,8 @@ def memory_check(found: SegmentSet, cfg: BonnConfig) -> None:
     80% of this machine's memory: 10-minute segments of 16 channels at 400 Hz, say, with no
     --rate."""
     have = physical_memory()
-    if not have or not len(found.x):
-        return
+    if not have or not len(found.x) or isinstance(found.x, np.memmap):
+        return  # a set on disk (`ON_DISK_SHARE`) is read as it is used
     with warnings.catch_warnings():  # said once, for all the segments, when they are read
         warnings.simplefilter("ignore")
         one, _ = spectrograms(found.x[:1], found.fs, cfg)  # (1, C, T, F): one segment's
@@ -427,14 +439,24 @@ def bonn_segments(cfg: BonnConfig) -> SegmentSet:
     else:
         root = Path(cfg.data).resolve()
         where = (str(root), *(d.stat().st_mtime_ns for d in [root, *root.iterdir()] if d.is_dir()))
-    return _segments(cfg.data, cfg.pair, cfg.fs, cfg.column, cfg.rate, cfg.class_pattern, where)
+    return _segments(
+        cfg.data, cfg.pair, cfg.fs, cfg.column, cfg.rate, cfg.class_pattern, where, memory_limit()
+    )
 
 
 @functools.lru_cache(maxsize=2)
 def _segments(
-    data: str, pair: str, fs: float, column: int, rate: float, class_pattern: str, where
+    data: str,
+    pair: str,
+    fs: float,
+    column: int,
+    rate: float,
+    class_pattern: str,
+    where,
+    limit: int,
 ) -> SegmentSet:
     from nnlab.data.eeg import resample
+    from nnlab.data.registry import cache_dir
 
     if data == "bonn":
         from nnlab.data.bonn import load_bonn, pair_labels
@@ -466,6 +488,8 @@ def _segments(
                 rate,
                 class_pattern,
                 lambda done, total: bar.update(task, completed=done, total=total),
+                store=cache_dir() / "segments",
+                memory_limit=limit,
             )
     if rate > 0 and found.fs != rate:  # Bonn's and a table's segments: resampled here
         found = dataclasses.replace(found, x=resample(found.x, found.fs, rate)[0], fs=rate)
@@ -475,7 +499,9 @@ def _segments(
             "samples) were cut to it",
             stacklevel=2,
         )
-    flat = [n for n, x in zip(found.names, found.x) if (x.max(axis=-1) == x.min(axis=-1)).all()]
+    flat = found.flat
+    if flat is None:
+        flat = [n for n, x in zip(found.names, found.x) if (x.max(axis=-1) == x.min(axis=-1)).all()]
     if flat:  # a recorder's dropout (the Melbourne set has such files): no EEG to learn from
         warnings.warn(
             f"{data}: {len(flat)} segment(s) are flat in every channel, no signal at all "
@@ -486,31 +512,57 @@ def _segments(
     return found
 
 
-def spectrograms(x: np.ndarray, fs: float, cfg: BonnConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Segments (N, C, L) -> (log power (N, C, T, F) float32 before normalisation, freqs (F,)).
-    Line noise at another frequency than --mains, and amplitudes that are not microvolts', are
-    warned about (`mains_mismatch`, `implausible_amplitude`: the segments' median)."""
+# samples per STFT chunk of `spectrograms`: the transform's complex and float64 intermediates
+# are several times their input, so a large set is transformed a few segments at a time
+SPECTRA_CHUNK = 2**21
+# segments (evenly spaced) that the line-noise and amplitude checks read: their medians settle
+# long before, and a large set is not copied (in float64) to be checked; fewer where they would
+# hold more than CHECKED_SAMPLES samples (at least one)
+CHECKED_SEGMENTS = 64
+CHECKED_SAMPLES = 2**22
+
+
+def spectrograms(
+    x: np.ndarray, fs: float, cfg: BonnConfig, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segments (N, C, L) -> (log power (N, C, T, F) float32 before normalisation, freqs (F,)),
+    transformed a few segments at a time (`SPECTRA_CHUNK` samples) into `out` (a new array
+    where None; a memory map of a large set). Line noise at another frequency than --mains, and
+    amplitudes that are not microvolts', are warned about (`mains_mismatch`,
+    `implausible_amplitude`: the medians over `CHECKED_SEGMENTS` evenly spaced segments, fewer
+    where they are long)."""
     from nnlab.signal.spectral import implausible_amplitude, log_spectrogram, mains_mismatch
 
     spec = cfg.spectral()
     where = f"{cfg.data} {cfg.pair}"
-    N, C, _ = x.shape
-    x = x.reshape(N * C, -1)  # every channel of every segment on its own
-    for why in (mains_mismatch(x, fs, spec, where), implausible_amplitude(x, where)):
+    N, C, L = x.shape
+    n = max(1, min(N, CHECKED_SEGMENTS, CHECKED_SAMPLES // max(1, C * L)))
+    checked = np.unique(np.linspace(0, N - 1, n).round().astype(int))
+    sample = np.asarray(x[checked]).reshape(-1, L)  # every channel of each on its own
+    for why in (mains_mismatch(sample, fs, spec, where), implausible_amplitude(sample, where)):
         if why:
             warnings.warn(why, stacklevel=2)
-    logp, freqs = log_spectrogram(
-        x,
-        fs,
-        spec.nperseg(fs),
-        spec.noverlap(fs),
-        notch=spec.notch,
-        mains=spec.mains,
-        notch_width=spec.notch_width,
-        fmax=spec.fmax,
-        eps=spec.eps,
-    )  # (N C, T, F)
-    return logp.reshape(N, C, *logp.shape[1:]), freqs  # (N, C, T, F)
+    del sample
+    step = max(1, SPECTRA_CHUNK // max(1, C * L))
+    freqs = np.zeros(0)
+    for i in range(0, N, step):
+        logp, freqs = log_spectrogram(
+            np.asarray(x[i : i + step]).reshape(-1, L),
+            fs,
+            spec.nperseg(fs),
+            spec.noverlap(fs),
+            notch=spec.notch,
+            mains=spec.mains,
+            notch_width=spec.notch_width,
+            fmax=spec.fmax,
+            eps=spec.eps,
+        )  # (n C, T, F)
+        if out is None:
+            out = np.empty((N, C, *logp.shape[1:]), dtype=np.float32)
+        out[i : i + step] = logp.reshape(-1, C, *logp.shape[1:])
+    if out is None:  # no segments: no frames to size them by
+        raise NNLabError(f"{where}: no segments")
+    return out, freqs  # (N, C, T, F)
 
 
 _LAST_SPECTROGRAMS: list = []  # [(segments, front-end settings, logp, freqs)]: the last made
@@ -526,10 +578,50 @@ def fold_spectrograms(found: SegmentSet, cfg: BonnConfig) -> tuple[np.ndarray, n
         if _LAST_SPECTROGRAMS[0][1] == settings:
             return _LAST_SPECTROGRAMS[0][2], _LAST_SPECTROGRAMS[0][3]
     _LAST_SPECTROGRAMS.clear()  # the old array goes before the new one is made
-    logp, freqs = spectrograms(found.x, found.fs, cfg)
-    logp.setflags(write=False)  # shared by the folds: read only
+    if isinstance(found.x, np.memmap):  # a set on disk: its spectrograms beside it
+        logp, freqs = stored_spectrograms(found, cfg, settings)
+    else:
+        logp, freqs = spectrograms(found.x, found.fs, cfg)
+        logp.setflags(write=False)  # shared by the folds: read only
     _LAST_SPECTROGRAMS.append((found, settings, logp, freqs))
     return logp, freqs
+
+
+def stored_spectrograms(found: SegmentSet, cfg: BonnConfig, settings: tuple):
+    """`spectrograms` of a set on disk (its samples a memory map), into a .npy beside the
+    samples, named by a key of the samples' file and the front end's `settings`: made a few
+    segments at a time, atomically, once for every run and process that asks (its warnings
+    stored with it and given again); read back as a read-only memory map."""
+    import hashlib
+    import json
+
+    from nnlab.data.segments import disk_check
+    from nnlab.io import atomic_npy, open_npy
+
+    base = Path(found.x.filename)
+    key = hashlib.sha256(json.dumps([base.name, settings]).encode()).hexdigest()[:16]
+    npy = base.with_name(f"{base.stem}-spectra-{key}.npy")
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        meta = json.loads(npy.with_suffix(".json").read_text())
+        logp = open_npy(npy, tuple(meta["shape"])) if meta["key"] == key else None
+        if logp is not None:
+            for message in meta["warnings"]:
+                warnings.warn(message, stacklevel=3)
+            return logp, np.asarray(meta["freqs"], dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one, _ = spectrograms(found.x[:1], found.fs, cfg)  # (1, C, T, F): one segment's
+    shape = (len(found.x), *one.shape[1:])
+    disk_check(npy.parent, one.nbytes * len(found.x), "the spectrograms")
+    with atomic_npy(npy, shape) as (out, meta):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _, freqs = spectrograms(found.x, found.fs, cfg, out=out)
+        said = [str(w.message) for w in caught]
+        meta.update(key=key, shape=list(shape), freqs=freqs.tolist(), warnings=said)
+    for message in said:
+        warnings.warn(message, stacklevel=3)
+    return np.load(npy, mmap_mode="r"), freqs
 
 
 def crop(x: torch.Tensor, length: int, starts: torch.Tensor) -> torch.Tensor:
