@@ -942,8 +942,10 @@ def test_a_fold_on_disk_gives_what_a_fold_in_memory_gives(tmp_path, monkeypatch,
     args = ("--data", str(root), "--pair", "calm-spiky", "--folds", "2", "--fold", "0")
     args += ("--fs", "256", "--crop-s", "4", "--mains", "60", *quick)
     assert run_cli("seizure", "bonn", *args, "--out", str(tmp_path / "memory")) == 0
+    assert "on disk" not in capsys.readouterr().out
     monkeypatch.setattr(bonn, "ON_DISK_SHARE", 0.0)
     assert run_cli("seizure", "bonn", *args, "--out", str(tmp_path / "disk")) == 0
+    assert "at 256 Hz; on disk in " in capsys.readouterr().out
     assert list((tmp_path / "cache" / "segments").glob("set-*-spectra-*.npy"))
     cases = [
         json.loads(

@@ -862,15 +862,19 @@ def recipe_of_older_runs(run: RunDir, cfg: BonnConfig) -> BonnConfig:
 
 def segments_line(found: SegmentSet, cfg: BonnConfig) -> str:
     """What was read, in one line: so many segments of each class, their channels, rate and
-    length (the check of a class pattern, a channel set or a rate)."""
+    length (the check of a class pattern, a channel set or a rate), and where a set on disk
+    lies."""
     names = class_names(cfg)
     counts = np.bincount(found.y, minlength=2)
     N, C, L = found.x.shape
     channels = f" ({', '.join(found.channels)})" if found.channels and C <= 8 else ""
+    where = (
+        f"; on disk in {Path(found.x.filename).parent}" if isinstance(found.x, np.memmap) else ""
+    )
     return (
         f"{dataset_title(cfg)}: {N} segments ({counts[0]} {names[0]}, {counts[1]} {names[1]}) "
         f"of {C} channel{'s' if C > 1 else ''}{channels}, {L / found.fs:.3g} s at "
-        f"{found.fs:g} Hz"
+        f"{found.fs:g} Hz{where}"
     )
 
 
