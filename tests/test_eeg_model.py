@@ -763,6 +763,15 @@ def test_an_edf_segment_with_signals_at_two_rates_reads_at_the_higher(tmp_path):
     np.testing.assert_allclose(seg.x[1], resample(read_edf(path, ["F4"]).data, 128, 256)[0][0])
     one = read_segment(path, column=1)
     assert one.fs == 128.0 and one.x.shape == (1, 128 * 6)
+    # BioSemi's 24-bit BDF: the same reading
+    bdf = tmp_path / "one.bdf"
+    writer = pyedflib.EdfWriter(str(bdf), 1, file_type=pyedflib.FILETYPE_BDFPLUS)
+    writer.setSignalHeaders([{**headers[0], "digital_min": -(2**23), "digital_max": 2**23 - 1}])
+    writer.writeSamples([rng.normal(0, 40, 256 * 6)])
+    writer.close()
+    seg = read_segment(bdf)
+    assert seg.x.shape == (1, 256 * 6) and seg.fs == 256.0 and seg.labels == ["F3"]
+    np.testing.assert_array_equal(seg.x[0], read_edf(bdf, ["F3"]).data[0])
 
 
 def test_segments_of_unnamed_channels_at_two_rates(tmp_path, capsys):

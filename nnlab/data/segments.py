@@ -11,15 +11,17 @@ A segment file holds one channel or several: text or CSV with one sample per lin
 distribution's .txt files; columns for channels), a .npy array, a MATLAB .mat file (as the
 Neurology & Sleep Centre, New Delhi, set ships its 5.12-s segments, or a struct of data, rate and
 channel names, as the Kaggle seizure prediction and detection sets and the Melbourne set ship
-theirs: `read_mat`), or an EDF/EDF+ file (its rate read from the file, signals at several rates
-each resampled to the highest, its values in microvolts). A 2-D array's samples run along its
-longer axis. Every file of a dataset has the same channels: all of them, or the one `column` picks.
+theirs: `read_mat`), or an EDF/EDF+ or BDF file (its rate read from the file, signals at
+several rates each resampled to the highest, its values in microvolts). A 2-D array's samples
+run along its longer axis. Every file of a dataset has the same channels: all of them, or the
+one `column` picks.
 Text, .npy and .mat files without a rate variable carry no rate: `fs` gives it. With `rate`, every
 segment is resampled to that rate as it is read (segments at several rates, or a high rate that
 would not fit in memory). Segments are stacked into one array (N, C, L): longer ones are cut to the
 shortest, and the loader says how many were cut. Files of other types in a class folder are
 ignored; an unreadable segment file is an error naming it (a dataset with holes would silently
-change the folds).
+change the folds). A set too large for memory is put on disk as it is read, memory-mapped, and
+found there by later runs (`load_segment_folders`' store).
 
 A dataset may also be one table (`load_segment_table`): a .csv or .tsv file of one segment per
 row, such as the UCI "Epileptic Seizure Recognition" set (Bonn's recordings cut into 11,500 1-s
@@ -39,7 +41,7 @@ import numpy as np
 
 from nnlab.errors import NNLabError
 
-SUFFIXES = (".txt", ".csv", ".npy", ".mat", ".edf")
+SUFFIXES = (".txt", ".csv", ".npy", ".mat", ".edf", ".bdf")
 # names of a .mat file's scalar that holds the sampling rate (compared in lower case)
 RATE_NAMES = frozenset(
     {
@@ -140,7 +142,7 @@ def read_segment(path: Path, column: int = -1) -> Segment:
     longer axis) and an EDF file's signals are its channels."""
     suffix = path.suffix.lower()
     try:
-        if suffix == ".edf":
+        if suffix in (".edf", ".bdf"):  # BDF: BioSemi's 24-bit EDF
             return read_edf_segment(path, column)
         labels = None
         if suffix == ".mat":

@@ -88,7 +88,7 @@ DEFAULT_CROP_S = 18.0  # `crop_s` -1: crops of 18 s where segments are longer
 @dataclass
 class BonnConfig:
     # bonn (the .mat files or the original Z/O/N/F/S text zips), a folder with one subfolder
-    # of segment files (.txt, .csv, .npy, .mat, .edf) per class, or a .csv / .tsv table of one
+    # of segment files (.txt, .csv, .npy, .mat, .edf, .bdf) per class, or a .csv / .tsv table of one
     # segment per row and a class column (y, label, class or target)
     data: str = "bonn"
     # sets of class 0 '-' sets of class 1 (the seizure class), e.g. A-E, D-E, AD-E, ABCD-E; for a
