@@ -330,6 +330,39 @@ def test_a_bids_patient_indexes_from_its_events_files(tmp_path):
     ]
     assert [f.start_s for f in patient.files] == [f.start_s for f in truth.files]
     np.testing.assert_allclose(patient.seizures, truth.seizures)
+    # a session recorded as BDF (BioSemi's 24-bit EDF; BIDS allows it): indexed as the EDF was
+    import pyedflib
+
+    edf = (
+        tmp_path
+        / "bids"
+        / "sub-01"
+        / "ses-02"
+        / "eeg"
+        / "sub-01_ses-02_task-szMonitoring_run-00_eeg.edf"
+    )
+    rec = read_edf(edf, None)
+    bdf = pyedflib.EdfWriter(
+        str(edf.with_suffix(".bdf")), len(rec.labels), pyedflib.FILETYPE_BDFPLUS
+    )
+    bdf.setSignalHeaders(
+        [
+            {"label": label, "dimension": "uV", "sample_frequency": rec.fs}
+            | {"physical_min": -2000.0, "physical_max": 2000.0, "transducer": "", "prefilter": ""}
+            | {"digital_min": -(2**23), "digital_max": 2**23 - 1}
+            for label in rec.labels
+        ]
+    )
+    bdf.setStartdatetime(datetime(2000, 1, 1, 9) + timedelta(seconds=truth.files[1].start_s))
+    bdf.writeSamples(list(rec.data))
+    bdf.close()
+    edf.unlink()
+    with pytest.warns(UserWarning, match="derived"):
+        patient = load_patient(tmp_path / "bids", "sub-01", channels=chain)
+    assert Path(patient.files[1].name).name == edf.with_suffix(".bdf").name
+    assert [f.start_s for f in patient.files] == [f.start_s for f in truth.files]
+    np.testing.assert_allclose(patient.seizures, truth.seizures)
+    np.testing.assert_allclose(read_edf(edf.with_suffix(".bdf"), None).data, rec.data, atol=1e-3)
 
 
 def test_auxiliary_channels_among_named_electrodes_are_left_out(tmp_path):

@@ -1417,7 +1417,7 @@ def annotated_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] |
     edfs = sorted(
         p
         for p in root.rglob("*")
-        if p.suffix.lower() == ".edf" and p.is_file()
+        if p.suffix.lower() in (".edf", ".bdf") and p.is_file()
         and (root == mine or p.stem == patient or p.stem.startswith(f"{patient}_"))
     )  # fmt: skip
     if not edfs:
