@@ -110,20 +110,15 @@ class InnerTask(BonnTask):
 def last_epoch_cases(task: InnerTask, run: RunDir) -> list[dict]:
     """The inner-test predictions of the run's final-epoch weights (last.safetensors) instead of
     the checkpoint of lowest validation loss: the same data, crops and averaging."""
-    import torch
 
     from nnlab.tasks.base import load_model
-    from nnlab.tasks.bonn import averaged_prediction
 
     data = task.datasets(run, resume=True)  # the saved split, the same training statistics
-    x, y = data["test"].tensors
-    model = load_model(run, "last", device="cpu")
-    with torch.no_grad():
-        probs, _ = averaged_prediction(model, x, task.cfg.crop_frames(x.shape[2]), task.k_crops(x))
+    probs, _ = task.predict(load_model(run, "last", device="cpu"), data["test"])
     names = [task.names[i] for i in task.parts["test"]]
     return [
         {"name": n, "true": int(t), "prob": float(p)}
-        for n, t, p in zip(names, y.tolist(), probs[:, 1].tolist())
+        for n, t, p in zip(names, data["test"].labels.tolist(), probs[:, 1].tolist())
     ]
 
 

@@ -989,6 +989,31 @@ def test_the_training_part_is_normalised_as_it_is_read():
     x, label = data[5]
     np.testing.assert_array_equal(x.numpy(), whole(logp[idx[5]]))
     assert data.labels.tolist() == y[idx].tolist()
+    # in order, a few at a time (the test part's prediction)
+    np.testing.assert_array_equal(torch.cat(list(data.batches(7))).numpy(), whole(logp[idx]))
+
+
+def test_the_test_part_is_predicted_a_batch_at_a_time():
+    """BonnTask.predict: the same probabilities and gates in batches of 3 as in one batch, each
+    segment the mean over its test crops."""
+    from nnlab.signal.spectral import Normalizer
+    from nnlab.tasks.bonn import BonnConfig, BonnTask, NormalisedSegments, averaged_prediction
+
+    rng = np.random.default_rng(0)
+    logp = rng.normal(3, 2, (10, 1, 46, 12)).astype(np.float32)
+    data = NormalisedSegments(logp, np.arange(10) % 2, np.arange(10), Normalizer().fit(logp))
+    task = BonnTask(BonnConfig())
+    cfg = model_config(
+        "eeg_transformer", channels=1, frames=35, freqs=12, towers=["temporal", "spectral"], dim=16
+    )
+    model = build_model("eeg_transformer", cfg).eval()
+    task.cfg.train.batch_size = 3
+    probs, gates = task.predict(model, data)
+    with torch.no_grad():
+        want, want_gates = averaged_prediction(model, torch.from_numpy(data.norm(logp)), 35, 5)
+    np.testing.assert_allclose(probs, want.numpy(), atol=1e-6)
+    np.testing.assert_allclose(gates, want_gates.numpy(), atol=1e-6)
+    assert probs.shape == (10, 2) and gates.shape == (10, 2)
 
 
 def test_the_folds_of_a_run_share_one_array_of_spectrograms(tmp_path):
@@ -1019,11 +1044,10 @@ def test_long_segments_are_covered_by_the_test_crops():
 
     task = BonnTask(BonnConfig())
     for T, k in ((1199, 35), (46, 5)):
-        x = torch.zeros(1, 1, T, 4)
         L = task.cfg.crop_frames(T)
-        assert L == 35 and task.k_crops(x) == k
+        assert L == 35 and task.k_crops(T) == k
         covered = np.zeros(T, bool)
-        for s in crop_starts(T, L, task.k_crops(x)):
+        for s in crop_starts(T, L, task.k_crops(T)):
             covered[s : s + L] = True
         assert covered.all()
 

@@ -55,6 +55,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ import torch.nn.functional as F
 import torchmetrics
 from rich.console import Console
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from nnlab.config import to_dict
 from nnlab.data.segments import SegmentSet, load_segment_folders, load_segment_table
@@ -656,14 +657,20 @@ def averaged_prediction(
 
 
 # ---- one fold --------------------------------------------------------------------------------
+EVAL_BATCH_VALUES = 2**25  # values of whole segments in one evaluation batch (128 MB)
+
+
 class NormalisedSegments(Dataset):
     """Segments `index` of the log spectrograms (N, C, T, F), normalised as they are read (one
-    batch at a time, `__getitems__`): a fold's training part is not copied, so a large set of
-    many-channel segments is held once."""
+    batch at a time, `__getitems__`, `batches`): a fold's parts are not copied, so a large set of
+    many-channel segments (a memory map, on disk) is held once, and a batch at a time."""
 
-    def __init__(self, logp: np.ndarray, y: np.ndarray, index: np.ndarray, norm):
+    def __init__(
+        self, logp: np.ndarray, y: np.ndarray, index: np.ndarray, norm, crop: int = 0
+    ) -> None:
         self.logp, self.index, self.norm = logp, np.asarray(index, np.int64), norm
         self.labels = torch.from_numpy(np.asarray(y)[self.index])
+        self.crop = crop if 0 < crop < logp.shape[2] else 0
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -677,9 +684,25 @@ class NormalisedSegments(Dataset):
         return self.__getitems__([i])[0]
 
     def __getitems__(self, items: list[int]):
-        x = torch.from_numpy(self.norm(self.logp[self.index[items]]))  # (B, C, T, F)
+        """With `crop`, a random crop of that many frames of each segment (the training part:
+        only the crop is read and normalised), its first frame drawn from torch's generator,
+        as the training loop seeds it for the epoch."""
+        if self.crop:
+            T = self.logp.shape[2]
+            starts = torch.randint(0, T - self.crop + 1, (len(items),)).tolist()
+            x = np.stack(
+                [self.logp[self.index[i], :, s : s + self.crop] for i, s in zip(items, starts)]
+            )  # (B, C, crop, F)
+        else:
+            x = self.logp[self.index[items]]  # (B, C, T, F)
+        x = torch.from_numpy(self.norm(x))
         y = self.labels[items]
         return [(x[j], y[j]) for j in range(len(items))]
+
+    def batches(self, size: int) -> Iterator[torch.Tensor]:
+        """The segments in order, normalised, `size` at a time: (B, C, T, F) each."""
+        for i in range(0, len(self.index), size):
+            yield torch.from_numpy(self.norm(self.logp[self.index[i : i + size]]))
 
 
 class BonnTask(Task):
@@ -753,10 +776,9 @@ class BonnTask(Task):
             },
         )
         self.names, self.y, self.parts, self.freqs = names, y, parts, freqs
-        return {  # the training part normalised as it is read, not copied; the others copied
-            k: NormalisedSegments(logp, y, idx, norm)
-            if k == "train"
-            else TensorDataset(torch.from_numpy(norm(logp[idx])), torch.from_numpy(y[idx]))
+        crop = cfg.crop_frames(logp.shape[2])  # the training part read as random crops
+        return {
+            k: NormalisedSegments(logp, y, idx, norm, crop if k == "train" else 0)
             for k, idx in parts.items()
         }
 
@@ -769,7 +791,7 @@ class BonnTask(Task):
         parts = fold_parts(y, cfg.folds, cfg.fold, cfg.train.seed, cfg.val_fraction, groups)
         return parts if cfg.checkpoint == "best" else without_validation(parts)
 
-    def model_config(self, train: TensorDataset):
+    def model_config(self, train: NormalisedSegments):
         C, T, F_ = train.shape
         L = self.cfg.crop_frames(T)
         args = dict(self.cfg.model_args)
@@ -779,35 +801,53 @@ class BonnTask(Task):
         return model_config(self.cfg.model, **args)
 
     def loss(self, model: nn.Module, batch) -> StepOutput:
-        x, y = batch  # (B, C, T, F), (B,)
+        x, y = batch  # (B, C, T, F), (B,): whole segments, or the training part's crops
         B, _, T, _ = x.shape
         L = self.cfg.crop_frames(T)
-        if L == T:
+        if L == T:  # whole segments without crops, or crops already
             logits = model(x)  # (B, 2)
             prob = torch.softmax(logits.float(), dim=1)[:, 1]  # P(seizure), what the metrics read
             return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
-        if model.training:  # a random crop per segment, drawn from the epoch's seeded generator
+        if model.training:  # a random crop per segment (a batch not made by NormalisedSegments)
             starts = torch.randint(0, T - L + 1, (B,), device=x.device)
             logits = model(crop(x, L, starts))  # (B, 2)
             prob = torch.softmax(logits.float(), dim=1)[:, 1]
             return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
-        probs, _ = averaged_prediction(model, x, L, self.k_crops(x))  # (B, 2)
+        probs, _ = averaged_prediction(model, x, L, self.k_crops(T))  # (B, 2)
         loss = F.nll_loss(probs.clamp_min(1e-12).log(), y)
         return StepOutput({"loss": loss}, probs[:, 1], y)
 
     def metrics(self) -> torchmetrics.MetricCollection:
         return binary_metrics()  # sensitivity: of the seizure class
 
-    def sample_labels(self, data: NormalisedSegments | TensorDataset) -> torch.Tensor:
-        return data.labels if isinstance(data, NormalisedSegments) else data.tensors[1]
+    def sample_labels(self, data: NormalisedSegments) -> torch.Tensor:
+        return data.labels
+
+    def eval_batch_size(self, data: NormalisedSegments) -> int:
+        """Whole segments at a time to evaluate: the training batch size, or fewer where their
+        values would pass `EVAL_BATCH_VALUES` (10-minute segments of 16 channels: 9)."""
+        return max(1, min(self.cfg.train.batch_size, EVAL_BATCH_VALUES // int(np.prod(data.shape))))
+
+    def predict(
+        self, model: nn.Module, data: NormalisedSegments, device: torch.device | str = "cpu"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(P(class) (N, 2), gate weights (N, towers)) of the segments of `data`, each the mean
+        over the test crops, a batch at a time (`eval_batch_size`)."""
+        _, T, _ = data.shape
+        L, k = self.cfg.crop_frames(T), self.k_crops(T)
+        probs, gates = [], []
+        with torch.no_grad():
+            for x in data.batches(self.eval_batch_size(data)):
+                p, g = averaged_prediction(model, x.to(device), L, k)
+                probs.append(p.cpu().numpy())
+                gates.append(g.cpu().numpy())
+        return np.concatenate(probs), np.concatenate(gates)
 
     def finish(self, trainer, data, test) -> dict[str, Any]:
-        model, (x, y) = trainer.module.eval(), data["test"].tensors
-        L = self.cfg.crop_frames(x.shape[2])
-        with torch.no_grad():
-            probs, gates = averaged_prediction(model, x.to(trainer.device), L, self.k_crops(x))
-        prob = probs[:, 1].cpu().numpy()
-        gates, y = gates.cpu().numpy(), y.numpy()
+        model, y = trainer.module.eval(), data["test"].labels.numpy()
+        _, T, F_ = data["test"].shape
+        probs, gates = self.predict(model, data["test"], trainer.device)
+        prob = probs[:, 1]
         towers = list(model.cfg.towers)
         cases = [
             {
@@ -824,9 +864,9 @@ class BonnTask(Task):
             "fold": self.cfg.fold,
             "towers": towers,
             "test_items": len(y),
-            "frames": int(x.shape[2]),
-            "crop_frames": L,
-            "freqs": int(x.shape[3]),
+            "frames": int(T),
+            "crop_frames": self.cfg.crop_frames(T),
+            "freqs": int(F_),
             "gates_by_class": gates_by_class(gates, y, towers, class_names(self.cfg)),
         }
 
@@ -834,11 +874,10 @@ class BonnTask(Task):
     def config_from_run(cls, run: RunDir) -> BonnConfig:
         return recipe_of_older_runs(run, load_config(run, cls))
 
-    def k_crops(self, x: torch.Tensor) -> int:
-        """Crops averaged at test time: one (the whole segment) without crops; with crops,
-        test_crops, or more where the segment's T frames need more crops of L to cover them
-        (a 10-min segment: 35 crops of 18 s)."""
-        T = x.shape[2]
+    def k_crops(self, T: int) -> int:
+        """Crops averaged at test time on segments of T frames: one (the whole segment) without
+        crops; with crops, test_crops, or more where the T frames need more crops of L to cover
+        them (a 10-min segment: 35 crops of 18 s)."""
         L = self.cfg.crop_frames(T)
         return max(self.cfg.test_crops, -(-T // L)) if L < T else 1
 

@@ -8,6 +8,9 @@ The task is duck-typed (`nnlab.tasks.base.Task` is the full interface):
     metrics() -> torchmetrics.MetricCollection
     collate_fn (attribute, optional)          how samples become a batch (variable-length targets)
     sample_labels(dataset) (optional)         class of every sample, for --sampler balanced
+    eval_batch_size(dataset) (optional)       a smaller batch to evaluate (items much larger than
+                                              the training batches': whole EEG segments, cropped
+                                              in training)
     on_epoch_end(trainer, epoch) (optional)   extra figures of the epoch: samples, FID, alarms
 
 Exact resume: the order of the training data and every random draw of epoch e come from seeds
@@ -274,8 +277,10 @@ class Trainer:
             idx = (idx * math.ceil(total / n))[:total][rank() : total : world]
         return idx
 
-    def loader(self, data: Dataset, indices: list[int], epoch: int = 0) -> DataLoader:
-        bs = self.cfg.batch_size
+    def loader(
+        self, data: Dataset, indices: list[int], epoch: int = 0, batch_size: int = 0
+    ) -> DataLoader:
+        bs = batch_size or self.cfg.batch_size
         batches = [indices[i : i + bs] for i in range(0, len(indices), bs)]
         g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)  # worker seeds
         return DataLoader(
@@ -579,7 +584,8 @@ class Trainer:
                 m.sync_on_compute = False
         sums: dict[str, float] = {}
         count, has_preds = 0, False
-        for batch in self.loader(data, self.order(len(data), 0, False, shard=shard)):
+        size = self.task.eval_batch_size(data) if hasattr(self.task, "eval_batch_size") else 0
+        for batch in self.loader(data, self.order(len(data), 0, False, shard=shard), 0, size):
             batch = to_device(batch, self.device, self.cfg.channels_last)
             with self._autocast():
                 out = self.task.loss(model, batch)
