@@ -664,6 +664,25 @@ def test_segment_files_of_several_montages_keep_the_channels_they_share(tmp_path
         load_segment_folders(root, "interictal-ictal")
 
 
+def test_a_class_pattern_finds_the_files_in_folders_below(tmp_path):
+    """The Bern-Barcelona set unpacks into folders of 750 files each (Data_F_Ind_1_750/
+    Data_F_Ind0001.txt: two columns, x and y): --class-pattern finds them in every folder below
+    the one given, and the names keep the folders."""
+    from nnlab.data.segments import load_segment_folders
+
+    rng = np.random.default_rng(0)
+    for c, first in (("F", 1), ("F", 3), ("N", 1), ("N", 3)):
+        folder = tmp_path / "bern" / f"Data_{c}_Ind_{first}_{first + 1}"
+        folder.mkdir(parents=True)
+        for n in (first, first + 1):
+            np.savetxt(folder / f"Data_{c}_Ind{n:04d}.txt", rng.normal(0, 30, (1024, 2)))
+    (tmp_path / "bern" / "readme.txt").write_text("the Bern-Barcelona focal and non-focal set")
+    found = load_segment_folders(tmp_path / "bern", "N-F", fs=512, class_pattern="^Data_([FN])_")
+    assert found.x.shape == (8, 2, 1024) and found.y.tolist() == [0] * 4 + [1] * 4
+    assert found.names[0] == "N/Data_N_Ind_1_2/Data_N_Ind0001"
+    assert found.names[-1] == "F/Data_F_Ind_3_4/Data_F_Ind0004"
+
+
 def test_one_folder_of_segments_classes_by_name_and_hours_as_groups(tmp_path, capsys):
     """The Kaggle sets keep a patient's segments in one folder, the class in each file's name,
     test segments beside them; consecutive 10-minute segments of one hour must not be split

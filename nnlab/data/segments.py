@@ -285,10 +285,12 @@ def read_mat(path: Path) -> tuple[np.ndarray, float | None, list[str] | None]:
 
 def classified_files(root: Path, pair: str, pattern: str = "") -> list[tuple[int, str, Path]]:
     """(label, class, path) of every segment file of the classes in `pair`: the files of each
-    class folder, or with `pattern` the files of `root` itself, each of the class its name (stem)
-    gives: the pattern's first group (or whole match), as the Kaggle sets' single folder
-    ('Dog_1_preictal_segment_0001.mat': '(interictal|preictal)_segment') and the Melbourne set's
-    ('1_12_0.mat': '_(\\d)$'). Files the pattern does not match (test segments) are left out."""
+    class folder, or with `pattern` the files of `root` and of the folders below it, each of the
+    class its name (stem) gives: the pattern's first group (or whole match), as the Kaggle sets'
+    single folder ('Dog_1_preictal_segment_0001.mat': '(interictal|preictal)_segment'), the
+    Melbourne set's ('1_12_0.mat': '_(\\d)$') and the Bern-Barcelona set's folders of 750 files
+    each ('Data_F_Ind0001.txt': '^Data_([FN])_'). Files the pattern does not match (test
+    segments) are left out."""
     if not pattern:
         negative, positive = parse_pair(pair, class_folders(root))
         return [
@@ -304,7 +306,8 @@ def classified_files(root: Path, pair: str, pattern: str = "") -> list[tuple[int
     if not root.is_dir():
         raise NNLabError(f"{root}: no such folder")
     found = []
-    for path in segment_files(root):
+    below = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES))
+    for path in below:
         m = rx.search(path.stem)
         if m is not None:
             found.append((m.group(1) if rx.groups else m.group(0), path))
@@ -438,6 +441,15 @@ def _read_segment_files(
     return found
 
 
+def segment_name(root: Path, cls: str, path: Path) -> str:
+    """'class/stem': a segment's name, unique in its class. A file found below `root` other than
+    in its class folder (`classified_files` with a pattern) keeps its folders:
+    'F/Data_F_Ind_1_750/Data_F_Ind0001'."""
+    folder = root / cls
+    within = path.relative_to(folder if path.is_relative_to(folder) else root)
+    return f"{cls}/{within.with_suffix('').as_posix()}"
+
+
 def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) -> SegmentSet:
     """`_read_segment_files`' work; `stack` holds a spill folder, `caught` the warnings so far
     (a set on disk keeps them)."""
@@ -452,8 +464,9 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
     folder = None  # where the samples of a set on disk wait to be stacked
     for i, (label, name, path) in enumerate(files):
         seg = read_segment(path, column)
+        here = segment_name(root, name, path)
         if first is None:
-            first = (f"{name}/{path.stem}", seg)
+            first = (here, seg)
         if seg.labels is None or first[1].labels is None:  # by position: as many of them
             same_count(path, len(seg.x), first[0], len(first[1].x))
         channel_names.append(seg.labels)
@@ -472,13 +485,13 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
             disk_check(spill[0].parent, 2 * seg.x.nbytes * len(files), "the segments")
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=spill[0].parent)))
         if (seg.x.max(axis=-1) == seg.x.min(axis=-1)).all():
-            flat.append(f"{name}/{path.stem}")
+            flat.append(here)
         if folder is not None:  # on disk until stacked: read back as it is copied
             np.save(folder / f"{i}.npy", seg.x)
             seg.x = np.load(folder / f"{i}.npy", mmap_mode="r")
         rows.append(seg.x)
         labels.append(label)
-        names.append(f"{name}/{path.stem}")
+        names.append(here)
         if progress is not None:
             progress(i + 1, len(files))
     if len(set(names)) != len(names):

@@ -103,10 +103,10 @@ class BonnConfig:
     # Hz: resample every segment to this rate as it is read (segments at several rates, or at a
     # rate too high to hold in memory); 0: the data's own rate
     rate: float = 0.0
-    # a regular expression on a folder's file names (stems) whose first group is the class, for
-    # datasets of one folder, e.g. '(interictal|preictal)_segment' (Kaggle:
-    # Dog_1_preictal_segment_0001.mat), '_(\d)$' (Melbourne: 1_12_0.mat); files it does not match
-    # are left out; '': one subfolder per class
+    # a regular expression on the file names (stems) in a folder and below it whose first group
+    # is the class, e.g. '(interictal|preictal)_segment' (Kaggle: Dog_1_preictal_segment_0001.mat),
+    # '_(\d)$' (Melbourne: 1_12_0.mat), '^Data_([FN])_' (Bern-Barcelona: Data_F_Ind0001.txt);
+    # files it does not match are left out; '': one subfolder per class
     class_pattern: str = ""
     folds: int = 10  # stratified k-fold cross-validation
     fold: int = -1  # -1: every fold; k: fold k only (0-based)
