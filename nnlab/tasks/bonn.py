@@ -55,7 +55,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -469,18 +469,7 @@ def _segments(
     elif Path(data).is_file():
         found = load_segment_table(data, pair, fs)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        err = Console(stderr=True)
-        with Progress(
-            TextColumn(f"reading {Path(data).name}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,  # no bar in logs and pipes
-        ) as bar:
-            task = bar.add_task("read", total=None)
+        with counting_bar(f"reading {Path(data).name}") as update:
             found = load_segment_folders(
                 data,
                 pair,
@@ -488,7 +477,7 @@ def _segments(
                 column,
                 rate,
                 class_pattern,
-                lambda done, total: bar.update(task, completed=done, total=total),
+                update,
                 store=cache_dir() / "segments",
                 memory_limit=limit,
             )
@@ -523,15 +512,38 @@ CHECKED_SEGMENTS = 64
 CHECKED_SAMPLES = 2**22
 
 
+@contextlib.contextmanager
+def counting_bar(title: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr while the block runs (none in logs and pipes), and its update:
+    update(done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn(title),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(title, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 def spectrograms(
-    x: np.ndarray, fs: float, cfg: BonnConfig, out: np.ndarray | None = None
+    x: np.ndarray,
+    fs: float,
+    cfg: BonnConfig,
+    out: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segments (N, C, L) -> (log power (N, C, T, F) float32 before normalisation, freqs (F,)),
     transformed a few segments at a time (`SPECTRA_CHUNK` samples) into `out` (a new array
-    where None; a memory map of a large set). Line noise at another frequency than --mains, and
-    amplitudes that are not microvolts', are warned about (`mains_mismatch`,
-    `implausible_amplitude`: the medians over `CHECKED_SEGMENTS` evenly spaced segments, fewer
-    where they are long)."""
+    where None; a memory map of a large set); `progress(segments done, segments)` after each.
+    Line noise at another frequency than --mains, and amplitudes that are not microvolts', are
+    warned about (`mains_mismatch`, `implausible_amplitude`: the medians over
+    `CHECKED_SEGMENTS` evenly spaced segments, fewer where they are long)."""
     from nnlab.signal.spectral import implausible_amplitude, log_spectrogram, mains_mismatch
 
     spec = cfg.spectral()
@@ -561,6 +573,8 @@ def spectrograms(
         if out is None:
             out = np.empty((N, C, *logp.shape[1:]), dtype=np.float32)
         out[i : i + step] = logp.reshape(-1, C, *logp.shape[1:])
+        if progress is not None:
+            progress(min(N, i + step), N)
     if out is None:  # no segments: no frames to size them by
         raise NNLabError(f"{where}: no segments")
     return out, freqs  # (N, C, T, F)
@@ -582,7 +596,8 @@ def fold_spectrograms(found: SegmentSet, cfg: BonnConfig) -> tuple[np.ndarray, n
     if isinstance(found.x, np.memmap):  # a set on disk: its spectrograms beside it
         logp, freqs = stored_spectrograms(found, cfg, settings)
     else:
-        logp, freqs = spectrograms(found.x, found.fs, cfg)
+        with counting_bar("spectrograms") as update:
+            logp, freqs = spectrograms(found.x, found.fs, cfg, progress=update)
         logp.setflags(write=False)  # shared by the folds: read only
     _LAST_SPECTROGRAMS.append((found, settings, logp, freqs))
     return logp, freqs
@@ -617,7 +632,8 @@ def stored_spectrograms(found: SegmentSet, cfg: BonnConfig, settings: tuple):
     with atomic_npy(npy, shape) as (out, meta):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            _, freqs = spectrograms(found.x, found.fs, cfg, out=out)
+            with counting_bar("spectrograms") as update:
+                _, freqs = spectrograms(found.x, found.fs, cfg, out=out, progress=update)
         said = [str(w.message) for w in caught]
         meta.update(key=key, shape=list(shape), freqs=freqs.tolist(), warnings=said)
     for message in said:
