@@ -494,8 +494,12 @@ def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
     with pytest.raises(NNLabError, match="c05.txt: not a readable segment"):
         load_segment_folders(root, "calm-spiky", fs=256)
     (root / "calm" / "c05.txt").write_text("\n".join(["1"] * 1000))  # a shorter segment
-    found = load_segment_folders(root, "calm-spiky", fs=256)
+    with pytest.warns(UserWarning, match=r"23 segment\(s\) were cut to the shortest, calm/c05 "):
+        found = load_segment_folders(root, "calm-spiky", fs=256)
     assert found.x.shape == (24, 1, 1000) and found.cut == 23
+    (root / "calm" / "c05.txt").write_text("\n".join(["1"] * 500))  # cut short: said so
+    with pytest.warns(UserWarning, match=r"\(1.95 s; the median is 6 s\): a file cut short\?"):
+        load_segment_folders(root, "calm-spiky", fs=256)
 
 
 def test_mat_segment_files_with_and_without_a_rate(tmp_path):

@@ -18,10 +18,11 @@ one `column` picks.
 Text, .npy and .mat files without a rate variable carry no rate: `fs` gives it. With `rate`, every
 segment is resampled to that rate as it is read (segments at several rates, or a high rate that
 would not fit in memory). Segments are stacked into one array (N, C, L): longer ones are cut to the
-shortest, and the loader says how many were cut. Files of other types in a class folder are
-ignored; an unreadable segment file is an error naming it (a dataset with holes would silently
-change the folds). A set too large for memory is put on disk as it is read, memory-mapped, and
-found there by later runs (`load_segment_folders`' store).
+shortest, and the loader says how many, and which file is the shortest (a file cut short would
+shorten them all). Files of other types in a class folder are ignored; an unreadable segment
+file is an error naming it (a dataset with holes would silently change the folds). A set too
+large for memory is put on disk as it is read, memory-mapped, and found there by later runs
+(`load_segment_folders`' store).
 
 A dataset may also be one table (`load_segment_table`): a .csv or .tsv file of one segment per
 row, such as the UCI "Epileptic Seizure Recognition" set (Bonn's recordings cut into 11,500 1-s
@@ -523,8 +524,20 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
         for (*_, path), x in zip(files, rows):
             same_count(path, len(x), first[0], len(first[1].x))
         order = [slice(None)] * len(rows)
-    length = min(x.shape[1] for x in rows)
-    cut = sum(x.shape[1] > length for x in rows)
+    lengths = [x.shape[1] for x in rows]
+    length = min(lengths)
+    cut = sum(n > length for n in lengths)
+    if cut:
+        import warnings
+
+        typical = float(np.median(lengths))
+        short = names[int(np.argmin(lengths))]
+        warnings.warn(
+            f"{root}: {cut} segment(s) were cut to the shortest, {short} ({length / fs:.3g} s; "
+            f"the median is {typical / fs:.3g} s)"
+            + (": a file cut short? Remove it and run again" if length < 0.5 * typical else ""),
+            stacklevel=4,
+        )
     shape = (len(rows), len(rows[0][order[0]]), length)
     y = np.array(labels, dtype=np.int64)
 

@@ -483,12 +483,6 @@ def _segments(
             )
     if rate > 0 and found.fs != rate:  # Bonn's and a table's segments: resampled here
         found = dataclasses.replace(found, x=resample(found.x, found.fs, rate)[0], fs=rate)
-    if found.cut:
-        warnings.warn(
-            f"{data}: {found.cut} segment(s) longer than the shortest ({found.x.shape[-1]} "
-            "samples) were cut to it",
-            stacklevel=2,
-        )
     flat = found.flat
     if flat is None:
         flat = [n for n, x in zip(found.names, found.x) if (x.max(axis=-1) == x.min(axis=-1)).all()]
