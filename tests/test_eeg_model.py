@@ -921,6 +921,17 @@ def test_a_set_too_large_for_the_memory_is_put_on_disk_and_read_back(tmp_path, m
     assert found.names == held.names and found.y.tolist() == held.y.tolist()
     assert (found.fs, found.cut, found.flat) == (256, 0, ["spiky/s05"])
     assert not [p for p in store.iterdir() if p.is_dir() or p.suffix == ".tmp"]  # no leftovers
+    # what a killed run left: swept a day later, not while it may still be written
+    stale = [store / ".set-0.npy.x1.tmp", store / "tmpabc", store / ".set-0.npy.x2.tmp"]
+    stale[0].write_bytes(b"half")
+    stale[1].mkdir()
+    (stale[1] / "0.npy").write_bytes(b"x")
+    stale[2].write_bytes(b"now")
+    for path in stale[:2]:
+        os.utime(path, (0, 0))
+    load_segment_folders(root, "calm-spiky", fs=256, store=store, memory_limit=1000)
+    assert [p.exists() for p in stale] == [False, False, True]
+    stale[2].unlink()
     elsewhere = tmp_path / "other cache"  # under the limit: in memory, nothing stored
     small = load_segment_folders(root, "calm-spiky", fs=256, store=elsewhere, memory_limit=10**9)
     assert not isinstance(small.x, np.memmap) and not elsewhere.exists()
