@@ -171,3 +171,26 @@ def open_npy(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray | No
     if not path.is_file() or npy_problem(path, shape) is not None:
         return None
     return np.load(path, mmap_mode="r")
+
+
+STALE_S = 24 * 3600  # a cache's temporary file or folder untouched this long: a killed run's
+
+
+def sweep_stale(folder: Path, age_s: float = STALE_S) -> None:
+    """Remove what runs killed while writing left in a cache `folder`: temporary files
+    ('.NAME.*.tmp', as `atomic_open` and `atomic_npy` make them) and temporary folders ('tmp*'),
+    untouched for `age_s` seconds (a run writing now touches its own)."""
+    import shutil
+    import time
+
+    if not folder.is_dir():
+        return
+    old = time.time() - age_s
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime >= old:
+                continue
+            if path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp"):
+                path.unlink()
+            elif path.is_dir() and path.name.startswith("tmp"):
+                shutil.rmtree(path)

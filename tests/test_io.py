@@ -101,3 +101,22 @@ def test_too_little_disk_is_one_clear_error(tmp_path, monkeypatch):
     disk_check(tmp_path, 2**29, "the segments")
     with pytest.raises(NNLabError, match=r"the segments need about 2\.0 GiB .* 1\.0 GiB free"):
         disk_check(tmp_path, 2**31, "the segments")
+
+
+def test_what_killed_runs_left_in_a_cache_is_swept_a_day_later(tmp_path):
+    """sweep_stale removes temporary files and folders untouched for a day, and nothing else."""
+    import os
+
+    from nnlab.io import sweep_stale
+
+    old_tmp, fresh_tmp = tmp_path / ".a.npy.x1.tmp", tmp_path / ".a.npy.x2.tmp"
+    old_dir, kept = tmp_path / "tmpxyz", tmp_path / "a.npy"
+    old_dir.mkdir()
+    (old_dir / "0.npy").write_bytes(b"x")
+    for path in (old_tmp, fresh_tmp, kept):
+        path.write_bytes(b"x")
+    for path in (old_tmp, old_dir, kept):
+        os.utime(path, (0, 0))
+    sweep_stale(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.npy.x2.tmp", "a.npy"]
+    sweep_stale(tmp_path / "missing")  # no folder: nothing to do

@@ -350,7 +350,9 @@ def load_segment_folders(
     files = classified_files(root, pair, class_pattern)
     spill = None
     if store is not None:
-        sweep_stale(Path(store))
+        from nnlab.io import sweep_stale
+
+        sweep_stale(Path(store))  # what killed runs left
         key = segments_key(files, pair, fs, column, rate)
         npy = Path(store) / f"{root.name}-{key}.npy"
         found = stored_segments(npy, key)
@@ -358,29 +360,6 @@ def load_segment_folders(
             return found
         spill = (npy, key, memory_limit)
     return _read_segment_files(root, files, fs, column, rate, progress, spill)
-
-
-STALE_S = 24 * 3600  # a store's temporary file or folder untouched this long: a killed run's
-
-
-def sweep_stale(store: Path) -> None:
-    """Remove what runs killed while writing left in `store`: temporary arrays ('.NAME.npy.*.tmp')
-    and the folders of samples waiting to be stacked ('tmp*'), untouched for `STALE_S` (a run
-    writing now touches its own)."""
-    import shutil
-    import time
-
-    if not store.is_dir():
-        return
-    old = time.time() - STALE_S
-    for path in store.iterdir():
-        with contextlib.suppress(OSError):
-            if path.stat().st_mtime >= old:
-                continue
-            if path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp"):
-                path.unlink()
-            elif path.is_dir() and path.name.startswith("tmp"):
-                shutil.rmtree(path)
 
 
 def segments_key(

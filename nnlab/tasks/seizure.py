@@ -85,7 +85,13 @@ from nnlab.data.eeg import read_sources, resample_ratio, stretch_samples
 from nnlab.data.montage import auxiliary, derive_channels, montage_channels
 from nnlab.data.splits import load_split, save_split
 from nnlab.errors import NNLabError
-from nnlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_outputs
+from nnlab.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    claim_outputs,
+    sweep_stale,
+)
 from nnlab.metrics.binary import binary_metrics
 from nnlab.models import model_config
 from nnlab.run import RunDir, run_children
@@ -357,6 +363,7 @@ def prepare_patient(cfg: SeizureConfig, console: Console | None = None) -> Prepa
     P = leading if cfg.detects else preictal_intervals(seizures, lcfg)  # (K', 2)
     L = spec.window_length(fs)
     cache = cfg.cache_dir()
+    sweep_stale(cache)  # what killed runs left
     recordings, cols, rows = [], {k: [] for k in ("file", "start", "label", "base")}, []
     mains_checked = []
 
