@@ -904,6 +904,7 @@ def test_a_set_too_large_for_the_memory_is_put_on_disk_and_read_back(tmp_path, m
     one's warnings again; a changed file makes a new entry; a cut-short entry is rebuilt, never
     read; the spectrograms are stored beside it, equal to those made in memory."""
     import os
+    import shutil
 
     from nnlab.data import segments
     from nnlab.data.segments import load_segment_folders
@@ -932,6 +933,12 @@ def test_a_set_too_large_for_the_memory_is_put_on_disk_and_read_back(tmp_path, m
     load_segment_folders(root, "calm-spiky", fs=256, store=store, memory_limit=1000)
     assert [p.exists() for p in stale] == [False, False, True]
     stale[2].unlink()
+    # a first file far shorter than the rest: the running count puts the set on disk all the same
+    shorter = tmp_path / "shorter first"
+    shutil.copytree(root, shorter)
+    np.savetxt(shorter / "calm" / "c00.txt", np.ones(3))  # 3 samples: 24 files seem 288 bytes
+    late = load_segment_folders(shorter, "calm-spiky", fs=256, store=store, memory_limit=20_000)
+    assert isinstance(late.x, np.memmap) and late.x.shape == (24, 1, 3)
     elsewhere = tmp_path / "other cache"  # under the limit: in memory, nothing stored
     small = load_segment_folders(root, "calm-spiky", fs=256, store=elsewhere, memory_limit=10**9)
     assert not isinstance(small.x, np.memmap) and not elsewhere.exists()

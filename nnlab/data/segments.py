@@ -463,6 +463,7 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
     from nnlab.io import atomic_npy
 
     rows, labels, names, rates, flat = [], [], [], set(), []
+    held = 0  # bytes of the samples read so far
     first: tuple[str, Segment] | None = None
     channel_names: list[list[str] | None] = []  # each file's
     folder = None  # where the samples of a set on disk wait to be stacked
@@ -485,14 +486,20 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
             seg.x = resample(seg.x, own, rate)[0].astype(np.float32, copy=False)
         elif seg.fs is not None:
             rates.add(seg.fs)
-        if i == 0 and spill is not None and seg.x.nbytes * len(files) > spill[2]:
-            disk_check(spill[0].parent, 2 * seg.x.nbytes * len(files), "the segments")
+        held += seg.x.nbytes
+        # on disk when the set would pass the limit: judged by the first file times the files,
+        # and again as the files are read (longer ones further on)
+        estimate = max(held, seg.x.nbytes * len(files) if i == 0 else 0)
+        if folder is None and spill is not None and estimate > spill[2]:
+            need = 2 * max(held * len(files) // (i + 1), estimate)
+            disk_check(spill[0].parent, need, "the segments")
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=spill[0].parent)))
+            for k, x in enumerate(rows):  # those read so far, too
+                rows[k] = spilled(folder, k, x)
         if (seg.x.max(axis=-1) == seg.x.min(axis=-1)).all():
             flat.append(here)
         if folder is not None:  # on disk until stacked: read back as it is copied
-            np.save(folder / f"{i}.npy", seg.x)
-            seg.x = np.load(folder / f"{i}.npy", mmap_mode="r")
+            seg.x = spilled(folder, i, seg.x)
         rows.append(seg.x)
         labels.append(label)
         names.append(here)
@@ -560,6 +567,12 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
         meta.update(cut=cut, channels=channels, flat=flat)
         meta.update(warnings=[str(w.message) for w in caught])
     return SegmentSet(np.load(npy, mmap_mode="r"), y, names, float(fs), cut, channels, flat)
+
+
+def spilled(folder: Path, k: int, x: np.ndarray) -> np.ndarray:
+    """Row k's samples written to `folder` and read back as a read-only memory map."""
+    np.save(folder / f"{k}.npy", x)
+    return np.load(folder / f"{k}.npy", mmap_mode="r")
 
 
 def disk_check(folder: Path, need: int, what: str) -> None:
