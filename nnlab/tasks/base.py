@@ -22,7 +22,8 @@ A family is one module holding a config dataclass and a `Task` subclass:
 
 and may override `on_epoch_end` (samples, Frechet distances, alarm metrics: extra figures of the
 epoch), `finish` (figures and summary entries after the test evaluation), `init_weights`,
-`collate_fn` / `sample_labels` (for the loop's loader) and `summary_keys` (what the CLI prints).
+`collate_fn` / `sample_labels` / `eval_batch_size` (for the loop's loader) and `summary_keys`
+(what the CLI prints).
 `run_task` is the skeleton they all share: data, model, loop (or resume), best checkpoint, test
 evaluation, curves, summary.json.
 """
