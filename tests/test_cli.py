@@ -21,6 +21,7 @@ COMMANDS = [
     ["datasets", "list"],
     ["datasets", "fetch"],
     ["datasets", "verify"],
+    ["datasets", "cache"],
     ["numpy"],
     ["numpy", "train"],
     ["numpy", "sweep-lr"],
@@ -122,6 +123,7 @@ BAD = [
     (["facts", "--name", "nope"], 1, "no fact named"),
     (["datasets", "fetch", "imagenet"], 1, "unknown dataset"),
     (["datasets", "verify", "imagenet"], 1, "unknown dataset"),
+    (["datasets", "cache", "--clean", "--part", "mnist"], 1, "not a folder nnlab makes again"),
     (["bogus"], 2, "No such command"),
     (["compress", "--data", "kvasir"], 1, "--data must be nist, mnist or digits"),
     (["compress", "--methods", "pca,zip"], 1, "--methods takes some of"),
@@ -263,3 +265,27 @@ def test_nnlab_warnings_are_one_line_others_as_python_writes_them():
     assert other == default("deprecated", UserWarning, "/elsewhere/lib.py", 3, "x")
     dep = _warning_line("old", DeprecationWarning, inside, 3, "x", default=default)
     assert "DeprecationWarning" in dep
+
+
+def test_the_cache_is_listed_and_its_unused_derived_files_cleaned(tmp_path, capsys):
+    """`nnlab datasets cache`: a row per folder; --clean removes the files nnlab makes again that
+    have not been used for --older-than days (and the folders left empty), never a download;
+    --dry-run removes nothing."""
+    import os
+
+    cache = tmp_path / "cache"
+    old = [cache / "segments" / "set-1.npy", cache / "eeg-windows" / "chb01" / "a-1.npy"]
+    fresh = [cache / "segments" / "set-2.npy", cache / "mnist" / "train-images-idx3-ubyte.gz"]
+    for path in old + fresh:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 1000)
+    for path in [*old, fresh[1]]:  # the download is old too: it stays
+        os.utime(path, (0, 0))
+    code, out, _ = run_cli(capsys, "datasets", "cache")
+    assert code == 0 and "segments" in out and "made from data" in out and "mnist" in out
+    code, out, _ = run_cli(capsys, "datasets", "cache", "--clean", "--dry-run")
+    assert code == 0 and "would remove 2 file(s)" in out and all(p.exists() for p in old)
+    code, out, _ = run_cli(capsys, "datasets", "cache", "--clean", "--older-than", "7")
+    assert code == 0 and "removed 2 file(s)" in out
+    assert [p.exists() for p in old + fresh] == [False, False, True, True]
+    assert not (cache / "eeg-windows" / "chb01").exists()  # left empty: removed

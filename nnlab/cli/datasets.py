@@ -1,4 +1,5 @@
-"""`nnlab datasets list | fetch | verify`: the dataset registry, its files and checksums."""
+"""`nnlab datasets list | fetch | verify | cache`: the dataset registry, its files and checksums;
+the cache and its cleaning."""
 
 from __future__ import annotations
 
@@ -100,9 +101,52 @@ def verify(
         )
 
 
+def cache(
+    clean: bool = typer.Option(
+        False, "--clean", help="remove the files nnlab made from data and has not used lately"
+    ),
+    older_than: float = typer.Option(
+        30.0, help="with --clean: days since a file was last read or written"
+    ),
+    part: Optional[list[str]] = typer.Option(
+        None, help="with --clean: only this folder (segments, eeg-windows, ...); repeatable"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="with --clean: say, remove nothing"),
+) -> None:
+    """The cache's folders ($NNLAB_CACHE): files, size, last use. With --clean, the files of the
+    folders nnlab makes again when they are missing (segment sets on disk, prepared EEG windows,
+    resized images, character crops) unused for --older-than days are removed; downloaded
+    datasets never are."""
+    import time
+
+    from nnlab.data.registry import cache_dir, cache_parts, clean_cache
+
+    if clean:
+        count, size = clean_cache(older_than, part or None, dry_run)
+        verb = "would remove" if dry_run else "removed"
+        console.print(
+            f"{verb} {count} file(s), {size / 2**30:.2f} GiB, unused for {older_than:g} days"
+        )
+    rows = [
+        {
+            "folder": p.name,
+            "kind": "made from data" if p.derived else "downloads, other",
+            "files": p.files,
+            "GiB": f"{p.bytes / 2**30:.2f}",
+            "last used": time.strftime("%Y-%m-%d", time.localtime(p.last_used))
+            if p.last_used
+            else "-",
+        }
+        for p in cache_parts()
+    ]
+    console.print(f"cache: {cache_dir()}")
+    console.print(table(rows) if rows else "empty")
+
+
 def register(app: typer.Typer) -> None:
-    datasets = group("datasets", "List, download and verify datasets.")
+    datasets = group("datasets", "List, download and verify datasets; the cache.")
     datasets.command("list")(list_datasets)
     datasets.command("fetch")(fetch)
     datasets.command("verify")(verify)
+    datasets.command("cache")(cache)
     app.add_typer(datasets)

@@ -207,6 +207,84 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NNLAB_CACHE") or Path.home() / ".cache" / "nnlab")
 
 
+# the cache's folders of what nnlab makes from data and makes again when it is missing (every
+# entry is checked before use): `nnlab datasets cache --clean` removes their unused files
+DERIVED = ("segments", "eeg-windows", "segmentation", "ocr_chars")
+
+
+@dataclass(frozen=True)
+class CachePart:
+    """One folder of the cache: its files, their bytes, and when one was last read or written
+    (None: no files)."""
+
+    name: str
+    files: int
+    bytes: int
+    last_used: float | None
+    derived: bool
+
+
+def last_used(path: Path) -> float:
+    """When a file was last read or written: the later of its access and modification times
+    (on a disk mounted noatime, its modification time alone)."""
+    st = path.stat()
+    return max(st.st_atime, st.st_mtime)
+
+
+def cache_parts() -> list[CachePart]:
+    """The cache's folders, in name order (downloaded datasets and what nnlab made)."""
+    root = cache_dir()
+    if not root.is_dir():
+        return []
+    parts = []
+    for folder in sorted(d for d in root.iterdir() if d.is_dir()):
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        used = [last_used(p) for p in files]
+        parts.append(
+            CachePart(
+                folder.name,
+                len(files),
+                sum(p.stat().st_size for p in files),
+                max(used) if used else None,
+                folder.name in DERIVED,
+            )
+        )
+    return parts
+
+
+def clean_cache(
+    older_than_days: float, parts: list[str] | None = None, dry_run: bool = False
+) -> tuple[int, int]:
+    """Remove the files of the cache's derived folders (`DERIVED`, or those of them in `parts`)
+    not read or written for `older_than_days` days, and the folders left empty; downloads are
+    never touched. Returns (files, bytes) removed (with `dry_run`: that would be)."""
+    import time
+
+    if older_than_days < 0:
+        raise NNLabError(f"--older-than must be >= 0 days, got {older_than_days}")
+    unknown = [p for p in parts or [] if p not in DERIVED]
+    if unknown:
+        raise NNLabError(
+            f"--part {', '.join(unknown)}: not a folder nnlab makes again (those: "
+            f"{', '.join(DERIVED)}; downloads are never cleaned)"
+        )
+    cutoff = time.time() - older_than_days * 86400
+    count = size = 0
+    for name in parts or DERIVED:
+        folder = cache_dir() / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*"), reverse=True):  # files before their folders
+            with contextlib.suppress(OSError):
+                if path.is_file() and last_used(path) < cutoff:
+                    count, size = count + 1, size + path.stat().st_size
+                    if not dry_run:
+                        path.unlink()
+                elif path.is_dir() and not dry_run and not any(path.iterdir()):
+                    path.rmdir()
+    return count, size
+
+
 def data_dirs() -> list[Path]:
     """The folders named by NNLAB_DATA (':'-separated), those that exist."""
     raw = os.environ.get("NNLAB_DATA", "")
