@@ -1335,3 +1335,28 @@ def test_group_keeps_the_chunks_of_one_recording_in_one_fold(tmp_path, capsys):
     assert "3 folds need at least 3 groups (--group) of each class; 2+3+4+5-1 has [1, 1]" in (
         capsys.readouterr().err
     )
+
+
+def test_a_set_of_more_files_than_a_process_may_open_goes_on_disk(tmp_path):
+    """The samples of a set on disk wait to be stacked as files, not as memory maps (each holds a
+    file descriptor): 80 files are read under a limit of 30 more descriptors than are open."""
+    import os
+
+    resource = pytest.importorskip("resource")
+    from nnlab.data.segments import load_segment_folders
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "many" / c).mkdir(parents=True)
+        for i in range(40):
+            np.save(tmp_path / "many" / c / f"{i:02d}.npy", rng.normal(0, 30, 256).astype("f4"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    open_now = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 30, hard))
+    try:
+        found = load_segment_folders(
+            tmp_path / "many", "a-b", fs=128, store=tmp_path / "store", memory_limit=1
+        )
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert isinstance(found.x, np.memmap) and found.x.shape == (80, 1, 256)

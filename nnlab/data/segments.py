@@ -463,17 +463,18 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
     from nnlab.io import atomic_npy
 
     rows, labels, names, rates, flat = [], [], [], set(), []
+    shapes: list[tuple[int, int]] = []  # each file's (channels, samples)
     held = 0  # bytes of the samples read so far
-    first: tuple[str, Segment] | None = None
+    first: tuple[str, int, list[str] | None] | None = None  # the first file's name, channels
     channel_names: list[list[str] | None] = []  # each file's
     folder = None  # where the samples of a set on disk wait to be stacked
     for i, (label, name, path) in enumerate(files):
         seg = read_segment(path, column)
         here = segment_name(root, name, path)
         if first is None:
-            first = (here, seg)
-        if seg.labels is None or first[1].labels is None:  # by position: as many of them
-            same_count(path, len(seg.x), first[0], len(first[1].x))
+            first = (here, len(seg.x), seg.labels)  # (not its samples: held once, in rows)
+        if seg.labels is None or first[2] is None:  # by position: as many of them
+            same_count(path, len(seg.x), first[0], first[1])
         channel_names.append(seg.labels)
         own = seg.fs if seg.fs is not None else fs
         if rate > 0:
@@ -498,9 +499,10 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
                 rows[k] = spilled(folder, k, x)
         if (seg.x.max(axis=-1) == seg.x.min(axis=-1)).all():
             flat.append(here)
-        if folder is not None:  # on disk until stacked: read back as it is copied
-            seg.x = spilled(folder, i, seg.x)
-        rows.append(seg.x)
+        shapes.append(seg.x.shape)
+        # on disk until stacked (a path: a memory map holds a file descriptor, and a set may
+        # have more files than a process may open)
+        rows.append(seg.x if folder is None else spilled(folder, i, seg.x))
         labels.append(label)
         names.append(here)
         if progress is not None:
@@ -531,10 +533,10 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
         keys = [norm_label(c) for c in channels]
         order = [[[norm_label(c) for c in own].index(k) for k in keys] for own in channel_names]
     else:  # by position (named files of several sets among unnamed ones: counted here)
-        for (*_, path), x in zip(files, rows):
-            same_count(path, len(x), first[0], len(first[1].x))
+        for (*_, path), (channels_here, _) in zip(files, shapes):
+            same_count(path, channels_here, first[0], first[1])
         order = [slice(None)] * len(rows)
-    lengths = [x.shape[1] for x in rows]
+    lengths = [n for _, n in shapes]
     length = min(lengths)
     cut = sum(n > length for n in lengths)
     if cut:
@@ -548,13 +550,15 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
             + (": a file cut short? Remove it and run again" if length < 0.5 * typical else ""),
             stacklevel=4,
         )
-    shape = (len(rows), len(rows[0][order[0]]), length)
+    C = len(order[0]) if isinstance(order[0], list) else shapes[0][0]  # the channels kept
+    shape = (len(rows), C, length)
     y = np.array(labels, dtype=np.int64)
 
     def stack_rows(x: np.ndarray) -> None:
         for i, pick in enumerate(order):  # each file's samples let go once copied: held once
-            x[i] = rows[i][pick, :length]
-            rows[i] = None
+            row = np.load(rows[i], mmap_mode="r") if isinstance(rows[i], Path) else rows[i]
+            x[i] = row[pick, :length]
+            rows[i] = row = None
 
     if folder is None:
         x = np.empty(shape, dtype=np.float32)
@@ -569,10 +573,10 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
     return SegmentSet(np.load(npy, mmap_mode="r"), y, names, float(fs), cut, channels, flat)
 
 
-def spilled(folder: Path, k: int, x: np.ndarray) -> np.ndarray:
-    """Row k's samples written to `folder` and read back as a read-only memory map."""
+def spilled(folder: Path, k: int, x: np.ndarray) -> Path:
+    """Row k's samples written to `folder`: the .npy's path."""
     np.save(folder / f"{k}.npy", x)
-    return np.load(folder / f"{k}.npy", mmap_mode="r")
+    return folder / f"{k}.npy"
 
 
 def disk_check(folder: Path, need: int, what: str) -> None:
