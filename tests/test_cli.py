@@ -289,3 +289,18 @@ def test_the_cache_is_listed_and_its_unused_derived_files_cleaned(tmp_path, caps
     assert code == 0 and "removed 2 file(s)" in out
     assert [p.exists() for p in old + fresh] == [False, False, True, True]
     assert not (cache / "eeg-windows" / "chb01").exists()  # left empty: removed
+
+
+def test_the_cli_may_open_as_many_files_as_the_system_allows(capsys):
+    """A patient's prepared recordings are memory maps, a file descriptor each: the CLI raises
+    its soft limit on open files to the hard one (often 1,024 against thousands)."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 300:
+        pytest.skip("no finite hard limit above 300 to raise to")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        assert run_cli(capsys, "datasets", "cache")[0] == 0
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

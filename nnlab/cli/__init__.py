@@ -67,9 +67,25 @@ def _warning_line(message, category, filename, lineno, line=None, *, default=Non
     return default(message, category, filename, lineno, line)
 
 
+def more_open_files() -> None:
+    """Let this process open as many files as the system lets it (the soft limit raised to the
+    hard one): a patient's prepared recordings, and a set's stored arrays, are memory maps that
+    hold a file descriptor each, and the soft limit is often 1,024."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):  # no such limits here, or not to be raised
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn user errors into one line on stderr and an exit code (1, usage 2)."""
     argv = sys.argv[1:] if argv is None else argv
+    more_open_files()
     command = typer.main.get_command(build_app(argv))
     default = warnings.formatwarning
     warnings.formatwarning = lambda *a, **k: _warning_line(*a, **k, default=default)
