@@ -75,11 +75,18 @@ def more_open_files() -> None:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        target = hard if hard != resource.RLIM_INFINITY else 65536
-        if soft != resource.RLIM_INFINITY and soft < target:
+    except (ImportError, ValueError, OSError):  # no such limits here
+        return
+    top = hard if hard != resource.RLIM_INFINITY else 65536
+    # macOS: an unlimited hard limit, but a system cap below it (kern.maxfilesperproc)
+    for target in sorted({top, min(top, 10240), min(top, 4096)}, reverse=True):
+        if soft == resource.RLIM_INFINITY or target <= soft:
+            return
+        try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ImportError, ValueError, OSError):  # no such limits here, or not to be raised
-        pass
+            return
+        except (ValueError, OSError):  # above what the system allows: a lower one
+            continue
 
 
 def main(argv: list[str] | None = None) -> None:
