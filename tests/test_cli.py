@@ -304,3 +304,22 @@ def test_the_cli_may_open_as_many_files_as_the_system_allows(capsys):
         assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_open_file_limit_falls_back_below_a_system_cap(monkeypatch):
+    """macOS: soft 256, hard unlimited, and a system cap that refuses 65,536 and 10,240: the
+    limit is raised to 4,096 all the same."""
+    resource = pytest.importorskip("resource")
+    from nnlab.cli import more_open_files
+
+    asked = []
+
+    def setrlimit(which, limits):
+        asked.append(limits[0])
+        if limits[0] > 5000:
+            raise ValueError("not allowed")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (256, resource.RLIM_INFINITY))
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    more_open_files()
+    assert asked == [65536, 10240, 4096]
