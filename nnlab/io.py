@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -137,25 +137,41 @@ def npy_problem(path: Path, shape: tuple[int, ...] | None) -> str | None:
 @contextlib.contextmanager
 def atomic_npy(
     path: str | os.PathLike, shape: tuple[int, ...]
-) -> Iterator[tuple[np.ndarray, dict]]:
-    """(a float32 memory map of `shape` on a temporary sibling of the .npy `path`, a dict of
-    metadata): on leaving the block without an error the map is flushed, the metadata is written
-    to path's .json, and only then the array is renamed onto `path`; on an error nothing is
-    left. So `path` holds a whole array whose metadata is beside it, or nothing, and the array
-    is never in memory at once: only what the writer touches."""
+) -> Iterator[tuple[Callable[[np.ndarray], None], dict]]:
+    """(write, meta) for a float32 .npy of `shape` at `path`, written whole or not at all.
+
+    write(block) appends block's rows (block.shape[1:] == shape[1:]) to a temporary sibling,
+    through the file rather than a memory map (a map's written pages count as the process's
+    memory until they are written back, so it would grow with the file). On leaving the block
+    without an error, every row written, the file is fsynced, the metadata `meta` (a dict the
+    block fills) is written to path's .json, and only then the array is renamed onto `path`: the
+    commit point. On an error nothing is left. So `path` holds a whole array whose metadata is
+    beside it, or nothing, and the array is never in memory at once."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        meta: dict = {}
-        yield out, meta
-        out.flush()
-        del out
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~UMASK)
+        rows = 0
+        meta: dict = {}
+        with open(tmp, "wb") as f:
+            header = {"descr": "<f4", "fortran_order": False, "shape": tuple(shape)}
+            np.lib.format.write_array_header_2_0(f, header)
+
+            def write(block: np.ndarray) -> None:
+                nonlocal rows
+                block = np.ascontiguousarray(block, dtype="<f4")
+                if block.shape[1:] != tuple(shape[1:]):
+                    raise ValueError(f"rows of shape {block.shape[1:]} for an array {shape}")
+                f.write(block.tobytes())
+                rows += len(block)
+
+            yield write, meta
+            if rows != shape[0]:
+                raise ValueError(f"{path}: {rows} rows written of {shape[0]}")
+            f.flush()
+            os.fsync(f.fileno())
         atomic_write_json(path.with_suffix(".json"), meta)
         os.replace(tmp, path)
     except BaseException:
@@ -164,13 +180,18 @@ def atomic_npy(
         raise
 
 
-def open_npy(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The float32 .npy at `path` as a read-only memory map, where it is whole and of `shape`;
-    None where it is missing, cut short or otherwise unusable (to be rebuilt, never read)."""
+def open_stored(path: str | os.PathLike, key: str) -> tuple[np.ndarray, dict] | None:
+    """(the float32 .npy at `path` as a read-only memory map, its metadata) where both are whole:
+    the .json beside it readable and of this `key`, the array of the shape it gives; None where
+    anything is missing, cut short or of another key (to be rebuilt, never read)."""
     path = Path(path)
-    if not path.is_file() or npy_problem(path, shape) is not None:
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+        if meta.get("key") != key or npy_problem(path, tuple(meta["shape"])) is not None:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return np.load(path, mmap_mode="r")
+    return np.load(path, mmap_mode="r"), meta
 
 
 STALE_S = 24 * 3600  # a cache's temporary file or folder untouched this long: a killed run's

@@ -1130,8 +1130,29 @@ def crop_task(crop_s: float, test_crops: int = 3):
 
 
 def test_training_reads_one_random_crop_per_segment_inside_it():
-    """In training mode the model sees L consecutive frames of each segment, starting anywhere
-    from frame 0 to T - L, drawn anew at each step."""
+    """The training part (NormalisedSegments with crop) gives L consecutive frames of each
+    segment, starting anywhere from frame 0 to T - L, drawn anew at each batch from torch's
+    generator; the loss takes them whole, and refuses uncropped training batches."""
+    from nnlab.signal.spectral import Normalizer
+    from nnlab.tasks.bonn import NormalisedSegments
+
+    T = 46
+    logp = np.tile(np.arange(T, dtype=np.float32)[None, None, :, None], (64, 1, 1, 2))
+    norm = Normalizer(mean=np.zeros(2, np.float32), std=np.ones(2, np.float32))
+    data = NormalisedSegments(logp, np.zeros(64, np.int64), np.arange(64), norm, crop=35)
+    torch.manual_seed(0)
+    first = torch.stack([x for x, _ in data.__getitems__(list(range(64)))])
+    second = torch.stack([x for x, _ in data.__getitems__(list(range(64)))])
+    assert first.shape == (64, 1, 35, 2)
+    starts = first[:, 0, 0, 0].long()
+    # consecutive frames of the segment itself (frame t holds the value t)
+    torch.testing.assert_close(first[:, 0, :, 0], starts[:, None] + torch.arange(35.0))
+    assert starts.min() >= 0 and starts.max() <= T - 35
+    assert len(set(starts.tolist())) > 5  # random, not one fixed window
+    assert not torch.equal(starts, second[:, 0, 0, 0].long())  # new crops at the next batch
+    torch.manual_seed(0)  # the loop's seeded generator: the same draws as the loss once made
+    assert starts.tolist() == torch.randint(0, T - 35 + 1, (64,)).tolist()
+
     seen = []
 
     class Spy(torch.nn.Module):
@@ -1139,21 +1160,11 @@ def test_training_reads_one_random_crop_per_segment_inside_it():
             seen.append(x.clone())
             return torch.zeros(x.shape[0], 2, requires_grad=True)
 
-    task = crop_task(18.0)
-    T = 46
-    x = torch.arange(T, dtype=torch.float32)[None, None, :, None].repeat(64, 1, 1, 2)
-    model = Spy().train()
-    torch.manual_seed(0)
-    task.loss(model, (x, torch.zeros(64, dtype=torch.long)))
-    task.loss(model, (x, torch.zeros(64, dtype=torch.long)))
-    first, second = seen
-    assert first.shape == (64, 1, 35, 2)
-    starts = first[:, 0, 0, 0].long()
-    # consecutive frames of the segment itself (frame t holds the value t)
-    torch.testing.assert_close(first[:, 0, :, 0], starts[:, None] + torch.arange(35.0))
-    assert starts.min() >= 0 and starts.max() <= T - 35
-    assert len(set(starts.tolist())) > 5  # random, not one fixed window
-    assert not torch.equal(starts, second[:, 0, 0, 0].long())  # new crops at the next step
+    task, model = crop_task(18.0), Spy().train()
+    task.loss(model, (first, torch.zeros(64, dtype=torch.long)))
+    assert torch.equal(seen[0], first)  # the crops, as they came
+    with pytest.raises(RuntimeError, match="training batches are crops"):
+        task.loss(model, (torch.from_numpy(logp), torch.zeros(64, dtype=torch.long)))
 
 
 def test_evaluation_averages_the_probabilities_of_the_crops():

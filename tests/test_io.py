@@ -68,26 +68,37 @@ def test_claim_outputs_refuses_to_replace_without_overwrite(tmp_path):
 
 
 def test_an_array_written_to_disk_is_whole_or_absent(tmp_path):
-    """atomic_npy: the array and its metadata appear together when the block ends; an error in
-    the block leaves neither, nor a temporary file; open_npy refuses a cut-short array."""
+    """atomic_npy: the array and its metadata appear together when the block ends, every row
+    written; an error in the block, or rows missing, leave neither, nor a temporary file;
+    open_stored refuses another key and a cut-short array."""
     import numpy as np
 
-    from nnlab.io import atomic_npy, open_npy
+    from nnlab.io import atomic_npy, open_stored
 
     path = tmp_path / "a.npy"
-    with pytest.raises(RuntimeError), atomic_npy(path, (3, 4)) as (x, meta):
-        x[:] = 1
+    with pytest.raises(RuntimeError), atomic_npy(path, (3, 4)) as (write, meta):
+        write(np.ones((1, 4)))
         raise RuntimeError("interrupted")
+    with (
+        pytest.raises(ValueError, match="2 rows written of 3"),
+        atomic_npy(path, (3, 4)) as (
+            write,
+            meta,
+        ),
+    ):
+        write(np.ones((2, 4)))
     assert list(tmp_path.iterdir()) == []
-    with atomic_npy(path, (3, 4)) as (x, meta):
-        x[:] = np.arange(12).reshape(3, 4)
-        meta["shape"] = [3, 4]
+    with atomic_npy(path, (3, 4)) as (write, meta):
+        write(np.arange(8).reshape(2, 4))
+        write(np.arange(8, 12).reshape(1, 4))
+        meta.update(key="k", shape=[3, 4])
         assert not path.exists()  # not before the block ends
-    assert json.loads(path.with_suffix(".json").read_text()) == {"shape": [3, 4]}
-    np.testing.assert_array_equal(open_npy(path, (3, 4)), np.arange(12).reshape(3, 4))
-    assert open_npy(path, (4, 3)) is None and open_npy(tmp_path / "b.npy", (3, 4)) is None
+    assert json.loads(path.with_suffix(".json").read_text()) == {"key": "k", "shape": [3, 4]}
+    x, meta = open_stored(path, "k")
+    np.testing.assert_array_equal(x, np.arange(12).reshape(3, 4))
+    assert open_stored(path, "other") is None and open_stored(tmp_path / "b.npy", "k") is None
     path.write_bytes(path.read_bytes()[:-4])
-    assert open_npy(path, (3, 4)) is None
+    assert open_stored(path, "k") is None
 
 
 def test_too_little_disk_is_one_clear_error(tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -387,20 +387,17 @@ STORE_VERSION = 1  # bump when what a stored set holds changes
 
 
 def stored_segments(npy: Path, key: str) -> SegmentSet | None:
-    """A set put on disk by `load_segment_folders`, where it is whole (its metadata readable,
-    of this key, and the array of the shape it gives); else None."""
-    import json
+    """A set put on disk by `load_segment_folders`, where it is whole (`open_stored`), its
+    first reading's warnings given again; else None."""
     import warnings
 
-    from nnlab.io import open_npy
+    from nnlab.io import open_stored
 
+    stored = open_stored(npy, key)
+    if stored is None:
+        return None
+    x, meta = stored
     try:
-        meta = json.loads(npy.with_suffix(".json").read_text())
-        if meta.get("key") != key:
-            return None
-        x = open_npy(npy, tuple(meta["shape"]))
-        if x is None:
-            return None
         found = SegmentSet(
             x,
             np.asarray(meta["y"], dtype=np.int64),
@@ -411,7 +408,7 @@ def stored_segments(npy: Path, key: str) -> SegmentSet | None:
             list(meta["flat"]),
         )
         said = list(meta["warnings"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):  # metadata of an older layout: read again
         return None
     for message in said:
         warnings.warn(message, stacklevel=3)
@@ -554,19 +551,21 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
     shape = (len(rows), C, length)
     y = np.array(labels, dtype=np.int64)
 
-    def stack_rows(x: np.ndarray) -> None:
+    def stacked() -> Iterator[np.ndarray]:  # each file's kept samples, in order
         for i, pick in enumerate(order):  # each file's samples let go once copied: held once
             row = np.load(rows[i], mmap_mode="r") if isinstance(rows[i], Path) else rows[i]
-            x[i] = row[pick, :length]
+            yield row[pick, :length]
             rows[i] = row = None
 
     if folder is None:
         x = np.empty(shape, dtype=np.float32)
-        stack_rows(x)
+        for i, row in enumerate(stacked()):
+            x[i] = row
         return SegmentSet(x, y, names, float(fs), cut, channels, flat)
     npy, key, _ = spill
-    with atomic_npy(npy, shape) as (x, meta):
-        stack_rows(x)
+    with atomic_npy(npy, shape) as (write, meta):
+        for row in stacked():
+            write(row[None])
         meta.update(key=key, shape=list(shape), y=y.tolist(), names=names, fs=float(fs))
         meta.update(cut=cut, channels=channels, flat=flat)
         meta.update(warnings=[str(w.message) for w in caught])

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nnlab.errors import NNLabError
-from nnlab.io import UMASK, atomic_write_json, npy_problem, source_identity
+from nnlab.io import atomic_npy, npy_problem, source_identity
 from nnlab.signal.spectral import SpectralConfig, prepare_chunk, window_starts
 
 CACHE_VERSION = 1  # bump when the preprocessing code changes what it writes
@@ -133,7 +132,7 @@ def prepare_cached(
     if (load is None) == (read is None) or (read is not None and starts is None):
         raise ValueError("prepare_cached needs load, or read and starts")
     key = cache_key(source_identity(source), fs, cfg, starts, params)
-    npy, meta_path = cache_paths(cache_dir, source, key)
+    npy, _ = cache_paths(cache_dir, source, key)
     if npy.exists():
         with contextlib.suppress(NNLabError):
             return open_cached(npy, key)
@@ -169,38 +168,20 @@ def prepare_cached(
         first = None
     shape = (len(starts), C, cfg.frames(fs), len(freqs))  # (W, C, T, F)
 
-    npy.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=npy.parent, prefix=f".{npy.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~UMASK)
-        # written chunk by chunk through the file, not a memory map: a map's written pages count
-        # as the process's memory until they are written back, so it would grow with the file
-        with open(tmp, "wb") as f:
-            header = {"descr": "<f4", "fortran_order": False, "shape": shape}
-            np.lib.format.write_array_header_2_0(f, header)
-            for i in range(0, len(starts), chunk):
-                part = first if i == 0 and first is not None else block(starts[i : i + chunk])
-                f.write(np.ascontiguousarray(part, dtype="<f4").tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        meta = {
-            "key": key,
-            "version": CACHE_VERSION,
-            "source": source_identity(source),
-            "fs": float(fs),
-            "spectral": cfg.to_dict(),
-            "params": params or {},
-            "shape": list(shape),
-            "starts": starts.tolist(),
-            "freqs": freqs.tolist(),
-        }
-        atomic_write_json(meta_path, meta)
-        os.replace(tmp, npy)  # the commit point: the name now holds a whole array
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_npy(npy, shape) as (write, meta):
+        for i in range(0, len(starts), chunk):
+            write(first if i == 0 and first is not None else block(starts[i : i + chunk]))
+        meta.update(
+            key=key,
+            version=CACHE_VERSION,
+            source=source_identity(source),
+            fs=float(fs),
+            spectral=cfg.to_dict(),
+            params=params or {},
+            shape=list(shape),
+            starts=starts.tolist(),
+            freqs=freqs.tolist(),
+        )
     return open_cached(npy, key)
 
 

@@ -529,15 +529,29 @@ def spectrograms(
     x: np.ndarray,
     fs: float,
     cfg: BonnConfig,
-    out: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segments (N, C, L) -> (log power (N, C, T, F) float32 before normalisation, freqs (F,)),
-    transformed a few segments at a time (`SPECTRA_CHUNK` samples) into `out` (a new array
-    where None; a memory map of a large set); `progress(segments done, segments)` after each.
-    Line noise at another frequency than --mains, and amplitudes that are not microvolts', are
-    warned about (`mains_mismatch`, `implausible_amplitude`: the medians over
-    `CHECKED_SEGMENTS` evenly spaced segments, fewer where they are long)."""
+    in memory (`spectrogram_chunks`; `progress(segments done, segments)` after each chunk)."""
+    out, done = None, 0
+    for logp in spectrogram_chunks(x, fs, cfg):
+        if out is None:
+            out = np.empty((len(x), *logp.shape[1:]), dtype=np.float32)
+        out[done : done + len(logp)] = logp
+        done += len(logp)
+        if progress is not None:
+            progress(done, len(x))
+    if out is None:  # no segments: no frames to size them by
+        raise NNLabError(f"{cfg.data} {cfg.pair}: no segments")
+    return out, cfg.spectral().freqs(fs)  # (N, C, T, F), (F,)
+
+
+def spectrogram_chunks(x: np.ndarray, fs: float, cfg: BonnConfig) -> Iterator[np.ndarray]:
+    """Log power (n, C, T, F) float32 of segments (N, C, L), a few segments at a
+    time (`SPECTRA_CHUNK` samples), in order. Line noise at another frequency than --mains, and
+    amplitudes that are not microvolts', are warned about first (`mains_mismatch`,
+    `implausible_amplitude`: the medians over `CHECKED_SEGMENTS` evenly spaced segments, fewer
+    where they are long)."""
     from nnlab.signal.spectral import implausible_amplitude, log_spectrogram, mains_mismatch
 
     spec = cfg.spectral()
@@ -548,12 +562,11 @@ def spectrograms(
     sample = np.asarray(x[checked]).reshape(-1, L)  # every channel of each on its own
     for why in (mains_mismatch(sample, fs, spec, where), implausible_amplitude(sample, where)):
         if why:
-            warnings.warn(why, stacklevel=2)
+            warnings.warn(why, stacklevel=3)
     del sample
     step = max(1, SPECTRA_CHUNK // max(1, C * L))
-    freqs = np.zeros(0)
     for i in range(0, N, step):
-        logp, freqs = log_spectrogram(
+        logp, _ = log_spectrogram(
             np.asarray(x[i : i + step]).reshape(-1, L),
             fs,
             spec.nperseg(fs),
@@ -564,14 +577,7 @@ def spectrograms(
             fmax=spec.fmax,
             eps=spec.eps,
         )  # (n C, T, F)
-        if out is None:
-            out = np.empty((N, C, *logp.shape[1:]), dtype=np.float32)
-        out[i : i + step] = logp.reshape(-1, C, *logp.shape[1:])
-        if progress is not None:
-            progress(min(N, i + step), N)
-    if out is None:  # no segments: no frames to size them by
-        raise NNLabError(f"{where}: no segments")
-    return out, freqs  # (N, C, T, F)
+        yield logp.reshape(-1, C, *logp.shape[1:])
 
 
 _LAST_SPECTROGRAMS: list = []  # [(segments, front-end settings, logp, freqs)]: the last made
@@ -606,33 +612,34 @@ def stored_spectrograms(found: SegmentSet, cfg: BonnConfig, settings: tuple):
     import json
 
     from nnlab.data.segments import disk_check
-    from nnlab.io import atomic_npy, open_npy
+    from nnlab.io import atomic_npy, open_stored
 
     base = Path(found.x.filename)
     key = hashlib.sha256(json.dumps([base.name, settings]).encode()).hexdigest()[:16]
     npy = base.with_name(f"{base.stem}-spectra-{key}.npy")
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        meta = json.loads(npy.with_suffix(".json").read_text())
-        logp = open_npy(npy, tuple(meta["shape"])) if meta["key"] == key else None
-        if logp is not None:
-            for message in meta["warnings"]:
-                warnings.warn(message, stacklevel=3)
-            return logp, np.asarray(meta["freqs"], dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        one, _ = spectrograms(found.x[:1], found.fs, cfg)  # (1, C, T, F): one segment's
-    shape = (len(found.x), *one.shape[1:])
-    disk_check(npy.parent, one.nbytes * len(found.x), "the spectrograms")
-    with atomic_npy(npy, shape) as (out, meta):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with counting_bar("spectrograms") as update:
-                _, freqs = spectrograms(found.x, found.fs, cfg, out=out, progress=update)
-        said = [str(w.message) for w in caught]
-        meta.update(key=key, shape=list(shape), freqs=freqs.tolist(), warnings=said)
-    for message in said:
+    stored = open_stored(npy, key)
+    if stored is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            one, _ = spectrograms(found.x[:1], found.fs, cfg)  # (1, C, T, F): one segment's
+        shape = (len(found.x), *one.shape[1:])
+        disk_check(npy.parent, one.nbytes * len(found.x), "the spectrograms")
+        done = 0
+        with atomic_npy(npy, shape) as (write, meta), counting_bar("spectrograms") as update:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")  # kept with the array, given below
+                for logp in spectrogram_chunks(found.x, found.fs, cfg):
+                    write(logp)
+                    done += len(logp)
+                    update(done, len(found.x))
+            freqs = cfg.spectral().freqs(found.fs).tolist()
+            meta.update(key=key, shape=list(shape), freqs=freqs)
+            meta.update(warnings=[str(w.message) for w in caught])
+        stored = open_stored(npy, key)
+    logp, meta = stored
+    for message in meta["warnings"]:
         warnings.warn(message, stacklevel=3)
-    return np.load(npy, mmap_mode="r"), freqs
+    return logp, np.asarray(meta["freqs"], dtype=np.float64)
 
 
 def crop(x: torch.Tensor, length: int, starts: torch.Tensor) -> torch.Tensor:
@@ -812,17 +819,14 @@ class BonnTask(Task):
 
     def loss(self, model: nn.Module, batch) -> StepOutput:
         x, y = batch  # (B, C, T, F), (B,): whole segments, or the training part's crops
-        B, _, T, _ = x.shape
+        T = x.shape[2]
         L = self.cfg.crop_frames(T)
-        if L == T:  # whole segments without crops, or crops already
+        if L == T:  # whole segments without crops, or the training part's random crops
             logits = model(x)  # (B, 2)
             prob = torch.softmax(logits.float(), dim=1)[:, 1]  # P(seizure), what the metrics read
             return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
-        if model.training:  # a random crop per segment (a batch not made by NormalisedSegments)
-            starts = torch.randint(0, T - L + 1, (B,), device=x.device)
-            logits = model(crop(x, L, starts))  # (B, 2)
-            prob = torch.softmax(logits.float(), dim=1)[:, 1]
-            return StepOutput({"loss": F.cross_entropy(logits, y)}, prob, y)
+        if model.training:
+            raise RuntimeError("training batches are crops (NormalisedSegments with crop)")
         probs, _ = averaged_prediction(model, x, L, self.k_crops(T))  # (B, 2)
         loss = F.nll_loss(probs.clamp_min(1e-12).log(), y)
         return StepOutput({"loss": loss}, probs[:, 1], y)
