@@ -84,6 +84,23 @@ def test_every_command_is_in_the_help_list():
             assert (name, child) in listed, (name, child)
 
 
+def test_command_help_breaks_lines_only_between_paragraphs():
+    """Typer's rich help keeps a docstring's single line breaks: a command list would break a
+    description where its source line ended (as `seizure --help` once did)."""
+    import typer
+
+    from nnlab.cli import build_app
+
+    def walk(command, path=()):
+        for name, sub in getattr(command, "commands", {}).items():
+            yield path + (name,), sub
+            yield from walk(sub, path + (name,))
+
+    for path, sub in walk(typer.main.get_command(build_app())):
+        text = (sub.help or "").replace("\n\n", "")
+        assert "\n" not in text, (path, sub.help)
+
+
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as e:
         main(list(argv))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from nnlab.cli.common import Commands
 from nnlab.errors import NNLabError
 
 # top-level name -> the module that registers it (a module may add several names)
@@ -36,7 +37,7 @@ COMMANDS = {
 
 def build_app(argv: list[str] | None = None) -> typer.Typer:
     """The typer app with the command groups the command line needs (all of them for help)."""
-    app = typer.Typer(
+    app = Commands(
         name="nnlab",
         no_args_is_help=True,
         add_completion=False,

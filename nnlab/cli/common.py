@@ -38,8 +38,28 @@ ALIASES = {"warmup_epochs": ("--warmup",)}  # short names older commands and doc
 RESUME_OVERRIDES = ("device", "num_workers", "budget_min", "epochs")
 
 
+def reflow(doc: str | None) -> str | None:
+    """A docstring as help text: each paragraph's lines joined into one. Typer's rich help keeps a
+    docstring's single line breaks, so a command list would break its lines where the source did."""
+    if not doc:
+        return doc
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+class Commands(typer.Typer):
+    """A typer app whose commands take their help from their docstrings, reflowed (`reflow`)."""
+
+    def command(self, name: str | None = None, **kwargs):
+        def register(f):
+            help = kwargs.pop("help", None) or reflow(f.__doc__)
+            return typer.Typer.command(self, name, help=help, **kwargs)(f)
+
+        return register
+
+
 def group(name: str, help: str) -> typer.Typer:
-    return typer.Typer(name=name, no_args_is_help=True, help=help)
+    return Commands(name=name, no_args_is_help=True, help=help)
 
 
 def fmt(v) -> str:
