@@ -70,6 +70,12 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     # halve the frames' hop (0.25 s: spikes and their spacing resolved finer)
     "fmax40-seg2": ({**FMAX40, "segment_s": 2.0, "overlap_s": 1.0}, {}),
     "fmax40-seg05": ({**FMAX40, "segment_s": 0.5, "overlap_s": 0.25}, {}),
+    # 2026-11-27 (a third session), against the incumbent: a random gain of each training
+    # segment (+-3 or +-6 dB, amplitude x0.7-1.4 or x0.5-2), so that the model reads rhythm and
+    # spectral shape more and a recording's absolute amplitude less (D-E's persistent errors are
+    # quiet seizures and one loud interictal segment; amplitude also differs between sets)
+    "fmax40-gain3": ({**FMAX40, "gain_db": 3.0}, {}),
+    "fmax40-gain6": ({**FMAX40, "gain_db": 6.0}, {}),
 }
 
 

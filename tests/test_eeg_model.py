@@ -1167,6 +1167,40 @@ def test_training_reads_one_random_crop_per_segment_inside_it():
         task.loss(model, (torch.from_numpy(logp), torch.zeros(64, dtype=torch.long)))
 
 
+def test_training_gain_shifts_each_segments_log_power_by_one_draw():
+    """gain_db: each training segment's log power is shifted by one uniform draw in
+    +-gain_db ln10 / 10 (a gain of the signal: every frame, bin and channel alike), drawn after the
+    crops from the same generator, anew at each batch; without it the crops are drawn as before."""
+    from nnlab.signal.spectral import Normalizer
+    from nnlab.tasks.bonn import BonnConfig, NormalisedSegments
+
+    rng = np.random.default_rng(0)
+    logp = rng.normal(size=(64, 2, 46, 5)).astype(np.float32)
+    norm = Normalizer(mean=np.zeros(5, np.float32), std=np.ones(5, np.float32))
+    plain = NormalisedSegments(logp, np.zeros(64, np.int64), np.arange(64), norm, crop=35)
+    gained = NormalisedSegments(logp, np.zeros(64, np.int64), np.arange(64), norm, 35, 6.0)
+    torch.manual_seed(3)
+    a = torch.stack([x for x, _ in plain.__getitems__(list(range(64)))])
+    torch.manual_seed(3)
+    b = torch.stack([x for x, _ in gained.__getitems__(list(range(64)))])
+    c = torch.stack([x for x, _ in gained.__getitems__(list(range(64)))])
+    shift = (b - a).double()  # the same crops: only the gain differs
+    per_segment = shift[:, 0, 0, 0]
+    torch.testing.assert_close(
+        shift, per_segment[:, None, None, None].expand_as(shift), atol=1e-5, rtol=0
+    )
+    bound = 6.0 * np.log(10.0) / 10.0
+    assert per_segment.abs().max() <= bound + 1e-5 and per_segment.abs().max() > 0.8 * bound
+    assert per_segment.std() > 0.3 * bound  # spread over the range, not one constant
+    assert not torch.equal(b, c)  # drawn anew
+    torch.manual_seed(3)
+    torch.randint(0, 46 - 35 + 1, (64,))  # the crops' draws come first
+    expected = (2 * torch.rand(64, dtype=torch.float64) - 1) * bound
+    torch.testing.assert_close(per_segment, expected, atol=1e-5, rtol=0)
+    with pytest.raises(NNLabError, match="gain-db"):
+        BonnConfig(gain_db=-1.0).check()
+
+
 def test_evaluation_averages_the_probabilities_of_the_crops():
     """Eval mode: P(seizure) = mean over the evenly spaced crops of softmax(model(crop))[:, 1];
     the loss is the cross-entropy of that mean; the gates are the mean of the crops' gates."""

@@ -137,6 +137,10 @@ class BonnConfig:
     # are longer than that (Bonn's 23.6 s), else the whole segment (a dataset of shorter ones)
     crop_s: float = -1.0
     test_crops: int = 5  # with crop_s: evenly spaced crops whose probabilities val/test average
+    # train with a random gain of up to +-this many dB on each segment (every channel alike; the
+    # log power shifted by one uniform draw): amplitude differs between amplifiers, electrodes
+    # and sets, so the model should not lean on a recording's absolute microvolts alone; 0: none
+    gain_db: float = 0.0
     model: str = "eeg_transformer"  # eeg_transformer
     # the model config's fields (channels, frames, freqs, num_classes come from the data): dim 32
     # so that a fold trains in well under a minute on a shared CPU; towers: without one given,
@@ -161,6 +165,8 @@ class BonnConfig:
                 f"--data must be bonn, a folder of class folders of segments or a .csv / .tsv "
                 f"table of segments, got '{self.data}'"
             )
+        if not 0 <= self.gain_db <= 40:
+            raise NNLabError(f"--gain-db must be in [0, 40] dB, got {self.gain_db}")
         if self.fs < 0 or self.rate < 0:
             raise NNLabError(
                 f"--fs and --rate must be >= 0 (0: the data's own rate), got {self.fs}, {self.rate}"
@@ -683,11 +689,19 @@ class NormalisedSegments(Dataset):
     many-channel segments (a memory map, on disk) is held once, and a batch at a time."""
 
     def __init__(
-        self, logp: np.ndarray, y: np.ndarray, index: np.ndarray, norm, crop: int = 0
+        self,
+        logp: np.ndarray,
+        y: np.ndarray,
+        index: np.ndarray,
+        norm,
+        crop: int = 0,
+        gain_db: float = 0.0,
     ) -> None:
         self.logp, self.index, self.norm = logp, np.asarray(index, np.int64), norm
         self.labels = torch.from_numpy(np.asarray(y)[self.index])
         self.crop = crop if 0 < crop < logp.shape[2] else 0
+        # a gain of g dB scales power by 10^(g / 10): the natural log power shifts by g ln10 / 10
+        self.log_gain = gain_db * np.log(10.0) / 10.0
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -703,7 +717,8 @@ class NormalisedSegments(Dataset):
     def __getitems__(self, items: list[int]):
         """With `crop`, a random crop of that many frames of each segment (the training part:
         only the crop is read and normalised), its first frame drawn from torch's generator,
-        as the training loop seeds it for the epoch."""
+        as the training loop seeds it for the epoch; with `gain_db`, then a random gain of each
+        segment from the same generator."""
         if self.crop:
             T = self.logp.shape[2]
             starts = torch.randint(0, T - self.crop + 1, (len(items),)).tolist()
@@ -712,6 +727,9 @@ class NormalisedSegments(Dataset):
             )  # (B, C, crop, F)
         else:
             x = self.logp[self.index[items]]  # (B, C, T, F)
+        if self.log_gain:
+            shift = (2 * torch.rand(len(items), dtype=torch.float64) - 1) * self.log_gain  # (B,)
+            x = (x + shift.numpy()[:, None, None, None]).astype(np.float32)
         x = torch.from_numpy(self.norm(x))
         y = self.labels[items]
         return [(x[j], y[j]) for j in range(len(items))]
@@ -795,7 +813,9 @@ class BonnTask(Task):
         self.names, self.y, self.parts, self.freqs = names, y, parts, freqs
         crop = cfg.crop_frames(logp.shape[2])  # the training part read as random crops
         return {
-            k: NormalisedSegments(logp, y, idx, norm, crop if k == "train" else 0)
+            k: NormalisedSegments(logp, y, idx, norm, crop, cfg.gain_db)
+            if k == "train"
+            else NormalisedSegments(logp, y, idx, norm)
             for k, idx in parts.items()
         }
 
