@@ -171,6 +171,19 @@ def test_bad_input_is_one_line(capsys, tmp_path, argv, code, message):
     assert not (tmp_path / "runs").exists()  # nothing was started
 
 
+def test_an_interruption_while_the_commands_load_is_one_line(capsys, monkeypatch):
+    """Ctrl-C in the first seconds (the commands' modules still importing) ends as any other
+    interruption: one line and exit code 130, no traceback."""
+    import nnlab.cli
+
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nnlab.cli, "build_app", interrupted)
+    code, out, err = run_cli(capsys, "seizure", "bonn", "--help")
+    assert code == 130 and err == "nnlab: interrupted\n"
+
+
 def test_real_process_errors_without_traceback():
     p = subprocess.run(
         [sys.executable, "-m", "nnlab", "train", "--data", "nope"],

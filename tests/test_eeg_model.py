@@ -389,6 +389,7 @@ def test_bonn_resampled_with_rate(bonn_folder):
         (["--crop-s", "18", "--test-crops", "0"], "--test-crops"),
         (["-m", 'towers=["spatial","time"]'], "towers"),
         (["--rate", "-5"], "--fs and --rate must be >= 0"),
+        (["--fs", "inf"], "--fs and --rate must be >= 0"),
         (["--class-pattern", "x"], "--class-pattern reads the classes of a folder's file names"),
         (["--group-block", "6"], "--group-block must be >= 0 and needs --group"),
     ],
@@ -448,7 +449,7 @@ def test_segment_folders_of_another_dataset_cross_validate(tmp_path, capsys):
     "args,message",
     [
         (["--pair", "calm-ictal"], "no class folder ictal"),
-        (["--pair", "calm"], "--pair must be CLASSES-CLASSES"),
+        (["--pair", "calm"], "--pair must be NON-SEIZURE-SEIZURE"),
         (["--pair", "calm-calm"], "distinct"),
         (["--crop-s", "18"], "a segment is 6.0 s"),
         (["--fs", "200", "--crop-s", "0"], "the segment files say 256"),
@@ -491,7 +492,7 @@ def test_segment_files_need_a_rate_one_channel_and_numbers(tmp_path):
     (root / "calm" / "c07.edf").unlink()
     np.savetxt(root / "calm" / "c07.txt", two)
     (root / "calm" / "c05.txt").write_text("1\n2\nthree\n")
-    with pytest.raises(NNLabError, match="c05.txt: not a readable segment"):
+    with pytest.raises(NNLabError, match="c05.txt: line 3 is not numbers separated by spaces"):
         load_segment_folders(root, "calm-spiky", fs=256)
     (root / "calm" / "c05.txt").write_text("\n".join(["1"] * 1000))  # a shorter segment
     with pytest.warns(UserWarning, match=r"23 segment\(s\) were cut to the shortest, calm/c05 "):

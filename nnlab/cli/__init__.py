@@ -94,10 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn user errors into one line on stderr and an exit code (1, usage 2)."""
     argv = sys.argv[1:] if argv is None else argv
     more_open_files()
-    command = typer.main.get_command(build_app(argv))
     default = warnings.formatwarning
     warnings.formatwarning = lambda *a, **k: _warning_line(*a, **k, default=default)
     try:
+        # built inside: a Ctrl-C while the commands are imported is an interruption too
+        command = typer.main.get_command(build_app(argv))
         code = command.main(args=argv, prog_name="nnlab", standalone_mode=False)
     except NNLabError as e:
         print(f"nnlab: error: {e}", file=sys.stderr)

@@ -83,10 +83,39 @@ class Segment:
     x: np.ndarray  # (C, L) float32
     fs: float | None  # Hz, where the file says
     labels: list[str] | None  # the channels' names, where the file gives them
+    notes: tuple[str, ...] = ()  # how it was read, where a user would want to know
+
+
+def is_segment_file(path: Path) -> bool:
+    """A segment file by its suffix, other than what systems leave beside files: macOS's
+    AppleDouble '._name' (on FAT disks, shares and zips) and other hidden '.name' files, and
+    Office's '~$name' lock files. A link to a missing file is an error naming it."""
+    if path.suffix.lower() not in SUFFIXES or path.name.startswith((".", "~$")):
+        return False
+    if path.is_symlink() and not path.exists():
+        raise NNLabError(f"{path}: a link to a missing file")
+    return path.is_file()
 
 
 def segment_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return sorted(p for p in folder.iterdir() if is_segment_file(p))
+
+
+def files_below(root: Path) -> list[Path]:
+    """The segment files of root and of the folders below it, through linked folders too (each
+    real folder once), less macOS's '__MACOSX' folders of resource forks and hidden folders."""
+    import os
+
+    found, seen = [], set()
+    for top, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if d != "__MACOSX" and not d.startswith("."))
+        found += [Path(top) / n for n in names if is_segment_file(Path(top) / n)]
+    return sorted(found)
 
 
 def class_folders(root: str | Path) -> list[str]:
@@ -97,38 +126,70 @@ def class_folders(root: str | Path) -> list[str]:
     return sorted(d.name for d in root.iterdir() if d.is_dir() and segment_files(d))
 
 
+def folder_hint(root: Path, name: str) -> str | None:
+    """Why `name` is no class folder of root, where the reason is not plain: the folder exists
+    but holds no segment files (what it holds instead), or root is a class folder itself."""
+    folder = root / name
+    if folder.is_dir():
+        inside = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        subfolders = [p.name for p in inside if p.is_dir()]
+        kinds: dict[str, int] = {}
+        for p in inside:
+            if p.is_file():
+                kinds[p.suffix.lower() or "(no suffix)"] = kinds.get(p.suffix.lower(), 0) + 1
+        if not kinds and subfolders:
+            return (
+                f"{folder} holds only folders ({', '.join(subfolders[:3])}): point --data one "
+                "level down, or name the classes in the files with --class-pattern"
+            )
+        held = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
+        return f"{folder} holds no segment files ({' '.join(SUFFIXES)}): it holds {held}"
+    if segment_files(root) and not class_folders(root):
+        return (
+            f"{root} holds segment files itself: --data is the folder above the class folders "
+            "(or name the classes in the files with --class-pattern)"
+        )
+    return None
+
+
 def parse_pair(
     pair: str,
     classes: list[str],
     noun: str = "class folder",
     among: str = "the folders with segments",
+    hint: Callable[[str], str | None] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """'interictal+normal-ictal' -> (('interictal', 'normal'), ('ictal',)): the class folders of
     label 0 and of label 1 (the seizure class). Folder names may hold a '-' themselves
     ('pre-ictal-ictal'): the pair is split at the one '-' that leaves class folders on both
-    sides. `noun` and `among` name the classes in the messages (a table's: class values)."""
+    sides; spaces around the names are dropped. `noun` and `among` name the classes in the
+    messages (a table's: class values); `hint(name)` may say why a name is not a class."""
 
     def sides(i: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return tuple(n for n in pair[:i].split("+") if n), tuple(
-            n for n in pair[i + 1 :].split("+") if n
+        return tuple(n.strip() for n in pair[:i].split("+") if n.strip()), tuple(
+            n.strip() for n in pair[i + 1 :].split("+") if n.strip()
         )
 
     dashes = [i for i, ch in enumerate(pair) if ch == "-"]
     fits = [sides(i) for i in dashes if all(n in classes for side in sides(i) for n in side)]
     if len(fits) > 1:
         raise NNLabError(
-            f"--pair '{pair}' splits into {noun}s in {len(fits)} ways "
+            f"--pair '{pair}' splits into {noun + ('es' if noun.endswith('s') else 's')} in "
+            f"{len(fits)} ways "
             f"({'; '.join(' vs '.join('+'.join(s) for s in f) for f in fits)}); rename a folder"
         )
     if not fits:
         if len(dashes) != 1:
             raise NNLabError(
-                f"--pair must be CLASSES-CLASSES ({noun}s joined by '+'), e.g. "
-                f"{'+'.join(classes[:-1]) or 'a'}-{classes[-1] if classes else 'b'}; got '{pair}'"
+                f"--pair must be NON-SEIZURE-SEIZURE, each side one {noun} or several joined "
+                f"by '+' (the seizure class after the '-'); got '{pair}' ({among}: "
+                f"{', '.join(classes) or 'none'})"
             )
         unknown = [n for side in sides(dashes[0]) for n in side if n not in classes]
+        hints = dict.fromkeys(h for h in map(hint or (lambda n: None), unknown) if h)
         raise NNLabError(
             f"--pair: no {noun} {', '.join(unknown)} ({among}: {', '.join(classes) or 'none'})"
+            + "".join(f"; {h}" for h in hints)
         )
     negative, positive = fits[0]
     if not negative or not positive or set(negative) & set(positive):
@@ -145,14 +206,14 @@ def read_segment(path: Path, column: int = -1) -> Segment:
     try:
         if suffix in (".edf", ".bdf"):  # BDF: BioSemi's 24-bit EDF
             return read_edf_segment(path, column)
-        labels = None
+        labels, notes = None, ()
         if suffix == ".mat":
             x, rate, labels = read_mat(path)
         elif suffix == ".npy":
             x, rate = np.load(path, allow_pickle=False), None
         else:
-            delimiter = "," if suffix == ".csv" else None
-            x, rate = np.loadtxt(path, delimiter=delimiter, dtype=np.float64), None
+            x, labels, notes = read_text(path, column)
+            rate = None
     except NNLabError:
         raise
     except (OSError, ValueError) as e:
@@ -160,9 +221,108 @@ def read_segment(path: Path, column: int = -1) -> Segment:
     x = checked(path, x, column)
     if labels is not None and column >= 0:
         labels = [labels[column]] if column < len(labels) else None
-    if labels is not None and len(labels) != len(x):
+    if labels is not None and (len(labels) != len(x) or len(set(labels)) != len(labels)):
         labels = None  # names that do not fit the channels name nothing
-    return Segment(x, rate, labels)
+    return Segment(x, rate, labels, notes)
+
+
+SEPARATORS = {";": "semicolons", "\t": "tabs", ",": "commas", None: "spaces"}
+# a text column of these names (lower case, a unit in brackets dropped) holds times or sample
+# numbers, not EEG
+TIME_NAMES = frozenset(
+    "time times t timestamp timestamps sec secs seconds s ms sample samples sample_index "
+    "index idx n".split()
+)
+
+
+def read_text(path: Path, column: int = -1) -> tuple[np.ndarray, list[str] | None, tuple]:
+    """A text segment (.txt, .csv): one sample per line, a column a channel, as spreadsheets and
+    EEG programs export them. Returns the samples (L, K), the channels' names where a header row
+    gives them (else None) and notes on how it was read. Read as they come: a UTF-8 byte-order
+    mark or Latin-1 text; comment lines (%, #, //); a header row of names; columns separated by
+    commas, semicolons, tabs or spaces (found from the lines); decimal commas (where the columns
+    are separated otherwise, or a .csv of one column whose every line is 'digits,digits' of a
+    fixed width with leading zeros: '-12,045'); quoted numbers; a trailing separator. A column of
+    times or sample numbers (named so, or rising by a constant step) is not EEG: without
+    `column` it is left out, and a note says so. A line that is not numbers is an error naming
+    its line."""
+    raw = path.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise NNLabError(f"{path}: a binary file, not text (one sample per line)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = [(n + 1, line.strip().replace('"', "")) for n, line in enumerate(text.splitlines())]
+    lines = [(n, line) for n, line in lines if line and not line.startswith(("%", "#", "//"))]
+    if not lines:
+        raise NNLabError(f"{path}: holds no samples")
+    probe = [line for _, line in lines[1:20]] or [lines[0][1]]
+    sep = next((c for c in (";", "\t", ",") if all(c in line for line in probe)), None)
+    notes = []
+    data = [line for _, line in lines[1:200]] or [lines[0][1]]
+    decimal_comma = False
+    if sep != "," and any("," in line for line in data) and not any("." in line for line in data):
+        decimal_comma = True
+    elif sep == "," and not any("." in line for line in data):
+        tails = [line.split(",") for line in data]
+        decimal_comma = (
+            all(len(t) == 2 and t[1].isdigit() for t in tails)
+            and len({len(t[1]) for t in tails}) == 1
+            and len(tails[0][1]) > 1
+            and any(t[1].startswith("0") for t in tails)
+        )
+        sep = None if decimal_comma else sep
+    if decimal_comma:
+        lines = [(n, line.replace(",", ".")) for n, line in lines]
+        notes.append("were read with decimal commas ('-12,5' as -12.5)")
+
+    def cells(line: str) -> list[str]:
+        parts = line.split(sep) if sep else line.split()
+        return [c.strip() for c in parts]
+
+    if sep and all(line.endswith(sep) for _, line in lines):  # a trailing separator
+        lines = [(n, line[: -len(sep)]) for n, line in lines]
+    head = cells(lines[0][1])
+    names = None
+    if any(_number(c) is None for c in head):
+        names, lines = head, lines[1:]
+        if not lines:
+            raise NNLabError(f"{path}: a header row and no samples")
+    try:
+        x = np.loadtxt([line for _, line in lines], delimiter=sep, dtype=np.float64, ndmin=2)
+    except ValueError as e:
+        where = re.search(r"at row (\d+)", str(e))
+        line = lines[int(where.group(1))][0] if where and int(where.group(1)) < len(lines) else 0
+        what = str(e).split(" at row")[0]
+        raise NNLabError(
+            f"{path}: line {line} is not numbers separated by {SEPARATORS[sep]} ({what})"
+        ) from None
+    if names is not None and len(names) != x.shape[1]:
+        names = None
+    if column < 0 and x.shape[1] > 1 and x.shape[0] > x.shape[1]:  # columns are channels
+        time = [
+            k for k in range(x.shape[1]) if is_time_column(x[:, k], names[k] if names else None)
+        ]
+        if time and len(time) < x.shape[1]:
+            which = ", ".join(f"'{names[k]}'" if names else f"column {k}" for k in time)
+            notes.append(f"had a column of times or sample numbers ({which}), not EEG: left out")
+            keep = [k for k in range(x.shape[1]) if k not in time]
+            x = x[:, keep]
+            names = [names[k] for k in keep] if names else None
+    return (x[:, 0] if x.shape[1] == 1 else x), names, tuple(notes)  # one column: 1-D, as before
+
+
+def is_time_column(values: np.ndarray, name: str | None) -> bool:
+    """A column of times or sample numbers: named so (`TIME_NAMES`), or rising at every sample
+    by a step within 10% of its median (as no EEG does)."""
+    if name is not None and re.sub(r"\s*[\(\[].*$", "", name).strip().lower() in TIME_NAMES:
+        return True
+    if len(values) < 16:
+        return False
+    step = np.diff(values)
+    mid = float(np.median(step))
+    return mid > 0 and bool((np.abs(step - mid) <= 0.1 * mid).all())
 
 
 def read_edf_segment(path: Path, column: int) -> Segment:
@@ -176,9 +336,20 @@ def read_edf_segment(path: Path, column: int) -> Segment:
             f"{path}: {len(head.labels)} signals ({', '.join(head.labels)}); --column {column} "
             "is not one of them (0-based)"
         )
-    labels = [head.labels[column]] if column >= 0 else list(head.labels)
-    if len(set(labels)) != len(labels):
-        raise NNLabError(f"{path}: two signals share a label; pick one with --column (0-based)")
+    from nnlab.data.eeg import unique_labels
+
+    notes = ()
+    if column >= 0:
+        labels = [head.labels[column]]
+        if head.labels.count(labels[0]) > 1:
+            raise NNLabError(
+                f"{path}: signal {column} is labelled {labels[0]}, as another one is: "
+                "the file's signals are read by label"
+            )
+    else:  # CHB-MIT repeats a channel (T8-P8) and pads montages with dummies ('-')
+        labels = unique_labels(head.labels)
+        if len(labels) < len(head.labels):
+            notes = ("had repeated or dummy ('-') signals: left out",)
     rates = [head.fs[head.labels.index(c)] for c in labels]
     top = max(rates)
     x = None
@@ -191,7 +362,7 @@ def read_edf_segment(path: Path, column: int) -> Segment:
         n = min(x.shape[1], part.shape[1])
         x, part = x[:, :n], part[:, :n]
         x[rows] = part
-    return Segment(checked(path, x), float(top), labels)
+    return Segment(checked(path, x), float(top), labels, notes)
 
 
 def checked(path: Path, x, column: int = -1) -> np.ndarray:
@@ -215,6 +386,8 @@ def checked(path: Path, x, column: int = -1) -> np.ndarray:
         )
     if not np.isfinite(x).all():
         raise NNLabError(f"{path}: has non-finite samples (NaN or inf)")
+    if np.abs(x).max() > np.finfo(np.float32).max:
+        raise NNLabError(f"{path}: has samples beyond float32's range ({np.abs(x).max():.3g})")
     return x.astype(np.float32)
 
 
@@ -293,7 +466,9 @@ def classified_files(root: Path, pair: str, pattern: str = "") -> list[tuple[int
     each ('Data_F_Ind0001.txt': '^Data_([FN])_'). Files the pattern does not match (test
     segments) are left out."""
     if not pattern:
-        negative, positive = parse_pair(pair, class_folders(root))
+        negative, positive = parse_pair(
+            pair, class_folders(root), hint=lambda name: folder_hint(root, name)
+        )
         return [
             (label, name, path)
             for label, side in ((0, negative), (1, positive))
@@ -307,8 +482,7 @@ def classified_files(root: Path, pair: str, pattern: str = "") -> list[tuple[int
     if not root.is_dir():
         raise NNLabError(f"{root}: no such folder")
     found = []
-    below = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES))
-    for path in below:
+    for path in files_below(root):
         m = rx.search(path.stem)
         if m is not None:
             found.append((m.group(1) if rx.groups else m.group(0), path))
@@ -465,9 +639,12 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
     first: tuple[str, int, list[str] | None] | None = None  # the first file's name, channels
     channel_names: list[list[str] | None] = []  # each file's
     folder = None  # where the samples of a set on disk wait to be stacked
+    noted: dict[str, list[str]] = {}  # how files were read -> the segments read so
     for i, (label, name, path) in enumerate(files):
         seg = read_segment(path, column)
         here = segment_name(root, name, path)
+        for note in seg.notes:
+            noted.setdefault(note, []).append(here)
         if first is None:
             first = (here, len(seg.x), seg.labels)  # (not its samples: held once, in rows)
         if seg.labels is None or first[2] is None:  # by position: as many of them
@@ -506,6 +683,13 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
             progress(i + 1, len(files))
     if len(set(names)) != len(names):
         raise NNLabError(f"{root}: two segment files of one class share a name (stem)")
+    import warnings
+
+    for note, which in noted.items():  # one line for all the files read alike
+        warnings.warn(
+            f"{root}: {len(which)} of {len(files)} files {note} (the first: {which[0]})",
+            stacklevel=4,
+        )
     if rate > 0:
         fs = rate
     elif len(rates) > 1:
@@ -537,8 +721,6 @@ def _read_rows(root, files, fs, column, rate, progress, spill, stack, caught) ->
     length = min(lengths)
     cut = sum(n > length for n in lengths)
     if cut:
-        import warnings
-
         typical = float(np.median(lengths))
         short = names[int(np.argmin(lengths))]
         warnings.warn(
@@ -640,32 +822,67 @@ def _number(text: str) -> float | None:
         return None
 
 
+# a first column of these names (lower case) names the rows: the UCI table's unnamed one, a
+# pandas index, 'segment_id', ...
+TABLE_IDS = re.compile(r"(|unnamed.*|index|idx|names?|rows?|key|segments?|(.*[_ ])?id([_ ].*)?)")
+
+
 def load_segment_table(path: str | Path, pair: str, fs: float = 0.0) -> SegmentSet:
     """The segments of one table: a .csv (.tsv: tab-separated) file with a header row, then one
     segment per row. The class is in the column named y, label, class or target (else the last
-    column); a first column that is unnamed or holds text names the rows (e.g. 'X21.V1.791');
-    every other column is a sample. `pair` joins class values as it joins class folders
-    ('2+3+4+5-1'); a class written 1.0 is class 1. The table carries no rate: `fs` gives it. A
-    cell that is not a number, or a row of another length, is an error naming its line."""
+    column, with a warning naming it); a first column that is unnamed, named as an id
+    (`TABLE_IDS`) or holds text names the rows (e.g. 'X21.V1.791'); every other column is a
+    sample. A .csv may be separated by semicolons (then its decimal marks may be commas) or tabs,
+    and begin with a byte-order mark (Excel's "CSV UTF-8"). `pair` joins class values as it joins
+    class folders ('2+3+4+5-1'); a class written 1.0 is class 1. The table carries no rate: `fs`
+    gives it. A cell that is not a number, or a row of another length, is an error naming its
+    line."""
+    import warnings
+
     path = Path(path)
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as f:
-            rows = list(csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            first_line = f.readline()
+            if sep == "," and "," not in first_line:  # separated otherwise (European exports)
+                sep = next((c for c in (";", "\t") if c in first_line), sep)
+            f.seek(0)
+            rows = list(csv.reader(f, delimiter=sep))
     except OSError as e:
         raise NNLabError(f"{path}: cannot read the table ({e.strerror})") from None
+    if rows and rows[0] and rows[0][0].startswith("\ufeff"):
+        rows[0][0] = rows[0][0][1:]  # the mark read past by seek(0)
     lines = [i + 1 for i, r in enumerate(rows) if any(cell.strip() for cell in r)]
     rows = [rows[i - 1] for i in lines]  # blank lines dropped; `lines` numbers the rest
     if len(rows) < 2:
         raise NNLabError(f"{path}: a table needs a header row and one segment per row")
+    if all(r and not r[-1].strip() for r in rows):  # a trailing separator on every line
+        rows = [r[:-1] for r in rows]
+    if sep == ";":  # decimal commas, where there are any
+        rows = [[cell.replace(",", ".") for cell in r] for r in rows]
     header = [h.strip() for h in rows[0]]
+    if all(_number(h) is not None for h in header):
+        raise NNLabError(
+            f"{path}: the first row holds numbers, not column names: a table needs a header row "
+            f"(its class column named {', '.join(TABLE_LABELS)})"
+        )
     named = [i for i, h in enumerate(header) if h.lower() in TABLE_LABELS]
     label = named[-1] if named else len(header) - 1
+    if not named:
+        warnings.warn(
+            f"{path}: no column named {', '.join(TABLE_LABELS)}: the class is read from the last "
+            f"column, '{header[label]}'",
+            stacklevel=2,
+        )
     first = rows[1][0].strip() if rows[1] else ""
-    unnamed = header[0].lower() in ("", "id", "name", "index", "unnamed: 0")
+    unnamed = TABLE_IDS.fullmatch(header[0].lower()) is not None
     ids = 0 if label != 0 and (unnamed or _number(first) is None) else None
     samples = [i for i in range(len(header)) if i not in (label, ids)]
     if len(samples) < 2:
-        raise NNLabError(f"{path}: no sample columns beside the class column '{header[label]}'")
+        raise NNLabError(
+            f"{path}: no sample columns beside the class column '{header[label][:40]}' (columns "
+            "separated by commas in a .csv, by semicolons or tabs, or by tabs in a .tsv)"
+        )
     x = np.empty((len(rows) - 1, len(samples)), dtype=np.float64)
     classes, names = [], []
     for n, (line, row) in enumerate(zip(lines[1:], rows[1:])):

@@ -167,7 +167,7 @@ class BonnConfig:
             )
         if not 0 <= self.gain_db <= 40:
             raise NNLabError(f"--gain-db must be in [0, 40] dB, got {self.gain_db}")
-        if self.fs < 0 or self.rate < 0:
+        if not (np.isfinite(self.fs) and np.isfinite(self.rate)) or self.fs < 0 or self.rate < 0:
             raise NNLabError(
                 f"--fs and --rate must be >= 0 (0: the data's own rate), got {self.fs}, {self.rate}"
             )
@@ -991,8 +991,17 @@ def run_bonn_cv(
     t0 = time.perf_counter()
     if not resume:
         run.save_config({"task": BonnCV.name, **to_dict(cfg)})
+    found = bonn_segments(cfg) if console is not None or resume else None
     if console is not None:
-        console.print(segments_line(bonn_segments(cfg), cfg), highlight=False)
+        console.print(segments_line(found, cfg), highlight=False)
+    if resume:  # the folds split before, on these segments: else two splits would be mixed
+        for k in cfg.fold_numbers():
+            split = run.path / f"fold{k:02d}" / "split.json"
+            if split.is_file():
+                try:
+                    load_split(split, found.names)
+                except NNLabError as e:
+                    raise NNLabError(f"{e}: start a new run (another --out)") from None
     jobs = {
         f"fold{k:02d}": lambda child, k=k: run_task(
             BonnTask(dataclasses.replace(cfg, fold=k), console), child
