@@ -39,6 +39,7 @@ import contextlib
 import functools
 import os
 import re
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -58,7 +59,17 @@ if TYPE_CHECKING:
 
 DAY_S = 86400
 DUMMY_LABELS = ("-", ".", "")
-_UNIT_TO_UV = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "microv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3}
+# a voltage unit as EDF headers write it ('uV', 'µV', 'microvol' -- 'microvolt' cut to the
+# field's 8 characters --, 'mV', 'V', 'nV') -> microvolts per unit
+_VOLTS = re.compile(r"(?P<prefix>u|µ|μ|mc|micro|m|milli|n|nano|)\s*v(?:olts?|ol)?")
+_PREFIX_TO_UV = {"": 1e6, "m": 1e3, "milli": 1e3, "n": 1e-3, "nano": 1e-3}
+
+
+def unit_to_microvolts(unit: str) -> float | None:
+    """Microvolts per unit of a voltage unit ('uV', 'µV', 'microvolt', 'mV', 'V', 'nV'), None
+    for another unit ('%', 'bpm') or none."""
+    m = _VOLTS.fullmatch(unit.strip().lower())
+    return None if m is None else _PREFIX_TO_UV.get(m["prefix"], 1.0)
 
 
 def norm_label(label: str) -> str:
@@ -77,8 +88,11 @@ def is_dummy(label: str) -> bool:
 NON_EEG_WORDS = frozenset(
     "ECG EKG EMG EOG LOC ROC CHIN LEG RESP THOR THORAX ABD ABDO ABDOMEN AIRFLOW FLOW SNORE SPO SAO "
     "OX PULSE PLETH HR IBI VNS PHOTIC DC TRIG TRIGGER STATUS MARKER EVENT EVENTS ANNOTATION "
-    "ANNOTATIONS POSITION LIGHT BURSTS SUPPR".split()
+    "ANNOTATIONS POSITION LIGHT BURSTS SUPPR LAT RAT LLEG RLEG PLM POS PTAF CANNULA THERM "
+    "THERMISTOR NASAL PRESSURE EFFORT CHEST PPG EDA GSR".split()
 )
+# a sleep montage's eye leads (AASM: E1, E2 on a mastoid); E1, E2 alone may be EEG (EGI nets)
+SLEEP_EOG = re.compile(r"E[12]\s*-\s*[MA][12]")
 
 
 def non_eeg_reason(label: str, unit: str = "") -> str | None:
@@ -90,7 +104,9 @@ def non_eeg_reason(label: str, unit: str = "") -> str | None:
     named = sorted(words & NON_EEG_WORDS)
     if named:
         return f"labelled {named[0]}"
-    if unit.strip() and unit.strip().lower() not in _UNIT_TO_UV:
+    if SLEEP_EOG.fullmatch(norm_label(label)):
+        return "an eye lead (EOG) of a sleep montage"
+    if unit.strip() and unit_to_microvolts(unit) is None:
         return f"unit {unit.strip()}"
     return None
 
@@ -163,12 +179,27 @@ def _open_edf(path: Path, gaps_ok: bool = False):
         raise NNLabError(f"{path}: no such EDF file")
     with open(path, "rb") as f:  # the header's 44-byte reserved field: "EDF+C" or "EDF+D"
         reserved = f.read(236)[192:236]
+    layout = _edf_layout(path)
+    if layout is not None:
+        header_bytes, records, record_bytes, record_s, signals = layout
+        if signals == 0:
+            raise NNLabError(f"{path}: holds no signals, only annotations")
+        if not record_s > 0:  # EDF+ allows 0 for annotation-only files alone
+            raise NNLabError(
+                f"{path}: not a readable EDF/EDF+ file (its data records last {record_s:g} s, "
+                f"with {signals} signals)"
+            )
+        whole = (path.stat().st_size - header_bytes) // record_bytes
+        if records >= 0 and whole != records:  # cut short, or more than its header counts
+            return EDFRecords(path, gaps_ok)  # reads the whole records there are, and says so
     if reserved.startswith((b"EDF+D", b"BDF+D")):  # EDFlib refuses these, saying nothing
         return EDFRecords(path, gaps_ok)
     try:
-        # annotations are not used; reading them would scan every data record of an EDF+ file
-        return pyedflib.EdfReader(str(path), pyedflib.DO_NOT_READ_ANNOTATIONS)
-    except OSError as e:  # EDFlib refuses truncated (file size) and malformed headers alike
+        # annotations are not used; reading them would scan every data record of an EDF+ file;
+        # EDFlib prints some reasons to stdout itself: the error below says them
+        with quiet_stdout():
+            return pyedflib.EdfReader(str(path), pyedflib.DO_NOT_READ_ANNOTATIONS)
+    except OSError as e:  # EDFlib refuses malformed headers
         reason = str(e).removeprefix(f"{path}: ").strip() or type(e).__name__
     try:  # many clinical exporters write 'µV', local dates or names: read it all the same
         reader = EDFRecords(path)
@@ -180,6 +211,50 @@ def _open_edf(path: Path, gaps_ok: bool = False):
         stacklevel=1,  # one place: said once per file, however often the file is opened
     )
     return reader
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """File descriptor 1 sent to /dev/null while a C library writes there (EDFlib prints
+    'filesize ... != ...' before it refuses a file), Python's own stdout left as it is."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _edf_layout(path: Path) -> tuple[int, int, int, float, int] | None:
+    """(header bytes, data records the header counts, bytes per record, seconds per record,
+    signals other than annotations) of an EDF/BDF file's header; None where it does not parse
+    (the readers then say why)."""
+    try:
+        with open(path, "rb") as f:
+            fixed = f.read(256)
+            ns = int(_edf_number(fixed[252:256].decode("latin-1")))
+            ext = f.read(256 * ns) if 0 < ns < 4096 else b""
+        if len(ext) < 256 * ns or ns < 1:
+            return None
+        header_bytes = int(_edf_number(fixed[184:192].decode("latin-1")))
+        records = int(_edf_number(fixed[236:244].decode("latin-1")))
+        record_s = _edf_number(fixed[244:252].decode("latin-1"))
+        per_record = [
+            int(_edf_number(ext[216 * ns + 8 * i : 216 * ns + 8 * i + 8].decode("latin-1")))
+            for i in range(ns)
+        ]
+        labels = [_edf_text(ext[16 * i : 16 * i + 16]) for i in range(ns)]
+    except (OSError, ValueError):
+        return None
+    width = 3 if fixed[:1] == b"\xff" else 2
+    record_bytes = sum(per_record) * width
+    if header_bytes != 256 * (ns + 1) or record_bytes < 1 or min(per_record) < 1:
+        return None
+    signals = sum(label not in ("EDF Annotations", "BDF Annotations") for label in labels)
+    return header_bytes, records, record_bytes, record_s, signals
 
 
 def _edf_number(text: str) -> float:
@@ -208,10 +283,16 @@ class EDFRecords:
     - files that break the letter of the standard in ways that do not change the samples: a unit
       or a name that is not ASCII ('µV', in Latin-1 or UTF-8), NULs in a field, a date with other
       separators, a decimal comma, '-1' data records (counted from the file's size).
-    A file shorter than its header says is an error. Offers the part of pyedflib's EdfReader that
-    `read_edf` and `edf_header` use; annotation signals are not listed, as there."""
+    - files cut short (an interrupted copy) or longer than their header's count of data records
+      (a recorder stopped before it wrote it): the whole records there are, with a warning.
+    - a signal whose digital minimum equals its maximum (no calibration): read as flat, with a
+      warning, rather than scaled by an arbitrary factor.
+    A file whose time goes back (a record that starts before the one before it ends) is an error
+    naming the record, unless `overlaps_ok` (`split_discontinuous` writes its pieces apart).
+    Offers the part of pyedflib's EdfReader that `read_edf` and `edf_header` use; annotation
+    signals are not listed, as there."""
 
-    def __init__(self, path: Path, gaps_ok: bool = False):
+    def __init__(self, path: Path, gaps_ok: bool = False, overlaps_ok: bool = False):
         self.path = path
         size = path.stat().st_size
         malformed = f"{path}: not a readable EDF/EDF+ file (malformed header)"
@@ -246,13 +327,25 @@ class EDFRecords:
             raise NNLabError(malformed)
         self.width = 3 if fixed[:1] == b"\xff" else 2  # BDF: 24-bit samples
         record_bytes = int(per_record.sum()) * self.width
-        if records < 0:  # -1: unknown, from the file's size
-            records = (size - header_bytes) // record_bytes
-        if size < header_bytes + records * record_bytes:
-            raise NNLabError(
-                f"{path}: not a readable EDF/EDF+ file (the file size is less than the header "
-                f"says: {records} data records of {record_bytes} bytes)"
+        whole = (size - header_bytes) // record_bytes  # the whole records the file holds
+        if records >= 0 and whole != records:
+            if whole < 1:
+                raise NNLabError(
+                    f"{path}: not a readable EDF/EDF+ file (cut short: its header counts "
+                    f"{records} data records of {record_bytes} bytes, the file holds none whole)"
+                )
+            said = (
+                "cut short (an interrupted copy?)"
+                if whole < records
+                else ("longer than its header says (a recorder stopped before it wrote its count?)")
             )
+            warnings.warn(
+                f"{path.name}: {said}: {whole} whole data records ({whole * self.record_s:g} s) "
+                f"where its header counts {records} ({records * self.record_s:g} s); the {whole} "
+                "are read",
+                stacklevel=2,
+            )
+        records = whole  # -1 (unknown) too: from the file's size
         offsets = np.concatenate([[0], np.cumsum(per_record[:-1])]) * self.width
         notes = [
             i for i, label in enumerate(labels) if label in ("EDF Annotations", "BDF Annotations")
@@ -277,6 +370,16 @@ class EDFRecords:
             onsets[1:] = onsets[0] + np.arange(1, records) * self.record_s
         # a record that does not start where the one before it ends starts a new piece
         breaks = np.flatnonzero(np.abs(np.diff(onsets) - self.record_s) > 1e-3) + 1
+        back = [int(k) for k in breaks if onsets[k] < onsets[k - 1] + self.record_s - 1e-3]
+        if back and not overlaps_ok:
+            k = back[0]
+            ends = onsets[k - 1] + self.record_s
+            raise NNLabError(
+                f"{path}: its time goes back at data record {k}, which starts at {onsets[k]:g} "
+                f"s, before the record before it ends ({ends:g} s; a clock set back?): `nnlab "
+                f"seizure split {path.name}` writes its continuous pieces as EDF+C files, each "
+                "read on its own"
+            )
         bounds = [0, *breaks.tolist(), records]
         # (first record, end record, onset in seconds from the header's start time)
         self.pieces = [(a, b, float(onsets[a])) for a, b in zip(bounds, bounds[1:])]
@@ -297,7 +400,17 @@ class EDFRecords:
         self._onsets = onsets
         self._signals = [i for i in range(ns) if i not in notes]
         self._labels, self._dims = labels, dims
-        self._scale = (pmax - pmin) / np.where(dmax == dmin, 1.0, dmax - dmin)
+        uncalibrated = [labels[i] for i in range(ns) if dmax[i] == dmin[i] and i not in notes]
+        if uncalibrated:
+            warnings.warn(
+                f"{path.name}: {', '.join(uncalibrated)}: no calibration (digital minimum = "
+                "maximum): read as flat",
+                stacklevel=2,
+            )
+        # (pmax - pmin) / (dmax - dmin); 0 where uncalibrated: a flat signal at its minimum
+        self._scale = np.where(
+            dmax == dmin, 0.0, (pmax - pmin) / np.where(dmax == dmin, 1.0, dmax - dmin)
+        )
         self._pmin, self._dmin = pmin, dmin
         self._records = records
         self._start = _edf_start(fixed[168:176], fixed[176:184], float(onsets[0]))
@@ -369,7 +482,7 @@ def split_discontinuous(
     with open(path, "rb") as f:
         if not f.read(236)[192:236].startswith((b"EDF+D", b"BDF+D")):
             raise NNLabError(f"{path}: not an EDF+D (discontinuous) file: nothing to split")
-    reader = EDFRecords(path, gaps_ok=True)
+    reader = EDFRecords(path, gaps_ok=True, overlaps_ok=True)
     head = bytearray(reader._header)
     start = _edf_start(bytes(head[168:176]), bytes(head[176:184]), 0.0)
     at, size = reader._annotation[0], int(reader._annotation[1]) * reader.width
@@ -466,7 +579,8 @@ def edf_header(path: str | os.PathLike, gaps_ok: bool = False) -> EDFHeader:
 
 def _to_microvolts(unit: str) -> float:
     # an empty or unknown unit is taken as microvolts, the EEG convention
-    return _UNIT_TO_UV.get(unit.strip().lower(), 1.0)
+    scale = unit_to_microvolts(unit)
+    return 1.0 if scale is None else scale
 
 
 def read_edf(
