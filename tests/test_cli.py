@@ -179,8 +179,18 @@ def test_an_interruption_while_the_commands_load_is_one_line(capsys, monkeypatch
     def interrupted(argv=None):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nnlab.cli, "build_app", interrupted)
-    code, out, err = run_cli(capsys, "seizure", "bonn", "--help")
+    with monkeypatch.context() as m:
+        m.setattr(nnlab.cli, "build_app", interrupted)
+        code, out, err = run_cli(capsys, "seizure", "bonn", "--help")
+    assert code == 130 and err == "nnlab: interrupted\n"
+
+    class Returns130:  # typer's own catch, inside a command: it returns the code
+        def main(self, **kwargs):
+            return 130
+
+    with monkeypatch.context() as m:
+        m.setattr(nnlab.cli.typer.main, "get_command", lambda app: Returns130())
+        code, out, err = run_cli(capsys, "seizure", "detect", "x.edf")
     assert code == 130 and err == "nnlab: interrupted\n"
 
 

@@ -465,6 +465,36 @@ def test_detect_errors_name_the_problem(folder, trained, tmp_path):
     assert found["flat"] == ["F7-T7"] and found["skipped"] == []
 
 
+def test_detect_on_files_as_recorders_and_users_leave_them(folder, trained, tmp_path, edf_plus_d):
+    """An EDF+D file whose last piece is shorter than a window: the rest read (the short piece
+    said); an output folder that cannot be made: one line, before any work; events beside the
+    file that cannot be scored: read all the same, said; options that would repeat windows or
+    turn the alarm rule off: refused."""
+    run, _ = trained
+    edf = remontaged(folder, tmp_path / "x.edf")
+    short_last = tmp_path / "short_last.edf"
+    records = int(edf_header(edf).duration_s)  # 1-s data records
+    short_last.write_bytes(edf_plus_d(edf.read_bytes(), gap_after=records - 4, gap_s=100.0))
+    with pytest.warns(UserWarning, match="shorter than one 5-s window: not read"):
+        found = detect_file(short_last, run, tmp_path / "a")
+    with open(tmp_path / "a" / "short_last_windows.csv") as f:
+        ends = [float(row["end_s"]) for row in csv.DictReader(f)]
+    assert found["windows"] == len(ends) > 0 and max(ends) <= records - 3  # the short piece: none
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NNLabError, match=r"--out .*file: cannot make the folder"):
+        detect_file(edf, run, tmp_path / "file")
+    events = tmp_path / "sub-01_eeg.edf"
+    events.write_bytes(edf.read_bytes())
+    (tmp_path / "sub-01_events.tsv").write_text("onset\tduration\ttrial_type\n20\tn/a\tseizure\n")
+    with pytest.warns(UserWarning, match="sub-01_eeg.edf is read, its seizures not scored"):
+        found = detect_file(events, run, tmp_path / "b")
+    assert found["sidecar"] is None and not found["events"]
+    with pytest.raises(NNLabError, match="--alarm-k must be >= 1, got 0"):
+        detect_file(edf, run, tmp_path / "c", alarm_k=0, alarm_n=0)
+    with pytest.raises(NNLabError, match="--hop-s must be at least one sample of the model's rate"):
+        detect_file(edf, run, tmp_path / "c", hop_s=0.001)
+
+
 def mixed_rates(path, rec, fast: set[str], zero: str = ""):
     """rec written with the channels in `fast` upsampled to twice its rate (EDF allows a rate
     per signal), the channel `zero` flat."""

@@ -116,4 +116,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     finally:
         warnings.formatwarning = default
+    if code == 130:  # typer returns Ctrl-C as exit code 130 where it catches it itself
+        print("nnlab: interrupted", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)

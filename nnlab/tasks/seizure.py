@@ -1362,9 +1362,16 @@ def detect_file(
 
     sidecar = None  # the recording's own annotations, beside it: read when nothing else is given
     if summary is None and seizures is None and path.is_file():
-        sidecar = annotation_sidecar(path)
+        try:
+            sidecar = annotation_sidecar(path)
+        except NNLabError as e:  # the detections need no annotations: the file is still read
+            warnings.warn(f"{e}: {path.name} is read, its seizures not scored", stacklevel=2)
     request["sidecar"] = str(sidecar) if sidecar is not None else None
     out = Path(out) if out is not None else run.path / "detections"
+    try:  # before the work: an output folder that cannot be made loses nothing
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NNLabError(f"--out {out}: cannot make the folder ({e.strerror})") from None
     done = out / f"{path.stem}_detect.json"
     if resume and not overwrite and done.exists():
         try:
@@ -1387,6 +1394,9 @@ def detect_file(
         raise NNLabError(f"--refractory-s must be >= 0, got {refractory_s}")
     if hop_s is not None and not hop_s > 0:
         raise NNLabError(f"--hop-s must be > 0, got {hop_s}")
+    for option, value in (("--alarm-k", alarm_k), ("--alarm-n", alarm_n)):
+        if value is not None and value < 1:  # (0 is no rule: the run's own would be taken)
+            raise NNLabError(f"{option} must be >= 1, got {value}")
     # one-line error for a missing or unreadable file; an EDF+D file with gaps is read stretch by
     # stretch (`head.stretches`), its times counted from its first sample, gaps included
     head = edf_header(path, gaps_ok=True)
@@ -1500,6 +1510,11 @@ def detect_file(
     duration_s = min(head.n_samples[head.find(c)] / r for c, r in zip(sources, rates))
     L = spec.window_length(m0.fs)
     hop = spec.window_s / hops if hop_s is None else hop_s
+    if hop * m0.fs < 1:  # windows less than a sample apart would repeat, and count twice
+        raise NNLabError(
+            f"--hop-s must be at least one sample of the model's rate (1 / {m0.fs:g} Hz = "
+            f"{1 / m0.fs:.4g} s), got {hop:g}"
+        )
     # each continuous stretch (one, but for an EDF+D file with gaps) read as a file of its own:
     # (its first and end second of the samples read end to end, its onset in seconds, its
     # windows' model-rate starts)
@@ -1562,7 +1577,7 @@ def detect_file(
                 part[0],
                 part[-1] + L,
                 derivation,
-                gaps_ok=len(stretches) > 1,
+                gaps_ok=len(head.stretches) > 1,  # (a short piece left out is a gap too)
             )
             i += first_window[k]  # the row of the chunk's first window
             for why in (
