@@ -288,6 +288,11 @@ def detect_stitched(fold, data, index, tmp_path, capsys, monkeypatch):
     with pytest.raises(NNLabError, match="stitched.edf is not listed in the summary"):
         detect_file(edf, fold, tmp_path / "none", summary=other)
 
+    ecg = tmp_path / "ecg.edf"  # a lead asked for that is not EEG: read, and said
+    write_edf(ecg, Recording("e", 256.0, ["HIPP-REF", "ECG"], np.vstack([y[:, :n], y[:, :n]])))
+    with pytest.warns(UserWarning, match=r"--channels ECG \(labelled ECG\): not EEG by its"):
+        detect_file(ecg, fold, tmp_path / "ecg", channels=["ECG"], device="cpu")
+
     found = detect_file(edf, fold, tmp_path / "det", summary=summary, device="cpu")
     assert found["positive_class"] == "seizure" and found["file_fs"] == 256.0
     assert (found["alarm_k"], found["alarm_n"], found["refractory_s"]) == (3, 4, 60.0)

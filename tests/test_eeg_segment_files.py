@@ -301,3 +301,20 @@ def test_resuming_on_changed_segments_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the dataset changed since this split was made: 12 items then, 13 now" in err
     assert "start a new run" in err and err.count("\n") == 1
+
+
+def test_what_a_mat_file_was_read_from_and_bonns_folder_names_are_said(tmp_path):
+    """A .mat file of several arrays is read from its largest, named with the others; Bonn's
+    letters in --pair on the original folders (Z, O, N, F, S) are translated in the error."""
+    import scipy.io
+
+    path = tmp_path / "two.mat"
+    scipy.io.savemat(path, {"eeg": EEG[0], "features": np.zeros(20)})
+    seg = read_segment(path)
+    assert seg.notes == ("were read from their largest array, 'eeg' (beside features)",)
+    root = tmp_path / "bonn"
+    for folder in ("Z", "F", "S"):
+        (root / folder).mkdir(parents=True)
+        np.savetxt(root / folder / f"{folder}001.txt", EEG[0])
+    with pytest.raises(NNLabError, match=r"Bonn's sets A-E are its folders .*: AD is Z\+F"):
+        load_segment_folders(root, "AD-E", fs=173.61)

@@ -126,6 +126,10 @@ def class_folders(root: str | Path) -> list[str]:
     return sorted(d.name for d in root.iterdir() if d.is_dir() and segment_files(d))
 
 
+# the Bonn sets' letters in the papers -> the folders of the original distribution
+BONN_FOLDERS = {"A": "Z", "B": "O", "C": "N", "D": "F", "E": "S"}
+
+
 def folder_hint(root: Path, name: str) -> str | None:
     """Why `name` is no class folder of root, where the reason is not plain: the folder exists
     but holds no segment files (what it holds instead), or root is a class folder itself."""
@@ -144,6 +148,12 @@ def folder_hint(root: Path, name: str) -> str | None:
             )
         held = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "nothing"
         return f"{folder} holds no segment files ({' '.join(SUFFIXES)}): it holds {held}"
+    letters = [BONN_FOLDERS.get(c) for c in name]
+    if name and None not in letters and any((root / f).is_dir() for f in letters):
+        return (
+            f"Bonn's sets A-E are its folders {', '.join(BONN_FOLDERS.values())}: {name} is "
+            f"{'+'.join(letters)} (or --data bonn)"
+        )
     if segment_files(root) and not class_folders(root):
         return (
             f"{root} holds segment files itself: --data is the folder above the class folders "
@@ -208,7 +218,7 @@ def read_segment(path: Path, column: int = -1) -> Segment:
             return read_edf_segment(path, column)
         labels, notes = None, ()
         if suffix == ".mat":
-            x, rate, labels = read_mat(path)
+            x, rate, labels, notes = read_mat(path)
         elif suffix == ".npy":
             x, rate = np.load(path, allow_pickle=False), None
         else:
@@ -281,8 +291,8 @@ def read_text(path: Path, column: int = -1) -> tuple[np.ndarray, list[str] | Non
         parts = line.split(sep) if sep else line.split()
         return [c.strip() for c in parts]
 
-    if sep and all(line.endswith(sep) for _, line in lines):  # a trailing separator
-        lines = [(n, line[: -len(sep)]) for n, line in lines]
+    if sep and all(line.endswith(sep) for _, line in lines[1:] or lines):  # a trailing one
+        lines = [(n, line[: -len(sep)] if line.endswith(sep) else line) for n, line in lines]
     head = cells(lines[0][1])
     names = None
     if any(_number(c) is None for c in head):
@@ -414,9 +424,10 @@ def _names(value) -> list[str] | None:
     return None
 
 
-def read_mat(path: Path) -> tuple[np.ndarray, float | None, list[str] | None]:
-    """(the samples, the rate or None, the channels' names or None) of a .mat file. The samples
-    are its largest numeric array, among its variables and the fields of its structs: one array
+def read_mat(path: Path) -> tuple[np.ndarray, float | None, list[str] | None, tuple]:
+    """(the samples, the rate or None, the channels' names or None, notes) of a .mat file. The
+    samples are its largest numeric array, among its variables and the fields of its structs
+    (beside others, the notes name it and them): one array
     (the New Delhi set), or a struct such as the Kaggle seizure prediction set's
     (`interictal_segment_1` with data, sampling_frequency and channels), the Kaggle detection
     set's (data, freq, channels) or the Melbourne set's (`dataStruct` with data and
@@ -454,7 +465,13 @@ def read_mat(path: Path) -> tuple[np.ndarray, float | None, list[str] | None]:
         )
     if rates and not rates[0] > 0:
         raise NNLabError(f"{path}: its sampling rate variable says {rates[0]}")
-    return signals[top[0]], rates[0] if rates else None, labels
+    others = [k for k in signals if k != top[0]]
+    notes = (
+        (f"were read from their largest array, '{top[0]}' (beside {', '.join(others)})",)
+        if others
+        else ()
+    )
+    return signals[top[0]], rates[0] if rates else None, labels, notes
 
 
 def classified_files(root: Path, pair: str, pattern: str = "") -> list[tuple[int, str, Path]]:

@@ -1447,6 +1447,13 @@ def detect_file(
                 )
             if derivation.identity:
                 derivation = None
+            odd = [f"{c} ({why})" for c in channels if (why := non_eeg_reason(c))]
+            if odd:  # asked for: read, but said
+                warnings.warn(
+                    f"{path.name}: --channels {', '.join(odd)}: not EEG by its label; read as "
+                    "asked",
+                    stacklevel=2,
+                )
         else:
             channels = []
             for c in unique_labels(head.labels):
@@ -1463,7 +1470,7 @@ def detect_file(
             # every channel of the file's main rate: one at another is seldom scalp EEG (those
             # asked for by --channels are read at their own rates)
             rates = [head.fs[head.find(c)] for c in channels]
-            rate = max(set(rates), key=rates.count)
+            rate = max(set(rates), key=lambda r: (rates.count(r), r))  # a tie: the higher
             skipped += [f"{c} ({r:g} Hz)" for c, r in zip(channels, rates) if r != rate]
             channels = [c for c, r in zip(channels, rates) if r == rate]
         rule = "maximum over channels"
