@@ -288,6 +288,32 @@ def test_window_store_indexes_across_recordings(tmp_path):
         store.get([12])
 
 
+def test_a_store_of_many_recordings_holds_few_files_open(tmp_path):
+    """A patient's recordings may outnumber the files a process may open: the cached
+    recordings hold no map, and a store keeps only its `open_maps` last read open, reading every
+    window right under a soft limit far below the number of recordings."""
+    import resource
+
+    fs, cfg = 128.0, SpectralConfig()
+    recs, direct = [], []
+    for i in range(120):
+        path, x = _recording(tmp_path, f"r{i}", seconds=12, seed=i)
+        recs.append(sc.prepare_cached(path, lambda p=path: np.load(p), fs, cfg, tmp_path / "c"))
+        direct.append(prepare_windows(x, fs, cfg))
+    everything = np.concatenate(direct)
+    store = sc.WindowStore(recs, open_maps=8)
+    order = rng(1).permutation(len(store))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    busy = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 30
+    resource.setrlimit(resource.RLIMIT_NOFILE, (busy + 40, hard))  # fewer than 120 recordings
+    try:
+        got = np.concatenate([store.get(order[i : i + 50]) for i in range(0, len(order), 50)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    np.testing.assert_array_equal(got, everything[order])
+    assert len(store._maps) == 8
+
+
 # ---- k-of-n alarms -------------------------------------------------------------------------------
 def test_k_of_n_counts_against_a_loop():
     pred = rng().random(200) < 0.6

@@ -60,18 +60,24 @@ def cache_key(
 
 @dataclass(frozen=True)
 class CachedRecording:
-    """One recording's prepared windows on disk: windows (W, C, T, F) float32, a read-only
-    memory map; starts (W,) their first samples at fs; freqs (F,) Hz."""
+    """One recording's prepared windows on disk: `windows` (W, C, T, F) float32, a read-only
+    memory map opened when asked for (`shape` says its shape); starts (W,) their first samples
+    at fs; freqs (F,) Hz. No map is held open: each holds a file descriptor, and a patient may
+    have more recordings than a process may open files."""
 
     path: Path
-    windows: np.ndarray
+    shape: tuple[int, ...]  # (W, C, T, F)
     starts: np.ndarray
     fs: float
     freqs: np.ndarray
     key: str
 
+    @property
+    def windows(self) -> np.ndarray:
+        return np.load(self.path, mmap_mode="r")
+
     def __len__(self) -> int:
-        return len(self.windows)
+        return int(self.shape[0])
 
 
 def cache_paths(
@@ -99,7 +105,7 @@ def open_cached(npy: str | os.PathLike, key: str | None = None) -> CachedRecordi
         raise NNLabError(f"{npy}: {problem}")
     return CachedRecording(
         path=npy,
-        windows=np.load(npy, mmap_mode="r"),
+        shape=tuple(int(n) for n in meta["shape"]),
         starts=np.asarray(meta["starts"], dtype=np.int64),
         fs=float(meta["fs"]),
         freqs=np.asarray(meta["freqs"], dtype=np.float64),
@@ -191,27 +197,33 @@ class WindowStore:
     Global window i is window w = i - offsets[r] of recording r, offsets[r] = sum_{q<r} W_q;
     `locate` maps indices to (recording, window) and `get` reads a batch (B, C, T, F) from the
     memory maps, one fancy-indexed read per recording touched, so only the requested windows are
-    ever read from disk. NumPy only (a torch Dataset wraps it in the task)."""
+    ever read from disk. At most `open_maps` recordings' maps are open at once (the ones read
+    last): a patient's hundreds of recordings stay under any limit on open files. NumPy only (a
+    torch Dataset wraps it in the task)."""
 
     def __init__(
         self,
         recordings: Sequence[CachedRecording | np.ndarray],
         labels: Sequence[np.ndarray] | None = None,
+        open_maps: int = 64,
     ):
+        from collections import OrderedDict
+
         self.recordings = list(recordings)
-        self.arrays = [r.windows if isinstance(r, CachedRecording) else r for r in self.recordings]
-        shapes = {tuple(a.shape[1:]) for a in self.arrays if len(a)}
-        if any(a.ndim != 4 for a in self.arrays) or len(shapes) > 1:
+        shapes_all = [tuple(r.shape) for r in self.recordings]
+        shapes = {s[1:] for s in shapes_all if s and s[0]}
+        if any(len(s) != 4 for s in shapes_all) or len(shapes) > 1:
             raise NNLabError(
-                f"WindowStore needs (W, C, T, F) windows of one (C, T, F), got "
-                f"{[tuple(a.shape) for a in self.arrays]}"
+                f"WindowStore needs (W, C, T, F) windows of one (C, T, F), got {shapes_all}"
             )
-        counts = np.array([len(a) for a in self.arrays], dtype=np.int64)
+        self._maps: OrderedDict[int, np.ndarray] = OrderedDict()  # recording -> its open map
+        self.open_maps = max(1, open_maps)
+        counts = np.array([s[0] for s in shapes_all], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(counts)])  # (R + 1,)
         self.window_shape = shapes.pop() if shapes else None
         self.labels = None
         if labels is not None:
-            if len(labels) != len(self.arrays) or any(
+            if len(labels) != len(self.recordings) or any(
                 len(lab) != n for lab, n in zip(labels, counts)
             ):
                 raise NNLabError(
@@ -220,6 +232,20 @@ class WindowStore:
             self.labels = (
                 np.concatenate([np.asarray(lab) for lab in labels]) if len(labels) else None
             )
+
+    def array(self, r: int) -> np.ndarray:
+        """Recording r's windows (W, C, T, F): an array given as one, or its memory map, opened
+        here and kept among the `open_maps` read last."""
+        rec = self.recordings[r]
+        if not isinstance(rec, CachedRecording):
+            return rec
+        if r in self._maps:
+            self._maps.move_to_end(r)
+        else:
+            self._maps[r] = rec.windows
+            while len(self._maps) > self.open_maps:
+                self._maps.popitem(last=False)  # its map closes when nothing holds it
+        return self._maps[r]
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | os.PathLike], **kw) -> WindowStore:
@@ -246,7 +272,7 @@ class WindowStore:
         for r in np.unique(rec):
             sel = np.flatnonzero(rec == r)
             order = np.argsort(win[sel], kind="stable")  # ascending reads from the memory map
-            out[sel[order]] = self.arrays[r][win[sel[order]]]
+            out[sel[order]] = self.array(int(r))[win[sel[order]]]
         return out
 
     def __getitem__(self, i: int) -> np.ndarray:
