@@ -427,7 +427,7 @@ def _names(value) -> list[str] | None:
 def read_mat(path: Path) -> tuple[np.ndarray, float | None, list[str] | None, tuple]:
     """(the samples, the rate or None, the channels' names or None, notes) of a .mat file. The
     samples are its largest numeric array, among its variables and the fields of its structs
-    (beside others, the notes name it and them): one array
+    (beside others of a tenth of its size or more, the notes name it and them): one array
     (the New Delhi set), or a struct such as the Kaggle seizure prediction set's
     (`interictal_segment_1` with data, sampling_frequency and channels), the Kaggle detection
     set's (data, freq, channels) or the Melbourne set's (`dataStruct` with data and
@@ -465,7 +465,8 @@ def read_mat(path: Path) -> tuple[np.ndarray, float | None, list[str] | None, tu
         )
     if rates and not rates[0] > 0:
         raise NNLabError(f"{path}: its sampling rate variable says {rates[0]}")
-    others = [k for k in signals if k != top[0]]
+    # others near its size (not a struct's channel indices): which one was the signal is a guess
+    others = [k for k, v in signals.items() if k != top[0] and v.size * 10 >= largest]
     notes = (
         (f"were read from their largest array, '{top[0]}' (beside {', '.join(others)})",)
         if others
