@@ -309,7 +309,7 @@ def test_what_a_mat_file_was_read_from_and_bonns_folder_names_are_said(tmp_path)
     import scipy.io
 
     path = tmp_path / "two.mat"
-    scipy.io.savemat(path, {"eeg": EEG[0], "features": np.zeros(20)})
+    scipy.io.savemat(path, {"eeg": EEG[0], "features": np.zeros(64), "index": np.arange(16)})
     seg = read_segment(path)
     assert seg.notes == ("were read from their largest array, 'eeg' (beside features)",)
     root = tmp_path / "bonn"
