@@ -493,6 +493,10 @@ def test_detect_on_files_as_recorders_and_users_leave_them(folder, trained, tmp_
         detect_file(edf, run, tmp_path / "c", alarm_k=0, alarm_n=0)
     with pytest.raises(NNLabError, match="--hop-s must be at least one sample of the model's rate"):
         detect_file(edf, run, tmp_path / "c", hop_s=0.001)
+    from nnlab.tasks.seizure import evaluate_run
+
+    with pytest.raises(NNLabError, match="--alarm-k must be >= 1, got 0"):  # not the target's 24
+        evaluate_run(run, alarm_k=0)
 
 
 def mixed_rates(path, rec, fast: set[str], zero: str = ""):

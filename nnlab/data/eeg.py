@@ -1141,10 +1141,18 @@ def _cached_columns(path: Path) -> dict[int, np.ndarray]:
 @functools.lru_cache(maxsize=16)
 def _columns_of(path: str, mtime_ns: int, size: int) -> dict[int, np.ndarray]:
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
     except OSError as e:
         raise NNLabError(f"{path}: cannot read annotations ({e.strerror})") from None
     return per_second_columns(text, path)
+
+
+def sidecar_candidates(edf: Path) -> list[Path]:
+    """Where a recording's own annotations may be: TUH's (same stem: .csv_bi, .tse_bi, .csv,
+    .tse), BIDS' (X_eeg.edf -> X_events.tsv)."""
+    candidates = [edf.with_suffix(suffix) for suffix in TUH_SUFFIXES]
+    stem = edf.stem[: -len("_eeg")] if edf.stem.endswith("_eeg") else edf.stem
+    return [*candidates, edf.with_name(f"{stem}_events.tsv")]
 
 
 def annotation_sidecar(edf: str | os.PathLike) -> Sidecar | None:
@@ -1156,13 +1164,10 @@ def annotation_sidecar(edf: str | os.PathLike) -> Sidecar | None:
     a cell that is neither 0 nor 1 is left out with a warning (it may be some other table of
     numbers). None when there is none."""
     edf = Path(edf)
-    candidates = [edf.with_suffix(suffix) for suffix in TUH_SUFFIXES]
-    stem = edf.stem[: -len("_eeg")] if edf.stem.endswith("_eeg") else edf.stem
-    candidates.append(edf.with_name(f"{stem}_events.tsv"))
-    for candidate in candidates:
+    for candidate in sidecar_candidates(edf):
         if candidate.is_file():
             try:
-                head = candidate.read_text(encoding="utf-8", errors="replace")[:4096]
+                head = candidate.read_text(encoding="utf-8-sig", errors="replace")[:4096]
             except OSError:
                 continue
             if is_tuh_annotation(head) or is_bids_events(head):
@@ -1174,7 +1179,7 @@ def annotation_sidecar(edf: str | os.PathLike) -> Sidecar | None:
     marks, paths = [], []
     for table in sorted(edf.parent.glob("*.csv")):
         try:
-            with open(table, encoding="utf-8", errors="replace") as f:
+            with open(table, encoding="utf-8-sig", errors="replace") as f:
                 head = f.read(4096)
         except OSError:
             continue
@@ -1205,7 +1210,7 @@ def read_summary(path: str | os.PathLike) -> Summary:
     (`is_per_second_table`; a Summary of eeg1.edf, eeg2.edf, ...)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
     except OSError as e:
         raise NNLabError(f"{path}: cannot read summary ({e.strerror})") from None
     if re.search(r"^\s*registration\s+start\s+time\s*:", text, re.I | re.M):
@@ -1541,10 +1546,50 @@ def annotated_patient(folder: Path, patient: str) -> tuple[Summary, list[str]] |
         name = edf.relative_to(folder).as_posix()
         sidecar = annotation_sidecar(edf)
         if sidecar is None:
-            bare.append(name)
+            near = [c for c in sidecar_candidates(edf) if c.is_file()]
+            bare.append(
+                f"{name} ({near[0].name} beside it is not a TUH or BIDS annotation file: BIDS "
+                "needs a tab-separated table with onset and duration columns)"
+                if near
+                else name
+            )
             continue
         files.append(SummaryFile(name, None, None, sidecar.seizures, ()))
-    return Summary(None, tuple(files)), bare
+    return Summary(None, tuple(drop_copies(folder, files))), bare
+
+
+def drop_copies(folder: Path, files: list[SummaryFile]) -> list[SummaryFile]:
+    """The files less the copies of one recording stored under several montage folders (TUSZ
+    v2.0.0-2.0.1 keeps some sessions under both 01_tcp_ar and 03_tcp_ar_a): the same name, start
+    and length. The copy with the most channels is kept, and a warning names the others: copies
+    would count a seizure twice, one of them in training when the other is held out."""
+    groups: dict[tuple, list[tuple[SummaryFile, EDFHeader]]] = {}
+    kept_order = []
+    for sf in files:
+        try:
+            head = edf_header(folder / sf.name, gaps_ok=True)
+        except NNLabError:
+            kept_order.append(sf)  # unreadable: load_patient says so
+            continue
+        key = (Path(sf.name).name, head.start, round(head.span_s, 3))
+        if key not in groups:
+            kept_order.append(key)
+        groups.setdefault(key, []).append((sf, head))
+    out = []
+    for item in kept_order:
+        if isinstance(item, SummaryFile):
+            out.append(item)
+            continue
+        copies = sorted(groups[item], key=lambda c: -len(c[1].labels))
+        out.append(copies[0][0])
+        if len(copies) > 1:
+            warnings.warn(
+                f"{copies[0][0].name}: the same recording is stored again as "
+                + ", ".join(c[0].name for c in copies[1:])
+                + " (same name, start and length): the copies are left out",
+                stacklevel=3,
+            )
+    return out
 
 
 def _patient_summary(folder: Path, patient: str) -> Path:
@@ -1559,6 +1604,9 @@ def _patient_summary(folder: Path, patient: str) -> Path:
     return path
 
 
+LONG_SEIZURE_S = 1800.0  # a seizure listed longer than this is said (status epilepticus aside)
+
+
 def header_starts(headers: Sequence[EDFHeader]) -> list[float] | None:
     """Patient-global start seconds of files from their EDF headers' start date and time (0 = the
     earliest), or None when they cannot be trusted: a date missing, or two files that overlap in
@@ -1571,6 +1619,49 @@ def header_starts(headers: Sequence[EDFHeader]) -> list[float] | None:
     if any(a + d > b + 1 for (a, d), (b, _) in zip(spans, spans[1:])):
         return None
     return starts
+
+
+def _overlap(files, starts: list[float], headers: list) -> str | None:
+    """'A (from-to s) and B (from-to s) overlap in time' for the first two readable files that
+    overlap by more than a minute where `starts` place them; None when none do."""
+    spans = sorted(
+        (start, start + h.span_s, sf.name)
+        for sf, start, h in zip(files, starts, headers)
+        if h is not None
+    )
+    for (a0, a1, a), (b0, b1, b) in zip(spans, spans[1:]):
+        if b0 < a1 - 60:
+            return f"{a} ({a0:.0f}-{a1:.0f} s) and {b} ({b0:.0f}-{b1:.0f} s) overlap in time"
+    return None
+
+
+def _typo_key(name: str) -> str:
+    """A file name as the published lists mistype it, undone: the letter O for a zero and a
+    missing or bare '-1' (Siena: 'PNO6-1.edf', 'PN01.edf' and 'PN11-.edf' for PN06-1.edf,
+    PN01-1.edf and PN11-1.edf)."""
+    return re.sub(r"-1?$", "", Path(name).stem.upper().replace("O", "0"))
+
+
+def _named_as_on_disk(summary: Summary, folder: Path, patient: str) -> Summary:
+    """The summary with each listed file that is not on disk renamed to the one unlisted file
+    on disk that it mistypes (`_typo_key`), with a warning naming both."""
+    listed = {sf.name for sf in summary.files}
+    on_disk = [p.name for p in folder.glob("*") if p.suffix.lower() in (".edf", ".bdf")]
+    spare = [n for n in on_disk if n not in listed]
+    files = []
+    for sf in summary.files:
+        if not (folder / sf.name).exists():
+            match = [n for n in spare if _typo_key(n) == _typo_key(sf.name)]
+            if len(match) == 1:
+                warnings.warn(
+                    f"{patient}: the list's {sf.name} is not on disk: {match[0]}, which it does "
+                    "not list, is read for it",
+                    stacklevel=3,
+                )
+                spare.remove(match[0])
+                sf = replace(sf, name=match[0])
+        files.append(sf)
+    return replace(summary, files=tuple(files))
 
 
 def load_patient(
@@ -1629,6 +1720,7 @@ def load_patient(
         skipped.append((name, why))
         warnings.warn(f"{patient}: skipping {name}: {why}", stacklevel=3)
 
+    summary = _named_as_on_disk(summary, folder, patient)
     headers: list[EDFHeader | None] = []
     for sf in summary.files:
         try:
@@ -1653,6 +1745,25 @@ def load_patient(
     from_headers = header_starts(read) if annotated and read else None
     if clocks_known:
         starts = [float(t) for t in global_starts(clocks)]
+        clash = _overlap(summary.files, starts, headers)
+        by_headers = header_starts(read) if clash and len(read) == len(headers) else None
+        if clash and by_headers is not None:  # a list of clock times alone, files on many days
+            warnings.warn(
+                f"{patient}: {clash}, placed by the list's clock times; placed by their EDF "
+                "headers' start dates and times instead, which do not overlap",
+                stacklevel=2,
+            )
+            order = sorted(range(len(headers)), key=lambda i: by_headers[i])
+            summary = replace(summary, files=tuple(summary.files[i] for i in order))
+            headers = [headers[i] for i in order]
+            starts = [by_headers[i] for i in order]
+        elif clash:
+            warnings.warn(
+                f"{patient}: {clash}, placed by the list's clock times (a typo in an hour?): "
+                "windows near their seizures may be labelled by the other file's; check the "
+                "list",
+                stacklevel=2,
+            )
     elif from_headers is not None:  # TUH: the EDF headers' dates and times
         found = iter(from_headers)
         starts = [next(found) if h is not None else 0.0 for h in headers]
@@ -1682,6 +1793,18 @@ def load_patient(
         cut = []
         end = head.span_s  # an EDF+D file's gaps included
         for on, off in sf.seizures:
+            if off <= on:
+                warnings.warn(
+                    f"{patient}: {sf.name}: a seizure of 0 s at {on:g} s (an onset or offset "
+                    "marker alone?): it bounds the interictal time, and no window is ictal",
+                    stacklevel=3,
+                )
+            elif off - on > LONG_SEIZURE_S:
+                warnings.warn(
+                    f"{patient}: {sf.name}: a seizure of {(off - on) / 60:.0f} min at "
+                    f"{on:g}-{off:g} s (a typo in an hour?); kept as listed, check the list",
+                    stacklevel=3,
+                )
             if on >= end:
                 warnings.warn(
                     f"{patient}: {sf.name}: the seizure at {on:g}-{off:g} s starts after the "

@@ -580,15 +580,26 @@ def loso_folds(
 
 
 def fold_parts(prep: PreparedPatient, cfg: SeizureConfig) -> list[dict[str, np.ndarray]]:
-    return loso_folds(
-        prep.start_s,
-        prep.end_s,
-        prep.label,
-        prep.base,
-        prep.episode,
-        cfg.val_fraction,
-        cfg.guard_s,
-    )
+    try:
+        return loso_folds(
+            prep.start_s,
+            prep.end_s,
+            prep.label,
+            prep.base,
+            prep.episode,
+            cfg.val_fraction,
+            cfg.guard_s,
+        )
+    except NNLabError as e:  # a seizure's file may have been skipped: said where it is
+        skipped = prep.patient.skipped
+        if not skipped:
+            raise
+        raise NNLabError(
+            f"{e}; {len(skipped)} file(s) were skipped, and the seizures in them have no "
+            "windows: "
+            + "; ".join(f"{name} ({why})" for name, why in skipped[:3])
+            + " (a file that lacks a channel is kept by --channels without it)"
+        ) from None
 
 
 # ---- one fold: the Task --------------------------------------------------------------------------
@@ -971,6 +982,9 @@ def evaluate_run(
     from nnlab.viz.eeg import gates_figure, timeline_figure
 
     cfg = load_config(run, SeizureCV)
+    for option, value in (("--alarm-k", alarm_k), ("--alarm-n", alarm_n)):
+        if value is not None and value < 1:  # (0 is no rule: the target's own would be taken)
+            raise NNLabError(f"{option} must be >= 1, got {value}")
     given = {"threshold": threshold, "alarm_k": alarm_k, "alarm_n": alarm_n}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
     check_alarms(cfg.threshold, cfg.k, cfg.n)
@@ -1088,6 +1102,35 @@ def evaluate_run(
 
 
 # ---- leave-one-seizure-out: the parent run -------------------------------------------------------
+def same_windows(prep: PreparedPatient, run: RunDir, resume: bool) -> None:
+    """The run's windows and labels, kept as a digest in RUN/windows.json when it starts; on
+    --resume an error when they changed (annotations corrected, files added): the finished
+    folds were trained and tested on the others, and one run would mix two labellings."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for a in (prep.file, prep.start_s, prep.label):
+        digest.update(np.ascontiguousarray(a).tobytes())
+    found = {
+        "digest": digest.hexdigest()[:16],
+        "seizures": np.asarray(prep.patient.seizures).tolist(),
+        "windows": int(len(prep.label)),
+    }
+    path = run.path / "windows.json"
+    if not resume:
+        atomic_write_json(path, found)
+        return
+    if not path.is_file():  # a run from before this check
+        return
+    before = json.loads(path.read_text())
+    if before["digest"] != found["digest"]:
+        raise NNLabError(
+            f"{run.path}: the patient's windows or their labels changed since this run started "
+            f"({before['windows']} windows then, {found['windows']} now; seizures then "
+            f"{before['seizures']}, now {found['seizures']}): start a new run (another --out)"
+        )
+
+
 def run_seizure_cv(
     cfg: SeizureConfig, run: RunDir, console: Console | None = None, resume: bool = False
 ) -> dict[str, Any]:
@@ -1106,6 +1149,7 @@ def run_seizure_cv(
             }
         )
     prep = prepare_patient(cfg, console)
+    same_windows(prep, run, resume)
     n_folds = len(fold_parts(prep, cfg))
     numbers = [cfg.fold] if cfg.fold >= 0 else list(range(n_folds))
     if numbers and numbers[-1] >= n_folds:
