@@ -51,6 +51,13 @@ LAYOUTS = [
     ("decimal_commas.csv", "\n".join(map(euro, lines(EEG[:1]))), [0], None, "decimal commas"),
     ("decimal_commas.txt", "\n".join(map(euro, lines(EEG[:1]))), [0], None, "decimal commas"),
     (
+        "decimals_of_any_width.csv",
+        "\n".join(euro(f"{v:g}") for v in EEG[0]),
+        [0],
+        None,
+        "decimal commas",
+    ),
+    (
         "quoted.csv",
         "\n".join('"' + line.replace(",", '","') + '"' for line in lines(EEG)),
         [0, 1],

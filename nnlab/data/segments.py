@@ -252,7 +252,8 @@ def read_text(path: Path, column: int = -1) -> tuple[np.ndarray, list[str] | Non
     mark or Latin-1 text; comment lines (%, #, //); a header row of names; columns separated by
     commas, semicolons, tabs or spaces (found from the lines); decimal commas (where the columns
     are separated otherwise, or a .csv of one column whose every line is 'digits,digits' of a
-    fixed width with leading zeros: '-12,045'); quoted numbers; a trailing separator. A column of
+    fixed width with leading zeros, or whose first number is sometimes negative: '-12,045');
+    quoted numbers; a trailing separator. A column of
     times or sample numbers (named so, or rising by a constant step) is not EEG: without
     `column` it is left out, and a note says so. A line that is not numbers is an error naming
     its line."""
@@ -276,12 +277,13 @@ def read_text(path: Path, column: int = -1) -> tuple[np.ndarray, list[str] | Non
         decimal_comma = True
     elif sep == "," and not any("." in line for line in data):
         tails = [line.split(",") for line in data]
-        decimal_comma = (
-            all(len(t) == 2 and t[1].isdigit() for t in tails)
-            and len({len(t[1]) for t in tails}) == 1
-            and len(tails[0][1]) > 1
-            and any(t[1].startswith("0") for t in tails)
+        # 'a,b' is one number when b is never signed and is written to a fixed width with
+        # leading zeros, or when a is signed (two signed channels would sign b too)
+        fixed = len({len(t[1]) for t in tails if len(t) > 1}) == 1 and any(
+            len(t) > 1 and len(t[1]) > 1 and t[1].startswith("0") for t in tails
         )
+        signed = any(t[0].startswith("-") for t in tails)
+        decimal_comma = all(len(t) == 2 and t[1].isdigit() for t in tails) and (fixed or signed)
         sep = None if decimal_comma else sep
     if decimal_comma:
         lines = [(n, line.replace(",", ".")) for n, line in lines]
