@@ -218,7 +218,11 @@ def quiet_stdout():
     """File descriptor 1 sent to /dev/null while a C library writes there (EDFlib prints
     'filesize ... != ...' before it refuses a file), Python's own stdout left as it is."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1 (a process without a stdout): nothing to quiet
+        yield
+        return
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 1)
@@ -1747,16 +1751,15 @@ def load_patient(
         starts = [float(t) for t in global_starts(clocks)]
         clash = _overlap(summary.files, starts, headers)
         by_headers = header_starts(read) if clash and len(read) == len(headers) else None
-        if clash and by_headers is not None:  # a list of clock times alone, files on many days
+        # the headers are trusted where they keep the list's order (de-identified dates that
+        # are all alike would move the files after a midnight to the front)
+        if clash and by_headers is not None and by_headers == sorted(by_headers):
             warnings.warn(
                 f"{patient}: {clash}, placed by the list's clock times; placed by their EDF "
                 "headers' start dates and times instead, which do not overlap",
                 stacklevel=2,
             )
-            order = sorted(range(len(headers)), key=lambda i: by_headers[i])
-            summary = replace(summary, files=tuple(summary.files[i] for i in order))
-            headers = [headers[i] for i in order]
-            starts = [by_headers[i] for i in order]
+            starts = by_headers  # a list of clock times alone, of files on several days
         elif clash:
             warnings.warn(
                 f"{patient}: {clash}, placed by the list's clock times (a typo in an hour?): "
