@@ -52,8 +52,9 @@ class Commands(typer.Typer):
 
     def command(self, name: str | None = None, **kwargs):
         def register(f):
-            help = kwargs.pop("help", None) or reflow(f.__doc__)
-            return typer.Typer.command(self, name, help=help, **kwargs)(f)
+            given = dict(kwargs)
+            help = given.pop("help", None) or reflow(f.__doc__)
+            return typer.Typer.command(self, name, help=help, **given)(f)
 
         return register
 
