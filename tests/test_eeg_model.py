@@ -395,6 +395,7 @@ def test_bonn_resampled_with_rate(bonn_folder):
         (["-m", 'towers=["spatial","time"]'], "towers"),
         (["--rate", "-5"], "--fs and --rate must be >= 0"),
         (["--fs", "inf"], "--fs and --rate must be >= 0"),
+        (["--fs", "0.256"], "--fs is in Hz: 0.256 Hz is below any EEG"),
         (["--class-pattern", "x"], "--class-pattern reads the classes of a folder's file names"),
         (["--group-block", "6"], "--group-block must be >= 0 and needs --group"),
     ],

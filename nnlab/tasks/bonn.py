@@ -165,6 +165,9 @@ class BonnConfig:
                 f"--data must be bonn, a folder of class folders of segments or a .csv / .tsv "
                 f"table of segments, got '{self.data}'"
             )
+        for option, hz in (("--fs", self.fs), ("--rate", self.rate)):
+            if 0 < hz < 16:  # (kHz, or a period in seconds, given for Hz)
+                raise NNLabError(f"{option} is in Hz: {hz:g} Hz is below any EEG's rate")
         if not 0 <= self.gain_db <= 40:
             raise NNLabError(f"--gain-db must be in [0, 40] dB, got {self.gain_db}")
         if not (np.isfinite(self.fs) and np.isfinite(self.rate)) or self.fs < 0 or self.rate < 0:
@@ -198,8 +201,9 @@ class BonnConfig:
         seconds = found.x.shape[-1] / found.fs
         if not 0.0 <= self.overlap_s < self.segment_s <= seconds:
             raise NNLabError(
-                f"need 0 <= --overlap-s < --segment-s <= {seconds:.1f} (one segment), got "
-                f"{self.overlap_s}, {self.segment_s}"
+                f"need 0 <= --overlap-s < --segment-s <= {seconds:.3g} (one segment: "
+                f"{found.x.shape[-1]} samples at {found.fs:g} Hz), got {self.overlap_s}, "
+                f"{self.segment_s}"
             )
         frames = int((seconds - self.segment_s) / (self.segment_s - self.overlap_s) + 1e-9) + 1
         if frames < 4:  # 1-s clips (the Kaggle detection set) with 1-s STFT segments: one frame
