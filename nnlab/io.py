@@ -32,8 +32,11 @@ UMASK = _current_umask()
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary sibling of `path` for writing; rename it onto `path` only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # a file where a folder should be, no permission, a read-only disk
+        raise NNLabError(f"cannot write {path} ({e.strerror})") from None
     try:
         os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; the result should read like any file
         with os.fdopen(fd, mode) as f:
@@ -45,6 +48,20 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def writable_folder(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """`folder`, made if need be, where files can be written: else an NNLabError naming the
+    option, before any work is done (a result computed for a folder that cannot take it would be
+    lost)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NNLabError(f"{option} {folder}: cannot make the folder ({e.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise NNLabError(f"{option} {folder}: cannot write there (permission denied)")
+    return folder
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -148,8 +165,11 @@ def atomic_npy(
     commit point. On an error nothing is left. So `path` holds a whole array whose metadata is
     beside it, or nothing, and the array is never in memory at once."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # a file where a folder should be, no permission, a read-only disk
+        raise NNLabError(f"cannot write {path} ({e.strerror})") from None
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~UMASK)

@@ -413,7 +413,7 @@ def test_read_bad_pages_end_in_one_line(capsys, tmp_path, glyphs, monkeypatch):
     _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "broken.jpg")[::2], "not a readable")
     _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "none.png")[::2], "no such file")
     (tmp_path / "empty.png").write_bytes(b"")
-    _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "empty.png")[::2], "not a readable")
+    _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "empty.png")[::2], "empty file")
     image, _ = compose_page(glyphs, ["AB 12"], np.random.default_rng(0), ComposeConfig.plain())
     Image.fromarray(image).save(tmp_path / "page.png")
     _one_line_error(*run_cli(capsys, "ocr", "read", tmp_path / "page.png")[::2], "nnlab ocr train")

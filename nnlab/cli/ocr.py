@@ -70,12 +70,13 @@ def evaluate(
 ) -> None:
     """Score a recognizer on pages with known text: CER (Levenshtein, case ignored) with and
     without spaces, per page and overall; box recall where name.json holds the boxes."""
-    from nnlab.io import atomic_write_json, claim_outputs
+    from nnlab.io import atomic_write_json, claim_outputs, writable_folder
     from nnlab.tasks.ocr import evaluate_pages, load_reader, page_files
 
     page_files(pages)  # no pages: say so before loading a model
     out = out or Path(f"{pages.resolve().name}-eval.json")
     claim_outputs([out], overwrite)
+    writable_folder(out.parent)  # before the pages are read
     reader = load_reader(model, recognizer, device)
     rows, overall = evaluate_pages(pages, reader)
     keys = ["page", "cer", "cer_nospace", "char_accuracy", "box_recall", "seconds", "note"]

@@ -557,12 +557,23 @@ def write_pages(
     return out
 
 
+def _box(value) -> tuple:
+    """A truth box: four numbers (x0, y0, x1, y1), as written; else ValueError."""
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        raise ValueError(f"a box is four numbers x0, y0, x1, y1, got {value!r}")
+    return tuple(value)
+
+
 def read_truth(path: str | Path) -> PageTruth:
     """The truth written beside a page by `write_pages` (the .json of the same name)."""
     path = Path(path).with_suffix(".json")
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-        chars = [CharBox(**(c | {"box": tuple(c["box"])})) for c in d["chars"]]
+        d = json.loads(path.read_text(encoding="utf-8-sig"))
+        chars = [CharBox(**(c | {"box": _box(c["box"])})) for c in d["chars"]]
         return PageTruth(d["lines"], chars, tuple(d["size"]), d.get("angle_deg", 0.0))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise NNLabError(f"{path}: not a page truth file ({type(e).__name__}: {e})") from None

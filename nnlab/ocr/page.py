@@ -117,22 +117,37 @@ class PageAnalysis:
 # ----------------------------------------------------------------------------- image in
 
 
+# Pillow refuses images over 2 x its MAX_IMAGE_PIXELS (179 Mpx) as "decompression bombs"; a
+# 200-Mpx phone photo is none: this many pixels are read (JPEGs decoded at a reduced scale)
+PAGE_PIXELS = 1_000_000_000
+# a JPEG is decoded at 1/2, 1/4 or 1/8 scale while its long side stays above this (the reader
+# works at far fewer pixels: `PageConfig.max_side`)
+DECODE_SIDE = 4000
+# what the first bytes of a file that Pillow cannot read say it is
+NOT_IMAGES = {
+    b"%PDF": "a PDF, not an image: export the page as PNG or JPEG",
+    b"ftypheic": "a HEIC photo (an iPhone's default): export it as JPEG, or install pillow-heif",
+    b"ftypheix": "a HEIC photo: export it as JPEG, or install pillow-heif",
+    b"ftypmif1": "a HEIF photo: export it as JPEG, or install pillow-heif",
+    b"ftypavif": "an AVIF image: export it as JPEG or PNG",
+}
+
+
 def load_page(path: str | Path) -> np.ndarray:
     """The image at `path` as uint8 (H, W) or (H, W, 3), turned upright by its EXIF orientation.
-    NNLabError when it cannot be read."""
+    Of a file of several pages or frames (a scanner's TIFF), the first, with a warning. Pillow's
+    own warnings (a damaged EXIF block) are given as one line naming the file. NNLabError when
+    it cannot be read, saying what the file is where Pillow cannot (a PDF, a HEIC photo)."""
+    import warnings
+
     path = Path(path)
+    if path.is_dir():
+        raise NNLabError(f"{path}: a folder, not a page image")
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, PAGE_PIXELS
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                a = np.asarray(im, dtype=np.float32)
-                return (255 * a / max(1e-9, float(a.max()))).astype(np.uint8)
-            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-                # transparent means no ink: put the picture on white paper
-                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(white, im.convert("RGBA"))
-            colour = im.mode not in ("1", "L")
-            return np.asarray(im.convert("RGB" if colour else "L")).copy()
+        with warnings.catch_warnings(record=True) as said, Image.open(path) as im:
+            warnings.simplefilter("always")
+            image = _page_pixels(im, path)
     except FileNotFoundError:
         raise NNLabError(f"{path}: no such file") from None
     except (
@@ -142,7 +157,53 @@ def load_page(path: str | Path) -> np.ndarray:
         SyntaxError,
         Image.DecompressionBombError,
     ) as e:
-        raise NNLabError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        with open(path, "rb") as f:
+            head = f.read(16)
+        kind = next((why for magic, why in NOT_IMAGES.items() if magic in head), None)
+        if kind is None and not head:
+            kind = "an empty file (0 bytes)"
+        if isinstance(e, Image.DecompressionBombError):
+            kind = f"more than {2 * PAGE_PIXELS / 1e6:.0f} Mpx: resize it"
+        raise NNLabError(
+            f"{path}: " + (kind or f"not a readable image ({type(e).__name__}: {e})")
+        ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    for w in said:
+        if not issubclass(w.category, Image.DecompressionBombWarning):
+            warnings.warn(f"{path.name}: {w.message}", stacklevel=2)
+    return image
+
+
+def _page_pixels(im: Image.Image, path: Path) -> np.ndarray:
+    """`load_page`'s reading of an open image."""
+    import warnings
+
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        warnings.warn(
+            f"{frames} pages or frames; the first is read (save the others as images of their "
+            "own)",  # (named with the file by load_page)
+            stacklevel=3,
+        )
+    if im.width * im.height > PAGE_PIXELS:
+        raise NNLabError(
+            f"{path}: {im.width} x {im.height} pixels, more than {PAGE_PIXELS / 1e6:.0f} Mpx: "
+            "resize it"
+        )
+    if im.format == "JPEG" and max(im.size) > 2 * DECODE_SIDE:  # decoded at 1/2, 1/4 or 1/8
+        k = max(im.size) // DECODE_SIDE
+        im.draft(im.mode, (im.width // k, im.height // k))
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        a = np.asarray(im, dtype=np.float32)
+        return (255 * a / max(1e-9, float(a.max()))).astype(np.uint8)
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        # transparent means no ink: put the picture on white paper
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im.convert("RGBA"))
+    colour = im.mode not in ("1", "L")
+    return np.asarray(im.convert("RGB" if colour else "L")).copy()
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -371,7 +432,13 @@ def threshold_ink(
             mask,
             t,
             f"no ink: nothing on the page is darker than the paper by {cfg.min_contrast:.0%} "
-            f"(and by {cfg.noise_k:g}x its noise)",
+            f"(and by {cfg.noise_k:g}x its noise)"
+            + (
+                "; the page is dark: light writing on a dark ground (a blackboard)? invert "
+                "the image"
+                if paper < 0.5
+                else ""
+            ),
         )
     return mask, t, ""
 

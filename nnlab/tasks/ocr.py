@@ -491,13 +491,14 @@ def read_to_folder(
     before a model is looked for: the page is the user's first question)."""
     import io
 
-    from nnlab.io import atomic_write_bytes, atomic_write_json, claim_outputs
+    from nnlab.io import atomic_write_bytes, atomic_write_json, claim_outputs, writable_folder
     from nnlab.ocr.page import analyse_page, load_page
     from nnlab.ocr.read import render_overlay
 
     page, out = Path(page), Path(out)
     paths = [out / f"{page.stem}.overlay.png", out / f"{page.stem}.ocr.json"]
     claim_outputs(paths, overwrite)
+    writable_folder(out)  # before the reading, which would be lost
     if recognizer not in RECOGNIZERS:
         raise NNLabError(f"--recognizer must be chars or ctc, got '{recognizer}'")
     if recognizer == "ctc":
@@ -534,6 +535,24 @@ def page_files(folder: str | Path) -> list[Path]:
     return pages
 
 
+def read_truth_text(path: Path) -> tuple[str, str]:
+    """A page's true text and, where it was not UTF-8, how it was read: UTF-16 (Windows
+    Notepad's "Unicode", PowerShell's `>`), found by its byte-order mark or its NUL bytes; a
+    UTF-8 byte-order mark; else Windows-1252 text (Latin-1 and its superset)."""
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16"), "its truth read as UTF-16"
+    if len(raw) > 1 and raw.count(b"\x00") * 4 >= len(raw):  # UTF-16 without its mark
+        little = raw[1::2].count(b"\x00") > raw[::2].count(b"\x00")
+        return raw.decode("utf-16-le" if little else "utf-16-be", errors="replace"), (
+            "its truth read as UTF-16"
+        )
+    try:
+        return raw.decode("utf-8-sig"), ""
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace"), "its truth read as Windows-1252"
+
+
 def evaluate_pages(
     folder: str | Path, reader: Reader, min_iou: float = 0.5
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -546,7 +565,7 @@ def evaluate_pages(
 
     rows = []
     for p in page_files(folder):
-        truth = p.with_suffix(".txt").read_text(encoding="utf-8", errors="replace")
+        truth, how = read_truth_text(p.with_suffix(".txt"))
         t0 = time.perf_counter()
         try:
             reading = reader.read(load_page(p))
@@ -562,7 +581,7 @@ def evaluate_pages(
                 row["box_recall"] = box_recall(boxes, true_boxes, min_iou)
             except NNLabError as e:
                 note = note or str(e)
-        row["note"] = note
+        row["note"] = "; ".join(n for n in (note, how) if n)
         row["read"] = text
         rows.append(row)
     edits = sum(r["edits"] for r in rows)

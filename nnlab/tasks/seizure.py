@@ -91,6 +91,7 @@ from nnlab.io import (
     atomic_write_text,
     claim_outputs,
     sweep_stale,
+    writable_folder,
 )
 from nnlab.metrics.binary import binary_metrics
 from nnlab.models import model_config
@@ -1412,10 +1413,7 @@ def detect_file(
             warnings.warn(f"{e}: {path.name} is read, its seizures not scored", stacklevel=2)
     request["sidecar"] = str(sidecar) if sidecar is not None else None
     out = Path(out) if out is not None else run.path / "detections"
-    try:  # before the work: an output folder that cannot be made loses nothing
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise NNLabError(f"--out {out}: cannot make the folder ({e.strerror})") from None
+    writable_folder(out)  # before the work: an output folder that cannot take it loses it
     done = out / f"{path.stem}_detect.json"
     if resume and not overwrite and done.exists():
         try:
