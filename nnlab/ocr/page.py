@@ -157,8 +157,11 @@ def load_page(path: str | Path) -> np.ndarray:
         SyntaxError,
         Image.DecompressionBombError,
     ) as e:
-        with open(path, "rb") as f:
-            head = f.read(16)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError:  # (no permission to read it: Pillow's reason is the message)
+            head = b"?"
         kind = next((why for magic, why in NOT_IMAGES.items() if magic in head), None)
         if kind is None and not head:
             kind = "an empty file (0 bytes)"
