@@ -50,6 +50,28 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+# Pillow refuses images over twice its MAX_IMAGE_PIXELS (179 Mpx) as "decompression bombs"
+# and warns past it; a 200-Mpx phone photo is none
+LARGE_IMAGE_PIXELS = 1_000_000_000
+
+
+@contextlib.contextmanager
+def large_images(pixels: int = LARGE_IMAGE_PIXELS):
+    """Pillow's pixel limit raised to `pixels` (and its warning below that silenced) while
+    images are opened; its own limit is put back after."""
+    import warnings
+
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def writable_folder(folder: str | os.PathLike, option: str = "--out") -> Path:
     """`folder`, made if need be, where files can be written: else an NNLabError naming the
     option, before any work is done (a result computed for a folder that cannot take it would be

@@ -600,6 +600,22 @@ def test_predict_rejects_an_unreadable_image_and_a_classifier_run(capsys, tmp_pa
     other.save_config({"task": "classify"})
     code, _, err = run_cli(capsys, "segment", "predict", str(other.path), str(bad))
     assert code == 1 and "not a segmentation run" in err
+    # a folder of images is read whole; an --out that cannot take the masks is said first
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for name in ("a.jpg", "b.png"):
+        Image.fromarray(np.full((40, 60, 3), 120, np.uint8)).save(folder / name)
+    (folder / "._a.jpg").write_bytes(bytes(10))  # macOS's: not an image
+    code, out, _ = run_cli(capsys, "segment", "predict", str(run.path), str(folder), "--out",
+                           str(tmp_path / "masks"))  # fmt: skip
+    assert code == 0 and sorted(p.name for p in (tmp_path / "masks").glob("*_mask.png")) == [
+        "a_mask.png",
+        "b_mask.png",
+    ]
+    (tmp_path / "afile").write_text("")
+    code, _, err = run_cli(capsys, "segment", "predict", str(run.path), str(folder), "--out",
+                           str(tmp_path / "afile"))  # fmt: skip
+    assert code == 1 and "cannot make the folder" in err and len(err.strip().splitlines()) == 1
 
 
 # ---- the kvasir archive: download and unpack against a loopback server ---------------------------

@@ -31,7 +31,9 @@ SHORTCUTS = (
 
 def predict(
     run_dir: Path = typer.Argument(..., help="A segmentation run directory."),
-    images: list[Path] = typer.Argument(..., help="Image files (jpg, png, ...)."),
+    images: list[Path] = typer.Argument(
+        ..., help="Image files (jpg, png, ...) or folders of them."
+    ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Output folder (default RUN_DIR/predictions)."
     ),
@@ -40,13 +42,24 @@ def predict(
 ) -> None:
     """Segment new images with a trained run: writes NAME_mask.png and NAME_overlay.png (names
     that never collide: a.jpg and a.png give a_jpg_mask.png and a_png_mask.png)."""
+    from nnlab.data.segmentation import image_files
+    from nnlab.io import writable_folder
     from nnlab.tasks.segment import predict_files
 
     run = RunDir.open(run_dir)
-    for path in images:
-        if not path.is_file():
+    files = []
+    for path in images:  # a folder: its images
+        if path.is_dir():
+            found = image_files(path)
+            if not found:
+                raise NNLabError(f"{path}: a folder without images")
+            files += found
+        elif not path.is_file():
             raise NNLabError(f"{path}: no such image file")
-    rows = predict_files(run, images, out or run.path / "predictions", device, overwrite)
+        else:
+            files.append(path)
+    out = writable_folder(out or run.path / "predictions")  # before the work
+    rows = predict_files(run, files, out, device, overwrite)
     console.print(table(rows, f"predicted with {run.path}"))
 
 

@@ -18,9 +18,9 @@ from torch.utils.data import TensorDataset
 
 from nnlab.data.registry import cache_dir, data_dirs
 from nnlab.errors import NNLabError
-from nnlab.io import atomic_open
+from nnlab.io import atomic_open, large_images
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 GREY_LIMIT = 0.05  # a mask with more than 5% of pixels in 30..225 is not a binary mask
 
 
@@ -43,8 +43,30 @@ class SegmentationSet:
         return TensorDataset(torch.from_numpy(self.images), torch.from_numpy(self.masks))
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files of `folder`, less what systems leave beside files (macOS's '._name',
+    hidden '.name', Office's '~$name'). A link to a missing file is an error."""
+    found = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in EXTENSIONS or p.name.startswith((".", "~$")):
+            continue
+        if p.is_symlink() and not p.exists():
+            raise NNLabError(f"{p}: a link to a missing file")
+        found.append(p)
+    return found
+
+
 def _files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in EXTENSIONS}
+    """name -> image file of `folder` (`image_files`). Two files of one name (x.jpg and x.png)
+    are an error: one would be paired with the other's mask."""
+    found: dict[str, Path] = {}
+    for p in image_files(folder):
+        if p.stem in found:
+            raise NNLabError(
+                f"{folder}: two files named {p.stem} ({found[p.stem].name}, {p.name}): keep one"
+            )
+        found[p.stem] = p
+    return found
 
 
 def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
@@ -70,11 +92,48 @@ def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
 
 
 def _open(path: Path, mode: str) -> Image.Image:
+    """The image turned upright by its EXIF orientation (as viewers show it, and as masks are
+    drawn), in `mode`; 16-bit and float images scaled to 0-255 by their largest value."""
+    from PIL import ImageOps
+
+    from nnlab.io import large_images
+
     try:
-        with Image.open(path) as im:
+        with large_images(), Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                a = np.asarray(im, dtype=np.float32)
+                a = a - min(0.0, float(a.min()))
+                im = Image.fromarray((255 * a / max(1e-9, float(a.max()))).astype(np.uint8))
             return im.convert(mode)
-    except (UnidentifiedImageError, OSError) as e:
-        raise NNLabError(f"{path}: unreadable image ({type(e).__name__})") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise NNLabError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+
+
+def _mask_values(path: Path) -> tuple[np.ndarray, str]:
+    """A mask's grey values (H, W) uint8 and, where it was not stored 0/255, how it was read:
+    0/1 masks and masks of two colours (red or blue on black: their grey is below 128) as
+    foreground where not background; label masks (0, 1, 2, ...) as foreground where not 0; a
+    mask whose shape is in its transparency only, from that."""
+    m = np.asarray(_open(path, "L"))  # (an unreadable file: said here)
+    with large_images(), Image.open(path) as im:
+        alpha = im.mode in ("RGBA", "LA", "PA")
+    if alpha:
+        a = np.asarray(_open(path, "RGBA"))[..., 3]
+        if np.ptp(m) == 0 and np.ptp(a) > 0:
+            return a, "read from their transparency"
+    if m.max() >= 128 or m.max() == 0:
+        return m, ""
+    values = np.unique(m)
+    if len(values) == 2:
+        return ((m > values[0]) * 255).astype(np.uint8), (
+            "stored as two values below 128 (0/1, or a colour on black): read as 0/255"
+        )
+    if m.max() < 30 and len(values) <= 16:
+        return ((m > 0) * 255).astype(
+            np.uint8
+        ), "label masks (0, 1, 2, ...): nonzero read as foreground"
+    return m, ""
 
 
 def _square(im: Image.Image, size: int, aspect: str, resample) -> Image.Image:
@@ -120,13 +179,17 @@ def read_pair_uint8(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(image (3, S, S) uint8, mask (1, S, S) uint8 in {0, 1})."""
     _check_aspect(aspect)
-    image, mask = _open(image_path, "RGB"), _open(mask_path, "L")
-    if image.size != mask.size:
+    image = _open(image_path, "RGB")
+    m, note = _mask_values(mask_path)
+    if image.size != (m.shape[1], m.shape[0]):
         raise NNLabError(
-            f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image is "
-            f"{image.size[0]}x{image.size[1]}"
+            f"{mask_path}: mask is {m.shape[1]}x{m.shape[0]} but its image is "
+            f"{image.size[0]}x{image.size[1]} (as its EXIF orientation turns it)"
         )
-    m = np.asarray(mask)
+    if note:
+        import warnings
+
+        warnings.warn(f"{mask_path.parent}: masks {note}", stacklevel=3)
     grey = float(((m > 30) & (m < 225)).mean())
     if grey > GREY_LIMIT:
         raise NNLabError(
@@ -164,12 +227,23 @@ def load_folder(
         cached = _read_cache(path, len(pairs), size)
         if cached is not None:
             return cached
+    import warnings
+
     images = np.empty((len(pairs), 3, size, size), np.uint8)
     masks = np.empty((len(pairs), 1, size, size), np.uint8)
-    for i, (_, ip, mp) in enumerate(pairs):
-        images[i], masks[i] = read_pair_uint8(ip, mp, size, aspect)
-        if progress:
-            progress(i + 1, len(pairs))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        for i, (_, ip, mp) in enumerate(pairs):
+            images[i], masks[i] = read_pair_uint8(ip, mp, size, aspect)
+            if progress:
+                progress(i + 1, len(pairs))
+    for message in dict.fromkeys(str(w.message) for w in said):  # once for the folder
+        warnings.warn(message, stacklevel=2)
+    if not masks.any():
+        raise NNLabError(
+            f"{root}: every mask is empty (no pixel of 128 or more): masks are white (255) on "
+            "black (0)"
+        )
     data = SegmentationSet(images, masks, [n for n, _, _ in pairs])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

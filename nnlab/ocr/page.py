@@ -117,8 +117,8 @@ class PageAnalysis:
 # ----------------------------------------------------------------------------- image in
 
 
-# Pillow refuses images over 2 x its MAX_IMAGE_PIXELS (179 Mpx) as "decompression bombs"; a
-# 200-Mpx phone photo is none: this many pixels are read (JPEGs decoded at a reduced scale)
+# a 200-Mpx phone photo is no "decompression bomb" (Pillow refuses past 179 Mpx): this many
+# pixels are read (JPEGs decoded at a reduced scale)
 PAGE_PIXELS = 1_000_000_000
 # a JPEG is decoded at 1/2, 1/4 or 1/8 scale while its long side stays above this (the reader
 # works at far fewer pixels: `PageConfig.max_side`)
@@ -143,9 +143,14 @@ def load_page(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.is_dir():
         raise NNLabError(f"{path}: a folder, not a page image")
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, PAGE_PIXELS
+    from nnlab.io import large_images
+
     try:
-        with warnings.catch_warnings(record=True) as said, Image.open(path) as im:
+        with (
+            large_images(PAGE_PIXELS),
+            warnings.catch_warnings(record=True) as said,
+            Image.open(path) as im,
+        ):
             warnings.simplefilter("always")
             image = _page_pixels(im, path)
     except FileNotFoundError:
@@ -170,8 +175,6 @@ def load_page(path: str | Path) -> np.ndarray:
         raise NNLabError(
             f"{path}: " + (kind or f"not a readable image ({type(e).__name__}: {e})")
         ) from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
     for w in said:
         if not issubclass(w.category, Image.DecompressionBombWarning):
             warnings.warn(f"{path.name}: {w.message}", stacklevel=2)
