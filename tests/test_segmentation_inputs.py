@@ -112,3 +112,18 @@ def test_16_bit_images_are_scaled_not_clipped(tmp_path):
     Image.fromarray(disc() * 255).save(tmp_path / "masks" / "a.png")
     image, _ = read_pair_uint8(tmp_path / "images" / "a.png", tmp_path / "masks" / "a.png", 60)
     assert image.max() == 255 and (image == 255).mean() < 0.05  # not 93% white
+
+
+def test_masks_named_with_a_suffix_are_paired_and_said(tmp_path):
+    """Carvana's car_mask.gif, ISIC's ISIC_0001_segmentation.png: one suffix for every mask."""
+    from nnlab.data.segmentation import find_pairs
+
+    for i in range(3):
+        pair(tmp_path, Image.fromarray(disc() * 255), name=f"car{i}")
+        (tmp_path / "masks" / f"car{i}.png").rename(tmp_path / "masks" / f"car{i}_mask.png")
+    with pytest.warns(UserWarning, match="masks named NAME_mask: each paired with images/NAME"):
+        pairs = find_pairs(tmp_path)
+    assert [(n, m.name) for n, _, m in pairs] == [(f"car{i}", f"car{i}_mask.png") for i in range(3)]
+    (tmp_path / "masks" / "car2_mask.png").rename(tmp_path / "masks" / "car2_manual1.png")
+    with pytest.raises(NNLabError, match="image and mask names do not match"):
+        find_pairs(tmp_path)

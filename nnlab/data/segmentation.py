@@ -78,6 +78,16 @@ def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
     if not images:
         raise NNLabError(f"{root / 'images'}: no image files ({', '.join(EXTENSIONS)})")
     missing, extra = sorted(set(images) - set(masks)), sorted(set(masks) - set(images))
+    suffix = _mask_suffix(missing, extra)
+    if suffix:  # Carvana's NAME_mask, ISIC's NAME_segmentation: paired, and said
+        import warnings
+
+        warnings.warn(
+            f"{root / 'masks'}: masks named NAME{suffix}: each paired with images/NAME",
+            stacklevel=2,
+        )
+        masks = {n[: -len(suffix)] if n in extra else n: p for n, p in masks.items()}
+        missing, extra = [], []
     if missing or extra:
         detail = [
             f"no mask for {', '.join(missing[:3])}" if missing else "",
@@ -89,6 +99,18 @@ def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
             + (" ..." if len(missing) > 3 or len(extra) > 3 else "")
         )
     return [(name, images[name], masks[name]) for name in images]
+
+
+def _mask_suffix(missing: list[str], extra: list[str]) -> str:
+    """The one suffix that turns every image name without a mask into a mask name left without
+    an image ('_mask', '_segmentation'), or ''."""
+    if not missing or len(missing) != len(extra):
+        return ""
+    found = {m[len(n) :] for n in missing for m in extra if m.startswith(n) and m != n}
+    if len(found) != 1:
+        return ""
+    (suffix,) = found
+    return suffix if {n + suffix for n in missing} == set(extra) else ""
 
 
 def _open(path: Path, mode: str) -> Image.Image:
@@ -164,13 +186,14 @@ def unsquare(mask: np.ndarray, original: tuple[int, int], aspect: str = "pad") -
     """Undo the geometry of `_square` for an (S, S) mask: back to the original (H, W) (nearest)."""
     w, h = original
     im = Image.fromarray(mask.astype(np.uint8) * 255)
-    if aspect == "pad":
-        side = max(w, h)
-        im = im.resize((side, side), Image.NEAREST).crop(
-            ((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)
-        )
-    else:
-        im = im.resize((w, h), Image.NEAREST)
+    with large_images():  # (a photo's own size: Pillow checks a crop's too)
+        if aspect == "pad":
+            side = max(w, h)
+            im = im.resize((side, side), Image.NEAREST).crop(
+                ((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)
+            )
+        else:
+            im = im.resize((w, h), Image.NEAREST)
     return np.asarray(im) >= 128
 
 
