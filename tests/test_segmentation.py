@@ -616,6 +616,12 @@ def test_predict_rejects_an_unreadable_image_and_a_classifier_run(capsys, tmp_pa
     code, _, err = run_cli(capsys, "segment", "predict", str(run.path), str(folder), "--out",
                            str(tmp_path / "afile"))  # fmt: skip
     assert code == 1 and "cannot make the folder" in err and len(err.strip().splitlines()) == 1
+    # an image that is no image, after good ones: said before any mask is written
+    (folder / "c.png").write_bytes(b"not a png")
+    code, _, err = run_cli(capsys, "segment", "predict", str(run.path), str(folder), "--out",
+                           str(tmp_path / "later"))  # fmt: skip
+    assert code == 1 and "c.png: unreadable image" in err
+    assert not list((tmp_path / "later").glob("*.png"))
 
 
 # ---- the kvasir archive: download and unpack against a loopback server ---------------------------

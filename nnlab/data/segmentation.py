@@ -132,6 +132,16 @@ def _open(path: Path, mode: str) -> Image.Image:
         raise NNLabError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
 
 
+def image_header(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header (its pixels not decoded); an
+    NNLabError naming it when it is no image."""
+    try:
+        with large_images(), Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise NNLabError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+
+
 def _mask_values(path: Path) -> tuple[np.ndarray, str]:
     """A mask's grey values (H, W) uint8 and, where it was not stored 0/255, how it was read:
     0/1 masks and masks of two colours (red or blue on black: their grey is below 128) as

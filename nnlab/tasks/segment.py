@@ -19,7 +19,14 @@ from torch import nn
 
 from nnlab.config import to_dict
 from nnlab.data.augment import augment_pair_torch
-from nnlab.data.segmentation import SegmentationSet, kvasir_root, load_folder, read_image, unsquare
+from nnlab.data.segmentation import (
+    SegmentationSet,
+    image_header,
+    kvasir_root,
+    load_folder,
+    read_image,
+    unsquare,
+)
 from nnlab.data.splits import load_split, save_split, split_by_item
 from nnlab.errors import NNLabError
 from nnlab.io import atomic_open, atomic_write_json, claim_outputs
@@ -442,6 +449,8 @@ def predict_files(
     stems = output_stems(images)
     targets = [(out / f"{s}_mask.png", out / f"{s}_overlay.png") for s in stems]
     claim_outputs([p for pair in targets for p in pair], overwrite)
+    for path in images:  # an unreadable one said before any mask is written (a rerun without it
+        image_header(path)  # would otherwise find the others' outputs and need --overwrite)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path, (mask_path, overlay_path) in zip(images, targets):
