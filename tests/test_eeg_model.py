@@ -288,6 +288,23 @@ def detect_stitched(fold, data, index, tmp_path, capsys, monkeypatch):
     with pytest.raises(NNLabError, match="stitched.edf is not listed in the summary"):
         detect_file(edf, fold, tmp_path / "none", summary=other)
 
+    import pyedflib  # two EEG channels at two rates, one each: the higher rate's is read
+
+    two = tmp_path / "two_rates.edf"
+    writer = pyedflib.EdfWriter(str(two), 2, file_type=pyedflib.FILETYPE_EDFPLUS)
+    writer.setSignalHeaders(
+        [
+            {"label": label, "dimension": "uV", "sample_frequency": rate, "physical_min": -3000.0}
+            | {"physical_max": 3000.0, "digital_min": -32768, "digital_max": 32767}
+            for label, rate in (("HIPP-REF", 256), ("HIPP2-REF", 512))
+        ]
+    )
+    y512, _ = resample(y[:, :n], 256.0, 512.0)
+    writer.writeSamples([y[0, :n].astype(float), y512[0, : 2 * n].astype(float)])
+    writer.close()
+    found = detect_file(two, fold, tmp_path / "two", device="cpu")
+    assert found["channels"] == ["HIPP2-REF"] and found["skipped"] == ["HIPP-REF (256 Hz)"]
+
     ecg = tmp_path / "ecg.edf"  # a lead asked for that is not EEG: read, and said
     write_edf(ecg, Recording("e", 256.0, ["HIPP-REF", "ECG"], np.vstack([y[:, :n], y[:, :n]])))
     with pytest.warns(UserWarning, match=r"--channels ECG \(labelled ECG\): not EEG by its"):
