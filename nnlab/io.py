@@ -28,15 +28,21 @@ def _current_umask() -> int:
 UMASK = _current_umask()
 
 
+def temporary_sibling(path: Path) -> tuple[int, str]:
+    """(descriptor, name) of a new temporary file beside `path` (its folder made): where an
+    atomic write goes before it is renamed onto `path`. NNLabError when it cannot be made."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # a file where a folder should be, no permission, a read-only disk
+        raise NNLabError(f"cannot write {path} ({e.strerror})") from None
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary sibling of `path` for writing; rename it onto `path` only on success."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:  # a file where a folder should be, no permission, a read-only disk
-        raise NNLabError(f"cannot write {path} ({e.strerror})") from None
+    fd, tmp = temporary_sibling(path)
     try:
         os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; the result should read like any file
         with os.fdopen(fd, mode) as f:
@@ -187,11 +193,7 @@ def atomic_npy(
     commit point. On an error nothing is left. So `path` holds a whole array whose metadata is
     beside it, or nothing, and the array is never in memory at once."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:  # a file where a folder should be, no permission, a read-only disk
-        raise NNLabError(f"cannot write {path} ({e.strerror})") from None
+    fd, tmp = temporary_sibling(path)
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~UMASK)

@@ -490,7 +490,7 @@ def test_detect_on_files_as_recorders_and_users_leave_them(folder, trained, tmp_
         found = detect_file(events, run, tmp_path / "b")
     assert found["sidecar"] is None and not found["events"]
     with pytest.raises(NNLabError, match="--alarm-k must be >= 1, got 0"):
-        detect_file(edf, run, tmp_path / "c", alarm_k=0, alarm_n=0)
+        detect_file(edf, run, tmp_path / "c", alarm_k=0)  # alone: not "24 and 5"
     with pytest.raises(NNLabError, match="--hop-s must be at least one sample of the model's rate"):
         detect_file(edf, run, tmp_path / "c", hop_s=0.001)
     from nnlab.tasks.seizure import evaluate_run

@@ -113,12 +113,11 @@ def _mask_suffix(missing: list[str], extra: list[str]) -> str:
     return suffix if {n + suffix for n in missing} == set(extra) else ""
 
 
-def _open(path: Path, mode: str) -> Image.Image:
+def _open(path: Path, mode: str | None = None) -> Image.Image:
     """The image turned upright by its EXIF orientation (as viewers show it, and as masks are
-    drawn), in `mode`; 16-bit and float images scaled to 0-255 by their largest value."""
+    drawn), in `mode` (None: its own, loaded); 16-bit and float images scaled to 0-255 by their
+    largest value."""
     from PIL import ImageOps
-
-    from nnlab.io import large_images
 
     try:
         with large_images(), Image.open(path) as im:
@@ -127,7 +126,7 @@ def _open(path: Path, mode: str) -> Image.Image:
                 a = np.asarray(im, dtype=np.float32)
                 a = a - min(0.0, float(a.min()))
                 im = Image.fromarray((255 * a / max(1e-9, float(a.max()))).astype(np.uint8))
-            return im.convert(mode)
+            return im.convert(mode) if mode else im.copy()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise NNLabError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
 
@@ -147,11 +146,10 @@ def _mask_values(path: Path) -> tuple[np.ndarray, str]:
     0/1 masks and masks of two colours (red or blue on black: their grey is below 128) as
     foreground where not background; label masks (0, 1, 2, ...) as foreground where not 0; a
     mask whose shape is in its transparency only, from that."""
-    m = np.asarray(_open(path, "L"))  # (an unreadable file: said here)
-    with large_images(), Image.open(path) as im:
-        alpha = im.mode in ("RGBA", "LA", "PA")
-    if alpha:
-        a = np.asarray(_open(path, "RGBA"))[..., 3]
+    im = _open(path)  # decoded once
+    m = np.asarray(im.convert("L"))
+    if im.mode in ("RGBA", "LA", "PA"):
+        a = np.asarray(im.convert("RGBA"))[..., 3]
         if np.ptp(m) == 0 and np.ptp(a) > 0:
             return a, "read from their transparency"
     if m.max() >= 128 or m.max() == 0:

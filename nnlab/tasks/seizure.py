@@ -274,6 +274,18 @@ def check_alarms(threshold: float, k: int, n: int) -> None:
         raise NNLabError(f"need 1 <= --alarm-k <= --alarm-n, got {k} and {n}")
 
 
+def with_given(cfg: SeizureConfig, **given) -> SeizureConfig:
+    """cfg with the options a user gave (None: not given), the alarm rule checked. --alarm-k and
+    --alarm-n below 1 are refused first: 0 would stand for the target's default (24 of 30)."""
+    for option in ("alarm_k", "alarm_n"):
+        value = given.get(option)
+        if value is not None and value < 1:
+            raise NNLabError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
+    check_alarms(cfg.threshold, cfg.k, cfg.n)
+    return cfg
+
+
 # ---- prepare: index, cache, label ----------------------------------------------------------------
 @dataclass
 class PreparedPatient:
@@ -983,12 +995,7 @@ def evaluate_run(
     from nnlab.viz.eeg import gates_figure, timeline_figure
 
     cfg = load_config(run, SeizureCV)
-    for option, value in (("--alarm-k", alarm_k), ("--alarm-n", alarm_n)):
-        if value is not None and value < 1:  # (0 is no rule: the target's own would be taken)
-            raise NNLabError(f"{option} must be >= 1, got {value}")
-    given = {"threshold": threshold, "alarm_k": alarm_k, "alarm_n": alarm_n}
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
-    check_alarms(cfg.threshold, cfg.k, cfg.n)
+    cfg = with_given(cfg, threshold=threshold, alarm_k=alarm_k, alarm_n=alarm_n)
     folds = fold_runs(run)
     if not folds:
         raise NNLabError(f"{run.path}: no fold runs yet")
@@ -1428,17 +1435,13 @@ def detect_file(
                 "--overwrite makes it again"
             )
     cfg, positive, hops = detect_settings(run)
-    given = {"threshold": threshold, "alarm_k": alarm_k, "alarm_n": alarm_n}
-    given["refractory_s"] = refractory_s
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
-    check_alarms(cfg.threshold, cfg.k, cfg.n)
+    cfg = with_given(
+        cfg, threshold=threshold, alarm_k=alarm_k, alarm_n=alarm_n, refractory_s=refractory_s
+    )
     if refractory_s is not None and refractory_s < 0:
         raise NNLabError(f"--refractory-s must be >= 0, got {refractory_s}")
     if hop_s is not None and not hop_s > 0:
         raise NNLabError(f"--hop-s must be > 0, got {hop_s}")
-    for option, value in (("--alarm-k", alarm_k), ("--alarm-n", alarm_n)):
-        if value is not None and value < 1:  # (0 is no rule: the run's own would be taken)
-            raise NNLabError(f"{option} must be >= 1, got {value}")
     # one-line error for a missing or unreadable file; an EDF+D file with gaps is read stretch by
     # stretch (`head.stretches`), its times counted from its first sample, gaps included
     head = edf_header(path, gaps_ok=True)
