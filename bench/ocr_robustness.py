@@ -11,11 +11,17 @@ characters written once per setting with one seed --
             baseline, instead of 1.9)
     thin-desk  hard pages on a desk that shows only 0.01-0.03 x the page's size per side
             (`--desk 0.02`: narrower than find_paper's blocks; not in the default run)
+    steep   hard pages rotated by up to 14 degrees (not in the default run)
+    turned  hard pages saved a quarter, half or three quarters turned, as a phone without its
+            orientation tag saves them (not in the default run)
 
 -- each read by the CTC reader as it is (`full`) and with one step switched off: `no-desk`
 (`PageConfig.desk=False`: no search for the sheet), `no-level` (`ReadConfig.level_lines=False`:
 strips cut along the page's mean direction, not each line's own), `greedy` (`ReadConfig.beam=0`:
-greedy decoding with the word rule at greedy's columns); and by the character reader (`chars`).
+greedy decoding with the word rule at greedy's columns), `no-turns` (the reader before the
+turns: `PageConfig(turns=False, max_angle_deg=6)` and `ReadConfig.turn_below=0`: no search
+around 90 degrees, a 6-degree skew search, and one way up read); and by the character reader
+(`chars`), also without the turns (`chars-no-turns`).
 
     NNLAB_DATA=../shared/data python bench/ocr_robustness.py --model RUN_DIR --ctc RUN_DIR
         [--pages 12] [--seed 3030] [--out DIR] [--settings hard,desk,tilt,tight]
@@ -41,8 +47,10 @@ SETTINGS = {
     "tilt": {"perspective": 0.06, "rotation_deg": 5.0},
     "tight": {"line_spacing": 1.45},
     "thin-desk": {"desk": 0.02},
+    "steep": {"rotation_deg": 14.0},
+    "turned": {"turns": (90, 180, 270)},
 }
-VARIANTS = ("full", "no-desk", "no-level", "greedy", "chars")
+VARIANTS = ("full", "no-desk", "no-level", "greedy", "no-turns", "chars", "chars-no-turns")
 
 
 def variant_config(name: str):
@@ -56,6 +64,9 @@ def variant_config(name: str):
         return dataclasses.replace(base, level_lines=False)
     if name == "greedy":
         return dataclasses.replace(base, beam=0)
+    if name.endswith("no-turns"):
+        page = PageConfig(turns=False, max_angle_deg=6.0)
+        return dataclasses.replace(base, page=page, turn_below=0.0)
     return base
 
 
@@ -85,6 +96,7 @@ def main() -> None:
     readers = {"ctc": load_reader(args.ctc, "ctc"), "chars": load_reader(args.model, "chars")}
     results: dict[str, dict[str, float]] = {}
     found: dict[str, int] = {}
+    right: dict[str, dict[str, int]] = {}  # pages read the way up they were written
     for setting in settings:
         folder = args.out / setting
         if folder.exists():
@@ -92,17 +104,26 @@ def main() -> None:
         cfg = ComposeConfig.hard(**SETTINGS[setting])
         paths = write_pages(folder, args.pages, glyphs, seed=args.seed, cfg=cfg)
         pages = [(load_page(p), p.with_suffix(".txt").read_text()) for p in paths]
+        # the way up each photo was saved in (its quarter turns: 0, 90, 180 or 270)
+        ups = [round(json.loads(p.with_suffix(".json").read_text())["angle_deg"] / 90) % 4 * 90
+               for p in paths]  # fmt: skip
         results[setting] = {}
+        right[setting] = {}
         found[setting] = sum(analyse_page(image).sheet < 1 for image, _ in pages)
         for variant in VARIANTS:
-            reader = readers["chars" if variant == "chars" else "ctc"]
+            reader = readers["chars" if variant.startswith("chars") else "ctc"]
             rcfg = variant_config(variant)
-            pairs = [(truth, reader.read(image, cfg=rcfg).text) for image, truth in pages]
+            readings = [reader.read(image, cfg=rcfg) for image, _ in pages]
+            pairs = [(truth, r.text) for (_, truth), r in zip(pages, readings)]
             results[setting][variant] = 1 - pooled_cer(pairs, spaces=False)
+            right[setting][variant] = sum(
+                r.analysis is not None and r.analysis.turn == up for r, up in zip(readings, ups)
+            )
             print(f"{setting:6s} {variant:9s} {results[setting][variant]:.4f}", flush=True)
     report = {
         "character_accuracy": results,
         "sheet_found": found,
+        "read_the_right_way_up": right,
         "pages_per_setting": args.pages,
         "seed": args.seed,
         "model": str(args.model),
@@ -112,10 +133,13 @@ def main() -> None:
     }
     (args.out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"\ncharacter accuracy, {args.pages} pages per setting (seed {args.seed})")
-    print(f"{'setting':10s}" + "".join(f"{v:>10s}" for v in VARIANTS) + "  sheet found")
+    print(f"{'setting':10s}" + "".join(f"{v:>15s}" for v in VARIANTS) + "  sheet found")
     for setting, row in results.items():
-        cells = "".join(f"{row[v]:10.4f}" for v in VARIANTS)
+        cells = "".join(f"{row[v]:15.4f}" for v in VARIANTS)
         print(f"{setting:10s}{cells}  {found[setting]} of {args.pages}")
+    print("\npages read the right way up")
+    for setting, row in right.items():
+        print(f"{setting:10s}" + "".join(f"{row[v]:15d}" for v in VARIANTS))
     print(f"wall {report['wall_s']:.0f} s; load average {load0[0]:.1f} at the start")
 
 

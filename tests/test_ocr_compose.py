@@ -49,6 +49,28 @@ def test_truth_boxes_follow_slant_rotation_and_tilt(glyphs):
     assert truth.angle_deg != 0.0
 
 
+def test_a_turned_photo_and_its_boxes_turn_together(glyphs):
+    """`turns`: the photo saved a quarter, half or three quarters turned (counter-clockwise); the
+    true boxes turn with it (each still the box of its character's dark pixels to within 2 px),
+    the size swaps for a quarter turn, the angle holds the turn, and the page is otherwise the
+    page drawn without a turn (a single turn draws nothing)."""
+    for turn in (0, 90, 180, 270):
+        cfg = ComposeConfig.plain(char_height=40, turns=(turn,))
+        image, truth = compose_page(glyphs, ["A7"], np.random.default_rng(2), cfg)
+        upright, _ = compose_page(glyphs, ["A7"], np.random.default_rng(2), ComposeConfig.plain())
+        assert np.array_equal(image, np.rot90(upright, turn // 90)), turn
+        assert truth.size == image.shape and truth.angle_deg == turn
+        labels, _ = ndimage.label(_ink(image))
+        for c in truth.chars:
+            x0, y0, x1, y1 = c.box
+            part = labels[y0:y1, x0:x1]
+            ys, xs = np.nonzero(np.isin(labels, np.unique(part[part > 0])))
+            seen = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            assert np.abs(np.subtract(seen, c.box)).max() <= 2, (turn, c.char, seen, c.box)
+    with pytest.raises(NNLabError, match="multiples of 90"):
+        compose_page(glyphs, ["A"], np.random.default_rng(0), ComposeConfig.plain(turns=(45,)))
+
+
 def test_every_effect_switches_on_and_off(glyphs):
     text = ["HELLO 42", "WORLD"]
     base = ComposeConfig.plain(char_height=24)

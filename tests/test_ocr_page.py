@@ -227,6 +227,47 @@ def test_rotation_estimated_within_one_degree(glyphs):
     assert seen == 2
 
 
+def test_steeper_rotation_is_found_too(glyphs):
+    """A page rotated by 8-14 degrees (past the old 6-degree search): the angle within one
+    degree and the boxes found; the search reaches `max_angle_deg`, 15 by default."""
+    rng = np.random.default_rng(6)
+    seen = 0
+    for _ in range(12):
+        text = random_text(rng, 4, 16)
+        cfg = ComposeConfig.plain(char_height=H_CHAR, rotation_deg=14.0)
+        image, truth = compose_page(glyphs, text, rng, cfg)
+        if abs(truth.angle_deg) < 8.0:
+            continue
+        analysis = analyse_page(image)
+        assert abs(analysis.angle_deg - truth.angle_deg) < 1.0, (analysis.angle_deg, truth)
+        assert _recall(analysis.boxes, truth) >= 0.95
+        seen += 1
+        if seen == 2:
+            break
+    assert seen == 2
+
+
+@pytest.mark.parametrize("turn", [90, 270])
+def test_lines_down_a_sideways_photo_are_turned_across(glyphs, turn):
+    """A photo saved a quarter turned: the projection search finds its lines about 90 degrees
+    away (which of +-90 it cannot tell: the reader decides by how surely each reads), the boxes
+    are found as on the upright page, and `turn=180` gives the other quarter; with
+    `PageConfig(turns=False)` the search stays near 0 degrees."""
+    rng = np.random.default_rng(7)
+    cfg = ComposeConfig.plain(char_height=H_CHAR, rotation_deg=3.0, turns=(turn,))
+    image, truth = compose_page(glyphs, random_text(rng, 4, 16), rng, cfg)
+    analysis = analyse_page(image)
+    assert analysis.turn in (90, 270)
+    off = (analysis.angle_deg - truth.angle_deg) % 180  # the lines' direction, either way up
+    assert min(off, 180 - off) < 1.0, (analysis.angle_deg, truth.angle_deg)
+    assert _recall(analysis.boxes, truth) >= 0.95
+    other = analyse_page(image, turn=180)
+    assert {analysis.turn, other.turn} == {90, 270}
+    assert abs(analyse_page(image, PageConfig(turns=False)).angle_deg) < 20
+    with pytest.raises(NNLabError, match="multiple of 90"):
+        analyse_page(image, turn=45)
+
+
 def test_skew_search_on_a_lines_mask():
     """estimate_skew alone: parallel rows of dots rotated by +2.5 degrees (counter-clockwise)."""
     mask = np.zeros((300, 600), bool)

@@ -34,7 +34,14 @@ from nnlab.ocr.compose import (
     write_pages,
 )
 from nnlab.ocr.lines import canonical_char, canonical_stats
-from nnlab.ocr.read import ReadConfig, read_page, read_page_lines, render_overlay
+from nnlab.ocr.read import (
+    ReadConfig,
+    read_page,
+    read_page_lines,
+    read_turned,
+    render_overlay,
+    sureness,
+)
 from nnlab.ocr.recognize import guesses, softmax, word_context
 from nnlab.run import RunDir
 
@@ -314,6 +321,45 @@ def test_reader_with_an_oracle_reproduces_the_text(glyphs):
         assert overlay.size == image.shape[::-1] and overlay.mode == "RGB"
     unsure = read_page(image, Oracle(truth, p=0.5), ReadConfig(low_confidence=0.8))
     assert unsure.text == truth.text and all(len(c.top3) == 3 for c in unsure.chars)
+
+
+class InOrder(Oracle):
+    """An oracle that is sure of a box (p = 1) only where it comes at its true place in the
+    reading order, 0.4 elsewhere: only a page read the right way up reads surely."""
+
+    def probabilities(self, crops, boxes):
+        pred = np.array([(b.x0, b.y0, b.x1, b.y1) for b in boxes])
+        match = dict(match_boxes(pred, np.array([c.box for c in self.truth.chars])))
+        out = np.full((len(boxes), 36), 1 / 36)
+        for i, j in match.items():
+            p = 1.0 if i == j else 0.4
+            out[i] = (1 - p) / 35
+            out[i, NAMES.index(self.truth.chars[j].char)] = p
+        return out
+
+
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+def test_a_turned_photo_is_read_the_way_up_that_reads_surely(glyphs, turn):
+    """A photo saved turned: the reader tries the other ways up only when unsure, keeps the
+    surest and reads the text exactly; an upright page is read once. With `turn_below=0` the
+    page is read only the way the analysis finds."""
+    rng = np.random.default_rng(8)
+    cfg = ComposeConfig.plain(char_height=28, turns=(turn,))
+    image, truth = compose_page(glyphs, random_text(rng, 3, 16), rng, cfg)
+    oracle = InOrder(truth)
+    reading = read_turned(image, lambda im, an: read_page(im, oracle, ReadConfig(), an))
+    assert reading.text == truth.text and reading.analysis.turn == turn
+    assert reading.turns[turn] == sureness(reading) > 0.999
+    # a quarter turn is found by the projection search: read once or twice (+-90 it cannot tell)
+    assert len(reading.turns) in {0: [1], 90: [1, 2], 180: [2], 270: [1, 2]}[turn]
+    assert all(v < 0.85 for t, v in reading.turns.items() if t != turn)
+    record = json.loads(json.dumps(reading.to_json()))
+    assert record["page"]["turn"] == turn and str(turn) in record["page"]["turns_tried"]
+    once = ReadConfig(turn_below=0)
+    first = read_turned(image, lambda im, an: read_page(im, oracle, once, an), once)
+    assert len(first.turns) == 1
+    if turn == 180:
+        assert first.text != truth.text
 
 
 def test_guesses_and_softmax():

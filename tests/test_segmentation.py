@@ -231,8 +231,8 @@ def test_resized_arrays_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path, monk
 @pytest.mark.parametrize("aspect", ["pad", "stretch"])
 def test_unsquare_inverts_the_resize(tmp_path, aspect):
     root = make_polyp_folder(tmp_path / "g", n=1, size=(60, 90))
-    image, rgb = read_image(root / "images" / "case000.jpg", 30, aspect)
-    assert image.shape == (3, 30, 30) and rgb.shape == (60, 90, 3)
+    image, rgb, size = read_image(root / "images" / "case000.jpg", 30, aspect)
+    assert image.shape == (3, 30, 30) and rgb.shape == (60, 90, 3) and size == (90, 60)
     mask = np.asarray(Image.open(root / "masks" / "case000.png")) >= 128
     if aspect == "pad":
         canvas = np.zeros((90, 90), np.uint8)
@@ -328,6 +328,32 @@ def test_predict_writes_mask_and_overlay_at_the_image_size(tmp_path, polyps):
     truth = np.asarray(Image.open(polyps / "masks" / "case000.png")) >= 128
     inter, union = ((mask > 0) & truth).sum(), ((mask > 0) | truth).sum()
     assert inter / union > 0.5 and rows[0]["polyp area"] == pytest.approx((mask > 0).mean())
+
+
+def test_a_large_photo_is_decoded_reduced_and_its_mask_kept_at_full_size(tmp_path, polyps):
+    """A JPEG longer than the view side (here 256 px, 4096 by default) is decoded at a reduced
+    scale: the model's input is within a few grey levels of the full decode's, the overlay is
+    drawn at most at the view side, and the mask still has the photo's own upright size (its
+    EXIF orientation turns it by a quarter here)."""
+    big = tmp_path / "big.jpg"
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 256, (16, 24, 3)), np.ones((50, 50, 1))).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned a quarter clockwise for viewing: 1200 x 800 on disk, 800 x 1200 up
+    Image.fromarray(smooth).save(big, quality=95, exif=exif)
+    square, view, size = read_image(big, 32, "pad", view_side=256)
+    whole, full, _ = read_image(big, 32, "pad", view_side=10_000)
+    assert size == (800, 1200) and full.shape == (1200, 800, 3)
+    assert max(view.shape[:2]) <= 256 and view.shape[0] > view.shape[1]
+    assert np.abs(square.astype(int) - whole).mean() < 4
+    run = RunDir.create("p", tmp_path / "p")
+    run_segment(_cfg(polyps, epochs=1), run)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("nnlab.tasks.segment.read_image",
+                   lambda p, s, a: read_image(p, s, a, view_side=256))  # fmt: skip
+        predict_files(run, [big], tmp_path / "pred")
+    assert Image.open(tmp_path / "pred" / "big_mask.png").size == (800, 1200)
+    assert max(Image.open(tmp_path / "pred" / "big_overlay.png").size) <= 256
 
 
 def test_output_names_never_collide(tmp_path):

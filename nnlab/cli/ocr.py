@@ -48,6 +48,10 @@ def read(
 
     reading, paths = read_to_folder(page, out, model, recognizer, device, overwrite, low_confidence)
     print(reading.text)
+    if reading.analysis is not None and reading.analysis.turn:
+        tried = ", ".join(f"{t}: {v:.2f}" for t, v in reading.turns.items())
+        console.print(f"read turned by {reading.analysis.turn} degrees: the photo was saved "
+                      f"sideways or upside down (sureness by turn: {tried})")  # fmt: skip
     unsure = reading.unsure()
     if unsure:
         console.print(f"unsure ({len(unsure)} below {low_confidence:.2f}):")

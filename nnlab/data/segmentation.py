@@ -113,14 +113,24 @@ def _mask_suffix(missing: list[str], extra: list[str]) -> str:
     return suffix if {n + suffix for n in missing} == set(extra) else ""
 
 
-def _open(path: Path, mode: str | None = None) -> Image.Image:
+# `segment predict` decodes a JPEG whose long side is past this at 1/2, 1/4 or 1/8 scale, no
+# smaller than this (the model reads it at --size px); the overlay is drawn at most this large
+VIEW_SIDE = 4096
+# EXIF orientations that turn an image by a quarter (its width and height swap)
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def _open(path: Path, mode: str | None = None, side: int = 0) -> Image.Image:
     """The image turned upright by its EXIF orientation (as viewers show it, and as masks are
     drawn), in `mode` (None: its own, loaded); 16-bit and float images scaled to 0-255 by their
-    largest value."""
+    largest value. `side` > 0: a JPEG whose long side is past it is decoded at a reduced scale
+    that keeps the long side at `side` or more (other formats are decoded whole)."""
     from PIL import ImageOps
 
     try:
         with large_images(), Image.open(path) as im:
+            if side and max(im.size) > side:
+                im.draft(None, tuple(-(-v * side // max(im.size)) for v in im.size))
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 a = np.asarray(im, dtype=np.float32)
@@ -132,11 +142,12 @@ def _open(path: Path, mode: str | None = None) -> Image.Image:
 
 
 def image_header(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file from its header (its pixels not decoded); an
-    NNLabError naming it when it is no image."""
+    """(width, height) of an image file from its header (its pixels not decoded), as its EXIF
+    orientation turns it; an NNLabError naming it when it is no image."""
     try:
         with large_images(), Image.open(path) as im:
-            return im.size
+            turned = im.getexif().get(0x0112) in _QUARTER_TURNS
+            return im.size[::-1] if turned else im.size
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise NNLabError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
 
@@ -181,13 +192,20 @@ def _check_aspect(aspect: str) -> None:
         raise NNLabError(f"aspect must be pad or stretch, got '{aspect}'")
 
 
-def read_image(path: Path, size: int, aspect: str = "pad") -> tuple[np.ndarray, np.ndarray]:
-    """(image resized (3, S, S) uint8, the image as read (H, W, 3) uint8) -- for prediction."""
+def read_image(
+    path: Path, size: int, aspect: str = "pad", view_side: int = VIEW_SIDE
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """For prediction: (image resized (3, S, S) uint8, the image to draw on (H', W', 3) uint8,
+    its upright size (W, H)). An image longer than `view_side` is decoded reduced where its
+    format allows (JPEG) and drawn on at `view_side`: a 200-Mpx slide scan is never held whole;
+    a smaller one is read and drawn on as it is."""
     _check_aspect(aspect)
-    image = _open(path, "RGB")
-    return np.asarray(_square(image, size, aspect, Image.BILINEAR)).transpose(
-        2, 0, 1
-    ).copy(), np.asarray(image)
+    full = image_header(path)
+    image = _open(path, "RGB", side=view_side)
+    square = np.asarray(_square(image, size, aspect, Image.BILINEAR)).transpose(2, 0, 1).copy()
+    if max(image.size) > view_side:
+        image = image.reduce(-(-max(image.size) // view_side))  # box filter, integer factor
+    return square, np.asarray(image), full
 
 
 def unsquare(mask: np.ndarray, original: tuple[int, int], aspect: str = "pad") -> np.ndarray:

@@ -179,6 +179,10 @@ class ComposeConfig:
     rgb: bool = False  # (H, W, 3) with tinted paper and blue ink instead of grey (H, W)
     desk: float = 0.0  # the sheet lies on a desk showing this x the page's size on each side
     desk_level: tuple[float, float] = (0.15, 0.45)  # the desk's reflectance, x the paper's
+    # the photo saved turned by one of these (degrees counter-clockwise, multiples of 90; one
+    # drawn per page when there are several), as a phone held sideways or flat over a desk
+    # saves it when its orientation tag is missing or wrong
+    turns: tuple[int, ...] = (0,)
 
     @classmethod
     def plain(cls, **overrides) -> ComposeConfig:
@@ -408,6 +412,26 @@ def _on_desk(page: np.ndarray, rng, cfg) -> tuple[np.ndarray, tuple[int, int], f
     return desk, (top, left), level
 
 
+def _quarter_turns(turns: Sequence[int], rng: np.random.Generator) -> int:
+    """How many quarter turns (counter-clockwise) of the photo: one of `turns` (degrees),
+    drawn only when there is a choice, so that pages without turns keep their random draws."""
+    if any(t % 90 for t in turns) or not turns:
+        raise NNLabError(f"page turns must be multiples of 90 degrees, got {tuple(turns)}")
+    turn = turns[int(rng.integers(len(turns)))] if len(turns) > 1 else turns[0]
+    return (turn // 90) % 4
+
+
+def _turn_box(box: tuple, quarter: int, shape: tuple[int, int]) -> tuple:
+    """A box [x0, x1) x [y0, y1) of an (H, W) image in that image turned by `quarter`
+    counter-clockwise quarter turns (`np.rot90`: a turn takes pixel (x, y) to (y, W - 1 - x))."""
+    x0, y0, x1, y1 = box
+    H, W = shape
+    for _ in range(quarter):
+        x0, y0, x1, y1 = y0, W - x1, y1, W - x0
+        H, W = W, H
+    return (x0, y0, x1, y1)
+
+
 def _apply(M: np.ndarray, xy: np.ndarray) -> np.ndarray:
     p = np.c_[xy, np.ones(len(xy))] @ M.T
     return p[:, :2] / p[:, 2:3]
@@ -476,6 +500,8 @@ def compose_page(
         image8 = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
     else:
         image8 = (image * 255 + 0.5).astype(np.uint8)
+    quarter = _quarter_turns(cfg.turns, rng)
+    image8 = np.ascontiguousarray(np.rot90(image8, quarter))
     if cfg.jpeg_quality > 0:
         buf = io.BytesIO()
         Image.fromarray(image8).save(buf, format="JPEG", quality=int(cfg.jpeg_quality))
@@ -491,9 +517,10 @@ def compose_page(
         q = _apply(M, pts)
         x0, y0 = np.floor(q.min(0)).astype(int)
         x1, y1 = np.ceil(q.max(0)).astype(int)
-        box = (max(0, x0), max(0, y0), min(W, x1), min(H, y1))
+        box = _turn_box((max(0, x0), max(0, y0), min(W, x1), min(H, y1)), quarter, (H, W))
         chars.append(CharBox(ch, li, ci, tuple(int(v) for v in box), touching, broken))
-    truth = PageTruth(list(text_lines), chars, (H, W), angle, {"ink_darkness": dark})
+    params = {"ink_darkness": dark}
+    truth = PageTruth(list(text_lines), chars, image8.shape[:2], angle + 90 * quarter, params)
     return image8, truth
 
 

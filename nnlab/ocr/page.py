@@ -55,7 +55,8 @@ class PageConfig:
     paper_min: float = 0.1  # the paper found covers at least this fraction of the photo
     min_contrast: float = 0.2  # ink is darker than the paper by at least this fraction...
     noise_k: float = 5.0  # ...and by this many robust standard deviations of the paper
-    max_angle_deg: float = 6.0  # rotations searched: [-v, v]
+    max_angle_deg: float = 15.0  # rotations searched: [-v, v]
+    turns: bool = True  # ...and [90 - v, 90 + v]: lines that run down a sideways photo
     min_angle_deg: float = 0.1  # a smaller rotation is not undone
     close_factor: float = 0.5  # closing disk radius, x stroke width (bridges gaps ~1 stroke)
     speck_factor: float = 1.5  # a component within this x stroke width in both sides is a speck
@@ -112,6 +113,12 @@ class PageAnalysis:
     char_height: float = float("nan")  # median, working pixels
     char_width: float = float("nan")
     sheet: float = 1.0  # the share of the working image `find_paper` took for the sheet (1: all)
+
+    @property
+    def turn(self) -> int:
+        """The quarter turns in `angle_deg`, in degrees: 0, 90, 180 or 270 (counter-clockwise):
+        how the photo was turned away from upright, small tilts aside."""
+        return int(90 * round(self.angle_deg / 90)) % 360
 
 
 # ----------------------------------------------------------------------------- image in
@@ -470,7 +477,8 @@ def estimate_skew(mask: np.ndarray, cfg: PageConfig = PageConfig(), bin_px: floa
     by a projection-profile search: the ink's rows y' = x sin(a) + y cos(a) are most concentrated
     (largest sum of squared histogram counts, bins of `bin_px`) when a undoes the rotation.
     A 0.5 degree grid over [-max_angle_deg, max_angle_deg], then a 0.05 degree grid around the
-    best. 0.0 when there is no ink."""
+    best; with `cfg.turns` the same around 90 degrees too (lines running down the photo: a
+    sideways photo), the more concentrated of the two kept. 0.0 when there is no ink."""
     ys, xs = np.nonzero(mask)
     if len(ys) < 2:
         return 0.0
@@ -485,10 +493,21 @@ def estimate_skew(mask: np.ndarray, cfg: PageConfig = PageConfig(), bin_px: floa
         h = np.bincount(((y - y.min()) / bin_px).astype(np.int64))
         return float(np.dot(h, h))
 
-    coarse = np.arange(-cfg.max_angle_deg, cfg.max_angle_deg + 1e-9, 0.5)
-    best = coarse[np.argmax([score(a) for a in coarse])]
-    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.05)
-    return float(fine[np.argmax([score(a) for a in fine])])
+    def search(centre: float) -> tuple[float, float]:
+        coarse = centre + np.arange(-cfg.max_angle_deg, cfg.max_angle_deg + 1e-9, 0.5)
+        best = coarse[np.argmax([score(a) for a in coarse])]
+        fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.05)
+        scores = [score(a) for a in fine]
+        return float(fine[np.argmax(scores)]), max(scores)
+
+    found = [search(0.0)] + ([search(90.0)] if cfg.turns else [])
+    return max(found, key=lambda f: f[1])[0]
+
+
+def _turned(angle_deg: float, turn: int) -> float:
+    """angle + turn degrees, in (-180, 180]."""
+    a = (angle_deg + turn) % 360.0
+    return a - 360.0 if a > 180.0 else a
 
 
 def deskew(image: np.ndarray, angle_deg: float, cval: float) -> tuple[np.ndarray, np.ndarray]:
@@ -719,10 +738,16 @@ def _trim(m: np.ndarray) -> tuple[int, int, np.ndarray] | None:
     return ys.min(), xs.min(), m[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig()) -> PageAnalysis:
+def analyse_page(
+    image: np.ndarray | str | Path, cfg: PageConfig = PageConfig(), turn: int = 0
+) -> PageAnalysis:
     """Find the characters on a page photo (an array, or a path read with `load_page`).
     Returns the boxes in reading-agnostic order (top-left first) and the diagnostics; an empty
-    result carries the reason (blank page, no ink, only specks and lines)."""
+    result carries the reason (blank page, no ink, only specks and lines). `turn`: degrees (a
+    multiple of 90) added to the rotation found, to read the page another way up (the reader
+    tries them when a reading is unsure: `nnlab.ocr.read`)."""
+    if turn % 90:
+        raise NNLabError(f"a page is turned by a multiple of 90 degrees, got {turn}")
     if isinstance(image, (str, Path)):
         image = load_page(image)
     grey = to_grey(image)
@@ -746,13 +771,14 @@ def analyse_page(image: np.ndarray | str | Path, cfg: PageConfig = PageConfig())
     # the character size from the raw components (a rule joined to letters does not count);
     # small rotations barely change it
     h, _ = char_size(components(mask)[1])
-    angle = estimate_skew(mask, cfg, bin_px=max(1.0, h / 16))
+    angle = _turned(estimate_skew(mask, cfg, bin_px=max(1.0, h / 16)), turn)
     M = np.eye(3)
-    if abs(angle) >= cfg.min_angle_deg:
+    quarter = 90 * round(angle / 90)
+    if abs(angle - quarter) < cfg.min_angle_deg:  # a small rotation is not undone
+        angle = float(quarter) or 0.0
+    if angle != 0.0:
         flat, M = deskew(flat, angle, cval=1.0)
         mask = flat < t
-    else:
-        angle = 0.0
     # rules are found on a fainter threshold (halfway to the paper), where a thin rule is whole
     ink = remove_rules(mask, cfg.rule_run * h, faint=flat < (t + 1) / 2)
     sw = stroke_width(ink)

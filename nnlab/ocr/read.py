@@ -46,6 +46,10 @@ class ReadConfig:
     # at the column its alignment peaks in
     beam: int = 8
     level_lines: bool = True  # the CTC reader's strips levelled by each line's own slope
+    # a reading less sure than this (`sureness`) has the page's other three quarter turns read
+    # too, and the surest reading is kept: a photo saved sideways or upside down (a phone held
+    # flat over a desk often tags it wrong); 0 reads the page only the way `analyse_page` finds
+    turn_below: float = 0.85
 
 
 @dataclass
@@ -74,6 +78,7 @@ class PageReading:
     reason: str = ""  # why nothing was read ('' when something was)
     analysis: PageAnalysis | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    turns: dict[int, float] = field(default_factory=dict)  # way up tried (degrees) -> sureness
 
     @property
     def chars(self) -> list[CharReading]:
@@ -99,6 +104,8 @@ class PageReading:
                 "char_height": _num(a.char_height),
                 "char_width": _num(a.char_width),
                 "sheet": a.sheet,
+                "turn": a.turn,
+                "turns_tried": {str(t): round(v, 4) for t, v in self.turns.items()},
             }
         return {
             "text": self.text,
@@ -147,6 +154,50 @@ def canonical_crops(masks: Sequence[np.ndarray], workers: int = 2) -> list[np.nd
         return [crop_for_classifier(m) for m in masks]
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(crop_for_classifier, masks))
+
+
+def sureness(reading: PageReading) -> float:
+    """How surely a page was read: the summed confidence of the characters read over the number
+    of characters, or of character boxes found if more (a line reader that reads a line the wrong
+    way up as a few sure characters does not look sure). 0 for an empty reading."""
+    conf = [c.confidence for c in reading.chars if np.isfinite(c.confidence)]
+    boxes = len(reading.analysis.boxes) if reading.analysis is not None else 0
+    n = max(len(reading.chars), boxes)
+    return float(np.sum(conf)) / n if n else 0.0
+
+
+def read_turned(
+    image: np.ndarray | str | Path,
+    read: Callable[[np.ndarray, PageAnalysis], PageReading],
+    cfg: ReadConfig = ReadConfig(),
+    analysis: PageAnalysis | None = None,
+) -> PageReading:
+    """`read(image, analysis)` the way up `analyse_page` finds (lines across, as the projection
+    search sees them; `analysis`: that analysis when the caller has it). When that reading's
+    `sureness` is below `cfg.turn_below`, the page is also read turned by 180, 90 and 270
+    degrees, until one reading is sure enough; the surest is kept (the first on a tie).
+    `seconds["turns"]` holds the time of the readings not kept, `turns` the sureness of each
+    way up tried."""
+    t0 = time.perf_counter()
+    if isinstance(image, (str, Path)):
+        image = load_page(image)
+    best = read(image, analysis or analyse_page(image, cfg.page))
+    tried = {best.analysis.turn if best.analysis else 0: sureness(best)}
+    if best.reason or cfg.turn_below <= 0 or tried[next(iter(tried))] >= cfg.turn_below:
+        best.turns = tried
+        return best
+    for turn in (180, 90, 270):
+        other = read(image, analyse_page(image, cfg.page, turn=turn))
+        tried[other.analysis.turn] = sureness(other)
+        if not other.reason and sureness(other) > sureness(best):
+            best = other
+        if sureness(best) >= cfg.turn_below:
+            break
+    best.turns = tried
+    spent = time.perf_counter() - t0
+    best.seconds["turns"] = spent - best.seconds.get("total", 0.0)
+    best.seconds["total"] = spent
+    return best
 
 
 def _analysed(image, cfg: ReadConfig, analysis: PageAnalysis | None, recognizer: str):

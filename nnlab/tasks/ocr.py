@@ -424,11 +424,18 @@ class Reader:
 
     def read(self, image, analysis=None, cfg=None):
         """The page read by this reader; `cfg`: a ReadConfig (default: the defaults with this
-        reader's low_confidence)."""
-        from nnlab.ocr.ctc import line_images
-        from nnlab.ocr.read import ReadConfig, read_page, read_page_lines
+        reader's low_confidence); `analysis`: the page's `analyse_page` when the caller has it.
+        An unsure reading has the page's other ways up read too (`nnlab.ocr.read.read_turned`;
+        `ReadConfig.turn_below=0` switches that off)."""
+        from nnlab.ocr.read import ReadConfig, read_turned
 
         cfg = cfg or ReadConfig(low_confidence=self.low_confidence)
+        return read_turned(image, lambda im, an: self._read(im, an, cfg), cfg, analysis)
+
+    def _read(self, image, analysis, cfg):
+        from nnlab.ocr.ctc import line_images
+        from nnlab.ocr.read import read_page, read_page_lines
+
         if self.recognizer == "ctc":
             ctc = ctc_module()
             return read_page_lines(

@@ -454,15 +454,18 @@ def predict_files(
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path, (mask_path, overlay_path) in zip(images, targets):
-        square, rgb = read_image(path, cfg.size, cfg.aspect)
+        square, view, size = read_image(path, cfg.size, cfg.aspect)
         prob = 1 / (1 + np.exp(-predict_logits(model, square[None])[0, 0]))
-        mask = unsquare(prob > 0.5, (rgb.shape[1], rgb.shape[0]), cfg.aspect)
+        mask = unsquare(prob > 0.5, size, cfg.aspect)
         save_png(mask_path, mask.astype(np.uint8) * 255)
-        save_png(overlay_path, overlay(rgb, mask))
+        area = float(mask.mean())
+        if view.shape[:2] != mask.shape:  # a large image is drawn on reduced
+            mask = unsquare(prob > 0.5, (view.shape[1], view.shape[0]), cfg.aspect)
+        save_png(overlay_path, overlay(view, mask))
         rows.append(
             {
                 "image": path.name,
-                "polyp area": float(mask.mean()),
+                "polyp area": area,
                 "mean confidence": float(np.where(prob > 0.5, prob, 1 - prob).mean()),
                 "mask": str(mask_path),
                 "overlay": str(overlay_path),
