@@ -563,6 +563,20 @@ def test_read_eval_and_compose_with_a_trained_model(capsys, tmp_path, tiny_run, 
                            "--model", tiny_run, "--desk", "7")  # fmt: skip
     _one_line_error(code, err, "--desk")
 
+    # --turns: the photo saved turned (a quarter here: the page is taller than wide)
+    turned = tmp_path / "turned"
+    code, out, err = run_cli(capsys, "ocr", "compose", turned, "--pages", "1", "--model",
+                             tiny_run, "--format", "png", "--turns", "90")  # fmt: skip
+    assert code == 0, err
+    record = json.loads((turned / "page_0000.json").read_text())
+    assert record["angle_deg"] == 90 and record["config"]["turns"] == [90]
+    h, w = np.asarray(Image.open(turned / "page_0000.png")).shape[:2]
+    assert h > w
+    for bad in ("45", "ninety"):
+        code, _, err = run_cli(capsys, "ocr", "compose", tmp_path / "bad", "--pages", "1",
+                               "--model", tiny_run, "--turns", bad)  # fmt: skip
+        _one_line_error(code, err, "--turns")
+
 
 @pytest.mark.parametrize("task,asked,hint", [("ocr_ctc", "chars", "ctc"), ("ocr", "ctc", "chars")])
 def test_a_run_of_the_other_recognizer_says_which_option_reads_it(tmp_path, task, asked, hint):

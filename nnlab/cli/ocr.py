@@ -116,13 +116,19 @@ def compose(
         help="Lay each page on a darker, grained desk that shows this x the page's size on "
         "each side (0 = the page fills the photo; try 0.3).",
     ),
+    turns: str = typer.Option(
+        "0",
+        "--turns",
+        help="Save each photo turned by one of these degrees, counter-clockwise (e.g. "
+        "90,180,270: as a phone with a wrong orientation tag does).",
+    ),
 ) -> None:
     """Write pages of held-out handwritten characters (never seen in training) with their exact
     text (name.txt) and character boxes (name.json)."""
     from nnlab.tasks.ocr import compose_pages
 
     paths, info = compose_pages(
-        out, pages, hard, seed, model, fmt, char_height, say=console.print, desk=desk
+        out, pages, hard, seed, model, fmt, char_height, say=console.print, desk=desk, turns=turns
     )
     by = ", ".join(f"{s} {c['letters'] + c['digits']}" for s, c in info["by_source"].items())
     kind = ("hard" if hard else "plain") + (" pages on a desk" if desk else " pages")

@@ -646,10 +646,12 @@ def compose_pages(
     char_height: int = 40,
     say=None,
     desk: float = 0.0,
+    turns: str = "0",
 ) -> tuple[list[Path], dict[str, Any]]:
     """`nnlab ocr compose`: `pages` pages of held-out characters (plain or hard photography;
-    `desk` > 0: lying on a desk that shows around them) with name.txt and name.json truth; a
-    compose.json beside them says how they were made."""
+    `desk` > 0: lying on a desk that shows around them; `turns`: "0", or degrees such as
+    "90,180,270", one drawn per page, that the photo is saved turned by) with name.txt and
+    name.json truth; a compose.json beside them says how they were made."""
     from nnlab.io import atomic_write_json
     from nnlab.ocr.compose import ComposeConfig, write_pages
 
@@ -659,9 +661,15 @@ def compose_pages(
         raise NNLabError(f"--char-height must be >= 12 pixels, got {char_height}")
     if not 0 <= desk <= 3:
         raise NNLabError(f"--desk must be between 0 and 3 (x the page's size), got {desk}")
+    try:
+        turned = tuple(int(t) for t in turns.split(","))
+    except ValueError:
+        raise NNLabError(f"--turns takes degrees such as 90,180,270, got '{turns}'") from None
+    if any(t % 90 for t in turned):
+        raise NNLabError(f"--turns must be multiples of 90 degrees, got '{turns}'")
     glyphs, info = held_out_glyphs(model, say)
     preset = ComposeConfig.hard if hard else ComposeConfig.plain
-    ccfg = preset(char_height=char_height, desk=desk)
+    ccfg = preset(char_height=char_height, desk=desk, turns=turned)
     paths = write_pages(out, pages, glyphs, seed=seed, cfg=ccfg, fmt=fmt)
     info = {**info, "pages": pages, "seed": seed, "hard": hard, "compose": asdict(ccfg)}
     atomic_write_json(Path(out) / "compose.json", info)
