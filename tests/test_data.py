@@ -88,6 +88,47 @@ def test_mnist_errors(data_dir):
         load_mnist("validation")
 
 
+def test_mnist_labels_below_0_or_not_integers_are_refused(data_dir):
+    _fake_mnist(data_dir, n_train=4, labels=np.array([1, -1, 3, 4], np.int32))
+    with pytest.raises(NNLabError, match="outside 0-9"):
+        load_mnist("train")
+    _fake_mnist(data_dir, n_train=4, labels=np.array([1, 4.5, 3, 4], np.float32))
+    with pytest.raises(NNLabError, match="expected integers"):
+        load_mnist("train")
+
+
+def test_mnist_files_come_from_one_folder(data_dir, monkeypatch):
+    """Fashion-MNIST and KMNIST ship under MNIST's file names. A `mnist` folder with only the
+    train files beside a complete `fashion-mnist` folder: the test split is missing, not taken
+    from fashion-mnist (a model scored on another dataset, 4 % accuracy, said nothing). A
+    folder of another name is read only when no folder of MNIST's own names holds its files,
+    all four files from it, and said."""
+    from nnlab.data import registry
+
+    monkeypatch.setattr(registry, "_ELSEWHERE_SAID", set())
+    _fake_mnist(data_dir / "fashion-mnist", n_train=30, n_test=7)
+    _fake_mnist(data_dir / "mnist", n_train=12, n_test=5)
+    for f in (data_dir / "mnist").glob("t10k-*"):
+        f.unlink()
+    assert len(load_mnist("train")[0]) == 12
+    with pytest.raises(NNLabError, match="test IDX files were not found"):
+        load_mnist("test")
+    for f in (data_dir / "mnist").iterdir():
+        f.unlink()
+    with pytest.warns(UserWarning, match="read from .*fashion-mnist"):
+        assert len(load_mnist("test")[0]) == 7
+    assert len(load_mnist("train")[0]) == 30
+
+
+def test_splits_that_cannot_share_a_model_are_refused_before_training(data_dir):
+    rng = np.random.default_rng(0)
+    _fake_mnist(data_dir / "mnist")
+    write_idx(data_dir / "mnist" / "t10k-images-idx3-ubyte.gz",
+              rng.integers(0, 256, (20, 32, 32), np.uint8))  # fmt: skip
+    with pytest.raises(NNLabError, match="test images are 1x32x32 but train images are 1x28x28"):
+        load_splits("mnist")
+
+
 # ---- NIST ---------------------------------------------------------------------------------------
 def _fake_nist(path, split, k, n=None, rng=None):
     rng = rng or np.random.default_rng(0)
@@ -158,6 +199,12 @@ def test_nist_bad_files(tmp_path):
     scipy.io.savemat(tmp_path / "n.mat", {"train_data": bad, "train_labels": np.eye(26)[:4]})
     with pytest.raises(NNLabError, match="NaN"):
         read_nist_mat(tmp_path / "n.mat", "train")
+    # re-saved as 0-255: read as 0-1 it would be all paper (ink = 1 - x clipped), trained on
+    # blank images without a word
+    scipy.io.savemat(tmp_path / "b.mat", {"train_data": np.full((4, 1024), 255.0),
+                                          "train_labels": np.eye(26)[:4]})  # fmt: skip
+    with pytest.raises(NNLabError, match="divide 0-255 images by 255"):
+        read_nist_mat(tmp_path / "b.mat", "train")
 
 
 # ---- digits and splits --------------------------------------------------------------------------

@@ -130,9 +130,37 @@ def load_splits(
             f"{name}: no data files found; run `nnlab datasets fetch {name}` or set "
             "NNLAB_DATA to a folder that holds them"
         )
+    check_agree(name, out)
     if limit > 0:
         out["train"] = out["train"].subset(np.arange(min(limit, len(out["train"]))))
     return out
 
 
-__all__ = ["REGISTRY", "ImageSet", "available_splits", "load_image_set", "load_splits", "partition"]
+def check_agree(name: str, parts: dict[str, ImageSet]) -> None:
+    """Splits read from different files must fit one model: the same image size and classes as
+    the first, none empty -- said before training, not after it."""
+    first, train = next(iter(parts.items()))
+    for part, s in parts.items():
+        if len(s) == 0:
+            raise NNLabError(f"{name}: the {part} split is empty")
+        if s.images.shape[1:] != train.images.shape[1:]:
+            raise NNLabError(
+                f"{name}: {part} images are {'x'.join(map(str, s.images.shape[1:]))} but {first} "
+                f"images are {'x'.join(map(str, train.images.shape[1:]))} (channels x H x W)"
+            )
+        if list(s.class_names) != list(train.class_names):
+            raise NNLabError(
+                f"{name}: the {part} split has {len(s.class_names)} classes, {first} has "
+                f"{len(train.class_names)}"
+            )
+
+
+__all__ = [
+    "REGISTRY",
+    "ImageSet",
+    "available_splits",
+    "check_agree",
+    "load_image_set",
+    "load_splits",
+    "partition",
+]

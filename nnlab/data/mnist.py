@@ -51,6 +51,12 @@ def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
             f"{labels_path}: {labels.shape} labels do not match {len(images)} images in "
             f"{images_path.name}"
         )
-    if labels.max(initial=0) > 9:
-        raise NNLabError(f"{labels_path}: labels outside 0-9 (max {labels.max()})")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise NNLabError(f"{labels_path}: labels stored as {labels.dtype}, expected integers")
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise NNLabError(
+            f"{labels_path}: labels outside 0-9 (from {labels.min()} to {labels.max()})"
+        )
+    if len(images) == 0:
+        raise NNLabError(f"{images_path}: holds no images")
     return images, labels.astype(np.int64)

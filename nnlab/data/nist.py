@@ -62,6 +62,13 @@ def read_nist_mat(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray,
         raise NNLabError(f"{path}: {keys[1]} has shape {onehot.shape}, expected ({len(data)}, K)")
     if not np.all(np.isfinite(data)):
         raise NNLabError(f"{path}: {keys[0]} contains NaN or infinite values")
+    if len(data) == 0:
+        raise NNLabError(f"{path}: {keys[0]} holds no images")
+    if data.max() > 1.5 or data.min() < -0.5:
+        raise NNLabError(
+            f"{path}: {keys[0]} ranges from {data.min():g} to {data.max():g}; expected about 0-1 "
+            "(1 = paper): divide 0-255 images by 255"
+        )
     if not np.all(onehot.sum(axis=1) == 1):
         raise NNLabError(f"{path}: {keys[1]} is not one-hot (row sums differ from 1)")
     names = class_names(onehot.shape[1])

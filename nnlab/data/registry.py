@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -293,16 +294,54 @@ def data_dirs() -> list[Path]:
     ]
 
 
-def candidate_paths(info: DatasetInfo, filename: str) -> list[Path]:
-    """Every place `filename` may be, in lookup order."""
+def _own_paths(info: DatasetInfo, filename: str) -> list[Path]:
+    """The places of `filename` in the dataset's own folders: each NNLAB_DATA root itself, its
+    folders of the dataset's names, the cache."""
     paths = []
     for root in data_dirs():
         paths.append(root / filename)
-        for folder in (info.folder, *info.other_folders):
-            paths.append(root / folder / filename)
-        paths.extend(sorted(root.glob(f"*/{filename}")))
+        paths.extend(root / folder / filename for folder in (info.folder, *info.other_folders))
     paths.append(cache_dir() / info.folder / filename)
     return list(dict.fromkeys(paths))
+
+
+def _disk_names(info: DatasetInfo) -> list[str]:
+    """Every name a file of the dataset may have on disk: as downloaded, unpacked, ungzipped."""
+    names = []
+    for f in info.files:
+        names += [f.name, *([f.extract] if f.extract else [])]
+        names += [f.name[:-3]] if f.name.endswith(".gz") else []
+    return names
+
+
+_ELSEWHERE_SAID: set[str] = set()
+
+
+def _folder_elsewhere(info: DatasetInfo) -> Path | None:
+    """When none of the dataset's files is in its own folders: the first other first-level
+    folder of an NNLAB_DATA root that holds one (said once: Fashion-MNIST and KMNIST ship under
+    MNIST's file names). All the files are then taken from that one folder -- never some from
+    the dataset's own folder and the rest from another dataset's."""
+    names = _disk_names(info)
+    if any(p.exists() for n in names for p in _own_paths(info, n)):
+        return None
+    for root in data_dirs():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            if any((folder / n).exists() for n in names):
+                if info.name not in _ELSEWHERE_SAID:
+                    _ELSEWHERE_SAID.add(info.name)
+                    warnings.warn(f"{info.name}: read from {folder} (not a folder named "
+                                  f"{info.folder})", stacklevel=2)  # fmt: skip
+                return folder
+    return None
+
+
+def candidate_paths(info: DatasetInfo, filename: str) -> list[Path]:
+    """Every place `filename` may be, in lookup order: the dataset's own folders, then the one
+    other folder that holds its files when they hold none (`_folder_elsewhere`)."""
+    paths = _own_paths(info, filename)
+    elsewhere = _folder_elsewhere(info)
+    return paths + ([elsewhere / filename] if elsewhere is not None else [])
 
 
 def locate(info: DatasetInfo, filename: str) -> Path | None:

@@ -12,7 +12,7 @@ import numpy as np
 from rich.console import Console
 
 from nnlab.config import from_dict, to_dict
-from nnlab.data import ImageSet, available_splits, load_image_set, load_splits
+from nnlab.data import ImageSet, available_splits, check_agree, load_image_set, load_splits
 from nnlab.data.registry import get_info
 from nnlab.data.splits import kfold, partition
 from nnlab.errors import NNLabError
@@ -101,6 +101,7 @@ def load_data(cfg: NumpyClassifyConfig) -> dict[str, ImageSet]:
         if not splits:
             raise NNLabError(f"{cfg.data}: no data files found; see `nnlab datasets list`")
         parts = [load_image_set(cfg.data, s) for s in splits]
+        check_agree(cfg.data, dict(zip(splits, parts)))
         whole = ImageSet(
             np.concatenate([p.images for p in parts]),
             np.concatenate([p.labels for p in parts]),
