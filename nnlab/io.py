@@ -126,11 +126,16 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 break
             raise NNLabError(f"{path}: line {i + 1} is not valid JSON") from None
+        if not isinstance(record, dict):
+            raise NNLabError(
+                f"{path}: line {i + 1} is a JSON {type(record).__name__}, not an object"
+            )
+        records.append(record)
     return records
 
 

@@ -29,6 +29,9 @@ from nnlab.io import (
     read_jsonl,
 )
 
+# what a run writes beside its config.json: an --out that holds them but no config is refused
+RUN_FILES = ("metrics.jsonl", "summary.json", "checkpoints", "report.html")
+
 
 class RunDir:
     def __init__(self, path: str | Path):
@@ -38,10 +41,23 @@ class RunDir:
     def create(cls, name: str, out: str | Path | None = None, root: str | Path = "runs") -> RunDir:
         """A new, empty run directory: `out` if given, else runs/<name>-<timestamp>."""
         if out is not None:
+            if not str(out).strip() or Path(out) == Path("."):  # typer reads '' as '.'
+                raise NNLabError(
+                    "--out is empty (an unset variable?) or the current folder: name a folder "
+                    "for the run"
+                )
             path = Path(out)
             if (path / "config.json").exists():
                 raise NNLabError(
                     f"{path} already holds a run; use --resume {path} or another --out"
+                )
+            if path.exists() and not path.is_dir():
+                raise NNLabError(f"--out {path} is a file, not a folder")
+            left = [n for n in RUN_FILES if (path / n).exists()]
+            if left:  # a run's files without its config: appended to, they would mix two runs
+                raise NNLabError(
+                    f"--out {path} holds {', '.join(left)} of an earlier run but no config.json: "
+                    "remove them or choose another --out"
                 )
         else:
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -50,7 +66,10 @@ class RunDir:
             while path.exists():
                 k += 1
                 path = Path(root) / f"{name}-{stamp}-{k}"
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NNLabError(f"{path}: cannot make the run folder ({e.strerror or e})") from None
         return cls(path)
 
     @classmethod
@@ -88,10 +107,7 @@ class RunDir:
         atomic_write_json(self.config_path, config)
 
     def config(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.config_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise NNLabError(f"{self.config_path}: unreadable ({e})") from None
+        return _json_object(self.config_path)
 
     def log(self, record: dict[str, Any]) -> None:
         append_jsonl(self.metrics_path, record)
@@ -111,7 +127,7 @@ class RunDir:
 
     def summary(self) -> dict[str, Any]:
         path = self.path / "summary.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return _json_object(path) if path.exists() else {}
 
     def save_figure(self, name: str, fig) -> Path:
         """Save a matplotlib Figure as figures/<name>.png (atomically) and close it."""
@@ -192,3 +208,14 @@ def run_children_resumable(
             raise NNLabError(f"{name}: {r.error}")
         done[name] = (RunDir.open(parent.path / name), r.summary)
     return {name: done[name] for name in jobs}
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A run file that holds one JSON object; a damaged or hand-edited one is said in a line."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise NNLabError(f"{path}: unreadable ({e})") from None
+    if not isinstance(value, dict):
+        raise NNLabError(f"{path}: holds a JSON {type(value).__name__}, not an object")
+    return value

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from nnlab.cli import main
+from nnlab.run import RunDir
 
 COMMANDS = [
     [],
@@ -142,6 +143,8 @@ BAD = [
     (["datasets", "verify", "imagenet"], 1, "unknown dataset"),
     (["datasets", "cache", "--clean", "--part", "mnist"], 1, "not a folder nnlab makes again"),
     (["bogus"], 2, "No such command"),
+    (["train", "--out", ""], 1, "--out is empty"),
+    (["numpy", "train", "--blur", "-1"], 1, "--blur must be 0 to 10"),
     (["compress", "--data", "kvasir"], 1, "--data must be nist, mnist or digits"),
     (["compress", "--methods", "pca,zip"], 1, "--methods takes some of"),
     (["compress", "--data", "mnist"], 1, "nnlab datasets fetch mnist"),
@@ -192,6 +195,62 @@ def test_an_interruption_while_the_commands_load_is_one_line(capsys, monkeypatch
         m.setattr(nnlab.cli.typer.main, "get_command", lambda app: Returns130())
         code, out, err = run_cli(capsys, "seizure", "detect", "x.edf")
     assert code == 130 and err == "nnlab: interrupted\n"
+
+
+def test_a_step_limit_is_raised_on_resume_and_the_hint_says_how(capsys, tmp_path):
+    """A run stopped by --max-steps: the hint names --max-steps, and `--resume --max-steps 0`
+    trains to the end (written to the config). Before, the hint led to a resume that stopped at
+    once and --max-steps was refused on resume."""
+    run = tmp_path / "ms"
+    code, out, err = run_cli(capsys, "train", "--data", "digits", "--epochs", "2", "--max-steps",
+                             "5", "--out", str(run), "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert "--max-steps N" in out.replace("\n", " ")
+    code, out, err = run_cli(capsys, "train", "--resume", str(run), "--max-steps", "0")
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["train"]["max_steps"] == 0
+    assert [r["epoch"] for r in RunDir(run).metrics()] == [1, 2]
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--epochs", "1")
+    assert code == 1 and "has finished 2 epochs; --epochs 1 is fewer" in err
+
+
+def test_out_that_holds_another_runs_files_or_is_a_file_is_refused(capsys, tmp_path):
+    (tmp_path / "stale").mkdir()
+    (tmp_path / "stale" / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    code, _, err = run_cli(capsys, "train", "--data", "digits", "--out", str(tmp_path / "stale"))
+    assert code == 1 and "holds metrics.jsonl of an earlier run" in err
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run_cli(capsys, "train", "--data", "digits", "--out", str(tmp_path / "afile"))
+    assert code == 1 and "is a file" in err
+    assert (tmp_path / "stale" / "metrics.jsonl").read_text() == '{"epoch": 1}\n'
+
+
+def test_ctrl_c_before_a_run_begins_keeps_nothing_and_exits_130(capsys, tmp_path, monkeypatch):
+    """Interrupted while its data loads (no config.json yet): no folder is left and no resume
+    hint that could not work is given; the exit code is 130, as for any interruption."""
+    import nnlab.tasks.classify as classify
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(classify.ClassifyTask, "datasets", interrupted)
+        code, _, err = run_cli(capsys, "train", "--data", "digits", "--out", str(tmp_path / "r"))
+    assert code == 130 and "before the run began; nothing was kept" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_damaged_run_files_are_one_line(capsys, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", "digits", "--epochs", "1", "--out", str(run),
+                           "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    (run / "summary.json").write_text("[1, 2]")
+    code, _, err = run_cli(capsys, "report", str(run))
+    assert code == 1 and "holds a JSON list, not an object" in err
+    (run / "summary.json").write_text("{bad")
+    code, _, err = run_cli(capsys, "report", str(run))
+    assert code == 1 and "summary.json: unreadable" in err
 
 
 def test_real_process_errors_without_traceback():

@@ -278,3 +278,33 @@ print("torch modules:", sorted(m for m in sys.modules if m.split(".")[0] == "tor
     assert p.returncode == 0, p.stderr[-3000:]
     assert "torch modules: []" in p.stdout
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["epochs"] == 2
+
+
+def test_cross_validation_resumes_and_keeps_the_finished_folds(capsys, tmp_path, monkeypatch):
+    """Ctrl-C in fold 2 of 3: `--resume` keeps fold 1 as it was, trains folds 2 and 3, and the
+    result equals an uninterrupted run's. Before, the printed resume command was refused ('not
+    a NumPy classification run') and every fold had to be trained again."""
+    argv = ["numpy", "train", "--data", "digits", "--epochs", "2", "--hidden", "16", "--folds",
+            "3", "--val-fraction", "0"]  # fmt: skip
+    code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "full"))
+    assert code == 0, err
+    calls = {"n": 0}
+    original = numpy_classify.run_numpy_classify
+
+    def interrupted_in_fold_2(cfg, run, console=None, resume=False):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(cfg, run, console, resume)
+
+    with monkeypatch.context() as m:
+        m.setattr(numpy_classify, "run_numpy_classify", interrupted_in_fold_2)
+        code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "cv"))
+    assert code == 130 and "--resume" in err
+    first = (tmp_path / "cv" / "fold0" / "summary.json").read_text()
+    code, _, err = run_cli(capsys, "numpy", "train", "--resume", str(tmp_path / "cv"))
+    assert code == 0, err
+    assert (tmp_path / "cv" / "fold0" / "summary.json").read_text() == first
+    full = RunDir(tmp_path / "full").summary()
+    again = RunDir(tmp_path / "cv").summary()
+    assert again["test/acc"] == full["test/acc"] and len(again["folds"]) == 3

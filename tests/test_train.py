@@ -215,6 +215,73 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert [r["epoch"] for r in run.metrics()] == [1, 2, 3, 4]
 
 
+class _NanValidationAt:
+    """A task whose validation loss turns NaN from epoch `epoch` on (finite weights that
+    overflow on the validation data, as a diverging diffusion run showed)."""
+
+    def __init__(self, task, epoch: int):
+        self.task, self.epoch, self.seen = task, epoch, 0
+
+    def loss(self, model, batch):
+        out = self.task.loss(model, batch)
+        if not model.training and self.seen >= self.epoch:
+            out.losses["loss"] = out.loss * float("nan")
+        return out
+
+    def on_epoch_end(self, trainer, epoch):
+        return {}
+
+    def metrics(self):
+        return self.task.metrics()
+
+
+def test_a_nan_validation_loss_is_a_divergence_and_never_the_best(tmp_path):
+    """Epochs 1-2 good; epoch 3's validation loss NaN: the error names it and the checkpoints of
+    epoch 2 stay (before, NaN was taken for the best and saved as "the last good")."""
+    run = RunDir.create("v", tmp_path / "v")
+    task = _NanValidationAt(ClassifyTask.for_classes(4), 3)
+    t = _trainer(run, 4, task=task, monitor="val/loss", mode="min")
+    counting = t._train_epoch
+
+    def train_epoch(epoch, *a):
+        task.seen = epoch
+        return counting(epoch, *a)
+
+    t._train_epoch = train_epoch
+    with pytest.raises(TrainingDiverged, match=r"nan at epoch 3, val/loss on the validation"):
+        t.fit(_data(), _data(32, 1))
+    assert load_checkpoint(run.checkpoint_dir / "last.safetensors")["epoch"] == 2
+    assert load_checkpoint(run.checkpoint_dir / "best.safetensors")["epoch"] <= 2
+    books = Bookkeeper("val/loss", "min")
+    assert books.end_epoch({"epoch": 1, "val/loss": float("nan")}) is False
+
+
+def test_the_best_checkpoint_is_written_before_the_last(tmp_path, monkeypatch):
+    """A stop between the two writes must leave `last` an epoch behind (that epoch is redone on
+    resume), never `last` ahead of `best` (a resumed run then scored stale weights as the best
+    epoch's)."""
+    order = []
+    run = RunDir.create("o", tmp_path / "o")
+    t = _trainer(run, 2)
+    monkeypatch.setattr(t, "_save_best", lambda epoch: order.append(("best", epoch)))
+    monkeypatch.setattr(t, "_save_last", lambda epoch, partial=None: order.append(("last", epoch)))
+    t.fit(_data(), _data(32, 1))
+    assert order[:2] == [("best", 1), ("last", 1)]
+
+
+def test_resume_without_a_checkpoint_starts_over_without_the_old_records(tmp_path):
+    """Stopped after an epoch's record was written but before its checkpoint: resumed, the run
+    starts at epoch 1 and its metrics hold each epoch once."""
+    run = RunDir.create("r", tmp_path / "r")
+    _trainer(run, 2).fit(_data(), _data(32, 1))
+    for f in run.checkpoint_dir.glob("last.*"):
+        f.unlink()
+    again = _trainer(run, 2)
+    assert again.resume() == 0
+    again.fit(_data(), _data(32, 1))
+    assert [r["epoch"] for r in run.metrics()] == [1, 2]
+
+
 class _NanAt:
     """A task that behaves like `task` but whose n-th training loss is NaN."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from nnlab.cli.common import Commands
-from nnlab.errors import NNLabError
+from nnlab.errors import Interrupted, NNLabError
 
 # top-level name -> the module that registers it (a module may add several names)
 COMMANDS = {
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         code = command.main(args=argv, prog_name="nnlab", standalone_mode=False)
     except NNLabError as e:
         print(f"nnlab: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(130 if isinstance(e, Interrupted) else 1)
     except typer.TyperException as e:  # usage errors: bad option, bad value, unknown command
         if type(e).__name__ == "NoArgsIsHelpError":
             print(e.format_message())

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nnlab.errors import NNLabError
+from nnlab.errors import Interrupted, NNLabError
 from nnlab.run import RunDir
 
 # paths must not wrap; piped output (logs, CI) gets wide tables instead of rich's default 80 columns
@@ -34,8 +34,9 @@ DeviceOpt = typer.Option(
 )
 OutOpt = typer.Option(None, "--out", help="Run directory (default: runs/<name>-<timestamp>).")
 ALIASES = {"warmup_epochs": ("--warmup",)}  # short names older commands and docs use
-# may change when a run continues; --epochs extends (or shortens) it and is written to its config
-RESUME_OVERRIDES = ("device", "num_workers", "budget_min", "epochs")
+# may change when a run continues; --epochs extends (or shortens) it and --max-steps raises (or
+# lifts, 0) its step limit, both written to its config
+RESUME_OVERRIDES = ("device", "num_workers", "budget_min", "epochs", "max_steps")
 
 
 def reflow(doc: str | None) -> str | None:
@@ -206,18 +207,35 @@ def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 def extend_epochs(run: RunDir, epochs: int) -> None:
     """Write a new number of epochs into a run's config.json before it is resumed, so that a
-    later --resume without --epochs goes on to the same end (CV parents pass it to their folds)."""
+    later --resume without --epochs goes on to the same end (CV parents pass it to their folds).
+    Fewer epochs than the run has finished are refused: they would change nothing but its
+    config."""
     config = run.config()
     holder = config["train"] if "epochs" in config.get("train", {}) else config
     before = holder.get("epochs")
     if before == epochs:
         return
+    done = max((r.get("epoch", 0) for r in run.metrics() if isinstance(r, dict)), default=0)
+    if epochs < done:
+        raise NNLabError(f"{run.path} has finished {done} epochs; --epochs {epochs} is fewer")
     holder["epochs"] = epochs
     run.save_config(config)
     console.print(
         f"{run.path}: {before} -> {epochs} epochs; the learning-rate schedule is recomputed "
         f"over {epochs} epochs"
     )
+
+
+def set_max_steps(run: RunDir, steps: int) -> None:
+    """Write a new step limit (0: none) into a run's config.json before it is resumed: a run
+    stopped by --max-steps goes on with a larger one."""
+    config = run.config()
+    holder = config.get("train", config)
+    if "max_steps" not in holder or holder["max_steps"] == steps:
+        return
+    before, holder["max_steps"] = holder["max_steps"], steps
+    run.save_config(config)
+    console.print(f"{run.path}: step limit {before or 'none'} -> {steps or 'none'}")
 
 
 def train_command(
@@ -291,7 +309,9 @@ def train_command(
         else:
             cfg = new_config(task_cls, defaults, given, model_args, shortcuts, cuts)
         epochs = given.get("epochs") if resume is not None else None
-        launch(task_cls(cfg, console), group_name, out, resume, show, epochs=epochs)
+        steps = given.get("max_steps") if resume is not None else None
+        launch(task_cls(cfg, console), group_name, out, resume, show, epochs=epochs,
+               max_steps=steps)  # fmt: skip
 
     command.__signature__ = inspect.Signature(params)
     command.__doc__ = doc
@@ -338,9 +358,11 @@ def new_run(name: str, out: Path | None, resume_hint: str = "") -> Iterator[RunD
     try:
         yield run
     except KeyboardInterrupt:
-        raise NNLabError(
-            f"interrupted; {resume_hint or 'what finished is in'} {run.path}"
-        ) from None
+        if fresh and not run.config_path.exists():  # nothing recorded: nothing to resume
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise Interrupted("interrupted before the run began; nothing was kept") from None
+        said = resume_hint or "what finished is in"
+        raise Interrupted(f"interrupted; {said} {run.path}") from None
     except NNLabError:
         if fresh and not run.metrics_path.exists():
             shutil.rmtree(run.path, ignore_errors=True)
@@ -359,12 +381,14 @@ def launch(
     show: Callable | None = None,
     name: str | None = None,
     epochs: int | None = None,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
     """Run `runner` (a Task, or any object with check / run_name / execute and `distributed`)
     into a new run directory, or continue the one at `resume`: join the process group under
     torchrun (rank 0 alone writes and talks), turn Ctrl-C into a resume hint, remove a directory a
     failed start left empty, write the report, print the summary table. `epochs` with `resume`:
-    the run's new number of epochs, written to its config (`extend_epochs`) after the checks."""
+    the run's new number of epochs, written to its config (`extend_epochs`) after the checks;
+    `max_steps` likewise (`set_max_steps`)."""
     rank, distributed = 0, getattr(runner, "distributed", True)
     if distributed:
         from nnlab.train.distributed import broadcast_object, finish_distributed, init_distributed
@@ -380,6 +404,8 @@ def launch(
         run = RunDir.open(resume)
         if epochs is not None and rank == 0:  # a new end, once the arguments have been checked
             extend_epochs(run, epochs)
+        if max_steps is not None and rank == 0:
+            set_max_steps(run, max_steps)
         context = contextlib.nullcontext(run)
     elif rank == 0:
         context = new_run(name or runner.run_name(), out, hint)
@@ -395,12 +421,18 @@ def launch(
 
                 write_report(run)
     except KeyboardInterrupt:
-        raise NNLabError(f"interrupted; {hint} {resume}") from None
+        raise Interrupted(f"interrupted; {hint} {resume}") from None
     if rank == 0:
         (show or default_show)(runner, summary)
-        if summary.get("stopped"):
+        stopped = summary.get("stopped")
+        if stopped and "--max-steps" in stopped:
             console.print(
-                f"stopped early: {summary['stopped']}; continue with: {command} "
+                f"stopped early: {stopped}; continue with: {command} --resume {run.path} "
+                "--max-steps N (a larger limit, or 0 for none)"
+            )
+        elif stopped:
+            console.print(
+                f"stopped early: {stopped}; continue with: {command} "
                 f"--resume {run.path} (a time budget counts again in every process; "
                 "--budget-min 0 trains to the end)"
             )

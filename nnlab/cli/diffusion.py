@@ -12,7 +12,9 @@ from nnlab.run import RunDir
 
 SamplerOpt = typer.Option("ddim", help="ddpm (ancestral, every step) or ddim.")
 StepsOpt = typer.Option(50, min=1, help="DDIM steps (DDPM always takes all T).")
-EtaOpt = typer.Option(0.0, min=0.0, help="DDIM noise: 0 deterministic, 1 = DDPM's variance.")
+EtaOpt = typer.Option(
+    0.0, min=0.0, max=1.0, help="DDIM noise: 0 deterministic, 1 = DDPM's variance."
+)
 VarianceOpt = typer.Option("posterior", help="DDPM step variance: posterior (beta~_t) or beta.")
 SpacingOpt = typer.Option(
     "uniform", help="DDIM's timesteps: uniform, or quadratic (crowded near the data)."

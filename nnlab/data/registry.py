@@ -399,8 +399,11 @@ def download(
 ) -> Path:
     """Download `url` to `dest` atomically; raise NNLabError on a network error, a short read,
     a size or checksum mismatch -- and leave nothing at `dest` (nor a temp file) in that case."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as e:
+        raise NNLabError(f"{dest.parent}: cannot write the download there ({e})") from None
     os.fchmod(fd, 0o666 & ~UMASK)
     h = hashlib.sha256()
     received = 0
@@ -418,7 +421,7 @@ def download(
                             progress(received, expected)
             except urllib.error.HTTPError as e:
                 raise NNLabError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
                 reason = getattr(e, "reason", None) or type(e).__name__
                 raise NNLabError(
                     f"download of {url} failed after {received} bytes: {reason}"
@@ -470,11 +473,20 @@ def fetch(
                 path = extract_zip(path, path.parent / f.extract)
             paths.append(path)
             continue
+        if mirror and "://" not in mirror:  # a local folder
+            mirror = Path(mirror).expanduser().resolve().as_uri()
         url = mirror.rstrip("/") + "/" + f.name if mirror else f.url
         dest = cache_dir() / info.folder / f.name
+        first = path  # the copy read first, when it is not the cache's
         path = download(url, dest, f.sha256, f.size, progress(f) if progress else None)
         if f.extract:
             path = extract_zip(path, dest.parent / f.extract)
+        if first is not None and first.is_file() and first != dest:
+            if f.sha256 is not None and sha256_of(first) != f.sha256:
+                raise NNLabError(
+                    f"{first} is damaged (its sha256 differs) and is read before the good copy "
+                    f"now in {dest}: remove or replace it"
+                )
         paths.append(path)
     return paths
 

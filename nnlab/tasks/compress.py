@@ -382,8 +382,13 @@ def mlp_codec(net: Sequential):
     encoder, decoder = mlp_halves(net)
 
     def codec(images: np.ndarray) -> np.ndarray:
-        z = encoder(images.reshape(len(images), -1).astype(np.float32)).astype(np.float16)
-        return decoder(z.astype(np.float32))
+        z = encoder(images.reshape(len(images), -1).astype(np.float32))
+        if not np.isfinite(z.astype(np.float16)).all():
+            raise NNLabError(
+                f"the MLP autoencoder's codes reach {np.abs(z).max():.3g}, past float16's 65504: "
+                "it diverged; lower --mlp-lr"
+            )
+        return decoder(z.astype(np.float16).astype(np.float32))
 
     return codec
 

@@ -18,7 +18,7 @@ from nnlab.data import available_splits, load_splits
 from nnlab.diffusion.process import OBJECTIVES, SPACINGS, DenoiseDiffusion
 from nnlab.diffusion.schedules import SCHEDULES, make_schedule, q_sample
 from nnlab.errors import NNLabError
-from nnlab.io import atomic_write_bytes, atomic_write_json, claim_outputs
+from nnlab.io import atomic_write_bytes, atomic_write_json, claim_outputs, writable_folder
 from nnlab.models import model_config
 from nnlab.report import write_report
 from nnlab.run import RunDir
@@ -62,8 +62,8 @@ class DiffusionConfig:
     def check_guidance(self, w: float) -> None:
         """Guidance w fits this run: w >= 0, and w > 0 only for a conditional model trained with
         label dropout (guidance mixes in the model without labels, which only dropout trains)."""
-        if w < 0:
-            raise NNLabError(f"--guidance must be >= 0, got {w}")
+        if not 0 <= w < float("inf"):
+            raise NNLabError(f"--guidance must be a finite number >= 0, got {w}")
         if w and not (self.conditional and self.p_uncond):
             raise NNLabError(
                 "--guidance needs a run trained with --conditional and --p-uncond > 0 (it "
@@ -141,6 +141,12 @@ class DiffusionTask(Task):
 
     def datasets(self, run: RunDir, resume: bool):
         self.sets = load_splits(self.cfg.data, 0.1, self.cfg.train.seed, self.cfg.limit)
+        shape, want = self.sets["train"].images.shape[1:], SHAPES[self.cfg.data]
+        if tuple(shape) != want:  # the samples are drawn at the data set's own size
+            raise NNLabError(
+                f"{self.cfg.data} images are {'x'.join(map(str, shape))} (channels x H x W); "
+                f"a diffusion run on {self.cfg.data} samples {'x'.join(map(str, want))}"
+            )
         return {k: v.tensors() for k, v in self.sets.items()}
 
     def model_config(self, train):
@@ -173,15 +179,23 @@ class DiffusionTask(Task):
             self.buckets[1] += torch.bincount(bucket, minlength=BUCKETS)
         return StepOutput({"loss": process.loss(err, t)})
 
+    @property
+    def grid_steps(self) -> int:
+        """DDIM steps of the sample grids a run draws itself: 50, or T when T is smaller."""
+        return min(50, self.schedule.T)
+
     def on_epoch_end(self, trainer, epoch: int) -> dict[str, float]:
         self.bucket_history.append((self.buckets[0] / self.buckets[1].clamp(min=1)).cpu().tolist())
         self.buckets.zero_()
         every = self.cfg.sample_every
         if trainer.is_main and every and epoch % every == 0 and epoch < self.cfg.train.epochs:
-            grid = self.sample(trainer, 64, "ddim", 50, seed=0)[0]
+            grid = self.sample(trainer, 64, "ddim", self.grid_steps, seed=0)[0]
             trainer.run.save_figure(
                 f"samples_epoch{epoch:03d}",
-                grid_figure(grid, f"epoch {epoch}: 64 DDIM-50 samples of the averaged model"),
+                grid_figure(
+                    grid,
+                    f"epoch {epoch}: 64 DDIM-{self.grid_steps} samples of the averaged model",
+                ),
             )
         return {}
 
@@ -242,11 +256,12 @@ class DiffusionTask(Task):
             ),
         )
         t0 = time.perf_counter()
-        grid = self.sample(trainer, 100, "ddim", 50, seed=2)[0]
+        grid = self.sample(trainer, 100, "ddim", self.grid_steps, seed=2)[0]
         per_image = (time.perf_counter() - t0) / 100
         what = f", digits 0-9 by column, guidance {cfg.guidance:g}" if cfg.conditional else ""
         run.save_figure(
-            "samples", grid_figure(grid, f"100 DDIM-50 samples of the averaged model{what}")
+            "samples",
+            grid_figure(grid, f"100 DDIM-{self.grid_steps} samples of the averaged model{what}"),
         )
         run.save_figure(
             "loss_per_t",
@@ -317,6 +332,11 @@ def sample_images(
                     spacing=spacing,
                     labels=y,
                 )
+        if not torch.isfinite(x).all():
+            raise NNLabError(
+                "the samples are NaN or infinite: the checkpoint's weights diverged or are "
+                "damaged (or the guidance is too strong)"
+            )
         out.append(to_image_range(x).float().cpu().numpy())
         kept = k if kept is None else kept
     model.train(was)
@@ -360,13 +380,23 @@ def check_sampling(sampler: str, precision: str, spacing: str) -> None:
 
 
 def sampler_label(
-    sampler: str, steps: int, eta: float, precision: str, spacing: str, guidance: float = 0.0
+    sampler: str,
+    steps: int,
+    eta: float,
+    precision: str,
+    spacing: str,
+    guidance: float = 0.0,
+    variance: str = "posterior",
 ) -> str:
-    """A sampling setting as a file-name part: ddim50, ddim50-quad-eta0.5-w1-bf16, ddpm (checked
-    first: a bad setting is an error before any output is claimed)."""
+    """A sampling setting as a file-name part: ddim50, ddim50-quad-eta0.5-w1-bf16, ddpm,
+    ddpm-beta (checked first: a bad setting is an error before any output is claimed)."""
     check_sampling(sampler, precision, spacing)
+    if variance not in ("posterior", "beta"):
+        raise NNLabError(f"--variance must be posterior or beta, got '{variance}'")
+    if not 0.0 <= eta <= 1.0:
+        raise NNLabError(f"--eta must be between 0 (DDIM) and 1 (DDPM's variance), got {eta:g}")
     if sampler == "ddpm":
-        label = "ddpm"
+        label = "ddpm" + ("-beta" if variance == "beta" else "")
     else:
         label = f"ddim{steps}" + ("-quad" if spacing == "quadratic" else "")
         label += f"-eta{eta:g}" if eta else ""
@@ -398,12 +428,16 @@ def sampling_settings(
     precision: str,
     spacing: str,
     guidance: float | None,
+    variance: str = "posterior",
 ) -> tuple[DiffusionTask, float, str]:
     """A run's task, the guidance w to sample it with and the settings' file-name label, all
     checked before any output is claimed or the model is loaded."""
     task = DiffusionTask(load_config(run, DiffusionTask))
     w = sampling_guidance(task, guidance)
-    return task, w, sampler_label(sampler, steps, eta, precision, spacing, w)
+    label = sampler_label(sampler, steps, eta, precision, spacing, w, variance)
+    if sampler == "ddim" and not 1 <= steps <= task.schedule.T:
+        raise NNLabError(f"--steps must be 1 to T = {task.schedule.T} of this run, got {steps}")
+    return task, w, label
 
 
 def draw(
@@ -462,9 +496,14 @@ def sample_grid(
     """`nnlab diffusion sample`: n samples as one grid PNG (by default in the run, named by the
     settings); returns its path and the sampling time in seconds. A conditional run draws the
     digits 0-9 in turn, one per column; guidance None: the run's own."""
-    task, w, label = sampling_settings(run, sampler, steps, eta, precision, spacing, guidance)
+    task, w, label = sampling_settings(
+        run, sampler, steps, eta, precision, spacing, guidance, variance
+    )
     path = Path(out) if out is not None else run.path / f"samples-{label}-n{n}-seed{seed}.png"
+    if path.is_dir():
+        raise NNLabError(f"--out {path} is a folder: name the PNG file to write")
     claim_outputs([path], overwrite)
+    writable_folder(path.parent, "--out")  # before the sampling, which would be lost
     labels = grid_labels(n) if task.cfg.conditional else None
     images, seconds, _ = draw(
         run, task, w, n, sampler, steps, eta, variance, seed, device, precision, spacing, labels
@@ -495,9 +534,15 @@ def evaluate_run(
     """`nnlab diffusion evaluate`: n samples scored by the judge classifier beside the floor and
     the baseline (see nnlab.tasks.sample_quality); written to RUN/evaluations/<settings>.json.
     A conditional run's labels are drawn from its training set's class shares."""
-    from nnlab.tasks.sample_quality import evaluate
+    from nnlab.tasks.sample_quality import evaluate, max_evaluation_samples
 
-    task, w, label = sampling_settings(run, sampler, steps, eta, precision, spacing, guidance)
+    task, w, label = sampling_settings(
+        run, sampler, steps, eta, precision, spacing, guidance, variance
+    )
+    most = max_evaluation_samples(task.cfg.data)
+    if n > most:
+        raise NNLabError(f"--n {n}: at most {most} samples for {task.cfg.data} (its test split)")
+    run.summary()  # a damaged summary said before the sampling, not after it
     path = run.path / "evaluations" / f"{label}-n{n}-seed{seed}.json"
     labels = sample_labels(run, n, seed) if task.cfg.conditional else None
     claim_outputs([path], overwrite)

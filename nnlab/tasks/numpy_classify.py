@@ -21,7 +21,7 @@ from nnlab.numpy_nn import Linear, Sequential, mlp
 from nnlab.numpy_nn.conv import Conv2d, Flatten, MaxPool2d
 from nnlab.numpy_nn.init import INITS
 from nnlab.numpy_nn.layers import ACTIVATIONS
-from nnlab.run import RunDir, run_children
+from nnlab.run import RunDir, run_children, run_children_resumable
 from nnlab.train.core import TrainingDiverged
 from nnlab.train.numpy_loop import NumpyTrainer
 from nnlab.viz import confusion_figure, curves_figure, filters_figure, first_layer_figure
@@ -82,6 +82,12 @@ class NumpyClassifyConfig:
             raise NNLabError(f"fold must be in 0..{self.folds - 1}, got {self.fold}")
         if not 0 <= self.val_fraction < 0.5:
             raise NNLabError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        for name, low, high in (("blur", 0.0, 10.0), ("weight_decay", 0.0, 1.0),
+                                ("momentum", 0.0, 0.999)):  # fmt: skip
+            value = getattr(self, name, 0.0)
+            if not low <= value <= high:
+                raise NNLabError(f"--{name.replace('_', '-')} must be {low:g} to {high:g}, "
+                                 f"got {value}")  # fmt: skip
 
     def check(self) -> None:
         self.validate()
@@ -232,16 +238,18 @@ NET_FIELDS = ("arch", "hidden", "channels", "activation", "init", "seed")  # wha
 
 def load_numpy_config(run: RunDir) -> NumpyClassifyConfig:
     raw = run.config()
-    if raw.get("task") != "numpy-classify":
+    if raw.get("task") not in ("numpy-classify", "numpy-cv"):
         raise NNLabError(f"{run.path}: not a NumPy classification run (task {raw.get('task')!r})")
     return from_dict(NumpyClassifyConfig, {k: v for k, v in raw.items() if k != "task"})
 
 
 def run_numpy_cv(
-    cfg: NumpyClassifyConfig, run: RunDir, console: Console | None = None
+    cfg: NumpyClassifyConfig, run: RunDir, console: Console | None = None, resume: bool = False
 ) -> dict[str, Any]:
-    """k-fold cross-validation: one child run per fold (same config, fold = 0..k-1)."""
-    run.save_config({"task": "numpy-cv", **to_dict(cfg)})
+    """k-fold cross-validation: one child run per fold (same config, fold = 0..k-1); with
+    `resume`, the folds that finished are kept and a half-done one is trained again."""
+    if not resume:
+        run.save_config({"task": "numpy-cv", **to_dict(cfg)})
     jobs = {
         f"fold{fold}": (
             lambda child, fold=fold: run_numpy_classify(
@@ -250,9 +258,7 @@ def run_numpy_cv(
         )
         for fold in range(cfg.folds)
     }
-    results = run_children(
-        run, jobs, console, {f"fold{f}": f"fold {f + 1}/{cfg.folds}" for f in range(cfg.folds)}
-    )
+    results = run_children_resumable(run, jobs, console, resume)
     rows = [
         {
             "fold": fold,
@@ -261,8 +267,7 @@ def run_numpy_cv(
             "epochs": s["epochs"],
             "train time (s)": s["train_time_s"],
         }
-        for fold, r in enumerate(results.values())
-        for s in [r.summary]
+        for fold, (_, s) in enumerate(results.values())
     ]
     accs = np.array([r["test accuracy"] for r in rows])
     summary = {
@@ -273,7 +278,7 @@ def run_numpy_cv(
         "train_time_s": float(sum(r["train time (s)"] for r in rows)),
     }
     run.save_summary(summary)
-    histories = {f"fold {fold}": r.history for fold, r in enumerate(results.values())}
+    histories = {f"fold {fold}": c.metrics() for fold, (c, _) in enumerate(results.values())}
     run.save_figure(
         "curves", curves_figure(histories, f"{cfg.folds}-fold cross-validation on {cfg.data}")
     )
@@ -343,6 +348,6 @@ class NumpyClassify:
         return load_numpy_config(run)
 
     def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
-        if self.cfg.folds and not resume:
-            return run_numpy_cv(self.cfg, run, self.console)
+        if self.cfg.folds:
+            return run_numpy_cv(self.cfg, run, self.console, resume)
         return run_numpy_classify(self.cfg, run, self.console, resume)

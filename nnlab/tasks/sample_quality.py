@@ -24,6 +24,7 @@ from torch import nn
 
 from nnlab.data import load_splits
 from nnlab.data.registry import cache_dir
+from nnlab.errors import NNLabError
 from nnlab.metrics.frechet import frechet_distance, kernel_distance
 from nnlab.run import RunDir
 from nnlab.tasks.base import load_model, run_task
@@ -32,6 +33,12 @@ from nnlab.train import TrainConfig
 
 JUDGE_VERSION = 1  # bump when the recipe below changes: a new judge, new numbers
 JUDGE_EPOCHS = {"mnist": 4, "digits": 40}
+
+
+def max_evaluation_samples(data: str) -> int:
+    """The most samples an evaluation can score: as many training and test images are needed."""
+    splits = load_splits(data, 0.1, 0)
+    return min(len(splits["train"]), len(splits["test"]))
 
 
 def judge(data: str, device: str = "auto", console=None) -> tuple[nn.Module, RunDir]:
@@ -125,7 +132,7 @@ def evaluate(
     splits = load_splits(data, 0.1, 0)
     train, test = splits["train"].images, splits["test"].images
     if n > min(len(train), len(test)):
-        raise ValueError(f"{n} samples: at most {min(len(train), len(test))} for {data}")
+        raise NNLabError(f"{n} samples: at most {min(len(train), len(test))} for {data}")
     rng = np.random.default_rng(seed)
     reference = judge_outputs(model, train[rng.permutation(len(train))[:n]])[0]
     rows = []

@@ -60,6 +60,18 @@ def diverged(
     )
 
 
+def check_validation(
+    record: dict[str, Any], monitor: str, epoch: int, lr: float, run: RunDir | None
+) -> None:
+    """A validation loss or monitored figure that is NaN or infinite is a divergence too (the
+    weights are finite but overflow): raised before the epoch's checkpoints are written, so the
+    last good one stays."""
+    for key in ("val/loss", monitor):
+        value = record.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise diverged(value, epoch, f"{key} on the validation data", lr, run)
+
+
 def epoch_line(record: dict[str, Any], epochs: int, is_best: bool) -> str:
     """'epoch  3/30 | train loss 0.3890 acc 0.8700 | val loss 0.2180 acc 0.9560 | 0.04 s *'"""
     parts = [f"epoch {record['epoch']:>3}/{epochs}"]
@@ -109,7 +121,7 @@ class Bookkeeper:
         if value is None and any(k.startswith("val/") for k in record):
             logged = ", ".join(k for k in record if "/" in k and not k.startswith("time/"))
             raise NNLabError(f"monitor '{self.monitor}' is not a logged figure (logged: {logged})")
-        is_best = value is None or self.improved(value)
+        is_best = value is None or (math.isfinite(value) and self.improved(value))
         if is_best:
             self.best, self.best_epoch = value, record["epoch"]
         self.history.append(record)

@@ -44,7 +44,14 @@ from nnlab.train.checkpoint import (
     save_checkpoint,
 )
 from nnlab.train.config import TrainConfig
-from nnlab.train.core import Bookkeeper, diverged, lr_factor, prefixed, read_checkpoint
+from nnlab.train.core import (
+    Bookkeeper,
+    check_validation,
+    diverged,
+    lr_factor,
+    prefixed,
+    read_checkpoint,
+)
 from nnlab.train.distributed import (
     all_reduce_max,
     all_reduce_sum,
@@ -345,7 +352,9 @@ class Trainer:
     def resume(self) -> int:
         """Load the run's last checkpoint; return the number of finished epochs (0 if none)."""
         path = self.run_dir.checkpoint_dir / "last.safetensors"
-        if not path.exists():
+        if not path.exists():  # stopped before its first checkpoint: it starts again
+            if rank() == 0:
+                self.run_dir.keep_metrics(0)
             return 0
         tensors, meta = read_checkpoint(path, "pt")  # every rank loads the same
         load_weights(self.module, prefixed(tensors, "model."), path)
@@ -399,13 +408,15 @@ class Trainer:
                 record, partial = self._train_epoch(epoch, train_data, weights, n_batches, progress)
                 if val_data is not None:
                     record.update({f"val/{k}": v for k, v in self.evaluate(val_data).items()})
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    check_validation(record, self.cfg.monitor, epoch, lr, self.run)
                 hook = getattr(self.task, "on_epoch_end", None)
                 if hook is not None:
                     record.update(hook(self, epoch) or {})
                 is_best = self.books.end_epoch(record)
-                self._save_last(epoch, partial)
-                if is_best:
+                if is_best:  # best first: a stop between the two redoes this epoch on resume
                     self._save_best(epoch)
+                self._save_last(epoch, partial)
                 self.books.line(record, is_best)
                 if self.books.should_stop(epoch):
                     break

@@ -17,6 +17,7 @@ from nnlab.numpy_nn import SGD, CrossEntropyLoss, Linear, Sequential, SSELoss
 from nnlab.run import RunDir
 from nnlab.train.core import (
     Bookkeeper,
+    check_validation,
     diverged,
     lr_factor,
     prefixed,
@@ -132,11 +133,13 @@ class NumpyTrainer:
                 over="ignore", invalid="ignore"
             ):  # divergence is caught below, by name
                 record = self._epoch(epoch, train, val, fixed_x)
+            if len(val):
+                check_validation(record, self.books.monitor, epoch, self.opt.lr, self.run)
             is_best = self.books.end_epoch(record)
-            if self.run is not None:
-                self.save(self.run.checkpoint_dir / "last.safetensors", epoch, optimizer=True)
+            if self.run is not None:  # best first: a stop between the two redoes this epoch
                 if is_best:
                     self.save(self.run.checkpoint_dir / "best.safetensors", epoch)
+                self.save(self.run.checkpoint_dir / "last.safetensors", epoch, optimizer=True)
             self.books.line(record, is_best)
         return self.history
 
@@ -205,7 +208,8 @@ class NumpyTrainer:
 
     def resume(self) -> int:
         path = self.run.checkpoint_dir / "last.safetensors"
-        if not path.exists():
+        if not path.exists():  # stopped before its first checkpoint: it starts again
+            self.run.keep_metrics(0)
             return 0
         state = self.load(path, optimizer=True)
         self.start_epoch, self.step = state["epoch"] + 1, state.get("step", 0)
