@@ -244,3 +244,15 @@ def test_compress_command_on_digits_tables_figures_and_resume(tmp_path):
         return [{k: v for k, v in r.items() if k != "train_s"} for r in rows]  # PCA's fit time
 
     assert scores(RunDir.open(out).summary()["rows"]) == scores(summary["rows"])
+
+
+def test_mlp_codes_past_float16_are_an_error_not_a_nan_score(monkeypatch):
+    """A diverged MLP autoencoder's codes overflow float16 (65504): before, its PSNR was
+    reported as "nan +- nan" with exit 0."""
+    from nnlab.tasks import compress
+
+    monkeypatch.setattr(compress, "mlp_halves", lambda net: (lambda x: x * 1e6, lambda z: z))
+    with pytest.raises(NNLabError, match="past float16's 65504"):
+        compress.mlp_codec(None)(np.ones((2, 8, 8), np.float32))
+    monkeypatch.setattr(compress, "mlp_halves", lambda net: (lambda x: x, lambda z: z))
+    assert np.isfinite(compress.mlp_codec(None)(np.ones((2, 8, 8), np.float32))).all()

@@ -542,3 +542,62 @@ def test_a_conditional_run_draws_the_digit_asked_for(capsys, tmp_path):
     code, _, err = run_cli(capsys, "diffusion", "sample", str(plain), "--guidance", "1")
     assert code == 1 and "--conditional" in err and err.count("\n") == 1
     assert not list(plain.glob("samples-*.png"))  # refused before any file was claimed
+
+
+def test_a_short_schedule_run_finishes_and_sampling_options_are_checked_first(
+    capsys, tmp_path, monkeypatch
+):
+    """T = 20: the run draws its own grids with 20 DDIM steps (before, every T < 50 run ended
+    in a traceback after training, and no resume could finish it). Sampling settings are
+    checked before any sampling: --steps above T, --eta above 1, a bad --variance, too many
+    evaluation samples, an --out that is a folder. DDPM with beta variance is named apart from
+    the posterior one. NaN samples (diverged weights) are an error, not a blank grid."""
+    import torch
+
+    import nnlab.tasks.diffusion as diffusion
+
+    out = tmp_path / "t20"
+    code, _, err = run_cli(capsys, "diffusion", "train", "--data", "digits", "--epochs", "1",
+                           "--timesteps", "20", *TINY, "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    assert (out / "figures" / "samples.png").exists() and (out / "summary.json").exists()
+    for argv, message in (
+        (["sample", str(out)], "--steps must be 1 to T = 20"),
+        (["sample", str(out), "--variance", "big", "--sampler", "ddpm"], "--variance must be"),
+        (["evaluate", str(out), "--steps", "20", "--n", "100000"], "at most"),
+        (["sample", str(out), "--steps", "20", "--out", str(tmp_path)], "is a folder"),
+    ):
+        code, _, err = run_cli(capsys, "diffusion", *argv)
+        assert code == 1 and message in err and err.count("\n") == 1, (argv, err)
+    code, _, err = run_cli(capsys, "diffusion", "sample", str(out), "--eta", "1.5")
+    assert code == 2 and "--eta" in err
+    code, out_text, err = run_cli(capsys, "diffusion", "sample", str(out), "--sampler", "ddpm",
+                                  "--variance", "beta", "--n", "4")  # fmt: skip
+    assert code == 0 and (out / "samples-ddpm-beta-n4-seed0.png").exists(), err
+
+    def nan_ddim(self, shape, *a, **k):
+        return torch.full(shape, float("nan")), None
+
+    with monkeypatch.context() as m:
+        m.setattr(diffusion.DenoiseDiffusion, "ddim", nan_ddim)
+        code, _, err = run_cli(capsys, "diffusion", "sample", str(out), "--steps", "20",
+                               "--n", "4", "--out", str(tmp_path / "nan.png"))  # fmt: skip
+    assert code == 1 and "NaN or infinite" in err
+    assert not (tmp_path / "nan.png").exists()
+
+
+def test_mnist_files_of_another_image_size_are_refused_before_training(capsys, data_dir):
+    """IDX files of 20x20 images under MNIST's names: before, the model trained on them and
+    sampled 28x28 images without a word."""
+    import numpy as np
+
+    from nnlab.data.idx import write_idx
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 10)):
+        write_idx(data_dir / "mnist" / f"{prefix}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (n, 20, 20), np.uint8))  # fmt: skip
+        write_idx(data_dir / "mnist" / f"{prefix}-labels-idx1-ubyte.gz",
+                  rng.integers(0, 10, n).astype(np.uint8))  # fmt: skip
+    code, _, err = run_cli(capsys, "diffusion", "train", "--data", "mnist", "--epochs", "1", *TINY)
+    assert code == 1 and "mnist images are 1x20x20" in err and "samples 1x28x28" in err

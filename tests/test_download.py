@@ -165,3 +165,22 @@ def test_nnlab_data_files_are_used_without_download(fake_dataset, server, tmp_pa
     monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "mine"))
     assert fetch("fake") == [local / "good.bin"]
     assert handler.requests == []
+
+
+def test_a_damaged_copy_in_nnlab_data_read_first_is_named(fake_dataset, tmp_path, monkeypatch):
+    """NNLAB_DATA's copy is read before the cache's: a damaged one there, fetched again into the
+    cache, would still be read. Fetch says so (before, it said "ok" and training kept failing).
+    A local folder is a mirror too (before, 'unknown url type')."""
+    info = fake_dataset("good.bin")
+    data = tmp_path / "data"
+    (data / info.folder).mkdir(parents=True)
+    (data / info.folder / "good.bin").write_bytes(b"garbage")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "good.bin").write_bytes(GOOD)
+    monkeypatch.setenv("NNLAB_DATA", str(data))
+    with pytest.raises(NNLabError, match="good.bin is damaged .* read before the good copy"):
+        fetch("fake", mirror=str(mirror))
+    assert (registry.cache_dir() / info.folder / "good.bin").read_bytes() == GOOD
+    (data / info.folder / "good.bin").unlink()
+    assert fetch("fake", mirror=str(mirror)) == [registry.cache_dir() / info.folder / "good.bin"]
