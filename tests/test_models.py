@@ -555,3 +555,17 @@ def test_bf16_autocast_on_the_cpu_attends_in_fp32(monkeypatch):
     with torch.no_grad():
         ref, _ = attn(x, mask=causal())
     torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)  # bf16 has 8 bits
+
+
+def test_model_options_are_read_as_their_fields_want_or_refused():
+    """`-m hidden=256` (a number for a tuple of widths) is a tuple of one; a value of the wrong
+    kind, or options the model cannot be built from, are one-line errors (before, tracebacks,
+    some after a whole training)."""
+    from nnlab.errors import NNLabError
+
+    assert model_config("mlp", hidden=256).hidden == (256,)
+    assert model_config("mlp", dropout=0).dropout == 0.0
+    with pytest.raises(NNLabError, match="option activation takes a str"):
+        model_config("mlp", activation=3)
+    with pytest.raises(NNLabError, match="cannot be built .* not divisible by 5 heads"):
+        build_model("vit", model_config("vit", heads=5))

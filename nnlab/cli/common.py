@@ -363,8 +363,8 @@ def new_run(name: str, out: Path | None, resume_hint: str = "") -> Iterator[RunD
             raise Interrupted("interrupted before the run began; nothing was kept") from None
         said = resume_hint or "what finished is in"
         raise Interrupted(f"interrupted; {said} {run.path}") from None
-    except NNLabError:
-        if fresh and not run.metrics_path.exists():
+    except Exception:  # a clear error, or a bug: a run that recorded nothing is not left behind
+        if fresh and not run.metrics_path.exists():  # (it would block the same --out)
             shutil.rmtree(run.path, ignore_errors=True)
             if out is None:  # runs/ itself, if this run made it
                 with contextlib.suppress(OSError):

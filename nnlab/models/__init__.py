@@ -42,11 +42,42 @@ def model_config(name: str, **overrides: Any):
         raise NNLabError(
             f"model '{name}' has no option(s) {sorted(unknown)} (has {sorted(fields)})"
         )
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    values = {k: _option_value(name, by_name[k], v) for k, v in overrides.items()}
+    return cls(**values)
+
+
+def _option_value(model: str, field: dataclasses.Field, value: Any) -> Any:
+    """A -m value as its field wants it (judged by the field's default): a number alone for a
+    tuple of widths is a tuple of one; a value of the wrong kind is a one-line error."""
+    default = field.default
+    if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    if isinstance(value, list):
+        value = tuple(value)
+    if isinstance(default, tuple) and isinstance(value, (int, float)) and default:
+        value = (value,)
+    kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,), tuple: (tuple,)}
+    want = kinds.get(type(default))
+    wrong = want is not None and (
+        not isinstance(value, want) or (isinstance(value, bool) and bool not in want)
+    )
+    if wrong:
+        raise NNLabError(
+            f"model '{model}' option {field.name} takes a {type(default).__name__} "
+            f"(default {default!r}), got {value!r}"
+        )
+    return float(value) if isinstance(default, float) else value
 
 
 def build_model(name: str, cfg) -> nn.Module:
-    return MODELS[name][1](cfg)
+    """The model `name` built from its config; a config it cannot be built from (a width that
+    does not divide into heads, an unknown activation, a dropout of 1.5) is a one-line error."""
+    try:
+        return MODELS[name][1](cfg)
+    except (ValueError, TypeError, KeyError, AssertionError, ZeroDivisionError) as e:
+        what = f"{type(e).__name__}: {e}" if not isinstance(e, KeyError) else f"unknown {e}"
+        raise NNLabError(f"model '{name}' cannot be built from its options ({what})") from None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -46,7 +46,7 @@ class TrainConfig:
                 raise NNLabError(
                     f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}"
                 )
-        for name in ("max_steps", "checkpoint_every", "num_workers", "patience"):
+        for name in ("max_steps", "checkpoint_every", "num_workers", "patience", "seed"):
             if getattr(self, name) < 0:
                 raise NNLabError(
                     f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}"
