@@ -106,6 +106,13 @@ def test_vit_run_report_and_explain(capsys, tmp_path):
     assert code == 0 and (out / "figures" / "ink_attention.png").exists()
     ink = json.loads((out / "summary.json").read_text())["ink_attention"]
     assert len(ink["rows"]) == 2 and 0 < ink["inked"] < 1 and 0 <= ink["rollout"] <= 1
+    # another threshold beside it; the same one again is not replaced unasked
+    code, _, err = run_cli(capsys, "ink-attention", str(out), "--threshold", "0.5")
+    assert code == 0 and (out / "figures" / "ink_attention_t0.5.png").exists(), err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ink_attention"] == ink and summary["ink_attention_t0.5"]["threshold"] == 0.5
+    code, _, err = run_cli(capsys, "ink-attention", str(out))
+    assert code == 1 and "--overwrite" in err
 
 
 def test_ink_share_of_uniform_attention_is_the_inked_fraction():

@@ -70,6 +70,7 @@ def ink_attention(
     threshold: float = typer.Option(
         0.2, min=0.0, max=1.0, help="A patch is inked if a pixel is above this."
     ),
+    overwrite: bool = typer.Option(False, help="Replace the figure if it exists."),
     device: str = DeviceOpt,
 ) -> None:
     """Over the test set: the share of the class token's attention on patches with ink, per layer
@@ -77,7 +78,9 @@ def ink_attention(
     from nnlab.tasks.classify import ink_attention as measure
 
     run = RunDir.open(run_dir)
-    result, rows, fig = measure(run, threshold, device)
+    name = "ink_attention" + ("" if threshold == 0.2 else f"_t{threshold:g}")
+    claim_outputs([run.figure_dir / f"{name}.png"], overwrite)  # never replaced unasked
+    result, rows, fig = measure(run, threshold, device, name)
     console.print(
         table(
             rows,
@@ -85,7 +88,7 @@ def ink_attention(
             f"inked patches {result['inked']:.3f}, rollout {result['rollout']:.3f}",
         )
     )
-    console.print(f"figure: {run.save_figure('ink_attention', fig).resolve()}")
+    console.print(f"figure: {run.save_figure(name, fig).resolve()}")
 
 
 def register(app: typer.Typer) -> None:

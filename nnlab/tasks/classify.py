@@ -199,8 +199,11 @@ def explain(run: RunDir, image: int, device: str = "auto"):
     return explain_figure(model, test, image)
 
 
-def ink_attention(run: RunDir, threshold: float = 0.2, device: str = "auto"):
-    """(result, table rows, figure) of `nnlab ink-attention` for a ViT run (its test split)."""
+def ink_attention(
+    run: RunDir, threshold: float = 0.2, device: str = "auto", name: str = "ink_attention"
+):
+    """(result, table rows, figure) of `nnlab ink-attention` for a ViT run (its test split);
+    the result goes into the run's summary under `name`."""
     from nnlab.tasks.ink_attention import ink_figure, ink_rows, ink_shares
 
     cfg = load_config(run, ClassifyTask)
@@ -213,7 +216,7 @@ def ink_attention(run: RunDir, threshold: float = 0.2, device: str = "auto"):
     run.save_summary(
         {
             **run.summary(),
-            "ink_attention": {
+            name: {
                 "rows": rows,
                 "rollout": result["rollout"],
                 "inked": result["inked"],

@@ -356,7 +356,10 @@ def sample_labels(run: RunDir, n: int, seed: int) -> torch.Tensor:
     model's samples then have the data's class mix, not one chosen for them."""
     share = run.summary().get("label_share")
     if not share:
-        raise NNLabError(f"{run.path}: the run records no class shares (label_share); retrain it")
+        raise NNLabError(
+            f"{run.path}: the run has not finished (no class shares in summary.json): finish it "
+            f"with nnlab diffusion train --resume {run.path}"
+        )
     g = torch.Generator().manual_seed(seed)
     return torch.multinomial(torch.tensor(share, dtype=torch.float64), n, True, generator=g)
 
@@ -539,6 +542,9 @@ def evaluate_run(
     task, w, label = sampling_settings(
         run, sampler, steps, eta, precision, spacing, guidance, variance
     )
+    from nnlab.tasks.sample_quality import judge
+
+    judge(task.cfg.data, device, console)  # trained or loaded (a damaged one said) before sampling
     most = max_evaluation_samples(task.cfg.data)
     if n > most:
         raise NNLabError(f"--n {n}: at most {most} samples for {task.cfg.data} (its test split)")

@@ -66,11 +66,20 @@ def judge(data: str, device: str = "auto", console=None) -> tuple[nn.Module, Run
         )
         if console is not None:
             console.print(f"training the judge classifier once: {path}")
-        run_task(ClassifyTask(cfg, console), RunDir(tmp))
+        try:
+            run_task(ClassifyTask(cfg, console), RunDir(tmp))
+        except BaseException:  # an interrupted judge leaves no half-made folder behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(path, ignore_errors=True)
         shutil.move(tmp, path)
     run = RunDir(path)
-    return load_model(run, "best", device), run
+    try:
+        return load_model(run, "best", device), run
+    except NNLabError as e:
+        raise NNLabError(
+            f"{e}; the judge is a cache: remove {path} and it is trained again"
+        ) from None
 
 
 @torch.no_grad()
@@ -109,7 +118,8 @@ def score(
     return {
         "fd": frechet_distance(feats, reference),
         "kd": kd,
-        "kd_sd": kd_sd,
+        # 50 subsets of all n samples are one subset 50 times: no spread to report then
+        "kd_sd": kd_sd if len(feats) > 1000 else None,
         "confidence": float(probs.max(1).mean()),
         "class_share_min": float(share.min()),
         "class_share_max": float(share.max()),
