@@ -372,6 +372,23 @@ def test_diffusion_run_samples_and_evaluation(capsys, tmp_path, monkeypatch):
         assert r["n"] == 100 and abs(sum(r["class_share"]) - 1) < 1e-3
         assert 0.1 <= r["confidence"] <= 1 and r["judge"] == "digits-cnn-v1"
     assert "not Inception FID" in text
+    assert result["checkpoint_epoch"] == json.loads((out / "summary.json").read_text())[
+        "best_epoch"
+    ]
+
+    # trained on: an evaluation of the old best checkpoint moves to evaluations/stale (before,
+    # its figure stayed in the report, its summary row vanished and re-evaluating was refused
+    # as "exists"); one of a best checkpoint that stayed the best is kept, row and all
+    name = next((out / "evaluations").glob("*.json")).name
+    code, _, err = run_cli(capsys, "diffusion", "train", "--resume", str(out), "--epochs", "6")
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    key = f"evaluation {name[:-5]}"
+    if summary["best_epoch"] != result["checkpoint_epoch"]:
+        assert (out / "evaluations" / "stale" / name).exists() and key not in summary
+        assert not list((out / "figures").glob("eval_*"))
+    else:
+        assert (out / "evaluations" / name).exists() and key in summary
 
 
 def test_diffusion_bad_input_is_one_line(capsys, tmp_path):

@@ -5,6 +5,7 @@ forward and reverse processes, sample grids during training, and the loss per ra
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,6 +232,8 @@ class DiffusionTask(Task):
 
     def finish(self, trainer, data, test) -> dict[str, Any]:
         run, cfg, T = trainer.run, self.cfg, self.schedule.T
+        evaluations = keep_current_evaluations(run, trainer.best_epoch, self.say)
+        note = run.summary().get("evaluation note")  # the summary before this one
         marks = [round(T * k / 10) for k in range(11)]  # t = 0, T/10, ..., T
         x0 = to_model_range(torch.from_numpy(self.sets["test"].images[:1]))  # (1, C, H, W)
         g = torch.Generator().manual_seed(0)
@@ -282,6 +285,8 @@ class DiffusionTask(Task):
             ).tolist(),
             "sample_s_per_image": per_image,
             "loss_per_t_bucket": self.bucket_history[-1] if self.bucket_history else [],
+            **evaluations,  # those of this best checkpoint, kept across a resume
+            **({"evaluation note": note} if evaluations and note else {}),
         }
 
 
@@ -481,6 +486,52 @@ def draw(
     return images, time.perf_counter() - t0, on
 
 
+def best_epoch(run: RunDir) -> int:
+    """The epoch of the run's best checkpoint (the averaged weights that are sampled)."""
+    from nnlab.train.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(run.checkpoint_dir / "best.safetensors")["epoch"])
+
+
+def keep_current_evaluations(run: RunDir, epoch: int, say=None) -> dict[str, Any]:
+    """After training: evaluations of another checkpoint than the best one (`epoch`) move to
+    evaluations/stale/ with their class figures (scores of weights no longer sampled; kept, not
+    shown); the summary rows of those still current, to carry into the new summary."""
+    folder = run.path / "evaluations"
+    rows: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        figure = run.figure_dir / f"eval_{path.stem.replace('-', '_')}_classes.png"
+        if isinstance(record, dict) and record.get("checkpoint_epoch") == epoch:
+            rows[f"evaluation {path.stem}"] = [
+                {
+                    k: r.get(k)
+                    for k in (
+                        "images",
+                        "n",
+                        "fd",
+                        "kd",
+                        "confidence",
+                        "class_share_min",
+                        "class_share_max",
+                    )
+                }  # fmt: skip
+                for r in record.get("rows", [])
+            ]
+            continue
+        stale = folder / "stale"
+        stale.mkdir(exist_ok=True)
+        path.replace(stale / path.name)
+        if figure.exists():
+            figure.replace(stale / figure.name)
+        if say is not None:
+            say(f"{path.name} scored another checkpoint: moved to {stale}")
+    return rows
+
+
 def sample_grid(
     run: RunDir,
     n: int,
@@ -557,6 +608,7 @@ def evaluate_run(
     )
     rows = evaluate(images, task.cfg.data, device, baselines, console, seed)
     result = {
+        "checkpoint_epoch": best_epoch(run),  # the weights scored: an evaluation of them only
         "sampler": label,
         "variance": variance,
         "spacing": spacing,
