@@ -372,9 +372,9 @@ def test_diffusion_run_samples_and_evaluation(capsys, tmp_path, monkeypatch):
         assert r["n"] == 100 and abs(sum(r["class_share"]) - 1) < 1e-3
         assert 0.1 <= r["confidence"] <= 1 and r["judge"] == "digits-cnn-v1"
     assert "not Inception FID" in text
-    assert result["checkpoint_epoch"] == json.loads((out / "summary.json").read_text())[
-        "best_epoch"
-    ]
+    assert (
+        result["checkpoint_epoch"] == json.loads((out / "summary.json").read_text())["best_epoch"]
+    )
 
     # trained on: an evaluation of the old best checkpoint moves to evaluations/stale (before,
     # its figure stayed in the report, its summary row vanished and re-evaluating was refused
@@ -618,3 +618,28 @@ def test_mnist_files_of_another_image_size_are_refused_before_training(capsys, d
                   rng.integers(0, 10, n).astype(np.uint8))  # fmt: skip
     code, _, err = run_cli(capsys, "diffusion", "train", "--data", "mnist", "--epochs", "1", *TINY)
     assert code == 1 and "mnist images are 1x20x20" in err and "samples 1x28x28" in err
+
+
+def test_evaluations_of_another_checkpoint_move_aside(tmp_path):
+    import json
+
+    from nnlab.run import RunDir
+    from nnlab.tasks.diffusion import keep_current_evaluations
+
+    run = RunDir.create("e", tmp_path / "e")
+    (run.path / "evaluations").mkdir()
+    row = {"images": "samples", "n": 10, "fd": 1.0, "kd": 0.1, "confidence": 0.9,
+           "class_share_min": 0.05, "class_share_max": 0.2}  # fmt: skip
+    for name, epoch in (("ddim50-n10-seed0", 3), ("ddim10-n10-seed0", 4)):
+        (run.path / "evaluations" / f"{name}.json").write_text(
+            json.dumps({"checkpoint_epoch": epoch, "rows": [row]})
+        )
+        run.figure_dir.mkdir(exist_ok=True)
+        (run.figure_dir / f"eval_{name.replace('-', '_')}_classes.png").write_bytes(b"png")
+    said = []
+    rows = keep_current_evaluations(run, 4, said.append)
+    assert list(rows) == ["evaluation ddim10-n10-seed0"] and rows[list(rows)[0]] == [row]
+    assert (run.path / "evaluations" / "stale" / "ddim50-n10-seed0.json").exists()
+    assert (run.path / "evaluations" / "stale" / "eval_ddim50_n10_seed0_classes.png").exists()
+    assert [p.name for p in run.figure_dir.iterdir()] == ["eval_ddim10_n10_seed0_classes.png"]
+    assert len(said) == 1 and "another checkpoint" in said[0]
