@@ -427,3 +427,16 @@ def test_the_open_file_limit_falls_back_below_a_system_cap(monkeypatch):
     monkeypatch.setattr(resource, "setrlimit", setrlimit)
     more_open_files()
     assert asked == [65536, 10240, 4096]
+
+
+def test_an_edited_config_of_the_wrong_kind_is_one_line(capsys, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", "digits", "--epochs", "1", "--out", str(run),
+                           "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    for train, message in (("oops", "'train' holds a str"), ({**config["train"], "epochs": "3"},
+                           "a value nnlab cannot read")):  # fmt: skip
+        (run / "config.json").write_text(json.dumps({**config, "train": train}))
+        code, _, err = run_cli(capsys, "train", "--resume", str(run))
+        assert code == 1 and message in err and err.count("\n") == 1, err

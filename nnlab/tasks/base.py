@@ -218,12 +218,20 @@ def load_config(run: RunDir, task: type[Task]):
     fields = {f.name for f in dataclasses.fields(task.config_class)}
     raw = {k: v for k, v in raw.items() if k in fields}
     train = raw.get("train", {})
+    if not isinstance(train, dict):
+        raise NNLabError(f"{run.config_path}: 'train' holds a {type(train).__name__}, not options")
     if "mode" not in train and "monitor" in train:
         # runs written before `mode` existed chose the direction by the monitor's name
         train["mode"] = "min" if "loss" in train["monitor"] else "max"
     if "schedule" in train:  # renamed: diffusion's --schedule is the noise schedule
         train["lr_schedule"] = train.pop("schedule")
-    return from_dict(task.config_class, raw)
+    try:
+        cfg = from_dict(task.config_class, raw)
+        if hasattr(cfg, "train"):
+            cfg.train.validate()  # an edited value of the wrong kind fails here, in a line
+    except (TypeError, ValueError, AttributeError) as e:
+        raise NNLabError(f"{run.config_path}: a value nnlab cannot read ({e})") from None
+    return cfg
 
 
 def load_model(run: RunDir, which: str = "best", device: str = "auto") -> nn.Module:
