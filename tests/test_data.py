@@ -113,6 +113,8 @@ def test_mnist_files_come_from_one_folder(data_dir, monkeypatch):
     assert len(load_mnist("train")[0]) == 12
     with pytest.raises(NNLabError, match="test IDX files were not found"):
         load_mnist("test")
+    with pytest.warns(UserWarning, match="the test split is carved from them"):
+        assert sum(len(s) for s in load_splits("mnist").values()) == 12
     for f in (data_dir / "mnist").iterdir():
         f.unlink()
     with pytest.warns(UserWarning, match="read from .*fashion-mnist"):

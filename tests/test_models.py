@@ -569,3 +569,12 @@ def test_model_options_are_read_as_their_fields_want_or_refused():
         model_config("mlp", activation=3)
     with pytest.raises(NNLabError, match="cannot be built .* not divisible by 5 heads"):
         build_model("vit", model_config("vit", heads=5))
+
+
+@pytest.mark.parametrize("name,option", [("cnn", {"channels": [0]}), ("vit", {"depth": 0}),
+                                         ("diffusion_unet", {"mults": []})])  # fmt: skip
+def test_a_layer_of_no_units_is_refused(name, option):
+    from nnlab.errors import NNLabError
+
+    with pytest.raises(NNLabError, match="each must be >= 1"):
+        model_config(name, **option)

@@ -116,6 +116,14 @@ def load_splits(
         tr, va = partition(len(train), (1 - val_fraction, val_fraction), train.labels, seed)
         out = {"train": train.subset(tr), "val": train.subset(va), "test": test}
     elif len(splits) >= 1:
+        if name == "mnist":  # it has a test split of its own: say that it is not used
+            import warnings
+
+            warnings.warn(
+                f"mnist: only the {splits[0]} files were found; the test split is carved from "
+                "them (70/10/20), not MNIST's own t10k files",
+                stacklevel=2,
+            )
         whole = load_image_set(name, splits[0])
         test_fraction = 0.2
         tr, va, te = partition(

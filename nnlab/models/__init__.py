@@ -67,7 +67,19 @@ def _option_value(model: str, field: dataclasses.Field, value: Any) -> Any:
             f"model '{model}' option {field.name} takes a {type(default).__name__} "
             f"(default {default!r}), got {value!r}"
         )
+    if _counts(default) and not (_counts(value) and (isinstance(value, int) or value)):
+        raise NNLabError(  # depths, widths, heads: a layer of 0 units is no layer
+            f"model '{model}' option {field.name} counts layers or units: each must be >= 1, "
+            f"got {value!r}"
+        )
     return float(value) if isinstance(default, float) else value
+
+
+def _counts(value: Any) -> bool:
+    """Whether `value` is a positive count (an int >= 1) or a tuple of them."""
+    if isinstance(value, tuple):
+        return all(_counts(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def build_model(name: str, cfg) -> nn.Module:
