@@ -643,3 +643,24 @@ def test_evaluations_of_another_checkpoint_move_aside(tmp_path):
     assert (run.path / "evaluations" / "stale" / "eval_ddim50_n10_seed0_classes.png").exists()
     assert [p.name for p in run.figure_dir.iterdir()] == ["eval_ddim10_n10_seed0_classes.png"]
     assert len(said) == 1 and "another checkpoint" in said[0]
+
+
+def test_model_options_and_an_edited_config_are_checked_in_a_line(capsys, tmp_path):
+    for argv, message in (
+        (["-m", "base=3"], "base must be even"),
+        (["-m", "in_channels=3"], "-m in_channels: set by the data"),
+    ):
+        code, _, err = run_cli(capsys, "diffusion", "train", "--data", "digits", "--epochs", "1",
+                               *argv, "--out", str(tmp_path / "x"))  # fmt: skip
+        assert code == 1 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "x").exists()
+    import json
+
+    run = tmp_path / "r"
+    code, _, err = run_cli(capsys, "diffusion", "train", "--data", "digits", "--epochs", "1",
+                           "--timesteps", "20", *TINY, "--out", str(run))  # fmt: skip
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "objective": "foo"}))
+    code, _, err = run_cli(capsys, "diffusion", "sample", str(run), "--steps", "10")
+    assert code == 1 and "config.json: --objective must be eps, x0 or v" in err

@@ -78,6 +78,10 @@ class DiffusionUNet(nn.Module):
             raise ValueError(
                 f"need at least one level and one block, got {cfg.mults=}, {cfg.blocks=}"
             )
+        if cfg.base % 2:
+            raise ValueError(
+                f"base must be even (the time embedding is sin, cos pairs), got {cfg.base}"
+            )
         self.cfg = cfg
         widths = [cfg.base * m for m in cfg.mults]  # e.g. 32 64 64
         emb_dim = 4 * cfg.base

@@ -72,6 +72,15 @@ class DiffusionConfig:
             )
 
     def check(self) -> None:
+        self.check_values()
+        if not available_splits(self.data):
+            raise NNLabError(
+                f"{self.data}: no data files found; run `nnlab datasets fetch "
+                f"{self.data}` or set NNLAB_DATA to a folder that holds them"
+            )
+
+    def check_values(self) -> None:
+        """Every value in range (what a hand-edited config.json is checked for, too)."""
         if self.objective not in OBJECTIVES:
             raise NNLabError(f"--objective must be eps, x0 or v, got '{self.objective}'")
         if self.schedule not in SCHEDULES:
@@ -85,11 +94,9 @@ class DiffusionConfig:
         self.check_guidance(self.guidance)
         if self.data not in ("mnist", "digits"):
             raise NNLabError(f"--data must be mnist or digits, got '{self.data}'")
-        if not available_splits(self.data):
-            raise NNLabError(
-                f"{self.data}: no data files found; run `nnlab datasets fetch "
-                f"{self.data}` or set NNLAB_DATA to a folder that holds them"
-            )
+        fixed = sorted({"in_channels", "out_channels", "classes"} & set(self.model_args))
+        if fixed:
+            raise NNLabError(f"-m {', '.join(fixed)}: set by the data and --conditional")
 
 
 def to_model_range(x: torch.Tensor) -> torch.Tensor:
@@ -422,10 +429,20 @@ def save_figure(path: Path, fig) -> Path:
     return path
 
 
+def run_task_of(run: RunDir) -> DiffusionTask:
+    """The task of a diffusion run, its config's values checked (a hand-edited one says what is
+    wrong in a line)."""
+    cfg = load_config(run, DiffusionTask)
+    try:
+        cfg.check_values()
+    except NNLabError as e:
+        raise NNLabError(f"{run.config_path}: {e}") from None
+    return DiffusionTask(cfg)
+
+
 def load_sampler(run: RunDir, device: str = "auto") -> tuple[DiffusionTask, nn.Module]:
     """A trained diffusion run's task (config, schedule) and model (best = averaged weights)."""
-    task = DiffusionTask(load_config(run, DiffusionTask))
-    return task, load_model(run, "best", device)
+    return run_task_of(run), load_model(run, "best", device)
 
 
 def sampling_settings(
@@ -440,7 +457,7 @@ def sampling_settings(
 ) -> tuple[DiffusionTask, float, str]:
     """A run's task, the guidance w to sample it with and the settings' file-name label, all
     checked before any output is claimed or the model is loaded."""
-    task = DiffusionTask(load_config(run, DiffusionTask))
+    task = run_task_of(run)
     w = sampling_guidance(task, guidance)
     label = sampler_label(sampler, steps, eta, precision, spacing, w, variance)
     if sampler == "ddim" and not 1 <= steps <= task.schedule.T:
