@@ -147,7 +147,7 @@ BAD = [
     (["train", "--seed", "-5"], 1, "seed must be >= 0"),
     (["train", "--data", "digits", "-m", "activation=swish"], 1, "cannot be built from its"),
     (["train", "--data", "digits", "-m", "dropout=1.5"], 1, "dropout probability"),
-    (["train", "--data", "digits", "-m", 'hidden=[64,"x"]'], 1, "cannot be built"),
+    (["train", "--data", "digits", "-m", 'hidden=[64,"x"]'], 1, "whole number >= 1"),
     (["train", "--data", "digits", "-m", "hidden=wide"], 1, "option hidden takes a tuple"),
     (["numpy", "train", "--blur", "-1"], 1, "--blur must be 0 to 10"),
     (["compress", "--data", "kvasir"], 1, "--data must be nist, mnist or digits"),

@@ -576,5 +576,5 @@ def test_model_options_are_read_as_their_fields_want_or_refused():
 def test_a_layer_of_no_units_is_refused(name, option):
     from nnlab.errors import NNLabError
 
-    with pytest.raises(NNLabError, match="each must be >= 1"):
+    with pytest.raises(NNLabError, match="each must be a whole number >= 1"):
         model_config(name, **option)

@@ -121,7 +121,7 @@ def test_segvit_attention_maps_and_bad_patch():
     logits, maps = model(torch.randn(1, 3, 32, 32), return_attention=True)
     assert len(maps) == 2 and maps[0].shape == (1, 2, 16, 16)
     assert torch.allclose(maps[0].sum(-1), torch.ones(1, 2, 16))
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(NNLabError, match="power of two"):
         build_model("segvit", model_config("segvit", image_size=36, patch=6))
 
 

@@ -69,8 +69,8 @@ def _option_value(model: str, field: dataclasses.Field, value: Any) -> Any:
         )
     if _counts(default) and not (_counts(value) and (isinstance(value, int) or value)):
         raise NNLabError(  # depths, widths, heads: a layer of 0 units is no layer
-            f"model '{model}' option {field.name} counts layers or units: each must be >= 1, "
-            f"got {value!r}"
+            f"model '{model}' option {field.name} counts layers or units: each must be a whole "
+            f"number >= 1, got {value!r}"
         )
     return float(value) if isinstance(default, float) else value
 
