@@ -664,3 +664,43 @@ def test_model_options_and_an_edited_config_are_checked_in_a_line(capsys, tmp_pa
     (run / "config.json").write_text(json.dumps({**config, "objective": "foo"}))
     code, _, err = run_cli(capsys, "diffusion", "sample", str(run), "--steps", "10")
     assert code == 1 and "config.json: --objective must be eps, x0 or v" in err
+
+
+def test_a_run_resumed_between_epochs_keeps_its_loss_per_t(capsys, tmp_path, monkeypatch):
+    """Interrupted after epoch 1 and resumed: the log (loss per tenth of t included) and the
+    summary's loss per t equal an uninterrupted run's. Before, the per-t sums lived only in
+    memory: the figure lost every epoch before the resume."""
+    import json
+
+    import nnlab.tasks.diffusion as diffusion
+
+    argv = ["diffusion", "train", "--data", "digits", "--epochs", "2", "--limit", "64",
+            "--batch-size", "32", "--timesteps", "20", "--sample-every", "0", *TINY]  # fmt: skip
+    code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "full"))
+    assert code == 0, err
+    steps = {"n": 0}
+    original = diffusion.DiffusionTask.loss
+
+    def interrupted(self, model, batch):
+        if model.training:
+            steps["n"] += 1
+            if steps["n"] == 3:  # the first step of epoch 2 (2 steps an epoch)
+                raise KeyboardInterrupt
+        return original(self, model, batch)
+
+    with monkeypatch.context() as m:
+        m.setattr(diffusion.DiffusionTask, "loss", interrupted)
+        code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "part"))
+    assert code == 130, err
+    code, _, err = run_cli(capsys, "diffusion", "train", "--resume", str(tmp_path / "part"))
+    assert code == 0, err
+
+    def log(name):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if not k.startswith("time/")}
+                for x in lines]  # fmt: skip
+
+    assert log("part") == log("full") and "loss_t/9" in log("full")[0]
+    full, part = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("full", "part"))
+    assert part["loss_per_t_bucket"] == full["loss_per_t_bucket"]
+    assert part["test/loss"] == full["test/loss"]

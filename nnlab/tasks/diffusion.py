@@ -128,7 +128,6 @@ class DiffusionTask(Task):
     def __init__(self, cfg: DiffusionConfig, console=None):
         super().__init__(cfg, console)
         self.buckets = torch.zeros(2, BUCKETS, dtype=torch.float64)  # (sum, count) this epoch
-        self.bucket_history: list[list[float]] = []
         self._eval_batch = 0
 
     @functools.cached_property
@@ -193,7 +192,9 @@ class DiffusionTask(Task):
         return min(50, self.schedule.T)
 
     def on_epoch_end(self, trainer, epoch: int) -> dict[str, float]:
-        self.bucket_history.append((self.buckets[0] / self.buckets[1].clamp(min=1)).cpu().tolist())
+        """The epoch's mean loss per tenth of 1..T, logged with its record (loss_t/0..9: the
+        loss-per-t figure is drawn from the log, so a resumed run keeps the epochs before)."""
+        means = (self.buckets[0] / self.buckets[1].clamp(min=1)).cpu().tolist()
         self.buckets.zero_()
         every = self.cfg.sample_every
         if trainer.is_main and every and epoch % every == 0 and epoch < self.cfg.train.epochs:
@@ -205,7 +206,7 @@ class DiffusionTask(Task):
                     f"epoch {epoch}: 64 DDIM-{self.grid_steps} samples of the averaged model",
                 ),
             )
-        return {}
+        return {f"loss_t/{k}": v for k, v in enumerate(means)}
 
     def sample(
         self,
@@ -241,6 +242,9 @@ class DiffusionTask(Task):
         run, cfg, T = trainer.run, self.cfg, self.schedule.T
         evaluations = keep_current_evaluations(run, trainer.best_epoch, self.say)
         note = run.summary().get("evaluation note")  # the summary before this one
+        buckets = [  # per epoch, from the log (epochs before a resume included)
+            [r[f"loss_t/{k}"] for k in range(BUCKETS)] for r in trainer.history if "loss_t/0" in r
+        ]
         marks = [round(T * k / 10) for k in range(11)]  # t = 0, T/10, ..., T
         x0 = to_model_range(torch.from_numpy(self.sets["test"].images[:1]))  # (1, C, H, W)
         g = torch.Generator().manual_seed(0)
@@ -276,7 +280,7 @@ class DiffusionTask(Task):
         run.save_figure(
             "loss_per_t",
             bucket_loss_figure(
-                self.bucket_history,
+                buckets,
                 T,
                 f"training loss per range of t ({cfg.objective} objective, unweighted)",
             ),
@@ -291,7 +295,7 @@ class DiffusionTask(Task):
                 np.bincount(self.sets["train"].labels, minlength=CLASSES) / len(self.sets["train"])
             ).tolist(),
             "sample_s_per_image": per_image,
-            "loss_per_t_bucket": self.bucket_history[-1] if self.bucket_history else [],
+            "loss_per_t_bucket": buckets[-1] if buckets else [],
             **evaluations,  # those of this best checkpoint, kept across a resume
             **({"evaluation note": note} if evaluations and note else {}),
         }
