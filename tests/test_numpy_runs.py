@@ -128,6 +128,14 @@ def test_diverging_lr_is_a_clear_cli_error(capsys, tmp_path):
     assert code == 1 and "loss became nan" in err and "smaller --lr" in err and err.count("\n") == 1
 
 
+def test_a_huge_but_finite_loss_is_a_divergence_too(capsys, tmp_path):
+    """The stable cross-entropy keeps a diverged run's loss finite (here ~1e16): a mean above
+    100 x chance's loss after an epoch is a divergence. Before, a sweep called it "ok"."""
+    code, _, err = run_cli(capsys, "numpy", "train", "--data", "digits", "--epochs", "2",
+                           "--lr", "1e5", "--out", str(tmp_path / "d"))  # fmt: skip
+    assert code == 1 and "its mean over the epoch" in err and "smaller --lr" in err
+
+
 def test_bad_inputs_are_named():
     x, y = np.zeros((4, 64), np.float32), np.array([0, 1, 2, 3])
     check_inputs(x, y, 64, 10, "data")

@@ -168,6 +168,11 @@ class NumpyTrainer:
             sums["loss"] += loss if summed else loss * len(idx)
             for k, v in self.batch_stats(out, y[idx]).items():
                 sums[k] = sums.get(k, 0.0) + v
+        mean = sums["loss"] / len(x)
+        if type(self.loss) is CrossEntropyLoss and mean > 100 * math.log(max(2, self.num_classes)):
+            # the stable cross-entropy stays finite while the logits explode: 100 x chance's loss
+            # (ln K) after a whole epoch is a divergence too
+            raise diverged(mean, epoch, "its mean over the epoch", self.opt.lr, self.run)
         record = {
             "epoch": epoch,
             **{f"train/{k}": v / len(x) for k, v in sums.items()},
