@@ -121,7 +121,10 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     records = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise NNLabError(f"{path}: unreadable ({e})") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue

@@ -138,7 +138,9 @@ class RunDir:
         return path
 
     def figures(self) -> list[Path]:
-        return sorted(self.figure_dir.glob("*.png")) if self.figure_dir.is_dir() else []
+        if not self.figure_dir.is_dir():
+            return []
+        return sorted(p for p in self.figure_dir.glob("*.png") if p.is_file())
 
     def children(self) -> list[RunDir]:
         return [

@@ -145,6 +145,11 @@ BAD = [
     (["bogus"], 2, "No such command"),
     (["train", "--out", ""], 1, "--out is empty"),
     (["train", "--seed", "-5"], 1, "seed must be >= 0"),
+    (["train", "--lr", "inf"], 1, "learning rate must be > 0"),
+    (["numpy", "train", "--lr", "inf"], 1, "learning rate must be > 0"),
+    (["conv", "gabor", "--filters", "4"], 1, "--filters must be 8 to 144"),
+    (["conv", "properties", "--seed", "-1"], 2, "--seed"),
+    (["datasets", "cache", "--clean", "--older-than", "nan"], 1, "--older-than must be >= 0"),
     (["train", "--data", "digits", "-m", "activation=swish"], 1, "cannot be built from its"),
     (["train", "--data", "digits", "-m", "dropout=1.5"], 1, "dropout probability"),
     (["train", "--data", "digits", "-m", 'hidden=[64,"x"]'], 1, "whole number >= 1"),
@@ -440,3 +445,32 @@ def test_an_edited_config_of_the_wrong_kind_is_one_line(capsys, tmp_path):
         (run / "config.json").write_text(json.dumps({**config, "train": train}))
         code, _, err = run_cli(capsys, "train", "--resume", str(run))
         assert code == 1 and message in err and err.count("\n") == 1, err
+
+
+def test_a_comparison_whose_later_model_fails_keeps_the_finished_one(tmp_path):
+    """A run folder with a finished child (a comparison, a sweep) is not removed when a later
+    child fails: before, the whole folder went, the finished model with it."""
+    from nnlab.cli.common import new_run
+    from nnlab.errors import NNLabError
+
+    with pytest.raises(NNLabError), new_run("cmp", tmp_path / "cmp") as run:
+        (run.path / "unet").mkdir()
+        (run.path / "unet" / "metrics.jsonl").write_text('{"epoch": 1}\n')
+        raise NNLabError("loss became nan in the second model")
+    assert (tmp_path / "cmp" / "unet" / "metrics.jsonl").exists()
+    with pytest.raises(NNLabError), new_run("cmp", tmp_path / "empty"):
+        raise NNLabError("failed before anything was recorded")
+    assert not (tmp_path / "empty").exists()
+
+
+def test_report_on_damaged_files_is_one_line(capsys, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", "digits", "--epochs", "1", "--out", str(run),
+                           "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    (run / "figures" / "odd.png").mkdir()  # a folder named like a figure is not a figure
+    code, _, err = run_cli(capsys, "report", str(run))
+    assert code == 0, err
+    (run / "metrics.jsonl").write_bytes(b"\xff\xfe\x00{")
+    code, _, err = run_cli(capsys, "report", str(run))
+    assert code == 1 and "metrics.jsonl: unreadable" in err and err.count("\n") == 1

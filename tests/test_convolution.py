@@ -351,3 +351,10 @@ def test_gabor_fit_recovers_a_gabor():
     assert r2 > 0.999
     noisy = gabor(true, 12) + np.random.default_rng(0).normal(0, 0.3, (12, 12))
     assert 0.3 < fit_gabor(noisy)[0] < 0.99  # noise lowers the fit, the Gabor still shows
+
+
+def test_any_seed_picks_a_digit():
+    """`conv properties --seed 1797` (past the 1,797 digits) was an IndexError traceback."""
+    from nnlab.tasks.conv_experiments import _digit
+
+    assert np.array_equal(_digit(1797), _digit(0)) and _digit(5).shape == (24, 24)

@@ -592,6 +592,7 @@ BAD = [
     ),
     (["segment", "train", "--data", "POLYPS", "--model", "fcn"], "unknown model 'fcn' for segment"),
     (["segment", "train", "--data", "POLYPS", "--aspect", "crop"], "pad or stretch"),
+    (["segment", "train", "--data", "POLYPS", "--size", "16"], "too small for a U-Net of depth 4"),
     (["segment", "train", "--data", "POLYPS", "--patch", "8"], "--patch applies to --model segvit"),
     (["segment", "train", "--data", "kvasir"], "Kvasir-SEG not found"),
     (["segment", "compare", "--data", "POLYPS", "--models", "unet,unet"], "distinct names"),

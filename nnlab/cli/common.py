@@ -28,7 +28,9 @@ from nnlab.run import RunDir
 # paths must not wrap; piped output (logs, CI) gets wide tables instead of rich's default 80 columns
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
-SeedOpt = typer.Option(0, "--seed", help="Random seed; the same seed gives the same run.")
+SeedOpt = typer.Option(
+    0, "--seed", min=0, max=2**32 - 1, help="Random seed; the same seed gives the same run."
+)
 DeviceOpt = typer.Option(
     "auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N."
 )
@@ -347,6 +349,14 @@ def new_config(
 
 
 # ---- running -------------------------------------------------------------------------------------
+def recorded(run: RunDir) -> bool:
+    """Whether a run folder holds results: its own metrics or summary, or a child run's (a
+    comparison or a sweep whose first models finished)."""
+    if run.metrics_path.exists() or (run.path / "summary.json").exists():
+        return True
+    return any((child / "metrics.jsonl").exists() for child in run.path.glob("*/"))
+
+
 @contextlib.contextmanager
 def new_run(name: str, out: Path | None, resume_hint: str = "") -> Iterator[RunDir]:
     """A fresh run directory for the block; on a clear error before anything was recorded it is
@@ -364,7 +374,7 @@ def new_run(name: str, out: Path | None, resume_hint: str = "") -> Iterator[RunD
         said = resume_hint or "what finished is in"
         raise Interrupted(f"interrupted; {said} {run.path}") from None
     except Exception:  # a clear error, or a bug: a run that recorded nothing is not left behind
-        if fresh and not run.metrics_path.exists():  # (it would block the same --out)
+        if fresh and not recorded(run):  # (it would block the same --out)
             shutil.rmtree(run.path, ignore_errors=True)
             if out is None:  # runs/ itself, if this run made it
                 with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from nnlab.cli.common import DeviceOpt, OutOpt, SeedOpt, console, group, launch, new_run, table
+from nnlab.errors import NNLabError
 
 
 def properties(seed: int = SeedOpt, out: Optional[Path] = OutOpt) -> None:
@@ -197,6 +198,11 @@ def gabor(
     from nnlab.tasks.gabor import run_gabor
     from nnlab.train import resolve_device
 
+    if not 8 <= filters <= min(size * size, patches):
+        raise NNLabError(
+            f"--filters must be 8 to {min(size * size, patches)} (the patch's {size}x{size} "
+            f"pixels, and at most --patches), got {filters}"
+        )
     if mnist_epochs:
         check_data("mnist", ("mnist",), "")
     resolve_device(device)

@@ -261,8 +261,9 @@ def clean_cache(
     never touched. Returns (files, bytes) removed (with `dry_run`: that would be)."""
     import time
 
-    if older_than_days < 0:
+    if not older_than_days >= 0:  # NaN too
         raise NNLabError(f"--older-than must be >= 0 days, got {older_than_days}")
+    parts = list(dict.fromkeys(parts)) if parts else parts  # a part named twice counts once
     unknown = [p for p in parts or [] if p not in DERIVED]
     if unknown:
         raise NNLabError(

@@ -34,7 +34,8 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def _digit(seed: int = 0, size: int = 24) -> np.ndarray:
     """One 8x8 digit, upsampled x2 and placed in the middle of a size x size canvas."""
-    d = load_image_set("digits", "all").images[seed, 0]
+    images = load_image_set("digits", "all").images
+    d = images[seed % len(images), 0]  # any seed picks a digit
     big = np.kron(d, np.ones((2, 2)))
     canvas = np.zeros((size, size))
     o = (size - 16) // 2

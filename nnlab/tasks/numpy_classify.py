@@ -58,8 +58,8 @@ class NumpyClassifyConfig:
             raise NNLabError(
                 f"epochs and batch size must be >= 1 (got {self.epochs}, {self.batch_size})"
             )
-        if not self.lr > 0:
-            raise NNLabError(f"learning rate must be > 0, got {self.lr}")
+        if not 0 < self.lr < float("inf"):
+            raise NNLabError(f"learning rate must be > 0 and finite, got {self.lr}")
         if self.arch not in ("mlp", "cnn"):
             raise NNLabError(f"arch must be mlp or cnn, got '{self.arch}'")
         if self.activation not in ACTIVATIONS:

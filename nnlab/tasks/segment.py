@@ -80,7 +80,14 @@ class SegmentConfig:
                 f"--lambda-bce and --lambda-dice must be >= 0 and not both 0, got "
                 f"{self.lambda_bce} and {self.lambda_dice}"
             )
-        resolved_model_config(self)
+        mcfg = resolved_model_config(self)
+        depth = getattr(mcfg, "depth", None)
+        if self.model == "unet" and depth is not None and self.size < 2 ** (depth + 1):
+            # a 1x1 bottleneck: batch norm cannot train on a batch of one image there
+            raise NNLabError(
+                f"--size {self.size} is too small for a U-Net of depth {depth}: at least "
+                f"{2 ** (depth + 1)} (its deepest level keeps 2x2 pixels), or a smaller -m depth"
+            )
         data_root(self.data)
 
 

@@ -56,8 +56,8 @@ class TrainConfig:
                 raise NNLabError(
                     f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}"
                 )
-        if not self.lr > 0:
-            raise NNLabError(f"learning rate must be > 0, got {self.lr}")
+        if not 0 < self.lr < float("inf"):
+            raise NNLabError(f"learning rate must be > 0 and finite, got {self.lr}")
         if not 0 <= self.ema < 1:
             raise NNLabError(f"ema decay must be in [0, 1), got {self.ema}")
         for name, allowed in (
