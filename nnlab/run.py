@@ -49,7 +49,8 @@ class RunDir:
             path = Path(out)
             if (path / "config.json").exists():
                 raise NNLabError(
-                    f"{path} already holds a run; use --resume {path} or another --out"
+                    f"{path} already holds a run: choose another --out (or continue it with "
+                    f"--resume {path}, where the command has --resume)"
                 )
             if path.exists() and not path.is_dir():
                 raise NNLabError(f"--out {path} is a file, not a folder")

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from nnlab.cli import main
@@ -149,6 +150,12 @@ BAD = [
     (["numpy", "train", "--lr", "inf"], 1, "learning rate must be > 0"),
     (["conv", "gabor", "--filters", "4"], 1, "--filters must be 8 to 144"),
     (["conv", "properties", "--seed", "-1"], 2, "--seed"),
+    (
+        ["facts", "--topic", "numpy-engine", "--name", "bipolar-from-referential"],
+        1,
+        "is in topic 'eeg', not 'numpy-engine'",
+    ),
+    (["demo", "--device", "tpu"], 1, "unknown device 'tpu'"),
     (["datasets", "cache", "--clean", "--older-than", "nan"], 1, "--older-than must be >= 0"),
     (["train", "--data", "digits", "-m", "activation=swish"], 1, "cannot be built from its"),
     (["train", "--data", "digits", "-m", "dropout=1.5"], 1, "dropout probability"),
@@ -474,3 +481,25 @@ def test_report_on_damaged_files_is_one_line(capsys, tmp_path):
     (run / "metrics.jsonl").write_bytes(b"\xff\xfe\x00{")
     code, _, err = run_cli(capsys, "report", str(run))
     assert code == 1 and "metrics.jsonl: unreadable" in err and err.count("\n") == 1
+
+
+def test_explain_on_a_model_that_does_not_read_its_data_is_one_line(capsys, tmp_path, monkeypatch):
+    """A ViT checkpoint with a config naming other data (hand-edited, or copied from another
+    run): before, a shape error deep in the model."""
+    run = tmp_path / "vit"
+    code, _, err = run_cli(capsys, "train", "--data", "digits", "--model", "vit", "--patch", "4",
+                           "--epochs", "1", "--out", str(run), "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    from nnlab.data.idx import write_idx
+
+    data = tmp_path / "data" / "mnist"
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        write_idx(data / f"{prefix}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (n, 28, 28), np.uint8))  # fmt: skip
+        write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "data": "mnist"}))
+    monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "data"))
+    code, _, err = run_cli(capsys, "explain", str(run), "--image", "1", "--overwrite")
+    assert code == 1 and "does not read the 28x28 images" in err and err.count("\n") == 1

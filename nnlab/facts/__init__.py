@@ -87,6 +87,10 @@ def all_facts() -> dict[str, Fact]:
 
 def select(topic: str | None = None, name: str | None = None) -> list[Fact]:
     facts = list(all_facts().values())
+    if topic is not None and name is not None:
+        other = next((f.topic for f in facts if f.name == name and f.topic != topic), None)
+        if other is not None and topic in TOPICS:
+            raise NNLabError(f"fact '{name}' is in topic '{other}', not '{topic}'")
     if topic is not None:
         if topic not in TOPICS:
             raise NNLabError(f"unknown topic '{topic}' (one of {', '.join(TOPICS)})")

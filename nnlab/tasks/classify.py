@@ -196,7 +196,22 @@ def explain(run: RunDir, image: int, device: str = "auto"):
         raise NNLabError(f"{run.path} trained a {cfg.model}; attention maps need a ViT run")
     model = load_model(run, "best", device)
     test = load_splits(cfg.data, cfg.val_fraction, cfg.train.seed, cfg.limit)["test"]
+    check_fits(run, model, test)
     return explain_figure(model, test, image)
+
+
+def check_fits(run: RunDir, model: torch.nn.Module, data) -> None:
+    """The run's model reads its data's images (a hand-edited config.json, or a checkpoint
+    copied from another run, would otherwise end in a shape error deep in the model)."""
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(data.images[:1]).to(device))
+    except RuntimeError as e:
+        raise NNLabError(
+            f"{run.path}: its model does not read the {data.images.shape[2]}x"
+            f"{data.images.shape[3]} images of its config's data ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def ink_attention(
@@ -211,6 +226,7 @@ def ink_attention(
         raise NNLabError(f"{run.path} trained a {cfg.model}; attention needs a ViT run")
     model = load_model(run, "best", device)
     test = load_splits(cfg.data, cfg.val_fraction, cfg.train.seed, cfg.limit)["test"]
+    check_fits(run, model, test)
     result, p = ink_shares(model, test, threshold), model.cfg.patch
     rows = ink_rows(result)
     run.save_summary(

@@ -30,17 +30,6 @@ def run_demo(
     device: str = "auto",
     console: Console | None = None,
 ) -> tuple[RunDir, list[dict[str, Any]]]:
-    parent = RunDir.create("demo", out)
-    parent.save_config(
-        {
-            "task": "demo",
-            "data": "digits",
-            "epochs": epochs,
-            "seed": seed,
-            "device": device,
-            "models": {**DEMO_MODELS, "numpy-mlp": DEMO_MODELS["mlp"]},
-        }
-    )
     train = TrainConfig(
         epochs=epochs,
         batch_size=32,
@@ -51,6 +40,18 @@ def run_demo(
         device=device,
         monitor="val/acc",
         mode="max",
+    )
+    train.validate()  # before the run folder is made
+    parent = RunDir.create("demo", out)
+    parent.save_config(
+        {
+            "task": "demo",
+            "data": "digits",
+            "epochs": epochs,
+            "seed": seed,
+            "device": device,
+            "models": {**DEMO_MODELS, "numpy-mlp": DEMO_MODELS["mlp"]},
+        }
     )
     jobs = {
         name: (
