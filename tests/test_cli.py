@@ -150,6 +150,7 @@ BAD = [
     (["numpy", "train", "--lr", "inf"], 1, "learning rate must be > 0"),
     (["conv", "gabor", "--filters", "4"], 1, "--filters must be 8 to 144"),
     (["conv", "properties", "--seed", "-1"], 2, "--seed"),
+    (["numpy", "sweep-lr", "--seed", "-1"], 1, "seed must be >= 0"),
     (
         ["facts", "--topic", "numpy-engine", "--name", "bipolar-from-referential"],
         1,

@@ -82,6 +82,8 @@ class NumpyClassifyConfig:
             raise NNLabError(f"fold must be in 0..{self.folds - 1}, got {self.fold}")
         if not 0 <= self.val_fraction < 0.5:
             raise NNLabError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        if not 0 <= self.seed < 2**32:
+            raise NNLabError(f"seed must be >= 0, got {self.seed}")
         for name, low, high in (("blur", 0.0, 10.0), ("weight_decay", 0.0, 1.0),
                                 ("momentum", 0.0, 0.999)):  # fmt: skip
             value = getattr(self, name, 0.0)
