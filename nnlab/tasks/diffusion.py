@@ -514,6 +514,10 @@ def best_epoch(run: RunDir) -> int:
     return int(load_checkpoint(run.checkpoint_dir / "best.safetensors")["epoch"])
 
 
+# an evaluation's figures per row that go into the run's summary
+EVAL_KEYS = ("images", "n", "fd", "kd", "confidence", "class_share_min", "class_share_max")
+
+
 def keep_current_evaluations(run: RunDir, epoch: int, say=None) -> dict[str, Any]:
     """After training: evaluations of another checkpoint than the best one (`epoch`) move to
     evaluations/stale/ with their class figures (scores of weights no longer sampled; kept, not
@@ -528,19 +532,7 @@ def keep_current_evaluations(run: RunDir, epoch: int, say=None) -> dict[str, Any
         figure = run.figure_dir / f"eval_{path.stem.replace('-', '_')}_classes.png"
         if isinstance(record, dict) and record.get("checkpoint_epoch") == epoch:
             rows[f"evaluation {path.stem}"] = [
-                {
-                    k: r.get(k)
-                    for k in (
-                        "images",
-                        "n",
-                        "fd",
-                        "kd",
-                        "confidence",
-                        "class_share_min",
-                        "class_share_max",
-                    )
-                }  # fmt: skip
-                for r in record.get("rows", [])
+                {k: r.get(k) for k in EVAL_KEYS} for r in record.get("rows", [])
             ]
             continue
         stale = folder / "stale"
@@ -609,14 +601,11 @@ def evaluate_run(
     """`nnlab diffusion evaluate`: n samples scored by the judge classifier beside the floor and
     the baseline (see nnlab.tasks.sample_quality); written to RUN/evaluations/<settings>.json.
     A conditional run's labels are drawn from its training set's class shares."""
-    from nnlab.tasks.sample_quality import evaluate, max_evaluation_samples
+    from nnlab.tasks.sample_quality import evaluate, judge, max_evaluation_samples
 
     task, w, label = sampling_settings(
         run, sampler, steps, eta, precision, spacing, guidance, variance
     )
-    from nnlab.tasks.sample_quality import judge
-
-    judge(task.cfg.data, device, console)  # trained or loaded (a damaged one said) before sampling
     most = max_evaluation_samples(task.cfg.data)
     if n > most:
         raise NNLabError(f"--n {n}: at most {most} samples for {task.cfg.data} (its test split)")
@@ -624,6 +613,7 @@ def evaluate_run(
     path = run.path / "evaluations" / f"{label}-n{n}-seed{seed}.json"
     labels = sample_labels(run, n, seed) if task.cfg.conditional else None
     claim_outputs([path], overwrite)
+    judge(task.cfg.data, device, console)  # trained or loaded (a damaged one said) before sampling
     images, seconds, on = draw(
         run, task, w, n, sampler, steps, eta, variance, seed, device, precision, spacing, labels
     )
@@ -653,13 +643,7 @@ def evaluate_run(
         ),
     )
     summary = run.summary()
-    summary[f"evaluation {path.stem}"] = [
-        {
-            k: r[k]
-            for k in ("images", "n", "fd", "kd", "confidence", "class_share_min", "class_share_max")
-        }
-        for r in rows
-    ]
+    summary[f"evaluation {path.stem}"] = [{k: r[k] for k in EVAL_KEYS} for r in rows]
     summary["evaluation note"] = (
         f"Evaluations score samples in the penultimate-feature space of nnlab's own classifier "
         f"({rows[0]['judge']}, test accuracy {rows[0]['judge test acc']:.4f}): own-feature "
