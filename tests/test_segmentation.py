@@ -735,3 +735,35 @@ def test_a_damaged_or_foreign_split_file_is_a_clear_error(tmp_path, polyps):
         NNLabError, match="dataset changed since this split was made: 12 items then, 11 now"
     ):
         make_split(run, load(own, size=16), cfg, resume=True)
+
+
+def test_an_interrupted_comparison_is_finished_with_resume(capsys, tmp_path, polyps, monkeypatch):
+    """Ctrl-C in the second model: `segment compare --resume` keeps the first model as it was,
+    trains the second and writes the comparison. Before, the hint named `segment train --resume`,
+    which refused the folder, and the comparison could not be finished."""
+    import nnlab.tasks.segment as seg
+
+    out = tmp_path / "cmp"
+    argv = ["segment", "compare", "--data", str(polyps), "--size", "32", "--epochs", "1",
+            "--batch-size", "8", "--base", "8", "--patch", "8", "--device", "cpu"]  # fmt: skip
+    calls = {"n": 0}
+    original = seg.run_segment
+
+    def interrupted_in_the_second(cfg, run, console=None, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(cfg, run, console, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(seg, "run_segment", interrupted_in_the_second)
+        code, _, err = run_cli(capsys, *argv, "--out", str(out))
+    assert code == 130 and "nnlab segment compare --resume" in err
+    first = (out / "unet" / "summary.json").read_text()
+    code, _, err = run_cli(capsys, "segment", "compare", "--resume", str(out), "--epochs", "2")
+    assert code == 1 and "drop --epochs" in err
+    code, _, err = run_cli(capsys, "segment", "compare", "--resume", str(out))
+    assert code == 0, err
+    assert (out / "unet" / "summary.json").read_text() == first
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["model"] for r in summary["models"]] == ["unet", "segvit"]

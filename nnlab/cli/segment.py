@@ -112,8 +112,33 @@ def compare_command():
             "out", inspect.Parameter.KEYWORD_ONLY, default=OutOpt, annotation=Optional[Path]
         )
     )
+    params.append(
+        inspect.Parameter(
+            "resume",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(
+                None,
+                "--resume",
+                help="Finish the comparison in this folder: the models that finished are kept, "
+                "with the comparison's own options.",
+            ),
+            annotation=Optional[Path],
+        )
+    )
 
-    def compare(models: str, base: int, patch: int, out: Optional[Path], **given) -> None:
+    def compare(
+        models: str, base: int, patch: int, out: Optional[Path], resume: Optional[Path], **given
+    ) -> None:
+        if resume is not None:
+            extra = [k for k, v in given.items() if v is not None] + (["out"] if out else [])
+            if extra:
+                raise NNLabError(
+                    "--resume continues a comparison with its own options; drop "
+                    + ", ".join("--" + e.replace("_", "-") for e in extra)
+                )
+            runner = SegmentCompare.from_run(RunDir.open(resume), console)
+            launch(runner, "segment", None, resume, show=show_compare)
+            return
         names = tuple(m.strip() for m in models.split(",") if m.strip())
         cfg = apply(defaults, {k: v for k, v in given.items() if v is not None})
         launch(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from PIL import Image
 from rich.console import Console
 from torch import nn
 
-from nnlab.config import to_dict
+from nnlab.config import from_dict, to_dict
 from nnlab.data.augment import augment_pair_torch
 from nnlab.data.segmentation import (
     SegmentationSet,
@@ -32,7 +33,7 @@ from nnlab.errors import NNLabError
 from nnlab.io import atomic_open, atomic_write_json, claim_outputs
 from nnlab.metrics.segmentation import PerImageScore, per_image_scores, segmentation_losses
 from nnlab.models import model_config
-from nnlab.run import RunDir, run_children
+from nnlab.run import ChildResult, RunDir, run_children
 from nnlab.tasks.base import Task, load_config, load_model, run_task
 from nnlab.train import StepOutput, TrainConfig, load_checkpoint
 from nnlab.train.distributed import rank
@@ -493,18 +494,30 @@ def run_compare(
     models: tuple[str, ...] = SEG_MODELS,
     model_args: dict[str, dict[str, Any]] | None = None,
     console: Console | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train each model with the same data, split, epochs, optimiser and seed (child runs), then
-    write a side-by-side table and a paragraph of observations generated from the figures."""
+    write a side-by-side table and a paragraph of observations generated from the figures. With
+    `resume`, the models that finished are kept and the others trained (a half-trained one
+    again from its start)."""
     model_args = model_args or {}
-    run.save_config(
-        {
-            "task": "segment-compare",
-            "models": list(models),
-            **to_dict(base),
-            "per_model_args": model_args,
-        }
-    )
+    if not resume:
+        run.save_config(
+            {
+                "task": "segment-compare",
+                "models": list(models),
+                **to_dict(base),
+                "per_model_args": model_args,
+            }
+        )
+    kept = {  # resumed: the models that finished before are kept, a half-trained one redone
+        name: RunDir(run.path / name)
+        for name in models
+        if resume and (run.path / name / "summary.json").exists()
+    }
+    for name in models:
+        if name not in kept and (run.path / name).exists():
+            shutil.rmtree(run.path / name)
     jobs = {
         name: (
             lambda child, name=name: run_segment(
@@ -514,8 +527,13 @@ def run_compare(
             )
         )
         for name in models
+        if name not in kept
     }
     results = run_children(run, jobs, console)
+    for name, child in kept.items():  # a kept model's wall time: its training time
+        s = child.summary()
+        results[name] = ChildResult(s, child.metrics(), s["train_time_s"])
+    results = {name: results[name] for name in models}
     rows = [
         {
             "model": name,
@@ -613,7 +631,7 @@ def paired_observations(
 class SegmentCompare:
     """`nnlab segment compare` for the shared launcher: several models, one split and budget."""
 
-    name, distributed = "segment-compare", False
+    name, distributed, verb = "segment-compare", False, "compare"
 
     def __init__(
         self,
@@ -641,4 +659,19 @@ class SegmentCompare:
         return f"compare-{Path(self.base.data).name}{self.base.size}"
 
     def execute(self, run: RunDir, resume: bool = False) -> dict[str, Any]:
-        return run_compare(self.base, run, self.models, self.per_model, self.console)
+        return run_compare(self.base, run, self.models, self.per_model, self.console, resume)
+
+    @classmethod
+    def from_run(cls, run: RunDir, console: Console | None = None) -> SegmentCompare:
+        """The comparison a run was started as (`--resume`)."""
+        raw = run.config()
+        if raw.get("task") != "segment-compare":
+            raise NNLabError(
+                f"{run.path}: not a segmentation comparison (task {raw.get('task')!r})"
+            )
+        fields = {f.name for f in dataclasses.fields(SegmentConfig)}
+        try:
+            base = from_dict(SegmentConfig, {k: v for k, v in raw.items() if k in fields})
+        except (TypeError, ValueError, AttributeError) as e:
+            raise NNLabError(f"{run.config_path}: a value nnlab cannot read ({e})") from None
+        return cls(base, tuple(raw.get("models", ())), raw.get("per_model_args", {}), console)
