@@ -118,6 +118,8 @@ class RunDir:
 
     def keep_metrics(self, up_to_epoch: int) -> None:
         """Drop the records of epochs after `up_to_epoch` (a resumed run redoes them)."""
+        if not self.metrics_path.exists():
+            return
         kept = [r for r in self.metrics() if r.get("epoch", 0) <= up_to_epoch]
         atomic_write_text(
             self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)

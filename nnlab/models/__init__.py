@@ -63,8 +63,10 @@ def _option_value(model: str, field: dataclasses.Field, value: Any) -> Any:
         not isinstance(value, want) or (isinstance(value, bool) and bool not in want)
     )
     if wrong:
+        kind = type(default).__name__
+        article = "an" if kind[0] in "aeiou" else "a"
         raise NNLabError(
-            f"model '{model}' option {field.name} takes a {type(default).__name__} "
+            f"model '{model}' option {field.name} takes {article} {kind} "
             f"(default {default!r}), got {value!r}"
         )
     if _counts(default) and not (_counts(value) and (isinstance(value, int) or value)):
