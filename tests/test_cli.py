@@ -258,17 +258,33 @@ def test_ctrl_c_before_a_run_begins_keeps_nothing_and_exits_130(capsys, tmp_path
     assert not (tmp_path / "r").exists()
 
 
-def test_damaged_run_files_are_one_line(capsys, tmp_path):
+def test_damaged_or_edited_run_files_are_one_line(capsys, tmp_path):
+    """One finished run, damaged in turn: a folder named like a figure is skipped; a summary or
+    metrics file that is not a JSON object (or not UTF-8), and a hand-edited config whose values
+    are of the wrong kind, each end in one line, not a traceback."""
     run = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", "--data", "digits", "--epochs", "1", "--out", str(run),
                            "--device", "cpu")  # fmt: skip
     assert code == 0, err
-    (run / "summary.json").write_text("[1, 2]")
+    (run / "figures" / "odd.png").mkdir()
     code, _, err = run_cli(capsys, "report", str(run))
-    assert code == 1 and "holds a JSON list, not an object" in err
-    (run / "summary.json").write_text("{bad")
-    code, _, err = run_cli(capsys, "report", str(run))
-    assert code == 1 and "summary.json: unreadable" in err
+    assert code == 0, err
+    for name, text, message in (
+        ("summary.json", "[1, 2]", "holds a JSON list, not an object"),
+        ("summary.json", "{bad", "summary.json: unreadable"),
+        ("metrics.jsonl", b"\xff\xfe\x00{", "metrics.jsonl: unreadable"),
+    ):
+        before = (run / name).read_bytes()
+        (run / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+        code, _, err = run_cli(capsys, "report", str(run))
+        assert code == 1 and message in err and err.count("\n") == 1, (name, err)
+        (run / name).write_bytes(before)
+    config = json.loads((run / "config.json").read_text())
+    for train, message in (("oops", "'train' holds a str"), ({**config["train"], "epochs": "3"},
+                           "a value nnlab cannot read")):  # fmt: skip
+        (run / "config.json").write_text(json.dumps({**config, "train": train}))
+        code, _, err = run_cli(capsys, "train", "--resume", str(run))
+        assert code == 1 and message in err and err.count("\n") == 1, err
 
 
 def test_real_process_errors_without_traceback():
@@ -442,19 +458,6 @@ def test_the_open_file_limit_falls_back_below_a_system_cap(monkeypatch):
     assert asked == [65536, 10240, 4096]
 
 
-def test_an_edited_config_of_the_wrong_kind_is_one_line(capsys, tmp_path):
-    run = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "--data", "digits", "--epochs", "1", "--out", str(run),
-                           "--device", "cpu")  # fmt: skip
-    assert code == 0, err
-    config = json.loads((run / "config.json").read_text())
-    for train, message in (("oops", "'train' holds a str"), ({**config["train"], "epochs": "3"},
-                           "a value nnlab cannot read")):  # fmt: skip
-        (run / "config.json").write_text(json.dumps({**config, "train": train}))
-        code, _, err = run_cli(capsys, "train", "--resume", str(run))
-        assert code == 1 and message in err and err.count("\n") == 1, err
-
-
 def test_a_comparison_whose_later_model_fails_keeps_the_finished_one(tmp_path):
     """A run folder with a finished child (a comparison, a sweep) is not removed when a later
     child fails: before, the whole folder went, the finished model with it."""
@@ -469,19 +472,6 @@ def test_a_comparison_whose_later_model_fails_keeps_the_finished_one(tmp_path):
     with pytest.raises(NNLabError), new_run("cmp", tmp_path / "empty"):
         raise NNLabError("failed before anything was recorded")
     assert not (tmp_path / "empty").exists()
-
-
-def test_report_on_damaged_files_is_one_line(capsys, tmp_path):
-    run = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "--data", "digits", "--epochs", "1", "--out", str(run),
-                           "--device", "cpu")  # fmt: skip
-    assert code == 0, err
-    (run / "figures" / "odd.png").mkdir()  # a folder named like a figure is not a figure
-    code, _, err = run_cli(capsys, "report", str(run))
-    assert code == 0, err
-    (run / "metrics.jsonl").write_bytes(b"\xff\xfe\x00{")
-    code, _, err = run_cli(capsys, "report", str(run))
-    assert code == 1 and "metrics.jsonl: unreadable" in err and err.count("\n") == 1
 
 
 def test_explain_on_a_model_that_does_not_read_its_data_is_one_line(capsys, tmp_path, monkeypatch):
