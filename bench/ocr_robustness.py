@@ -14,14 +14,20 @@ characters written once per setting with one seed --
     steep   hard pages rotated by up to 14 degrees (not in the default run)
     turned  hard pages saved a quarter, half or three quarters turned, as a phone without its
             orientation tag saves them (not in the default run)
+    shadow  hard pages with a cast shadow of a sharp edge (a hand, the phone) taking half the
+            light on 20-50 % of the photo (`--shadow 0.5`; not in the default run)
+    desk-shadow  the shadow over a page on a desk (`--desk 0.3 --shadow 0.5`; not in the
+            default run)
 
 -- each read by the CTC reader as it is (`full`) and with one step switched off: `no-desk`
 (`PageConfig.desk=False`: no search for the sheet), `no-level` (`ReadConfig.level_lines=False`:
 strips cut along the page's mean direction, not each line's own), `greedy` (`ReadConfig.beam=0`:
 greedy decoding with the word rule at greedy's columns), `no-turns` (the reader before the
 turns: `PageConfig(turns=False, max_angle_deg=6)` and `ReadConfig.turn_below=0`: no search
-around 90 degrees, a 6-degree skew search, and one way up read); and by the character reader
-(`chars`), also without the turns (`chars-no-turns`).
+around 90 degrees, a 6-degree skew search, and one way up read), `no-shade`
+(`PageConfig(shade=False)`: no search for writing in a shadow taken for the desk); and by the
+character reader (`chars`), also without the turns (`chars-no-turns`) and without the shade
+search (`chars-no-shade`).
 
     NNLAB_DATA=../shared/data python bench/ocr_robustness.py --model RUN_DIR --ctc RUN_DIR
         [--pages 12] [--seed 3030] [--out DIR] [--settings hard,desk,tilt,tight]
@@ -49,8 +55,20 @@ SETTINGS = {
     "thin-desk": {"desk": 0.02},
     "steep": {"rotation_deg": 14.0},
     "turned": {"turns": (90, 180, 270)},
+    "shadow": {"shadow": 0.5},
+    "desk-shadow": {"desk": 0.3, "shadow": 0.5},
 }
-VARIANTS = ("full", "no-desk", "no-level", "greedy", "no-turns", "chars", "chars-no-turns")
+VARIANTS = (
+    "full",
+    "no-desk",
+    "no-level",
+    "greedy",
+    "no-turns",
+    "no-shade",
+    "chars",
+    "chars-no-turns",
+    "chars-no-shade",
+)
 
 
 def variant_config(name: str):
@@ -67,6 +85,8 @@ def variant_config(name: str):
     if name.endswith("no-turns"):
         page = PageConfig(turns=False, max_angle_deg=6.0)
         return dataclasses.replace(base, page=page, turn_below=0.0)
+    if name.endswith("no-shade"):
+        return dataclasses.replace(base, page=PageConfig(shade=False))
     return base
 
 

@@ -122,13 +122,29 @@ def compose(
         help="Save each photo turned by one of these degrees, counter-clockwise (e.g. "
         "90,180,270: as a phone with a wrong orientation tag does).",
     ),
+    shadow: float = typer.Option(
+        0.0,
+        "--shadow",
+        help="Cast a shadow with a sharp edge (a hand, the phone) over part of each photo, "
+        "taking this fraction of the light there (0 = none; try 0.5).",
+    ),
 ) -> None:
     """Write pages of held-out handwritten characters (never seen in training) with their exact
     text (name.txt) and character boxes (name.json)."""
     from nnlab.tasks.ocr import compose_pages
 
     paths, info = compose_pages(
-        out, pages, hard, seed, model, fmt, char_height, say=console.print, desk=desk, turns=turns
+        out,
+        pages,
+        hard,
+        seed,
+        model,
+        fmt,
+        char_height,
+        say=console.print,
+        desk=desk,
+        turns=turns,
+        shadow=shadow,
     )
     by = ", ".join(f"{s} {c['letters'] + c['digits']}" for s, c in info["by_source"].items())
     kind = ("hard" if hard else "plain") + (" pages on a desk" if desk else " pages")

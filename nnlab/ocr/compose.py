@@ -171,6 +171,11 @@ class ComposeConfig:
     ink_darkness: tuple[float, float] = (0.7, 0.9)  # per page, fraction of light the ink absorbs
     texture: float = 0.0  # paper texture strength (relative brightness variation)
     lighting: float = 0.0  # brightness falls by up to this fraction across the page
+    # a cast shadow (a hand, the phone) takes this fraction of the light beyond a gently curved
+    # edge across the photo (8-55 % of it, 30 % typically); its edge is soft by `shadow_edge`
+    # (Gaussian sigma, x the character height: a shadow cast from close by is sharp)
+    shadow: float = 0.0
+    shadow_edge: float = 0.3
     rotation_deg: float = 0.0  # page rotation drawn in [-v, v] degrees (counter-clockwise +)
     perspective: float = 0.0  # tilt: corners move by up to this fraction of the page size
     blur: float = 0.0  # Gaussian blur sigma as a fraction of the character height
@@ -486,6 +491,8 @@ def compose_page(
         d = (xx - W / 2) * np.cos(theta) + (yy - H / 2) * np.sin(theta)
         d = (d - d.min()) / max(1e-9, np.ptp(d))  # 0..1 along the light direction
         image = image * (1 - cfg.lighting * d)
+    if cfg.shadow > 0:
+        image = image * _shadow_light((H, W), rng, cfg)
     if cfg.blur > 0:
         image = ndimage.gaussian_filter(image, cfg.blur * h_med)
     if cfg.noise > 0:
@@ -522,6 +529,28 @@ def compose_page(
     params = {"ink_darkness": dark}
     truth = PageTruth(list(text_lines), chars, image8.shape[:2], angle + 90 * quarter, params)
     return image8, truth
+
+
+def _shadow_light(shape: tuple[int, int], rng: np.random.Generator, cfg: ComposeConfig):
+    """The light left by a cast shadow, (H, W) in [1 - cfg.shadow, 1]: the shadow lies beyond a
+    line across the photo (a random direction, covering the last 20-50 % of the way along it:
+    8-55 % of the photo, a corner when the direction is a diagonal), bent by one slow wave of up
+    to 8 % of the photo, and its edge is blurred to a penumbra."""
+    H, W = shape
+    theta = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[:H, :W]
+    along = (xx - W / 2) * np.cos(theta) + (yy - H / 2) * np.sin(theta)
+    across = -(xx - W / 2) * np.sin(theta) + (yy - H / 2) * np.cos(theta)
+    span = max(1e-9, float(np.ptp(along)))
+    d = (along - along.min()) / span  # 0..1 along the direction
+    bend = rng.uniform(0.02, 0.08) * np.sin(
+        2 * np.pi * rng.uniform(0.3, 1.2) * across / span + rng.uniform(0, 2 * np.pi)
+    )
+    inside = (d + bend > rng.uniform(0.5, 0.8)).astype(np.float32)
+    sigma = cfg.shadow_edge * cfg.char_height
+    if sigma > 0:
+        inside = ndimage.gaussian_filter(inside, sigma)
+    return 1 - cfg.shadow * inside
 
 
 def random_text(

@@ -357,12 +357,15 @@ def line_images(
     Boxes of `analysis`), dark ink on light, cut upright: in the deskewed working image that
     `analyse_page` found the boxes in (downscaled by `analysis.scale`, rotated by its angle),
     padded by 0.15 x the line's median box height and with everything away from the line's boxes
-    set to paper (`cut_line`). Read each with `read_line` (tasks/ocr_ctc.py)."""
+    set to paper (`cut_line`). Where `analyse_page` found writing in a cast shadow, its light
+    is divided out first (`PageAnalysis.light`). Read each with `read_line` (tasks/ocr_ctc.py)."""
     grey = to_grey(page_image)
     k = analysis.scale
     if k > 1:
         h, w = grey.shape[0] // k, grey.shape[1] // k
         grey = grey[: h * k, : w * k].reshape(h, k, w, k).mean(axis=(1, 3))
+    if analysis.light is not None and analysis.light.shape == grey.shape:
+        grey = flatten(grey, analysis.light).clip(0.0, 1.0)  # a cast shadow divided out
     M = _upright_matrix(grey.shape, analysis.angle_deg)
     paper = float(np.percentile(grey, 90))
     out = []

@@ -30,7 +30,7 @@ No rule is in pixels except the denoising sigma (sensor noise is a pixel-scale t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,10 @@ class PageConfig:
     surround_dark: float = 0.6  # a desk around the page: its median block darker than this x paper
     surround_gap: float = 0.08  # ...and an empty band this wide (x paper) above them: a step
     paper_min: float = 0.1  # the paper found covers at least this fraction of the photo
+    shade: bool = True  # look for writing in a cast shadow among the desk found (`find_shade`)
+    shade_chars: int = 5  # shaded paper holds this many character-sized components...
+    shade_density: float = 0.3  # ...at this x the lit paper's density or more
+    shade_width: float = 2.0  # ...and holds a disk of this x the character height (radius)
     min_contrast: float = 0.2  # ink is darker than the paper by at least this fraction...
     noise_k: float = 5.0  # ...and by this many robust standard deviations of the paper
     max_angle_deg: float = 15.0  # rotations searched: [-v, v]
@@ -113,6 +117,9 @@ class PageAnalysis:
     char_height: float = float("nan")  # median, working pixels
     char_width: float = float("nan")
     sheet: float = 1.0  # the share of the working image `find_paper` took for the sheet (1: all)
+    # the light on the working image (unrotated) where a cast shadow was found in what looked
+    # like the desk (`find_shade`), for line cutters to divide out; None otherwise
+    light: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def turn(self) -> int:
@@ -414,6 +421,75 @@ def find_edge_strips(flat: np.ndarray, cfg: PageConfig = PageConfig()) -> np.nda
         found = True
         out[: int(np.quantile(depth, 0.9)) + b // 4] = False
     return keep if found else None
+
+
+def find_shade(
+    grey: np.ndarray, paper: np.ndarray, light: np.ndarray, cfg: PageConfig = PageConfig()
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Paper in a cast shadow among what `find_paper` took for the desk: (the sheet's paper,
+    lit and shaded, (H, W) bool; the light on it (H, W)), or None when the surround holds no
+    writing.
+
+    A shadow with a sharp edge (a hand, the phone, held close) is a step as dark as a desk's, so
+    `find_paper` leaves it out, and its writing with it. What tells them apart is the writing.
+    The light is taken by a grey closing of the photo, about four stroke widths across: the
+    closing erases strokes (thinner than it) but keeps any step and soft edge as it is, so a
+    shadow's writing is flattened as the lit writing is, where block maxima spill the lit side
+    half a block into the shadow. On that flat image, each part of the surround -- split in two
+    where its light falls in two levels (the desk and the shade beside it: a closing's level
+    above and below Otsu's cut, the brighter holding at least 1.3 x the darker's median) -- is
+    shaded paper when it holds at least `shade_chars` character-sized components (0.5-2 x the
+    lit writing's character height) at `shade_density` x the lit paper's density or more, and
+    holds a disk of radius `shade_width` x the character height (room for lines of writing). A
+    desk's grain gives a few such components (at most 0.11 x the density on composed desk
+    pages), and so do the sheet's edges in the rim of desk that `find_paper` leaves along them
+    (thin: a disk of radius 1.6 character heights at most, on composed pages). The shaded
+    paper joins the sheet with a seam of `find_paper`'s rim, which it had cut away."""
+    flat = flatten(grey, light)
+    ink, _, reason = threshold_ink(flat, cfg, paper)
+    ink &= paper
+    if reason or not ink.any() or paper.all():
+        return None
+    sw = stroke_width(ink)
+    h, _ = char_size(components(ink)[1])
+    c = 2 * math.ceil(2 * sw) + 1
+    closed = ndimage.grey_closing(grey, size=(c, c))
+    flat2 = flatten(grey, closed)
+    ink2, _, _ = threshold_ink(flat2, cfg, None)
+    _, boxes = components(ink2)
+    bh, bw = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    big = np.maximum(bh, bw)
+    charlike = (big >= 0.5 * h) & (big <= 2 * h) & (np.minimum(bh, bw) >= sw)
+    cy, cx = (boxes[:, 1] + boxes[:, 3]) // 2, (boxes[:, 0] + boxes[:, 2]) // 2
+    lit_density = (charlike & paper[cy, cx]).sum() / max(1, paper.sum())
+    if lit_density == 0:
+        return None
+    parts, n = ndimage.label(~paper)
+    sizes = np.bincount(parts.ravel(), minlength=n + 1)
+    shade = np.zeros_like(paper)
+    for i in range(1, n + 1):
+        if sizes[i] < math.pi * (cfg.shade_width * h) ** 2:
+            continue  # no room for writing
+        part = parts == i
+        level = closed[part]
+        cut = float(threshold_otsu(level)) if np.ptp(level) > 0 else float(level[0])
+        bright = part & (closed > cut)
+        dark = part & ~bright
+        two = min(bright.sum(), dark.sum()) >= 0.1 * part.sum() and np.median(
+            closed[bright]
+        ) >= 1.3 * np.median(closed[dark])
+        for piece in (bright, dark) if two else (part,):
+            if ndimage.distance_transform_edt(piece).max() < cfg.shade_width * h:
+                continue  # too narrow for writing: a rim of desk along the sheet
+            inside = (charlike & piece[cy, cx]).sum()
+            dense = inside / piece.sum() >= cfg.shade_density * lit_density
+            if inside >= cfg.shade_chars and dense:
+                shade |= piece
+    if not shade.any():
+        return None
+    b = max(2, math.ceil(max(grey.shape) / cfg.background_blocks))
+    seam = ndimage.binary_dilation(shade, iterations=max(1, b // 4) + 1)
+    return paper | seam, closed
 
 
 def flatten(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
@@ -759,9 +835,14 @@ def analyse_page(
     if cfg.desk and paper is None:  # no desk seen by blocks: a strip narrower than a block?
         paper = find_edge_strips(flatten(small, light), cfg)
     sheet = 1.0 if paper is None else float(paper.mean())
+    relight = None
     if paper is not None:
         light = background(small, cfg.background_blocks, paper)
-    if paper is not None:
+        shaded = find_shade(small, paper, light, cfg) if cfg.shade else None
+        if shaded is not None:
+            paper, light = shaded
+            sheet = float(paper.mean())
+            relight = light
         small = np.where(paper, small, light)  # off the paper: blank paper, no ink
     flat = flatten(small, light)
     mask, t, reason = threshold_ink(flat, cfg, paper)
@@ -809,10 +890,10 @@ def analyse_page(
                 dv, du, m = trimmed
                 pieces.append((v0 + dv, u0 + a + du, m))
     if not pieces:
-        return PageAnalysis([], nothing, shape, k, angle, t, sw, h, w, sheet)
+        return PageAnalysis([], nothing, shape, k, angle, t, sw, h, w, sheet, relight)
     pieces.sort(key=lambda p: (p[0], p[1]))
     boxes = _boxes_back(pieces, M, k, shape)
-    return PageAnalysis(boxes, "", shape, k, angle, t, sw, h, w, sheet)
+    return PageAnalysis(boxes, "", shape, k, angle, t, sw, h, w, sheet, relight)
 
 
 def _union_all(b: np.ndarray) -> np.ndarray:
