@@ -18,6 +18,10 @@ characters written once per setting with one seed --
             light on 20-50 % of the photo (`--shadow 0.5`; not in the default run)
     desk-shadow  the shadow over a page on a desk (`--desk 0.3 --shadow 0.5`; not in the
             default run)
+    squared hard pages on squared paper instead of lined paper: squares one character height
+            wide, lines as dark as the rules (`--grid 1`; not in the default run)
+    small-squares  squares 0.6 character heights wide, their lines darker (0.6 of the light
+            absorbed; pen 0.7-0.9) (not in the default run)
 
 -- each read by the CTC reader as it is (`full`) and with one step switched off: `no-desk`
 (`PageConfig.desk=False`: no search for the sheet), `no-level` (`ReadConfig.level_lines=False`:
@@ -25,9 +29,10 @@ strips cut along the page's mean direction, not each line's own), `greedy` (`Rea
 greedy decoding with the word rule at greedy's columns), `no-turns` (the reader before the
 turns: `PageConfig(turns=False, max_angle_deg=6)` and `ReadConfig.turn_below=0`: no search
 around 90 degrees, a 6-degree skew search, and one way up read), `no-shade`
-(`PageConfig(shade=False)`: no search for writing in a shadow taken for the desk); and by the
-character reader (`chars`), also without the turns (`chars-no-turns`) and without the shade
-search (`chars-no-shade`).
+(`PageConfig(shade=False, squared_pen=False)`: no search for writing in a shadow taken for the
+desk, and no pen kept along the lines of squared paper); and by the character reader
+(`chars`), also without the turns (`chars-no-turns`) and without those two steps
+(`chars-no-shade`).
 
     NNLAB_DATA=../shared/data python bench/ocr_robustness.py --model RUN_DIR --ctc RUN_DIR
         [--pages 12] [--seed 3030] [--out DIR] [--settings hard,desk,tilt,tight]
@@ -57,6 +62,8 @@ SETTINGS = {
     "turned": {"turns": (90, 180, 270)},
     "shadow": {"shadow": 0.5},
     "desk-shadow": {"desk": 0.3, "shadow": 0.5},
+    "squared": {"ruled_lines": False, "grid": 1.0},
+    "small-squares": {"ruled_lines": False, "grid": 0.6, "rule_darkness": 0.6},
 }
 VARIANTS = (
     "full",
@@ -86,7 +93,7 @@ def variant_config(name: str):
         page = PageConfig(turns=False, max_angle_deg=6.0)
         return dataclasses.replace(base, page=page, turn_below=0.0)
     if name.endswith("no-shade"):
-        return dataclasses.replace(base, page=PageConfig(shade=False))
+        return dataclasses.replace(base, page=PageConfig(shade=False, squared_pen=False))
     return base
 
 

@@ -33,6 +33,7 @@ from nnlab.ocr.page import (
     find_paper,
     find_shade,
     flatten,
+    keep_pen_on_rules,
     merge_parts,
     mergeable,
     remove_rules,
@@ -200,6 +201,45 @@ def test_shadow_light_is_a_step(glyphs):
     a, _ = compose_page(glyphs, text, np.random.default_rng(2), ComposeConfig.hard())
     b, _ = compose_page(glyphs, text, np.random.default_rng(2), ComposeConfig.hard(shadow=0.0))
     assert np.array_equal(a, b)
+
+
+def test_pen_along_the_lines_of_squared_paper_is_kept():
+    """Squared paper (lines every 40 px across and down, 0.55 of the paper's light) with a pen
+    stem drawn along one vertical line (0.2): `remove_rules` finds rules in both directions and
+    takes the stem with the line; `keep_pen_on_rules` puts the stem back, and no line pixel."""
+    flat = np.ones((200, 400), np.float32)
+    flat[::40, :] = flat[1::40, :] = 0.55
+    flat[:, ::40] = flat[:, 1::40] = 0.55
+    flat[45:76, 119:123] = 0.2  # the stem of a D on the line x = 120, 121
+    flat[60:64, 123:140] = 0.2  # a bar off the lines
+    pen = flat < 0.3
+    mask = flat < 0.7
+    found: set[str] = set()
+    ink = remove_rules(mask, 90, found=found)
+    assert found == {"rows", "columns"}
+    # the stem went with the line, but where the bar meets it (a crossing: 4 rows x 2)
+    assert ink[45:76, 120:122].sum() == 8
+    kept = keep_pen_on_rules(mask, ink, flat, h=30)
+    assert kept[pen].all()  # the whole stem is back...
+    assert np.array_equal(kept & ~pen, ink & ~pen)  # ...and nothing else (the lines' crossings
+    # stay as remove_rules left them: specks, dropped later)
+    # lines as dark as the pen: nothing tells them apart, nothing is put back
+    dark = np.where(flat < 0.7, 0.2, 1.0).astype(np.float32)
+    assert np.array_equal(keep_pen_on_rules(mask, ink, dark, h=30), ink)
+
+
+def test_squared_paper_is_drawn_across_and_down(glyphs):
+    """compose_page with `grid`: lines across and down the page every grid x character height,
+    as dark as the rules; no ruled line under the text when asked for none."""
+    cfg = ComposeConfig.plain(char_height=H_CHAR, grid=1.0)
+    image, _ = compose_page(glyphs, ["AB CD"], np.random.default_rng(3), cfg)
+    dark = image < 0.8 * np.median(image)
+    rows, cols = dark.mean(axis=1), dark.mean(axis=0)
+    lines_across = np.count_nonzero(rows > 0.9)
+    lines_down = np.count_nonzero(cols > 0.9)
+    # one-pixel lines (rule_width 0.05 x 28 px): one row or column per square
+    assert abs(lines_across - image.shape[0] / H_CHAR) <= 1.5
+    assert abs(lines_down - image.shape[1] / H_CHAR) <= 1.5
 
 
 def test_edge_strips_on_a_flattened_image():

@@ -128,6 +128,12 @@ def compose(
         help="Cast a shadow with a sharp edge (a hand, the phone) over part of each photo, "
         "taking this fraction of the light there (0 = none; try 0.5).",
     ),
+    grid: float = typer.Option(
+        0.0,
+        "--grid",
+        help="Write on squared paper, squares this x the character height (0 = none; try 1); "
+        "hard pages then have squares in place of their ruled lines.",
+    ),
 ) -> None:
     """Write pages of held-out handwritten characters (never seen in training) with their exact
     text (name.txt) and character boxes (name.json)."""
@@ -145,6 +151,7 @@ def compose(
         desk=desk,
         turns=turns,
         shadow=shadow,
+        grid=grid,
     )
     by = ", ".join(f"{s} {c['letters'] + c['digits']}" for s, c in info["by_source"].items())
     kind = ("hard" if hard else "plain") + (" pages on a desk" if desk else " pages")

@@ -166,6 +166,7 @@ class ComposeConfig:
     broken_prob: float = 0.0  # chance that a character has one stroke broken
     broken_gap: tuple[float, float] = (1.8, 2.6)  # length of the break, x stroke width
     ruled_lines: bool = False  # a ruled line under every text line (lined paper)
+    grid: float = 0.0  # squared paper: squares of this x the character height (0 = none)
     rule_darkness: float = 0.45  # how much light a rule absorbs (pen ink: `ink_darkness`)
     rule_width: float = 0.05  # rule thickness
     ink_darkness: tuple[float, float] = (0.7, 0.9)  # per page, fraction of light the ink absorbs
@@ -465,6 +466,14 @@ def compose_page(
         for yb in baselines:
             y = int(round(yb + 0.04 * h_med))  # just under the baseline: letters sit on it
             rules[max(0, y) : min(H, y + t), :] = cfg.rule_darkness
+    if cfg.grid > 0:
+        t = max(1, round(cfg.rule_width * h_med))
+        step = cfg.grid * h_med
+        y0, x0 = rng.uniform(0, step, 2)  # where the squares start
+        for y in np.arange(y0, H, step).round().astype(int):
+            rules[y : y + t, :] = cfg.rule_darkness
+        for x in np.arange(x0, W, step).round().astype(int):
+            rules[:, x : x + t] = cfg.rule_darkness
     dark = rng.uniform(*cfg.ink_darkness)
     absorb = np.maximum(ink * dark, rules)  # fraction of light absorbed
     paper = np.ones((H, W), np.float32)

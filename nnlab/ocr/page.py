@@ -65,6 +65,7 @@ class PageConfig:
     close_factor: float = 0.5  # closing disk radius, x stroke width (bridges gaps ~1 stroke)
     speck_factor: float = 1.5  # a component within this x stroke width in both sides is a speck
     rule_run: float = 3.0  # ruled lines: ink lines (horizontal, vertical) this x median height
+    squared_pen: bool = True  # rules across and down: the pen along them kept (keep_pen_on_rules)
     merge_x_overlap: float = 0.5  # stacked parts: overlap along x, fraction of the narrower
     merge_gap: float = 0.4  # parts of one character are at most this x median height apart
     merge_max_height: float = 1.4  # a merged character is at most this x median height tall
@@ -606,7 +607,11 @@ def deskew(image: np.ndarray, angle_deg: float, cval: float) -> tuple[np.ndarray
 
 
 def remove_rules(
-    mask: np.ndarray, run: float, faint: np.ndarray | None = None, density: float = 0.9
+    mask: np.ndarray,
+    run: float,
+    faint: np.ndarray | None = None,
+    density: float = 0.9,
+    found: set[str] | None = None,
 ) -> np.ndarray:
     """The mask without ruled lines: ink covered by a horizontal (or vertical) window `run` pixels
     long that is at least `density` ink is a rule -- a soft morphological opening by a line.
@@ -617,7 +622,8 @@ def remove_rules(
 
     Where a letter crosses the rule or lies along it (the foot of an L on the line), the ink across
     the rule is thicker than the rule: rule pixels whose run across the rule is more than twice
-    the rule's median thickness are kept."""
+    the rule's median thickness are kept. `found`, when given, gets "rows" and/or "columns":
+    the directions in which rules were found."""
     L = max(3, int(round(run)))
     faint = mask if faint is None else faint
     out = mask.copy()
@@ -628,6 +634,8 @@ def remove_rules(
         rule = mask & ndimage.maximum_filter1d(dense, L, axis=axis)
         if not rule.any():
             continue
+        if found is not None:
+            found.add("rows" if axis == 1 else "columns")
         structure = np.zeros((3, 3), bool)
         structure[(slice(None), 1) if across == 0 else (1, slice(None))] = True
         lab, _ = ndimage.label(mask, structure=structure)  # runs across the rule
@@ -635,6 +643,32 @@ def remove_rules(
         crossing = thickness > 2 * np.median(thickness[rule])
         out &= ~(rule & ~crossing)
     return out
+
+
+def keep_pen_on_rules(
+    mask: np.ndarray, ink: np.ndarray, flat: np.ndarray, h: float, gap: float = 0.1
+) -> np.ndarray:
+    """`ink` (the mask without its rules, `remove_rules`) with the pen that ran along a rule put
+    back: the removed pixels darker than halfway between the rules' own darkness and the pen's
+    (flattened values: the median of the removed pixels half a character height or more from
+    any kept stroke, and the median of the kept strokes; a stroke is a kept component a quarter
+    character height long or longer, not a speck where two lines cross), when the pen is darker
+    than the rules by `gap` or more. On squared paper a letter's stems and bars run along the
+    lines (the stem of a D on a vertical line, the bar of an E on a horizontal one); without
+    this they are cut out with the lines, and the letter reads as another."""
+    removed = mask & ~ink
+    if not removed.any() or not ink.any():
+        return ink
+    lab, boxes = components(ink)
+    extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    strokes = np.r_[False, extent >= h / 4][lab]  # no crossing points of the lines
+    far = removed & (ndimage.distance_transform_edt(~strokes) >= h / 2)
+    if not far.any() or not (ink & strokes).any():
+        return ink
+    rule, pen = float(np.median(flat[far])), float(np.median(flat[ink & strokes]))
+    if pen > rule - gap:
+        return ink  # the pen is no darker than the rules: nothing tells them apart
+    return ink | (removed & (flat < (rule + pen) / 2))
 
 
 def join_strokes(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -861,7 +895,10 @@ def analyse_page(
         flat, M = deskew(flat, angle, cval=1.0)
         mask = flat < t
     # rules are found on a fainter threshold (halfway to the paper), where a thin rule is whole
-    ink = remove_rules(mask, cfg.rule_run * h, faint=flat < (t + 1) / 2)
+    directions: set[str] = set()
+    ink = remove_rules(mask, cfg.rule_run * h, faint=flat < (t + 1) / 2, found=directions)
+    if cfg.squared_pen and len(directions) == 2:  # squared paper (or rules and a margin line)
+        ink = keep_pen_on_rules(mask, ink, flat, h)
     sw = stroke_width(ink)
     closed = join_strokes(ink, cfg.close_factor * sw)
     lab, boxes = components(closed)

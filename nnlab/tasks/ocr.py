@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -648,11 +648,13 @@ def compose_pages(
     desk: float = 0.0,
     turns: str = "0",
     shadow: float = 0.0,
+    grid: float = 0.0,
 ) -> tuple[list[Path], dict[str, Any]]:
     """`nnlab ocr compose`: `pages` pages of held-out characters (plain or hard photography;
     `desk` > 0: lying on a desk that shows around them; `turns`: "0", or degrees such as
     "90,180,270", one drawn per page, that the photo is saved turned by; `shadow` > 0: a cast
-    shadow with a sharp edge takes this fraction of the light on part of the photo) with
+    shadow with a sharp edge takes this fraction of the light on part of the photo; `grid` > 0:
+    squared paper, squares this x the character height, in place of hard pages' rules) with
     name.txt and name.json truth; a compose.json beside them says how they were made."""
     from nnlab.io import atomic_write_json
     from nnlab.ocr.compose import ComposeConfig, write_pages
@@ -665,6 +667,8 @@ def compose_pages(
         raise NNLabError(f"--desk must be between 0 and 3 (x the page's size), got {desk}")
     if not 0 <= shadow < 1:
         raise NNLabError(f"--shadow must be >= 0 and below 1 (the light it takes), got {shadow}")
+    if grid < 0 or not np.isfinite(grid) or 0 < grid < 0.3:
+        raise NNLabError(f"--grid must be 0 (none) or at least 0.3 (x the char height): {grid}")
     try:
         turned = tuple(int(t) for t in turns.split(","))
     except ValueError:
@@ -673,7 +677,9 @@ def compose_pages(
         raise NNLabError(f"--turns must be multiples of 90 degrees, got '{turns}'")
     glyphs, info = held_out_glyphs(model, say)
     preset = ComposeConfig.hard if hard else ComposeConfig.plain
-    ccfg = preset(char_height=char_height, desk=desk, turns=turned, shadow=shadow)
+    ccfg = preset(char_height=char_height, desk=desk, turns=turned, shadow=shadow, grid=grid)
+    if grid:
+        ccfg = replace(ccfg, ruled_lines=False)  # squared paper, not lined
     paths = write_pages(out, pages, glyphs, seed=seed, cfg=ccfg, fmt=fmt)
     info = {**info, "pages": pages, "seed": seed, "hard": hard, "compose": asdict(ccfg)}
     atomic_write_json(Path(out) / "compose.json", info)
