@@ -577,6 +577,19 @@ def test_read_eval_and_compose_with_a_trained_model(capsys, tmp_path, tiny_run, 
                                "--model", tiny_run, "--turns", bad)  # fmt: skip
         _one_line_error(code, err, "--turns")
 
+    # --shadow and --grid: a cast shadow over hard pages on squared paper (no ruled lines then)
+    squared = tmp_path / "squared"
+    code, out, err = run_cli(capsys, "ocr", "compose", squared, "--pages", "1", "--model",
+                             tiny_run, "--format", "png", "--hard", "--shadow", "0.5",
+                             "--grid", "1")  # fmt: skip
+    assert code == 0, err
+    made = json.loads((squared / "compose.json").read_text())["compose"]
+    assert made["shadow"] == 0.5 and made["grid"] == 1.0 and made["ruled_lines"] is False
+    for option, bad in (("--shadow", "1.5"), ("--shadow", "nan"), ("--grid", "0.1")):
+        code, _, err = run_cli(capsys, "ocr", "compose", tmp_path / "bad", "--pages", "1",
+                               "--model", tiny_run, option, bad)  # fmt: skip
+        _one_line_error(code, err, option)
+
 
 @pytest.mark.parametrize("task,asked,hint", [("ocr_ctc", "chars", "ctc"), ("ocr", "ctc", "chars")])
 def test_a_run_of_the_other_recognizer_says_which_option_reads_it(tmp_path, task, asked, hint):
