@@ -336,10 +336,10 @@ def find_paper(grey: np.ndarray, cfg: PageConfig = PageConfig()) -> np.ndarray |
 
     Measured (bench/ocr_robustness.py): a desk seen on 12 of 12 composed desk pages (`nnlab ocr
     compose --hard --desk 0.3`) and on none of 36 hard pages without one, whose light falls by
-    half across the page. A shadow with a sharp edge across the paper would look like a desk
-    (not seen in composed pages; a known risk). A strip of desk narrower than a block is not
-    seen here (blocks that straddle it are paper): `find_edge_strips` looks for those when this
-    finds nothing."""
+    half across the page. A shadow with a sharp edge across the paper looks like a desk here:
+    `find_shade` takes back the parts of it that hold writing. A strip of desk narrower than a
+    block is not seen here (blocks that straddle it are paper): `find_edge_strips` looks for
+    those when this finds nothing."""
     peaks, b = _block_max(grey, cfg.background_blocks)
     if peaks.size < 16 or peaks.max() <= 0:
         return None
