@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchmetrics
+from scipy import ndimage
 from skimage.transform import AffineTransform, resize, warp
 
 from nnlab.data.nist import class_names
@@ -358,7 +359,9 @@ def line_images(
     `analyse_page` found the boxes in (downscaled by `analysis.scale`, rotated by its angle),
     padded by 0.15 x the line's median box height and with everything away from the line's boxes
     set to paper (`cut_line`). Where `analyse_page` found writing in a cast shadow, its light
-    is divided out first (`PageAnalysis.light`). Read each with `read_line` (tasks/ocr_ctc.py)."""
+    is divided out first (`PageAnalysis.light`); on squared paper the lines it removed are
+    painted over with paper (`PageAnalysis.lines`): the model was trained on lined strips, never
+    on squares. Read each with `read_line` (tasks/ocr_ctc.py)."""
     grey = to_grey(page_image)
     k = analysis.scale
     if k > 1:
@@ -385,6 +388,12 @@ def line_images(
         shift = np.array([[1, 0, u0], [0, 1, v0], [0, 0, 1]])
         inverse = AffineTransform(matrix=np.linalg.inv(M) @ R @ shift)
         region = warp(grey, inverse, output_shape=(int(v1 - v0), int(u1 - u0)), order=1, cval=paper)
+        if analysis.lines is not None:  # squared paper: its lines painted over with paper
+            on = AffineTransform(matrix=R @ shift)  # this line's frame -> upright
+            lines = warp(analysis.lines.astype(np.float32), on, output_shape=region.shape, order=0)
+            size = 2 * int(pad) + 1  # wider than the lines and the pen: the paper around them
+            paper_here = ndimage.grey_closing(region, size=(size, size))
+            region = np.where(lines > 0.5, paper_here, region).astype(np.float32)
         out.append(cut_line(region, rects - [u0, v0, u0, v0], pad))
     return out
 

@@ -121,6 +121,9 @@ class PageAnalysis:
     # the light on the working image (unrotated) where a cast shadow was found in what looked
     # like the desk (`find_shade`), for line cutters to divide out; None otherwise
     light: np.ndarray | None = field(default=None, repr=False)
+    # on squared paper (rules across and down), the line pixels removed, in the upright working
+    # image (`Box.upright`'s frame), for line cutters to paint over; None otherwise
+    lines: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def turn(self) -> int:
@@ -897,8 +900,10 @@ def analyse_page(
     # rules are found on a fainter threshold (halfway to the paper), where a thin rule is whole
     directions: set[str] = set()
     ink = remove_rules(mask, cfg.rule_run * h, faint=flat < (t + 1) / 2, found=directions)
+    grid = None
     if cfg.squared_pen and len(directions) == 2:  # squared paper (or rules and a margin line)
         ink = keep_pen_on_rules(mask, ink, flat, h)
+        grid = ndimage.binary_dilation(mask & ~ink, iterations=2) & ~ink  # and their blurred rims
     sw = stroke_width(ink)
     closed = join_strokes(ink, cfg.close_factor * sw)
     lab, boxes = components(closed)
@@ -927,10 +932,10 @@ def analyse_page(
                 dv, du, m = trimmed
                 pieces.append((v0 + dv, u0 + a + du, m))
     if not pieces:
-        return PageAnalysis([], nothing, shape, k, angle, t, sw, h, w, sheet, relight)
+        return PageAnalysis([], nothing, shape, k, angle, t, sw, h, w, sheet, relight, grid)
     pieces.sort(key=lambda p: (p[0], p[1]))
     boxes = _boxes_back(pieces, M, k, shape)
-    return PageAnalysis(boxes, "", shape, k, angle, t, sw, h, w, sheet, relight)
+    return PageAnalysis(boxes, "", shape, k, angle, t, sw, h, w, sheet, relight, grid)
 
 
 def _union_all(b: np.ndarray) -> np.ndarray:
