@@ -591,6 +591,29 @@ def test_read_eval_and_compose_with_a_trained_model(capsys, tmp_path, tiny_run, 
         _one_line_error(code, err, option)
 
 
+def test_read_says_when_it_read_a_shadow_or_squared_paper(capsys, tmp_path, tiny_run, glyphs):
+    """`nnlab ocr read` on a page with a sharp-edged shadow, and on one of squared paper: a line
+    says what the reader did, and the JSON's page record has shadow / squared set; a plain page
+    has neither."""
+    rng = np.random.default_rng(31)
+    pages = {
+        "shadow": ComposeConfig.hard(char_height=28, shadow=0.5, shadow_edge=0.1),
+        "squared": ComposeConfig.plain(char_height=28, grid=1.0),
+        "plain": ComposeConfig.plain(char_height=28),
+    }
+    for name, cfg in pages.items():
+        image, _ = compose_page(glyphs, random_text(rng, 6, 20), rng, cfg)
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+        code, out, err = run_cli(capsys, "ocr", "read", tmp_path / f"{name}.png", "--model",
+                                 tiny_run, "--out", tmp_path / name)  # fmt: skip
+        assert code == 0, err
+        page = json.loads((tmp_path / name / f"{name}.ocr.json").read_text())["page"]
+        assert (page["shadow"], page["squared"]) == (name == "shadow", name == "squared"), name
+        assert ("in a shadow" in out) == (name == "shadow") and ("squared" in out) == (
+            name == "squared"
+        ), out
+
+
 @pytest.mark.parametrize("task,asked,hint", [("ocr_ctc", "chars", "ctc"), ("ocr", "ctc", "chars")])
 def test_a_run_of_the_other_recognizer_says_which_option_reads_it(tmp_path, task, asked, hint):
     """`nnlab ocr read --model RUN` with the default recognizer on a CTC run (or the reverse):

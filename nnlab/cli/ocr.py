@@ -52,6 +52,10 @@ def read(
         tried = ", ".join(f"{t}: {v:.2f}" for t, v in reading.turns.items())
         console.print(f"read turned by {reading.analysis.turn} degrees: the photo was saved "
                       f"sideways or upside down (sureness by turn: {tried})")  # fmt: skip
+    if reading.analysis is not None and reading.analysis.light is not None:
+        console.print("read writing in a shadow that looked like the desk around the page")
+    if reading.analysis is not None and reading.analysis.lines is not None:
+        console.print("squared paper (lines across and down): pen along the lines kept")
     unsure = reading.unsure()
     if unsure:
         console.print(f"unsure ({len(unsure)} below {low_confidence:.2f}):")

@@ -6,10 +6,11 @@ The steps, each a pure function on arrays (H, W) of the *working* image:
     back is exact) -> denoise (Gaussian) -> find_paper (the sheet, when the photo also shows the
     desk around it; else find_edge_strips, for a desk showing less than a block at the edges;
     off the sheet counts as blank paper) -> background (block maxima,
-    median-filtered, interpolated) -> flatten (grey / background: paper ~ 1 everywhere)
-    -> threshold_ink -> stroke_width -> estimate_skew -> deskew -> remove_rules -> join_strokes
-    -> components -> drop specks -> merge_parts -> drop leftovers -> split_wide -> boxes in
-    original coordinates.
+    median-filtered, interpolated; where find_shade finds writing in a shadow taken for desk, a
+    grey closing instead) -> flatten (grey / background: paper ~ 1 everywhere)
+    -> threshold_ink -> stroke_width -> estimate_skew -> deskew -> remove_rules (and, on squared
+    paper, keep_pen_on_rules) -> join_strokes -> components -> drop specks -> merge_parts ->
+    drop leftovers -> split_wide -> boxes in original coordinates.
 
 Threshold. Uneven lighting is removed by *dividing out* an estimate of the paper's brightness:
 ink is thin and dark, so the brightest pixel of a block a few strokes wide is paper; the block

@@ -104,6 +104,8 @@ class PageReading:
                 "char_height": _num(a.char_height),
                 "char_width": _num(a.char_width),
                 "sheet": a.sheet,
+                "shadow": a.light is not None,  # writing found in a shadow taken for desk
+                "squared": a.lines is not None,  # lines across and down
                 "turn": a.turn,
                 "turns_tried": {str(t): round(v, 4) for t, v in self.turns.items()},
             }
