@@ -184,6 +184,18 @@ def test_writing_in_a_cast_shadow_is_read_not_taken_for_desk(glyphs):
         paper = find_paper(grey)
         assert find_shade(grey, paper, background(grey, 40, paper)) is None
         assert analyse_page(image).light is None
+    # a sheet lying on printed matter (here: a page of the same letters at 0.4 x the light all
+    # round it) is a desk, however much it holds that looks like writing
+    (page, truth), (under, _) = _pages(
+        glyphs, ComposeConfig.plain(char_height=H_CHAR), 2, 32, 6, 20
+    )
+    H, W = page.shape
+    y0, x0 = int(0.4 * H), int(0.4 * W)
+    photo = np.tile((under * 0.4).astype(np.uint8), (2, 2))[: H + 2 * y0, : W + 2 * x0].copy()
+    photo[y0 : y0 + H, x0 : x0 + W] = page
+    analysis = analyse_page(photo)
+    assert analysis.light is None and analysis.sheet < 0.4, analysis.sheet
+    assert len(analysis.boxes) <= 1.2 * len(truth.chars)
 
 
 def test_shadow_light_is_a_step(glyphs):
@@ -226,6 +238,16 @@ def test_pen_along_the_lines_of_squared_paper_is_kept():
     # lines as dark as the pen: nothing tells them apart, nothing is put back
     dark = np.where(flat < 0.7, 0.2, 1.0).astype(np.float32)
     assert np.array_equal(keep_pen_on_rules(mask, ink, dark, h=30), ink)
+    # a line drawn with the pen across the squares (an underline), cut into pieces shorter
+    # than a letter by the strokes that cross it: it stays removed, the stem still comes back
+    flat[100:103, 10:390] = 0.2
+    for x in range(25, 380, 30):
+        flat[90:115, x : x + 5] = 0.2  # strokes across the underline
+    mask = flat < 0.7
+    ink = remove_rules(mask, 90)
+    kept = keep_pen_on_rules(mask, ink, flat, h=30)
+    assert kept[45:76, 119:123].all()
+    assert not (kept & ~ink)[100:103].any()  # none of the underline put back
 
 
 def test_squared_paper_is_drawn_across_and_down(glyphs):

@@ -448,8 +448,14 @@ def find_shade(
     holds a disk of radius `shade_width` x the character height (room for lines of writing). A
     desk's grain gives a few such components (at most 0.11 x the density on composed desk
     pages), and so do the sheet's edges in the rim of desk that `find_paper` leaves along them
-    (thin: a disk of radius 1.6 character heights at most, on composed pages). The shaded
-    paper joins the sheet with a seam of `find_paper`'s rim, which it had cut away."""
+    (thin: a disk of radius 1.6 character heights at most, on composed pages). A piece must
+    touch the lit paper (a shadow darkens the page beside its lit part), and a surround of one
+    level that frames the sheet (the sheet nowhere at the photo's border) is a desk whatever it
+    holds: a sheet lying on newspaper, or on a patterned cloth, has print or rings around it
+    that pass the density test. The shaded paper joins the sheet with a seam of `find_paper`'s
+    rim, which it had cut away. Known limits: print under a sheet that runs off the photo on
+    one side is taken for shaded paper; so is a desk beside a shadow when the two lie at one
+    level."""
     flat = flatten(grey, light)
     ink, _, reason = threshold_ink(flat, cfg, paper)
     ink &= paper
@@ -471,6 +477,11 @@ def find_shade(
         return None
     parts, n = ndimage.label(~paper)
     sizes = np.bincount(parts.ravel(), minlength=n + 1)
+    b = max(2, math.ceil(max(grey.shape) / cfg.background_blocks))
+    near_lit = ndimage.binary_dilation(paper, iterations=max(1, b // 4) + 2)  # across the rim
+    edge = np.zeros_like(paper)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    framed = not (paper & edge).any()  # the lit sheet lies inside the photo: a desk frames it
     shade = np.zeros_like(paper)
     for i in range(1, n + 1):
         if sizes[i] < math.pi * (cfg.shade_width * h) ** 2:
@@ -483,7 +494,11 @@ def find_shade(
         two = min(bright.sum(), dark.sum()) >= 0.1 * part.sum() and np.median(
             closed[bright]
         ) >= 1.3 * np.median(closed[dark])
+        if framed and not two:
+            continue  # one level all round the sheet: a desk (or print under the sheet)
         for piece in (bright, dark) if two else (part,):
+            if not (piece & near_lit).any():
+                continue  # a shadow darkens the page beside its lit part
             if ndimage.distance_transform_edt(piece).max() < cfg.shade_width * h:
                 continue  # too narrow for writing: a rim of desk along the sheet
             inside = (charlike & piece[cy, cx]).sum()
@@ -492,7 +507,6 @@ def find_shade(
                 shade |= piece
     if not shade.any():
         return None
-    b = max(2, math.ceil(max(grey.shape) / cfg.background_blocks))
     seam = ndimage.binary_dilation(shade, iterations=max(1, b // 4) + 1)
     return paper | seam, closed
 
@@ -650,7 +664,12 @@ def remove_rules(
 
 
 def keep_pen_on_rules(
-    mask: np.ndarray, ink: np.ndarray, flat: np.ndarray, h: float, gap: float = 0.1
+    mask: np.ndarray,
+    ink: np.ndarray,
+    flat: np.ndarray,
+    h: float,
+    gap: float = 0.1,
+    max_piece: float = 1.5,
 ) -> np.ndarray:
     """`ink` (the mask without its rules, `remove_rules`) with the pen that ran along a rule put
     back: the removed pixels darker than halfway between the rules' own darkness and the pen's
@@ -659,7 +678,10 @@ def keep_pen_on_rules(
     character height long or longer, not a speck where two lines cross), when the pen is darker
     than the rules by `gap` or more. On squared paper a letter's stems and bars run along the
     lines (the stem of a D on a vertical line, the bar of an E on a horizontal one); without
-    this they are cut out with the lines, and the letter reads as another."""
+    this they are cut out with the lines, and the letter reads as another. Only pieces up to
+    `max_piece` x the character height long go back, measured with the gaps of a few stroke
+    widths along a line bridged (where strokes cross it): a line as dark as the pen (an
+    underline, a form's answer line drawn over the squares) stays removed, as on lined paper."""
     removed = mask & ~ink
     if not removed.any() or not ink.any():
         return ink
@@ -672,7 +694,19 @@ def keep_pen_on_rules(
     rule, pen = float(np.median(flat[far])), float(np.median(flat[ink & strokes]))
     if pen > rule - gap:
         return ink  # the pen is no darker than the rules: nothing tells them apart
-    return ink | (removed & (flat < (rule + pen) / 2))
+    back = removed & (flat < (rule + pen) / 2)
+    # a dark line is cut only where strokes cross it (kept as crossings): bridge those gaps
+    # along the lines before the pieces are measured
+    span = 2 * math.ceil(2 * stroke_width(ink & strokes)) + 1
+    joined = (
+        back
+        | ndimage.binary_closing(back, structure=np.ones((1, span), bool))
+        | ndimage.binary_closing(back, structure=np.ones((span, 1), bool))
+    )
+    lab, boxes = components(joined)
+    extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    short = np.r_[False, extent <= max_piece * h][lab]  # a stem or a bar, not a line of its own
+    return ink | (back & short)
 
 
 def join_strokes(mask: np.ndarray, radius: float) -> np.ndarray:
