@@ -448,7 +448,7 @@ def find_shade(
     holds a disk of radius `shade_width` x the character height (room for lines of writing). A
     desk's grain gives a few such components (at most 0.11 x the density on composed desk
     pages), and so do the sheet's edges in the rim of desk that `find_paper` leaves along them
-    (thin: a disk of radius 1.6 character heights at most, on composed pages). A piece must
+    (thin: a disk of radius 1.6 character heights at most, on composed pages). A part must
     touch the lit paper (a shadow darkens the page beside its lit part), and a surround of one
     level that frames the sheet (the sheet nowhere at the photo's border) is a desk whatever it
     holds: a sheet lying on newspaper, or on a patterned cloth, has print or rings around it
@@ -496,9 +496,9 @@ def find_shade(
         ) >= 1.3 * np.median(closed[dark])
         if framed and not two:
             continue  # one level all round the sheet: a desk (or print under the sheet)
+        if not (part & near_lit).any():
+            continue  # a shadow darkens the page beside its lit part
         for piece in (bright, dark) if two else (part,):
-            if not (piece & near_lit).any():
-                continue  # a shadow darkens the page beside its lit part
             if ndimage.distance_transform_edt(piece).max() < cfg.shade_width * h:
                 continue  # too narrow for writing: a rim of desk along the sheet
             inside = (charlike & piece[cy, cx]).sum()
@@ -663,47 +663,44 @@ def remove_rules(
     return out
 
 
-def keep_pen_on_rules(
-    mask: np.ndarray,
-    ink: np.ndarray,
-    flat: np.ndarray,
-    h: float,
-    gap: float = 0.1,
-    max_piece: float = 1.5,
-) -> np.ndarray:
-    """`ink` (the mask without its rules, `remove_rules`) with the pen that ran along a rule put
-    back: the removed pixels darker than halfway between the rules' own darkness and the pen's
-    (flattened values: the median of the removed pixels half a character height or more from
-    any kept stroke, and the median of the kept strokes; a stroke is a kept component a quarter
-    character height long or longer, not a speck where two lines cross), when the pen is darker
-    than the rules by `gap` or more. On squared paper a letter's stems and bars run along the
-    lines (the stem of a D on a vertical line, the bar of an E on a horizontal one); without
-    this they are cut out with the lines, and the letter reads as another. Only pieces up to
-    `max_piece` x the character height long go back, measured with the gaps of a few stroke
-    widths along a line bridged (where strokes cross it): a line as dark as the pen (an
-    underline, a form's answer line drawn over the squares) stays removed, as on lined paper."""
+def pen_cut(
+    mask: np.ndarray, ink: np.ndarray, flat: np.ndarray, h: float, gap: float = 0.1
+) -> float | None:
+    """The flattened value halfway between the rules' own darkness and the pen's, where the pen
+    is darker than the rules by `gap` or more; else None (nothing tells them apart). `ink` is
+    `mask` without its rules (`remove_rules`). The rules' darkness is the median of the removed
+    pixels half a character height or more from any kept stroke; the pen's, the median of the
+    kept strokes (a stroke: a kept component a quarter character height long or longer, not a
+    speck where two lines cross)."""
     removed = mask & ~ink
     if not removed.any() or not ink.any():
-        return ink
+        return None
     lab, boxes = components(ink)
     extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    strokes = np.r_[False, extent >= h / 4][lab]  # no crossing points of the lines
+    strokes = np.r_[False, extent >= h / 4][lab]
     far = removed & (ndimage.distance_transform_edt(~strokes) >= h / 2)
     if not far.any() or not (ink & strokes).any():
-        return ink
+        return None
     rule, pen = float(np.median(flat[far])), float(np.median(flat[ink & strokes]))
-    if pen > rule - gap:
-        return ink  # the pen is no darker than the rules: nothing tells them apart
-    back = removed & (flat < (rule + pen) / 2)
-    # a dark line is cut only where strokes cross it (kept as crossings): bridge those gaps
-    # along the lines before the pieces are measured
-    span = 2 * math.ceil(2 * stroke_width(ink & strokes)) + 1
-    joined = (
-        back
-        | ndimage.binary_closing(back, structure=np.ones((1, span), bool))
-        | ndimage.binary_closing(back, structure=np.ones((span, 1), bool))
-    )
-    lab, boxes = components(joined)
+    return (rule + pen) / 2 if pen <= rule - gap else None
+
+
+def keep_pen_on_rules(
+    mask: np.ndarray, ink: np.ndarray, flat: np.ndarray, h: float, max_piece: float = 2.0
+) -> np.ndarray:
+    """`ink` (the mask without its rules, `remove_rules`) with the pen that ran along a rule put
+    back: the removed pixels darker than `pen_cut`. On squared paper a letter's stems and bars
+    run along the lines (the stem of a D on a vertical line, the bar of an E on a horizontal
+    one); without this they are cut out with the lines, and the letter reads as another. A
+    piece goes back only when, with the kept ink it touches, it spans at most `max_piece` x the
+    character height: a stem rejoins its letter, but a line as dark as the pen (an underline, a
+    form's answer line drawn over the squares) joins every stroke that crosses it and stays
+    removed, as on lined paper."""
+    cut = pen_cut(mask, ink, flat, h)
+    if cut is None:
+        return ink
+    back = mask & ~ink & (flat < cut)
+    lab, boxes = components(back | ink)
     extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     short = np.r_[False, extent <= max_piece * h][lab]  # a stem or a bar, not a line of its own
     return ink | (back & short)
@@ -937,8 +934,13 @@ def analyse_page(
     ink = remove_rules(mask, cfg.rule_run * h, faint=flat < (t + 1) / 2, found=directions)
     grid = None
     if cfg.squared_pen and len(directions) == 2:  # squared paper (or rules and a margin line)
-        ink = keep_pen_on_rules(mask, ink, flat, h)
-        grid = ndimage.binary_dilation(mask & ~ink, iterations=2) & ~ink  # and their blurred rims
+        cut = pen_cut(mask, ink, flat, h)
+        if cut is not None:  # else nothing tells the pen from the lines: both left as they were
+            # the lines to paint over: what was removed and is not as dark as the pen (a dark
+            # piece that did not go back is left as it was, not painted out)
+            lines = mask & ~ink & ~(flat < cut)
+            ink = keep_pen_on_rules(mask, ink, flat, h)
+            grid = ndimage.binary_dilation(lines, iterations=2) & ~ink  # and their blurred rims
     sw = stroke_width(ink)
     closed = join_strokes(ink, cfg.close_factor * sw)
     lab, boxes = components(closed)
