@@ -940,7 +940,10 @@ def analyse_page(
             # piece that did not go back is left as it was, not painted out)
             lines = mask & ~ink & ~(flat < cut)
             ink = keep_pen_on_rules(mask, ink, flat, h)
-            grid = ndimage.binary_dilation(lines, iterations=2) & ~ink  # and their blurred rims
+            # with their faint, blurred rims: what is fainter than halfway to the paper and joins
+            # them, a pixel off the kept ink
+            rims = (flat < (t + 1) / 2) | ndimage.binary_dilation(lines, iterations=2)
+            grid = ndimage.binary_propagation(lines, mask=rims & ~ndimage.binary_dilation(ink))
     sw = stroke_width(ink)
     closed = join_strokes(ink, cfg.close_factor * sw)
     lab, boxes = components(closed)
