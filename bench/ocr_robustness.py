@@ -15,7 +15,7 @@ characters written once per setting with one seed --
     turned  hard pages saved a quarter, half or three quarters turned, as a phone without its
             orientation tag saves them (not in the default run)
     shadow  hard pages with a cast shadow of a sharp edge (a hand, the phone) taking half the
-            light on 20-50 % of the photo (`--shadow 0.5`; not in the default run)
+            light on 8-55 % of the photo (`--shadow 0.5`; not in the default run)
     desk-shadow  the shadow over a page on a desk (`--desk 0.3 --shadow 0.5`; not in the
             default run)
     squared hard pages on squared paper instead of lined paper: squares one character height

@@ -200,8 +200,8 @@ def test_writing_in_a_cast_shadow_is_read_not_taken_for_desk(glyphs):
 
 def test_shadow_light_is_a_step(glyphs):
     """compose_page's cast shadow: the photo's light is 1 on one side of the edge and
-    1 - shadow on the other (8-55 % of the photo), and shadow=0 draws the same page as before
-    (no random number taken)."""
+    1 - shadow on the other (8-55 % of the photo); a soft edge blurs it in between; on a page,
+    the shadow darkens the paper and leaves the truth boxes where they were."""
     from nnlab.ocr.compose import _shadow_light
 
     cfg = ComposeConfig.hard(char_height=H_CHAR, shadow=0.4, shadow_edge=0.0)
@@ -209,10 +209,15 @@ def test_shadow_light_is_a_step(glyphs):
         light = _shadow_light((200, 300), np.random.default_rng(seed), cfg)
         assert np.allclose(np.unique(light), [0.6, 1.0])
         assert 0.05 <= (light < 1).mean() <= 0.6
+    soft = _shadow_light((200, 300), np.random.default_rng(0), replace(cfg, shadow_edge=0.5))
+    assert soft.min() >= 0.6 - 1e-6 and ((soft > 0.61) & (soft < 0.99)).any()
     text = random_text(np.random.default_rng(1), 2, 10)
-    a, _ = compose_page(glyphs, text, np.random.default_rng(2), ComposeConfig.hard())
-    b, _ = compose_page(glyphs, text, np.random.default_rng(2), ComposeConfig.hard(shadow=0.0))
-    assert np.array_equal(a, b)
+    plain = ComposeConfig.plain(char_height=H_CHAR)
+    a, ta = compose_page(glyphs, text, np.random.default_rng(2), plain)
+    b, tb = compose_page(glyphs, text, np.random.default_rng(2), replace(plain, shadow=0.5))
+    assert [c.box for c in ta.chars] == [c.box for c in tb.chars]
+    a, b = a.astype(int), b.astype(int)
+    assert (b <= a + 1).all() and (b < 0.7 * a).mean() > 0.05  # darker in the shade, never lighter
 
 
 def test_pen_along_the_lines_of_squared_paper_is_kept():
