@@ -686,7 +686,12 @@ def pen_cut(
 
 
 def keep_pen_on_rules(
-    mask: np.ndarray, ink: np.ndarray, flat: np.ndarray, h: float, max_piece: float = 2.0
+    mask: np.ndarray,
+    ink: np.ndarray,
+    flat: np.ndarray,
+    h: float,
+    max_piece: float = 2.0,
+    cut: float | None = None,
 ) -> np.ndarray:
     """`ink` (the mask without its rules, `remove_rules`) with the pen that ran along a rule put
     back: the removed pixels darker than `pen_cut`. On squared paper a letter's stems and bars
@@ -695,8 +700,8 @@ def keep_pen_on_rules(
     piece goes back only when, with the kept ink it touches, it spans at most `max_piece` x the
     character height: a stem rejoins its letter, but a line as dark as the pen (an underline, a
     form's answer line drawn over the squares) joins every stroke that crosses it and stays
-    removed, as on lined paper."""
-    cut = pen_cut(mask, ink, flat, h)
+    removed, as on lined paper. `cut`: `pen_cut`'s value when the caller has it."""
+    cut = pen_cut(mask, ink, flat, h) if cut is None else cut
     if cut is None:
         return ink
     back = mask & ~ink & (flat < cut)
@@ -939,7 +944,7 @@ def analyse_page(
             # the lines to paint over: what was removed and is not as dark as the pen (a dark
             # piece that did not go back is left as it was, not painted out)
             lines = mask & ~ink & ~(flat < cut)
-            ink = keep_pen_on_rules(mask, ink, flat, h)
+            ink = keep_pen_on_rules(mask, ink, flat, h, cut=cut)
             # with their faint, blurred rims: what is fainter than halfway to the paper and joins
             # them, a pixel off the kept ink
             rims = (flat < (t + 1) / 2) | ndimage.binary_dilation(lines, iterations=2)
